@@ -1,0 +1,81 @@
+//! Metrics logging: one CSV row per logging interval, flushed as it is written so that a
+//! crashed run keeps its history.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Writes `metrics.csv` with a fixed header.
+pub struct CsvLogger {
+    out: BufWriter<File>,
+    columns: Vec<String>,
+    path: PathBuf,
+}
+
+impl CsvLogger {
+    /// Creates (truncates) `path` and writes the header.
+    pub fn create(path: &Path, columns: &[&str]) -> std::io::Result<Self> {
+        let mut out = BufWriter::new(File::create(path)?);
+        writeln!(out, "{}", columns.join(","))?;
+        out.flush()?;
+        Ok(Self {
+            out,
+            columns: columns.iter().map(|s| s.to_string()).collect(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Appends one row (one value per column).
+    pub fn log(&mut self, values: &[f64]) -> std::io::Result<()> {
+        if values.len() != self.columns.len() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "{}: row has {} values for {} columns",
+                    self.path.display(),
+                    values.len(),
+                    self.columns.len()
+                ),
+            ));
+        }
+        let row: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
+        writeln!(self.out, "{}", row.join(","))?;
+        self.out.flush()
+    }
+}
+
+/// Writes `bytes` to `path` atomically: to a temporary file in the same directory, then
+/// renamed over `path`, so a crash leaves either the old or the new file, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_must_match_header() {
+        let dir = std::env::temp_dir().join(format!("rein-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("m.csv");
+        let mut log = CsvLogger::create(&p, &["a", "b"]).unwrap();
+        log.log(&[1.0, 2.5]).unwrap();
+        assert!(log.log(&[1.0]).is_err());
+        drop(log);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "a,b\n1,2.5\n");
+        write_atomic(&dir.join("x.json"), b"{}").unwrap();
+        assert_eq!(std::fs::read(dir.join("x.json")).unwrap(), b"{}");
+    }
+}

@@ -1,0 +1,129 @@
+//! Helpers shared by the built-in environments.
+
+use rein_core::{EnvError, Space, Value};
+
+/// The discrete action of `action` if it lies in `space` (a `Discrete` space), else the
+/// standard invalid-action error. Gymnasium's envs assert the same.
+pub(crate) fn discrete_action(action: &Value, space: &Space) -> Result<usize, EnvError> {
+    match (action, space) {
+        (Value::Discrete(a), Space::Discrete { n, start }) if *a >= *start && ((*a - *start) as u64) < *n => {
+            Ok((*a - *start) as usize)
+        }
+        _ => Err(rein_core::env::invalid_action(action, space)),
+    }
+}
+
+/// The single number of a one-element float32 Box action (any value, bounds unchecked: the
+/// continuous envs clip it as Gymnasium does).
+pub(crate) fn scalar_box_action(action: &Value, space: &Space) -> Result<f32, EnvError> {
+    match action {
+        Value::Box(v) if v.len() == 1 => Ok(v[0]),
+        Value::BoxF64(v) if v.len() == 1 => Ok(v[0] as f32),
+        _ => Err(rein_core::env::invalid_action(action, space)),
+    }
+}
+
+/// Reads a JSON array of `n` numbers (a `state` argument).
+pub(crate) fn state_array<const N: usize>(
+    env: &str,
+    state: &serde_json::Value,
+    names: &str,
+) -> Result<[f64; N], EnvError> {
+    let err = || EnvError::InvalidState {
+        env: env.into(),
+        message: format!("expected a JSON array of {N} numbers {names}, got {state}"),
+    };
+    let arr = state.as_array().ok_or_else(err)?;
+    if arr.len() != N {
+        return Err(err());
+    }
+    let mut out = [0.0; N];
+    for (o, v) in out.iter_mut().zip(arr) {
+        *o = v.as_f64().ok_or_else(err)?;
+    }
+    Ok(out)
+}
+
+/// A JSON array of f64 values, written exactly (shortest round trip).
+pub(crate) fn state_json(values: &[f64]) -> serde_json::Value {
+    serde_json::Value::Array(values.iter().map(|&x| rein_core::space::f64_to_json(x)).collect())
+}
+
+/// Uniform draw in `[low, high)` as numpy's `uniform`: `low + (high - low) * u`.
+pub(crate) fn uniform(rng: &mut rein_core::ReinRng, low: f64, high: f64) -> f64 {
+    use rand::Rng;
+    low + (high - low) * rng.random::<f64>()
+}
+
+/// A bounded float32 Box whose bounds are the given f32 values.
+pub(crate) fn f32_box(low: &[f32], high: &[f32]) -> Space {
+    Space::box_f32(
+        low.iter().map(|&x| x as f64).collect(),
+        high.iter().map(|&x| x as f64).collect(),
+    )
+}
+
+/// Error for a kwarg with a wrong type.
+pub(crate) fn bad_option(env: &str, key: &str, expected: &str, got: &serde_json::Value) -> EnvError {
+    EnvError::InvalidOption {
+        env: env.into(),
+        message: format!("option {key:?} must be {expected}, got {got}"),
+    }
+}
+
+/// Checks that every kwarg is one of `accepted`.
+pub(crate) fn check_keys(
+    env: &str,
+    kwargs: &serde_json::Map<String, serde_json::Value>,
+    accepted: &[&str],
+) -> Result<(), EnvError> {
+    for k in kwargs.keys() {
+        if !accepted.contains(&k.as_str()) {
+            return Err(EnvError::InvalidOption {
+                env: env.into(),
+                message: format!(
+                    "unknown option {k:?}; accepted: {}",
+                    if accepted.is_empty() { "none".to_string() } else { accepted.join(", ") }
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A boolean kwarg with a default.
+pub(crate) fn bool_option(
+    env: &str,
+    kwargs: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    default: bool,
+) -> Result<bool, EnvError> {
+    match kwargs.get(key) {
+        None => Ok(default),
+        Some(v) => v.as_bool().ok_or_else(|| bad_option(env, key, "true or false", v)),
+    }
+}
+
+/// A float kwarg with a default.
+pub(crate) fn f64_option(
+    env: &str,
+    kwargs: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    default: f64,
+) -> Result<f64, EnvError> {
+    match kwargs.get(key) {
+        None => Ok(default),
+        Some(v) => v.as_f64().ok_or_else(|| bad_option(env, key, "a number", v)),
+    }
+}
+
+/// `x ** 2` as numpy computes it for float64 scalars: libm's `pow(x, 2.0)`, which is not
+/// always bit-identical to `x * x`. `black_box` keeps LLVM from rewriting it into `x * x`.
+pub(crate) fn np_square_pow(x: f64) -> f64 {
+    x.powf(std::hint::black_box(2.0))
+}
+
+/// `x ** 2` for numpy float32 scalars: libm's `powf(x, 2.0f)`.
+pub(crate) fn np_square_powf(x: f32) -> f32 {
+    x.powf(std::hint::black_box(2.0))
+}
