@@ -1,1 +1,14 @@
+//! # rein-algos
+//!
+//! Reinforcement-learning algorithms, one file per algorithm, each reading top to bottom with
+//! its update rule documented at the top. This crate holds the tabular agents today:
+//! [`qlearning`], [`sarsa`] (SARSA and expected SARSA), with their shared pieces in
+//! [`tabular`].
 
+pub mod qlearning;
+pub mod sarsa;
+pub mod tabular;
+
+pub use qlearning::train_q_learning;
+pub use sarsa::{train_sarsa, SarsaTarget};
+pub use tabular::{evaluate_policy, EvalStats, QTable, TabularConfig, TabularError, TabularLog};
