@@ -27,7 +27,11 @@ pub fn expected_q(q: &QTable, s: usize, epsilon: f64) -> f64 {
     let n = q.n_actions as f64;
     row.iter()
         .map(|&x| {
-            let greedy = if x == best { (1.0 - epsilon) / ties } else { 0.0 };
+            let greedy = if x == best {
+                (1.0 - epsilon) / ties
+            } else {
+                0.0
+            };
             (epsilon / n + greedy) * x
         })
         .sum()

@@ -1,9 +1,9 @@
 //! Shared pieces of the tabular agents: the Q-table, epsilon-greedy action selection, the
 //! hyperparameters, progress reports and greedy evaluation.
 
+use rand::Rng;
 use rein_core::schedule::Schedule;
 use rein_core::{Env, EnvError, ReinRng, Space, Value};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -101,7 +101,10 @@ impl TabularConfig {
             return Err("episodes must be at least 1".into());
         }
         if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
-            return Err(format!("learning_rate must be in (0, 1], got {}", self.learning_rate));
+            return Err(format!(
+                "learning_rate must be in (0, 1], got {}",
+                self.learning_rate
+            ));
         }
         if !(0.0..=1.0).contains(&self.gamma) {
             return Err(format!("gamma must be in [0, 1], got {}", self.gamma));
@@ -174,17 +177,24 @@ impl StateIndexer {
     pub fn index(&self, obs: &Value) -> Result<usize, EnvError> {
         let parts: Vec<i64> = match obs {
             Value::Discrete(i) => vec![*i],
-            Value::Tuple(v) => v.iter().map(|x| x.as_discrete().unwrap_or(i64::MIN)).collect(),
+            Value::Tuple(v) => v
+                .iter()
+                .map(|x| x.as_discrete().unwrap_or(i64::MIN))
+                .collect(),
             _ => vec![],
         };
         if parts.len() != self.dims.len() {
-            return Err(EnvError::Invalid(format!("observation {obs} is not a tabular state")));
+            return Err(EnvError::Invalid(format!(
+                "observation {obs} is not a tabular state"
+            )));
         }
         let mut idx = 0usize;
         for (&x, &(start, n)) in parts.iter().zip(&self.dims) {
             let k = x - start;
             if k < 0 || k as u64 >= n {
-                return Err(EnvError::Invalid(format!("observation {obs} is outside the state space")));
+                return Err(EnvError::Invalid(format!(
+                    "observation {obs} is outside the state space"
+                )));
             }
             idx = idx * n as usize + k as usize;
         }
@@ -225,7 +235,10 @@ impl QTable {
 
     /// max_a Q(s, a).
     pub fn max(&self, s: usize) -> f64 {
-        self.row(s).iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+        self.row(s)
+            .iter()
+            .cloned()
+            .fold(f64::NEG_INFINITY, f64::max)
     }
 
     /// The lowest-index greedy action (deterministic, for evaluation).

@@ -1,6 +1,8 @@
 //! Learning tests: the tabular agents must find the policy that value iteration finds.
 
-use rein_algos::{evaluate_policy, train_q_learning, train_sarsa, QTable, SarsaTarget, TabularConfig};
+use rein_algos::{
+    evaluate_policy, train_q_learning, train_sarsa, QTable, SarsaTarget, TabularConfig,
+};
 use rein_envs::mdp::TabularMdp;
 
 fn optimal(id: &str, gamma: f64) -> (TabularMdp, rein_envs::mdp::Solution) {
@@ -23,7 +25,10 @@ fn reachable_mismatches(id: &str, q: &QTable, gamma: f64) -> (usize, usize) {
             n += 1;
             if !opt[s].contains(&learned[s]) {
                 bad += 1;
-                eprintln!("{id}: state {s}: learned {} not in optimal {:?}", learned[s], opt[s]);
+                eprintln!(
+                    "{id}: state {s}: learned {} not in optimal {:?}",
+                    learned[s], opt[s]
+                );
             }
         }
     }
@@ -32,13 +37,19 @@ fn reachable_mismatches(id: &str, q: &QTable, gamma: f64) -> (usize, usize) {
 
 fn assert_optimal_on_reachable(id: &str, q: &QTable, gamma: f64) -> usize {
     let (n, bad) = reachable_mismatches(id, q, gamma);
-    assert_eq!(bad, 0, "{id}: {bad} of {n} reachable states have a non-optimal greedy action");
+    assert_eq!(
+        bad, 0,
+        "{id}: {bad} of {n} reachable states have a non-optimal greedy action"
+    );
     n
 }
 
 #[test]
 fn q_learning_solves_taxi() {
-    let cfg = TabularConfig { seed: 1, ..TabularConfig::preset("Taxi-v4") };
+    let cfg = TabularConfig {
+        seed: 1,
+        ..TabularConfig::preset("Taxi-v4")
+    };
     let mut env = rein_envs::make("Taxi-v4").unwrap();
     let q = train_q_learning(env.as_mut(), &cfg, &mut |_| {}).unwrap();
     let n = assert_optimal_on_reachable("Taxi-v4", &q, cfg.gamma);
@@ -47,7 +58,10 @@ fn q_learning_solves_taxi() {
 
 #[test]
 fn q_learning_solves_cliff_walking() {
-    let cfg = TabularConfig { seed: 2, ..TabularConfig::preset("CliffWalking-v1") };
+    let cfg = TabularConfig {
+        seed: 2,
+        ..TabularConfig::preset("CliffWalking-v1")
+    };
     let mut env = rein_envs::make("CliffWalking-v1").unwrap();
     let q = train_q_learning(env.as_mut(), &cfg, &mut |_| {}).unwrap();
     assert_optimal_on_reachable("CliffWalking-v1", &q, cfg.gamma);
@@ -58,13 +72,19 @@ fn q_learning_solves_cliff_walking() {
 
 #[test]
 fn q_learning_on_slippery_frozen_lake_is_within_two_points_of_optimal() {
-    let cfg = TabularConfig { seed: 3, ..TabularConfig::preset("FrozenLake-v1") };
+    let cfg = TabularConfig {
+        seed: 3,
+        ..TabularConfig::preset("FrozenLake-v1")
+    };
     let mut env = rein_envs::make("FrozenLake-v1").unwrap();
     let q = train_q_learning(env.as_mut(), &cfg, &mut |_| {}).unwrap();
     let (_, sol) = optimal("FrozenLake-v1", cfg.gamma);
     let learned = evaluate_policy(env.as_mut(), &q.policy(), 10_000, 1_000_000).unwrap();
     let best = evaluate_policy(env.as_mut(), &sol.policy, 10_000, 1_000_000).unwrap();
-    eprintln!("success: learned {:.4}, optimal {:.4}", learned.success_rate, best.success_rate);
+    eprintln!(
+        "success: learned {:.4}, optimal {:.4}",
+        learned.success_rate, best.success_rate
+    );
     assert!(
         learned.success_rate >= best.success_rate - 0.02,
         "learned {} vs optimal {}",
@@ -80,7 +100,11 @@ fn sarsa_and_expected_sarsa_learn_taxi() {
         let cfg = TabularConfig {
             seed: 4,
             episodes: 20_000,
-            epsilon: rein_core::schedule::Schedule::Linear { start: 1.0, end: 0.0, fraction: 0.8 },
+            epsilon: rein_core::schedule::Schedule::Linear {
+                start: 1.0,
+                end: 0.0,
+                fraction: 0.8,
+            },
             ..TabularConfig::preset("Taxi-v4")
         };
         let mut env = rein_envs::make("Taxi-v4").unwrap();
@@ -107,15 +131,33 @@ fn sarsa_takes_the_safe_path_on_the_cliff() {
     let mut env = rein_envs::make("CliffWalking-v1").unwrap();
     let q = train_sarsa(env.as_mut(), &cfg, SarsaTarget::Sarsa, &mut |_| {}).unwrap();
     let stats = evaluate_policy(env.as_mut(), &q.policy(), 1, 0).unwrap();
-    assert!(stats.mean_return < -13.0 && stats.mean_return >= -17.0, "{}", stats.mean_return);
+    assert!(
+        stats.mean_return < -13.0 && stats.mean_return >= -17.0,
+        "{}",
+        stats.mean_return
+    );
 }
 
 #[test]
 fn training_is_deterministic_and_logs() {
-    let cfg = TabularConfig { episodes: 500, log_interval: 100, ..TabularConfig::preset("Taxi-v4") };
+    let cfg = TabularConfig {
+        episodes: 500,
+        log_interval: 100,
+        ..TabularConfig::preset("Taxi-v4")
+    };
     let mut logs = Vec::new();
-    let q1 = train_q_learning(rein_envs::make("Taxi-v4").unwrap().as_mut(), &cfg, &mut |l| logs.push(*l)).unwrap();
-    let q2 = train_q_learning(rein_envs::make("Taxi-v4").unwrap().as_mut(), &cfg, &mut |_| {}).unwrap();
+    let q1 = train_q_learning(
+        rein_envs::make("Taxi-v4").unwrap().as_mut(),
+        &cfg,
+        &mut |l| logs.push(*l),
+    )
+    .unwrap();
+    let q2 = train_q_learning(
+        rein_envs::make("Taxi-v4").unwrap().as_mut(),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(q1, q2);
     assert_eq!(logs.len(), 5);
     assert_eq!(logs[4].episode, 500);
@@ -125,13 +167,24 @@ fn training_is_deterministic_and_logs() {
 #[test]
 fn non_tabular_envs_are_rejected() {
     let cfg = TabularConfig::default();
-    let e = train_q_learning(rein_envs::make("CartPole-v1").unwrap().as_mut(), &cfg, &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let e = train_q_learning(
+        rein_envs::make("CartPole-v1").unwrap().as_mut(),
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("Discrete") && e.contains("CartPole-v1"), "{e}");
-    let bad = TabularConfig { learning_rate: 0.0, ..cfg };
-    let e = train_q_learning(rein_envs::make("Taxi-v4").unwrap().as_mut(), &bad, &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let bad = TabularConfig {
+        learning_rate: 0.0,
+        ..cfg
+    };
+    let e = train_q_learning(
+        rein_envs::make("Taxi-v4").unwrap().as_mut(),
+        &bad,
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("learning_rate"), "{e}");
 }

@@ -1,1 +1,52 @@
-fn main(){}
+//! `rein`: the command-line front end of the rein reinforcement-learning toolkit.
+
+mod cmd_env;
+mod cmd_mdp;
+mod cmd_train;
+mod options;
+mod run_dir;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "rein",
+    version,
+    about = "Reinforcement learning in one binary: Gymnasium-exact environments, MDP solvers and agents.",
+    after_help = "Examples:\n  rein envs\n  rein env rollout --env CartPole-v1 --seed 0 --actions '[0,1,1]'\n  rein env bench --env CartPole-v1 --steps 10000000\n  rein mdp solve --env FrozenLake-v1 --map 8x8\n  rein train qlearning --env Taxi-v4 --seed 1"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every registered environment with its spaces, reward threshold and episode limit.
+    Envs(cmd_env::EnvsArgs),
+    /// Work with one environment: roll out actions, benchmark, check.
+    #[command(subcommand)]
+    Env(cmd_env::EnvCommand),
+    /// Solve tabular MDPs by dynamic programming.
+    #[command(subcommand)]
+    Mdp(cmd_mdp::MdpCommand),
+    /// Train an agent; writes a run directory with config, metrics and the learned model.
+    Train(cmd_train::TrainArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Envs(a) => cmd_env::list(&a),
+        Command::Env(c) => cmd_env::run(c),
+        Command::Mdp(c) => cmd_mdp::run(c),
+        Command::Train(a) => cmd_train::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        for cause in e.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}

@@ -57,9 +57,17 @@ pub fn check_env(env: &mut dyn Env, steps: usize) -> Result<CheckReport, EnvErro
                 )));
             }
             if !step.reward.is_finite() {
-                return Err(fail(format!("step returned a non-finite reward {}", step.reward)));
+                return Err(fail(format!(
+                    "step returned a non-finite reward {}",
+                    step.reward
+                )));
             }
-            trace.push((step.obs.to_string(), step.reward, step.terminated, step.truncated));
+            trace.push((
+                step.obs.to_string(),
+                step.reward,
+                step.terminated,
+                step.truncated,
+            ));
             if step.done() {
                 let (obs, _) = env.reset(None);
                 if !obs_space.contains(&obs) {

@@ -19,4 +19,4 @@ pub use env::{Env, EnvSpec, Info, Render, RgbFrame, Step};
 pub use error::EnvError;
 pub use rng::{rng_from_seed, EnvRng, ReinRng};
 pub use space::{Dtype, Space, Value};
-pub use vector::{AutoresetMode, VecStep, VectorEnv};
+pub use vector::{AutoresetMode, RolloutPolicy, RolloutStats, VecStep, VectorEnv};

@@ -93,8 +93,50 @@ impl Value {
         }
     }
 
+    /// Compact JSON text of the value in which float32 numbers keep their shortest float32
+    /// form (`0.013696169`, as Gymnasium's fixtures and `json.dumps(float(np.float32))` of
+    /// numpy's repr), which a `serde_json::Value` cannot hold (it widens to f64).
+    pub fn to_json_string(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    fn write_json(&self, out: &mut String) {
+        use std::fmt::Write;
+        let list = |out: &mut String, items: &mut dyn Iterator<Item = String>| {
+            out.push('[');
+            for (i, x) in items.enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&x);
+            }
+            out.push(']');
+        };
+        match self {
+            Value::Discrete(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Box(v) => list(out, &mut v.iter().map(|&x| f32_text(x))),
+            Value::BoxF64(v) => list(out, &mut v.iter().map(|&x| f64_to_json(x).to_string())),
+            Value::MultiDiscrete(v) => list(out, &mut v.iter().map(|x| x.to_string())),
+            Value::Tuple(v) => {
+                out.push('[');
+                for (i, x) in v.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    x.write_json(out);
+                }
+                out.push(']');
+            }
+        }
+    }
+
     /// The value as JSON: an integer, a (nested for tuples) array of numbers. Floats are written
-    /// as the shortest decimal that reads back as the same f32/f64.
+    /// as the shortest decimal that reads back as the same f64 (see [`Value::to_json_string`]
+    /// for float32 text).
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
@@ -124,6 +166,20 @@ pub fn f64_to_json(x: f64) -> serde_json::Value {
         serde_json::to_value(x).unwrap_or(serde_json::Value::Null)
     } else {
         serde_json::Value::String(non_finite(x))
+    }
+}
+
+/// The shortest decimal that reads back as the same f32 (Rust's `Display` for `f32`), with a
+/// `.0` for integral values; non-finite values as the strings `"inf"`, `"-inf"`, `"nan"`.
+pub fn f32_text(x: f32) -> String {
+    if !x.is_finite() {
+        return format!("\"{}\"", non_finite(x as f64));
+    }
+    let s = format!("{x}");
+    if s.contains('.') || s.contains('e') {
+        s
+    } else {
+        format!("{s}.0")
     }
 }
 
@@ -160,7 +216,13 @@ impl fmt::Display for Space {
                 high,
             } => {
                 let fmt_b = |v: &[f64]| {
-                    let parts: Vec<String> = v.iter().map(|x| format!("{x}")).collect();
+                    let parts: Vec<String> = v
+                        .iter()
+                        .map(|&x| match dtype {
+                            Dtype::Float32 => format!("{}", x as f32),
+                            Dtype::Float64 => format!("{x}"),
+                        })
+                        .collect();
                     format!("[{}]", parts.join(", "))
                 };
                 let dt = match dtype {
@@ -198,9 +260,9 @@ impl Space {
     /// Checks that the space is well formed (bounds have the shape's size, low <= high, n > 0).
     pub fn validate(&self) -> Result<(), EnvError> {
         match self {
-            Space::Discrete { n, .. } if *n == 0 => {
-                Err(EnvError::Invalid("Discrete space with n = 0: n must be at least 1".into()))
-            }
+            Space::Discrete { n, .. } if *n == 0 => Err(EnvError::Invalid(
+                "Discrete space with n = 0: n must be at least 1".into(),
+            )),
             Space::Discrete { .. } => Ok(()),
             Space::Box {
                 shape, low, high, ..
@@ -223,7 +285,7 @@ impl Space {
                 Ok(())
             }
             Space::MultiDiscrete { nvec } => {
-                if nvec.iter().any(|&n| n == 0) {
+                if nvec.contains(&0) {
                     return Err(EnvError::Invalid(format!(
                         "MultiDiscrete({nvec:?}): every component needs at least one value"
                     )));
@@ -282,7 +344,9 @@ impl Space {
     /// are uniform, unbounded ones standard normal, half-bounded ones shifted exponential.
     pub fn sample(&self, rng: &mut ReinRng) -> Value {
         match self {
-            Space::Discrete { n, start } => Value::Discrete(*start + rng.random_range(0..*n) as i64),
+            Space::Discrete { n, start } => {
+                Value::Discrete(*start + rng.random_range(0..*n) as i64)
+            }
             Space::Box {
                 dtype, low, high, ..
             } => {
@@ -296,8 +360,18 @@ impl Space {
                             }
                         }
                         (false, false) => StandardNormal.sample(rng),
-                        (true, false) => l + { let e: f64 = Exp1.sample(rng); e },
-                        (false, true) => h - { let e: f64 = Exp1.sample(rng); e },
+                        (true, false) => {
+                            l + {
+                                let e: f64 = Exp1.sample(rng);
+                                e
+                            }
+                        }
+                        (false, true) => {
+                            h - {
+                                let e: f64 = Exp1.sample(rng);
+                                e
+                            }
+                        }
                     }
                 };
                 match dtype {
@@ -312,12 +386,17 @@ impl Space {
                             .collect(),
                     ),
                     Dtype::Float64 => Value::BoxF64(
-                        low.iter().zip(high).map(|(&l, &h)| draw(rng, l, h)).collect(),
+                        low.iter()
+                            .zip(high)
+                            .map(|(&l, &h)| draw(rng, l, h))
+                            .collect(),
                     ),
                 }
             }
             Space::MultiDiscrete { nvec } => Value::MultiDiscrete(
-                nvec.iter().map(|&n| rng.random_range(0..n) as i64).collect(),
+                nvec.iter()
+                    .map(|&n| rng.random_range(0..n) as i64)
+                    .collect(),
             ),
             Space::Tuple { spaces } => Value::Tuple(spaces.iter().map(|s| s.sample(rng)).collect()),
         }
@@ -408,7 +487,9 @@ impl Space {
     pub fn parse_json(&self, json: &serde_json::Value) -> Result<Value, EnvError> {
         use serde_json::Value as J;
         let err = |what: &str| {
-            EnvError::Invalid(format!("cannot read {json} as an element of {self}: expected {what}"))
+            EnvError::Invalid(format!(
+                "cannot read {json} as an element of {self}: expected {what}"
+            ))
         };
         match self {
             Space::Discrete { .. } => json
@@ -487,7 +568,10 @@ mod tests {
     #[test]
     fn discrete_flatten_is_one_hot() {
         let s = Space::Discrete { n: 4, start: 2 };
-        assert_eq!(s.flatten(&Value::Discrete(3)).unwrap(), vec![0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(
+            s.flatten(&Value::Discrete(3)).unwrap(),
+            vec![0.0, 1.0, 0.0, 0.0]
+        );
         assert!(s.flatten(&Value::Discrete(6)).is_err());
         assert!(!s.contains(&Value::Discrete(1)));
     }
@@ -503,11 +587,23 @@ mod tests {
     }
 
     #[test]
+    fn json_text_keeps_float32_shortest_form() {
+        let v = Value::Box([0.013_696_169_f32, 1.0, -4.8].into_iter().collect());
+        assert_eq!(v.to_json_string(), "[0.013696169,1.0,-4.8]");
+        let t = Value::Tuple(vec![Value::Discrete(11), Value::Discrete(0)]);
+        assert_eq!(t.to_json_string(), "[11,0]");
+        let parsed: Vec<f32> = serde_json::from_str(&v.to_json_string()).unwrap();
+        assert_eq!(parsed, vec![0.013_696_169_f32, 1.0, -4.8]);
+    }
+
+    #[test]
     fn parse_rejects_wrong_shape() {
         let s = Space::box_f32(vec![-1.0, -1.0], vec![1.0, 1.0]);
         let e = s.parse_json(&serde_json::json!([1.0])).unwrap_err();
         assert!(e.to_string().contains("an array of 2 numbers"), "{e}");
-        assert!(Space::discrete(2).parse_json(&serde_json::json!("a")).is_err());
+        assert!(Space::discrete(2)
+            .parse_json(&serde_json::json!("a"))
+            .is_err());
     }
 
     #[test]

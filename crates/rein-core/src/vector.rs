@@ -18,11 +18,12 @@
 
 use crate::env::{Env, Info};
 use crate::error::EnvError;
+use crate::rng::ReinRng;
 use crate::space::{Space, Value};
 use crossbeam_utils::CachePadded;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// When a finished sub-environment is reset; see the module documentation.
@@ -35,11 +36,31 @@ pub enum AutoresetMode {
     SameStep,
 }
 
-#[derive(Clone, Copy)]
+/// A policy evaluated inside the worker threads by [`VectorEnv::rollout`]: it gets the env
+/// index, that env's flat observation and a generator owned by that env for this rollout.
+pub type RolloutPolicy = dyn Fn(usize, &[f32], &mut ReinRng) -> Value + Send + Sync;
+
+#[derive(Clone)]
 enum Command {
     Step,
     Reset(Option<u64>),
+    Rollout {
+        steps: u64,
+        seed: u64,
+        policy: Arc<RolloutPolicy>,
+    },
     Exit,
+}
+
+/// What [`VectorEnv::rollout`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RolloutStats {
+    /// Environment transitions taken (resets are not counted).
+    pub steps: u64,
+    /// Episodes that ended (terminated or truncated).
+    pub episodes: u64,
+    /// Sum of the returns of the episodes that ended.
+    pub return_sum: f64,
 }
 
 /// The envs of one thread and their per-step outputs.
@@ -60,12 +81,82 @@ struct Chunk {
     obs_space: Space,
     obs_dim: usize,
     error: Option<EnvError>,
+    /// Running return of each env's current episode (rollouts).
+    episode_returns: Vec<f64>,
+    stats: RolloutStats,
 }
 
 impl Chunk {
+    /// A chunk without envs, filled in later by its worker thread.
+    fn placeholder(first: usize, mode: AutoresetMode) -> Self {
+        Chunk {
+            first,
+            envs: Vec::new(),
+            actions: Vec::new(),
+            obs: Vec::new(),
+            rewards: Vec::new(),
+            terminated: Vec::new(),
+            truncated: Vec::new(),
+            needs_reset: Vec::new(),
+            infos: Vec::new(),
+            final_obs: Vec::new(),
+            command: Command::Step,
+            mode,
+            obs_space: Space::discrete(1),
+            obs_dim: 0,
+            error: None,
+            episode_returns: Vec::new(),
+            stats: RolloutStats::default(),
+        }
+    }
+
+    /// Makes envs `first..first + n` and their buffers (in the calling thread).
+    fn build(
+        (first, n): (usize, usize),
+        mode: AutoresetMode,
+        make_env: &dyn Fn(usize) -> Result<Box<dyn Env>, EnvError>,
+    ) -> Result<Self, EnvError> {
+        let envs = (first..first + n)
+            .map(make_env)
+            .collect::<Result<Vec<_>, _>>()?;
+        let obs_space = envs[0].observation_space().clone();
+        let obs_dim = obs_space.flat_dim();
+        Ok(Chunk {
+            first,
+            envs,
+            actions: vec![Value::Discrete(0); n],
+            obs: vec![0.0; n * obs_dim],
+            rewards: vec![0.0; n],
+            terminated: vec![false; n],
+            truncated: vec![false; n],
+            needs_reset: vec![false; n],
+            infos: vec![Info::new(); n],
+            final_obs: vec![None; n],
+            command: Command::Step,
+            mode,
+            obs_space,
+            obs_dim,
+            error: None,
+            episode_returns: vec![0.0; n],
+            stats: RolloutStats::default(),
+        })
+    }
+
     fn run(&mut self) {
         self.error = None;
-        match self.command {
+        match self.command.clone() {
+            Command::Rollout {
+                steps,
+                seed,
+                policy,
+            } => {
+                self.stats = RolloutStats::default();
+                for i in 0..self.envs.len() {
+                    if let Err(e) = self.rollout_one(i, steps, seed, &*policy) {
+                        self.error.get_or_insert(e);
+                    }
+                }
+            }
             Command::Step => {
                 for i in 0..self.envs.len() {
                     if let Err(e) = self.step_one(i) {
@@ -82,6 +173,7 @@ impl Chunk {
                     self.truncated[i] = false;
                     self.needs_reset[i] = false;
                     self.final_obs[i] = None;
+                    self.episode_returns[i] = 0.0;
                     self.infos[i] = info;
                     if let Err(e) = self.write_obs(i, &obs) {
                         self.error.get_or_insert(e);
@@ -90,6 +182,38 @@ impl Chunk {
             }
             Command::Exit => {}
         }
+    }
+
+    /// Steps env `i` for `steps` transitions with actions from `policy`, auto-resetting.
+    fn rollout_one(
+        &mut self,
+        i: usize,
+        steps: u64,
+        seed: u64,
+        policy: &RolloutPolicy,
+    ) -> Result<(), EnvError> {
+        let env_index = self.first + i;
+        let mut rng = crate::rng::rng_from_seed(seed.wrapping_add(env_index as u64));
+        let d = self.obs_dim;
+        let mut taken = 0;
+        while taken < steps {
+            if self.mode == AutoresetMode::NextStep && self.needs_reset[i] {
+                // The reset half of a next-step autoreset is not a transition.
+                self.step_one(i)?;
+                continue;
+            }
+            self.actions[i] = policy(env_index, &self.obs[i * d..(i + 1) * d], &mut rng);
+            self.step_one(i)?;
+            taken += 1;
+            self.episode_returns[i] += self.rewards[i];
+            if self.terminated[i] || self.truncated[i] {
+                self.stats.episodes += 1;
+                self.stats.return_sum += self.episode_returns[i];
+                self.episode_returns[i] = 0.0;
+            }
+        }
+        self.stats.steps += taken;
+        Ok(())
     }
 
     fn write_obs(&mut self, i: usize, obs: &Value) -> Result<(), EnvError> {
@@ -124,8 +248,7 @@ impl Chunk {
                 let final_flat = self.obs_space.flatten(&step.obs)?;
                 self.infos[i].insert("final_obs".into(), step.obs.to_json());
                 let (obs, reset_info) = self.envs[i].reset(None);
-                self.infos[i]
-                    .insert("reset_info".into(), serde_json::Value::Object(reset_info));
+                self.infos[i].insert("reset_info".into(), serde_json::Value::Object(reset_info));
                 self.final_obs[i] = Some(final_flat);
                 self.write_obs(i, &obs)
             }
@@ -190,66 +313,133 @@ impl VectorEnv {
         threads: usize,
     ) -> Result<Self, EnvError> {
         let num_envs = envs.len();
+        let slots: Vec<Mutex<Option<Box<dyn Env>>>> =
+            envs.into_iter().map(|e| Mutex::new(Some(e))).collect();
+        let take = move |i: usize| -> Result<Box<dyn Env>, EnvError> {
+            slots[i]
+                .lock()
+                .ok()
+                .and_then(|mut slot| slot.take())
+                .ok_or_else(|| EnvError::Invalid(format!("sub-env {i} was already taken")))
+        };
+        Self::from_fn(num_envs, mode, threads, take)
+    }
+
+    /// Builds a vector env of `num_envs` envs made by `make_env(i)`, as Gymnasium's `env_fns`.
+    /// With several threads each worker makes its own envs, so that their memory is allocated
+    /// by (and local to) the thread that steps them: no two threads write to the same cache
+    /// line during a step. Prefer this constructor for speed.
+    pub fn from_fn<F>(
+        num_envs: usize,
+        mode: AutoresetMode,
+        threads: usize,
+        make_env: F,
+    ) -> Result<Self, EnvError>
+    where
+        F: Fn(usize) -> Result<Box<dyn Env>, EnvError> + Send + Sync + 'static,
+    {
         if num_envs == 0 {
-            return Err(EnvError::Invalid("a vector env needs at least one env".into()));
+            return Err(EnvError::Invalid(
+                "a vector env needs at least one env".into(),
+            ));
         }
-        let obs_space = envs[0].observation_space().clone();
-        let action_space = envs[0].action_space().clone();
-        for (i, e) in envs.iter().enumerate() {
-            if e.observation_space() != &obs_space || e.action_space() != &action_space {
-                return Err(EnvError::Invalid(format!(
-                    "sub-env {i} has spaces {} / {}, sub-env 0 has {obs_space} / {action_space}",
-                    e.observation_space(),
-                    e.action_space()
-                )));
-            }
-        }
-        let obs_dim = obs_space.flat_dim();
         let threads = threads.clamp(1, num_envs);
         // Contiguous, balanced chunks.
-        let mut chunks = Vec::with_capacity(threads);
-        let mut envs = envs.into_iter();
+        let mut ranges = Vec::with_capacity(threads);
         let mut first = 0;
         for t in 0..threads {
             let n = num_envs / threads + usize::from(t < num_envs % threads);
-            let chunk_envs: Vec<Box<dyn Env>> = envs.by_ref().take(n).collect();
-            chunks.push(CachePadded::new(UnsafeCell::new(Chunk {
-                first,
-                envs: chunk_envs,
-                actions: vec![Value::Discrete(0); n],
-                obs: vec![0.0; n * obs_dim],
-                rewards: vec![0.0; n],
-                terminated: vec![false; n],
-                truncated: vec![false; n],
-                needs_reset: vec![false; n],
-                infos: vec![Info::new(); n],
-                final_obs: vec![None; n],
-                command: Command::Step,
-                mode,
-                obs_space: obs_space.clone(),
-                obs_dim,
-                error: None,
-            })));
+            ranges.push((first, n));
             first += n;
+        }
+        let chunk0 = Chunk::build(ranges[0], mode, &make_env)?;
+        let obs_space = chunk0.obs_space.clone();
+        let action_space = chunk0.envs[0].action_space().clone();
+        let mut chunks = vec![CachePadded::new(UnsafeCell::new(chunk0))];
+        for &(first, _) in &ranges[1..] {
+            chunks.push(CachePadded::new(UnsafeCell::new(Chunk::placeholder(
+                first, mode,
+            ))));
         }
         let shared = Arc::new(Shared {
             chunks,
             epoch: CachePadded::new(AtomicU64::new(0)),
-            done: (0..threads).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
+            // u64::MAX: worker not yet initialised; it stores 0 when its envs are built.
+            done: (0..threads)
+                .map(|_| CachePadded::new(AtomicU64::new(u64::MAX)))
+                .collect(),
             sleeping: (0..threads)
                 .map(|_| CachePadded::new(AtomicBool::new(false)))
                 .collect(),
         });
-        let workers = (1..threads)
-            .map(|t| {
-                let shared = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("rein-vecenv-{t}"))
-                    .spawn(move || worker_loop(&shared, t))
-                    .map_err(|e| EnvError::Invalid(format!("cannot start worker thread: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
+        let make_env = Arc::new(make_env);
+        let mut workers = Vec::with_capacity(threads - 1);
+        for (t, &range) in ranges.iter().enumerate().skip(1) {
+            let worker_shared = Arc::clone(&shared);
+            let make_env = Arc::clone(&make_env);
+            let spawned = std::thread::Builder::new()
+                .name(format!("rein-vecenv-{t}"))
+                .spawn(move || {
+                    let shared = worker_shared;
+                    // SAFETY: until this thread publishes done[t] = 0, chunk t is its own.
+                    let chunk = unsafe { &mut *shared.chunks[t].get() };
+                    match Chunk::build(range, mode, &*make_env) {
+                        Ok(c) => *chunk = c,
+                        Err(e) => chunk.error = Some(e),
+                    }
+                    shared.done[t].store(0, Ordering::Release);
+                    worker_loop(&shared, t);
+                });
+            match spawned {
+                Ok(h) => workers.push(h),
+                Err(e) => {
+                    // Stop the workers already started before reporting.
+                    let mut partial =
+                        Self::assemble(shared, workers, num_envs, obs_space, action_space, mode);
+                    partial.wait_ready();
+                    return Err(EnvError::Invalid(format!(
+                        "cannot start worker thread: {e}"
+                    )));
+                }
+            }
+        }
+        let mut venv = Self::assemble(shared, workers, num_envs, obs_space, action_space, mode);
+        venv.wait_ready();
+        // Check worker errors and that every sub-env has the same spaces.
+        for c in venv.shared.chunks.iter() {
+            // SAFETY: every worker is initialised and idle.
+            let chunk = unsafe { &mut *c.get() };
+            if let Some(e) = chunk.error.take() {
+                return Err(e);
+            }
+            for (k, e) in chunk.envs.iter().enumerate() {
+                if e.observation_space() != &venv.obs_space
+                    || e.action_space() != &venv.action_space
+                {
+                    return Err(EnvError::Invalid(format!(
+                        "sub-env {} has spaces {} / {}, sub-env 0 has {} / {}",
+                        chunk.first + k,
+                        e.observation_space(),
+                        e.action_space(),
+                        venv.obs_space,
+                        venv.action_space
+                    )));
+                }
+            }
+        }
+        Ok(venv)
+    }
+
+    fn assemble(
+        shared: Arc<Shared>,
+        workers: Vec<JoinHandle<()>>,
+        num_envs: usize,
+        obs_space: Space,
+        action_space: Space,
+        mode: AutoresetMode,
+    ) -> Self {
+        let obs_dim = obs_space.flat_dim();
+        Self {
             shared,
             workers,
             num_envs,
@@ -264,7 +454,16 @@ impl VectorEnv {
             truncated: vec![false; num_envs],
             infos: vec![Info::new(); num_envs],
             has_reset: false,
-        })
+        }
+    }
+
+    /// Waits until every started worker has built its envs.
+    fn wait_ready(&mut self) {
+        for t in 1..=self.workers.len() {
+            while self.shared.done[t].load(Ordering::Acquire) == u64::MAX {
+                std::thread::yield_now();
+            }
+        }
     }
 
     /// Number of sub-environments.
@@ -327,6 +526,40 @@ impl VectorEnv {
         })
     }
 
+    /// Runs `steps_per_env` transitions in every env without synchronising between steps:
+    /// each thread steps its envs with actions from `policy`, evaluated in that thread with a
+    /// generator seeded `seed + env_index`. Autoreset follows the env's mode. For policies that
+    /// need no central model (random exploration, fixed or tabular policies, evaluation), this
+    /// avoids the cross-core round trip of every lock-step `step`, which costs more than a
+    /// CartPole step (about 0.4 us between the two cores measured here).
+    pub fn rollout(
+        &mut self,
+        steps_per_env: u64,
+        seed: u64,
+        policy: Arc<RolloutPolicy>,
+    ) -> Result<RolloutStats, EnvError> {
+        if !self.has_reset {
+            return Err(EnvError::ResetNeeded);
+        }
+        self.run(
+            Command::Rollout {
+                steps: steps_per_env,
+                seed,
+                policy,
+            },
+            None,
+        )?;
+        let mut total = RolloutStats::default();
+        for c in self.shared.chunks.iter() {
+            // SAFETY: no command in flight.
+            let chunk = unsafe { &*c.get() };
+            total.steps += chunk.stats.steps;
+            total.episodes += chunk.stats.episodes;
+            total.return_sum += chunk.stats.return_sum;
+        }
+        Ok(total)
+    }
+
     /// The current flat observations.
     pub fn obs(&self) -> &[f32] {
         &self.obs
@@ -358,7 +591,7 @@ impl VectorEnv {
         for c in shared.chunks.iter() {
             // SAFETY: no command in flight (see `Shared`).
             let chunk = unsafe { &mut *c.get() };
-            chunk.command = command;
+            chunk.command = command.clone();
             if let Some(a) = actions {
                 let range = chunk.first..chunk.first + chunk.envs.len();
                 chunk.actions.clone_from_slice(&a[range]);
@@ -367,14 +600,16 @@ impl VectorEnv {
         self.epoch += 1;
         let epoch = self.epoch;
         shared.epoch.store(epoch, Ordering::SeqCst);
-        for t in 1..shared.chunks.len() {
+        // Only started workers (all of them, except while a failed constructor cleans up).
+        let workers = self.workers.len();
+        for t in 1..=workers {
             if shared.sleeping[t].load(Ordering::SeqCst) {
                 self.workers[t - 1].thread().unpark();
             }
         }
         // SAFETY: chunk 0 belongs to the calling thread.
         unsafe { (*shared.chunks[0].get()).run() };
-        for t in 1..shared.chunks.len() {
+        for t in 1..=workers {
             let mut spins = 0u32;
             while shared.done[t].load(Ordering::Acquire) != epoch {
                 spins = spins.saturating_add(1);
@@ -397,7 +632,12 @@ impl VectorEnv {
             self.terminated[a..a + n].copy_from_slice(&chunk.terminated);
             self.truncated[a..a + n].copy_from_slice(&chunk.truncated);
             for k in 0..n {
-                self.infos[a + k] = std::mem::take(&mut chunk.infos[k]);
+                // Moving an empty map would still write to the worker's cache lines.
+                if !chunk.infos[k].is_empty() {
+                    self.infos[a + k] = std::mem::take(&mut chunk.infos[k]);
+                } else if !self.infos[a + k].is_empty() {
+                    self.infos[a + k].clear();
+                }
             }
             if let Some(e) = chunk.error.take() {
                 first_error.get_or_insert(e);

@@ -13,6 +13,10 @@
 //! # let _ = obs;
 //! ```
 
+// The table builders and DP sweeps index states, actions and map cells in nested loops that
+// mirror Gymnasium's own loops, so that the ports can be reviewed line by line.
+#![allow(clippy::needless_range_loop)]
+
 pub mod classic;
 pub mod mdp;
 pub mod render;
@@ -39,12 +43,32 @@ pub fn registry() -> Vec<EnvSpec> {
         spec("MountainCarContinuous-v0", Some(999), Some(90.0), json!({})),
         spec("Pendulum-v1", Some(200), None, json!({})),
         spec("Acrobot-v1", Some(500), Some(-100.0), json!({})),
-        spec("FrozenLake-v1", Some(100), Some(0.70), json!({"map_name": "4x4"})),
-        spec("FrozenLake8x8-v1", Some(200), Some(0.85), json!({"map_name": "8x8"})),
+        spec(
+            "FrozenLake-v1",
+            Some(100),
+            Some(0.70),
+            json!({"map_name": "4x4"}),
+        ),
+        spec(
+            "FrozenLake8x8-v1",
+            Some(200),
+            Some(0.85),
+            json!({"map_name": "8x8"}),
+        ),
         spec("Taxi-v4", Some(200), Some(8.0), json!({})),
         spec("CliffWalking-v1", None, None, json!({})),
-        spec("CliffWalkingSlippery-v1", None, None, json!({"is_slippery": true})),
-        spec("Blackjack-v1", None, None, json!({"sab": true, "natural": false})),
+        spec(
+            "CliffWalkingSlippery-v1",
+            None,
+            None,
+            json!({"is_slippery": true}),
+        ),
+        spec(
+            "Blackjack-v1",
+            None,
+            None,
+            json!({"sab": true, "natural": false}),
+        ),
     ]
 }
 
@@ -55,7 +79,11 @@ pub fn spec(id: &str) -> Result<EnvSpec, EnvError> {
         .find(|s| s.id == id)
         .ok_or_else(|| EnvError::UnknownId {
             id: id.into(),
-            known: registry().iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),
+            known: registry()
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         })
 }
 
@@ -151,7 +179,14 @@ fn build_discrete(id: &str, kw: &Map<String, Json>) -> Result<DiscreteEnv, EnvEr
             check_keys(
                 id,
                 kw,
-                &["map_name", "desc", "is_slippery", "success_rate", "reward_schedule", "map_seed"],
+                &[
+                    "map_name",
+                    "desc",
+                    "is_slippery",
+                    "success_rate",
+                    "reward_schedule",
+                    "map_seed",
+                ],
             )?;
             let desc = match (kw.get("desc"), kw.get("map_name")) {
                 (Some(d), _) if !d.is_null() => d
@@ -165,13 +200,16 @@ fn build_discrete(id: &str, kw: &Map<String, Json>) -> Result<DiscreteEnv, EnvEr
                     let seed = kw.get("map_seed").and_then(Json::as_u64).unwrap_or(0);
                     toy_text::generate_random_map(8, 0.8, seed)
                 }
-                (_, Some(other)) => return Err(bad_option(id, "map_name", "\"4x4\" or \"8x8\"", other)),
+                (_, Some(other)) => {
+                    return Err(bad_option(id, "map_name", "\"4x4\" or \"8x8\"", other))
+                }
             };
             let reward_schedule = match kw.get("reward_schedule") {
                 None => [1.0, 0.0, 0.0],
                 Some(v) => {
-                    let arr: Option<Vec<f64>> =
-                        v.as_array().and_then(|a| a.iter().map(Json::as_f64).collect());
+                    let arr: Option<Vec<f64>> = v
+                        .as_array()
+                        .and_then(|a| a.iter().map(Json::as_f64).collect());
                     match arr.as_deref() {
                         Some([g, h, f]) => [*g, *h, *f],
                         _ => {
@@ -207,7 +245,10 @@ fn build_discrete(id: &str, kw: &Map<String, Json>) -> Result<DiscreteEnv, EnvEr
         }
         "CliffWalking-v1" | "CliffWalkingSlippery-v1" => {
             check_keys(id, kw, &["is_slippery"])?;
-            Ok(toy_text::cliff_walking(id, bool_option(id, kw, "is_slippery", false)?))
+            Ok(toy_text::cliff_walking(
+                id,
+                bool_option(id, kw, "is_slippery", false)?,
+            ))
         }
         _ => Err(EnvError::InvalidOption {
             env: id.into(),

@@ -59,7 +59,11 @@ pub struct Solution {
 impl TabularMdp {
     /// Builds and validates an MDP from a transition table (the layout of Gymnasium's
     /// `env.unwrapped.P`).
-    pub fn new(p: TransitionTable, gamma: f64, initial: Option<Vec<f64>>) -> Result<Self, MdpError> {
+    pub fn new(
+        p: TransitionTable,
+        gamma: f64,
+        initial: Option<Vec<f64>>,
+    ) -> Result<Self, MdpError> {
         let n_s = p.len();
         if n_s == 0 {
             return Err(MdpError::Invalid("the MDP has no states".into()));
@@ -69,7 +73,9 @@ impl TabularMdp {
             return Err(MdpError::Invalid("state 0 has no actions".into()));
         }
         if !(0.0..=1.0).contains(&gamma) {
-            return Err(MdpError::Invalid(format!("gamma must be in [0, 1], got {gamma}")));
+            return Err(MdpError::Invalid(format!(
+                "gamma must be in [0, 1], got {gamma}"
+            )));
         }
         for (s, row) in p.iter().enumerate() {
             if row.len() != n_a {
@@ -121,7 +127,7 @@ impl TabularMdp {
                     )));
                 }
                 let total: f64 = d.iter().sum();
-                if d.iter().any(|&x| !(x >= 0.0)) || (total - 1.0).abs() > 1e-9 {
+                if d.iter().any(|&x| x.is_nan() || x < 0.0) || (total - 1.0).abs() > 1e-9 {
                     return Err(MdpError::Invalid(format!(
                         "the initial distribution must be non-negative and sum to 1, sums to {total}"
                     )));
@@ -162,7 +168,9 @@ impl TabularMdp {
         };
         let obj = json.as_object().ok_or_else(|| MdpError::Json {
             location: source.into(),
-            message: "expected a JSON object with \"gamma\" and \"P\" (or \"transition\" and \"reward\")".into(),
+            message:
+                "expected a JSON object with \"gamma\" and \"P\" (or \"transition\" and \"reward\")"
+                    .into(),
         })?;
         let gamma = obj
             .get("gamma")
@@ -184,20 +192,34 @@ impl TabularMdp {
                 .ok_or_else(|| err("P", "expected an array (one entry per state)".into()))?;
             let mut table = Vec::with_capacity(states.len());
             for (s, row) in states.iter().enumerate() {
-                let actions = row
-                    .as_array()
-                    .ok_or_else(|| err(&format!("P[{s}]"), "expected an array (one entry per action)".into()))?;
+                let actions = row.as_array().ok_or_else(|| {
+                    err(
+                        &format!("P[{s}]"),
+                        "expected an array (one entry per action)".into(),
+                    )
+                })?;
                 let mut r = Vec::with_capacity(actions.len());
                 for (a, outs) in actions.iter().enumerate() {
                     let f = format!("P[{s}][{a}]");
-                    let outs = outs
-                        .as_array()
-                        .ok_or_else(|| err(&f, "expected an array of [p, next_state, reward, terminated]".into()))?;
+                    let outs = outs.as_array().ok_or_else(|| {
+                        err(
+                            &f,
+                            "expected an array of [p, next_state, reward, terminated]".into(),
+                        )
+                    })?;
                     let mut list = Vec::with_capacity(outs.len());
                     for (k, o) in outs.iter().enumerate() {
                         let f = format!("P[{s}][{a}][{k}]");
-                        let bad = || err(&f, format!("expected [p, next_state, reward, terminated], got {o}"));
-                        let o = o.as_array().filter(|o| o.len() == 4 || o.len() == 3).ok_or_else(bad)?;
+                        let bad = || {
+                            err(
+                                &f,
+                                format!("expected [p, next_state, reward, terminated], got {o}"),
+                            )
+                        };
+                        let o = o
+                            .as_array()
+                            .filter(|o| o.len() == 4 || o.len() == 3)
+                            .ok_or_else(bad)?;
                         let next = o[1].as_u64().ok_or_else(bad)? as usize;
                         list.push(Transition {
                             prob: o[0].as_f64().ok_or_else(bad)?,
@@ -216,10 +238,15 @@ impl TabularMdp {
             }
             table
         } else if let Some(t) = obj.get("transition") {
-            let reward = obj
-                .get("reward")
-                .ok_or_else(|| err("reward", "missing; \"transition\" needs \"reward\" R[s][a]".into()))?;
-            let t = t.as_array().ok_or_else(|| err("transition", "expected T[s][a][s']".into()))?;
+            let reward = obj.get("reward").ok_or_else(|| {
+                err(
+                    "reward",
+                    "missing; \"transition\" needs \"reward\" R[s][a]".into(),
+                )
+            })?;
+            let t = t
+                .as_array()
+                .ok_or_else(|| err("transition", "expected T[s][a][s']".into()))?;
             let n_s = t.len();
             let terminal: Vec<bool> = match obj.get("terminal") {
                 None => vec![false; n_s],
@@ -235,14 +262,21 @@ impl TabularMdp {
                 .ok_or_else(|| err("reward", format!("expected R[s][a] for {n_s} states")))?;
             let mut table = Vec::with_capacity(n_s);
             for (s, row) in t.iter().enumerate() {
-                let row = row
-                    .as_array()
-                    .ok_or_else(|| err(&format!("transition[{s}]"), "expected one row per action".into()))?;
+                let row = row.as_array().ok_or_else(|| {
+                    err(
+                        &format!("transition[{s}]"),
+                        "expected one row per action".into(),
+                    )
+                })?;
                 let rs = nums(&format!("reward[{s}]"), &rewards[s])?;
                 if rs.len() != row.len() {
                     return Err(err(
                         &format!("reward[{s}]"),
-                        format!("has {} entries, transition[{s}] has {} actions", rs.len(), row.len()),
+                        format!(
+                            "has {} entries, transition[{s}] has {} actions",
+                            rs.len(),
+                            row.len()
+                        ),
                     ));
                 }
                 let mut r = Vec::with_capacity(row.len());
@@ -250,11 +284,22 @@ impl TabularMdp {
                     let f = format!("transition[{s}][{a}]");
                     let probs = nums(&f, probs)?;
                     if probs.len() != n_s {
-                        return Err(err(&f, format!("has {} entries, expected one per state ({n_s})", probs.len())));
+                        return Err(err(
+                            &f,
+                            format!(
+                                "has {} entries, expected one per state ({n_s})",
+                                probs.len()
+                            ),
+                        ));
                     }
                     if terminal[s] {
                         // Terminal states absorb with no reward.
-                        r.push(vec![Transition { prob: 1.0, next_state: s, reward: 0.0, terminated: true }]);
+                        r.push(vec![Transition {
+                            prob: 1.0,
+                            next_state: s,
+                            reward: 0.0,
+                            terminated: true,
+                        }]);
                         continue;
                     }
                     r.push(
@@ -315,7 +360,11 @@ impl TabularMdp {
         self.p[s][a]
             .iter()
             .map(|t| {
-                let cont = if t.terminated { 0.0 } else { self.gamma * v[t.next_state] };
+                let cont = if t.terminated {
+                    0.0
+                } else {
+                    self.gamma * v[t.next_state]
+                };
                 t.prob * (t.reward + cont)
             })
             .sum()
@@ -355,7 +404,10 @@ impl TabularMdp {
         }
         for (s, row) in pi.iter().enumerate() {
             let total: f64 = row.iter().sum();
-            if row.len() != self.n_actions || (total - 1.0).abs() > 1e-9 || row.iter().any(|&x| x < 0.0) {
+            if row.len() != self.n_actions
+                || (total - 1.0).abs() > 1e-9
+                || row.iter().any(|&x| x < 0.0)
+            {
                 return Err(MdpError::Invalid(format!(
                     "policy row {s} must hold {} non-negative probabilities summing to 1",
                     self.n_actions
@@ -464,7 +516,11 @@ impl TabularMdp {
                         .fold(f64::NEG_INFINITY, f64::max)
                 })
                 .collect();
-            let delta = v.iter().zip(&new).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let delta = v
+                .iter()
+                .zip(&new)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
             v = new;
             if delta < tol {
                 break;
@@ -513,7 +569,9 @@ impl TabularMdp {
     /// States reachable from the start distribution with positive probability under `policy`.
     pub fn reachable(&self, policy: &[usize]) -> Vec<bool> {
         let mut seen = vec![false; self.n_states()];
-        let mut stack: Vec<usize> = (0..self.n_states()).filter(|&s| self.initial[s] > 0.0).collect();
+        let mut stack: Vec<usize> = (0..self.n_states())
+            .filter(|&s| self.initial[s] > 0.0)
+            .collect();
         while let Some(s) = stack.pop() {
             if seen[s] {
                 continue;
@@ -634,11 +692,17 @@ mod tests {
         let bad_sum = TabularMdp::new(vec![vec![vec![t(0.5, 0, 0.0, false)]]], 0.9, None);
         assert!(bad_sum.unwrap_err().to_string().contains("P[0][0]"));
         let bad_state = TabularMdp::new(vec![vec![vec![t(1.0, 3, 0.0, false)]]], 0.9, None);
-        assert!(bad_state.unwrap_err().to_string().contains("leads to state 3"));
+        assert!(bad_state
+            .unwrap_err()
+            .to_string()
+            .contains("leads to state 3"));
         let bad_gamma = TabularMdp::new(vec![vec![vec![t(1.0, 0, 0.0, false)]]], -0.1, None);
         assert!(bad_gamma.unwrap_err().to_string().contains("gamma"));
         let loop1 = TabularMdp::new(vec![vec![vec![t(1.0, 0, 1.0, false)]]], 1.0, None).unwrap();
-        assert!(matches!(loop1.evaluate_exact(&loop1.uniform_policy()), Err(MdpError::Singular(_))));
+        assert!(matches!(
+            loop1.evaluate_exact(&loop1.uniform_policy()),
+            Err(MdpError::Singular(_))
+        ));
     }
 
     #[test]
@@ -650,14 +714,23 @@ mod tests {
         let matrix = serde_json::json!({"gamma": 0.9,
             "transition": [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0]]],
             "reward": [[0.0, 0.0], [1.0, 1.0]]});
-        let a = TabularMdp::from_json(&gym, "a.json").unwrap().value_iteration(1e-12, 100000);
-        let b = TabularMdp::from_json(&matrix, "b.json").unwrap().value_iteration(1e-12, 100000);
+        let a = TabularMdp::from_json(&gym, "a.json")
+            .unwrap()
+            .value_iteration(1e-12, 100000);
+        let b = TabularMdp::from_json(&matrix, "b.json")
+            .unwrap()
+            .value_iteration(1e-12, 100000);
         assert!((a.v[0] - b.v[0]).abs() < 1e-9 && (a.v[0] - 9.0).abs() < 1e-9);
-        let e = TabularMdp::from_json(&serde_json::json!({"gamma": 0.9, "P": [[[[0.7, 0, 0.0, false]]]]}), "c.json")
+        let e = TabularMdp::from_json(
+            &serde_json::json!({"gamma": 0.9, "P": [[[[0.7, 0, 0.0, false]]]]}),
+            "c.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("c.json") && e.contains("sum to 0.7"), "{e}");
+        let e = TabularMdp::from_json(&serde_json::json!({"P": []}), "d.json")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("c.json") && e.contains("sum to 0.7"), "{e}");
-        let e = TabularMdp::from_json(&serde_json::json!({"P": []}), "d.json").unwrap_err().to_string();
         assert!(e.contains("gamma"), "{e}");
     }
 }

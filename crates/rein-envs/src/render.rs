@@ -41,7 +41,12 @@ impl Canvas {
         if pts.len() < 3 {
             return;
         }
-        let ymin = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min).floor().max(0.0) as i64;
+        let ymin = pts
+            .iter()
+            .map(|p| p.1)
+            .fold(f64::INFINITY, f64::min)
+            .floor()
+            .max(0.0) as i64;
         let ymax = pts
             .iter()
             .map(|p| p.1)

@@ -6,7 +6,9 @@ use rein_core::{EnvError, Space, Value};
 /// standard invalid-action error. Gymnasium's envs assert the same.
 pub(crate) fn discrete_action(action: &Value, space: &Space) -> Result<usize, EnvError> {
     match (action, space) {
-        (Value::Discrete(a), Space::Discrete { n, start }) if *a >= *start && ((*a - *start) as u64) < *n => {
+        (Value::Discrete(a), Space::Discrete { n, start })
+            if *a >= *start && ((*a - *start) as u64) < *n =>
+        {
             Ok((*a - *start) as usize)
         }
         _ => Err(rein_core::env::invalid_action(action, space)),
@@ -46,7 +48,12 @@ pub(crate) fn state_array<const N: usize>(
 
 /// A JSON array of f64 values, written exactly (shortest round trip).
 pub(crate) fn state_json(values: &[f64]) -> serde_json::Value {
-    serde_json::Value::Array(values.iter().map(|&x| rein_core::space::f64_to_json(x)).collect())
+    serde_json::Value::Array(
+        values
+            .iter()
+            .map(|&x| rein_core::space::f64_to_json(x))
+            .collect(),
+    )
 }
 
 /// Uniform draw in `[low, high)` as numpy's `uniform`: `low + (high - low) * u`.
@@ -64,7 +71,12 @@ pub(crate) fn f32_box(low: &[f32], high: &[f32]) -> Space {
 }
 
 /// Error for a kwarg with a wrong type.
-pub(crate) fn bad_option(env: &str, key: &str, expected: &str, got: &serde_json::Value) -> EnvError {
+pub(crate) fn bad_option(
+    env: &str,
+    key: &str,
+    expected: &str,
+    got: &serde_json::Value,
+) -> EnvError {
     EnvError::InvalidOption {
         env: env.into(),
         message: format!("option {key:?} must be {expected}, got {got}"),
@@ -83,7 +95,11 @@ pub(crate) fn check_keys(
                 env: env.into(),
                 message: format!(
                     "unknown option {k:?}; accepted: {}",
-                    if accepted.is_empty() { "none".to_string() } else { accepted.join(", ") }
+                    if accepted.is_empty() {
+                        "none".to_string()
+                    } else {
+                        accepted.join(", ")
+                    }
                 ),
             });
         }
@@ -100,7 +116,9 @@ pub(crate) fn bool_option(
 ) -> Result<bool, EnvError> {
     match kwargs.get(key) {
         None => Ok(default),
-        Some(v) => v.as_bool().ok_or_else(|| bad_option(env, key, "true or false", v)),
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| bad_option(env, key, "true or false", v)),
     }
 }
 
@@ -113,7 +131,9 @@ pub(crate) fn f64_option(
 ) -> Result<f64, EnvError> {
     match kwargs.get(key) {
         None => Ok(default),
-        Some(v) => v.as_f64().ok_or_else(|| bad_option(env, key, "a number", v)),
+        Some(v) => v
+            .as_f64()
+            .ok_or_else(|| bad_option(env, key, "a number", v)),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The environment API: registry, options, wrappers, vector envs, the checker, rendering.
 
-use rein_core::wrappers::{NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, RescaleAction, TimeLimit};
+use rein_core::wrappers::{
+    NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, RescaleAction, TimeLimit,
+};
 use rein_core::{check_env, rng_from_seed, AutoresetMode, Env, EnvError, Render, Value, VectorEnv};
 use rein_envs::classic::Pendulum;
 use serde_json::json;
@@ -12,25 +14,49 @@ fn kw(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
 #[test]
 fn unknown_ids_and_options_are_clear_errors() {
     let e = rein_envs::make("CartPole-v0").err().unwrap().to_string();
-    assert!(e.contains("CartPole-v0") && e.contains("CartPole-v1") && e.contains("Taxi-v4"), "{e}");
-    let e = rein_envs::make_with("Taxi-v4", &kw(json!({"rainy": true}))).err().unwrap().to_string();
+    assert!(
+        e.contains("CartPole-v0") && e.contains("CartPole-v1") && e.contains("Taxi-v4"),
+        "{e}"
+    );
+    let e = rein_envs::make_with("Taxi-v4", &kw(json!({"rainy": true})))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("\"rainy\"") && e.contains("is_rainy"), "{e}");
-    let e = rein_envs::make_with("FrozenLake-v1", &kw(json!({"map_name": "5x5"}))).err().unwrap().to_string();
+    let e = rein_envs::make_with("FrozenLake-v1", &kw(json!({"map_name": "5x5"})))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("map_name") && e.contains("4x4"), "{e}");
-    let e = rein_envs::make_with("FrozenLake-v1", &kw(json!({"desc": ["SFF", "FG"]}))).err().unwrap().to_string();
+    let e = rein_envs::make_with("FrozenLake-v1", &kw(json!({"desc": ["SFF", "FG"]})))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("row 1"), "{e}");
-    let e = rein_envs::make_with("Blackjack-v1", &kw(json!({"sab": "yes"}))).err().unwrap().to_string();
+    let e = rein_envs::make_with("Blackjack-v1", &kw(json!({"sab": "yes"})))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("sab") && e.contains("true or false"), "{e}");
 }
 
 #[test]
 fn invalid_actions_and_missing_reset_are_errors_not_panics() {
     let mut env = rein_envs::make("CartPole-v1").unwrap();
-    assert_eq!(env.step(&Value::Discrete(0)).unwrap_err(), EnvError::ResetNeeded);
+    assert_eq!(
+        env.step(&Value::Discrete(0)).unwrap_err(),
+        EnvError::ResetNeeded
+    );
     env.reset(Some(0));
     let e = env.step(&Value::Discrete(2)).unwrap_err().to_string();
-    assert!(e.contains("invalid action 2") && e.contains("Discrete(2)"), "{e}");
-    let e = env.step(&Value::Box([0.5].into_iter().collect())).unwrap_err().to_string();
+    assert!(
+        e.contains("invalid action 2") && e.contains("Discrete(2)"),
+        "{e}"
+    );
+    let e = env
+        .step(&Value::Box([0.5].into_iter().collect()))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("[0.5]"), "{e}");
     let mut pend = rein_envs::make("Pendulum-v1").unwrap();
     pend.reset(Some(0));
@@ -41,13 +67,23 @@ fn invalid_actions_and_missing_reset_are_errors_not_panics() {
 
 #[test]
 fn custom_frozen_lake_map_works() {
-    let mut env = rein_envs::make_with("FrozenLake-v1", &kw(json!({"desc": ["SH", "FG"], "is_slippery": false}))).unwrap();
+    let mut env = rein_envs::make_with(
+        "FrozenLake-v1",
+        &kw(json!({"desc": ["SH", "FG"], "is_slippery": false})),
+    )
+    .unwrap();
     assert_eq!(env.observation_space().n(), Some(4));
     env.reset(Some(0));
     let s1 = env.step(&Value::Discrete(1)).unwrap(); // down
-    assert_eq!((s1.obs.clone(), s1.reward, s1.terminated), (Value::Discrete(2), 0.0, false));
+    assert_eq!(
+        (s1.obs.clone(), s1.reward, s1.terminated),
+        (Value::Discrete(2), 0.0, false)
+    );
     let s2 = env.step(&Value::Discrete(2)).unwrap(); // right -> goal
-    assert_eq!((s2.obs, s2.reward, s2.terminated), (Value::Discrete(3), 1.0, true));
+    assert_eq!(
+        (s2.obs, s2.reward, s2.terminated),
+        (Value::Discrete(3), 1.0, true)
+    );
 }
 
 #[test]
@@ -97,7 +133,12 @@ fn every_builtin_env_passes_the_checker() {
     for spec in rein_envs::registry() {
         let mut env = rein_envs::make(&spec.id).unwrap();
         let report = check_env(env.as_mut(), 300).unwrap_or_else(|e| panic!("{}: {e}", spec.id));
-        assert!(report.warnings.is_empty(), "{}: {:?}", spec.id, report.warnings);
+        assert!(
+            report.warnings.is_empty(),
+            "{}: {:?}",
+            spec.id,
+            report.warnings
+        );
     }
 }
 
@@ -115,20 +156,36 @@ impl Env for Unseeded {
         (Value::Discrete(self.0 as i64), Default::default())
     }
     fn step(&mut self, _a: &Value) -> Result<rein_core::Step, EnvError> {
-        Ok(rein_core::Step { obs: Value::Discrete(0), reward: 0.0, terminated: true, truncated: false, info: Default::default() })
+        Ok(rein_core::Step {
+            obs: Value::Discrete(0),
+            reward: 0.0,
+            terminated: true,
+            truncated: false,
+            info: Default::default(),
+        })
     }
 }
 
 #[test]
 fn checker_catches_nondeterministic_reset() {
-    let mut env = Unseeded(0, rein_core::Space::discrete(5), rein_core::Space::discrete(2));
+    let mut env = Unseeded(
+        0,
+        rein_core::Space::discrete(5),
+        rein_core::Space::discrete(2),
+    );
     let e = check_env(&mut env, 5).unwrap_err().to_string();
     assert!(e.contains("not deterministic"), "{e}");
 }
 
 #[test]
 fn rendering() {
-    for id in ["CartPole-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1", "Acrobot-v1"] {
+    for id in [
+        "CartPole-v1",
+        "MountainCar-v0",
+        "MountainCarContinuous-v0",
+        "Pendulum-v1",
+        "Acrobot-v1",
+    ] {
         let mut env = rein_envs::make(id).unwrap();
         env.reset(Some(0));
         match env.render().unwrap() {
@@ -139,7 +196,12 @@ fn rendering() {
             other => panic!("{id}: {other:?}"),
         }
     }
-    for id in ["FrozenLake-v1", "Taxi-v4", "CliffWalking-v1", "Blackjack-v1"] {
+    for id in [
+        "FrozenLake-v1",
+        "Taxi-v4",
+        "CliffWalking-v1",
+        "Blackjack-v1",
+    ] {
         let mut env = rein_envs::make(id).unwrap();
         env.reset(Some(0));
         match env.render().unwrap() {
@@ -155,7 +217,9 @@ fn rollout(env: &mut VectorEnv, steps: usize) -> (Vec<f32>, Vec<f64>, Vec<bool>)
     obs.extend_from_slice(env.reset(Some(100)).unwrap());
     let space = env.single_action_space().clone();
     for _ in 0..steps {
-        let actions: Vec<Value> = (0..env.num_envs()).map(|_| space.sample(&mut rng)).collect();
+        let actions: Vec<Value> = (0..env.num_envs())
+            .map(|_| space.sample(&mut rng))
+            .collect();
         let s = env.step(&actions).unwrap();
         obs.extend_from_slice(s.obs);
         rew.extend_from_slice(s.rewards);
@@ -165,18 +229,31 @@ fn rollout(env: &mut VectorEnv, steps: usize) -> (Vec<f32>, Vec<f64>, Vec<bool>)
 }
 
 fn vec_env(id: &str, n: usize, mode: AutoresetMode, threads: usize) -> VectorEnv {
-    VectorEnv::new((0..n).map(|_| rein_envs::make(id).unwrap()).collect(), mode, threads).unwrap()
+    VectorEnv::new(
+        (0..n).map(|_| rein_envs::make(id).unwrap()).collect(),
+        mode,
+        threads,
+    )
+    .unwrap()
 }
 
 #[test]
 fn threaded_vector_env_equals_synchronous() {
-    for id in ["CartPole-v1", "Pendulum-v1", "FrozenLake-v1", "Blackjack-v1"] {
+    for id in [
+        "CartPole-v1",
+        "Pendulum-v1",
+        "FrozenLake-v1",
+        "Blackjack-v1",
+    ] {
         for mode in [AutoresetMode::NextStep, AutoresetMode::SameStep] {
             let a = rollout(&mut vec_env(id, 8, mode, 1), 600);
             let b = rollout(&mut vec_env(id, 8, mode, 2), 600);
             let c = rollout(&mut vec_env(id, 7, mode, 3), 600);
             assert!(a == b, "{id} {mode:?}: 1 vs 2 threads differ");
-            assert_eq!(c.0.len(), 7 * (601) * rein_envs::make(id).unwrap().observation_space().flat_dim());
+            assert_eq!(
+                c.0.len(),
+                7 * (601) * rein_envs::make(id).unwrap().observation_space().flat_dim()
+            );
         }
     }
 }
@@ -225,7 +302,10 @@ fn same_step_autoreset_keeps_final_obs() {
             let reset_obs = s.obs[4..8].to_vec();
             assert!(s.infos[1].contains_key("final_obs"));
             let fin = v.final_obs(1).unwrap();
-            assert!(fin[2].abs() > 0.2, "final obs should have the fallen pole: {fin:?}");
+            assert!(
+                fin[2].abs() > 0.2,
+                "final obs should have the fallen pole: {fin:?}"
+            );
             assert!(reset_obs.iter().all(|x| x.abs() <= 0.05));
             return;
         }
@@ -237,16 +317,26 @@ fn same_step_autoreset_keeps_final_obs() {
 #[test]
 fn vector_env_reports_bad_actions() {
     let mut v = vec_env("CartPole-v1", 3, AutoresetMode::NextStep, 2);
-    assert!(matches!(v.step(&[Value::Discrete(0)]), Err(EnvError::ResetNeeded)));
+    assert!(matches!(
+        v.step(&[Value::Discrete(0)]),
+        Err(EnvError::ResetNeeded)
+    ));
     v.reset(Some(0)).unwrap();
     assert!(v.step(&[Value::Discrete(0)]).is_err());
-    let e = v.step(&[Value::Discrete(0), Value::Discrete(0), Value::Discrete(5)]).unwrap_err();
+    let e = v
+        .step(&[Value::Discrete(0), Value::Discrete(0), Value::Discrete(5)])
+        .unwrap_err();
     assert!(e.to_string().contains("invalid action 5"));
 }
 
 #[test]
 fn normalisation_wrappers_save_and_restore() {
-    let make = || NormalizeReward::new(NormalizeObservation::new(rein_envs::make("Pendulum-v1").unwrap()).unwrap(), 0.99);
+    let make = || {
+        NormalizeReward::new(
+            NormalizeObservation::new(rein_envs::make("Pendulum-v1").unwrap()).unwrap(),
+            0.99,
+        )
+    };
     let mut a = make();
     a.reset(Some(0));
     let mut rng = rng_from_seed(0);

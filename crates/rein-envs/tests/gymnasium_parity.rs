@@ -10,12 +10,16 @@ use serde_json::{Map, Value as Json};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gymnasium").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/gymnasium")
+        .join(name)
 }
 
 fn episodes(file: &str) -> Vec<Json> {
     let text = std::fs::read_to_string(fixture(file)).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Counts of how exactly a file was reproduced.
@@ -38,7 +42,10 @@ impl Agreement {
             eprintln!("not bit exact: {what}: got {got:e}, want {want:e}");
         }
         self.max_rel_err = self.max_rel_err.max(err);
-        assert!(err <= tol, "{what}: got {got:e}, want {want:e} (err {err:e} > tol {tol:e})");
+        assert!(
+            err <= tol,
+            "{what}: got {got:e}, want {want:e} (err {err:e} > tol {tol:e})"
+        );
     }
 }
 
@@ -88,11 +95,28 @@ fn replay_classic(file: &str) -> Agreement {
                 // Observations are float32, written as their shortest f32 decimal.
                 agree.check(&format!("{t} obs"), *g, *w as f32 as f64, 1e-5);
             }
-            agree.check(&format!("{t} reward"), step.reward, ep["rewards"][i].as_f64().unwrap(), 1e-5);
-            assert_eq!(step.terminated, ep["terminated"][i].as_bool().unwrap(), "{t} terminated");
-            assert_eq!(step.truncated, ep["truncated"][i].as_bool().unwrap(), "{t} truncated");
+            agree.check(
+                &format!("{t} reward"),
+                step.reward,
+                ep["rewards"][i].as_f64().unwrap(),
+                1e-5,
+            );
+            assert_eq!(
+                step.terminated,
+                ep["terminated"][i].as_bool().unwrap(),
+                "{t} terminated"
+            );
+            assert_eq!(
+                step.truncated,
+                ep["truncated"][i].as_bool().unwrap(),
+                "{t} truncated"
+            );
         }
-        let tol = if id == "Acrobot-v1" || id == "Pendulum-v1" { 1e-4 } else { 1e-6 };
+        let tol = if id == "Acrobot-v1" || id == "Pendulum-v1" {
+            1e-4
+        } else {
+            1e-6
+        };
         let got = json_values(&env.get_state().unwrap());
         for (g, w) in got.iter().zip(json_values(&ep["final_state"])) {
             agree.check(&format!("{tag} final_state"), *g, w, tol);
@@ -111,13 +135,19 @@ fn cartpole_matches_gymnasium() {
 #[test]
 fn mountain_car_matches_gymnasium() {
     let a = replay_classic("MountainCar-v0.jsonl");
-    assert_eq!(a.bit_exact, a.values, "MountainCar should be bit exact: {a:?}");
+    assert_eq!(
+        a.bit_exact, a.values,
+        "MountainCar should be bit exact: {a:?}"
+    );
 }
 
 #[test]
 fn mountain_car_continuous_matches_gymnasium() {
     let a = replay_classic("MountainCarContinuous-v0.jsonl");
-    assert_eq!(a.bit_exact, a.values, "MountainCarContinuous should be bit exact: {a:?}");
+    assert_eq!(
+        a.bit_exact, a.values,
+        "MountainCarContinuous should be bit exact: {a:?}"
+    );
 }
 
 #[test]
@@ -132,9 +162,17 @@ fn pendulum_clips_actions_like_gymnasium() {
         let mut env = TimeLimit::new(Pendulum::new(10.0), 200);
         env.reset(Some(0));
         env.set_state(&ep["state"]).unwrap();
-        for (a, applied) in ep["actions"].as_array().unwrap().iter().zip(ep["applied_actions"].as_array().unwrap()) {
+        for (a, applied) in ep["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(ep["applied_actions"].as_array().unwrap())
+        {
             env.step(&action_value(env.action_space(), a)).unwrap();
-            assert_eq!(env.inner().last_u().unwrap(), applied.as_f64().unwrap() as f32);
+            assert_eq!(
+                env.inner().last_u().unwrap(),
+                applied.as_f64().unwrap() as f32
+            );
         }
     }
 }
@@ -157,22 +195,51 @@ fn replay_toy(file: &str, kwargs: Json) {
         let obs0 = env.set_state(&ep["state"]).unwrap();
         assert_eq!(obs0, Value::Discrete(ep["state"].as_i64().unwrap()));
         if let Some(u) = ep.get("uniform") {
-            let draws: Vec<f64> = u.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let draws: Vec<f64> = u
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
             env.inner_mut().push_uniforms(&draws);
         }
         for (i, a) in ep["actions"].as_array().unwrap().iter().enumerate() {
             let t = format!("{tag} step {i}");
             let step = env.step(&Value::Discrete(a.as_i64().unwrap())).unwrap();
-            assert_eq!(step.obs, Value::Discrete(ep["obs"][i].as_i64().unwrap()), "{t} obs");
-            assert_eq!(step.reward, ep["rewards"][i].as_f64().unwrap(), "{t} reward");
-            assert_eq!(step.terminated, ep["terminated"][i].as_bool().unwrap(), "{t} terminated");
-            assert_eq!(step.truncated, ep["truncated"][i].as_bool().unwrap(), "{t} truncated");
-            assert_eq!(step.info["prob"].as_f64(), ep["info_prob"][i].as_f64(), "{t} prob");
+            assert_eq!(
+                step.obs,
+                Value::Discrete(ep["obs"][i].as_i64().unwrap()),
+                "{t} obs"
+            );
+            assert_eq!(
+                step.reward,
+                ep["rewards"][i].as_f64().unwrap(),
+                "{t} reward"
+            );
+            assert_eq!(
+                step.terminated,
+                ep["terminated"][i].as_bool().unwrap(),
+                "{t} terminated"
+            );
+            assert_eq!(
+                step.truncated,
+                ep["truncated"][i].as_bool().unwrap(),
+                "{t} truncated"
+            );
+            assert_eq!(
+                step.info["prob"].as_f64(),
+                ep["info_prob"][i].as_f64(),
+                "{t} prob"
+            );
             if let Some(mask) = ep.get("action_mask") {
                 assert_eq!(step.info["action_mask"], mask[i], "{t} action_mask");
             }
         }
-        assert_eq!(env.get_state().unwrap(), ep["final_state"], "{tag} final_state");
+        assert_eq!(
+            env.get_state().unwrap(),
+            ep["final_state"],
+            "{tag} final_state"
+        );
     }
 }
 
@@ -211,7 +278,13 @@ fn blackjack_matches_gymnasium() {
         let obs0 = env.set_state(&ep["state"]).unwrap();
         let reset_obs: Vec<f64> = json_values(&ep["reset_obs"]);
         assert_eq!(obs_values(&obs0), reset_obs, "{tag} reset obs");
-        let hand = |j: &Json| -> Vec<u8> { j.as_array().unwrap().iter().map(|c| c.as_u64().unwrap() as u8).collect() };
+        let hand = |j: &Json| -> Vec<u8> {
+            j.as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_u64().unwrap() as u8)
+                .collect()
+        };
         let mut prev_player = hand(&ep["state"]["player"]);
         let mut prev_dealer = hand(&ep["state"]["dealer"]);
         for (i, a) in ep["actions"].as_array().unwrap().iter().enumerate() {
@@ -222,8 +295,16 @@ fn blackjack_matches_gymnasium() {
             env.push_cards(&dealer[prev_dealer.len()..]);
             let step = env.step(&Value::Discrete(a.as_i64().unwrap())).unwrap();
             assert_eq!(obs_values(&step.obs), json_values(&ep["obs"][i]), "{t} obs");
-            assert_eq!(step.reward, ep["rewards"][i].as_f64().unwrap(), "{t} reward");
-            assert_eq!(step.terminated, ep["terminated"][i].as_bool().unwrap(), "{t} terminated");
+            assert_eq!(
+                step.reward,
+                ep["rewards"][i].as_f64().unwrap(),
+                "{t} reward"
+            );
+            assert_eq!(
+                step.terminated,
+                ep["terminated"][i].as_bool().unwrap(),
+                "{t} terminated"
+            );
             assert_eq!(step.truncated, ep["truncated"][i].as_bool().unwrap(), "{t}");
             assert_eq!(env.hands(), (&player[..], &dealer[..]), "{t} hands");
             prev_player = player;
@@ -275,8 +356,16 @@ fn spaces_and_specs_match_gymnasium() {
         let kw = s["make_kwargs"].as_object().cloned().unwrap();
         let env = rein_envs::make_with(id, &kw).unwrap();
         let reg = rein_envs::spec(id).unwrap();
-        assert_eq!(reg.max_episode_steps, s["max_episode_steps"].as_u64(), "{key}");
-        assert_eq!(reg.reward_threshold, s["reward_threshold"].as_f64(), "{key}");
+        assert_eq!(
+            reg.max_episode_steps,
+            s["max_episode_steps"].as_u64(),
+            "{key}"
+        );
+        assert_eq!(
+            reg.reward_threshold,
+            s["reward_threshold"].as_f64(),
+            "{key}"
+        );
         check_space(key, env.observation_space(), &s["observation_space"]);
         check_space(key, env.action_space(), &s["action_space"]);
     }
@@ -288,8 +377,18 @@ fn check_space(key: &str, got: &Space, want: &Json) {
             assert_eq!(*n, want["n"].as_u64().unwrap(), "{key}");
             assert_eq!(*start, want["start"].as_i64().unwrap(), "{key}");
         }
-        (Space::Box { shape, low, high, .. }, "Box") => {
-            let ws: Vec<usize> = want["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+        (
+            Space::Box {
+                shape, low, high, ..
+            },
+            "Box",
+        ) => {
+            let ws: Vec<usize> = want["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as usize)
+                .collect();
             assert_eq!(shape, &ws, "{key}");
             let num = |j: &Json| match j {
                 Json::String(s) if s == "inf" => f64::INFINITY,

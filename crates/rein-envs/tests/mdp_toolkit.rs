@@ -1,4 +1,5 @@
 //! Dynamic programming on the toy-text MDPs.
+#![allow(clippy::needless_range_loop)]
 
 use rein_envs::mdp::TabularMdp;
 use serde_json::json;
@@ -14,7 +15,12 @@ fn value_and_policy_iteration_agree_on_frozen_lake_8x8() {
     let vi = m.value_iteration(1e-13, 1_000_000);
     let pi = m.policy_iteration(1000).unwrap();
     for s in 0..m.n_states() {
-        assert!((vi.v[s] - pi.v[s]).abs() < 1e-8, "V[{s}]: {} vs {}", vi.v[s], pi.v[s]);
+        assert!(
+            (vi.v[s] - pi.v[s]).abs() < 1e-8,
+            "V[{s}]: {} vs {}",
+            vi.v[s],
+            pi.v[s]
+        );
         for a in 0..m.n_actions() {
             assert!((vi.q[s][a] - pi.q[s][a]).abs() < 1e-8);
         }
@@ -41,7 +47,12 @@ fn iterative_and_exact_evaluation_agree() {
         let exact = m.evaluate_exact(&pi).unwrap();
         let (iter, _) = m.evaluate_iterative(&pi, 1e-12, 1_000_000).unwrap();
         for s in 0..m.n_states() {
-            assert!((exact[s] - iter[s]).abs() < 1e-8, "{id} V[{s}]: {} vs {}", exact[s], iter[s]);
+            assert!(
+                (exact[s] - iter[s]).abs() < 1e-8,
+                "{id} V[{s}]: {} vs {}",
+                exact[s],
+                iter[s]
+            );
         }
         // V* dominates V^pi for the random policy.
         let vi = m.value_iteration(1e-12, 1_000_000);
@@ -67,6 +78,10 @@ fn taxi_optimal_values_are_consistent() {
     let m = mdp("Taxi-v4", json!({}), 0.99);
     let vi = m.value_iteration(1e-12, 1_000_000);
     let pi = m.policy_iteration(1000).unwrap();
-    let max_diff = vi.v.iter().zip(&pi.v).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let max_diff =
+        vi.v.iter()
+            .zip(&pi.v)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
     assert!(max_diff < 1e-8, "{max_diff}");
 }

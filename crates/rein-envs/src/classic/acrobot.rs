@@ -62,15 +62,17 @@ fn dsdt(s: &[f64; 5]) -> [f64; 5] {
     let g = 9.8;
     let a = s[4];
     let (theta1, theta2, dtheta1, dtheta2) = (s[0], s[1], s[2], s[3]);
-    let d1 = m1 * (lc1 * lc1) + m2 * ((l1 * l1) + (lc2 * lc2) + 2.0 * l1 * lc2 * theta2.cos()) + i1 + i2;
+    let d1 =
+        m1 * (lc1 * lc1) + m2 * ((l1 * l1) + (lc2 * lc2) + 2.0 * l1 * lc2 * theta2.cos()) + i1 + i2;
     let d2 = m2 * ((lc2 * lc2) + l1 * lc2 * theta2.cos()) + i2;
     let phi2 = m2 * lc2 * g * (theta1 + theta2 - PI / 2.0).cos();
     let phi1 = -m2 * l1 * lc2 * np_square_pow(dtheta2) * theta2.sin()
         - 2.0 * m2 * l1 * lc2 * dtheta2 * dtheta1 * theta2.sin()
         + (m1 * lc1 + m2 * l1) * g * (theta1 - PI / 2.0).cos()
         + phi2;
-    let ddtheta2 = (a + d2 / d1 * phi1 - m2 * l1 * lc2 * np_square_pow(dtheta1) * theta2.sin() - phi2)
-        / (m2 * (lc2 * lc2) + i2 - np_square_pow(d2) / d1);
+    let ddtheta2 =
+        (a + d2 / d1 * phi1 - m2 * l1 * lc2 * np_square_pow(dtheta1) * theta2.sin() - phi2)
+            / (m2 * (lc2 * lc2) + i2 - np_square_pow(d2) / d1);
     let ddtheta1 = -(d2 * ddtheta2 + phi1) / d1;
     [dtheta1, dtheta2, ddtheta1, ddtheta2, 0.0]
 }
@@ -121,7 +123,11 @@ impl Acrobot {
         let s = self.state.unwrap_or([0.0; 4]);
         if self.reset_state_f32 {
             let f = s.map(|v| v as f32);
-            Value::Box([f[0].cos(), f[0].sin(), f[1].cos(), f[1].sin(), f[2], f[3]].into_iter().collect())
+            Value::Box(
+                [f[0].cos(), f[0].sin(), f[1].cos(), f[1].sin(), f[2], f[3]]
+                    .into_iter()
+                    .collect(),
+            )
         } else {
             Value::Box(
                 [s[0].cos(), s[0].sin(), s[1].cos(), s[1].sin(), s[2], s[3]]
@@ -164,8 +170,8 @@ impl Env for Acrobot {
         let ns = [
             wrap(ns[0], -PI, PI),
             wrap(ns[1], -PI, PI),
-            ns[2].max(-MAX_VEL_1).min(MAX_VEL_1),
-            ns[3].max(-MAX_VEL_2).min(MAX_VEL_2),
+            ns[2].clamp(-MAX_VEL_1, MAX_VEL_1),
+            ns[3].clamp(-MAX_VEL_2, MAX_VEL_2),
         ];
         self.state = Some(ns);
         self.reset_state_f32 = false;
@@ -198,12 +204,20 @@ impl Env for Acrobot {
         let offset = dim / 2.0;
         let mut c = Canvas::new(500, 500);
         // Positions in the drawing frame (x right, y up), pivot at the centre.
-        let p1 = (LINK_LENGTH_1 * s[0].sin() * scale, -LINK_LENGTH_1 * s[0].cos() * scale);
+        let p1 = (
+            LINK_LENGTH_1 * s[0].sin() * scale,
+            -LINK_LENGTH_1 * s[0].cos() * scale,
+        );
         let p2 = (
             p1.0 + LINK_LENGTH_2 * (s[0] + s[1]).sin() * scale,
             p1.1 - LINK_LENGTH_2 * (s[0] + s[1]).cos() * scale,
         );
-        c.line((offset - 2.2 * scale, offset + scale), (offset + 2.2 * scale, offset + scale), 1.0, [0, 0, 0]);
+        c.line(
+            (offset - 2.2 * scale, offset + scale),
+            (offset + 2.2 * scale, offset + scale),
+            1.0,
+            [0, 0, 0],
+        );
         for (start, th) in [((0.0, 0.0), s[0]), (p1, s[0] + s[1])] {
             let llen = scale;
             let (l, r, t, b) = (0.0, llen, 0.1 * scale, -0.1 * scale);

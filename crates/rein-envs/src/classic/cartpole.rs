@@ -109,6 +109,8 @@ impl Env for CartPole {
         let s = [x, x_dot, theta, theta_dot];
         self.state = Some(s);
         let thr = theta_threshold();
+        // Written as Gymnasium does: a NaN state does not terminate.
+        #[allow(clippy::manual_range_contains)]
         let terminated = x < -X_THRESHOLD || x > X_THRESHOLD || theta < -thr || theta > thr;
         let reward = if !terminated {
             if self.sutton_barto_reward {
@@ -163,7 +165,12 @@ impl Env for CartPole {
         let mut c = Canvas::new(600, 400);
         let cartx = x * scale + w / 2.0;
         let carty = 100.0;
-        let (l, r, t, b) = (-cartwidth / 2.0, cartwidth / 2.0, cartheight / 2.0, -cartheight / 2.0);
+        let (l, r, t, b) = (
+            -cartwidth / 2.0,
+            cartwidth / 2.0,
+            cartheight / 2.0,
+            -cartheight / 2.0,
+        );
         let axleoffset = cartheight / 4.0;
         c.fill_polygon(
             &[(l, b), (l, t), (r, t), (r, b)].map(|(px, py)| (px + cartx, py + carty)),

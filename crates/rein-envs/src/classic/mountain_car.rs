@@ -29,9 +29,15 @@ fn render_car(position: f64, goal_position: f64) -> Render {
     let clearance = 10.0;
     let (carwidth, carheight) = (40.0, 20.0);
     let angle = (3.0 * position).cos();
-    let t = ((position - MIN_POSITION) * scale, height(position) * scale + clearance);
+    let t = (
+        (position - MIN_POSITION) * scale,
+        height(position) * scale + clearance,
+    );
     let (l, r, tp, b) = (-carwidth / 2.0, carwidth / 2.0, carheight, 0.0);
-    c.fill_polygon(&[(l, b), (l, tp), (r, tp), (r, b)].map(|p| rotate(p, angle, t)), [0, 0, 0]);
+    c.fill_polygon(
+        &[(l, b), (l, tp), (r, tp), (r, b)].map(|p| rotate(p, angle, t)),
+        [0, 0, 0],
+    );
     for wx in [carwidth / 4.0, -carwidth / 4.0] {
         let (cx, cy) = rotate((wx, 0.0), angle, t);
         c.fill_circle(cx, cy, carheight / 2.5, [128, 128, 128]);
@@ -40,7 +46,14 @@ fn render_car(position: f64, goal_position: f64) -> Render {
     let flagy1 = height(goal_position) * scale;
     let flagy2 = flagy1 + 50.0;
     c.line((flagx, flagy1), (flagx, flagy2), 1.0, [0, 0, 0]);
-    c.fill_polygon(&[(flagx, flagy2), (flagx, flagy2 - 10.0), (flagx + 25.0, flagy2 - 5.0)], [204, 204, 0]);
+    c.fill_polygon(
+        &[
+            (flagx, flagy2),
+            (flagx, flagy2 - 10.0),
+            (flagx + 25.0, flagy2 - 5.0),
+        ],
+        [204, 204, 0],
+    );
     Render::Rgb(c.into_frame())
 }
 
@@ -305,7 +318,9 @@ impl Env for MountainCarContinuous {
     }
 
     fn get_state(&self) -> Result<serde_json::Value, EnvError> {
-        Ok(state_json(&self.state.ok_or(EnvError::ResetNeeded)?.values()))
+        Ok(state_json(
+            &self.state.ok_or(EnvError::ResetNeeded)?.values(),
+        ))
     }
 
     /// Takes `[position, velocity]` as float64 (the precision of a freshly reset state).

@@ -2,7 +2,9 @@
 //! `classic_control.pendulum`.
 
 use crate::render::{rotate, Canvas};
-use crate::util::{f32_box, np_square_pow, np_square_powf, scalar_box_action, state_array, state_json, uniform};
+use crate::util::{
+    f32_box, np_square_pow, np_square_powf, scalar_box_action, state_array, state_json, uniform,
+};
 use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 use std::f64::consts::PI;
 
@@ -65,7 +67,11 @@ impl Pendulum {
     }
 
     fn obs(s: &[f64; 2]) -> Value {
-        Value::Box([s[0].cos() as f32, s[0].sin() as f32, s[1] as f32].into_iter().collect())
+        Value::Box(
+            [s[0].cos() as f32, s[0].sin() as f32, s[1] as f32]
+                .into_iter()
+                .collect(),
+        )
     }
 }
 
@@ -142,7 +148,8 @@ impl Env for Pendulum {
         let rod_length = 1.0 * scale;
         let rod_width = 0.2 * scale;
         let (l, r, t, b) = (0.0, rod_length, rod_width / 2.0, -rod_width / 2.0);
-        let rod = [(l, b), (l, t), (r, t), (r, b)].map(|p| rotate(p, th + PI / 2.0, (offset, offset)));
+        let rod =
+            [(l, b), (l, t), (r, t), (r, b)].map(|p| rotate(p, th + PI / 2.0, (offset, offset)));
         c.fill_polygon(&rod, [204, 77, 77]);
         c.fill_circle(offset, offset, rod_width / 2.0, [204, 77, 77]);
         let end = rotate((rod_length, 0.0), th + PI / 2.0, (offset, offset));

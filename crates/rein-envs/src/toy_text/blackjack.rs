@@ -1,8 +1,8 @@
 //! Blackjack-v1 (Sutton & Barto, example 5.1), as Gymnasium's `toy_text.blackjack`: an infinite
 //! deck, the dealer hits below 17; observation (player sum, dealer's showing card, usable ace).
 
-use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 use rand::Rng;
+use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 use std::collections::VecDeque;
 
 /// Card values of one suit (face cards count 10, ace counts 1 or 11).
@@ -217,7 +217,11 @@ impl Env for Blackjack {
             "player {:?} (sum {}{}), dealer shows {}\n",
             self.player,
             sum_hand(&self.player),
-            if usable_ace(&self.player) { ", usable ace" } else { "" },
+            if usable_ace(&self.player) {
+                ", usable ace"
+            } else {
+                ""
+            },
             self.dealer[0]
         )))
     }

@@ -1,8 +1,8 @@
 //! The shared machinery of the table-driven toy-text environments.
 
 use crate::util::discrete_action;
-use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 use rand::Rng;
+use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 use std::collections::VecDeque;
 
 /// One possible outcome of taking action a in state s: Gymnasium's
@@ -194,7 +194,11 @@ impl DiscreteEnv {
                 let locs = super::taxi::LOCS;
                 let cell = |g: &mut Vec<Vec<String>>, r: usize, c: usize, code: &str| {
                     let ch = g[1 + r][2 * c + 1].clone();
-                    let ch = if ch == " " && code == "42" { "_".to_string() } else { ch };
+                    let ch = if ch == " " && code == "42" {
+                        "_".to_string()
+                    } else {
+                        ch
+                    };
                     g[1 + r][2 * c + 1] = format!("\x1b[{code}m{ch}\x1b[0m");
                 };
                 if pass < 4 {

@@ -2,8 +2,8 @@
 //! hole H, as Gymnasium's `toy_text.frozen_lake`.
 
 use super::discrete::{DiscreteEnv, ToyKind, Transition, TransitionTable};
-use rein_core::{rng_from_seed, EnvError};
 use rand::Rng;
+use rein_core::{rng_from_seed, EnvError};
 
 /// Construction options of FrozenLake (Gymnasium's kwargs).
 #[derive(Debug, Clone, PartialEq)]
@@ -39,12 +39,19 @@ pub fn generate_random_map(size: usize, p: f64, seed: u64) -> Vec<String> {
     let p = p.min(1.0);
     loop {
         let mut board: Vec<Vec<u8>> = (0..size)
-            .map(|_| (0..size).map(|_| if rng.random::<f64>() < p { b'F' } else { b'H' }).collect())
+            .map(|_| {
+                (0..size)
+                    .map(|_| if rng.random::<f64>() < p { b'F' } else { b'H' })
+                    .collect()
+            })
             .collect();
         board[0][0] = b'S';
         board[size - 1][size - 1] = b'G';
         if path_exists(&board) {
-            return board.into_iter().map(|r| String::from_utf8_lossy(&r).into_owned()).collect();
+            return board
+                .into_iter()
+                .map(|r| String::from_utf8_lossy(&r).into_owned())
+                .collect();
         }
     }
 }
@@ -81,7 +88,9 @@ fn validate(desc: &[String]) -> Result<(), EnvError> {
     };
     let ncol = desc.first().map_or(0, |r| r.len());
     if desc.is_empty() || ncol == 0 {
-        return Err(err("option \"desc\" must be a non-empty list of map rows".into()));
+        return Err(err(
+            "option \"desc\" must be a non-empty list of map rows".into()
+        ));
     }
     for (i, row) in desc.iter().enumerate() {
         if row.len() != ncol {
@@ -91,7 +100,9 @@ fn validate(desc: &[String]) -> Result<(), EnvError> {
             )));
         }
         if let Some(ch) = row.chars().find(|c| !"SFHG".contains(*c)) {
-            return Err(err(format!("map row {i} {row:?} has tile {ch:?}; tiles are S, F, H, G")));
+            return Err(err(format!(
+                "map row {i} {row:?} has tile {ch:?}; tiles are S, F, H, G"
+            )));
         }
     }
     if !desc.iter().any(|r| r.contains('S')) {
@@ -166,7 +177,11 @@ pub fn frozen_lake(name: &str, opts: &FrozenLakeOptions) -> Result<DiscreteEnv, 
             }
         }
     }
-    let starts = desc.iter().flat_map(|r| r.iter()).filter(|&&b| b == b'S').count() as f64;
+    let starts = desc
+        .iter()
+        .flat_map(|r| r.iter())
+        .filter(|&&b| b == b'S')
+        .count() as f64;
     let initial = desc
         .iter()
         .flat_map(|r| r.iter())

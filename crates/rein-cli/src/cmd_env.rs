@@ -1,0 +1,290 @@
+//! `rein envs` and `rein env ...`.
+
+use crate::options::kv_map;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use rein_core::{rng_from_seed, AutoresetMode, Env, Value, VectorEnv};
+use serde_json::json;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct EnvsArgs {
+    /// Print JSON (one object per environment) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum EnvCommand {
+    /// Step an environment through given actions and print each transition as a JSON line
+    /// with the keys obs, reward, terminated, truncated.
+    #[command(
+        after_help = "Examples:\n  rein env rollout --env CartPole-v1 --seed 0 --actions '[0,1,1,0]'\n  rein env rollout --env CartPole-v1 --state '[0.01,0,0.02,0]' --actions '[1,1]'\n  rein env rollout --env Pendulum-v1 --state '[3.14,0]' --actions '[[2.0],[-5]]'\n  rein env rollout --env FrozenLake-v1 --option is_slippery=false --state 5 --actions '[2,1]'\n  rein env rollout --env Blackjack-v1 --state '{\"player\":[10,6],\"dealer\":[9,7]}' --actions '[0]'"
+    )]
+    Rollout(RolloutArgs),
+    /// Measure environment steps per second with random actions and auto-reset.
+    #[command(
+        after_help = "Examples:\n  rein env bench --env CartPole-v1 --steps 10000000\n  rein env bench --env CartPole-v1 --steps 10000000 --num-envs 8 --threads 2"
+    )]
+    Bench(BenchArgs),
+    /// Run the environment checker (API contract, determinism under seeding) on an env.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+pub struct RolloutArgs {
+    /// Gymnasium id, e.g. CartPole-v1 (see `rein envs`).
+    #[arg(long)]
+    env: String,
+    /// Seed passed to reset.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Internal state to start from, as Gymnasium keeps it in env.unwrapped: a JSON array for
+    /// classic control, the integer s for toy text, {"player": [...], "dealer": [...]} for
+    /// Blackjack. The time-limit step counter starts at 0.
+    #[arg(long)]
+    state: Option<String>,
+    /// JSON array of actions (integers, or arrays of numbers for Box actions); @FILE reads it
+    /// from a file.
+    #[arg(long)]
+    actions: String,
+    /// Environment option key=value (Gymnasium's make kwargs), repeatable.
+    #[arg(long = "option", value_name = "KEY=VALUE")]
+    options: Vec<String>,
+    /// Also print the reset observation first, as {"reset_obs": ...}.
+    #[arg(long)]
+    print_reset: bool,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Gymnasium id.
+    #[arg(long)]
+    env: String,
+    /// Total environment steps (over all sub-envs).
+    #[arg(long, default_value_t = 1_000_000)]
+    steps: u64,
+    /// Number of environments; more than 1 uses the vector env.
+    #[arg(long, default_value_t = 1)]
+    num_envs: usize,
+    /// Threads stepping the vector env.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// With --num-envs > 1: step the vector env in lock step from this thread (one `step`
+    /// call per transition of every env) instead of letting each worker thread sample its
+    /// envs' random actions itself (`VectorEnv::rollout`).
+    #[arg(long)]
+    lockstep: bool,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Gymnasium id.
+    #[arg(long)]
+    env: String,
+    /// Steps per checked trajectory.
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// Environment option key=value, repeatable.
+    #[arg(long = "option", value_name = "KEY=VALUE")]
+    options: Vec<String>,
+}
+
+pub fn list(args: &EnvsArgs) -> Result<()> {
+    let rows: Vec<_> = rein_envs::registry()
+        .into_iter()
+        .map(|spec| {
+            let env = rein_envs::make(&spec.id).expect("registered envs build");
+            (
+                spec,
+                env.observation_space().to_string(),
+                env.action_space().to_string(),
+            )
+        })
+        .collect();
+    if args.json {
+        for (spec, obs, act) in rows {
+            println!(
+                "{}",
+                json!({"id": spec.id, "observation_space": obs, "action_space": act,
+                       "reward_threshold": spec.reward_threshold,
+                       "max_episode_steps": spec.max_episode_steps, "kwargs": spec.kwargs})
+            );
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<26} {:<10} {:<9} {:<40} ACTIONS",
+        "ID", "THRESHOLD", "MAX STEPS", "OBSERVATIONS"
+    );
+    for (spec, obs, act) in rows {
+        let thr = spec.reward_threshold.map_or("-".into(), |t| t.to_string());
+        let steps = spec.max_episode_steps.map_or("-".into(), |t| t.to_string());
+        println!("{:<26} {thr:<10} {steps:<9} {obs:<40} {act}", spec.id);
+    }
+    Ok(())
+}
+
+pub fn run(cmd: EnvCommand) -> Result<()> {
+    match cmd {
+        EnvCommand::Rollout(a) => rollout(&a),
+        EnvCommand::Bench(a) => bench(&a),
+        EnvCommand::Check(a) => check(&a),
+    }
+}
+
+fn read_arg(s: &str, what: &str) -> Result<serde_json::Value> {
+    let text = match s.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {what} file {path}"))?
+        }
+        None => s.to_string(),
+    };
+    serde_json::from_str(&text).with_context(|| format!("{what} is not valid JSON: {text:?}"))
+}
+
+fn rollout(a: &RolloutArgs) -> Result<()> {
+    let kwargs = kv_map(&a.options)?;
+    let mut env = rein_envs::make_with(&a.env, &kwargs)?;
+    let actions_json = read_arg(&a.actions, "--actions")?;
+    let Some(actions) = actions_json.as_array() else {
+        bail!("--actions must be a JSON array of actions, got {actions_json}");
+    };
+    let space = env.action_space().clone();
+    // Parse every action before stepping, so a bad one is reported before any output.
+    let actions: Vec<Value> = actions
+        .iter()
+        .enumerate()
+        .map(|(i, j)| {
+            space
+                .parse_json(j)
+                .with_context(|| format!("action {i} of --actions"))
+        })
+        .collect::<Result<_>>()?;
+    // Discrete actions must lie in the space (Gymnasium asserts it); Box actions may be out
+    // of bounds because the continuous envs clip them, as Gymnasium's do.
+    if !matches!(space, rein_core::Space::Box { .. }) {
+        if let Some((i, bad)) = actions.iter().enumerate().find(|(_, x)| !space.contains(x)) {
+            bail!("action {i} of --actions is {bad}, which is not in the action space {space}");
+        }
+    }
+    let (mut obs, _) = env.reset(Some(a.seed));
+    if let Some(state) = &a.state {
+        let state = read_arg(state, "--state")?;
+        obs = env.set_state(&state)?;
+    }
+    if a.print_reset {
+        println!("{{\"reset_obs\":{}}}", obs.to_json_string());
+    }
+    for (i, action) in actions.iter().enumerate() {
+        let step = env.step(action).with_context(|| format!("step {i}"))?;
+        // Written by hand so that float32 observations keep their float32 text.
+        println!(
+            "{{\"obs\":{},\"reward\":{},\"terminated\":{},\"truncated\":{}}}",
+            step.obs.to_json_string(),
+            rein_core::space::f64_to_json(step.reward),
+            step.terminated,
+            step.truncated,
+        );
+    }
+    Ok(())
+}
+
+fn bench(a: &BenchArgs) -> Result<()> {
+    if a.num_envs == 0 || a.threads == 0 || a.steps == 0 {
+        bail!("--steps, --num-envs and --threads must be at least 1");
+    }
+    let mut rng = rng_from_seed(a.seed);
+    let (elapsed, steps, episodes) = if a.num_envs == 1 && a.threads == 1 {
+        let mut env = rein_envs::make(&a.env)?;
+        let space = env.action_space().clone();
+        env.reset(Some(a.seed));
+        let mut episodes = 0u64;
+        let start = Instant::now();
+        for _ in 0..a.steps {
+            let action = space.sample(&mut rng);
+            let step = env.step(&action)?;
+            if step.terminated || step.truncated {
+                env.reset(None);
+                episodes += 1;
+            }
+        }
+        (start.elapsed(), a.steps, episodes)
+    } else {
+        let id = a.env.clone();
+        let mut venv =
+            VectorEnv::from_fn(a.num_envs, AutoresetMode::NextStep, a.threads, move |_| {
+                rein_envs::make(&id)
+            })?;
+        let space = venv.single_action_space().clone();
+        venv.reset(Some(a.seed))?;
+        let iters = a.steps.div_ceil(a.num_envs as u64);
+        if a.lockstep {
+            let mut actions: Vec<Value> = vec![Value::Discrete(0); a.num_envs];
+            let mut episodes = 0u64;
+            let mut transitions = 0u64;
+            let start = Instant::now();
+            for _ in 0..iters {
+                for act in actions.iter_mut() {
+                    *act = space.sample(&mut rng);
+                }
+                let s = venv.step(&actions)?;
+                episodes += s
+                    .terminated
+                    .iter()
+                    .zip(s.truncated)
+                    .filter(|(t, u)| **t || **u)
+                    .count() as u64;
+                transitions += a.num_envs as u64;
+            }
+            (start.elapsed(), transitions, episodes)
+        } else {
+            let policy: std::sync::Arc<rein_core::RolloutPolicy> =
+                std::sync::Arc::new(move |_, _, rng| space.sample(rng));
+            let start = Instant::now();
+            let stats = venv.rollout(iters, a.seed, policy)?;
+            (start.elapsed(), stats.steps, stats.episodes)
+        }
+    };
+    let secs = elapsed.as_secs_f64();
+    let sps = steps as f64 / secs;
+    if a.json {
+        println!(
+            "{}",
+            json!({"env": a.env, "steps": steps, "num_envs": a.num_envs, "threads": a.threads,
+                   "lockstep": a.lockstep,
+                   "seconds": secs, "steps_per_second": sps, "episodes": episodes})
+        );
+    } else {
+        println!(
+            "{}: {} env(s) on {} thread(s){}: {steps} steps ({episodes} episodes) in {secs:.3} s = {:.0} steps/s",
+            a.env,
+            a.num_envs,
+            a.threads,
+            match (a.num_envs > 1 || a.threads > 1, a.lockstep) {
+                (false, _) => "",
+                (true, true) => ", lock-step",
+                (true, false) => ", worker rollouts",
+            },
+            sps
+        );
+    }
+    Ok(())
+}
+
+fn check(a: &CheckArgs) -> Result<()> {
+    let kwargs = kv_map(&a.options)?;
+    let mut env: Box<dyn Env> = rein_envs::make_with(&a.env, &kwargs)?;
+    let report = rein_core::check_env(env.as_mut(), a.steps)?;
+    println!("{}: passed ({} steps checked)", a.env, report.steps_checked);
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    Ok(())
+}

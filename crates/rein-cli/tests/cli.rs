@@ -1,0 +1,386 @@
+//! End-to-end tests of the `rein` binary.
+
+use serde_json::Value as Json;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn rein(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rein"))
+        .args(args)
+        .output()
+        .expect("rein runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../rein-envs/tests/fixtures/gymnasium")
+        .join(name)
+}
+
+fn first_episode(file: &str) -> Json {
+    let text = std::fs::read_to_string(fixture(file)).unwrap();
+    serde_json::from_str(text.lines().next().unwrap()).unwrap()
+}
+
+#[test]
+fn rollout_reproduces_gymnasium_episodes() {
+    for (file, options) in [
+        ("CartPole-v1.jsonl", vec![]),
+        ("MountainCar-v0.jsonl", vec![]),
+        ("MountainCarContinuous-v0.jsonl", vec![]),
+        ("Pendulum-v1.jsonl", vec![]),
+        ("Acrobot-v1.jsonl", vec![]),
+        ("Taxi-v4.jsonl", vec![]),
+        ("CliffWalking-v1.jsonl", vec![]),
+        (
+            "FrozenLake-v1_map_name-8x8_is_slippery-False.jsonl",
+            vec!["--option", "map_name=8x8", "--option", "is_slippery=false"],
+        ),
+    ] {
+        let ep = first_episode(file);
+        let state = ep["state"].to_string();
+        let actions = ep["actions"].to_string();
+        let mut args = vec![
+            "env",
+            "rollout",
+            "--env",
+            ep["env_id"].as_str().unwrap(),
+            "--state",
+            &state,
+            "--actions",
+            &actions,
+        ];
+        args.extend(options);
+        let out = rein(&args);
+        assert!(out.status.success(), "{file}: {}", stderr(&out));
+        let lines: Vec<Json> = stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            ep["length"].as_u64().unwrap() as usize,
+            "{file}"
+        );
+        for (i, line) in lines.iter().enumerate() {
+            let keys: Vec<&String> = line.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["obs", "reward", "terminated", "truncated"], "{file}");
+            // Compare float32 observations as float32 (both sides are shortest f32 text).
+            let as_f32 = |j: &Json| -> Vec<f32> {
+                match j {
+                    Json::Array(a) => a.iter().map(|x| x.as_f64().unwrap() as f32).collect(),
+                    x => vec![x.as_f64().unwrap() as f32],
+                }
+            };
+            assert_eq!(
+                as_f32(&line["obs"]),
+                as_f32(&ep["obs"][i]),
+                "{file} step {i} obs"
+            );
+            assert_eq!(
+                line["reward"].as_f64(),
+                ep["rewards"][i].as_f64(),
+                "{file} step {i} reward"
+            );
+            assert_eq!(line["terminated"], ep["terminated"][i], "{file} step {i}");
+            assert_eq!(line["truncated"], ep["truncated"][i], "{file} step {i}");
+        }
+    }
+}
+
+#[test]
+fn rollout_blackjack_from_hands() {
+    // Dealer already stands on 17: sticking with 20 wins, deterministically.
+    let out = rein(&[
+        "env",
+        "rollout",
+        "--env",
+        "Blackjack-v1",
+        "--state",
+        r#"{"player":[10,10],"dealer":[10,7]}"#,
+        "--actions",
+        "[0]",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line: Json = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(
+        line,
+        serde_json::json!({"obs": [20, 10, 0], "reward": 1.0, "terminated": true, "truncated": false})
+    );
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_nonzero_status() {
+    for (args, needle) in [
+        (
+            vec!["env", "rollout", "--env", "CartPol-v1", "--actions", "[0]"],
+            "unknown environment id \"CartPol-v1\"",
+        ),
+        (
+            vec!["env", "rollout", "--env", "CartPole-v1", "--actions", "[0,"],
+            "--actions is not valid JSON",
+        ),
+        (
+            vec![
+                "env",
+                "rollout",
+                "--env",
+                "CartPole-v1",
+                "--actions",
+                "[0, 3]",
+            ],
+            "action 1 of --actions is 3",
+        ),
+        (
+            vec!["env", "rollout", "--env", "CartPole-v1", "--actions", "{}"],
+            "must be a JSON array",
+        ),
+        (
+            vec![
+                "env",
+                "rollout",
+                "--env",
+                "CartPole-v1",
+                "--state",
+                "[1,2]",
+                "--actions",
+                "[0]",
+            ],
+            "4 numbers",
+        ),
+        (
+            vec![
+                "env",
+                "rollout",
+                "--env",
+                "Pendulum-v1",
+                "--actions",
+                "[[1, 2]]",
+            ],
+            "an array of 1 numbers",
+        ),
+        (
+            vec![
+                "env",
+                "rollout",
+                "--env",
+                "Taxi-v4",
+                "--option",
+                "colour=red",
+                "--actions",
+                "[0]",
+            ],
+            "unknown option \"colour\"",
+        ),
+        (
+            vec!["mdp", "solve", "--env", "CartPole-v1"],
+            "not a table-driven",
+        ),
+        (
+            vec!["mdp", "solve", "--env", "FrozenLake-v1", "--gamma", "-0.5"],
+            "--gamma must be in [0, 1]",
+        ),
+        (
+            vec![
+                "train",
+                "qlearning",
+                "--env",
+                "CartPole-v1",
+                "--runs-dir",
+                "/tmp/rein-cli-test-runs",
+            ],
+            "needs Discrete observations",
+        ),
+        (
+            vec![
+                "train",
+                "qlearning",
+                "--env",
+                "Taxi-v4",
+                "--set",
+                "alpha=0.1",
+                "--runs-dir",
+                "/tmp/rein-cli-test-runs",
+            ],
+            "unknown setting \"alpha\"",
+        ),
+    ] {
+        let out = rein(&args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = stderr(&out);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn envs_lists_every_id() {
+    let out = rein(&["envs", "--json"]);
+    assert!(out.status.success());
+    let rows: Vec<Json> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 11);
+    for id in [
+        "CartPole-v1",
+        "FrozenLake8x8-v1",
+        "Taxi-v4",
+        "CliffWalkingSlippery-v1",
+        "Blackjack-v1",
+    ] {
+        assert!(ids.contains(&id), "{id}");
+    }
+    let cart = rows.iter().find(|r| r["id"] == "CartPole-v1").unwrap();
+    assert_eq!(cart["max_episode_steps"], 500);
+    assert_eq!(cart["reward_threshold"], 475.0);
+}
+
+#[test]
+fn mdp_solve_json_and_user_files() {
+    let out = rein(&["mdp", "solve", "--env", "FrozenLake-v1", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sol: Json = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        sol.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["Q", "V", "policy"]
+    );
+    assert_eq!(sol["V"].as_array().unwrap().len(), 16);
+    assert_eq!(sol["Q"][0].as_array().unwrap().len(), 4);
+    let pi = rein(&[
+        "mdp",
+        "solve",
+        "--env",
+        "FrozenLake-v1",
+        "--json",
+        "--method",
+        "policy-iteration",
+    ]);
+    let sol_pi: Json = serde_json::from_str(&stdout(&pi)).unwrap();
+    for s in 0..16 {
+        let (a, b) = (
+            sol["V"][s].as_f64().unwrap(),
+            sol_pi["V"][s].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-8, "V[{s}] {a} vs {b}");
+    }
+    let grid = rein(&[
+        "mdp",
+        "solve",
+        "--env",
+        "FrozenLake-v1",
+        "--map",
+        "8x8",
+        "--slippery",
+        "false",
+    ]);
+    assert!(stdout(&grid).contains("greedy policy"), "{}", stdout(&grid));
+
+    let dir = std::env::temp_dir().join(format!("rein-mdp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.json");
+    std::fs::write(&good, r#"{"gamma": 0.9, "P": [[[[1.0, 0, 0.0, false]], [[1.0, 1, 0.0, false]]], [[[1.0, 1, 1.0, false]], [[1.0, 1, 1.0, false]]]]}"#).unwrap();
+    let out = rein(&["mdp", "solve", "--mdp", good.to_str().unwrap(), "--json"]);
+    let sol: Json = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!((sol["V"][0].as_f64().unwrap() - 9.0).abs() < 1e-8);
+    assert_eq!(sol["policy"], serde_json::json!([1, 0]));
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"gamma": 0.9, "P": [[[[0.5, 0, 0.0, false]]]]}"#).unwrap();
+    let out = rein(&["mdp", "solve", "--mdp", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("bad.json") && stderr(&out).contains("P[0][0]"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn train_qlearning_writes_a_run_directory() {
+    let runs = std::env::temp_dir().join(format!("rein-runs-{}", std::process::id()));
+    let out = rein(&[
+        "train",
+        "qlearning",
+        "--env",
+        "Taxi-v4",
+        "--seed",
+        "1",
+        "--episodes",
+        "3000",
+        "--runs-dir",
+        runs.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dirs: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1);
+    let dir = &dirs[0];
+    assert!(dir
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("Taxi-v4__qlearning__1__"));
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(
+        config.contains("episodes = 3000") && config.contains("learning_rate = 0.5"),
+        "{config}"
+    );
+    let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert!(metrics.starts_with("episode,global_step,epsilon,return_mean_100"));
+    assert_eq!(metrics.lines().count(), 1 + 30);
+    let eval: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).unwrap()).unwrap();
+    assert!(eval["mean_return"].as_f64().unwrap() > 7.0, "{eval}");
+    let q: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("q_table.json")).unwrap()).unwrap();
+    assert_eq!(q["q"].as_array().unwrap().len(), 500 * 6);
+    assert!(stdout(&out).contains("value iteration"));
+    std::fs::remove_dir_all(&runs).unwrap();
+}
+
+#[test]
+fn env_bench_and_check_run() {
+    let out = rein(&[
+        "env",
+        "bench",
+        "--env",
+        "CartPole-v1",
+        "--steps",
+        "20000",
+        "--json",
+    ]);
+    assert!(out.status.success());
+    let r: Json = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(r["steps"], 20000);
+    assert!(r["steps_per_second"].as_f64().unwrap() > 0.0);
+    let out = rein(&[
+        "env",
+        "bench",
+        "--env",
+        "Taxi-v4",
+        "--steps",
+        "20000",
+        "--num-envs",
+        "4",
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    let r: Json = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(r["steps"], 20000);
+    let out = rein(&["env", "check", "--env", "Acrobot-v1", "--steps", "200"]);
+    assert!(out.status.success() && stdout(&out).contains("passed"));
+}
