@@ -2,6 +2,29 @@
 
 use rein_core::{EnvError, Space, Value};
 
+/// The `Env` methods that every built-in env implements the same way, from its fields
+/// `obs_space`, `act_space` and `spec`, and (given `$name`) the name used in messages.
+macro_rules! builtin_env_accessors {
+    ($name:expr) => {
+        crate::util::builtin_env_accessors!();
+        fn name(&self) -> String {
+            $name.into()
+        }
+    };
+    () => {
+        fn observation_space(&self) -> &Space {
+            &self.obs_space
+        }
+        fn action_space(&self) -> &Space {
+            &self.act_space
+        }
+        fn spec(&self) -> Option<&EnvSpec> {
+            self.spec.as_ref()
+        }
+    };
+}
+pub(crate) use builtin_env_accessors;
+
 /// The discrete action of `action` if it lies in `space` (a `Discrete` space), else the
 /// standard invalid-action error. Gymnasium's envs assert the same.
 pub(crate) fn discrete_action(action: &Value, space: &Space) -> Result<usize, EnvError> {

@@ -140,18 +140,7 @@ impl Acrobot {
 }
 
 impl Env for Acrobot {
-    fn observation_space(&self) -> &Space {
-        &self.obs_space
-    }
-    fn action_space(&self) -> &Space {
-        &self.act_space
-    }
-    fn spec(&self) -> Option<&EnvSpec> {
-        self.spec.as_ref()
-    }
-    fn name(&self) -> String {
-        "Acrobot-v1".into()
-    }
+    crate::util::builtin_env_accessors!("Acrobot-v1");
 
     fn reset(&mut self, seed: Option<u64>) -> (Value, Info) {
         self.rng.reseed(seed);

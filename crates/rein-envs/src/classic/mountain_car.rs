@@ -97,18 +97,7 @@ impl MountainCar {
 }
 
 impl Env for MountainCar {
-    fn observation_space(&self) -> &Space {
-        &self.obs_space
-    }
-    fn action_space(&self) -> &Space {
-        &self.act_space
-    }
-    fn spec(&self) -> Option<&EnvSpec> {
-        self.spec.as_ref()
-    }
-    fn name(&self) -> String {
-        "MountainCar-v0".into()
-    }
+    crate::util::builtin_env_accessors!("MountainCar-v0");
 
     fn reset(&mut self, seed: Option<u64>) -> (Value, Info) {
         self.rng.reseed(seed);
@@ -270,18 +259,7 @@ impl MountainCarContinuous {
 }
 
 impl Env for MountainCarContinuous {
-    fn observation_space(&self) -> &Space {
-        &self.obs_space
-    }
-    fn action_space(&self) -> &Space {
-        &self.act_space
-    }
-    fn spec(&self) -> Option<&EnvSpec> {
-        self.spec.as_ref()
-    }
-    fn name(&self) -> String {
-        "MountainCarContinuous-v0".into()
-    }
+    crate::util::builtin_env_accessors!("MountainCarContinuous-v0");
 
     fn reset(&mut self, seed: Option<u64>) -> (Value, Info) {
         self.rng.reseed(seed);

@@ -112,18 +112,7 @@ impl Blackjack {
 }
 
 impl Env for Blackjack {
-    fn observation_space(&self) -> &Space {
-        &self.obs_space
-    }
-    fn action_space(&self) -> &Space {
-        &self.act_space
-    }
-    fn spec(&self) -> Option<&EnvSpec> {
-        self.spec.as_ref()
-    }
-    fn name(&self) -> String {
-        "Blackjack-v1".into()
-    }
+    crate::util::builtin_env_accessors!("Blackjack-v1");
 
     fn reset(&mut self, seed: Option<u64>) -> (Value, Info) {
         self.rng.reseed(seed);

@@ -225,15 +225,7 @@ impl DiscreteEnv {
 }
 
 impl Env for DiscreteEnv {
-    fn observation_space(&self) -> &Space {
-        &self.obs_space
-    }
-    fn action_space(&self) -> &Space {
-        &self.act_space
-    }
-    fn spec(&self) -> Option<&EnvSpec> {
-        self.spec.as_ref()
-    }
+    crate::util::builtin_env_accessors!();
     fn name(&self) -> String {
         self.name.clone()
     }
