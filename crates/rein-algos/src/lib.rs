@@ -5,6 +5,11 @@
 //! [`qlearning`], [`sarsa`] (SARSA and expected SARSA), with their shared pieces in
 //! [`tabular`].
 
+// The agents index envs, time steps and layers together in their loops.
+#![allow(clippy::needless_range_loop)]
+
+pub mod actor_critic;
+pub mod ppo;
 pub mod qlearning;
 pub mod sarsa;
 pub mod tabular;

@@ -35,8 +35,16 @@ pub fn compute_gae(
     lambda: f64,
 ) -> (Vec<f64>, Vec<f64>) {
     let n = rewards.len();
-    assert!(num_envs > 0 && n % num_envs == 0, "rollout length must be a multiple of num_envs");
-    for len in [values.len(), next_values.len(), terminated.len(), truncated.len()] {
+    assert!(
+        num_envs > 0 && n.is_multiple_of(num_envs),
+        "rollout length must be a multiple of num_envs"
+    );
+    for len in [
+        values.len(),
+        next_values.len(),
+        terminated.len(),
+        truncated.len(),
+    ] {
         assert_eq!(len, n, "GAE inputs must have the same length");
     }
     let steps = n / num_envs;
@@ -47,7 +55,11 @@ pub fn compute_gae(
             let i = t * num_envs + e;
             let boot = if terminated[i] { 0.0 } else { next_values[i] };
             let delta = rewards[i] + gamma * boot - values[i];
-            let carry = if terminated[i] || truncated[i] { 0.0 } else { last };
+            let carry = if terminated[i] || truncated[i] {
+                0.0
+            } else {
+                last
+            };
             last = delta + gamma * lambda * carry;
             adv[i] = last;
         }
@@ -140,7 +152,16 @@ mod tests {
         let r = [1.0, 2.0, 1.0, 2.0];
         let v = [0.0; 4];
         let next = [0.0; 4];
-        let (adv, _) = compute_gae(&r, &v, &next, &[false, true, false, false], &[false; 4], 2, 1.0, 1.0);
+        let (adv, _) = compute_gae(
+            &r,
+            &v,
+            &next,
+            &[false, true, false, false],
+            &[false; 4],
+            2,
+            1.0,
+            1.0,
+        );
         assert_eq!(adv, vec![2.0, 2.0, 1.0, 2.0]);
     }
 

@@ -572,3 +572,117 @@ mod tests {
         }
     }
 }
+
+/// Normalisation over a vector env's flat buffers, as SB3's `VecNormalize`: one set of
+/// statistics shared by all sub-envs, updated with the batch of every step.
+/// Observations: `clip((obs - mean) / sqrt(var + eps), -clip_obs, clip_obs)`. Rewards: divided
+/// by the standard deviation of each env's running discounted return, clipped to
+/// `[-clip_reward, clip_reward]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VecNormalize {
+    /// Observation statistics (`None`: observations pass through).
+    pub obs_rms: Option<RunningMeanStd>,
+    /// Statistics of the discounted return (`None`: rewards pass through).
+    pub ret_rms: Option<RunningMeanStd>,
+    /// Running discounted return of each env.
+    pub returns: Vec<f64>,
+    /// Discount of the running return.
+    pub gamma: f64,
+    /// Clip bound for observations.
+    pub clip_obs: f64,
+    /// Clip bound for rewards.
+    pub clip_reward: f64,
+    /// Added to variances.
+    pub epsilon: f64,
+    /// Update statistics (off for evaluation).
+    pub training: bool,
+}
+
+impl VecNormalize {
+    /// Statistics for `num_envs` envs with `obs_dim`-dimensional observations.
+    pub fn new(
+        num_envs: usize,
+        obs_dim: usize,
+        norm_obs: bool,
+        norm_reward: bool,
+        gamma: f64,
+    ) -> Self {
+        Self {
+            obs_rms: norm_obs.then(|| RunningMeanStd::new(obs_dim)),
+            ret_rms: norm_reward.then(|| RunningMeanStd::new(1)),
+            returns: vec![0.0; num_envs],
+            gamma,
+            clip_obs: 10.0,
+            clip_reward: 10.0,
+            epsilon: 1e-8,
+            training: true,
+        }
+    }
+
+    /// Updates the statistics with a batch of rows (when training) and normalises them in place.
+    pub fn normalize_obs(&mut self, obs: &mut [f32]) {
+        let Some(rms) = self.obs_rms.as_mut() else {
+            return;
+        };
+        let d = rms.mean.len();
+        if d == 0 || obs.is_empty() {
+            return;
+        }
+        if self.training {
+            let n = (obs.len() / d) as f64;
+            let mut mean = vec![0.0; d];
+            for row in obs.chunks_exact(d) {
+                for (m, &x) in mean.iter_mut().zip(row) {
+                    *m += x as f64 / n;
+                }
+            }
+            let mut var = vec![0.0; d];
+            for row in obs.chunks_exact(d) {
+                for ((v, &x), m) in var.iter_mut().zip(row).zip(&mean) {
+                    *v += (x as f64 - m).powi(2) / n;
+                }
+            }
+            rms.update_moments(&mean, &var, n);
+        }
+        self.apply_obs(obs);
+    }
+
+    /// Normalises rows with the current statistics, without updating them.
+    pub fn apply_obs(&self, obs: &mut [f32]) {
+        let Some(rms) = self.obs_rms.as_ref() else {
+            return;
+        };
+        let d = rms.mean.len();
+        for row in obs.chunks_exact_mut(d) {
+            for (i, x) in row.iter_mut().enumerate() {
+                let z = (*x as f64 - rms.mean[i]) / (rms.var[i] + self.epsilon).sqrt();
+                *x = z.clamp(-self.clip_obs, self.clip_obs) as f32;
+            }
+        }
+    }
+
+    /// Scales one step's rewards (one per env) in place; `dones[i]` restarts env i's return.
+    pub fn normalize_rewards(&mut self, rewards: &mut [f64], dones: &[bool]) {
+        let Some(rms) = self.ret_rms.as_mut() else {
+            return;
+        };
+        if self.training {
+            for (r, &x) in self.returns.iter_mut().zip(rewards.iter()) {
+                *r = *r * self.gamma + x;
+            }
+            let n = self.returns.len() as f64;
+            let mean = self.returns.iter().sum::<f64>() / n;
+            let var = self.returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+            rms.update_moments(&[mean], &[var], n);
+        }
+        let std = (rms.var[0] + self.epsilon).sqrt();
+        for r in rewards.iter_mut() {
+            *r = (*r / std).clamp(-self.clip_reward, self.clip_reward);
+        }
+        for (ret, &d) in self.returns.iter_mut().zip(dones) {
+            if d {
+                *ret = 0.0;
+            }
+        }
+    }
+}

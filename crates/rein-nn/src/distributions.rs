@@ -1,8 +1,8 @@
 //! Action distributions with the gradients the policy-gradient losses need.
 
 use rand::Rng;
-use rein_core::ReinRng;
 use rand_distr::{Distribution, StandardNormal};
+use rein_core::ReinRng;
 
 /// Categorical distribution over `n` actions, parameterised by unnormalised logits.
 pub mod categorical {
@@ -44,7 +44,13 @@ pub mod categorical {
 
     /// Writes d loss / d logits given d loss / d log p(action) and d loss / d entropy:
     /// `d log p(a) / d z_j = [j = a] - p_j`, `d H / d z_j = -p_j (log p_j + H)`.
-    pub fn backward(log_probs: &[f32], action: usize, g_logp: f32, g_entropy: f32, grad: &mut [f32]) {
+    pub fn backward(
+        log_probs: &[f32],
+        action: usize,
+        g_logp: f32,
+        g_entropy: f32,
+        grad: &mut [f32],
+    ) {
         let h = entropy(log_probs);
         for (j, (g, &lp)) in grad.iter_mut().zip(log_probs).enumerate() {
             let p = lp.exp();
@@ -165,7 +171,9 @@ mod tests {
         let (mut gm, mut gs) = ([0.0; 2], [0.0; 2]);
         diag_gaussian::backward(&m, &ls, &a, 1.0, 0.3, &mut gm, &mut gs);
         for i in 0..2 {
-            let f = |m: &[f32], ls: &[f32]| diag_gaussian::log_prob(m, ls, &a) as f64 + 0.3 * diag_gaussian::entropy(ls) as f64;
+            let f = |m: &[f32], ls: &[f32]| {
+                diag_gaussian::log_prob(m, ls, &a) as f64 + 0.3 * diag_gaussian::entropy(ls) as f64
+            };
             let (mut mp, mut mm) = (m, m);
             mp[i] += 1e-3;
             mm[i] -= 1e-3;

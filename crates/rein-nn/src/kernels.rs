@@ -117,8 +117,8 @@ pub fn fast_tanh(x: f32) -> f32 {
     let x = x.clamp(-CLAMP, CLAMP);
     let x2 = x * x;
     let mut p = -2.760_768_5e-16_f32;
-    p = p * x2 + 2.000_187_9e-13;
-    p = p * x2 - 8.604_671_5e-11;
+    p = p * x2 + 2.000_188e-13;
+    p = p * x2 - 8.604_672e-11;
     p = p * x2 + 5.122_297e-8;
     p = p * x2 + 1.485_722_4e-5;
     p = p * x2 + 6.372_619_3e-4;
@@ -173,14 +173,19 @@ mod tests {
             }
         }
         // (a^T)^T b with a stored transposed.
-        let at: Vec<f32> = (0..3).flat_map(|k| (0..2).map(move |i| (i * 3 + k) as f32)).collect(); // 3x2
+        let at: Vec<f32> = (0..3)
+            .flat_map(|k| (0..2).map(move |i| (i * 3 + k) as f32))
+            .collect(); // 3x2
         let mut c2 = vec![1.0; 8];
         matmul(Mat::new(&at, 3, 2).t(), Mat::new(&b, 3, 4), &mut c2, true);
         for (x, y) in c2.iter().zip(&c) {
             assert!((x - (y + 1.0)).abs() < 1e-5);
         }
         // a b^T with b stored 4x3.
-        let bt: Vec<f32> = (0..4).flat_map(|j| (0..3).map(move |k| (j, k))).map(|(j, k)| b[k * 4 + j]).collect();
+        let bt: Vec<f32> = (0..4)
+            .flat_map(|j| (0..3).map(move |k| (j, k)))
+            .map(|(j, k)| b[k * 4 + j])
+            .collect();
         let mut c3 = vec![0.0; 8];
         matmul(Mat::new(&a, 2, 3), Mat::new(&bt, 4, 3).t(), &mut c3, false);
         for (x, y) in c3.iter().zip(&c) {

@@ -6,6 +6,9 @@
 //! [`distributions`] (categorical, diagonal Gaussian) with their gradients, and
 //! [`optim`] (Adam with PyTorch's semantics, global gradient-norm clipping).
 
+// Layer loops index sizes, gains and offsets together.
+#![allow(clippy::needless_range_loop)]
+
 pub mod distributions;
 pub mod kernels;
 pub mod mlp;

@@ -1,8 +1,8 @@
 //! Multi-layer perceptrons with hand-written backpropagation on preallocated buffers.
 
 use crate::kernels::{add_column_sums, add_row_bias, matmul, tanh_inplace, Mat};
-use rein_core::ReinRng;
 use rand_distr::{Distribution, StandardNormal};
+use rein_core::ReinRng;
 use serde::{Deserialize, Serialize};
 
 /// Hidden-layer non-linearity.
@@ -127,7 +127,11 @@ impl Mlp {
     /// Computes the output for `batch` rows of `input` (row-major `batch x in`); the result is
     /// `cache.output()`.
     pub fn forward(&self, input: &[f32], batch: usize, cache: &mut MlpCache) {
-        assert_eq!(input.len(), batch * self.in_dim(), "MLP input has the wrong size");
+        assert_eq!(
+            input.len(),
+            batch * self.in_dim(),
+            "MLP input has the wrong size"
+        );
         if cache.acts.len() != self.sizes.len() || cache.batch != batch {
             cache.acts = self.sizes.iter().map(|&s| vec![0.0; batch * s]).collect();
             let widest = self.sizes.iter().copied().max().unwrap_or(0);
@@ -142,7 +146,12 @@ impl Mlp {
             let (before, after) = cache.acts.split_at_mut(l + 1);
             let x = &before[l];
             let y = &mut after[0];
-            matmul(Mat::new(x, batch, i), Mat::new(&self.params[wr], i, o), y, false);
+            matmul(
+                Mat::new(x, batch, i),
+                Mat::new(&self.params[wr], i, o),
+                y,
+                false,
+            );
             add_row_bias(y, &self.params[br]);
             if l + 1 < self.n_layers() {
                 match self.activation {
@@ -157,7 +166,11 @@ impl Mlp {
     /// of the last `forward`, accumulating d loss / d params into `self.grads`.
     pub fn backward(&mut self, cache: &mut MlpCache, grad_output: &[f32]) {
         let batch = cache.batch;
-        assert_eq!(grad_output.len(), batch * self.out_dim(), "gradient has the wrong size");
+        assert_eq!(
+            grad_output.len(),
+            batch * self.out_dim(),
+            "gradient has the wrong size"
+        );
         let MlpCache {
             acts,
             grad_a,
@@ -190,10 +203,20 @@ impl Mlp {
             let (wr, br) = self.layer_ranges(l);
             let x = &acts[l];
             // dW += x^T g ; db += column sums of g ; dx = g W^T
-            matmul(Mat::new(x, batch, i).t(), Mat::new(g, batch, o), &mut self.grads[wr.clone()], true);
+            matmul(
+                Mat::new(x, batch, i).t(),
+                Mat::new(g, batch, o),
+                &mut self.grads[wr.clone()],
+                true,
+            );
             add_column_sums(g, &mut self.grads[br]);
             if l > 0 {
-                matmul(Mat::new(g, batch, o), Mat::new(&self.params[wr], i, o).t(), &mut next[..batch * i], false);
+                matmul(
+                    Mat::new(g, batch, o),
+                    Mat::new(&self.params[wr], i, o).t(),
+                    &mut next[..batch * i],
+                    false,
+                );
                 std::mem::swap(&mut cur, &mut next);
             }
         }
@@ -204,16 +227,27 @@ impl Mlp {
 fn orthogonal(rows: usize, cols: usize, rng: &mut ReinRng) -> Vec<f32> {
     // Orthonormalise the columns of a tall Gaussian matrix (modified Gram-Schmidt, in f64),
     // which equals Q of its QR decomposition with R's diagonal made positive.
-    let (tall_r, tall_c) = if rows >= cols { (rows, cols) } else { (cols, rows) };
-    let mut a: Vec<f64> = (0..tall_r * tall_c).map(|_| StandardNormal.sample(rng)).collect();
+    let (tall_r, tall_c) = if rows >= cols {
+        (rows, cols)
+    } else {
+        (cols, rows)
+    };
+    let mut a: Vec<f64> = (0..tall_r * tall_c)
+        .map(|_| StandardNormal.sample(rng))
+        .collect();
     for j in 0..tall_c {
         for p in 0..j {
-            let dot: f64 = (0..tall_r).map(|r| a[r * tall_c + j] * a[r * tall_c + p]).sum();
+            let dot: f64 = (0..tall_r)
+                .map(|r| a[r * tall_c + j] * a[r * tall_c + p])
+                .sum();
             for r in 0..tall_r {
                 a[r * tall_c + j] -= dot * a[r * tall_c + p];
             }
         }
-        let norm = (0..tall_r).map(|r| a[r * tall_c + j].powi(2)).sum::<f64>().sqrt();
+        let norm = (0..tall_r)
+            .map(|r| a[r * tall_c + j].powi(2))
+            .sum::<f64>()
+            .sqrt();
         for r in 0..tall_r {
             a[r * tall_c + j] /= norm.max(1e-300);
         }
@@ -235,7 +269,10 @@ mod tests {
     use rein_core::rng_from_seed;
 
     fn loss(out: &[f32], target: &[f32]) -> f64 {
-        out.iter().zip(target).map(|(o, t)| 0.5 * ((o - t) as f64).powi(2)).sum()
+        out.iter()
+            .zip(target)
+            .map(|(o, t)| 0.5 * ((o - t) as f64).powi(2))
+            .sum()
     }
 
     #[test]
@@ -248,11 +285,18 @@ mod tests {
                 *p += 0.01 * (k as f32 % 7.0 - 3.0); // non-zero biases too
             }
             let batch = 4;
-            let x: Vec<f32> = (0..batch * 3).map(|k| ((k * 37 % 11) as f32 - 5.0) / 5.0).collect();
+            let x: Vec<f32> = (0..batch * 3)
+                .map(|k| ((k * 37 % 11) as f32 - 5.0) / 5.0)
+                .collect();
             let target: Vec<f32> = (0..batch * 2).map(|k| (k as f32 - 3.0) / 4.0).collect();
             let mut cache = MlpCache::default();
             net.forward(&x, batch, &mut cache);
-            let g: Vec<f32> = cache.output().iter().zip(&target).map(|(o, t)| o - t).collect();
+            let g: Vec<f32> = cache
+                .output()
+                .iter()
+                .zip(&target)
+                .map(|(o, t)| o - t)
+                .collect();
             net.zero_grad();
             net.backward(&mut cache, &g);
             let analytic = net.grads.clone();
@@ -268,7 +312,10 @@ mod tests {
                 net.params[k] = orig;
                 let numeric = (lp - lm) / (2.0 * h as f64);
                 let a = analytic[k] as f64;
-                assert!((a - numeric).abs() < 2e-3 * (1.0 + numeric.abs()), "{act:?} param {k}: {a} vs {numeric}");
+                assert!(
+                    (a - numeric).abs() < 2e-3 * (1.0 + numeric.abs()),
+                    "{act:?} param {k}: {a} vs {numeric}"
+                );
             }
         }
     }
@@ -282,7 +329,13 @@ mod tests {
             for a in 0..n {
                 for b in 0..n {
                     let dot: f32 = (0..len)
-                        .map(|k| if stride_major { q[a * c + k] * q[b * c + k] } else { q[k * c + a] * q[k * c + b] })
+                        .map(|k| {
+                            if stride_major {
+                                q[a * c + k] * q[b * c + k]
+                            } else {
+                                q[k * c + a] * q[k * c + b]
+                            }
+                        })
                         .sum();
                     let want = if a == b { 1.0 } else { 0.0 };
                     assert!((dot - want).abs() < 1e-5, "{r}x{c}: {dot}");

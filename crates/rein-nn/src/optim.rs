@@ -39,8 +39,16 @@ impl Adam {
 
     /// One update of `params` with `grads` (same length as at construction).
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
-        assert_eq!(params.len(), self.m.len(), "Adam built for another parameter count");
-        assert_eq!(grads.len(), self.m.len(), "gradient length differs from the parameters");
+        assert_eq!(
+            params.len(),
+            self.m.len(),
+            "Adam built for another parameter count"
+        );
+        assert_eq!(
+            grads.len(),
+            self.m.len(),
+            "gradient length differs from the parameters"
+        );
         self.t += 1;
         let (b1, b2) = (self.beta1 as f32, self.beta2 as f32);
         let bc1 = 1.0 - self.beta1.powi(self.t as i32);
@@ -48,7 +56,12 @@ impl Adam {
         let step_size = (self.lr / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
         let eps = self.eps as f32;
-        for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
+        for (((p, &g), m), v) in params
+            .iter_mut()
+            .zip(grads)
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+        {
             *m = b1 * *m + (1.0 - b1) * g;
             *v = b2 * *v + (1.0 - b2) * g * g;
             let denom = v.sqrt() / bc2_sqrt + eps;
@@ -88,7 +101,10 @@ mod tests {
         let mut adam = Adam::new(2, 0.1, 1e-8);
         let mut p = [1.0f32, -1.0];
         adam.step(&mut p, &[0.5, -2.0]);
-        assert!((p[0] - 0.9).abs() < 1e-6 && (p[1] + 0.9).abs() < 1e-6, "{p:?}");
+        assert!(
+            (p[0] - 0.9).abs() < 1e-6 && (p[1] + 0.9).abs() < 1e-6,
+            "{p:?}"
+        );
         // Second step with the same gradient: m_hat = g, v_hat = g^2 again.
         adam.step(&mut p, &[0.5, -2.0]);
         assert!((p[0] - 0.8).abs() < 1e-5, "{p:?}");

@@ -1,0 +1,743 @@
+//! Proximal Policy Optimization (Schulman et al. 2017), detail for detail as Stable-Baselines3's
+//! `PPO` so that the rl-baselines3-zoo hyperparameters carry over:
+//!
+//! 1. Collect `n_steps` transitions from each of `num_envs` envs (same-step autoreset; a
+//!    truncated episode bootstraps from the value of its final observation).
+//! 2. GAE(lambda) advantages, returns = advantages + values.
+//! 3. `n_epochs` passes over shuffled minibatches of `batch_size`: advantages normalised per
+//!    minibatch (unbiased std, +1e-8); clipped surrogate
+//!    `max(-A r, -A clip(r, 1 - eps, 1 + eps))`, `r = exp(log pi - log pi_old)`; value loss
+//!    `mean((R - V)^2)` with optional clipping of V around the old value; entropy bonus;
+//!    `loss = pg + ent_coef * (-H) + vf_coef * value`; stop the epoch loop when
+//!    `approx_kl = mean((r - 1) - log r) > 1.5 * target_kl`; global gradient-norm clipping;
+//!    Adam (eps 1e-5).
+//! 4. Learning rate and clip range optionally annealed linearly to 0 with the fraction of
+//!    steps remaining (the zoo's `lin_` schedules), updated once per rollout.
+
+use crate::actor_critic::{ActionKind, ActorCritic};
+use rand::seq::SliceRandom;
+use rein_core::returns::{compute_gae, explained_variance};
+use rein_core::wrappers::VecNormalize;
+use rein_core::{rng_from_seed, AutoresetMode, Env, EnvError, ReinRng, Space, Value, VectorEnv};
+use rein_nn::distributions::{categorical, diag_gaussian};
+use rein_nn::{clip_grad_norm, Activation, Adam};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// PPO hyperparameters (defaults: SB3's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PpoConfig {
+    /// Environment steps to train for (over all envs).
+    pub total_timesteps: u64,
+    /// Parallel environments.
+    pub num_envs: usize,
+    /// Steps per env per rollout.
+    pub n_steps: usize,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Passes over each rollout.
+    pub n_epochs: usize,
+    /// Adam learning rate (initial value when annealed).
+    pub learning_rate: f64,
+    /// Anneal the learning rate linearly to 0.
+    pub anneal_lr: bool,
+    /// Discount.
+    pub gamma: f64,
+    /// GAE lambda.
+    pub gae_lambda: f64,
+    /// Surrogate clip range epsilon (initial value when annealed).
+    pub clip_range: f64,
+    /// Anneal the clip range linearly to 0.
+    pub anneal_clip_range: bool,
+    /// Clip range of the value function around the old values (negative: no clipping).
+    pub clip_range_vf: f64,
+    /// Normalise advantages per minibatch.
+    pub normalize_advantage: bool,
+    /// Entropy coefficient.
+    pub ent_coef: f64,
+    /// Value-loss coefficient.
+    pub vf_coef: f64,
+    /// Global gradient-norm bound.
+    pub max_grad_norm: f64,
+    /// Stop the epochs of an update when approx_kl exceeds 1.5 x this (negative: never).
+    pub target_kl: f64,
+    /// Hidden layer sizes of the actor and of the critic.
+    pub net_arch: Vec<usize>,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// Initial log standard deviation (continuous actions).
+    pub log_std_init: f64,
+    /// Normalise observations with running statistics (SB3 VecNormalize).
+    pub normalize_obs: bool,
+    /// Scale rewards by the running std of the discounted return (SB3 VecNormalize).
+    pub normalize_reward: bool,
+    /// Adam epsilon.
+    pub adam_eps: f64,
+    /// Seed of envs, sampling and initialisation.
+    pub seed: u64,
+    /// Threads stepping the vector env.
+    pub env_threads: usize,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        Self {
+            total_timesteps: 1_000_000,
+            num_envs: 1,
+            n_steps: 2048,
+            batch_size: 64,
+            n_epochs: 10,
+            learning_rate: 3e-4,
+            anneal_lr: false,
+            gamma: 0.99,
+            gae_lambda: 0.95,
+            clip_range: 0.2,
+            anneal_clip_range: false,
+            clip_range_vf: -1.0,
+            normalize_advantage: true,
+            ent_coef: 0.0,
+            vf_coef: 0.5,
+            max_grad_norm: 0.5,
+            target_kl: -1.0,
+            net_arch: vec![64, 64],
+            activation: Activation::Tanh,
+            log_std_init: 0.0,
+            normalize_obs: false,
+            normalize_reward: false,
+            adam_eps: 1e-5,
+            seed: 0,
+            env_threads: 1,
+        }
+    }
+}
+
+/// Presets shipped with rein (`presets/ppo/<env>.toml`), rl-baselines3-zoo hyperparameters.
+const PRESETS: &[(&str, &str)] = &[
+    (
+        "CartPole-v1",
+        include_str!("../presets/ppo/CartPole-v1.toml"),
+    ),
+    ("Acrobot-v1", include_str!("../presets/ppo/Acrobot-v1.toml")),
+    (
+        "Pendulum-v1",
+        include_str!("../presets/ppo/Pendulum-v1.toml"),
+    ),
+];
+
+impl PpoConfig {
+    /// The shipped preset for `env_id` (text of its TOML), if any.
+    pub fn preset_toml(env_id: &str) -> Option<&'static str> {
+        PRESETS
+            .iter()
+            .find(|(id, _)| *id == env_id)
+            .map(|(_, t)| *t)
+    }
+
+    /// Checks the values, naming the first bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        let pos = |name: &str, v: usize| {
+            if v == 0 {
+                Err(format!("{name} must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        pos("num_envs", self.num_envs)?;
+        pos("n_steps", self.n_steps)?;
+        pos("batch_size", self.batch_size)?;
+        pos("n_epochs", self.n_epochs)?;
+        pos("env_threads", self.env_threads)?;
+        if self.batch_size > self.num_envs * self.n_steps {
+            return Err(format!(
+                "batch_size {} exceeds the rollout size num_envs * n_steps = {}",
+                self.batch_size,
+                self.num_envs * self.n_steps
+            ));
+        }
+        for (name, v) in [("gamma", self.gamma), ("gae_lambda", self.gae_lambda)] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} must be in [0, 1], got {v}"));
+            }
+        }
+        if self.learning_rate.is_nan()
+            || self.learning_rate <= 0.0
+            || self.clip_range.is_nan()
+            || self.clip_range <= 0.0
+        {
+            return Err("learning_rate and clip_range must be positive".into());
+        }
+        if self.net_arch.is_empty() || self.net_arch.contains(&0) {
+            return Err(format!(
+                "net_arch must list positive hidden sizes, got {:?}",
+                self.net_arch
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Errors of the policy-gradient agents.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// An invalid hyperparameter.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The environment failed or does not fit.
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// Training diverged.
+    #[error("training diverged: {0}")]
+    NonFinite(String),
+}
+
+/// One row of training metrics (SB3's and CleanRL's names in the doc comments).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PpoLog {
+    /// Environment steps so far (`time/total_timesteps`).
+    pub global_step: u64,
+    /// Updates so far.
+    pub update: u64,
+    /// Mean return of the last 100 finished episodes (`rollout/ep_rew_mean`), NaN before any.
+    pub ep_return_mean: f64,
+    /// Mean length of the last 100 finished episodes.
+    pub ep_len_mean: f64,
+    /// Episodes finished so far.
+    pub episodes: u64,
+    /// `train/policy_gradient_loss`.
+    pub policy_loss: f64,
+    /// `train/value_loss`.
+    pub value_loss: f64,
+    /// `train/entropy_loss` with the sign flipped: mean entropy.
+    pub entropy: f64,
+    /// `train/approx_kl` of the last minibatch.
+    pub approx_kl: f64,
+    /// `train/clip_fraction`.
+    pub clip_fraction: f64,
+    /// `train/explained_variance`.
+    pub explained_variance: f64,
+    /// `train/learning_rate`.
+    pub learning_rate: f64,
+    /// `train/clip_range`.
+    pub clip_range: f64,
+    /// Environment steps per second since the start (`time/fps`).
+    pub sps: f64,
+}
+
+impl PpoLog {
+    /// Column names of `metrics.csv`.
+    pub const COLUMNS: [&'static str; 14] = [
+        "global_step",
+        "update",
+        "episodic_return_mean",
+        "episodic_length_mean",
+        "episodes",
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "approx_kl",
+        "clip_fraction",
+        "explained_variance",
+        "learning_rate",
+        "clip_range",
+        "sps",
+    ];
+
+    /// Values in the order of [`PpoLog::COLUMNS`].
+    pub fn row(&self) -> [f64; 14] {
+        [
+            self.global_step as f64,
+            self.update as f64,
+            self.ep_return_mean,
+            self.ep_len_mean,
+            self.episodes as f64,
+            self.policy_loss,
+            self.value_loss,
+            self.entropy,
+            self.approx_kl,
+            self.clip_fraction,
+            self.explained_variance,
+            self.learning_rate,
+            self.clip_range,
+            self.sps,
+        ]
+    }
+}
+
+/// Makes sub-env `i` of the vector env.
+pub type EnvFactory = Arc<dyn Fn(usize) -> Result<Box<dyn Env>, EnvError> + Send + Sync>;
+
+/// Rollout storage, time-major (`t * num_envs + e`).
+#[derive(Debug, Default, Clone)]
+struct Rollout {
+    obs: Vec<f32>,
+    actions: Vec<f32>,
+    log_probs: Vec<f32>,
+    values: Vec<f64>,
+    rewards: Vec<f64>,
+    terminated: Vec<bool>,
+    truncated: Vec<bool>,
+    next_values: Vec<f64>,
+}
+
+/// A PPO agent with its environments; `train_update` runs one rollout and one optimisation
+/// phase, `train` runs until `total_timesteps`.
+pub struct Ppo {
+    /// Hyperparameters.
+    pub config: PpoConfig,
+    /// The policy and value networks.
+    pub policy: ActorCritic,
+    opt_actor: Adam,
+    opt_critic: Adam,
+    opt_log_std: Adam,
+    venv: VectorEnv,
+    /// Observation/reward normalisation statistics (when enabled).
+    pub norm: Option<VecNormalize>,
+    rng: ReinRng,
+    /// Environment steps so far.
+    pub global_step: u64,
+    /// Updates so far.
+    pub update: u64,
+    obs: Vec<f32>,
+    ep_returns: Vec<f64>,
+    ep_lengths: Vec<u64>,
+    recent: VecDeque<(f64, u64)>,
+    episodes: u64,
+    started: Instant,
+    buf: Rollout,
+}
+
+impl Ppo {
+    /// Builds the agent: the vector env from `make_env`, the networks initialised from `seed`.
+    pub fn new(config: PpoConfig, make_env: EnvFactory) -> Result<Self, PgError> {
+        config.validate().map_err(PgError::Config)?;
+        let factory = Arc::clone(&make_env);
+        let mut venv = VectorEnv::from_fn(
+            config.num_envs,
+            AutoresetMode::SameStep,
+            config.env_threads,
+            move |i| factory(i),
+        )?;
+        let obs_space = venv.single_observation_space().clone();
+        if !matches!(obs_space, Space::Box { .. }) {
+            return Err(PgError::Config(format!(
+                "PPO needs Box observations (use a one-hot wrapper for discrete ones), got {obs_space}"
+            )));
+        }
+        let kind = ActionKind::from_space(venv.single_action_space())?;
+        let obs_dim = venv.obs_dim();
+        let mut rng = rng_from_seed(config.seed);
+        let policy = ActorCritic::new(
+            obs_dim,
+            kind,
+            &config.net_arch,
+            config.activation,
+            config.log_std_init as f32,
+            &mut rng,
+        );
+        let mut obs = venv.reset(Some(config.seed))?.to_vec();
+        let mut norm = (config.normalize_obs || config.normalize_reward).then(|| {
+            VecNormalize::new(
+                config.num_envs,
+                obs_dim,
+                config.normalize_obs,
+                config.normalize_reward,
+                config.gamma,
+            )
+        });
+        if let Some(n) = norm.as_mut() {
+            n.normalize_obs(&mut obs);
+        }
+        let lr = config.learning_rate;
+        let eps = config.adam_eps;
+        Ok(Self {
+            opt_actor: Adam::new(policy.actor.params.len(), lr, eps),
+            opt_critic: Adam::new(policy.critic.params.len(), lr, eps),
+            opt_log_std: Adam::new(policy.log_std.len(), lr, eps),
+            policy,
+            venv,
+            norm,
+            rng,
+            global_step: 0,
+            update: 0,
+            obs,
+            ep_returns: vec![0.0; config.num_envs],
+            ep_lengths: vec![0; config.num_envs],
+            recent: VecDeque::new(),
+            episodes: 0,
+            started: Instant::now(),
+            buf: Rollout::default(),
+            config,
+        })
+    }
+
+    /// Trains until `total_timesteps`, calling `on_log` after every update.
+    pub fn train(&mut self, on_log: &mut dyn FnMut(&PpoLog)) -> Result<(), PgError> {
+        while self.global_step < self.config.total_timesteps {
+            let log = self.train_update()?;
+            on_log(&log);
+        }
+        Ok(())
+    }
+
+    /// Collects one rollout and runs one optimisation phase.
+    pub fn train_update(&mut self) -> Result<PpoLog, PgError> {
+        self.collect_rollout()?;
+        self.optimize()
+    }
+
+    fn collect_rollout(&mut self) -> Result<(), PgError> {
+        let (n, t_max, d) = (
+            self.config.num_envs,
+            self.config.n_steps,
+            self.policy.obs_dim,
+        );
+        let ad = self.policy.kind.action_dim();
+        let total = n * t_max;
+        let b = &mut self.buf;
+        b.obs.resize(total * d, 0.0);
+        b.actions.resize(total * ad, 0.0);
+        b.log_probs.resize(total, 0.0);
+        b.values.resize(total, 0.0);
+        b.rewards.resize(total, 0.0);
+        b.terminated.resize(total, false);
+        b.truncated.resize(total, false);
+        b.next_values.resize(total, 0.0);
+        let mut env_actions: Vec<Value> = vec![Value::Discrete(0); n];
+        for t in 0..t_max {
+            let base = t * n;
+            self.buf.obs[base * d..(base + n) * d].copy_from_slice(&self.obs);
+            {
+                let (acts, lps) = (
+                    &mut self.buf.actions[base * ad..(base + n) * ad],
+                    &mut self.buf.log_probs[base..base + n],
+                );
+                self.policy
+                    .act(&self.obs, n, false, &mut self.rng, acts, lps);
+            }
+            let values = self.policy.values(&self.obs, n);
+            for e in 0..n {
+                self.buf.values[base + e] = values[e] as f64;
+                env_actions[e] = self
+                    .policy
+                    .env_action(&self.buf.actions[(base + e) * ad..(base + e + 1) * ad]);
+            }
+            let step = self.venv.step(&env_actions)?;
+            let mut rewards = step.rewards.to_vec();
+            let terminated = step.terminated.to_vec();
+            let truncated = step.truncated.to_vec();
+            let mut next_obs = step.obs.to_vec();
+            // Episode statistics on the raw rewards.
+            for e in 0..n {
+                self.ep_returns[e] += rewards[e];
+                self.ep_lengths[e] += 1;
+                if terminated[e] || truncated[e] {
+                    if self.recent.len() == 100 {
+                        self.recent.pop_front();
+                    }
+                    self.recent
+                        .push_back((self.ep_returns[e], self.ep_lengths[e]));
+                    self.episodes += 1;
+                    self.ep_returns[e] = 0.0;
+                    self.ep_lengths[e] = 0;
+                }
+            }
+            let dones: Vec<bool> = terminated
+                .iter()
+                .zip(&truncated)
+                .map(|(a, b)| *a || *b)
+                .collect();
+            // Values of the final observations of truncated episodes, for bootstrapping.
+            let trunc_envs: Vec<usize> =
+                (0..n).filter(|&e| truncated[e] && !terminated[e]).collect();
+            let mut final_obs = Vec::with_capacity(trunc_envs.len() * d);
+            for &e in &trunc_envs {
+                final_obs.extend_from_slice(
+                    self.venv
+                        .final_obs(e)
+                        .unwrap_or(&next_obs[e * d..(e + 1) * d]),
+                );
+            }
+            if let Some(norm) = self.norm.as_mut() {
+                norm.normalize_obs(&mut next_obs);
+                norm.apply_obs(&mut final_obs);
+                norm.normalize_rewards(&mut rewards, &dones);
+            }
+            if !trunc_envs.is_empty() {
+                let v = self.policy.values(&final_obs, trunc_envs.len());
+                for (k, &e) in trunc_envs.iter().enumerate() {
+                    self.buf.next_values[base + e] = v[k] as f64;
+                }
+            }
+            self.buf.rewards[base..base + n].copy_from_slice(&rewards);
+            self.buf.terminated[base..base + n].copy_from_slice(&terminated);
+            self.buf.truncated[base..base + n].copy_from_slice(&truncated);
+            self.obs = next_obs;
+            self.global_step += n as u64;
+        }
+        // V(s_{t+1}) for transitions that did not end an episode.
+        let last = self.policy.values(&self.obs, n);
+        for t in 0..t_max {
+            for e in 0..n {
+                let i = t * n + e;
+                if !(self.buf.terminated[i] || self.buf.truncated[i]) {
+                    self.buf.next_values[i] = if t + 1 < t_max {
+                        self.buf.values[i + n]
+                    } else {
+                        last[e] as f64
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn optimize(&mut self) -> Result<PpoLog, PgError> {
+        let cfg = self.config.clone();
+        let (n, d) = (cfg.num_envs, self.policy.obs_dim);
+        let ad = self.policy.kind.action_dim();
+        let total = n * cfg.n_steps;
+        let b = &self.buf;
+        let (adv, returns) = compute_gae(
+            &b.rewards,
+            &b.values,
+            &b.next_values,
+            &b.terminated,
+            &b.truncated,
+            n,
+            cfg.gamma,
+            cfg.gae_lambda,
+        );
+        let explained = explained_variance(&b.values, &returns);
+        let progress_remaining =
+            1.0 - (self.global_step as f64 / cfg.total_timesteps.max(1) as f64).min(1.0);
+        let lr = if cfg.anneal_lr {
+            cfg.learning_rate * progress_remaining
+        } else {
+            cfg.learning_rate
+        };
+        let clip = if cfg.anneal_clip_range {
+            cfg.clip_range * progress_remaining
+        } else {
+            cfg.clip_range
+        };
+        for opt in [
+            &mut self.opt_actor,
+            &mut self.opt_critic,
+            &mut self.opt_log_std,
+        ] {
+            opt.lr = lr;
+        }
+
+        let out_dim = self.policy.kind.actor_out();
+        let bs = cfg.batch_size;
+        let mut indices: Vec<usize> = (0..total).collect();
+        let (mut mb_obs, mut mb_adv) = (vec![0.0f32; bs * d], vec![0.0f64; bs]);
+        let mut grad_out = vec![0.0f32; bs * out_dim];
+        let mut grad_v = vec![0.0f32; bs];
+        let mut lp = vec![0.0f32; out_dim];
+        let (mut pg_sum, mut v_sum, mut ent_sum, mut clip_sum, mut count) =
+            (0.0, 0.0, 0.0, 0.0, 0usize);
+        let mut approx_kl = 0.0;
+        'epochs: for _ in 0..cfg.n_epochs {
+            indices.shuffle(&mut self.rng);
+            for mb in indices.chunks(bs) {
+                let m = mb.len();
+                for (k, &i) in mb.iter().enumerate() {
+                    mb_obs[k * d..(k + 1) * d].copy_from_slice(&self.buf.obs[i * d..(i + 1) * d]);
+                    mb_adv[k] = adv[i];
+                }
+                let mb_obs = &mb_obs[..m * d];
+                if cfg.normalize_advantage && m > 1 {
+                    rein_core::returns::normalize(&mut mb_adv[..m], 1e-8);
+                }
+                self.policy.zero_grad();
+                // Actor: surrogate and entropy.
+                self.policy
+                    .actor
+                    .forward(mb_obs, m, &mut self.policy.actor_cache);
+                let out = self.policy.actor_cache.output().to_vec();
+                let (mut kl_sum, mut pg, mut ent, mut clipped) = (0.0f64, 0.0f64, 0.0f64, 0usize);
+                let g_entropy = (-cfg.ent_coef / m as f64) as f32;
+                for k in 0..m {
+                    let i = mb[k];
+                    let action = &self.buf.actions[i * ad..(i + 1) * ad];
+                    let row = &out[k * out_dim..(k + 1) * out_dim];
+                    let (logp, entropy) = match &self.policy.kind {
+                        ActionKind::Discrete(_) => {
+                            categorical::log_softmax(row, &mut lp);
+                            (lp[action[0] as usize], categorical::entropy(&lp))
+                        }
+                        ActionKind::Continuous { .. } => (
+                            diag_gaussian::log_prob(row, &self.policy.log_std, action),
+                            diag_gaussian::entropy(&self.policy.log_std),
+                        ),
+                    };
+                    let log_ratio = (logp - self.buf.log_probs[i]) as f64;
+                    let ratio = log_ratio.exp();
+                    let a = mb_adv[k];
+                    let l1 = -a * ratio;
+                    let l2 = -a * ratio.clamp(1.0 - clip, 1.0 + clip);
+                    pg += l1.max(l2);
+                    ent += entropy as f64;
+                    kl_sum += (ratio - 1.0) - log_ratio;
+                    if (ratio - 1.0).abs() > clip {
+                        clipped += 1;
+                    }
+                    let g_logp = if l1 >= l2 {
+                        (-a * ratio / m as f64) as f32
+                    } else {
+                        0.0
+                    };
+                    let g = &mut grad_out[k * out_dim..(k + 1) * out_dim];
+                    match &self.policy.kind {
+                        ActionKind::Discrete(_) => {
+                            categorical::backward(&lp, action[0] as usize, g_logp, g_entropy, g)
+                        }
+                        ActionKind::Continuous { .. } => {
+                            g.fill(0.0);
+                            diag_gaussian::backward(
+                                row,
+                                &self.policy.log_std,
+                                action,
+                                g_logp,
+                                g_entropy,
+                                g,
+                                &mut self.policy.log_std_grad,
+                            );
+                        }
+                    }
+                }
+                approx_kl = kl_sum / m as f64;
+                if cfg.target_kl > 0.0 && approx_kl > 1.5 * cfg.target_kl {
+                    break 'epochs;
+                }
+                self.policy
+                    .actor
+                    .backward(&mut self.policy.actor_cache, &grad_out[..m * out_dim]);
+                // Critic: (optionally clipped) squared error.
+                self.policy
+                    .critic
+                    .forward(mb_obs, m, &mut self.policy.critic_cache);
+                let v = self.policy.critic_cache.output();
+                let mut vl = 0.0f64;
+                for k in 0..m {
+                    let i = mb[k];
+                    let (vk, old) = (v[k] as f64, self.buf.values[i]);
+                    let (pred, dpred) = if cfg.clip_range_vf > 0.0 {
+                        let c = cfg.clip_range_vf;
+                        let diff = vk - old;
+                        (
+                            old + diff.clamp(-c, c),
+                            if diff.abs() < c { 1.0 } else { 0.0 },
+                        )
+                    } else {
+                        (vk, 1.0)
+                    };
+                    let err = pred - returns[i];
+                    vl += err * err;
+                    grad_v[k] = (cfg.vf_coef * 2.0 * err * dpred / m as f64) as f32;
+                }
+                self.policy
+                    .critic
+                    .backward(&mut self.policy.critic_cache, &grad_v[..m]);
+                let norm = clip_grad_norm(
+                    &mut [
+                        &mut self.policy.actor.grads,
+                        &mut self.policy.critic.grads,
+                        &mut self.policy.log_std_grad,
+                    ],
+                    cfg.max_grad_norm,
+                );
+                if !norm.is_finite() {
+                    return Err(PgError::NonFinite(format!(
+                        "gradient norm is {norm} at update {}; lower the learning rate",
+                        self.update
+                    )));
+                }
+                self.opt_actor
+                    .step(&mut self.policy.actor.params, &self.policy.actor.grads);
+                self.opt_critic
+                    .step(&mut self.policy.critic.params, &self.policy.critic.grads);
+                if !self.policy.log_std.is_empty() {
+                    self.opt_log_std
+                        .step(&mut self.policy.log_std, &self.policy.log_std_grad);
+                }
+                pg_sum += pg / m as f64;
+                v_sum += vl / m as f64;
+                ent_sum += ent / m as f64;
+                clip_sum += clipped as f64 / m as f64;
+                count += 1;
+            }
+        }
+        self.update += 1;
+        let c = count.max(1) as f64;
+        let nrec = self.recent.len() as f64;
+        let (ret_mean, len_mean) = if self.recent.is_empty() {
+            (f64::NAN, f64::NAN)
+        } else {
+            (
+                self.recent.iter().map(|r| r.0).sum::<f64>() / nrec,
+                self.recent.iter().map(|r| r.1 as f64).sum::<f64>() / nrec,
+            )
+        };
+        Ok(PpoLog {
+            global_step: self.global_step,
+            update: self.update,
+            ep_return_mean: ret_mean,
+            ep_len_mean: len_mean,
+            episodes: self.episodes,
+            policy_loss: pg_sum / c,
+            value_loss: v_sum / c,
+            entropy: ent_sum / c,
+            approx_kl,
+            clip_fraction: clip_sum / c,
+            explained_variance: explained,
+            learning_rate: lr,
+            clip_range: clip,
+            sps: self.global_step as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
+        })
+    }
+
+    /// Mean and standard deviation of the return over `episodes` episodes of a fresh env from
+    /// `make_env` (episode k reset with `seed + k`), acting greedily with `deterministic`.
+    pub fn evaluate(
+        &mut self,
+        make_env: &EnvFactory,
+        episodes: u64,
+        deterministic: bool,
+        seed: u64,
+    ) -> Result<(f64, f64), PgError> {
+        let mut env = make_env(0)?;
+        let space = env.observation_space().clone();
+        let mut rng = rng_from_seed(seed ^ 0x5eed);
+        let ad = self.policy.kind.action_dim();
+        let mut returns = Vec::new();
+        for k in 0..episodes {
+            let (mut obs, _) = env.reset(Some(seed.wrapping_add(k)));
+            let mut ret = 0.0;
+            loop {
+                let mut x = space.flatten(&obs)?;
+                if let Some(norm) = self.norm.as_ref() {
+                    norm.apply_obs(&mut x);
+                }
+                let (mut a, mut lp) = (vec![0.0; ad], [0.0f32]);
+                self.policy
+                    .act(&x, 1, deterministic, &mut rng, &mut a, &mut lp);
+                let step = env.step(&self.policy.env_action(&a))?;
+                ret += step.reward;
+                obs = step.obs;
+                if step.terminated || step.truncated {
+                    break;
+                }
+            }
+            returns.push(ret);
+        }
+        let n = returns.len().max(1) as f64;
+        let mean = returns.iter().sum::<f64>() / n;
+        let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+        Ok((mean, var.sqrt()))
+    }
+}
