@@ -127,6 +127,40 @@ pub trait Env: Send {
             what: "set_state".into(),
         })
     }
+
+    /// Everything needed to continue the environment exactly where it is: internal state,
+    /// generator state and wrapper counters (used by checkpoints for exact resume).
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        Err(EnvError::Unsupported {
+            env: self.name(),
+            what: "snapshot".into(),
+        })
+    }
+
+    /// Restores a [`Env::snapshot`].
+    fn restore(&mut self, snapshot: &serde_json::Value) -> Result<(), EnvError> {
+        let _ = snapshot;
+        Err(EnvError::Unsupported {
+            env: self.name(),
+            what: "restore".into(),
+        })
+    }
+}
+
+/// Reads field `key` of a snapshot written by [`Env::snapshot`].
+pub fn snapshot_field<T: serde::de::DeserializeOwned>(
+    env: &str,
+    snapshot: &serde_json::Value,
+    key: &str,
+) -> Result<T, EnvError> {
+    let v = snapshot.get(key).ok_or_else(|| EnvError::InvalidState {
+        env: env.into(),
+        message: format!("snapshot has no field {key:?}"),
+    })?;
+    serde_json::from_value(v.clone()).map_err(|e| EnvError::InvalidState {
+        env: env.into(),
+        message: format!("snapshot field {key:?}: {e}"),
+    })
 }
 
 impl<E: Env + ?Sized> Env for Box<E> {
@@ -156,6 +190,12 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn set_state(&mut self, state: &serde_json::Value) -> Result<Value, EnvError> {
         (**self).set_state(state)
+    }
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        (**self).snapshot()
+    }
+    fn restore(&mut self, snapshot: &serde_json::Value) -> Result<(), EnvError> {
+        (**self).restore(snapshot)
     }
 }
 

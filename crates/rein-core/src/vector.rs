@@ -560,6 +560,67 @@ impl VectorEnv {
         Ok(total)
     }
 
+    /// Every sub-env's [`Env::snapshot`] plus the vector env's own bookkeeping (autoreset
+    /// flags, running returns, current observations), for exact resume from a checkpoint.
+    pub fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        let mut envs = Vec::with_capacity(self.num_envs);
+        for c in self.shared.chunks.iter() {
+            // SAFETY: no command in flight.
+            let chunk = unsafe { &*c.get() };
+            for (k, env) in chunk.envs.iter().enumerate() {
+                envs.push(serde_json::json!({
+                    "env": env.snapshot()?,
+                    "needs_reset": chunk.needs_reset[k],
+                    "episode_return": chunk.episode_returns[k],
+                }));
+            }
+        }
+        Ok(serde_json::json!({"envs": envs, "obs": self.obs, "has_reset": self.has_reset}))
+    }
+
+    /// Restores a [`VectorEnv::snapshot`] taken from a vector env of the same envs.
+    pub fn restore(&mut self, snapshot: &serde_json::Value) -> Result<(), EnvError> {
+        let bad = |m: &str| EnvError::InvalidState {
+            env: "VectorEnv".into(),
+            message: m.into(),
+        };
+        let envs = snapshot["envs"]
+            .as_array()
+            .ok_or_else(|| bad("snapshot has no \"envs\" array"))?;
+        if envs.len() != self.num_envs {
+            return Err(bad(&format!(
+                "snapshot has {} envs, this vector env {}",
+                envs.len(),
+                self.num_envs
+            )));
+        }
+        let obs: Vec<f32> = serde_json::from_value(snapshot["obs"].clone())
+            .map_err(|e| bad(&format!("obs: {e}")))?;
+        if obs.len() != self.obs.len() {
+            return Err(bad("snapshot observations have the wrong size"));
+        }
+        for c in self.shared.chunks.iter() {
+            // SAFETY: no command in flight.
+            let chunk = unsafe { &mut *c.get() };
+            for k in 0..chunk.envs.len() {
+                let s = &envs[chunk.first + k];
+                chunk.envs[k].restore(&s["env"])?;
+                chunk.needs_reset[k] = s["needs_reset"]
+                    .as_bool()
+                    .ok_or_else(|| bad("needs_reset"))?;
+                chunk.episode_returns[k] = s["episode_return"]
+                    .as_f64()
+                    .ok_or_else(|| bad("episode_return"))?;
+                let d = self.obs_dim;
+                chunk.obs[k * d..(k + 1) * d]
+                    .copy_from_slice(&obs[(chunk.first + k) * d..(chunk.first + k + 1) * d]);
+            }
+        }
+        self.obs = obs;
+        self.has_reset = snapshot["has_reset"].as_bool().unwrap_or(true);
+        Ok(())
+    }
+
     /// The current flat observations.
     pub fn obs(&self) -> &[f32] {
         &self.obs

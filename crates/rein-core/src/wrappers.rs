@@ -4,7 +4,7 @@
 //! Each wrapper owns the inner environment and is itself an [`Env`], so they stack:
 //! `RecordEpisodeStatistics::new(TimeLimit::new(env, 500))`.
 
-use crate::env::{Env, EnvSpec, Info, Render, Step};
+use crate::env::{snapshot_field, Env, EnvSpec, Info, Render, Step};
 use crate::error::EnvError;
 use crate::space::{Dtype, Space, Value};
 use serde::{Deserialize, Serialize};
@@ -84,6 +84,13 @@ impl<E: Env> Env for TimeLimit<E> {
     }
     fn set_state(&mut self, state: &serde_json::Value) -> Result<Value, EnvError> {
         self.env.set_state(state)
+    }
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        Ok(serde_json::json!({"elapsed_steps": self.elapsed_steps, "env": self.env.snapshot()?}))
+    }
+    fn restore(&mut self, snap: &serde_json::Value) -> Result<(), EnvError> {
+        self.elapsed_steps = snapshot_field(&self.name(), snap, "elapsed_steps")?;
+        self.env.restore(&snap["env"])
     }
     forward_common!();
 }
@@ -167,6 +174,20 @@ impl<E: Env> Env for RecordEpisodeStatistics<E> {
     }
     fn set_state(&mut self, state: &serde_json::Value) -> Result<Value, EnvError> {
         self.env.set_state(state)
+    }
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        Ok(serde_json::json!({
+            "episode_return": self.episode_return, "episode_length": self.episode_length,
+            "recent": self.recent, "episode_count": self.episode_count, "env": self.env.snapshot()?,
+        }))
+    }
+    fn restore(&mut self, snap: &serde_json::Value) -> Result<(), EnvError> {
+        let name = self.name();
+        self.episode_return = snapshot_field(&name, snap, "episode_return")?;
+        self.episode_length = snapshot_field(&name, snap, "episode_length")?;
+        self.recent = snapshot_field(&name, snap, "recent")?;
+        self.episode_count = snapshot_field(&name, snap, "episode_count")?;
+        self.env.restore(&snap["env"])
     }
     forward_common!();
 }
@@ -324,6 +345,14 @@ impl<E: Env> Env for NormalizeObservation<E> {
         let obs = self.env.set_state(state)?;
         Ok(self.normalize(obs))
     }
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        Ok(serde_json::json!({"normalizer": self.state(), "env": self.env.snapshot()?}))
+    }
+    fn restore(&mut self, snap: &serde_json::Value) -> Result<(), EnvError> {
+        let st: NormalizeState = snapshot_field(&self.name(), snap, "normalizer")?;
+        self.load_state(st)?;
+        self.env.restore(&snap["env"])
+    }
     forward_common!();
 }
 
@@ -413,6 +442,14 @@ impl<E: Env> Env for NormalizeReward<E> {
     fn set_state(&mut self, state: &serde_json::Value) -> Result<Value, EnvError> {
         self.env.set_state(state)
     }
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        Ok(serde_json::json!({"normalizer": self.state(), "env": self.env.snapshot()?}))
+    }
+    fn restore(&mut self, snap: &serde_json::Value) -> Result<(), EnvError> {
+        let st: NormalizeRewardState = snapshot_field(&self.name(), snap, "normalizer")?;
+        self.load_state(st);
+        self.env.restore(&snap["env"])
+    }
     forward_common!();
 }
 
@@ -482,6 +519,12 @@ impl<E: Env> Env for ClipAction<E> {
     fn set_state(&mut self, state: &serde_json::Value) -> Result<Value, EnvError> {
         self.env.set_state(state)
     }
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        self.env.snapshot()
+    }
+    fn restore(&mut self, snap: &serde_json::Value) -> Result<(), EnvError> {
+        self.env.restore(snap)
+    }
     forward_common!();
 }
 
@@ -547,6 +590,12 @@ impl<E: Env> Env for RescaleAction<E> {
     }
     fn set_state(&mut self, state: &serde_json::Value) -> Result<Value, EnvError> {
         self.env.set_state(state)
+    }
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        self.env.snapshot()
+    }
+    fn restore(&mut self, snap: &serde_json::Value) -> Result<(), EnvError> {
+        self.env.restore(snap)
     }
     forward_common!();
 }

@@ -3,6 +3,7 @@
 
 use crate::render::{rotate, Canvas};
 use crate::util::{discrete_action, f32_box, np_square_pow, state_array, state_json, uniform};
+use rein_core::env::snapshot_field;
 use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 use std::f64::consts::PI;
 
@@ -185,6 +186,19 @@ impl Env for Acrobot {
         Ok(self.obs())
     }
 
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        Ok(
+            serde_json::json!({"state": self.state, "reset_state_f32": self.reset_state_f32, "rng": self.rng}),
+        )
+    }
+
+    fn restore(&mut self, snap: &serde_json::Value) -> Result<(), EnvError> {
+        let name = self.name();
+        self.state = snapshot_field(&name, snap, "state")?;
+        self.reset_state_f32 = snapshot_field(&name, snap, "reset_state_f32")?;
+        self.rng = snapshot_field(&name, snap, "rng")?;
+        Ok(())
+    }
     fn render(&self) -> Result<Render, EnvError> {
         let s = self.state.ok_or(EnvError::ResetNeeded)?;
         let dim = 500.0;

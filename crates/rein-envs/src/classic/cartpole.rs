@@ -2,6 +2,7 @@
 
 use crate::render::{rotate, Canvas};
 use crate::util::{discrete_action, f32_box, state_array, state_json, uniform};
+use rein_core::env::snapshot_field;
 use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 
 const GRAVITY: f64 = 9.8;
@@ -144,6 +145,19 @@ impl Env for CartPole {
         Ok(Self::obs(&s))
     }
 
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        Ok(
+            serde_json::json!({"state": self.state, "rng": self.rng, "steps_beyond_terminated": self.steps_beyond_terminated}),
+        )
+    }
+
+    fn restore(&mut self, snap: &serde_json::Value) -> Result<(), EnvError> {
+        let name = self.name();
+        self.state = snapshot_field(&name, snap, "state")?;
+        self.rng = snapshot_field(&name, snap, "rng")?;
+        self.steps_beyond_terminated = snapshot_field(&name, snap, "steps_beyond_terminated")?;
+        Ok(())
+    }
     fn render(&self) -> Result<Render, EnvError> {
         let [x, _, theta, _] = self.state.ok_or(EnvError::ResetNeeded)?;
         let (w, h) = (600.0, 400.0);

@@ -3,6 +3,7 @@
 
 use crate::render::{rotate, Canvas};
 use crate::util::{discrete_action, f32_box, scalar_box_action, state_array, state_json, uniform};
+use rein_core::env::snapshot_field;
 use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 
 const MIN_POSITION: f64 = -1.2;
@@ -138,6 +139,16 @@ impl Env for MountainCar {
         Ok(Self::obs(&s))
     }
 
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        Ok(serde_json::json!({"state": self.state, "rng": self.rng}))
+    }
+
+    fn restore(&mut self, snap: &serde_json::Value) -> Result<(), EnvError> {
+        let name = self.name();
+        self.state = snapshot_field(&name, snap, "state")?;
+        self.rng = snapshot_field(&name, snap, "rng")?;
+        Ok(())
+    }
     fn render(&self) -> Result<Render, EnvError> {
         let [p, _] = self.state.ok_or(EnvError::ResetNeeded)?;
         Ok(render_car(p, 0.5))
@@ -160,7 +171,7 @@ pub struct MountainCarContinuous {
 }
 
 /// The state of [`MountainCarContinuous`] in the precision Gymnasium holds it in.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ContinuousState {
     /// After reset (or `set_state`): float64.
     F64([f64; 2]),
@@ -309,6 +320,16 @@ impl Env for MountainCarContinuous {
         Ok(Self::obs(&s))
     }
 
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        Ok(serde_json::json!({"state": self.state, "rng": self.rng}))
+    }
+
+    fn restore(&mut self, snap: &serde_json::Value) -> Result<(), EnvError> {
+        let name = self.name();
+        self.state = snapshot_field(&name, snap, "state")?;
+        self.rng = snapshot_field(&name, snap, "rng")?;
+        Ok(())
+    }
     fn render(&self) -> Result<Render, EnvError> {
         let [p, _] = self.state.ok_or(EnvError::ResetNeeded)?.values();
         Ok(render_car(p, GOAL_POSITION_CONT))

@@ -5,6 +5,7 @@ use crate::render::{rotate, Canvas};
 use crate::util::{
     f32_box, np_square_pow, np_square_powf, scalar_box_action, state_array, state_json, uniform,
 };
+use rein_core::env::snapshot_field;
 use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 use std::f64::consts::PI;
 
@@ -127,6 +128,17 @@ impl Env for Pendulum {
         Ok(Self::obs(&s))
     }
 
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        Ok(serde_json::json!({"state": self.state, "last_u": self.last_u, "rng": self.rng}))
+    }
+
+    fn restore(&mut self, snap: &serde_json::Value) -> Result<(), EnvError> {
+        let name = self.name();
+        self.state = snapshot_field(&name, snap, "state")?;
+        self.last_u = snapshot_field(&name, snap, "last_u")?;
+        self.rng = snapshot_field(&name, snap, "rng")?;
+        Ok(())
+    }
     fn render(&self) -> Result<Render, EnvError> {
         let [th, _] = self.state.ok_or(EnvError::ResetNeeded)?;
         let dim = 500.0;

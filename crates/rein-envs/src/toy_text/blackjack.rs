@@ -2,6 +2,7 @@
 //! deck, the dealer hits below 17; observation (player sum, dealer's showing card, usable ace).
 
 use rand::Rng;
+use rein_core::env::snapshot_field;
 use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 use std::collections::VecDeque;
 
@@ -198,6 +199,21 @@ impl Env for Blackjack {
         Ok(self.obs())
     }
 
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        Ok(
+            serde_json::json!({"player": self.player, "dealer": self.dealer, "started": self.started, "rng": self.rng, "forced_cards": self.forced_cards}),
+        )
+    }
+
+    fn restore(&mut self, snap: &serde_json::Value) -> Result<(), EnvError> {
+        let name = self.name();
+        self.player = snapshot_field(&name, snap, "player")?;
+        self.dealer = snapshot_field(&name, snap, "dealer")?;
+        self.started = snapshot_field(&name, snap, "started")?;
+        self.rng = snapshot_field(&name, snap, "rng")?;
+        self.forced_cards = snapshot_field(&name, snap, "forced_cards")?;
+        Ok(())
+    }
     fn render(&self) -> Result<Render, EnvError> {
         if !self.started {
             return Err(EnvError::ResetNeeded);

@@ -2,6 +2,7 @@
 
 use crate::util::discrete_action;
 use rand::Rng;
+use rein_core::env::snapshot_field;
 use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 use std::collections::VecDeque;
 
@@ -275,6 +276,20 @@ impl Env for DiscreteEnv {
         Ok(Value::Discrete(s as i64))
     }
 
+    fn snapshot(&self) -> Result<serde_json::Value, EnvError> {
+        Ok(
+            serde_json::json!({"s": self.s, "last_action": self.last_action, "rng": self.rng, "forced_uniforms": self.forced_uniforms}),
+        )
+    }
+
+    fn restore(&mut self, snap: &serde_json::Value) -> Result<(), EnvError> {
+        let name = self.name();
+        self.s = snapshot_field(&name, snap, "s")?;
+        self.last_action = snapshot_field(&name, snap, "last_action")?;
+        self.rng = snapshot_field(&name, snap, "rng")?;
+        self.forced_uniforms = snapshot_field(&name, snap, "forced_uniforms")?;
+        Ok(())
+    }
     fn render(&self) -> Result<Render, EnvError> {
         self.s.ok_or(EnvError::ResetNeeded)?;
         Ok(Render::Text(self.render_text()))
