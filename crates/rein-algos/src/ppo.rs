@@ -191,6 +191,9 @@ pub enum PgError {
     /// Training diverged.
     #[error("training diverged: {0}")]
     NonFinite(String),
+    /// A checkpoint could not be written or read.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 /// One row of training metrics (SB3's and CleanRL's names in the doc comments).
@@ -699,6 +702,108 @@ impl Ppo {
             clip_range: clip,
             sps: self.global_step as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
         })
+    }
+
+    /// Writes everything needed to continue training exactly (weights, optimiser moments,
+    /// counters, generator, normaliser, environment states) to one safetensors file, atomically.
+    /// Weights use PyTorch's layout (`actor.{l}.weight` is `[out, in]`); the rest is JSON in the
+    /// file's metadata under `rein_state`.
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
+        let mut tensors = self.policy.actor.to_tensors("actor");
+        tensors.extend(self.policy.critic.to_tensors("critic"));
+        if !self.policy.log_std.is_empty() {
+            tensors.push(rein_nn::io::NamedTensor {
+                name: "log_std".into(),
+                shape: vec![self.policy.log_std.len()],
+                data: self.policy.log_std.clone(),
+            });
+        }
+        let state = serde_json::json!({
+            "config": self.config,
+            "global_step": self.global_step,
+            "update": self.update,
+            "opt_actor": self.opt_actor,
+            "opt_critic": self.opt_critic,
+            "opt_log_std": self.opt_log_std,
+            "rng": rein_core::rng::rng_to_string(&self.rng),
+            "norm": self.norm,
+            "obs": self.obs,
+            "ep_returns": self.ep_returns,
+            "ep_lengths": self.ep_lengths,
+            "recent": self.recent,
+            "episodes": self.episodes,
+            "venv": self.venv.snapshot()?,
+        });
+        let meta = std::collections::HashMap::from([("rein_state".to_string(), state.to_string())]);
+        rein_nn::io::save(path, &tensors, meta).map_err(|e| PgError::Checkpoint(e.to_string()))
+    }
+
+    /// Rebuilds an agent from a checkpoint written by [`Ppo::save_checkpoint`] (the config is
+    /// the one saved in it; `make_env` must make the same environments).
+    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, PgError> {
+        let p = path.display().to_string();
+        let err = |m: String| PgError::Checkpoint(format!("{p}: {m}"));
+        let (tensors, meta) =
+            rein_nn::io::load(path).map_err(|e| PgError::Checkpoint(e.to_string()))?;
+        let text = meta
+            .get("rein_state")
+            .ok_or_else(|| err("no rein_state metadata".into()))?;
+        let state: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| err(format!("rein_state: {e}")))?;
+        let field = |k: &str| -> Result<serde_json::Value, PgError> {
+            state
+                .get(k)
+                .cloned()
+                .ok_or_else(|| err(format!("rein_state has no field {k:?}")))
+        };
+        fn parse<T: serde::de::DeserializeOwned>(
+            v: serde_json::Value,
+            k: &str,
+            p: &str,
+        ) -> Result<T, PgError> {
+            serde_json::from_value(v)
+                .map_err(|e| PgError::Checkpoint(format!("{p}: field {k:?}: {e}")))
+        }
+        let config: PpoConfig = parse(field("config")?, "config", &p)?;
+        let mut agent = Self::new(config, make_env)?;
+        agent
+            .policy
+            .actor
+            .load_tensors("actor", &tensors)
+            .map_err(err)?;
+        agent
+            .policy
+            .critic
+            .load_tensors("critic", &tensors)
+            .map_err(err)?;
+        if !agent.policy.log_std.is_empty() {
+            let t = tensors
+                .get("log_std")
+                .ok_or_else(|| err("missing tensor log_std".into()))?;
+            if t.data.len() != agent.policy.log_std.len() {
+                return Err(err(format!(
+                    "log_std has {} values, expected {}",
+                    t.data.len(),
+                    agent.policy.log_std.len()
+                )));
+            }
+            agent.policy.log_std.copy_from_slice(&t.data);
+        }
+        agent.global_step = parse(field("global_step")?, "global_step", &p)?;
+        agent.update = parse(field("update")?, "update", &p)?;
+        agent.opt_actor = parse(field("opt_actor")?, "opt_actor", &p)?;
+        agent.opt_critic = parse(field("opt_critic")?, "opt_critic", &p)?;
+        agent.opt_log_std = parse(field("opt_log_std")?, "opt_log_std", &p)?;
+        let rng: String = parse(field("rng")?, "rng", &p)?;
+        agent.rng = rein_core::rng::rng_from_str(&rng).map_err(err)?;
+        agent.norm = parse(field("norm")?, "norm", &p)?;
+        agent.obs = parse(field("obs")?, "obs", &p)?;
+        agent.ep_returns = parse(field("ep_returns")?, "ep_returns", &p)?;
+        agent.ep_lengths = parse(field("ep_lengths")?, "ep_lengths", &p)?;
+        agent.recent = parse(field("recent")?, "recent", &p)?;
+        agent.episodes = parse(field("episodes")?, "episodes", &p)?;
+        agent.venv.restore(&field("venv")?)?;
+        Ok(agent)
     }
 
     /// Mean and standard deviation of the return over `episodes` episodes of a fresh env from

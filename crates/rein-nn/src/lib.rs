@@ -10,6 +10,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod distributions;
+pub mod io;
 pub mod kernels;
 pub mod mlp;
 pub mod optim;
