@@ -269,6 +269,17 @@ impl PpoLog {
     }
 }
 
+/// Where training time went (for `rein bench ppo`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PpoTiming {
+    /// Seconds collecting rollouts (policy inference and env steps).
+    pub rollout_secs: f64,
+    /// Seconds in the optimisation phases.
+    pub optimize_secs: f64,
+    /// Gradient steps taken.
+    pub grad_steps: u64,
+}
+
 /// Makes sub-env `i` of the vector env.
 pub type EnvFactory = Arc<dyn Fn(usize) -> Result<Box<dyn Env>, EnvError> + Send + Sync>;
 
@@ -310,6 +321,8 @@ pub struct Ppo {
     episodes: u64,
     started: Instant,
     buf: Rollout,
+    /// Time spent so far (this process only; not saved in checkpoints).
+    pub timing: PpoTiming,
 }
 
 impl Ppo {
@@ -372,6 +385,7 @@ impl Ppo {
             episodes: 0,
             started: Instant::now(),
             buf: Rollout::default(),
+            timing: PpoTiming::default(),
             config,
         })
     }
@@ -387,8 +401,33 @@ impl Ppo {
 
     /// Collects one rollout and runs one optimisation phase.
     pub fn train_update(&mut self) -> Result<PpoLog, PgError> {
+        let t0 = Instant::now();
         self.collect_rollout()?;
-        self.optimize()
+        let t1 = Instant::now();
+        let log = self.optimize()?;
+        self.timing.rollout_secs += (t1 - t0).as_secs_f64();
+        self.timing.optimize_secs += t1.elapsed().as_secs_f64();
+        Ok(log)
+    }
+
+    /// Floating-point operations of one gradient step on a full minibatch: forward (2 B i o
+    /// per layer), weight gradients (2 B i o) and input gradients (2 B i o, not for the first
+    /// layer) of the actor and the critic.
+    pub fn flops_per_grad_step(&self) -> f64 {
+        let b = self.config.batch_size as f64;
+        [&self.policy.actor, &self.policy.critic]
+            .iter()
+            .map(|net| {
+                net.sizes()
+                    .windows(2)
+                    .enumerate()
+                    .map(|(l, w)| {
+                        let io = (w[0] * w[1]) as f64;
+                        2.0 * b * io * if l == 0 { 2.0 } else { 3.0 }
+                    })
+                    .sum::<f64>()
+            })
+            .sum()
     }
 
     fn collect_rollout(&mut self) -> Result<(), PgError> {
@@ -668,6 +707,7 @@ impl Ppo {
                     self.opt_log_std
                         .step(&mut self.policy.log_std, &self.policy.log_std_grad);
                 }
+                self.timing.grad_steps += 1;
                 pg_sum += pg / m as f64;
                 v_sum += vl / m as f64;
                 ent_sum += ent / m as f64;

@@ -24,56 +24,76 @@ pub enum Algo {
     Sarsa,
     /// Tabular expected SARSA.
     ExpectedSarsa,
+    /// Proximal Policy Optimization (discrete or Box actions).
+    Ppo,
 }
 
 impl Algo {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Algo::Qlearning => "qlearning",
             Algo::Sarsa => "sarsa",
             Algo::ExpectedSarsa => "expected_sarsa",
+            Algo::Ppo => "ppo",
         }
     }
 }
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  rein train qlearning --env Taxi-v4\n  rein train qlearning --env FrozenLake-v1 --seed 3 --set learning_rate=0.05 --set epsilon.end=0.01\n  rein train sarsa --env CliffWalking-v1 --episodes 500\n  rein train qlearning --env FrozenLake-v1 --option map_name=8x8 --config my.toml\n\nSettings (see config.toml in any run directory): episodes, learning_rate, gamma, epsilon\n(a schedule: {kind = \"linear\", start, end, fraction}, {kind = \"constant\", value} or\n{kind = \"exponential_per_episode\", start, end, decay}), seed, eval_episodes, log_interval."
+    after_help = "Examples:\n  rein train qlearning --env Taxi-v4\n  rein train qlearning --env FrozenLake-v1 --seed 3 --set learning_rate=0.05 --set epsilon.end=0.01\n  rein train sarsa --env CliffWalking-v1 --episodes 500\n  rein train ppo --env CartPole-v1 --seed 1\n  rein train ppo --env Pendulum-v1 --total-timesteps 50000 --config my.toml\n  rein train --resume runs/CartPole-v1__ppo__1__20261128-230000\n\nSettings (see config.toml in any run directory). Tabular: episodes, learning_rate, gamma,\nepsilon (a schedule: {kind = \"linear\", start, end, fraction}, {kind = \"constant\", value} or\n{kind = \"exponential_per_episode\", start, end, decay}), seed, eval_episodes, log_interval.\nppo: total_timesteps, num_envs, n_steps, batch_size, n_epochs, learning_rate, anneal_lr,\ngamma, gae_lambda, clip_range, anneal_clip_range, clip_range_vf, normalize_advantage,\nent_coef, vf_coef, max_grad_norm, target_kl, net_arch, activation, log_std_init,\nnormalize_obs, normalize_reward, adam_eps, seed, env_threads. Presets with the\nrl-baselines3-zoo hyperparameters apply first where rein ships one (crates/rein-algos/presets)."
 )]
 pub struct TrainArgs {
-    /// Algorithm.
-    #[arg(value_enum)]
-    algo: Algo,
-    /// Gymnasium id of the environment.
+    /// Algorithm (not needed with --resume).
+    #[arg(value_enum, required_unless_present = "resume")]
+    pub algo: Option<Algo>,
+    /// Gymnasium id of the environment (not needed with --resume).
+    #[arg(long, required_unless_present = "resume")]
+    pub env: Option<String>,
+    /// Seed (environment, agent and initialisation).
     #[arg(long)]
-    env: String,
-    /// Seed (environment and agent).
+    pub seed: Option<u64>,
+    /// Number of training episodes (tabular agents; same as --set episodes=N).
     #[arg(long)]
-    seed: Option<u64>,
-    /// Number of training episodes (same as --set episodes=N).
+    pub episodes: Option<u64>,
+    /// Environment steps to train for (ppo; same as --set total_timesteps=N).
     #[arg(long)]
-    episodes: Option<u64>,
+    pub total_timesteps: Option<u64>,
     /// A TOML file of settings, applied over the preset for the env.
     #[arg(long)]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Override one setting, e.g. --set learning_rate=0.2 or --set epsilon.end=0.01; repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
+    pub set: Vec<String>,
     /// Environment option key=value (Gymnasium's make kwargs), repeatable.
     #[arg(long = "option", value_name = "KEY=VALUE")]
-    options: Vec<String>,
+    pub options: Vec<String>,
     /// Directory that holds the run directories.
     #[arg(long, default_value = "runs")]
-    runs_dir: PathBuf,
+    pub runs_dir: PathBuf,
+    /// Continue the run in this directory from its last checkpoint, exactly where it stopped.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["algo", "env", "config", "set", "seed", "options"])]
+    pub resume: Option<PathBuf>,
+    /// Write a checkpoint every this many updates (ppo; and always at the end).
+    #[arg(long, default_value_t = 10)]
+    pub checkpoint_every: u64,
+    /// Stop after this many updates in this invocation, with a checkpoint (ppo): for
+    /// time-sliced training; continue later with --resume.
+    #[arg(long)]
+    pub max_updates: Option<u64>,
     /// No progress bar.
     #[arg(long)]
-    quiet: bool,
+    pub quiet: bool,
 }
 
-/// The preset for the env, then the config file, then --set, then --seed/--episodes.
-fn effective_config(a: &TrainArgs) -> Result<TabularConfig> {
-    let mut cfg = serde_json::to_value(TabularConfig::preset(&a.env))?;
-    if let Some(path) = &a.config {
+/// Applies, in order, a config file (TOML) and the --set overrides to `cfg`, rejecting unknown
+/// settings by name.
+pub fn merge_settings(
+    mut cfg: serde_json::Value,
+    config: Option<&PathBuf>,
+    sets: &[String],
+) -> Result<serde_json::Value> {
+    if let Some(path) = config {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let table: toml::Table = toml::from_str(&text)
@@ -83,10 +103,17 @@ fn effective_config(a: &TrainArgs) -> Result<TabularConfig> {
             set_path(&mut cfg, k, v.clone()).with_context(|| format!("in {}", path.display()))?;
         }
     }
-    for item in &a.set {
+    for item in sets {
         let (k, v) = parse_kv(item)?;
         set_path(&mut cfg, &k, v).with_context(|| format!("--set {item}"))?;
     }
+    Ok(cfg)
+}
+
+/// The preset for the env, then the config file, then --set, then --seed/--episodes.
+fn effective_config(a: &TrainArgs, env: &str) -> Result<TabularConfig> {
+    let base = serde_json::to_value(TabularConfig::preset(env))?;
+    let mut cfg = merge_settings(base, a.config.as_ref(), &a.set)?;
     if let Some(seed) = a.seed {
         cfg["seed"] = json!(seed);
     }
@@ -100,20 +127,31 @@ fn effective_config(a: &TrainArgs) -> Result<TabularConfig> {
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
+    if let Some(dir) = &a.resume {
+        return crate::cmd_pg::resume(dir, a.checkpoint_every, a.max_updates, a.quiet);
+    }
+    let algo = a.algo.context("an algorithm is required")?;
+    let env_id = a.env.clone().context("--env is required")?;
+    if algo == Algo::Ppo {
+        return crate::cmd_pg::train_new(&a, &env_id);
+    }
+    if a.total_timesteps.is_some() {
+        bail!("--total-timesteps is for ppo; tabular agents count --episodes");
+    }
     let kwargs = kv_map(&a.options)?;
-    let mut env = rein_envs::make_with(&a.env, &kwargs)?;
-    let cfg = effective_config(&a)?;
+    let mut env = rein_envs::make_with(&env_id, &kwargs)?;
+    let cfg = effective_config(&a, &env_id)?;
     if StateIndexer::new(env.observation_space()).is_none() {
         bail!(
             "{} is a tabular algorithm: it needs Discrete observations, and {} has {}",
-            a.algo.name(),
-            a.env,
+            algo.name(),
+            env_id,
             env.observation_space()
         );
     }
-    let dir = run_dir::create(&a.runs_dir, &a.env, a.algo.name(), cfg.seed)?;
+    let dir = run_dir::create(&a.runs_dir, &env_id, algo.name(), cfg.seed)?;
     let effective =
-        json!({"algo": a.algo.name(), "env": a.env, "env_options": kwargs, "config": cfg});
+        json!({"algo": algo.name(), "env": env_id, "env_options": kwargs, "config": cfg});
     let toml_text = toml::to_string_pretty(&effective).context("serialising config.toml")?;
     write_atomic(&dir.join("config.toml"), toml_text.as_bytes())?;
 
@@ -140,10 +178,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
             log.return_mean, log.epsilon
         ));
     };
-    let q: QTable = match a.algo {
+    let q: QTable = match algo {
         Algo::Qlearning => train_q_learning(env.as_mut(), &cfg, &mut on_log)?,
         Algo::Sarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Sarsa, &mut on_log)?,
         Algo::ExpectedSarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Expected, &mut on_log)?,
+        Algo::Ppo => unreachable!("handled above"),
     };
     bar.finish_and_clear();
     if let Some(e) = io_error {
@@ -167,7 +206,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         "success_rate": stats.success_rate, "mean_length": stats.mean_length,
     });
     // For table-driven envs, compare with the optimal policy of value iteration.
-    if let Ok(denv) = rein_envs::make_discrete(&a.env, &kwargs) {
+    if let Ok(denv) = rein_envs::make_discrete(&env_id, &kwargs) {
         let mdp = TabularMdp::from_env(&denv, cfg.gamma)?;
         let sol = mdp.value_iteration(1e-10, 10_000_000);
         let opt = TabularMdp::optimal_actions(&sol.q, 1e-6);

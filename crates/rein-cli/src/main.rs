@@ -2,6 +2,7 @@
 
 mod cmd_env;
 mod cmd_mdp;
+mod cmd_pg;
 mod cmd_train;
 mod options;
 mod run_dir;
@@ -13,7 +14,7 @@ use clap::{Parser, Subcommand};
     name = "rein",
     version,
     about = "Reinforcement learning in one binary: Gymnasium-exact environments, MDP solvers and agents.",
-    after_help = "Examples:\n  rein envs\n  rein env rollout --env CartPole-v1 --seed 0 --actions '[0,1,1]'\n  rein env bench --env CartPole-v1 --steps 10000000\n  rein mdp solve --env FrozenLake-v1 --map 8x8\n  rein train qlearning --env Taxi-v4 --seed 1"
+    after_help = "Examples:\n  rein envs\n  rein env rollout --env CartPole-v1 --seed 0 --actions '[0,1,1]'\n  rein env bench --env CartPole-v1 --steps 10000000\n  rein mdp solve --env FrozenLake-v1 --map 8x8\n  rein train qlearning --env Taxi-v4 --seed 1\n  rein train ppo --env CartPole-v1\n  rein eval runs/<run directory> --deterministic\n  rein bench ppo"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,8 +31,19 @@ enum Command {
     /// Solve tabular MDPs by dynamic programming.
     #[command(subcommand)]
     Mdp(cmd_mdp::MdpCommand),
-    /// Train an agent; writes a run directory with config, metrics and the learned model.
+    /// Train an agent; writes a run directory with config, metrics, checkpoints and evaluation.
     Train(cmd_train::TrainArgs),
+    /// Evaluate the policy of a run directory.
+    Eval(cmd_pg::EvalArgs),
+    /// Benchmarks of training speed.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// PPO training throughput with the shipped preset (steps/s, time per gradient step, GFLOP/s).
+    Ppo(cmd_pg::BenchPpoArgs),
 }
 
 fn main() {
@@ -41,6 +53,8 @@ fn main() {
         Command::Env(c) => cmd_env::run(c),
         Command::Mdp(c) => cmd_mdp::run(c),
         Command::Train(a) => cmd_train::run(a),
+        Command::Eval(a) => cmd_pg::eval(&a),
+        Command::Bench(BenchCommand::Ppo(a)) => cmd_pg::bench_ppo(&a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -384,3 +384,89 @@ fn env_bench_and_check_run() {
     let out = rein(&["env", "check", "--env", "Acrobot-v1", "--steps", "200"]);
     assert!(out.status.success() && stdout(&out).contains("passed"));
 }
+
+fn only_run_dir(root: &std::path::Path) -> PathBuf {
+    let dirs: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+/// metrics.csv without the (timing-dependent) sps column.
+fn metrics_without_sps(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+#[test]
+fn ppo_run_interrupted_and_resumed_matches_uninterrupted() {
+    let base = std::env::temp_dir().join(format!("rein-ppo-cli-{}", std::process::id()));
+    let (full_root, part_root) = (base.join("full"), base.join("part"));
+    let common = [
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--seed",
+        "3",
+        "--total-timesteps",
+        "3072",
+        "--quiet",
+        "--checkpoint-every",
+        "4",
+    ];
+    let mut args: Vec<&str> = common.to_vec();
+    args.extend(["--runs-dir", full_root.to_str().unwrap()]);
+    let out = rein(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("deterministic policy over 10 episodes"));
+    let full = only_run_dir(&full_root);
+
+    let mut args: Vec<&str> = common.to_vec();
+    args.extend([
+        "--runs-dir",
+        part_root.to_str().unwrap(),
+        "--max-updates",
+        "5",
+    ]);
+    let out = rein(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("continue with: rein train --resume"),
+        "{}",
+        stdout(&out)
+    );
+    let part = only_run_dir(&part_root);
+    let out = rein(&["train", "--resume", part.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    assert_eq!(metrics_without_sps(&full), metrics_without_sps(&part));
+    assert_eq!(metrics_without_sps(&full).len(), 1 + 12);
+    let read = |d: &PathBuf| std::fs::read(d.join("checkpoint.safetensors")).unwrap();
+    // Same weights, optimiser state, generator and env states: the files are identical.
+    assert_eq!(read(&full), read(&part));
+
+    let out = rein(&[
+        "eval",
+        full.to_str().unwrap(),
+        "--episodes",
+        "3",
+        "--deterministic",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let e: Json = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(e["episodes"], 3);
+    let out = rein(&["train", "--resume", base.join("nowhere").to_str().unwrap()]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("config.toml"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(&base).unwrap();
+}

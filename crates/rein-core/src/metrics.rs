@@ -25,6 +25,34 @@ impl CsvLogger {
         })
     }
 
+    /// Reopens an existing `path` for a resumed run: keeps the header and the first
+    /// `keep_rows` rows (those written before the checkpoint), drops any later ones, and
+    /// appends from there.
+    pub fn resume(path: &Path, columns: &[&str], keep_rows: usize) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        let mut lines = text.lines();
+        let header = columns.join(",");
+        if lines.next() != Some(header.as_str()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: header differs from {header:?}", path.display()),
+            ));
+        }
+        let mut kept = header.clone();
+        kept.push('\n');
+        for line in lines.take(keep_rows) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+        write_atomic(path, kept.as_bytes())?;
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        Ok(Self {
+            out: BufWriter::new(file),
+            columns: columns.iter().map(|s| s.to_string()).collect(),
+            path: path.to_path_buf(),
+        })
+    }
+
     /// Appends one row (one value per column).
     pub fn log(&mut self, values: &[f64]) -> std::io::Result<()> {
         if values.len() != self.columns.len() {

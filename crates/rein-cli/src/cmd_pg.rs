@@ -1,0 +1,303 @@
+//! Policy-gradient runs (`rein train ppo`, `rein train --resume`), `rein eval` and
+//! `rein bench ppo`.
+
+use crate::cmd_train::{merge_settings, TrainArgs};
+use crate::options::kv_map;
+use crate::run_dir;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rein_algos::ppo::{EnvFactory, Ppo, PpoConfig, PpoLog};
+use rein_core::metrics::{write_atomic, CsvLogger};
+use serde_json::{json, Map, Value as Json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The checkpoint file of a run directory.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// Makes the env of a run (with its options) for every sub-env.
+pub fn env_factory(env_id: &str, kwargs: &Map<String, Json>) -> Result<EnvFactory> {
+    rein_envs::make_with(env_id, kwargs)?; // fail early, with the registry's message
+    let (id, kw) = (env_id.to_string(), kwargs.clone());
+    Ok(Arc::new(move |_| rein_envs::make_with(&id, &kw)))
+}
+
+/// PpoConfig defaults, then the shipped preset for `env_id`.
+pub fn ppo_base_config(env_id: &str) -> Result<Json> {
+    let mut base = serde_json::to_value(PpoConfig::default())?;
+    if let Some(text) = PpoConfig::preset_toml(env_id) {
+        let table: toml::Table = toml::from_str(text).context("shipped preset")?;
+        for (k, v) in table {
+            crate::options::set_path(&mut base, &k, serde_json::to_value(v)?)?;
+        }
+    }
+    Ok(base)
+}
+
+pub fn train_new(a: &TrainArgs, env_id: &str) -> Result<()> {
+    if a.episodes.is_some() {
+        bail!("--episodes is for tabular agents; ppo counts --total-timesteps");
+    }
+    let kwargs = kv_map(&a.options)?;
+    let mut cfg = merge_settings(ppo_base_config(env_id)?, a.config.as_ref(), &a.set)?;
+    if let Some(seed) = a.seed {
+        cfg["seed"] = json!(seed);
+    }
+    if let Some(n) = a.total_timesteps {
+        cfg["total_timesteps"] = json!(n);
+    }
+    let cfg: PpoConfig = serde_json::from_value(cfg).context("invalid settings")?;
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+    let factory = env_factory(env_id, &kwargs)?;
+    let agent = Ppo::new(cfg.clone(), Arc::clone(&factory))?;
+    let dir = run_dir::create(&a.runs_dir, env_id, "ppo", cfg.seed)?;
+    let effective = json!({"algo": "ppo", "env": env_id, "env_options": kwargs, "config": cfg});
+    let text = toml::to_string_pretty(&effective).context("serialising config.toml")?;
+    write_atomic(&dir.join("config.toml"), text.as_bytes())?;
+    let csv = CsvLogger::create(&dir.join("metrics.csv"), &PpoLog::COLUMNS)?;
+    run_loop(
+        agent,
+        &dir,
+        csv,
+        a.checkpoint_every,
+        a.max_updates,
+        a.quiet,
+        &factory,
+    )
+}
+
+/// The run's config.toml as (algo, env id, env options).
+pub fn read_run_config(dir: &Path) -> Result<(String, String, Map<String, Json>, Json)> {
+    let path = dir.join("config.toml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let v = serde_json::to_value(table)?;
+    let algo = v["algo"]
+        .as_str()
+        .with_context(|| format!("{}: no \"algo\"", path.display()))?;
+    let env = v["env"]
+        .as_str()
+        .with_context(|| format!("{}: no \"env\"", path.display()))?;
+    let opts = v["env_options"].as_object().cloned().unwrap_or_default();
+    Ok((algo.to_string(), env.to_string(), opts, v["config"].clone()))
+}
+
+pub fn resume(
+    dir: &Path,
+    checkpoint_every: u64,
+    max_updates: Option<u64>,
+    quiet: bool,
+) -> Result<()> {
+    let (algo, env_id, kwargs, _) = read_run_config(dir)?;
+    if algo != "ppo" {
+        bail!(
+            "{}: {algo} runs train in seconds and keep no checkpoints; start a new run",
+            dir.display()
+        );
+    }
+    let factory = env_factory(&env_id, &kwargs)?;
+    let ckpt = dir.join(CHECKPOINT);
+    if !ckpt.exists() {
+        bail!(
+            "{}: no checkpoint to resume from (the run stopped before its first checkpoint)",
+            ckpt.display()
+        );
+    }
+    let agent = Ppo::load_checkpoint(&ckpt, Arc::clone(&factory))?;
+    let csv = CsvLogger::resume(
+        &dir.join("metrics.csv"),
+        &PpoLog::COLUMNS,
+        agent.update as usize,
+    )?;
+    eprintln!(
+        "resuming {} at step {} (update {})",
+        dir.display(),
+        agent.global_step,
+        agent.update
+    );
+    run_loop(
+        agent,
+        dir,
+        csv,
+        checkpoint_every,
+        max_updates,
+        quiet,
+        &factory,
+    )
+}
+
+fn run_loop(
+    mut agent: Ppo,
+    dir: &Path,
+    mut csv: CsvLogger,
+    checkpoint_every: u64,
+    max_updates: Option<u64>,
+    quiet: bool,
+    factory: &EnvFactory,
+) -> Result<()> {
+    let stop_at = max_updates.map(|n| agent.update + n);
+    let total = agent.config.total_timesteps;
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_position(agent.global_step);
+    let ckpt = dir.join(CHECKPOINT);
+    while agent.global_step < total {
+        let log = agent.train_update().with_context(|| {
+            format!(
+                "training stopped; the last good checkpoint is {}",
+                ckpt.display()
+            )
+        })?;
+        csv.log(&log.row()).context("writing metrics.csv")?;
+        bar.set_position(log.global_step);
+        bar.set_message(format!(
+            "return(100) {:.1}  {:.0} steps/s",
+            log.ep_return_mean, log.sps
+        ));
+        if checkpoint_every > 0 && log.update % checkpoint_every == 0 {
+            agent.save_checkpoint(&ckpt)?;
+        }
+        if stop_at == Some(log.update) && agent.global_step < total {
+            agent.save_checkpoint(&ckpt)?;
+            bar.finish_and_clear();
+            println!(
+                "stopped after update {} at step {} of {total}; continue with: rein train --resume {}",
+                log.update,
+                agent.global_step,
+                dir.display()
+            );
+            return Ok(());
+        }
+    }
+    agent.save_checkpoint(&ckpt)?;
+    bar.finish_and_clear();
+    let (mean, std) = agent.evaluate(factory, 10, true, 1_000_000 + agent.config.seed)?;
+    println!("run directory: {}", dir.display());
+    println!(
+        "trained {} steps in {:.1} s of rollouts and {:.1} s of updates; deterministic policy over 10 episodes: return {mean:.2} +/- {std:.2}",
+        agent.global_step, agent.timing.rollout_secs, agent.timing.optimize_secs
+    );
+    let eval = json!({"episodes": 10, "deterministic": true, "mean_return": mean, "std_return": std,
+                      "global_step": agent.global_step});
+    write_atomic(
+        &dir.join("eval.json"),
+        serde_json::to_string_pretty(&eval)?.as_bytes(),
+    )?;
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  rein eval runs/CartPole-v1__ppo__1__20261128-230000 --episodes 20 --deterministic\n  rein eval runs/Taxi-v4__qlearning__0__20261128-230000"
+)]
+pub struct EvalArgs {
+    /// A run directory written by `rein train`.
+    run_dir: PathBuf,
+    /// Episodes to run.
+    #[arg(long, default_value_t = 10)]
+    episodes: u64,
+    /// Act with the most likely action (the mean for Box actions) instead of sampling.
+    #[arg(long)]
+    deterministic: bool,
+    /// Seed of the first episode (episode k uses seed + k).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn eval(a: &EvalArgs) -> Result<()> {
+    let (algo, env_id, kwargs, config) = read_run_config(&a.run_dir)?;
+    let (mean, std) = if algo == "ppo" {
+        let factory = env_factory(&env_id, &kwargs)?;
+        let mut agent = Ppo::load_checkpoint(&a.run_dir.join(CHECKPOINT), Arc::clone(&factory))?;
+        agent.evaluate(&factory, a.episodes, a.deterministic, a.seed)?
+    } else {
+        let path = a.run_dir.join("q_table.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let q: rein_algos::QTable = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a Q-table", path.display()))?;
+        let mut env = rein_envs::make_with(&env_id, &kwargs)?;
+        let _ = config;
+        let s = rein_algos::evaluate_policy(env.as_mut(), &q.policy(), a.episodes, a.seed)?;
+        (s.mean_return, s.std_return)
+    };
+    if a.json {
+        println!(
+            "{}",
+            json!({"env": env_id, "algo": algo, "episodes": a.episodes, "mean_return": mean, "std_return": std})
+        );
+    } else {
+        println!(
+            "{env_id} ({algo}): return over {} episodes {mean:.3} +/- {std:.3}",
+            a.episodes
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  rein bench ppo --env CartPole-v1 --total-timesteps 100000")]
+pub struct BenchPpoArgs {
+    /// Environment (its shipped preset is used).
+    #[arg(long, default_value = "CartPole-v1")]
+    env: String,
+    /// Steps to train.
+    #[arg(long, default_value_t = 100_000)]
+    total_timesteps: u64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn bench_ppo(a: &BenchPpoArgs) -> Result<()> {
+    let mut cfg = ppo_base_config(&a.env)?;
+    cfg["total_timesteps"] = json!(a.total_timesteps);
+    cfg["seed"] = json!(a.seed);
+    let cfg: PpoConfig = serde_json::from_value(cfg)?;
+    let factory = env_factory(&a.env, &Map::new())?;
+    let mut agent = Ppo::new(cfg, Arc::clone(&factory))?;
+    let start = std::time::Instant::now();
+    agent.train(&mut |_| {})?;
+    let secs = start.elapsed().as_secs_f64();
+    let (mean, _) = agent.evaluate(&factory, 10, true, 1_000_000)?;
+    let t = agent.timing;
+    let flops = agent.flops_per_grad_step();
+    let ms_per_step = 1e3 * t.optimize_secs / t.grad_steps.max(1) as f64;
+    let gflops = flops * t.grad_steps as f64 / t.optimize_secs.max(1e-9) / 1e9;
+    let sps = agent.global_step as f64 / secs;
+    if a.json {
+        println!(
+            "{}",
+            json!({"env": a.env, "steps": agent.global_step, "seconds": secs, "steps_per_second": sps,
+                   "grad_steps": t.grad_steps, "ms_per_grad_step": ms_per_step, "mflop_per_grad_step": flops / 1e6,
+                   "gflops": gflops, "rollout_seconds": t.rollout_secs, "update_seconds": t.optimize_secs,
+                   "eval_return": mean, "threads": 1})
+        );
+    } else {
+        println!(
+            "ppo {}: {} steps in {secs:.2} s = {sps:.0} steps/s (1 thread); {} gradient steps at {ms_per_step:.3} ms \
+             ({:.1} MFLOP each, {gflops:.1} GFLOP/s); rollouts {:.2} s, updates {:.2} s; final deterministic return {mean:.1}",
+            a.env, agent.global_step, t.grad_steps, flops / 1e6, t.rollout_secs, t.optimize_secs
+        );
+    }
+    Ok(())
+}
