@@ -73,10 +73,11 @@ pub fn save(
     })
 }
 
+/// Tensors by name, and the file's metadata.
+pub type Loaded = (HashMap<String, NamedTensor>, HashMap<String, String>);
+
 /// Reads every f32 tensor and the metadata of a safetensors file.
-pub fn load(
-    path: &Path,
-) -> Result<(HashMap<String, NamedTensor>, HashMap<String, String>), IoError> {
+pub fn load(path: &Path) -> Result<Loaded, IoError> {
     let p = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| IoError::File {
         path: p.clone(),
