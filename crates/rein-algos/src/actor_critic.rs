@@ -180,6 +180,142 @@ impl ActorCritic {
         }
     }
 
+    /// log pi(action | row) and the entropy, for one row of actor output; `lp` is scratch
+    /// space of length `actor_out` (it keeps the log-probabilities for [`Self::head_backward`]).
+    pub fn log_prob_entropy(&self, row: &[f32], action: &[f32], lp: &mut [f32]) -> (f32, f32) {
+        match &self.kind {
+            ActionKind::Discrete(_) => {
+                categorical::log_softmax(row, lp);
+                (lp[action[0] as usize], categorical::entropy(lp))
+            }
+            ActionKind::Continuous { .. } => (
+                diag_gaussian::log_prob(row, &self.log_std, action),
+                diag_gaussian::entropy(&self.log_std),
+            ),
+        }
+    }
+
+    /// Writes d loss / d row (the actor output) into `grad_row`, and accumulates
+    /// d loss / d log_std, given d loss / d log pi(action) and d loss / d entropy.
+    pub fn head_backward(
+        &mut self,
+        row: &[f32],
+        action: &[f32],
+        lp: &[f32],
+        g_logp: f32,
+        g_entropy: f32,
+        grad_row: &mut [f32],
+    ) {
+        match &self.kind {
+            ActionKind::Discrete(_) => {
+                categorical::backward(lp, action[0] as usize, g_logp, g_entropy, grad_row)
+            }
+            ActionKind::Continuous { .. } => {
+                grad_row.fill(0.0);
+                diag_gaussian::backward(
+                    row,
+                    &self.log_std,
+                    action,
+                    g_logp,
+                    g_entropy,
+                    grad_row,
+                    &mut self.log_std_grad,
+                );
+            }
+        }
+    }
+
+    /// Floating-point operations of one gradient step of both networks on `batch` samples:
+    /// forward (2 B i o per layer), weight gradients (2 B i o) and input gradients (2 B i o,
+    /// not for the first layer).
+    pub fn flops_per_grad_step(&self, batch: usize) -> f64 {
+        let b = batch as f64;
+        [&self.actor, &self.critic]
+            .iter()
+            .map(|net| {
+                net.sizes()
+                    .windows(2)
+                    .enumerate()
+                    .map(|(l, w)| 2.0 * b * (w[0] * w[1]) as f64 * if l == 0 { 2.0 } else { 3.0 })
+                    .sum::<f64>()
+            })
+            .sum()
+    }
+
+    /// Mean and standard deviation of the return over `episodes` episodes of `env` (episode k
+    /// reset with `seed + k`), observations normalised by `norm` when given.
+    pub fn evaluate(
+        &mut self,
+        env: &mut dyn rein_core::Env,
+        norm: Option<&rein_core::wrappers::VecNormalize>,
+        episodes: u64,
+        deterministic: bool,
+        seed: u64,
+    ) -> Result<(f64, f64), EnvError> {
+        let space = env.observation_space().clone();
+        let mut rng = rein_core::rng_from_seed(seed ^ 0x5eed);
+        let ad = self.kind.action_dim();
+        let mut returns = Vec::new();
+        for k in 0..episodes {
+            let (mut obs, _) = env.reset(Some(seed.wrapping_add(k)));
+            let mut ret = 0.0;
+            loop {
+                let mut x = space.flatten(&obs)?;
+                if let Some(norm) = norm {
+                    norm.apply_obs(&mut x);
+                }
+                let (mut a, mut lp) = (vec![0.0; ad], [0.0f32]);
+                self.act(&x, 1, deterministic, &mut rng, &mut a, &mut lp);
+                let step = env.step(&self.env_action(&a))?;
+                ret += step.reward;
+                obs = step.obs;
+                if step.terminated || step.truncated {
+                    break;
+                }
+            }
+            returns.push(ret);
+        }
+        let n = returns.len().max(1) as f64;
+        let mean = returns.iter().sum::<f64>() / n;
+        let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+        Ok((mean, var.sqrt()))
+    }
+
+    /// The networks as named tensors (PyTorch layout) for a checkpoint.
+    pub fn to_tensors(&self) -> Vec<rein_nn::io::NamedTensor> {
+        let mut t = self.actor.to_tensors("actor");
+        t.extend(self.critic.to_tensors("critic"));
+        if !self.log_std.is_empty() {
+            t.push(rein_nn::io::NamedTensor {
+                name: "log_std".into(),
+                shape: vec![self.log_std.len()],
+                data: self.log_std.clone(),
+            });
+        }
+        t
+    }
+
+    /// Loads [`Self::to_tensors`], checking every name and shape.
+    pub fn load_tensors(
+        &mut self,
+        tensors: &std::collections::HashMap<String, rein_nn::io::NamedTensor>,
+    ) -> Result<(), String> {
+        self.actor.load_tensors("actor", tensors)?;
+        self.critic.load_tensors("critic", tensors)?;
+        if !self.log_std.is_empty() {
+            let t = tensors.get("log_std").ok_or("missing tensor log_std")?;
+            if t.data.len() != self.log_std.len() {
+                return Err(format!(
+                    "log_std has {} values, expected {}",
+                    t.data.len(),
+                    self.log_std.len()
+                ));
+            }
+            self.log_std.copy_from_slice(&t.data);
+        }
+        Ok(())
+    }
+
     /// Zeroes every gradient.
     pub fn zero_grad(&mut self) {
         self.actor.zero_grad();

@@ -9,6 +9,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod actor_critic;
+pub mod onpolicy;
 pub mod ppo;
 pub mod qlearning;
 pub mod sarsa;

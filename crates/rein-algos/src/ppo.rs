@@ -14,16 +14,14 @@
 //! 4. Learning rate and clip range optionally annealed linearly to 0 with the fraction of
 //!    steps remaining (the zoo's `lin_` schedules), updated once per rollout.
 
-use crate::actor_critic::{ActionKind, ActorCritic};
+use crate::actor_critic::ActorCritic;
+use crate::onpolicy::Collector;
+pub use crate::onpolicy::{EnvFactory, PgError};
 use rand::seq::SliceRandom;
-use rein_core::returns::{compute_gae, explained_variance};
-use rein_core::wrappers::VecNormalize;
-use rein_core::{rng_from_seed, AutoresetMode, Env, EnvError, ReinRng, Space, Value, VectorEnv};
-use rein_nn::distributions::{categorical, diag_gaussian};
+use rein_core::returns::explained_variance;
+use rein_core::{rng_from_seed, ReinRng};
 use rein_nn::{clip_grad_norm, Activation, Adam};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// PPO hyperparameters (defaults: SB3's).
@@ -179,23 +177,6 @@ impl PpoConfig {
     }
 }
 
-/// Errors of the policy-gradient agents.
-#[derive(Debug, thiserror::Error)]
-pub enum PgError {
-    /// An invalid hyperparameter.
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// The environment failed or does not fit.
-    #[error(transparent)]
-    Env(#[from] EnvError),
-    /// Training diverged.
-    #[error("training diverged: {0}")]
-    NonFinite(String),
-    /// A checkpoint could not be written or read.
-    #[error("checkpoint: {0}")]
-    Checkpoint(String),
-}
-
 /// One row of training metrics (SB3's and CleanRL's names in the doc comments).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct PpoLog {
@@ -280,22 +261,6 @@ pub struct PpoTiming {
     pub grad_steps: u64,
 }
 
-/// Makes sub-env `i` of the vector env.
-pub type EnvFactory = Arc<dyn Fn(usize) -> Result<Box<dyn Env>, EnvError> + Send + Sync>;
-
-/// Rollout storage, time-major (`t * num_envs + e`).
-#[derive(Debug, Default, Clone)]
-struct Rollout {
-    obs: Vec<f32>,
-    actions: Vec<f32>,
-    log_probs: Vec<f32>,
-    values: Vec<f64>,
-    rewards: Vec<f64>,
-    terminated: Vec<bool>,
-    truncated: Vec<bool>,
-    next_values: Vec<f64>,
-}
-
 /// A PPO agent with its environments; `train_update` runs one rollout and one optimisation
 /// phase, `train` runs until `total_timesteps`.
 pub struct Ppo {
@@ -306,21 +271,12 @@ pub struct Ppo {
     opt_actor: Adam,
     opt_critic: Adam,
     opt_log_std: Adam,
-    venv: VectorEnv,
-    /// Observation/reward normalisation statistics (when enabled).
-    pub norm: Option<VecNormalize>,
+    /// The environments, normalisation and the last rollout.
+    pub collector: Collector,
     rng: ReinRng,
-    /// Environment steps so far.
-    pub global_step: u64,
     /// Updates so far.
     pub update: u64,
-    obs: Vec<f32>,
-    ep_returns: Vec<f64>,
-    ep_lengths: Vec<u64>,
-    recent: VecDeque<(f64, u64)>,
-    episodes: u64,
     started: Instant,
-    buf: Rollout,
     /// Time spent so far (this process only; not saved in checkpoints).
     pub timing: PpoTiming,
 }
@@ -329,21 +285,14 @@ impl Ppo {
     /// Builds the agent: the vector env from `make_env`, the networks initialised from `seed`.
     pub fn new(config: PpoConfig, make_env: EnvFactory) -> Result<Self, PgError> {
         config.validate().map_err(PgError::Config)?;
-        let factory = Arc::clone(&make_env);
-        let mut venv = VectorEnv::from_fn(
+        let (collector, obs_dim, kind) = Collector::new(
             config.num_envs,
-            AutoresetMode::SameStep,
             config.env_threads,
-            move |i| factory(i),
+            config.seed,
+            (config.normalize_obs, config.normalize_reward),
+            config.gamma,
+            make_env,
         )?;
-        let obs_space = venv.single_observation_space().clone();
-        if !matches!(obs_space, Space::Box { .. }) {
-            return Err(PgError::Config(format!(
-                "PPO needs Box observations (use a one-hot wrapper for discrete ones), got {obs_space}"
-            )));
-        }
-        let kind = ActionKind::from_space(venv.single_action_space())?;
-        let obs_dim = venv.obs_dim();
         let mut rng = rng_from_seed(config.seed);
         let policy = ActorCritic::new(
             obs_dim,
@@ -353,46 +302,29 @@ impl Ppo {
             config.log_std_init as f32,
             &mut rng,
         );
-        let mut obs = venv.reset(Some(config.seed))?.to_vec();
-        let mut norm = (config.normalize_obs || config.normalize_reward).then(|| {
-            VecNormalize::new(
-                config.num_envs,
-                obs_dim,
-                config.normalize_obs,
-                config.normalize_reward,
-                config.gamma,
-            )
-        });
-        if let Some(n) = norm.as_mut() {
-            n.normalize_obs(&mut obs);
-        }
-        let lr = config.learning_rate;
-        let eps = config.adam_eps;
+        let (lr, eps) = (config.learning_rate, config.adam_eps);
         Ok(Self {
             opt_actor: Adam::new(policy.actor.params.len(), lr, eps),
             opt_critic: Adam::new(policy.critic.params.len(), lr, eps),
             opt_log_std: Adam::new(policy.log_std.len(), lr, eps),
             policy,
-            venv,
-            norm,
+            collector,
             rng,
-            global_step: 0,
             update: 0,
-            obs,
-            ep_returns: vec![0.0; config.num_envs],
-            ep_lengths: vec![0; config.num_envs],
-            recent: VecDeque::new(),
-            episodes: 0,
             started: Instant::now(),
-            buf: Rollout::default(),
             timing: PpoTiming::default(),
             config,
         })
     }
 
+    /// Environment steps so far.
+    pub fn global_step(&self) -> u64 {
+        self.collector.global_step
+    }
+
     /// Trains until `total_timesteps`, calling `on_log` after every update.
     pub fn train(&mut self, on_log: &mut dyn FnMut(&PpoLog)) -> Result<(), PgError> {
-        while self.global_step < self.config.total_timesteps {
+        while self.global_step() < self.config.total_timesteps {
             let log = self.train_update()?;
             on_log(&log);
         }
@@ -402,7 +334,8 @@ impl Ppo {
     /// Collects one rollout and runs one optimisation phase.
     pub fn train_update(&mut self) -> Result<PpoLog, PgError> {
         let t0 = Instant::now();
-        self.collect_rollout()?;
+        self.collector
+            .collect(&mut self.policy, &mut self.rng, self.config.n_steps)?;
         let t1 = Instant::now();
         let log = self.optimize()?;
         self.timing.rollout_secs += (t1 - t0).as_secs_f64();
@@ -410,130 +343,9 @@ impl Ppo {
         Ok(log)
     }
 
-    /// Floating-point operations of one gradient step on a full minibatch: forward (2 B i o
-    /// per layer), weight gradients (2 B i o) and input gradients (2 B i o, not for the first
-    /// layer) of the actor and the critic.
+    /// Floating-point operations of one gradient step on a full minibatch.
     pub fn flops_per_grad_step(&self) -> f64 {
-        let b = self.config.batch_size as f64;
-        [&self.policy.actor, &self.policy.critic]
-            .iter()
-            .map(|net| {
-                net.sizes()
-                    .windows(2)
-                    .enumerate()
-                    .map(|(l, w)| {
-                        let io = (w[0] * w[1]) as f64;
-                        2.0 * b * io * if l == 0 { 2.0 } else { 3.0 }
-                    })
-                    .sum::<f64>()
-            })
-            .sum()
-    }
-
-    fn collect_rollout(&mut self) -> Result<(), PgError> {
-        let (n, t_max, d) = (
-            self.config.num_envs,
-            self.config.n_steps,
-            self.policy.obs_dim,
-        );
-        let ad = self.policy.kind.action_dim();
-        let total = n * t_max;
-        let b = &mut self.buf;
-        b.obs.resize(total * d, 0.0);
-        b.actions.resize(total * ad, 0.0);
-        b.log_probs.resize(total, 0.0);
-        b.values.resize(total, 0.0);
-        b.rewards.resize(total, 0.0);
-        b.terminated.resize(total, false);
-        b.truncated.resize(total, false);
-        b.next_values.resize(total, 0.0);
-        let mut env_actions: Vec<Value> = vec![Value::Discrete(0); n];
-        for t in 0..t_max {
-            let base = t * n;
-            self.buf.obs[base * d..(base + n) * d].copy_from_slice(&self.obs);
-            {
-                let (acts, lps) = (
-                    &mut self.buf.actions[base * ad..(base + n) * ad],
-                    &mut self.buf.log_probs[base..base + n],
-                );
-                self.policy
-                    .act(&self.obs, n, false, &mut self.rng, acts, lps);
-            }
-            let values = self.policy.values(&self.obs, n);
-            for e in 0..n {
-                self.buf.values[base + e] = values[e] as f64;
-                env_actions[e] = self
-                    .policy
-                    .env_action(&self.buf.actions[(base + e) * ad..(base + e + 1) * ad]);
-            }
-            let step = self.venv.step(&env_actions)?;
-            let mut rewards = step.rewards.to_vec();
-            let terminated = step.terminated.to_vec();
-            let truncated = step.truncated.to_vec();
-            let mut next_obs = step.obs.to_vec();
-            // Episode statistics on the raw rewards.
-            for e in 0..n {
-                self.ep_returns[e] += rewards[e];
-                self.ep_lengths[e] += 1;
-                if terminated[e] || truncated[e] {
-                    if self.recent.len() == 100 {
-                        self.recent.pop_front();
-                    }
-                    self.recent
-                        .push_back((self.ep_returns[e], self.ep_lengths[e]));
-                    self.episodes += 1;
-                    self.ep_returns[e] = 0.0;
-                    self.ep_lengths[e] = 0;
-                }
-            }
-            let dones: Vec<bool> = terminated
-                .iter()
-                .zip(&truncated)
-                .map(|(a, b)| *a || *b)
-                .collect();
-            // Values of the final observations of truncated episodes, for bootstrapping.
-            let trunc_envs: Vec<usize> =
-                (0..n).filter(|&e| truncated[e] && !terminated[e]).collect();
-            let mut final_obs = Vec::with_capacity(trunc_envs.len() * d);
-            for &e in &trunc_envs {
-                final_obs.extend_from_slice(
-                    self.venv
-                        .final_obs(e)
-                        .unwrap_or(&next_obs[e * d..(e + 1) * d]),
-                );
-            }
-            if let Some(norm) = self.norm.as_mut() {
-                norm.normalize_obs(&mut next_obs);
-                norm.apply_obs(&mut final_obs);
-                norm.normalize_rewards(&mut rewards, &dones);
-            }
-            if !trunc_envs.is_empty() {
-                let v = self.policy.values(&final_obs, trunc_envs.len());
-                for (k, &e) in trunc_envs.iter().enumerate() {
-                    self.buf.next_values[base + e] = v[k] as f64;
-                }
-            }
-            self.buf.rewards[base..base + n].copy_from_slice(&rewards);
-            self.buf.terminated[base..base + n].copy_from_slice(&terminated);
-            self.buf.truncated[base..base + n].copy_from_slice(&truncated);
-            self.obs = next_obs;
-            self.global_step += n as u64;
-        }
-        // V(s_{t+1}) for transitions that did not end an episode.
-        let last = self.policy.values(&self.obs, n);
-        for t in 0..t_max {
-            for e in 0..n {
-                let i = t * n + e;
-                if !(self.buf.terminated[i] || self.buf.truncated[i]) {
-                    self.buf.next_values[i] = if t + 1 < t_max {
-                        self.buf.values[i + n]
-                    } else {
-                        last[e] as f64
-                    };
-                }
-            }
-        }
-        Ok(())
+        self.policy.flops_per_grad_step(self.config.batch_size)
     }
 
     fn optimize(&mut self) -> Result<PpoLog, PgError> {
@@ -541,20 +353,11 @@ impl Ppo {
         let (n, d) = (cfg.num_envs, self.policy.obs_dim);
         let ad = self.policy.kind.action_dim();
         let total = n * cfg.n_steps;
-        let b = &self.buf;
-        let (adv, returns) = compute_gae(
-            &b.rewards,
-            &b.values,
-            &b.next_values,
-            &b.terminated,
-            &b.truncated,
-            n,
-            cfg.gamma,
-            cfg.gae_lambda,
-        );
+        let (adv, returns) = self.collector.gae(cfg.gamma, cfg.gae_lambda);
+        let b = &self.collector.buf;
         let explained = explained_variance(&b.values, &returns);
         let progress_remaining =
-            1.0 - (self.global_step as f64 / cfg.total_timesteps.max(1) as f64).min(1.0);
+            1.0 - (self.global_step() as f64 / cfg.total_timesteps.max(1) as f64).min(1.0);
         let lr = if cfg.anneal_lr {
             cfg.learning_rate * progress_remaining
         } else {
@@ -588,7 +391,8 @@ impl Ppo {
             for mb in indices.chunks(bs) {
                 let m = mb.len();
                 for (k, &i) in mb.iter().enumerate() {
-                    mb_obs[k * d..(k + 1) * d].copy_from_slice(&self.buf.obs[i * d..(i + 1) * d]);
+                    mb_obs[k * d..(k + 1) * d]
+                        .copy_from_slice(&self.collector.buf.obs[i * d..(i + 1) * d]);
                     mb_adv[k] = adv[i];
                 }
                 let mb_obs = &mb_obs[..m * d];
@@ -605,19 +409,10 @@ impl Ppo {
                 let g_entropy = (-cfg.ent_coef / m as f64) as f32;
                 for k in 0..m {
                     let i = mb[k];
-                    let action = &self.buf.actions[i * ad..(i + 1) * ad];
+                    let action = &self.collector.buf.actions[i * ad..(i + 1) * ad];
                     let row = &out[k * out_dim..(k + 1) * out_dim];
-                    let (logp, entropy) = match &self.policy.kind {
-                        ActionKind::Discrete(_) => {
-                            categorical::log_softmax(row, &mut lp);
-                            (lp[action[0] as usize], categorical::entropy(&lp))
-                        }
-                        ActionKind::Continuous { .. } => (
-                            diag_gaussian::log_prob(row, &self.policy.log_std, action),
-                            diag_gaussian::entropy(&self.policy.log_std),
-                        ),
-                    };
-                    let log_ratio = (logp - self.buf.log_probs[i]) as f64;
+                    let (logp, entropy) = self.policy.log_prob_entropy(row, action, &mut lp);
+                    let log_ratio = (logp - self.collector.buf.log_probs[i]) as f64;
                     let ratio = log_ratio.exp();
                     let a = mb_adv[k];
                     let l1 = -a * ratio;
@@ -634,23 +429,8 @@ impl Ppo {
                         0.0
                     };
                     let g = &mut grad_out[k * out_dim..(k + 1) * out_dim];
-                    match &self.policy.kind {
-                        ActionKind::Discrete(_) => {
-                            categorical::backward(&lp, action[0] as usize, g_logp, g_entropy, g)
-                        }
-                        ActionKind::Continuous { .. } => {
-                            g.fill(0.0);
-                            diag_gaussian::backward(
-                                row,
-                                &self.policy.log_std,
-                                action,
-                                g_logp,
-                                g_entropy,
-                                g,
-                                &mut self.policy.log_std_grad,
-                            );
-                        }
-                    }
+                    self.policy
+                        .head_backward(row, action, &lp, g_logp, g_entropy, g);
                 }
                 approx_kl = kl_sum / m as f64;
                 if cfg.target_kl > 0.0 && approx_kl > 1.5 * cfg.target_kl {
@@ -667,7 +447,7 @@ impl Ppo {
                 let mut vl = 0.0f64;
                 for k in 0..m {
                     let i = mb[k];
-                    let (vk, old) = (v[k] as f64, self.buf.values[i]);
+                    let (vk, old) = (v[k] as f64, self.collector.buf.values[i]);
                     let (pred, dpred) = if cfg.clip_range_vf > 0.0 {
                         let c = cfg.clip_range_vf;
                         let diff = vk - old;
@@ -717,21 +497,13 @@ impl Ppo {
         }
         self.update += 1;
         let c = count.max(1) as f64;
-        let nrec = self.recent.len() as f64;
-        let (ret_mean, len_mean) = if self.recent.is_empty() {
-            (f64::NAN, f64::NAN)
-        } else {
-            (
-                self.recent.iter().map(|r| r.0).sum::<f64>() / nrec,
-                self.recent.iter().map(|r| r.1 as f64).sum::<f64>() / nrec,
-            )
-        };
+        let (ret_mean, len_mean) = self.collector.episode_stats();
         Ok(PpoLog {
-            global_step: self.global_step,
+            global_step: self.global_step(),
             update: self.update,
             ep_return_mean: ret_mean,
             ep_len_mean: len_mean,
-            episodes: self.episodes,
+            episodes: self.collector.episodes,
             policy_loss: pg_sum / c,
             value_loss: v_sum / c,
             entropy: ent_sum / c,
@@ -740,7 +512,7 @@ impl Ppo {
             explained_variance: explained,
             learning_rate: lr,
             clip_range: clip,
-            sps: self.global_step as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
+            sps: self.global_step() as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
         })
     }
 
@@ -749,30 +521,15 @@ impl Ppo {
     /// Weights use PyTorch's layout (`actor.{l}.weight` is `[out, in]`); the rest is JSON in the
     /// file's metadata under `rein_state`.
     pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
-        let mut tensors = self.policy.actor.to_tensors("actor");
-        tensors.extend(self.policy.critic.to_tensors("critic"));
-        if !self.policy.log_std.is_empty() {
-            tensors.push(rein_nn::io::NamedTensor {
-                name: "log_std".into(),
-                shape: vec![self.policy.log_std.len()],
-                data: self.policy.log_std.clone(),
-            });
-        }
+        let tensors = self.policy.to_tensors();
         let state = serde_json::json!({
             "config": self.config,
-            "global_step": self.global_step,
             "update": self.update,
             "opt_actor": self.opt_actor,
             "opt_critic": self.opt_critic,
             "opt_log_std": self.opt_log_std,
             "rng": rein_core::rng::rng_to_string(&self.rng),
-            "norm": self.norm,
-            "obs": self.obs,
-            "ep_returns": self.ep_returns,
-            "ep_lengths": self.ep_lengths,
-            "recent": self.recent,
-            "episodes": self.episodes,
-            "venv": self.venv.snapshot()?,
+            "collector": self.collector.snapshot()?,
         });
         let meta = std::collections::HashMap::from([("rein_state".to_string(), state.to_string())]);
         rein_nn::io::save(path, &tensors, meta).map_err(|e| PgError::Checkpoint(e.to_string()))
@@ -806,43 +563,14 @@ impl Ppo {
         }
         let config: PpoConfig = parse(field("config")?, "config", &p)?;
         let mut agent = Self::new(config, make_env)?;
-        agent
-            .policy
-            .actor
-            .load_tensors("actor", &tensors)
-            .map_err(err)?;
-        agent
-            .policy
-            .critic
-            .load_tensors("critic", &tensors)
-            .map_err(err)?;
-        if !agent.policy.log_std.is_empty() {
-            let t = tensors
-                .get("log_std")
-                .ok_or_else(|| err("missing tensor log_std".into()))?;
-            if t.data.len() != agent.policy.log_std.len() {
-                return Err(err(format!(
-                    "log_std has {} values, expected {}",
-                    t.data.len(),
-                    agent.policy.log_std.len()
-                )));
-            }
-            agent.policy.log_std.copy_from_slice(&t.data);
-        }
-        agent.global_step = parse(field("global_step")?, "global_step", &p)?;
+        agent.policy.load_tensors(&tensors).map_err(err)?;
         agent.update = parse(field("update")?, "update", &p)?;
         agent.opt_actor = parse(field("opt_actor")?, "opt_actor", &p)?;
         agent.opt_critic = parse(field("opt_critic")?, "opt_critic", &p)?;
         agent.opt_log_std = parse(field("opt_log_std")?, "opt_log_std", &p)?;
         let rng: String = parse(field("rng")?, "rng", &p)?;
         agent.rng = rein_core::rng::rng_from_str(&rng).map_err(err)?;
-        agent.norm = parse(field("norm")?, "norm", &p)?;
-        agent.obs = parse(field("obs")?, "obs", &p)?;
-        agent.ep_returns = parse(field("ep_returns")?, "ep_returns", &p)?;
-        agent.ep_lengths = parse(field("ep_lengths")?, "ep_lengths", &p)?;
-        agent.recent = parse(field("recent")?, "recent", &p)?;
-        agent.episodes = parse(field("episodes")?, "episodes", &p)?;
-        agent.venv.restore(&field("venv")?)?;
+        agent.collector.restore(&field("collector")?)?;
         Ok(agent)
     }
 
@@ -856,33 +584,9 @@ impl Ppo {
         seed: u64,
     ) -> Result<(f64, f64), PgError> {
         let mut env = make_env(0)?;
-        let space = env.observation_space().clone();
-        let mut rng = rng_from_seed(seed ^ 0x5eed);
-        let ad = self.policy.kind.action_dim();
-        let mut returns = Vec::new();
-        for k in 0..episodes {
-            let (mut obs, _) = env.reset(Some(seed.wrapping_add(k)));
-            let mut ret = 0.0;
-            loop {
-                let mut x = space.flatten(&obs)?;
-                if let Some(norm) = self.norm.as_ref() {
-                    norm.apply_obs(&mut x);
-                }
-                let (mut a, mut lp) = (vec![0.0; ad], [0.0f32]);
-                self.policy
-                    .act(&x, 1, deterministic, &mut rng, &mut a, &mut lp);
-                let step = env.step(&self.policy.env_action(&a))?;
-                ret += step.reward;
-                obs = step.obs;
-                if step.terminated || step.truncated {
-                    break;
-                }
-            }
-            returns.push(ret);
-        }
-        let n = returns.len().max(1) as f64;
-        let mean = returns.iter().sum::<f64>() / n;
-        let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
-        Ok((mean, var.sqrt()))
+        let norm = self.collector.norm.clone();
+        Ok(self
+            .policy
+            .evaluate(env.as_mut(), norm.as_ref(), episodes, deterministic, seed)?)
     }
 }

@@ -116,7 +116,7 @@ pub fn resume(
     eprintln!(
         "resuming {} at step {} (update {})",
         dir.display(),
-        agent.global_step,
+        agent.global_step(),
         agent.update
     );
     run_loop(
@@ -152,9 +152,9 @@ fn run_loop(
         )
         .expect("valid template"),
     );
-    bar.set_position(agent.global_step);
+    bar.set_position(agent.global_step());
     let ckpt = dir.join(CHECKPOINT);
-    while agent.global_step < total {
+    while agent.global_step() < total {
         let log = agent.train_update().with_context(|| {
             format!(
                 "training stopped; the last good checkpoint is {}",
@@ -170,13 +170,13 @@ fn run_loop(
         if checkpoint_every > 0 && log.update % checkpoint_every == 0 {
             agent.save_checkpoint(&ckpt)?;
         }
-        if stop_at == Some(log.update) && agent.global_step < total {
+        if stop_at == Some(log.update) && agent.global_step() < total {
             agent.save_checkpoint(&ckpt)?;
             bar.finish_and_clear();
             println!(
                 "stopped after update {} at step {} of {total}; continue with: rein train --resume {}",
                 log.update,
-                agent.global_step,
+                agent.global_step(),
                 dir.display()
             );
             return Ok(());
@@ -188,10 +188,10 @@ fn run_loop(
     println!("run directory: {}", dir.display());
     println!(
         "trained {} steps in {:.1} s of rollouts and {:.1} s of updates; deterministic policy over 10 episodes: return {mean:.2} +/- {std:.2}",
-        agent.global_step, agent.timing.rollout_secs, agent.timing.optimize_secs
+        agent.global_step(), agent.timing.rollout_secs, agent.timing.optimize_secs
     );
     let eval = json!({"episodes": 10, "deterministic": true, "mean_return": mean, "std_return": std,
-                      "global_step": agent.global_step});
+                      "global_step": agent.global_step()});
     write_atomic(
         &dir.join("eval.json"),
         serde_json::to_string_pretty(&eval)?.as_bytes(),
@@ -283,11 +283,11 @@ pub fn bench_ppo(a: &BenchPpoArgs) -> Result<()> {
     let flops = agent.flops_per_grad_step();
     let ms_per_step = 1e3 * t.optimize_secs / t.grad_steps.max(1) as f64;
     let gflops = flops * t.grad_steps as f64 / t.optimize_secs.max(1e-9) / 1e9;
-    let sps = agent.global_step as f64 / secs;
+    let sps = agent.global_step() as f64 / secs;
     if a.json {
         println!(
             "{}",
-            json!({"env": a.env, "steps": agent.global_step, "seconds": secs, "steps_per_second": sps,
+            json!({"env": a.env, "steps": agent.global_step(), "seconds": secs, "steps_per_second": sps,
                    "grad_steps": t.grad_steps, "ms_per_grad_step": ms_per_step, "mflop_per_grad_step": flops / 1e6,
                    "gflops": gflops, "rollout_seconds": t.rollout_secs, "update_seconds": t.optimize_secs,
                    "eval_return": mean, "threads": 1})
@@ -296,7 +296,7 @@ pub fn bench_ppo(a: &BenchPpoArgs) -> Result<()> {
         println!(
             "ppo {}: {} steps in {secs:.2} s = {sps:.0} steps/s (1 thread); {} gradient steps at {ms_per_step:.3} ms \
              ({:.1} MFLOP each, {gflops:.1} GFLOP/s); rollouts {:.2} s, updates {:.2} s; final deterministic return {mean:.1}",
-            a.env, agent.global_step, t.grad_steps, flops / 1e6, t.rollout_secs, t.optimize_secs
+            a.env, agent.global_step(), t.grad_steps, flops / 1e6, t.rollout_secs, t.optimize_secs
         );
     }
     Ok(())
