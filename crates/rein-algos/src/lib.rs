@@ -8,10 +8,12 @@
 // The agents index envs, time steps and layers together in their loops.
 #![allow(clippy::needless_range_loop)]
 
+pub mod a2c;
 pub mod actor_critic;
 pub mod onpolicy;
 pub mod ppo;
 pub mod qlearning;
+pub mod reinforce;
 pub mod sarsa;
 pub mod tabular;
 

@@ -16,4 +16,4 @@ pub mod mlp;
 pub mod optim;
 
 pub use mlp::{Activation, Mlp, MlpCache};
-pub use optim::{clip_grad_norm, Adam};
+pub use optim::{clip_grad_norm, Adam, RmsProp};

@@ -133,3 +133,56 @@ mod tests {
         assert_eq!(c[0], 0.1);
     }
 }
+
+/// RMSprop as `torch.optim.RMSprop` (not centred, no momentum), the optimiser of SB3's A2C:
+/// `v = alpha v + (1 - alpha) g^2`, `p -= lr g / (sqrt(v) + eps)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RmsProp {
+    /// Learning rate.
+    pub lr: f64,
+    /// Smoothing constant.
+    pub alpha: f64,
+    /// Added to the denominator.
+    pub eps: f64,
+    v: Vec<f32>,
+}
+
+impl RmsProp {
+    /// RMSprop for `n` parameters.
+    pub fn new(n: usize, lr: f64, alpha: f64, eps: f64) -> Self {
+        Self {
+            lr,
+            alpha,
+            eps,
+            v: vec![0.0; n],
+        }
+    }
+
+    /// One update.
+    pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
+        assert_eq!(
+            params.len(),
+            self.v.len(),
+            "RMSprop built for another parameter count"
+        );
+        let (a, lr, eps) = (self.alpha as f32, self.lr as f32, self.eps as f32);
+        for ((p, &g), v) in params.iter_mut().zip(grads).zip(&mut self.v) {
+            *v = a * *v + (1.0 - a) * g * g;
+            *p -= lr * g / (v.sqrt() + eps);
+        }
+    }
+}
+
+#[cfg(test)]
+mod rmsprop_tests {
+    use super::*;
+
+    #[test]
+    fn rmsprop_first_step_by_hand() {
+        let mut opt = RmsProp::new(1, 0.01, 0.99, 1e-8);
+        let mut p = [1.0f32];
+        opt.step(&mut p, &[2.0]);
+        // v = 0.01 * 4 = 0.04, step = 0.01 * 2 / 0.2 = 0.1
+        assert!((p[0] - 0.9).abs() < 1e-6, "{p:?}");
+    }
+}

@@ -1,0 +1,364 @@
+//! Advantage Actor-Critic, the synchronous variant of A3C (Mnih et al. 2016), as
+//! Stable-Baselines3's `A2C`:
+//!
+//! 1. Collect `n_steps` (5) transitions from each env.
+//! 2. Advantages by GAE(lambda); lambda = 1 gives the classic n-step returns
+//!    `R_t = r_t + gamma r_{t+1} + ... + gamma^n V(s_{t+n})`.
+//! 3. One gradient step on the whole rollout:
+//!    `loss = -mean(A log pi(a|s)) + vf_coef mean((R - V)^2) - ent_coef mean(H)`,
+//!    global gradient-norm clipping, RMSprop (alpha 0.99, eps 1e-5) or Adam.
+
+use crate::actor_critic::ActorCritic;
+use crate::onpolicy::{Collector, EnvFactory, PgError};
+use crate::ppo::{PpoLog, PpoTiming};
+use rein_core::returns::{explained_variance, normalize};
+use rein_core::{rng_from_seed, ReinRng};
+use rein_nn::{clip_grad_norm, Activation, Adam, RmsProp};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// A2C hyperparameters (defaults: SB3's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct A2cConfig {
+    /// Environment steps to train for.
+    pub total_timesteps: u64,
+    /// Parallel environments.
+    pub num_envs: usize,
+    /// Steps per env per update.
+    pub n_steps: usize,
+    /// Learning rate.
+    pub learning_rate: f64,
+    /// Anneal the learning rate linearly to 0.
+    pub anneal_lr: bool,
+    /// Discount.
+    pub gamma: f64,
+    /// GAE lambda (1: n-step returns).
+    pub gae_lambda: f64,
+    /// Entropy coefficient.
+    pub ent_coef: f64,
+    /// Value-loss coefficient.
+    pub vf_coef: f64,
+    /// Global gradient-norm bound.
+    pub max_grad_norm: f64,
+    /// RMSprop (true, SB3's default) or Adam.
+    pub use_rms_prop: bool,
+    /// RMSprop epsilon (also Adam's).
+    pub rms_prop_eps: f64,
+    /// Normalise advantages over the rollout.
+    pub normalize_advantage: bool,
+    /// Hidden layer sizes of actor and critic.
+    pub net_arch: Vec<usize>,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// Initial log standard deviation (continuous actions).
+    pub log_std_init: f64,
+    /// Normalise observations (SB3 VecNormalize).
+    pub normalize_obs: bool,
+    /// Normalise rewards (SB3 VecNormalize).
+    pub normalize_reward: bool,
+    /// Seed.
+    pub seed: u64,
+    /// Threads stepping the vector env.
+    pub env_threads: usize,
+}
+
+impl Default for A2cConfig {
+    fn default() -> Self {
+        Self {
+            total_timesteps: 1_000_000,
+            num_envs: 1,
+            n_steps: 5,
+            learning_rate: 7e-4,
+            anneal_lr: false,
+            gamma: 0.99,
+            gae_lambda: 1.0,
+            ent_coef: 0.0,
+            vf_coef: 0.5,
+            max_grad_norm: 0.5,
+            use_rms_prop: true,
+            rms_prop_eps: 1e-5,
+            normalize_advantage: false,
+            net_arch: vec![64, 64],
+            activation: Activation::Tanh,
+            log_std_init: 0.0,
+            normalize_obs: false,
+            normalize_reward: false,
+            seed: 0,
+            env_threads: 1,
+        }
+    }
+}
+
+const PRESETS: &[(&str, &str)] = &[(
+    "CartPole-v1",
+    include_str!("../presets/a2c/CartPole-v1.toml"),
+)];
+
+impl A2cConfig {
+    /// The shipped preset for `env_id` (text of its TOML), if any.
+    pub fn preset_toml(env_id: &str) -> Option<&'static str> {
+        PRESETS
+            .iter()
+            .find(|(id, _)| *id == env_id)
+            .map(|(_, t)| *t)
+    }
+
+    /// Checks the values, naming the first bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.num_envs == 0 || self.n_steps == 0 || self.env_threads == 0 {
+            return Err("num_envs, n_steps and env_threads must be at least 1".into());
+        }
+        for (name, v) in [("gamma", self.gamma), ("gae_lambda", self.gae_lambda)] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} must be in [0, 1], got {v}"));
+            }
+        }
+        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
+            return Err(format!(
+                "learning_rate must be positive, got {}",
+                self.learning_rate
+            ));
+        }
+        if self.net_arch.is_empty() || self.net_arch.contains(&0) {
+            return Err(format!(
+                "net_arch must list positive hidden sizes, got {:?}",
+                self.net_arch
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Optim {
+    Rms(RmsProp),
+    Adam(Adam),
+}
+
+impl Optim {
+    fn new(n: usize, cfg: &A2cConfig) -> Self {
+        if cfg.use_rms_prop {
+            Optim::Rms(RmsProp::new(n, cfg.learning_rate, 0.99, cfg.rms_prop_eps))
+        } else {
+            Optim::Adam(Adam::new(n, cfg.learning_rate, cfg.rms_prop_eps))
+        }
+    }
+
+    fn step(&mut self, lr: f64, params: &mut [f32], grads: &[f32]) {
+        match self {
+            Optim::Rms(o) => {
+                o.lr = lr;
+                o.step(params, grads)
+            }
+            Optim::Adam(o) => {
+                o.lr = lr;
+                o.step(params, grads)
+            }
+        }
+    }
+}
+
+/// An A2C agent with its environments.
+pub struct A2c {
+    /// Hyperparameters.
+    pub config: A2cConfig,
+    /// The policy and value networks.
+    pub policy: ActorCritic,
+    optimizers: [Optim; 3],
+    /// The environments, normalisation and the last rollout.
+    pub collector: Collector,
+    rng: ReinRng,
+    /// Updates so far.
+    pub update: u64,
+    started: Instant,
+    /// Time spent so far (this process only).
+    pub timing: PpoTiming,
+}
+
+impl A2c {
+    /// Builds the agent.
+    pub fn new(config: A2cConfig, make_env: EnvFactory) -> Result<Self, PgError> {
+        config.validate().map_err(PgError::Config)?;
+        let (collector, obs_dim, kind) = Collector::new(
+            config.num_envs,
+            config.env_threads,
+            config.seed,
+            (config.normalize_obs, config.normalize_reward),
+            config.gamma,
+            make_env,
+        )?;
+        let mut rng = rng_from_seed(config.seed);
+        let policy = ActorCritic::new(
+            obs_dim,
+            kind,
+            &config.net_arch,
+            config.activation,
+            config.log_std_init as f32,
+            &mut rng,
+        );
+        let optimizers = [
+            Optim::new(policy.actor.params.len(), &config),
+            Optim::new(policy.critic.params.len(), &config),
+            Optim::new(policy.log_std.len(), &config),
+        ];
+        Ok(Self {
+            policy,
+            optimizers,
+            collector,
+            rng,
+            update: 0,
+            started: Instant::now(),
+            timing: PpoTiming::default(),
+            config,
+        })
+    }
+
+    /// Environment steps so far.
+    pub fn global_step(&self) -> u64 {
+        self.collector.global_step
+    }
+
+    /// Collects one rollout and takes one gradient step.
+    pub fn train_update(&mut self) -> Result<PpoLog, PgError> {
+        let t0 = Instant::now();
+        self.collector
+            .collect(&mut self.policy, &mut self.rng, self.config.n_steps)?;
+        let t1 = Instant::now();
+        let cfg = self.config.clone();
+        let (mut adv, returns) = self.collector.gae(cfg.gamma, cfg.gae_lambda);
+        if cfg.normalize_advantage {
+            normalize(&mut adv, 1e-8);
+        }
+        let b = &self.collector.buf;
+        let explained = explained_variance(&b.values, &returns);
+        let m = adv.len();
+        let (d, ad, out_dim) = (
+            self.policy.obs_dim,
+            self.policy.kind.action_dim(),
+            self.policy.kind.actor_out(),
+        );
+        let obs = b.obs.clone();
+        let actions = b.actions.clone();
+        self.policy.zero_grad();
+        self.policy
+            .actor
+            .forward(&obs, m, &mut self.policy.actor_cache);
+        let out = self.policy.actor_cache.output().to_vec();
+        let mut grad_out = vec![0.0f32; m * out_dim];
+        let mut lp = vec![0.0f32; out_dim];
+        let (mut pg, mut ent) = (0.0f64, 0.0f64);
+        let g_entropy = (-cfg.ent_coef / m as f64) as f32;
+        for k in 0..m {
+            let action = &actions[k * ad..(k + 1) * ad];
+            let row = &out[k * out_dim..(k + 1) * out_dim];
+            let (logp, entropy) = self.policy.log_prob_entropy(row, action, &mut lp);
+            pg += -adv[k] * logp as f64;
+            ent += entropy as f64;
+            let g_logp = (-adv[k] / m as f64) as f32;
+            self.policy.head_backward(
+                row,
+                action,
+                &lp,
+                g_logp,
+                g_entropy,
+                &mut grad_out[k * out_dim..(k + 1) * out_dim],
+            );
+        }
+        self.policy
+            .actor
+            .backward(&mut self.policy.actor_cache, &grad_out);
+        self.policy
+            .critic
+            .forward(&obs, m, &mut self.policy.critic_cache);
+        let v = self.policy.critic_cache.output().to_vec();
+        let mut vl = 0.0f64;
+        let grad_v: Vec<f32> = (0..m)
+            .map(|k| {
+                let err = v[k] as f64 - returns[k];
+                vl += err * err;
+                (cfg.vf_coef * 2.0 * err / m as f64) as f32
+            })
+            .collect();
+        self.policy
+            .critic
+            .backward(&mut self.policy.critic_cache, &grad_v);
+        let norm = clip_grad_norm(
+            &mut [
+                &mut self.policy.actor.grads,
+                &mut self.policy.critic.grads,
+                &mut self.policy.log_std_grad,
+            ],
+            cfg.max_grad_norm,
+        );
+        if !norm.is_finite() {
+            return Err(PgError::NonFinite(format!(
+                "gradient norm is {norm} at update {}",
+                self.update
+            )));
+        }
+        let progress_remaining =
+            1.0 - (self.global_step() as f64 / cfg.total_timesteps.max(1) as f64).min(1.0);
+        let lr = if cfg.anneal_lr {
+            cfg.learning_rate * progress_remaining
+        } else {
+            cfg.learning_rate
+        };
+        let [oa, oc, ol] = &mut self.optimizers;
+        oa.step(lr, &mut self.policy.actor.params, &self.policy.actor.grads);
+        oc.step(
+            lr,
+            &mut self.policy.critic.params,
+            &self.policy.critic.grads,
+        );
+        if !self.policy.log_std.is_empty() {
+            ol.step(lr, &mut self.policy.log_std, &self.policy.log_std_grad);
+        }
+        self.update += 1;
+        self.timing.grad_steps += 1;
+        self.timing.rollout_secs += (t1 - t0).as_secs_f64();
+        self.timing.optimize_secs += t1.elapsed().as_secs_f64();
+        let (ret_mean, len_mean) = self.collector.episode_stats();
+        let _ = d;
+        Ok(PpoLog {
+            global_step: self.global_step(),
+            update: self.update,
+            ep_return_mean: ret_mean,
+            ep_len_mean: len_mean,
+            episodes: self.collector.episodes,
+            policy_loss: pg / m as f64,
+            value_loss: vl / m as f64,
+            entropy: ent / m as f64,
+            approx_kl: f64::NAN,
+            clip_fraction: f64::NAN,
+            explained_variance: explained,
+            learning_rate: lr,
+            clip_range: f64::NAN,
+            sps: self.global_step() as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
+        })
+    }
+
+    /// Trains until `total_timesteps`, calling `on_log` after every update.
+    pub fn train(&mut self, on_log: &mut dyn FnMut(&PpoLog)) -> Result<(), PgError> {
+        while self.global_step() < self.config.total_timesteps {
+            let log = self.train_update()?;
+            on_log(&log);
+        }
+        Ok(())
+    }
+
+    /// Mean and standard deviation of the return over `episodes` fresh episodes.
+    pub fn evaluate(
+        &mut self,
+        make_env: &EnvFactory,
+        episodes: u64,
+        deterministic: bool,
+        seed: u64,
+    ) -> Result<(f64, f64), PgError> {
+        let mut env = make_env(0)?;
+        let norm = self.collector.norm.clone();
+        Ok(self
+            .policy
+            .evaluate(env.as_mut(), norm.as_ref(), episodes, deterministic, seed)?)
+    }
+}
