@@ -9,7 +9,7 @@
 //!    global gradient-norm clipping, RMSprop (alpha 0.99, eps 1e-5) or Adam.
 
 use crate::actor_critic::ActorCritic;
-use crate::onpolicy::{Collector, EnvFactory, PgError};
+use crate::onpolicy::{impl_on_policy_agent, Checkpoint, Collector, EnvFactory, PgError};
 use crate::ppo::{PpoLog, PpoTiming};
 use rein_core::returns::{explained_variance, normalize};
 use rein_core::{rng_from_seed, ReinRng};
@@ -347,6 +347,33 @@ impl A2c {
         Ok(())
     }
 
+    /// Writes a checkpoint for exact resume (see [`Checkpoint`]).
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
+        let state = serde_json::json!({
+            "algo": "a2c",
+            "config": self.config,
+            "update": self.update,
+            "optimizers": self.optimizers,
+            "rng": rein_core::rng::rng_to_string(&self.rng),
+            "collector": self.collector.snapshot()?,
+        });
+        Checkpoint::write(path, &self.policy, state)
+    }
+
+    /// Rebuilds an agent from [`A2c::save_checkpoint`].
+    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, PgError> {
+        let ckpt = Checkpoint::read(path)?;
+        let mut agent = Self::new(ckpt.get("config")?, make_env)?;
+        ckpt.load_policy(&mut agent.policy)?;
+        agent.update = ckpt.get("update")?;
+        agent.optimizers = ckpt.get("optimizers")?;
+        agent.rng = ckpt.rng("rng")?;
+        agent
+            .collector
+            .restore(&ckpt.get::<serde_json::Value>("collector")?)?;
+        Ok(agent)
+    }
+
     /// Mean and standard deviation of the return over `episodes` fresh episodes.
     pub fn evaluate(
         &mut self,
@@ -362,3 +389,5 @@ impl A2c {
             .evaluate(env.as_mut(), norm.as_ref(), episodes, deterministic, seed)?)
     }
 }
+
+impl_on_policy_agent!(A2c);

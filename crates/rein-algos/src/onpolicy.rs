@@ -296,3 +296,135 @@ impl Collector {
         Ok(())
     }
 }
+
+/// The contents of a checkpoint file: weights and the JSON training state.
+pub struct Checkpoint {
+    path: String,
+    state: serde_json::Value,
+    /// Weights by name.
+    pub tensors: std::collections::HashMap<String, rein_nn::io::NamedTensor>,
+}
+
+impl Checkpoint {
+    /// Writes `policy`'s weights and `state` to one safetensors file, atomically (the state is
+    /// JSON in the metadata under `rein_state`; weights in PyTorch's `[out, in]` layout).
+    pub fn write(
+        path: &std::path::Path,
+        policy: &ActorCritic,
+        state: serde_json::Value,
+    ) -> Result<(), PgError> {
+        let meta = std::collections::HashMap::from([("rein_state".to_string(), state.to_string())]);
+        rein_nn::io::save(path, &policy.to_tensors(), meta)
+            .map_err(|e| PgError::Checkpoint(e.to_string()))
+    }
+
+    /// Reads a checkpoint written by [`Checkpoint::write`].
+    pub fn read(path: &std::path::Path) -> Result<Self, PgError> {
+        let p = path.display().to_string();
+        let (tensors, meta) =
+            rein_nn::io::load(path).map_err(|e| PgError::Checkpoint(e.to_string()))?;
+        let text = meta.get("rein_state").ok_or_else(|| {
+            PgError::Checkpoint(format!(
+                "{p}: no rein_state metadata (not a rein checkpoint)"
+            ))
+        })?;
+        let state = serde_json::from_str(text)
+            .map_err(|e| PgError::Checkpoint(format!("{p}: rein_state: {e}")))?;
+        Ok(Self {
+            path: p,
+            state,
+            tensors,
+        })
+    }
+
+    /// Field `key` of the training state.
+    pub fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, PgError> {
+        let v = self.state.get(key).cloned().ok_or_else(|| {
+            PgError::Checkpoint(format!("{}: rein_state has no field {key:?}", self.path))
+        })?;
+        serde_json::from_value(v)
+            .map_err(|e| PgError::Checkpoint(format!("{}: field {key:?}: {e}", self.path)))
+    }
+
+    /// Loads the weights into `policy`, checking names and shapes.
+    pub fn load_policy(&self, policy: &mut ActorCritic) -> Result<(), PgError> {
+        policy
+            .load_tensors(&self.tensors)
+            .map_err(|e| PgError::Checkpoint(format!("{}: {e}", self.path)))
+    }
+
+    /// The generator saved under `key`.
+    pub fn rng(&self, key: &str) -> Result<ReinRng, PgError> {
+        let text: String = self.get(key)?;
+        rein_core::rng::rng_from_str(&text)
+            .map_err(|e| PgError::Checkpoint(format!("{}: {e}", self.path)))
+    }
+}
+
+/// What the training loop of `rein train` needs from an on-policy agent.
+pub trait OnPolicyAgent {
+    /// Collects data and takes one update.
+    fn train_update(&mut self) -> Result<crate::ppo::PpoLog, PgError>;
+    /// Environment steps so far.
+    fn global_step(&self) -> u64;
+    /// Updates so far.
+    fn updates(&self) -> u64;
+    /// Steps to train for.
+    fn total_timesteps(&self) -> u64;
+    /// The run's seed.
+    fn seed(&self) -> u64;
+    /// Time spent so far.
+    fn timing(&self) -> crate::ppo::PpoTiming;
+    /// Writes a checkpoint for exact resume.
+    fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError>;
+    /// Mean and standard deviation of the return over fresh episodes.
+    fn evaluate(
+        &mut self,
+        make_env: &EnvFactory,
+        episodes: u64,
+        deterministic: bool,
+        seed: u64,
+    ) -> Result<(f64, f64), PgError>;
+}
+
+/// Implements [`OnPolicyAgent`] for an agent with the usual fields and methods.
+macro_rules! impl_on_policy_agent {
+    ($t:ty) => {
+        impl $crate::onpolicy::OnPolicyAgent for $t {
+            fn train_update(&mut self) -> Result<$crate::ppo::PpoLog, $crate::onpolicy::PgError> {
+                <$t>::train_update(self)
+            }
+            fn global_step(&self) -> u64 {
+                self.collector.global_step
+            }
+            fn updates(&self) -> u64 {
+                self.update
+            }
+            fn total_timesteps(&self) -> u64 {
+                self.config.total_timesteps
+            }
+            fn seed(&self) -> u64 {
+                self.config.seed
+            }
+            fn timing(&self) -> $crate::ppo::PpoTiming {
+                self.timing
+            }
+            fn save_checkpoint(
+                &self,
+                path: &std::path::Path,
+            ) -> Result<(), $crate::onpolicy::PgError> {
+                <$t>::save_checkpoint(self, path)
+            }
+            fn evaluate(
+                &mut self,
+                make_env: &$crate::onpolicy::EnvFactory,
+                episodes: u64,
+                deterministic: bool,
+                seed: u64,
+            ) -> Result<(f64, f64), $crate::onpolicy::PgError> {
+                <$t>::evaluate(self, make_env, episodes, deterministic, seed)
+            }
+        }
+    };
+}
+pub(crate) use impl_on_policy_agent;

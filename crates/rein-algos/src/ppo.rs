@@ -15,7 +15,7 @@
 //!    steps remaining (the zoo's `lin_` schedules), updated once per rollout.
 
 use crate::actor_critic::ActorCritic;
-use crate::onpolicy::Collector;
+use crate::onpolicy::{impl_on_policy_agent, Checkpoint, Collector};
 pub use crate::onpolicy::{EnvFactory, PgError};
 use rand::seq::SliceRandom;
 use rein_core::returns::explained_variance;
@@ -521,8 +521,8 @@ impl Ppo {
     /// Weights use PyTorch's layout (`actor.{l}.weight` is `[out, in]`); the rest is JSON in the
     /// file's metadata under `rein_state`.
     pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
-        let tensors = self.policy.to_tensors();
         let state = serde_json::json!({
+            "algo": "ppo",
             "config": self.config,
             "update": self.update,
             "opt_actor": self.opt_actor,
@@ -531,46 +531,23 @@ impl Ppo {
             "rng": rein_core::rng::rng_to_string(&self.rng),
             "collector": self.collector.snapshot()?,
         });
-        let meta = std::collections::HashMap::from([("rein_state".to_string(), state.to_string())]);
-        rein_nn::io::save(path, &tensors, meta).map_err(|e| PgError::Checkpoint(e.to_string()))
+        Checkpoint::write(path, &self.policy, state)
     }
 
     /// Rebuilds an agent from a checkpoint written by [`Ppo::save_checkpoint`] (the config is
     /// the one saved in it; `make_env` must make the same environments).
     pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, PgError> {
-        let p = path.display().to_string();
-        let err = |m: String| PgError::Checkpoint(format!("{p}: {m}"));
-        let (tensors, meta) =
-            rein_nn::io::load(path).map_err(|e| PgError::Checkpoint(e.to_string()))?;
-        let text = meta
-            .get("rein_state")
-            .ok_or_else(|| err("no rein_state metadata".into()))?;
-        let state: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| err(format!("rein_state: {e}")))?;
-        let field = |k: &str| -> Result<serde_json::Value, PgError> {
-            state
-                .get(k)
-                .cloned()
-                .ok_or_else(|| err(format!("rein_state has no field {k:?}")))
-        };
-        fn parse<T: serde::de::DeserializeOwned>(
-            v: serde_json::Value,
-            k: &str,
-            p: &str,
-        ) -> Result<T, PgError> {
-            serde_json::from_value(v)
-                .map_err(|e| PgError::Checkpoint(format!("{p}: field {k:?}: {e}")))
-        }
-        let config: PpoConfig = parse(field("config")?, "config", &p)?;
-        let mut agent = Self::new(config, make_env)?;
-        agent.policy.load_tensors(&tensors).map_err(err)?;
-        agent.update = parse(field("update")?, "update", &p)?;
-        agent.opt_actor = parse(field("opt_actor")?, "opt_actor", &p)?;
-        agent.opt_critic = parse(field("opt_critic")?, "opt_critic", &p)?;
-        agent.opt_log_std = parse(field("opt_log_std")?, "opt_log_std", &p)?;
-        let rng: String = parse(field("rng")?, "rng", &p)?;
-        agent.rng = rein_core::rng::rng_from_str(&rng).map_err(err)?;
-        agent.collector.restore(&field("collector")?)?;
+        let ckpt = Checkpoint::read(path)?;
+        let mut agent = Self::new(ckpt.get("config")?, make_env)?;
+        ckpt.load_policy(&mut agent.policy)?;
+        agent.update = ckpt.get("update")?;
+        agent.opt_actor = ckpt.get("opt_actor")?;
+        agent.opt_critic = ckpt.get("opt_critic")?;
+        agent.opt_log_std = ckpt.get("opt_log_std")?;
+        agent.rng = ckpt.rng("rng")?;
+        agent
+            .collector
+            .restore(&ckpt.get::<serde_json::Value>("collector")?)?;
         Ok(agent)
     }
 
@@ -590,3 +567,5 @@ impl Ppo {
             .evaluate(env.as_mut(), norm.as_ref(), episodes, deterministic, seed)?)
     }
 }
+
+impl_on_policy_agent!(Ppo);

@@ -9,7 +9,7 @@
 //! baseline exists; 0 without).
 
 use crate::actor_critic::ActorCritic;
-use crate::onpolicy::{Collector, EnvFactory, PgError};
+use crate::onpolicy::{impl_on_policy_agent, Checkpoint, Collector, EnvFactory, PgError};
 use crate::ppo::{PpoLog, PpoTiming};
 use rein_core::returns::normalize;
 use rein_core::{rng_from_seed, ReinRng};
@@ -337,6 +337,41 @@ impl Reinforce {
         Ok(())
     }
 
+    /// Writes a checkpoint for exact resume, including the episodes in progress.
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
+        let state = serde_json::json!({
+            "algo": "reinforce",
+            "config": self.config,
+            "update": self.update,
+            "opt_policy": self.opt_policy,
+            "opt_log_std": self.opt_log_std,
+            "opt_value": self.opt_value,
+            "open": self.open,
+            "batch": self.batch,
+            "rng": rein_core::rng::rng_to_string(&self.rng),
+            "collector": self.collector.snapshot()?,
+        });
+        Checkpoint::write(path, &self.policy, state)
+    }
+
+    /// Rebuilds an agent from [`Reinforce::save_checkpoint`].
+    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, PgError> {
+        let ckpt = Checkpoint::read(path)?;
+        let mut agent = Self::new(ckpt.get("config")?, make_env)?;
+        ckpt.load_policy(&mut agent.policy)?;
+        agent.update = ckpt.get("update")?;
+        agent.opt_policy = ckpt.get("opt_policy")?;
+        agent.opt_log_std = ckpt.get("opt_log_std")?;
+        agent.opt_value = ckpt.get("opt_value")?;
+        agent.open = ckpt.get("open")?;
+        agent.batch = ckpt.get("batch")?;
+        agent.rng = ckpt.rng("rng")?;
+        agent
+            .collector
+            .restore(&ckpt.get::<serde_json::Value>("collector")?)?;
+        Ok(agent)
+    }
+
     /// Mean and standard deviation of the return over `episodes` fresh episodes.
     pub fn evaluate(
         &mut self,
@@ -351,3 +386,5 @@ impl Reinforce {
             .evaluate(env.as_mut(), None, episodes, deterministic, seed)?)
     }
 }
+
+impl_on_policy_agent!(Reinforce);
