@@ -7,7 +7,10 @@ use crate::run_dir;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use rein_algos::a2c::{A2c, A2cConfig};
+use rein_algos::onpolicy::OnPolicyAgent;
 use rein_algos::ppo::{EnvFactory, Ppo, PpoConfig, PpoLog};
+use rein_algos::reinforce::{Reinforce, ReinforceConfig};
 use rein_core::metrics::{write_atomic, CsvLogger};
 use serde_json::{json, Map, Value as Json};
 use std::path::{Path, PathBuf};
@@ -23,10 +26,24 @@ pub fn env_factory(env_id: &str, kwargs: &Map<String, Json>) -> Result<EnvFactor
     Ok(Arc::new(move |_| rein_envs::make_with(&id, &kw)))
 }
 
-/// PpoConfig defaults, then the shipped preset for `env_id`.
-pub fn ppo_base_config(env_id: &str) -> Result<Json> {
-    let mut base = serde_json::to_value(PpoConfig::default())?;
-    if let Some(text) = PpoConfig::preset_toml(env_id) {
+/// The algorithm's default settings, then its shipped preset for `env_id`.
+pub fn base_config(algo: &str, env_id: &str) -> Result<Json> {
+    let (mut base, preset) = match algo {
+        "ppo" => (
+            serde_json::to_value(PpoConfig::default())?,
+            PpoConfig::preset_toml(env_id),
+        ),
+        "a2c" => (
+            serde_json::to_value(A2cConfig::default())?,
+            A2cConfig::preset_toml(env_id),
+        ),
+        "reinforce" => (
+            serde_json::to_value(ReinforceConfig::default())?,
+            ReinforceConfig::preset_toml(env_id),
+        ),
+        other => bail!("{other} is not an on-policy algorithm"),
+    };
+    if let Some(text) = preset {
         let table: toml::Table = toml::from_str(text).context("shipped preset")?;
         for (k, v) in table {
             crate::options::set_path(&mut base, &k, serde_json::to_value(v)?)?;
@@ -35,25 +52,67 @@ pub fn ppo_base_config(env_id: &str) -> Result<Json> {
     Ok(base)
 }
 
-pub fn train_new(a: &TrainArgs, env_id: &str) -> Result<()> {
+fn parse_config<T: serde::de::DeserializeOwned>(cfg: Json) -> Result<T> {
+    serde_json::from_value(cfg).context("invalid settings")
+}
+
+/// Builds a new agent from effective settings.
+pub fn build_agent(algo: &str, cfg: Json, factory: &EnvFactory) -> Result<Box<dyn OnPolicyAgent>> {
+    let invalid = |e: String| anyhow::anyhow!("invalid settings: {e}");
+    let f = Arc::clone(factory);
+    Ok(match algo {
+        "ppo" => {
+            let c: PpoConfig = parse_config(cfg)?;
+            c.validate().map_err(invalid)?;
+            Box::new(Ppo::new(c, f)?)
+        }
+        "a2c" => {
+            let c: A2cConfig = parse_config(cfg)?;
+            c.validate().map_err(invalid)?;
+            Box::new(A2c::new(c, f)?)
+        }
+        "reinforce" => {
+            let c: ReinforceConfig = parse_config(cfg)?;
+            c.validate().map_err(invalid)?;
+            Box::new(Reinforce::new(c, f)?)
+        }
+        other => bail!("{other} is not an on-policy algorithm"),
+    })
+}
+
+/// Loads an agent from its checkpoint.
+pub fn load_agent(algo: &str, path: &Path, factory: &EnvFactory) -> Result<Box<dyn OnPolicyAgent>> {
+    if !path.exists() {
+        bail!(
+            "{}: no checkpoint to resume from (the run stopped before its first checkpoint)",
+            path.display()
+        );
+    }
+    let f = Arc::clone(factory);
+    Ok(match algo {
+        "ppo" => Box::new(Ppo::load_checkpoint(path, f)?),
+        "a2c" => Box::new(A2c::load_checkpoint(path, f)?),
+        "reinforce" => Box::new(Reinforce::load_checkpoint(path, f)?),
+        other => bail!("{other} runs train in seconds and keep no checkpoints; start a new run"),
+    })
+}
+
+pub fn train_new(a: &TrainArgs, algo: &str, env_id: &str) -> Result<()> {
     if a.episodes.is_some() {
-        bail!("--episodes is for tabular agents; ppo counts --total-timesteps");
+        bail!("--episodes is for tabular agents; {algo} counts --total-timesteps");
     }
     let kwargs = kv_map(&a.options)?;
-    let mut cfg = merge_settings(ppo_base_config(env_id)?, a.config.as_ref(), &a.set)?;
+    let mut cfg = merge_settings(base_config(algo, env_id)?, a.config.as_ref(), &a.set)?;
     if let Some(seed) = a.seed {
         cfg["seed"] = json!(seed);
     }
     if let Some(n) = a.total_timesteps {
         cfg["total_timesteps"] = json!(n);
     }
-    let cfg: PpoConfig = serde_json::from_value(cfg).context("invalid settings")?;
-    cfg.validate()
-        .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
     let factory = env_factory(env_id, &kwargs)?;
-    let agent = Ppo::new(cfg.clone(), Arc::clone(&factory))?;
-    let dir = run_dir::create(&a.runs_dir, env_id, "ppo", cfg.seed)?;
-    let effective = json!({"algo": "ppo", "env": env_id, "env_options": kwargs, "config": cfg});
+    let agent = build_agent(algo, cfg.clone(), &factory)?;
+    let dir = run_dir::create(&a.runs_dir, env_id, algo, agent.seed())?;
+    let effective = json!({"algo": algo, "env": env_id, "env_options": kwargs, "config": cfg});
     let text = toml::to_string_pretty(&effective).context("serialising config.toml")?;
     write_atomic(&dir.join("config.toml"), text.as_bytes())?;
     let csv = CsvLogger::create(&dir.join("metrics.csv"), &PpoLog::COLUMNS)?;
@@ -93,31 +152,18 @@ pub fn resume(
     quiet: bool,
 ) -> Result<()> {
     let (algo, env_id, kwargs, _) = read_run_config(dir)?;
-    if algo != "ppo" {
-        bail!(
-            "{}: {algo} runs train in seconds and keep no checkpoints; start a new run",
-            dir.display()
-        );
-    }
     let factory = env_factory(&env_id, &kwargs)?;
-    let ckpt = dir.join(CHECKPOINT);
-    if !ckpt.exists() {
-        bail!(
-            "{}: no checkpoint to resume from (the run stopped before its first checkpoint)",
-            ckpt.display()
-        );
-    }
-    let agent = Ppo::load_checkpoint(&ckpt, Arc::clone(&factory))?;
+    let agent = load_agent(&algo, &dir.join(CHECKPOINT), &factory)?;
     let csv = CsvLogger::resume(
         &dir.join("metrics.csv"),
         &PpoLog::COLUMNS,
-        agent.update as usize,
+        agent.updates() as usize,
     )?;
     eprintln!(
         "resuming {} at step {} (update {})",
         dir.display(),
         agent.global_step(),
-        agent.update
+        agent.updates()
     );
     run_loop(
         agent,
@@ -131,7 +177,7 @@ pub fn resume(
 }
 
 fn run_loop(
-    mut agent: Ppo,
+    mut agent: Box<dyn OnPolicyAgent>,
     dir: &Path,
     mut csv: CsvLogger,
     checkpoint_every: u64,
@@ -139,8 +185,8 @@ fn run_loop(
     quiet: bool,
     factory: &EnvFactory,
 ) -> Result<()> {
-    let stop_at = max_updates.map(|n| agent.update + n);
-    let total = agent.config.total_timesteps;
+    let stop_at = max_updates.map(|n| agent.updates() + n);
+    let total = agent.total_timesteps();
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
@@ -184,11 +230,11 @@ fn run_loop(
     }
     agent.save_checkpoint(&ckpt)?;
     bar.finish_and_clear();
-    let (mean, std) = agent.evaluate(factory, 10, true, 1_000_000 + agent.config.seed)?;
+    let (mean, std) = agent.evaluate(factory, 10, true, 1_000_000 + agent.seed())?;
     println!("run directory: {}", dir.display());
     println!(
         "trained {} steps in {:.1} s of rollouts and {:.1} s of updates; deterministic policy over 10 episodes: return {mean:.2} +/- {std:.2}",
-        agent.global_step(), agent.timing.rollout_secs, agent.timing.optimize_secs
+        agent.global_step(), agent.timing().rollout_secs, agent.timing().optimize_secs
     );
     let eval = json!({"episodes": 10, "deterministic": true, "mean_return": mean, "std_return": std,
                       "global_step": agent.global_step()});
@@ -222,9 +268,9 @@ pub struct EvalArgs {
 
 pub fn eval(a: &EvalArgs) -> Result<()> {
     let (algo, env_id, kwargs, config) = read_run_config(&a.run_dir)?;
-    let (mean, std) = if algo == "ppo" {
+    let (mean, std) = if matches!(algo.as_str(), "ppo" | "a2c" | "reinforce") {
         let factory = env_factory(&env_id, &kwargs)?;
-        let mut agent = Ppo::load_checkpoint(&a.run_dir.join(CHECKPOINT), Arc::clone(&factory))?;
+        let mut agent = load_agent(&algo, &a.run_dir.join(CHECKPOINT), &factory)?;
         agent.evaluate(&factory, a.episodes, a.deterministic, a.seed)?
     } else {
         let path = a.run_dir.join("q_table.json");
@@ -269,7 +315,7 @@ pub struct BenchPpoArgs {
 }
 
 pub fn bench_ppo(a: &BenchPpoArgs) -> Result<()> {
-    let mut cfg = ppo_base_config(&a.env)?;
+    let mut cfg = base_config("ppo", &a.env)?;
     cfg["total_timesteps"] = json!(a.total_timesteps);
     cfg["seed"] = json!(a.seed);
     let cfg: PpoConfig = serde_json::from_value(cfg)?;

@@ -26,6 +26,10 @@ pub enum Algo {
     ExpectedSarsa,
     /// Proximal Policy Optimization (discrete or Box actions).
     Ppo,
+    /// Advantage Actor-Critic.
+    A2c,
+    /// REINFORCE with a learned value baseline.
+    Reinforce,
 }
 
 impl Algo {
@@ -35,6 +39,8 @@ impl Algo {
             Algo::Sarsa => "sarsa",
             Algo::ExpectedSarsa => "expected_sarsa",
             Algo::Ppo => "ppo",
+            Algo::A2c => "a2c",
+            Algo::Reinforce => "reinforce",
         }
     }
 }
@@ -132,8 +138,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     let algo = a.algo.context("an algorithm is required")?;
     let env_id = a.env.clone().context("--env is required")?;
-    if algo == Algo::Ppo {
-        return crate::cmd_pg::train_new(&a, &env_id);
+    if matches!(algo, Algo::Ppo | Algo::A2c | Algo::Reinforce) {
+        return crate::cmd_pg::train_new(&a, algo.name(), &env_id);
     }
     if a.total_timesteps.is_some() {
         bail!("--total-timesteps is for ppo; tabular agents count --episodes");
@@ -182,7 +188,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Algo::Qlearning => train_q_learning(env.as_mut(), &cfg, &mut on_log)?,
         Algo::Sarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Sarsa, &mut on_log)?,
         Algo::ExpectedSarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Expected, &mut on_log)?,
-        Algo::Ppo => unreachable!("handled above"),
+        Algo::Ppo | Algo::A2c | Algo::Reinforce => unreachable!("handled above"),
     };
     bar.finish_and_clear();
     if let Some(e) = io_error {
