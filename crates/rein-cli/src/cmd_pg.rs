@@ -347,3 +347,95 @@ pub fn bench_ppo(a: &BenchPpoArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  rein bench learn --out LEARNING.md")]
+pub struct BenchLearnArgs {
+    /// Markdown file to write the table to.
+    #[arg(long, default_value = "learning_results.md")]
+    out: PathBuf,
+    /// Seeds per row (0, 1, ...).
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Only rows whose algorithm or env contains this text.
+    #[arg(long)]
+    only: Option<String>,
+}
+
+/// One row of the learning table: train `algo` on `env` for `steps` with seeds 0..n and
+/// require `needed` seeds to reach `threshold` (mean of 10 deterministic evaluation episodes).
+struct LearnRow {
+    algo: &'static str,
+    label: &'static str,
+    env: &'static str,
+    threshold: f64,
+    steps: u64,
+    needed: u64,
+}
+
+const LEARN_ROWS: &[LearnRow] = &[
+    LearnRow { algo: "ppo", label: "PPO", env: "CartPole-v1", threshold: 475.0, steps: 100_000, needed: 3 },
+    LearnRow { algo: "ppo", label: "PPO", env: "Acrobot-v1", threshold: -100.0, steps: 200_000, needed: 3 },
+    LearnRow { algo: "ppo", label: "PPO", env: "Pendulum-v1", threshold: -300.0, steps: 300_000, needed: 2 },
+    LearnRow { algo: "a2c", label: "A2C", env: "CartPole-v1", threshold: 475.0, steps: 500_000, needed: 2 },
+    LearnRow {
+        algo: "reinforce",
+        label: "REINFORCE + baseline",
+        env: "CartPole-v1",
+        threshold: 475.0,
+        steps: 500_000,
+        needed: 2,
+    },
+];
+
+pub fn bench_learn(a: &BenchLearnArgs) -> Result<()> {
+    let mut md = String::from(
+        "| algorithm | env | threshold (mean of 10 eval episodes) | within | seeds reaching it | eval returns per seed | wall time |\n|---|---|---|---|---|---|---|\n",
+    );
+    let mut all_pass = true;
+    for row in LEARN_ROWS {
+        if let Some(f) = &a.only {
+            if !row.algo.contains(f.as_str()) && !row.env.contains(f.as_str()) {
+                continue;
+            }
+        }
+        let factory = env_factory(row.env, &Map::new())?;
+        let mut returns = Vec::new();
+        let start = std::time::Instant::now();
+        for seed in 0..a.seeds {
+            let mut cfg = base_config(row.algo, row.env)?;
+            cfg["total_timesteps"] = json!(row.steps);
+            cfg["seed"] = json!(seed);
+            let mut agent = build_agent(row.algo, cfg, &factory)?;
+            while agent.global_step() < agent.total_timesteps() {
+                agent.train_update()?;
+            }
+            let (mean, _) = agent.evaluate(&factory, 10, true, 1_000_000 + seed)?;
+            eprintln!("{} {} seed {seed}: {mean:.1}", row.label, row.env);
+            returns.push(mean);
+        }
+        let reached = returns.iter().filter(|&&r| r >= row.threshold).count() as u64;
+        let needed = row.needed.min(a.seeds);
+        let ok = reached >= needed;
+        all_pass &= ok;
+        let per_seed: Vec<String> = returns.iter().map(|r| format!("{r:.1}")).collect();
+        md.push_str(&format!(
+            "| {} | {} | >= {} | {}k steps | {reached} of {} (need {needed}) {} | {} | {:.0} s |\n",
+            row.label,
+            row.env,
+            row.threshold,
+            row.steps / 1000,
+            a.seeds,
+            if ok { "pass" } else { "FAIL" },
+            per_seed.join(", "),
+            start.elapsed().as_secs_f64()
+        ));
+    }
+    md.push_str("\nWritten by `rein bench learn` (release build, 1 thread per run).\n");
+    write_atomic(&a.out, md.as_bytes())?;
+    print!("{md}");
+    if !all_pass {
+        bail!("some rows did not reach their threshold (see {})", a.out.display());
+    }
+    Ok(())
+}

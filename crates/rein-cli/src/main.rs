@@ -44,6 +44,8 @@ enum Command {
 enum BenchCommand {
     /// PPO training throughput with the shipped preset (steps/s, time per gradient step, GFLOP/s).
     Ppo(cmd_pg::BenchPpoArgs),
+    /// Rerun the learning-results table (algorithm x env x seeds) and write it as Markdown.
+    Learn(cmd_pg::BenchLearnArgs),
 }
 
 fn main() {
@@ -55,6 +57,7 @@ fn main() {
         Command::Train(a) => cmd_train::run(a),
         Command::Eval(a) => cmd_pg::eval(&a),
         Command::Bench(BenchCommand::Ppo(a)) => cmd_pg::bench_ppo(&a),
+        Command::Bench(BenchCommand::Learn(a)) => cmd_pg::bench_learn(&a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
