@@ -230,6 +230,7 @@ fn run_loop(
     }
     agent.save_checkpoint(&ckpt)?;
     bar.finish_and_clear();
+    crate::plot::learning_curve(dir, "global_step", "episodic_return_mean", "steps")?;
     let (mean, std) = agent.evaluate(factory, 10, true, 1_000_000 + agent.seed())?;
     println!("run directory: {}", dir.display());
     println!(
@@ -374,10 +375,38 @@ struct LearnRow {
 }
 
 const LEARN_ROWS: &[LearnRow] = &[
-    LearnRow { algo: "ppo", label: "PPO", env: "CartPole-v1", threshold: 475.0, steps: 100_000, needed: 3 },
-    LearnRow { algo: "ppo", label: "PPO", env: "Acrobot-v1", threshold: -100.0, steps: 200_000, needed: 3 },
-    LearnRow { algo: "ppo", label: "PPO", env: "Pendulum-v1", threshold: -300.0, steps: 300_000, needed: 2 },
-    LearnRow { algo: "a2c", label: "A2C", env: "CartPole-v1", threshold: 475.0, steps: 500_000, needed: 2 },
+    LearnRow {
+        algo: "ppo",
+        label: "PPO",
+        env: "CartPole-v1",
+        threshold: 475.0,
+        steps: 100_000,
+        needed: 3,
+    },
+    LearnRow {
+        algo: "ppo",
+        label: "PPO",
+        env: "Acrobot-v1",
+        threshold: -100.0,
+        steps: 200_000,
+        needed: 3,
+    },
+    LearnRow {
+        algo: "ppo",
+        label: "PPO",
+        env: "Pendulum-v1",
+        threshold: -300.0,
+        steps: 300_000,
+        needed: 2,
+    },
+    LearnRow {
+        algo: "a2c",
+        label: "A2C",
+        env: "CartPole-v1",
+        threshold: 475.0,
+        steps: 500_000,
+        needed: 2,
+    },
     LearnRow {
         algo: "reinforce",
         label: "REINFORCE + baseline",
@@ -435,7 +464,10 @@ pub fn bench_learn(a: &BenchLearnArgs) -> Result<()> {
     write_atomic(&a.out, md.as_bytes())?;
     print!("{md}");
     if !all_pass {
-        bail!("some rows did not reach their threshold (see {})", a.out.display());
+        bail!(
+            "some rows did not reach their threshold (see {})",
+            a.out.display()
+        );
     }
     Ok(())
 }

@@ -194,6 +194,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if let Some(e) = io_error {
         return Err(e).context("writing metrics.csv");
     }
+    drop(csv);
+    crate::plot::learning_curve(&dir, "episode", "return_mean_100", "episodes")?;
     write_atomic(
         &dir.join("q_table.json"),
         serde_json::to_string(&q)?.as_bytes(),

@@ -5,6 +5,7 @@ mod cmd_mdp;
 mod cmd_pg;
 mod cmd_train;
 mod options;
+mod plot;
 mod run_dir;
 
 use clap::{Parser, Subcommand};
