@@ -377,6 +377,10 @@ pub trait OnPolicyAgent {
     fn timing(&self) -> crate::ppo::PpoTiming;
     /// Writes a checkpoint for exact resume.
     fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError>;
+    /// The policy (for rendering episodes and inspection).
+    fn policy_mut(&mut self) -> &mut ActorCritic;
+    /// The observation normaliser the policy was trained with, if any.
+    fn obs_normalizer(&self) -> Option<rein_core::wrappers::VecNormalize>;
     /// Mean and standard deviation of the return over fresh episodes.
     fn evaluate(
         &mut self,
@@ -408,6 +412,12 @@ macro_rules! impl_on_policy_agent {
             }
             fn timing(&self) -> $crate::ppo::PpoTiming {
                 self.timing
+            }
+            fn policy_mut(&mut self) -> &mut $crate::actor_critic::ActorCritic {
+                &mut self.policy
+            }
+            fn obs_normalizer(&self) -> Option<rein_core::wrappers::VecNormalize> {
+                self.collector.norm.clone()
             }
             fn save_checkpoint(
                 &self,

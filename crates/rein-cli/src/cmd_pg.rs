@@ -265,6 +265,50 @@ pub struct EvalArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Render one episode (seed --seed) of a classic-control env to this animated GIF.
+    #[arg(long, value_name = "FILE")]
+    gif: Option<PathBuf>,
+}
+
+/// Plays one episode with the policy, rendering every state, and writes a GIF at 50 fps.
+fn record_gif(
+    agent: &mut dyn OnPolicyAgent,
+    env_id: &str,
+    kwargs: &Map<String, Json>,
+    deterministic: bool,
+    seed: u64,
+    path: &Path,
+) -> Result<()> {
+    let mut env = rein_envs::make_with(env_id, kwargs)?;
+    let norm = agent.obs_normalizer();
+    let policy = agent.policy_mut();
+    let space = env.observation_space().clone();
+    let mut rng = rein_core::rng_from_seed(seed);
+    let (mut obs, _) = env.reset(Some(seed));
+    let mut frames = Vec::new();
+    let ad = policy.kind.action_dim();
+    loop {
+        match env.render()? {
+            rein_core::Render::Rgb(f) => frames.push(f),
+            rein_core::Render::Text(_) => {
+                bail!("{env_id} renders text, not frames: --gif needs a classic-control env")
+            }
+        }
+        let mut x = space.flatten(&obs)?;
+        if let Some(n) = &norm {
+            n.apply_obs(&mut x);
+        }
+        let (mut act, mut lp) = (vec![0.0; ad], [0.0f32]);
+        policy.act(&x, 1, deterministic, &mut rng, &mut act, &mut lp);
+        let step = env.step(&policy.env_action(&act))?;
+        obs = step.obs;
+        if step.terminated || step.truncated {
+            break;
+        }
+    }
+    crate::plot::write_gif(path, &frames, 2)?;
+    println!("wrote {} frames to {}", frames.len(), path.display());
+    Ok(())
 }
 
 pub fn eval(a: &EvalArgs) -> Result<()> {
@@ -272,8 +316,21 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     let (mean, std) = if matches!(algo.as_str(), "ppo" | "a2c" | "reinforce") {
         let factory = env_factory(&env_id, &kwargs)?;
         let mut agent = load_agent(&algo, &a.run_dir.join(CHECKPOINT), &factory)?;
+        if let Some(path) = &a.gif {
+            record_gif(
+                agent.as_mut(),
+                &env_id,
+                &kwargs,
+                a.deterministic,
+                a.seed,
+                path,
+            )?;
+        }
         agent.evaluate(&factory, a.episodes, a.deterministic, a.seed)?
     } else {
+        if a.gif.is_some() {
+            bail!("--gif needs a run of a classic-control env (ppo, a2c or reinforce)");
+        }
         let path = a.run_dir.join("q_table.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;

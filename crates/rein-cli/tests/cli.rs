@@ -348,6 +348,7 @@ fn train_qlearning_writes_a_run_directory() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("q_table.json")).unwrap()).unwrap();
     assert_eq!(q["q"].as_array().unwrap().len(), 500 * 6);
     assert!(stdout(&out).contains("value iteration"));
+    assert!(dir.join("learning_curve.png").exists());
     std::fs::remove_dir_all(&runs).unwrap();
 }
 
