@@ -277,33 +277,6 @@ pub fn learning_curve(dir: &Path, x_col: &str, y_col: &str, x_title: &str) -> Re
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ticks_and_labels_are_round() {
-        assert_eq!(ticks(0.0, 100.0), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
-        assert_eq!(label(20000.0), "20k");
-        assert_eq!(label(1_500_000.0), "1.5M");
-        assert_eq!(label(-150.0), "-150");
-        assert_eq!(label(0.25), "0.25");
-    }
-
-    #[test]
-    fn chart_is_a_valid_png() {
-        let dir = std::env::temp_dir().join(format!("rein-plot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("c.png");
-        let pts: Vec<(f64, f64)> = (0..50)
-            .map(|i| (i as f64 * 1000.0, (i as f64).sqrt() * 10.0))
-            .collect();
-        line_chart(&p, &pts, "steps", "episodic return").unwrap();
-        let bytes = std::fs::read(&p).unwrap();
-        assert_eq!(&bytes[1..4], b"PNG");
-    }
-}
-
 /// Encodes RGB frames as an animated GIF (`delay_cs`: hundredths of a second per frame). The
 /// renders use few colours, so frames are indexed against an exact palette; beyond 256
 /// colours the `gif` crate's quantiser takes over.
@@ -352,4 +325,31 @@ pub fn write_gif(path: &Path, frames: &[rein_core::RgbFrame], delay_cs: u16) -> 
         enc.write_frame(&frame).context("writing GIF frame")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_and_labels_are_round() {
+        assert_eq!(ticks(0.0, 100.0), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
+        assert_eq!(label(20000.0), "20k");
+        assert_eq!(label(1_500_000.0), "1.5M");
+        assert_eq!(label(-150.0), "-150");
+        assert_eq!(label(0.25), "0.25");
+    }
+
+    #[test]
+    fn chart_is_a_valid_png() {
+        let dir = std::env::temp_dir().join(format!("rein-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c.png");
+        let pts: Vec<(f64, f64)> = (0..50)
+            .map(|i| (i as f64 * 1000.0, (i as f64).sqrt() * 10.0))
+            .collect();
+        line_chart(&p, &pts, "steps", "episodic return").unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+    }
 }
