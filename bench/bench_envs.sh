@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Environment throughput: rein against gymnasium's CartPole-v1 on this machine, in one run.
 # Needs `pip install gymnasium==1.4.0` for the reference; prints the ratio.
-#   scripts/bench_envs.sh [STEPS]
+#   bench/bench_envs.sh [STEPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-20000000}
 cargo build --release -q -p rein-cli
 rein=target/release/rein
-gym=$(python3 scripts/gymnasium_cartpole_bench.py 500000)
+gym=$(python3 bench/gymnasium_cartpole_bench.py 500000)
 single=$($rein env bench --env CartPole-v1 --steps "$steps" --json)
 vec1=$($rein env bench --env CartPole-v1 --steps "$steps" --num-envs 8 --threads 1 --json)
 vec2=$($rein env bench --env CartPole-v1 --steps "$steps" --num-envs 8 --threads 2 --json)
