@@ -13,7 +13,7 @@ use crate::onpolicy::{impl_on_policy_agent, Checkpoint, Collector, EnvFactory, P
 use crate::ppo::{PpoLog, PpoTiming};
 use rein_core::returns::{explained_variance, normalize};
 use rein_core::{rng_from_seed, ReinRng};
-use rein_nn::{clip_grad_norm, Activation, Adam, RmsProp};
+use rein_nn::{Activation, Adam, RmsProp};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -49,6 +49,8 @@ pub struct A2cConfig {
     pub normalize_advantage: bool,
     /// Hidden layer sizes of actor and critic.
     pub net_arch: Vec<usize>,
+    /// One trunk of `net_arch` shared by the actor and critic heads.
+    pub shared_trunk: bool,
     /// Hidden activation.
     pub activation: Activation,
     /// Initial log standard deviation (continuous actions).
@@ -80,6 +82,7 @@ impl Default for A2cConfig {
             rms_prop_eps: 1e-5,
             normalize_advantage: false,
             net_arch: vec![64, 64],
+            shared_trunk: false,
             activation: Activation::Tanh,
             log_std_init: 0.0,
             normalize_obs: false,
@@ -165,7 +168,7 @@ pub struct A2c {
     pub config: A2cConfig,
     /// The policy and value networks.
     pub policy: ActorCritic,
-    optimizers: [Optim; 3],
+    optimizers: Vec<Optim>,
     /// The environments, normalisation and the last rollout.
     pub collector: Collector,
     rng: ReinRng,
@@ -195,13 +198,14 @@ impl A2c {
             &config.net_arch,
             config.activation,
             config.log_std_init as f32,
+            config.shared_trunk,
             &mut rng,
         );
-        let optimizers = [
-            Optim::new(policy.actor.params.len(), &config),
-            Optim::new(policy.critic.params.len(), &config),
-            Optim::new(policy.log_std.len(), &config),
-        ];
+        let optimizers = policy
+            .param_group_sizes()
+            .into_iter()
+            .map(|n| Optim::new(n, &config))
+            .collect();
         Ok(Self {
             policy,
             optimizers,
@@ -241,9 +245,7 @@ impl A2c {
         let obs = b.obs.clone();
         let actions = b.actions.clone();
         self.policy.zero_grad();
-        self.policy
-            .actor
-            .forward(&obs, m, &mut self.policy.actor_cache);
+        self.policy.forward(&obs, m);
         let out = self.policy.actor_cache.output().to_vec();
         let mut grad_out = vec![0.0f32; m * out_dim];
         let mut lp = vec![0.0f32; out_dim];
@@ -265,12 +267,6 @@ impl A2c {
                 &mut grad_out[k * out_dim..(k + 1) * out_dim],
             );
         }
-        self.policy
-            .actor
-            .backward(&mut self.policy.actor_cache, &grad_out);
-        self.policy
-            .critic
-            .forward(&obs, m, &mut self.policy.critic_cache);
         let v = self.policy.critic_cache.output().to_vec();
         let mut vl = 0.0f64;
         let grad_v: Vec<f32> = (0..m)
@@ -280,17 +276,8 @@ impl A2c {
                 (cfg.vf_coef * 2.0 * err / m as f64) as f32
             })
             .collect();
-        self.policy
-            .critic
-            .backward(&mut self.policy.critic_cache, &grad_v);
-        let norm = clip_grad_norm(
-            &mut [
-                &mut self.policy.actor.grads,
-                &mut self.policy.critic.grads,
-                &mut self.policy.log_std_grad,
-            ],
-            cfg.max_grad_norm,
-        );
+        self.policy.backward(&grad_out, &grad_v);
+        let norm = self.policy.clip_grad_norm(cfg.max_grad_norm);
         if !norm.is_finite() {
             return Err(PgError::NonFinite(format!(
                 "gradient norm is {norm} at update {}",
@@ -304,15 +291,13 @@ impl A2c {
         } else {
             cfg.learning_rate
         };
-        let [oa, oc, ol] = &mut self.optimizers;
-        oa.step(lr, &mut self.policy.actor.params, &self.policy.actor.grads);
-        oc.step(
-            lr,
-            &mut self.policy.critic.params,
-            &self.policy.critic.grads,
-        );
-        if !self.policy.log_std.is_empty() {
-            ol.step(lr, &mut self.policy.log_std, &self.policy.log_std_grad);
+        for ((p, g), opt) in self
+            .policy
+            .param_groups()
+            .into_iter()
+            .zip(&mut self.optimizers)
+        {
+            opt.step(lr, p, g);
         }
         self.update += 1;
         self.timing.grad_steps += 1;

@@ -53,12 +53,15 @@ impl ActionKind {
     }
 }
 
-/// Actor and critic networks with their caches.
+/// Actor and critic networks with their caches: separate networks (SB3's default for PPO and
+/// A2C), or a shared trunk feeding two linear heads.
 #[derive(Debug, Clone)]
 pub struct ActorCritic {
-    /// Policy network: observation -> logits or Gaussian mean.
+    /// Shared feature extractor (observation -> features), when the trunks are shared.
+    pub trunk: Option<Mlp>,
+    /// Policy network (or head on the trunk's features): -> logits or Gaussian mean.
     pub actor: Mlp,
-    /// Value network: observation -> V(s).
+    /// Value network (or head): -> V(s).
     pub critic: Mlp,
     /// Log standard deviation of the Gaussian (continuous actions only).
     pub log_std: Vec<f32>,
@@ -72,30 +75,47 @@ pub struct ActorCritic {
     pub actor_cache: MlpCache,
     /// Critic activations of the last forward pass.
     pub critic_cache: MlpCache,
+    /// Trunk activations of the last forward pass.
+    pub trunk_cache: MlpCache,
+    feat_grad: Vec<f32>,
+    feat_grad_v: Vec<f32>,
 }
 
 impl ActorCritic {
     /// Builds and initialises the networks as SB3 does: orthogonal weights, gain sqrt(2) in the
-    /// hidden layers, 0.01 for the policy head, 1 for the value head, zero biases.
+    /// hidden layers, 0.01 for the policy head, 1 for the value head, zero biases. With
+    /// `shared`, the hidden layers form one trunk and the heads are single linear layers.
     pub fn new(
         obs_dim: usize,
         kind: ActionKind,
         hidden: &[usize],
         activation: Activation,
         log_std_init: f32,
+        shared: bool,
         rng: &mut ReinRng,
     ) -> Self {
+        let hidden_gain = 2f32.sqrt();
+        let (trunk, head_in, head_hidden): (Option<Mlp>, usize, &[usize]) =
+            if shared && !hidden.is_empty() {
+                let sizes: Vec<usize> = std::iter::once(obs_dim)
+                    .chain(hidden.iter().copied())
+                    .collect();
+                let mut t = Mlp::new_trunk(&sizes, activation);
+                t.init_orthogonal(&vec![hidden_gain; hidden.len()], rng);
+                (Some(t), *hidden.last().unwrap_or(&obs_dim), &[])
+            } else {
+                (None, obs_dim, hidden)
+            };
         let sizes = |out: usize| -> Vec<usize> {
-            std::iter::once(obs_dim)
-                .chain(hidden.iter().copied())
+            std::iter::once(head_in)
+                .chain(head_hidden.iter().copied())
                 .chain(std::iter::once(out))
                 .collect()
         };
         let mut actor = Mlp::new(&sizes(kind.actor_out()), activation);
         let mut critic = Mlp::new(&sizes(1), activation);
-        let hidden_gain = 2f32.sqrt();
         let gains = |head: f32| -> Vec<f32> {
-            std::iter::repeat_n(hidden_gain, hidden.len())
+            std::iter::repeat_n(hidden_gain, head_hidden.len())
                 .chain(std::iter::once(head))
                 .collect()
         };
@@ -106,6 +126,7 @@ impl ActorCritic {
             ActionKind::Continuous { low, .. } => low.len(),
         };
         Self {
+            trunk,
             actor,
             critic,
             log_std: vec![log_std_init; n_log_std],
@@ -114,12 +135,126 @@ impl ActorCritic {
             obs_dim,
             actor_cache: MlpCache::default(),
             critic_cache: MlpCache::default(),
+            trunk_cache: MlpCache::default(),
+            feat_grad: Vec::new(),
+            feat_grad_v: Vec::new(),
         }
+    }
+
+    /// Runs the actor (through the trunk) on `n` observations; the output is
+    /// `self.actor_cache.output()`.
+    pub fn forward_actor(&mut self, obs: &[f32], n: usize) {
+        match &self.trunk {
+            Some(t) => {
+                t.forward(obs, n, &mut self.trunk_cache);
+                self.actor
+                    .forward(self.trunk_cache.output(), n, &mut self.actor_cache);
+            }
+            None => self.actor.forward(obs, n, &mut self.actor_cache),
+        }
+    }
+
+    /// Runs the critic (through the trunk); the output is `self.critic_cache.output()`.
+    pub fn forward_critic(&mut self, obs: &[f32], n: usize) {
+        match &self.trunk {
+            Some(t) => {
+                t.forward(obs, n, &mut self.trunk_cache);
+                self.critic
+                    .forward(self.trunk_cache.output(), n, &mut self.critic_cache);
+            }
+            None => self.critic.forward(obs, n, &mut self.critic_cache),
+        }
+    }
+
+    /// Runs both networks on the same `n` observations (the trunk once).
+    pub fn forward(&mut self, obs: &[f32], n: usize) {
+        match &self.trunk {
+            Some(t) => {
+                t.forward(obs, n, &mut self.trunk_cache);
+                self.actor
+                    .forward(self.trunk_cache.output(), n, &mut self.actor_cache);
+                self.critic
+                    .forward(self.trunk_cache.output(), n, &mut self.critic_cache);
+            }
+            None => {
+                self.actor.forward(obs, n, &mut self.actor_cache);
+                self.critic.forward(obs, n, &mut self.critic_cache);
+            }
+        }
+    }
+
+    /// Backpropagates d loss / d actor output and d loss / d V through the last [`Self::forward`],
+    /// accumulating gradients of every network (the trunk gets both heads' gradients).
+    pub fn backward(&mut self, grad_actor_out: &[f32], grad_values: &[f32]) {
+        match self.trunk.as_mut() {
+            Some(t) => {
+                let len = self.trunk_cache.output().len();
+                self.feat_grad.resize(len, 0.0);
+                self.feat_grad_v.resize(len, 0.0);
+                self.actor.backward_with_input_grad(
+                    &mut self.actor_cache,
+                    grad_actor_out,
+                    &mut self.feat_grad,
+                );
+                self.critic.backward_with_input_grad(
+                    &mut self.critic_cache,
+                    grad_values,
+                    &mut self.feat_grad_v,
+                );
+                for (a, b) in self.feat_grad.iter_mut().zip(&self.feat_grad_v) {
+                    *a += b;
+                }
+                t.backward(&mut self.trunk_cache, &self.feat_grad);
+            }
+            None => {
+                self.actor.backward(&mut self.actor_cache, grad_actor_out);
+                self.critic.backward(&mut self.critic_cache, grad_values);
+            }
+        }
+    }
+
+    /// (parameters, gradients) of every network, in a fixed order: trunk (if any), actor,
+    /// critic, log-std. Optimisers hold one state per group, in this order.
+    pub fn param_groups(&mut self) -> Vec<(&mut [f32], &mut [f32])> {
+        let mut out: Vec<(&mut [f32], &mut [f32])> = Vec::new();
+        if let Some(t) = self.trunk.as_mut() {
+            out.push((&mut t.params, &mut t.grads));
+        }
+        out.push((&mut self.actor.params, &mut self.actor.grads));
+        out.push((&mut self.critic.params, &mut self.critic.grads));
+        out.push((&mut self.log_std, &mut self.log_std_grad));
+        out
+    }
+
+    /// Sizes of [`Self::param_groups`].
+    pub fn param_group_sizes(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        if let Some(t) = &self.trunk {
+            out.push(t.params.len());
+        }
+        out.extend([
+            self.actor.params.len(),
+            self.critic.params.len(),
+            self.log_std.len(),
+        ]);
+        out
+    }
+
+    /// Index of the critic's group in [`Self::param_groups`].
+    pub fn critic_group(&self) -> usize {
+        usize::from(self.trunk.is_some()) + 1
+    }
+
+    /// Clips the global norm of all gradients to `max_norm` and returns the norm before.
+    pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+        let mut groups = self.param_groups();
+        let mut grads: Vec<&mut [f32]> = groups.iter_mut().map(|(_, g)| &mut **g).collect();
+        rein_nn::clip_grad_norm(&mut grads, max_norm)
     }
 
     /// V(s) for `n` observations.
     pub fn values(&mut self, obs: &[f32], n: usize) -> Vec<f32> {
-        self.critic.forward(obs, n, &mut self.critic_cache);
+        self.forward_critic(obs, n);
         self.critic_cache.output().to_vec()
     }
 
@@ -135,7 +270,7 @@ impl ActorCritic {
         actions: &mut [f32],
         log_probs: &mut [f32],
     ) {
-        self.actor.forward(obs, n, &mut self.actor_cache);
+        self.forward_actor(obs, n);
         let out = self.actor_cache.output();
         match &self.kind {
             ActionKind::Discrete(k) => {
@@ -231,7 +366,8 @@ impl ActorCritic {
     pub fn flops_per_grad_step(&self, batch: usize) -> f64 {
         let b = batch as f64;
         [&self.actor, &self.critic]
-            .iter()
+            .into_iter()
+            .chain(self.trunk.iter())
             .map(|net| {
                 net.sizes()
                     .windows(2)
@@ -283,7 +419,12 @@ impl ActorCritic {
 
     /// The networks as named tensors (PyTorch layout) for a checkpoint.
     pub fn to_tensors(&self) -> Vec<rein_nn::io::NamedTensor> {
-        let mut t = self.actor.to_tensors("actor");
+        let mut t = self
+            .trunk
+            .as_ref()
+            .map(|m| m.to_tensors("trunk"))
+            .unwrap_or_default();
+        t.extend(self.actor.to_tensors("actor"));
         t.extend(self.critic.to_tensors("critic"));
         if !self.log_std.is_empty() {
             t.push(rein_nn::io::NamedTensor {
@@ -300,6 +441,9 @@ impl ActorCritic {
         &mut self,
         tensors: &std::collections::HashMap<String, rein_nn::io::NamedTensor>,
     ) -> Result<(), String> {
+        if let Some(t) = self.trunk.as_mut() {
+            t.load_tensors("trunk", tensors)?;
+        }
         self.actor.load_tensors("actor", tensors)?;
         self.critic.load_tensors("critic", tensors)?;
         if !self.log_std.is_empty() {
@@ -318,6 +462,9 @@ impl ActorCritic {
 
     /// Zeroes every gradient.
     pub fn zero_grad(&mut self) {
+        if let Some(t) = self.trunk.as_mut() {
+            t.zero_grad();
+        }
         self.actor.zero_grad();
         self.critic.zero_grad();
         self.log_std_grad.fill(0.0);
@@ -325,6 +472,70 @@ impl ActorCritic {
 
     /// Number of parameters (actor, critic, log-std).
     pub fn n_params(&self) -> usize {
-        self.actor.params.len() + self.critic.params.len() + self.log_std.len()
+        self.param_group_sizes().iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// loss = sum(actor_out * wa) + sum(values * wv): its gradient is backward(wa, wv).
+    fn loss(p: &mut ActorCritic, obs: &[f32], n: usize, wa: &[f32], wv: &[f32]) -> f64 {
+        p.forward(obs, n);
+        let a: f64 = p
+            .actor_cache
+            .output()
+            .iter()
+            .zip(wa)
+            .map(|(x, w)| (x * w) as f64)
+            .sum();
+        let v: f64 = p
+            .critic_cache
+            .output()
+            .iter()
+            .zip(wv)
+            .map(|(x, w)| (x * w) as f64)
+            .sum();
+        a + v
+    }
+
+    #[test]
+    fn shared_trunk_gradients_match_finite_differences() {
+        let mut rng = rein_core::rng_from_seed(0);
+        let mut p = ActorCritic::new(
+            3,
+            ActionKind::Discrete(2),
+            &[5, 4],
+            Activation::Tanh,
+            0.0,
+            true,
+            &mut rng,
+        );
+        for x in p.actor.params.iter_mut().chain(p.critic.params.iter_mut()) {
+            *x *= 50.0; // make the heads matter
+        }
+        let (n, obs) = (2, [0.5f32, -0.3, 0.8, -0.1, 0.4, 0.2]);
+        let (wa, wv) = ([1.0f32, -2.0, 0.5, 0.3], [0.7f32, -1.1]);
+        p.zero_grad();
+        p.forward(&obs, n);
+        p.backward(&wa, &wv);
+        let analytic = p.trunk.as_ref().unwrap().grads.clone();
+        for k in (0..analytic.len()).step_by(3) {
+            let orig = p.trunk.as_ref().unwrap().params[k];
+            p.trunk.as_mut().unwrap().params[k] = orig + 1e-3;
+            let lp = loss(&mut p, &obs, n, &wa, &wv);
+            p.trunk.as_mut().unwrap().params[k] = orig - 1e-3;
+            let lm = loss(&mut p, &obs, n, &wa, &wv);
+            p.trunk.as_mut().unwrap().params[k] = orig;
+            let num = (lp - lm) / 2e-3;
+            assert!(
+                (analytic[k] as f64 - num).abs() < 2e-2 * (1.0 + num.abs()),
+                "trunk param {k}: {} vs {num}",
+                analytic[k]
+            );
+        }
+        assert_eq!(p.param_group_sizes().len(), 4);
+        assert_eq!(p.critic_group(), 2);
     }
 }

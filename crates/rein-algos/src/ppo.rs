@@ -20,7 +20,7 @@ pub use crate::onpolicy::{EnvFactory, PgError};
 use rand::seq::SliceRandom;
 use rein_core::returns::explained_variance;
 use rein_core::{rng_from_seed, ReinRng};
-use rein_nn::{clip_grad_norm, Activation, Adam};
+use rein_nn::{Activation, Adam};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -64,6 +64,8 @@ pub struct PpoConfig {
     pub target_kl: f64,
     /// Hidden layer sizes of the actor and of the critic.
     pub net_arch: Vec<usize>,
+    /// One trunk of `net_arch` shared by the actor and critic heads (else separate networks).
+    pub shared_trunk: bool,
     /// Hidden activation.
     pub activation: Activation,
     /// Initial log standard deviation (continuous actions).
@@ -101,6 +103,7 @@ impl Default for PpoConfig {
             max_grad_norm: 0.5,
             target_kl: -1.0,
             net_arch: vec![64, 64],
+            shared_trunk: false,
             activation: Activation::Tanh,
             log_std_init: 0.0,
             normalize_obs: false,
@@ -268,9 +271,8 @@ pub struct Ppo {
     pub config: PpoConfig,
     /// The policy and value networks.
     pub policy: ActorCritic,
-    opt_actor: Adam,
-    opt_critic: Adam,
-    opt_log_std: Adam,
+    /// One Adam state per parameter group of the policy (see `ActorCritic::param_groups`).
+    optimizers: Vec<Adam>,
     /// The environments, normalisation and the last rollout.
     pub collector: Collector,
     rng: ReinRng,
@@ -300,13 +302,16 @@ impl Ppo {
             &config.net_arch,
             config.activation,
             config.log_std_init as f32,
+            config.shared_trunk,
             &mut rng,
         );
         let (lr, eps) = (config.learning_rate, config.adam_eps);
         Ok(Self {
-            opt_actor: Adam::new(policy.actor.params.len(), lr, eps),
-            opt_critic: Adam::new(policy.critic.params.len(), lr, eps),
-            opt_log_std: Adam::new(policy.log_std.len(), lr, eps),
+            optimizers: policy
+                .param_group_sizes()
+                .into_iter()
+                .map(|n| Adam::new(n, lr, eps))
+                .collect(),
             policy,
             collector,
             rng,
@@ -368,11 +373,7 @@ impl Ppo {
         } else {
             cfg.clip_range
         };
-        for opt in [
-            &mut self.opt_actor,
-            &mut self.opt_critic,
-            &mut self.opt_log_std,
-        ] {
+        for opt in &mut self.optimizers {
             opt.lr = lr;
         }
 
@@ -400,10 +401,8 @@ impl Ppo {
                     rein_core::returns::normalize(&mut mb_adv[..m], 1e-8);
                 }
                 self.policy.zero_grad();
+                self.policy.forward(mb_obs, m);
                 // Actor: surrogate and entropy.
-                self.policy
-                    .actor
-                    .forward(mb_obs, m, &mut self.policy.actor_cache);
                 let out = self.policy.actor_cache.output().to_vec();
                 let (mut kl_sum, mut pg, mut ent, mut clipped) = (0.0f64, 0.0f64, 0.0f64, 0usize);
                 let g_entropy = (-cfg.ent_coef / m as f64) as f32;
@@ -436,14 +435,8 @@ impl Ppo {
                 if cfg.target_kl > 0.0 && approx_kl > 1.5 * cfg.target_kl {
                     break 'epochs;
                 }
-                self.policy
-                    .actor
-                    .backward(&mut self.policy.actor_cache, &grad_out[..m * out_dim]);
                 // Critic: (optionally clipped) squared error.
-                self.policy
-                    .critic
-                    .forward(mb_obs, m, &mut self.policy.critic_cache);
-                let v = self.policy.critic_cache.output();
+                let v = self.policy.critic_cache.output().to_vec();
                 let mut vl = 0.0f64;
                 for k in 0..m {
                     let i = mb[k];
@@ -462,30 +455,21 @@ impl Ppo {
                     vl += err * err;
                     grad_v[k] = (cfg.vf_coef * 2.0 * err * dpred / m as f64) as f32;
                 }
-                self.policy
-                    .critic
-                    .backward(&mut self.policy.critic_cache, &grad_v[..m]);
-                let norm = clip_grad_norm(
-                    &mut [
-                        &mut self.policy.actor.grads,
-                        &mut self.policy.critic.grads,
-                        &mut self.policy.log_std_grad,
-                    ],
-                    cfg.max_grad_norm,
-                );
+                self.policy.backward(&grad_out[..m * out_dim], &grad_v[..m]);
+                let norm = self.policy.clip_grad_norm(cfg.max_grad_norm);
                 if !norm.is_finite() {
                     return Err(PgError::NonFinite(format!(
                         "gradient norm is {norm} at update {}; lower the learning rate",
                         self.update
                     )));
                 }
-                self.opt_actor
-                    .step(&mut self.policy.actor.params, &self.policy.actor.grads);
-                self.opt_critic
-                    .step(&mut self.policy.critic.params, &self.policy.critic.grads);
-                if !self.policy.log_std.is_empty() {
-                    self.opt_log_std
-                        .step(&mut self.policy.log_std, &self.policy.log_std_grad);
+                for ((p, g), opt) in self
+                    .policy
+                    .param_groups()
+                    .into_iter()
+                    .zip(&mut self.optimizers)
+                {
+                    opt.step(p, g);
                 }
                 self.timing.grad_steps += 1;
                 pg_sum += pg / m as f64;
@@ -525,9 +509,7 @@ impl Ppo {
             "algo": "ppo",
             "config": self.config,
             "update": self.update,
-            "opt_actor": self.opt_actor,
-            "opt_critic": self.opt_critic,
-            "opt_log_std": self.opt_log_std,
+            "optimizers": self.optimizers,
             "rng": rein_core::rng::rng_to_string(&self.rng),
             "collector": self.collector.snapshot()?,
         });
@@ -541,9 +523,7 @@ impl Ppo {
         let mut agent = Self::new(ckpt.get("config")?, make_env)?;
         ckpt.load_policy(&mut agent.policy)?;
         agent.update = ckpt.get("update")?;
-        agent.opt_actor = ckpt.get("opt_actor")?;
-        agent.opt_critic = ckpt.get("opt_critic")?;
-        agent.opt_log_std = ckpt.get("opt_log_std")?;
+        agent.optimizers = ckpt.get("optimizers")?;
         agent.rng = ckpt.rng("rng")?;
         agent
             .collector

@@ -161,6 +161,7 @@ impl Reinforce {
             &config.net_arch,
             config.activation,
             config.log_std_init as f32,
+            false, // two separate networks, as the policy + value baseline design has it
             &mut rng,
         );
         Ok(Self {

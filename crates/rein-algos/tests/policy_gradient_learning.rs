@@ -55,6 +55,8 @@ fn interrupted_and_resumed_run_equals_uninterrupted_run() {
             normalize_reward: true,
             env_threads: 2,
             seed: 5,
+            // The discrete case also covers a shared trunk in checkpoints.
+            shared_trunk: id == "CartPole-v1",
             ..PpoConfig::default()
         };
         let mut full = Ppo::new(cfg.clone(), factory(id)).unwrap();
@@ -204,4 +206,22 @@ fn a2c_and_reinforce_resume_exactly() {
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ppo_with_a_shared_trunk_learns_cartpole() {
+    let cfg = PpoConfig {
+        total_timesteps: 30_000,
+        seed: 1,
+        shared_trunk: true,
+        ..preset("CartPole-v1")
+    };
+    let mut ppo = Ppo::new(cfg, factory("CartPole-v1")).unwrap();
+    assert!(ppo.policy.trunk.is_some());
+    ppo.train(&mut |_| {}).unwrap();
+    let (mean, _) = ppo
+        .evaluate(&factory("CartPole-v1"), 10, true, 1000)
+        .unwrap();
+    eprintln!("shared trunk eval {mean}");
+    assert!(mean >= 150.0, "eval return {mean}");
 }

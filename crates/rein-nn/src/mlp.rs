@@ -27,6 +27,8 @@ pub struct Mlp {
     /// Gradients, same layout; `backward` accumulates into them.
     pub grads: Vec<f32>,
     offsets: Vec<usize>,
+    /// Apply the activation after the last layer too (a shared trunk feeding heads).
+    activate_last: bool,
 }
 
 /// Activations kept by `forward` for `backward`, and scratch space; reused across calls so that
@@ -63,7 +65,21 @@ impl Mlp {
             params: vec![0.0; n],
             grads: vec![0.0; n],
             offsets,
+            activate_last: false,
         }
+    }
+
+    /// A trunk: like [`Mlp::new`] but with the activation after the last layer as well, so that
+    /// its output feeds further layers (the shared feature extractor of an actor-critic).
+    pub fn new_trunk(sizes: &[usize], activation: Activation) -> Self {
+        Self {
+            activate_last: true,
+            ..Self::new(sizes, activation)
+        }
+    }
+
+    fn activated(&self, l: usize) -> bool {
+        l + 1 < self.n_layers() || self.activate_last
     }
 
     /// Layer sizes.
@@ -153,7 +169,7 @@ impl Mlp {
                 false,
             );
             add_row_bias(y, &self.params[br]);
-            if l + 1 < self.n_layers() {
+            if self.activated(l) {
                 match self.activation {
                     Activation::Tanh => tanh_inplace(y),
                     Activation::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
@@ -165,6 +181,25 @@ impl Mlp {
     /// Backpropagates `grad_output` (d loss / d output, `batch x out`) through the activations
     /// of the last `forward`, accumulating d loss / d params into `self.grads`.
     pub fn backward(&mut self, cache: &mut MlpCache, grad_output: &[f32]) {
+        self.backward_impl(cache, grad_output, None);
+    }
+
+    /// [`Mlp::backward`] that also writes d loss / d input (`batch x in`) into `grad_input`.
+    pub fn backward_with_input_grad(
+        &mut self,
+        cache: &mut MlpCache,
+        grad_output: &[f32],
+        grad_input: &mut [f32],
+    ) {
+        self.backward_impl(cache, grad_output, Some(grad_input));
+    }
+
+    fn backward_impl(
+        &mut self,
+        cache: &mut MlpCache,
+        grad_output: &[f32],
+        mut grad_input: Option<&mut [f32]>,
+    ) {
         let batch = cache.batch;
         assert_eq!(
             grad_output.len(),
@@ -182,8 +217,8 @@ impl Mlp {
         for l in (0..self.n_layers()).rev() {
             let (i, o) = (self.sizes[l], self.sizes[l + 1]);
             let g = &mut cur[..batch * o];
-            // Through the activation of layer l (not after the last layer).
-            if l + 1 < self.n_layers() {
+            // Through the activation of layer l (not after the last layer of a head).
+            if self.activated(l) {
                 let y = &acts[l + 1];
                 match self.activation {
                     Activation::Tanh => {
@@ -218,6 +253,14 @@ impl Mlp {
                     false,
                 );
                 std::mem::swap(&mut cur, &mut next);
+            } else if let Some(gi) = grad_input.as_deref_mut() {
+                assert_eq!(gi.len(), batch * i, "input gradient has the wrong size");
+                matmul(
+                    Mat::new(g, batch, o),
+                    Mat::new(&self.params[wr], i, o).t(),
+                    gi,
+                    false,
+                );
             }
         }
     }
@@ -317,6 +360,45 @@ mod tests {
                     "{act:?} param {k}: {a} vs {numeric}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn trunk_and_input_gradients_match_finite_differences() {
+        let mut rng = rng_from_seed(3);
+        let mut trunk = Mlp::new_trunk(&[3, 4], Activation::Tanh);
+        trunk.init_orthogonal(&[1.0], &mut rng);
+        let batch = 2;
+        let x: Vec<f32> = vec![0.3, -0.2, 0.5, -0.7, 0.1, 0.9];
+        let target = [0.1f32, -0.2, 0.3, 0.0, 0.5, -0.5, 0.2, 0.1];
+        let mut cache = MlpCache::default();
+        trunk.forward(&x, batch, &mut cache);
+        assert!(
+            cache.output().iter().all(|v| v.abs() < 1.0),
+            "trunk output is activated"
+        );
+        let g: Vec<f32> = cache
+            .output()
+            .iter()
+            .zip(&target)
+            .map(|(o, t)| o - t)
+            .collect();
+        let mut gx = vec![0.0; 6];
+        trunk.backward_with_input_grad(&mut cache, &g, &mut gx);
+        for k in 0..6 {
+            let f = |xk: f32| {
+                let mut x2 = x.clone();
+                x2[k] = xk;
+                let mut c = MlpCache::default();
+                trunk.forward(&x2, batch, &mut c);
+                loss(c.output(), &target)
+            };
+            let num = (f(x[k] + 1e-3) - f(x[k] - 1e-3)) / 2e-3;
+            assert!(
+                (gx[k] as f64 - num).abs() < 1e-3,
+                "input {k}: {} vs {num}",
+                gx[k]
+            );
         }
     }
 
