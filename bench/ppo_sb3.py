@@ -11,6 +11,7 @@ import gymnasium as gym  # noqa: E402
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.evaluation import evaluate_policy  # noqa: E402
+from stable_baselines3.common.monitor import Monitor  # noqa: E402
 
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 lin = lambda v: (lambda progress: progress * v)  # noqa: E731  zoo's lin_ schedules
@@ -20,6 +21,6 @@ model = PPO("MlpPolicy", env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=
 start = time.perf_counter()
 model.learn(total_timesteps=steps)
 secs = time.perf_counter() - start
-mean, _ = evaluate_policy(model, gym.make("CartPole-v1"), n_eval_episodes=10, deterministic=True)
+mean, _ = evaluate_policy(model, Monitor(gym.make("CartPole-v1")), n_eval_episodes=10, deterministic=True)
 print(json.dumps({"impl": "stable-baselines3", "steps": steps, "seconds": secs, "steps_per_second": steps / secs,
                   "eval_return": float(mean), "threads": 1}))
