@@ -8,6 +8,7 @@ pub mod checker;
 pub mod env;
 pub mod error;
 pub mod metrics;
+pub mod replay;
 pub mod returns;
 pub mod rng;
 pub mod schedule;

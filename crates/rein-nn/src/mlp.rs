@@ -135,6 +135,33 @@ impl Mlp {
         }
     }
 
+    /// PyTorch's default `nn.Linear` initialisation (SB3's DQN uses it): weights and biases
+    /// uniform in `[-1/sqrt(fan_in), 1/sqrt(fan_in)]`.
+    pub fn init_pytorch_default(&mut self, rng: &mut ReinRng) {
+        use rand::Rng;
+        for l in 0..self.n_layers() {
+            let bound = 1.0 / (self.sizes[l] as f32).sqrt();
+            let (wr, br) = self.layer_ranges(l);
+            for p in self.params[wr.start..br.end].iter_mut() {
+                *p = rng.random_range(-bound..bound);
+            }
+        }
+    }
+
+    /// Copies the parameters of `other` (same shape): a hard target-network update.
+    pub fn copy_params_from(&mut self, other: &Mlp) {
+        assert_eq!(self.sizes, other.sizes, "target network shape differs");
+        self.params.copy_from_slice(&other.params);
+    }
+
+    /// Polyak averaging `p <- tau p_other + (1 - tau) p` (soft target update).
+    pub fn polyak_from(&mut self, other: &Mlp, tau: f32) {
+        assert_eq!(self.sizes, other.sizes, "target network shape differs");
+        for (p, &q) in self.params.iter_mut().zip(&other.params) {
+            *p = tau * q + (1.0 - tau) * *p;
+        }
+    }
+
     /// Sets every gradient to zero.
     pub fn zero_grad(&mut self) {
         self.grads.fill(0.0);

@@ -1,0 +1,472 @@
+//! Deep Q-Network (Mnih et al. 2015), as Stable-Baselines3's `DQN`:
+//!
+//! - behaviour: uniformly random actions for the first `learning_starts` steps, then
+//!   epsilon-greedy with epsilon decaying linearly from `exploration_initial_eps` to
+//!   `exploration_final_eps` over the first `exploration_fraction` of training;
+//! - every transition goes to a replay buffer; after each `train_freq` env steps (past
+//!   `learning_starts`), `gradient_steps` minibatch updates of
+//!   `Huber(Q(s,a), r + gamma (1 - terminated) max_a' Q_target(s',a'))`
+//!   (Double DQN: `Q_target(s', argmax_a' Q(s',a'))`), global gradient-norm clipping, Adam;
+//! - the target network is a copy of the online one, refreshed every `target_update_interval`
+//!   steps (Polyak averaging with `tau` < 1).
+//!
+//! Time-limit truncation is not termination: the stored next observation is the final one
+//! and the target bootstraps from it.
+
+use crate::onpolicy::{EnvFactory, PgError};
+use rand::Rng;
+use rein_core::replay::{ReplayBatch, ReplayBuffer};
+use rein_core::{rng_from_seed, AutoresetMode, ReinRng, Space, Value, VectorEnv};
+use rein_nn::{clip_grad_norm, Activation, Adam, Mlp, MlpCache};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// DQN hyperparameters (defaults: SB3's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DqnConfig {
+    /// Environment steps to train for.
+    pub total_timesteps: u64,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Replay capacity.
+    pub buffer_size: usize,
+    /// Random-action steps before learning starts.
+    pub learning_starts: u64,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Target update coefficient (1: hard copy).
+    pub tau: f64,
+    /// Discount.
+    pub gamma: f64,
+    /// Env steps between training phases.
+    pub train_freq: u64,
+    /// Gradient steps per training phase.
+    pub gradient_steps: u64,
+    /// Env steps between target updates.
+    pub target_update_interval: u64,
+    /// Fraction of training over which epsilon decays.
+    pub exploration_fraction: f64,
+    /// Initial epsilon.
+    pub exploration_initial_eps: f64,
+    /// Final epsilon.
+    pub exploration_final_eps: f64,
+    /// Global gradient-norm bound.
+    pub max_grad_norm: f64,
+    /// Hidden layer sizes of the Q-network.
+    pub net_arch: Vec<usize>,
+    /// Hidden activation (SB3: ReLU).
+    pub activation: Activation,
+    /// Double DQN target (van Hasselt et al. 2016).
+    pub double_q: bool,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for DqnConfig {
+    fn default() -> Self {
+        Self {
+            total_timesteps: 100_000,
+            learning_rate: 1e-4,
+            buffer_size: 1_000_000,
+            learning_starts: 100,
+            batch_size: 32,
+            tau: 1.0,
+            gamma: 0.99,
+            train_freq: 4,
+            gradient_steps: 1,
+            target_update_interval: 10_000,
+            exploration_fraction: 0.1,
+            exploration_initial_eps: 1.0,
+            exploration_final_eps: 0.05,
+            max_grad_norm: 10.0,
+            net_arch: vec![64, 64],
+            activation: Activation::Relu,
+            double_q: false,
+            seed: 0,
+        }
+    }
+}
+
+const PRESETS: &[(&str, &str)] = &[(
+    "CartPole-v1",
+    include_str!("../presets/dqn/CartPole-v1.toml"),
+)];
+
+impl DqnConfig {
+    /// The shipped preset for `env_id` (text of its TOML), if any.
+    pub fn preset_toml(env_id: &str) -> Option<&'static str> {
+        PRESETS
+            .iter()
+            .find(|(id, _)| *id == env_id)
+            .map(|(_, t)| *t)
+    }
+
+    /// Checks the values, naming the first bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_size == 0 || self.buffer_size == 0 || self.train_freq == 0 {
+            return Err("batch_size, buffer_size and train_freq must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.gamma) || !(0.0..=1.0).contains(&self.tau) || self.tau == 0.0
+        {
+            return Err(format!(
+                "gamma must be in [0, 1] and tau in (0, 1], got {} and {}",
+                self.gamma, self.tau
+            ));
+        }
+        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
+            return Err(format!(
+                "learning_rate must be positive, got {}",
+                self.learning_rate
+            ));
+        }
+        if self.net_arch.contains(&0) {
+            return Err(format!(
+                "net_arch must list positive sizes, got {:?}",
+                self.net_arch
+            ));
+        }
+        Ok(())
+    }
+
+    /// Epsilon after `step` of training (SB3's `get_linear_fn`).
+    pub fn epsilon(&self, step: u64) -> f64 {
+        let progress = step as f64 / self.total_timesteps.max(1) as f64;
+        if progress > self.exploration_fraction {
+            self.exploration_final_eps
+        } else {
+            self.exploration_initial_eps
+                + progress * (self.exploration_final_eps - self.exploration_initial_eps)
+                    / self.exploration_fraction.max(1e-12)
+        }
+    }
+}
+
+/// One row of DQN metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DqnLog {
+    /// Environment steps.
+    pub global_step: u64,
+    /// Episodes finished.
+    pub episodes: u64,
+    /// Mean return of the last 100 episodes.
+    pub ep_return_mean: f64,
+    /// Mean Huber loss of the last training phase.
+    pub loss: f64,
+    /// Mean Q(s, a) of the last training phase.
+    pub q_mean: f64,
+    /// Exploration rate.
+    pub epsilon: f64,
+    /// Gradient steps so far.
+    pub grad_steps: u64,
+    /// Steps per second.
+    pub sps: f64,
+}
+
+impl DqnLog {
+    /// Column names of `metrics.csv`.
+    pub const COLUMNS: [&'static str; 8] = [
+        "global_step",
+        "episodes",
+        "episodic_return_mean",
+        "loss",
+        "q_mean",
+        "epsilon",
+        "grad_steps",
+        "sps",
+    ];
+
+    /// Values in the order of [`DqnLog::COLUMNS`].
+    pub fn row(&self) -> [f64; 8] {
+        [
+            self.global_step as f64,
+            self.episodes as f64,
+            self.ep_return_mean,
+            self.loss,
+            self.q_mean,
+            self.epsilon,
+            self.grad_steps as f64,
+            self.sps,
+        ]
+    }
+}
+
+/// A DQN agent with its environment.
+pub struct Dqn {
+    /// Hyperparameters.
+    pub config: DqnConfig,
+    /// Online Q-network.
+    pub q: Mlp,
+    /// Target Q-network.
+    pub q_target: Mlp,
+    opt: Adam,
+    buffer: ReplayBuffer,
+    venv: VectorEnv,
+    obs: Vec<f32>,
+    n_actions: usize,
+    rng: ReinRng,
+    /// Environment steps so far.
+    pub global_step: u64,
+    grad_steps: u64,
+    ep_return: f64,
+    recent: VecDeque<f64>,
+    episodes: u64,
+    cache: MlpCache,
+    target_cache: MlpCache,
+    batch: ReplayBatch,
+    started: Instant,
+}
+
+impl Dqn {
+    /// Builds the agent on one environment from `make_env`.
+    pub fn new(config: DqnConfig, make_env: EnvFactory) -> Result<Self, PgError> {
+        config.validate().map_err(PgError::Config)?;
+        let mut venv = VectorEnv::from_fn(1, AutoresetMode::SameStep, 1, move |i| make_env(i))?;
+        let n_actions = match venv.single_action_space() {
+            Space::Discrete { n, start: 0 } => *n as usize,
+            other => {
+                return Err(PgError::Config(format!(
+                    "DQN needs a Discrete action space, got {other}"
+                )))
+            }
+        };
+        if !matches!(venv.single_observation_space(), Space::Box { .. }) {
+            return Err(PgError::Config(format!(
+                "DQN needs Box observations, got {}",
+                venv.single_observation_space()
+            )));
+        }
+        let obs_dim = venv.obs_dim();
+        let obs = venv.reset(Some(config.seed))?.to_vec();
+        let mut rng = rng_from_seed(config.seed);
+        let sizes: Vec<usize> = std::iter::once(obs_dim)
+            .chain(config.net_arch.iter().copied())
+            .chain([n_actions])
+            .collect();
+        let mut q = Mlp::new(&sizes, config.activation);
+        q.init_pytorch_default(&mut rng);
+        let mut q_target = Mlp::new(&sizes, config.activation);
+        q_target.copy_params_from(&q);
+        Ok(Self {
+            opt: Adam::new(q.params.len(), config.learning_rate, 1e-8),
+            buffer: ReplayBuffer::new(config.buffer_size, obs_dim, 1),
+            q,
+            q_target,
+            venv,
+            obs,
+            n_actions,
+            rng,
+            global_step: 0,
+            grad_steps: 0,
+            ep_return: 0.0,
+            recent: VecDeque::new(),
+            episodes: 0,
+            cache: MlpCache::default(),
+            target_cache: MlpCache::default(),
+            batch: ReplayBatch::default(),
+            started: Instant::now(),
+            config,
+        })
+    }
+
+    /// Greedy action for one observation.
+    pub fn greedy(&mut self, obs: &[f32]) -> usize {
+        self.q.forward(obs, 1, &mut self.cache);
+        let row = self.cache.output();
+        let best = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        row.iter().position(|&x| x == best).unwrap_or(0)
+    }
+
+    /// Steps the env `train_freq` times, then trains; returns the metrics.
+    pub fn train_phase(&mut self) -> Result<DqnLog, PgError> {
+        let cfg = self.config.clone();
+        let d = self.obs.len();
+        let mut epsilon = cfg.epsilon(self.global_step);
+        for _ in 0..cfg.train_freq {
+            epsilon = cfg.epsilon(self.global_step);
+            let a = if self.global_step < cfg.learning_starts || self.rng.random::<f64>() < epsilon
+            {
+                self.rng.random_range(0..self.n_actions)
+            } else {
+                let obs = self.obs.clone();
+                self.greedy(&obs)
+            };
+            let step = self.venv.step(&[Value::Discrete(a as i64)])?;
+            let (reward, terminated, truncated) =
+                (step.rewards[0], step.terminated[0], step.truncated[0]);
+            let next = step.obs.to_vec();
+            let real_next = if terminated || truncated {
+                self.venv
+                    .final_obs(0)
+                    .map(|f| f.to_vec())
+                    .unwrap_or_else(|| next.clone())
+            } else {
+                next.clone()
+            };
+            self.buffer.push(
+                &self.obs,
+                &[a as f32],
+                reward as f32,
+                &real_next,
+                terminated,
+                truncated,
+            );
+            self.ep_return += reward;
+            if terminated || truncated {
+                if self.recent.len() == 100 {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back(self.ep_return);
+                self.ep_return = 0.0;
+                self.episodes += 1;
+            }
+            self.obs = next;
+            self.global_step += 1;
+            if self.global_step % cfg.target_update_interval.max(1) == 0 {
+                if cfg.tau >= 1.0 {
+                    self.q_target.copy_params_from(&self.q);
+                } else {
+                    self.q_target.polyak_from(&self.q, cfg.tau as f32);
+                }
+            }
+            if self.global_step >= cfg.total_timesteps {
+                break;
+            }
+        }
+        let (mut loss_sum, mut q_sum, mut n) = (0.0, 0.0, 0u64);
+        if self.global_step > cfg.learning_starts {
+            for _ in 0..cfg.gradient_steps {
+                let (l, qm) = self.gradient_step(d)?;
+                loss_sum += l;
+                q_sum += qm;
+                n += 1;
+            }
+        }
+        let nrec = self.recent.len().max(1) as f64;
+        Ok(DqnLog {
+            global_step: self.global_step,
+            episodes: self.episodes,
+            ep_return_mean: if self.recent.is_empty() {
+                f64::NAN
+            } else {
+                self.recent.iter().sum::<f64>() / nrec
+            },
+            loss: if n > 0 { loss_sum / n as f64 } else { f64::NAN },
+            q_mean: if n > 0 { q_sum / n as f64 } else { f64::NAN },
+            epsilon,
+            grad_steps: self.grad_steps,
+            sps: self.global_step as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
+        })
+    }
+
+    fn gradient_step(&mut self, _d: usize) -> Result<(f64, f64), PgError> {
+        let (b, na, gamma) = (
+            self.config.batch_size,
+            self.n_actions,
+            self.config.gamma as f32,
+        );
+        self.buffer.sample_into(b, &mut self.rng, &mut self.batch);
+        // Targets from the target network (Double DQN: actions chosen by the online one).
+        self.q_target
+            .forward(&self.batch.next_obs, b, &mut self.target_cache);
+        let next_q: Vec<f32> = if self.config.double_q {
+            self.q.forward(&self.batch.next_obs, b, &mut self.cache);
+            let online = self.cache.output();
+            let tq = self.target_cache.output();
+            (0..b)
+                .map(|k| {
+                    let row = &online[k * na..(k + 1) * na];
+                    let best = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    let a = row.iter().position(|&x| x == best).unwrap_or(0);
+                    tq[k * na + a]
+                })
+                .collect()
+        } else {
+            let tq = self.target_cache.output();
+            (0..b)
+                .map(|k| {
+                    tq[k * na..(k + 1) * na]
+                        .iter()
+                        .cloned()
+                        .fold(f32::NEG_INFINITY, f32::max)
+                })
+                .collect()
+        };
+        let target: Vec<f32> = (0..b)
+            .map(|k| {
+                let cont = if self.batch.terminated[k] { 0.0 } else { 1.0 };
+                self.batch.rewards[k] + cont * gamma * next_q[k]
+            })
+            .collect();
+        self.q.zero_grad();
+        self.q.forward(&self.batch.obs, b, &mut self.cache);
+        let out = self.cache.output();
+        let mut grad = vec![0.0f32; b * na];
+        let (mut loss, mut qm) = (0.0f64, 0.0f64);
+        for k in 0..b {
+            let a = self.batch.actions[k] as usize;
+            let diff = out[k * na + a] - target[k];
+            qm += out[k * na + a] as f64;
+            // Huber (smooth L1, beta 1): 0.5 d^2 for |d| < 1, else |d| - 0.5.
+            loss += if diff.abs() < 1.0 {
+                0.5 * (diff * diff) as f64
+            } else {
+                (diff.abs() - 0.5) as f64
+            };
+            grad[k * na + a] = diff.clamp(-1.0, 1.0) / b as f32;
+        }
+        self.q.backward(&mut self.cache, &grad);
+        let norm = clip_grad_norm(&mut [&mut self.q.grads], self.config.max_grad_norm);
+        if !norm.is_finite() {
+            return Err(PgError::NonFinite(format!(
+                "Q-network gradient norm is {norm}"
+            )));
+        }
+        self.opt.step(&mut self.q.params, &self.q.grads);
+        self.grad_steps += 1;
+        Ok((loss / b as f64, qm / b as f64))
+    }
+
+    /// Trains until `total_timesteps`, calling `on_log` after every training phase.
+    pub fn train(&mut self, on_log: &mut dyn FnMut(&DqnLog)) -> Result<(), PgError> {
+        while self.global_step < self.config.total_timesteps {
+            let log = self.train_phase()?;
+            on_log(&log);
+        }
+        Ok(())
+    }
+
+    /// Mean and standard deviation of the greedy policy's return over fresh episodes.
+    pub fn evaluate(
+        &mut self,
+        make_env: &EnvFactory,
+        episodes: u64,
+        seed: u64,
+    ) -> Result<(f64, f64), PgError> {
+        let mut env = make_env(0)?;
+        let space = env.observation_space().clone();
+        let mut returns = Vec::new();
+        for k in 0..episodes {
+            let (mut obs, _) = env.reset(Some(seed.wrapping_add(k)));
+            let mut ret = 0.0;
+            loop {
+                let x = space.flatten(&obs)?;
+                let a = self.greedy(&x);
+                let step = env.step(&Value::Discrete(a as i64))?;
+                ret += step.reward;
+                obs = step.obs;
+                if step.terminated || step.truncated {
+                    break;
+                }
+            }
+            returns.push(ret);
+        }
+        let n = returns.len().max(1) as f64;
+        let mean = returns.iter().sum::<f64>() / n;
+        Ok((
+            mean,
+            (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt(),
+        ))
+    }
+}

@@ -1,0 +1,41 @@
+//! DQN learning tests with fixed seeds (small network, short run: a broken algorithm stays
+//! near the random policy's ~20).
+
+use rein_algos::dqn::{Dqn, DqnConfig};
+use rein_algos::onpolicy::EnvFactory;
+use std::sync::Arc;
+
+fn run(double_q: bool, seed: u64) -> f64 {
+    let preset: DqnConfig = toml::from_str(DqnConfig::preset_toml("CartPole-v1").unwrap()).unwrap();
+    let cfg = DqnConfig {
+        seed,
+        total_timesteps: 30_000,
+        net_arch: vec![64, 64],
+        double_q,
+        ..preset
+    };
+    let f: EnvFactory = Arc::new(|_| rein_envs::make("CartPole-v1"));
+    let mut agent = Dqn::new(cfg, f.clone()).unwrap();
+    agent.train(&mut |_| {}).unwrap();
+    agent.evaluate(&f, 10, 1000).unwrap().0
+}
+
+#[test]
+fn dqn_learns_cartpole() {
+    let mean = run(false, 2);
+    assert!(mean >= 100.0, "DQN eval return {mean}");
+}
+
+#[test]
+fn double_dqn_learns_cartpole() {
+    let mean = run(true, 2);
+    eprintln!("double DQN eval {mean}");
+    assert!(mean >= 100.0, "Double DQN eval return {mean}");
+}
+
+#[test]
+fn dqn_rejects_continuous_actions() {
+    let f: EnvFactory = Arc::new(|_| rein_envs::make("Pendulum-v1"));
+    let e = Dqn::new(DqnConfig::default(), f).err().unwrap().to_string();
+    assert!(e.contains("Discrete action space"), "{e}");
+}
