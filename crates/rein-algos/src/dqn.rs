@@ -323,7 +323,10 @@ impl Dqn {
             }
             self.obs = next;
             self.global_step += 1;
-            if self.global_step % cfg.target_update_interval.max(1) == 0 {
+            if self
+                .global_step
+                .is_multiple_of(cfg.target_update_interval.max(1))
+            {
                 if cfg.tau >= 1.0 {
                     self.q_target.copy_params_from(&self.q);
                 } else {
