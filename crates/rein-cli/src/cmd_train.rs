@@ -30,6 +30,8 @@ pub enum Algo {
     A2c,
     /// REINFORCE with a learned value baseline.
     Reinforce,
+    /// Deep Q-Network (discrete actions).
+    Dqn,
 }
 
 impl Algo {
@@ -41,6 +43,7 @@ impl Algo {
             Algo::Ppo => "ppo",
             Algo::A2c => "a2c",
             Algo::Reinforce => "reinforce",
+            Algo::Dqn => "dqn",
         }
     }
 }
@@ -138,6 +141,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     let algo = a.algo.context("an algorithm is required")?;
     let env_id = a.env.clone().context("--env is required")?;
+    if algo == Algo::Dqn {
+        return crate::cmd_dqn::train(&a, &env_id);
+    }
     if matches!(algo, Algo::Ppo | Algo::A2c | Algo::Reinforce) {
         return crate::cmd_pg::train_new(&a, algo.name(), &env_id);
     }
@@ -188,7 +194,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Algo::Qlearning => train_q_learning(env.as_mut(), &cfg, &mut on_log)?,
         Algo::Sarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Sarsa, &mut on_log)?,
         Algo::ExpectedSarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Expected, &mut on_log)?,
-        Algo::Ppo | Algo::A2c | Algo::Reinforce => unreachable!("handled above"),
+        Algo::Ppo | Algo::A2c | Algo::Reinforce | Algo::Dqn => unreachable!("handled above"),
     };
     bar.finish_and_clear();
     if let Some(e) = io_error {

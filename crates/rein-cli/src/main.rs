@@ -1,5 +1,6 @@
 //! `rein`: the command-line front end of the rein reinforcement-learning toolkit.
 
+mod cmd_dqn;
 mod cmd_env;
 mod cmd_mdp;
 mod cmd_pg;
@@ -47,6 +48,10 @@ enum BenchCommand {
     Ppo(cmd_pg::BenchPpoArgs),
     /// Rerun the learning-results table (algorithm x env x seeds) and write it as Markdown.
     Learn(cmd_pg::BenchLearnArgs),
+    /// DQN training throughput with the shipped preset, and its fraction of the sgemm peak.
+    Dqn(cmd_dqn::BenchDqnArgs),
+    /// This machine's one-thread sgemm throughput.
+    Gemm,
 }
 
 fn main() {
@@ -59,6 +64,8 @@ fn main() {
         Command::Eval(a) => cmd_pg::eval(&a),
         Command::Bench(BenchCommand::Ppo(a)) => cmd_pg::bench_ppo(&a),
         Command::Bench(BenchCommand::Learn(a)) => cmd_pg::bench_learn(&a),
+        Command::Bench(BenchCommand::Dqn(a)) => cmd_dqn::bench_dqn(&a),
+        Command::Bench(BenchCommand::Gemm) => cmd_dqn::bench_gemm(),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

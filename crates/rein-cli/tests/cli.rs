@@ -471,3 +471,46 @@ fn ppo_run_interrupted_and_resumed_matches_uninterrupted() {
     );
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+#[test]
+fn train_dqn_writes_a_run_directory() {
+    let runs = std::env::temp_dir().join(format!("rein-dqn-runs-{}", std::process::id()));
+    let out = rein(&[
+        "train",
+        "dqn",
+        "--env",
+        "CartPole-v1",
+        "--total-timesteps",
+        "2048",
+        "--set",
+        "net_arch=[32,32]",
+        "--runs-dir",
+        runs.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = only_run_dir(&runs);
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "learning_curve.png",
+        "checkpoint.safetensors",
+        "eval.json",
+    ] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+    let out = rein(&[
+        "train",
+        "dqn",
+        "--env",
+        "Pendulum-v1",
+        "--runs-dir",
+        runs.to_str().unwrap(),
+    ]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("Discrete action space"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(&runs).unwrap();
+}
