@@ -323,15 +323,6 @@ impl A2c {
         })
     }
 
-    /// Trains until `total_timesteps`, calling `on_log` after every update.
-    pub fn train(&mut self, on_log: &mut dyn FnMut(&PpoLog)) -> Result<(), PgError> {
-        while self.global_step() < self.config.total_timesteps {
-            let log = self.train_update()?;
-            on_log(&log);
-        }
-        Ok(())
-    }
-
     /// Writes a checkpoint for exact resume (see [`Checkpoint`]).
     pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
         let state = serde_json::json!({
@@ -357,21 +348,6 @@ impl A2c {
             .collector
             .restore(&ckpt.get::<serde_json::Value>("collector")?)?;
         Ok(agent)
-    }
-
-    /// Mean and standard deviation of the return over `episodes` fresh episodes.
-    pub fn evaluate(
-        &mut self,
-        make_env: &EnvFactory,
-        episodes: u64,
-        deterministic: bool,
-        seed: u64,
-    ) -> Result<(f64, f64), PgError> {
-        let mut env = make_env(0)?;
-        let norm = self.collector.norm.clone();
-        Ok(self
-            .policy
-            .evaluate(env.as_mut(), norm.as_ref(), episodes, deterministic, seed)?)
     }
 }
 

@@ -381,14 +381,35 @@ pub trait OnPolicyAgent {
     fn policy_mut(&mut self) -> &mut ActorCritic;
     /// The observation normaliser the policy was trained with, if any.
     fn obs_normalizer(&self) -> Option<rein_core::wrappers::VecNormalize>;
-    /// Mean and standard deviation of the return over fresh episodes.
+    /// Trains until `total_timesteps`, calling `on_log` after every update.
+    fn train(&mut self, on_log: &mut dyn FnMut(&crate::ppo::PpoLog)) -> Result<(), PgError> {
+        while self.global_step() < self.total_timesteps() {
+            let log = self.train_update()?;
+            on_log(&log);
+        }
+        Ok(())
+    }
+
+    /// Mean and standard deviation of the return over `episodes` episodes of a fresh env from
+    /// `make_env` (episode k reset with `seed + k`), acting greedily with `deterministic`, with
+    /// the observation normalisation of training.
     fn evaluate(
         &mut self,
         make_env: &EnvFactory,
         episodes: u64,
         deterministic: bool,
         seed: u64,
-    ) -> Result<(f64, f64), PgError>;
+    ) -> Result<(f64, f64), PgError> {
+        let mut env = make_env(0)?;
+        let norm = self.obs_normalizer();
+        Ok(self.policy_mut().evaluate(
+            env.as_mut(),
+            norm.as_ref(),
+            episodes,
+            deterministic,
+            seed,
+        )?)
+    }
 }
 
 /// Implements [`OnPolicyAgent`] for an agent with the usual fields and methods.
@@ -424,15 +445,6 @@ macro_rules! impl_on_policy_agent {
                 path: &std::path::Path,
             ) -> Result<(), $crate::onpolicy::PgError> {
                 <$t>::save_checkpoint(self, path)
-            }
-            fn evaluate(
-                &mut self,
-                make_env: &$crate::onpolicy::EnvFactory,
-                episodes: u64,
-                deterministic: bool,
-                seed: u64,
-            ) -> Result<(f64, f64), $crate::onpolicy::PgError> {
-                <$t>::evaluate(self, make_env, episodes, deterministic, seed)
             }
         }
     };

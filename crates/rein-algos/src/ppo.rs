@@ -327,15 +327,6 @@ impl Ppo {
         self.collector.global_step
     }
 
-    /// Trains until `total_timesteps`, calling `on_log` after every update.
-    pub fn train(&mut self, on_log: &mut dyn FnMut(&PpoLog)) -> Result<(), PgError> {
-        while self.global_step() < self.config.total_timesteps {
-            let log = self.train_update()?;
-            on_log(&log);
-        }
-        Ok(())
-    }
-
     /// Collects one rollout and runs one optimisation phase.
     pub fn train_update(&mut self) -> Result<PpoLog, PgError> {
         let t0 = Instant::now();
@@ -529,22 +520,6 @@ impl Ppo {
             .collector
             .restore(&ckpt.get::<serde_json::Value>("collector")?)?;
         Ok(agent)
-    }
-
-    /// Mean and standard deviation of the return over `episodes` episodes of a fresh env from
-    /// `make_env` (episode k reset with `seed + k`), acting greedily with `deterministic`.
-    pub fn evaluate(
-        &mut self,
-        make_env: &EnvFactory,
-        episodes: u64,
-        deterministic: bool,
-        seed: u64,
-    ) -> Result<(f64, f64), PgError> {
-        let mut env = make_env(0)?;
-        let norm = self.collector.norm.clone();
-        Ok(self
-            .policy
-            .evaluate(env.as_mut(), norm.as_ref(), episodes, deterministic, seed)?)
     }
 }
 

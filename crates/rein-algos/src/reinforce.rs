@@ -329,15 +329,6 @@ impl Reinforce {
         })
     }
 
-    /// Trains until `total_timesteps`, calling `on_log` after every update.
-    pub fn train(&mut self, on_log: &mut dyn FnMut(&PpoLog)) -> Result<(), PgError> {
-        while self.global_step() < self.config.total_timesteps {
-            let log = self.train_update()?;
-            on_log(&log);
-        }
-        Ok(())
-    }
-
     /// Writes a checkpoint for exact resume, including the episodes in progress.
     pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
         let state = serde_json::json!({
@@ -371,20 +362,6 @@ impl Reinforce {
             .collector
             .restore(&ckpt.get::<serde_json::Value>("collector")?)?;
         Ok(agent)
-    }
-
-    /// Mean and standard deviation of the return over `episodes` fresh episodes.
-    pub fn evaluate(
-        &mut self,
-        make_env: &EnvFactory,
-        episodes: u64,
-        deterministic: bool,
-        seed: u64,
-    ) -> Result<(f64, f64), PgError> {
-        let mut env = make_env(0)?;
-        Ok(self
-            .policy
-            .evaluate(env.as_mut(), None, episodes, deterministic, seed)?)
     }
 }
 

@@ -1,5 +1,6 @@
 //! PPO learning tests with fixed seeds.
 
+use rein_algos::onpolicy::OnPolicyAgent;
 use rein_algos::ppo::{EnvFactory, Ppo, PpoConfig};
 use std::sync::Arc;
 
@@ -136,7 +137,7 @@ fn reinforce_with_baseline_learns_cartpole_quickly() {
 #[test]
 fn a2c_and_reinforce_resume_exactly() {
     use rein_algos::a2c::{A2c, A2cConfig};
-    use rein_algos::onpolicy::OnPolicyAgent;
+
     use rein_algos::reinforce::{Reinforce, ReinforceConfig};
     let dir = std::env::temp_dir().join(format!("rein-resume2-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
