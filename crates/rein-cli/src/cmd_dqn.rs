@@ -94,6 +94,27 @@ pub fn train(a: &TrainArgs, env_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Greedy evaluation of a DQN run from its saved Q-network.
+pub fn eval(
+    dir: &std::path::Path,
+    env_id: &str,
+    kwargs: &Map<String, serde_json::Value>,
+    config: serde_json::Value,
+    episodes: u64,
+    seed: u64,
+) -> Result<(f64, f64)> {
+    let config: DqnConfig =
+        serde_json::from_value(config).context("config.toml: invalid dqn settings")?;
+    let factory = env_factory(env_id, kwargs)?;
+    let mut agent = Dqn::new(config, std::sync::Arc::clone(&factory))?;
+    let (tensors, _) = rein_nn::io::load(&dir.join(CHECKPOINT))?;
+    agent
+        .q
+        .load_tensors("q", &tensors)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(CHECKPOINT).display()))?;
+    Ok(agent.evaluate(&factory, episodes, seed)?)
+}
+
 #[derive(Args)]
 #[command(after_help = "Example:\n  rein bench dqn --total-timesteps 20000")]
 pub struct BenchDqnArgs {

@@ -327,6 +327,11 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             )?;
         }
         agent.evaluate(&factory, a.episodes, a.deterministic, a.seed)?
+    } else if algo == "dqn" {
+        if a.gif.is_some() {
+            bail!("--gif is available for ppo, a2c and reinforce runs");
+        }
+        crate::cmd_dqn::eval(&a.run_dir, &env_id, &kwargs, config, a.episodes, a.seed)?
     } else {
         if a.gif.is_some() {
             bail!("--gif needs a run of a classic-control env (ppo, a2c or reinforce)");
