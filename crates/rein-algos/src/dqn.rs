@@ -440,6 +440,115 @@ impl Dqn {
         Ok(())
     }
 
+    /// Writes everything needed to continue exactly (both networks, the replay buffer as
+    /// tensors, optimiser moments, generator, env state) to one safetensors file, atomically.
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
+        use rein_nn::io::NamedTensor;
+        let mut tensors = self.q.to_tensors("q");
+        tensors.extend(self.q_target.to_tensors("q_target"));
+        let (obs, next_obs, actions, rewards, term, trunc) = self.buffer.arrays();
+        let flags = |v: &[bool]| {
+            v.iter()
+                .map(|&b| f32::from(u8::from(b)))
+                .collect::<Vec<f32>>()
+        };
+        for (name, data) in [
+            ("replay.obs", obs.to_vec()),
+            ("replay.next_obs", next_obs.to_vec()),
+            ("replay.actions", actions.to_vec()),
+            ("replay.rewards", rewards.to_vec()),
+            ("replay.terminated", flags(term)),
+            ("replay.truncated", flags(trunc)),
+        ] {
+            tensors.push(NamedTensor {
+                name: name.into(),
+                shape: vec![data.len()],
+                data,
+            });
+        }
+        let state = serde_json::json!({
+            "algo": "dqn",
+            "config": self.config,
+            "global_step": self.global_step,
+            "grad_steps": self.grad_steps,
+            "opt": self.opt,
+            "rng": rein_core::rng::rng_to_string(&self.rng),
+            "venv": self.venv.snapshot()?,
+            "obs": self.obs,
+            "ep_return": self.ep_return,
+            "recent": self.recent,
+            "episodes": self.episodes,
+            "replay_pos": self.buffer.position(),
+            "replay_len": self.buffer.len(),
+        });
+        let meta = std::collections::HashMap::from([("rein_state".to_string(), state.to_string())]);
+        rein_nn::io::save(path, &tensors, meta).map_err(|e| PgError::Checkpoint(e.to_string()))
+    }
+
+    /// Rebuilds an agent from [`Dqn::save_checkpoint`].
+    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, PgError> {
+        let p = path.display().to_string();
+        let err = |m: String| PgError::Checkpoint(format!("{p}: {m}"));
+        let (tensors, meta) =
+            rein_nn::io::load(path).map_err(|e| PgError::Checkpoint(e.to_string()))?;
+        let state: serde_json::Value = serde_json::from_str(
+            meta.get("rein_state")
+                .ok_or_else(|| err("no rein_state metadata".into()))?,
+        )
+        .map_err(|e| err(format!("rein_state: {e}")))?;
+        fn get<T: serde::de::DeserializeOwned>(
+            s: &serde_json::Value,
+            k: &str,
+            p: &str,
+        ) -> Result<T, PgError> {
+            let v = s
+                .get(k)
+                .cloned()
+                .ok_or_else(|| PgError::Checkpoint(format!("{p}: no field {k:?}")))?;
+            serde_json::from_value(v)
+                .map_err(|e| PgError::Checkpoint(format!("{p}: field {k:?}: {e}")))
+        }
+        let mut agent = Self::new(get(&state, "config", &p)?, make_env)?;
+        agent.q.load_tensors("q", &tensors).map_err(err)?;
+        agent
+            .q_target
+            .load_tensors("q_target", &tensors)
+            .map_err(err)?;
+        let t = |name: &str| -> Result<Vec<f32>, PgError> {
+            tensors
+                .get(name)
+                .map(|t| t.data.clone())
+                .ok_or_else(|| err(format!("missing tensor {name}")))
+        };
+        let flags = |v: Vec<f32>| v.into_iter().map(|x| x != 0.0).collect::<Vec<bool>>();
+        agent
+            .buffer
+            .restore(
+                t("replay.obs")?,
+                t("replay.next_obs")?,
+                t("replay.actions")?,
+                t("replay.rewards")?,
+                flags(t("replay.terminated")?),
+                flags(t("replay.truncated")?),
+                get(&state, "replay_pos", &p)?,
+                get(&state, "replay_len", &p)?,
+            )
+            .map_err(err)?;
+        agent.global_step = get(&state, "global_step", &p)?;
+        agent.grad_steps = get(&state, "grad_steps", &p)?;
+        agent.opt = get(&state, "opt", &p)?;
+        let rng: String = get(&state, "rng", &p)?;
+        agent.rng = rein_core::rng::rng_from_str(&rng).map_err(err)?;
+        agent
+            .venv
+            .restore(&get::<serde_json::Value>(&state, "venv", &p)?)?;
+        agent.obs = get(&state, "obs", &p)?;
+        agent.ep_return = get(&state, "ep_return", &p)?;
+        agent.recent = get(&state, "recent", &p)?;
+        agent.episodes = get(&state, "episodes", &p)?;
+        Ok(agent)
+    }
+
     /// Mean and standard deviation of the greedy policy's return over fresh episodes.
     pub fn evaluate(
         &mut self,

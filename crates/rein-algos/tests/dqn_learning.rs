@@ -39,3 +39,39 @@ fn dqn_rejects_continuous_actions() {
     let e = Dqn::new(DqnConfig::default(), f).err().unwrap().to_string();
     assert!(e.contains("Discrete action space"), "{e}");
 }
+
+#[test]
+fn dqn_resumes_exactly_with_its_replay_buffer() {
+    let cfg = DqnConfig {
+        total_timesteps: 3000,
+        learning_starts: 500,
+        train_freq: 64,
+        gradient_steps: 16,
+        net_arch: vec![16, 16],
+        buffer_size: 2000,
+        seed: 4,
+        ..DqnConfig::default()
+    };
+    let f: EnvFactory = Arc::new(|_| rein_envs::make("CartPole-v1"));
+    let dir = std::env::temp_dir().join(format!("rein-dqn-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut full = Dqn::new(cfg.clone(), f.clone()).unwrap();
+    full.train(&mut |_| {}).unwrap();
+    full.save_checkpoint(&dir.join("full.safetensors")).unwrap();
+    let mut part = Dqn::new(cfg, f.clone()).unwrap();
+    for _ in 0..20 {
+        part.train_phase().unwrap();
+    }
+    part.save_checkpoint(&dir.join("part.safetensors")).unwrap();
+    drop(part);
+    let mut resumed = Dqn::load_checkpoint(&dir.join("part.safetensors"), f).unwrap();
+    resumed.train(&mut |_| {}).unwrap();
+    resumed
+        .save_checkpoint(&dir.join("resumed.safetensors"))
+        .unwrap();
+    assert_eq!(
+        std::fs::read(dir.join("full.safetensors")).unwrap(),
+        std::fs::read(dir.join("resumed.safetensors")).unwrap()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

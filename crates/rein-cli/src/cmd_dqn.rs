@@ -23,10 +23,8 @@ fn base_config(env_id: &str) -> Result<serde_json::Value> {
 }
 
 pub fn train(a: &TrainArgs, env_id: &str) -> Result<()> {
-    if a.episodes.is_some() || a.max_updates.is_some() {
-        bail!(
-            "dqn counts --total-timesteps and has no --max-updates (no resumable checkpoints yet)"
-        );
+    if a.episodes.is_some() {
+        bail!("dqn counts --total-timesteps, not --episodes");
     }
     let kwargs = kv_map(&a.options)?;
     let mut cfg = merge_settings(base_config(env_id)?, a.config.as_ref(), &a.set)?;
@@ -41,18 +39,69 @@ pub fn train(a: &TrainArgs, env_id: &str) -> Result<()> {
         .validate()
         .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
     let factory = env_factory(env_id, &kwargs)?;
-    let mut agent = Dqn::new(config.clone(), std::sync::Arc::clone(&factory))?;
+    let agent = Dqn::new(config.clone(), std::sync::Arc::clone(&factory))?;
     let dir = run_dir::create(&a.runs_dir, env_id, "dqn", config.seed)?;
     let effective = json!({"algo": "dqn", "env": env_id, "env_options": kwargs, "config": cfg});
     write_atomic(
         &dir.join("config.toml"),
         toml::to_string_pretty(&effective)?.as_bytes(),
     )?;
-    let mut csv = CsvLogger::create(&dir.join("metrics.csv"), &DqnLog::COLUMNS)?;
-    let bar = if a.quiet {
+    let csv = CsvLogger::create(&dir.join("metrics.csv"), &DqnLog::COLUMNS)?;
+    run_loop(
+        agent,
+        &dir,
+        csv,
+        a.checkpoint_every,
+        a.max_updates,
+        a.quiet,
+        &factory,
+    )
+}
+
+/// Continues a DQN run from its checkpoint (replay buffer included), exactly.
+pub fn resume(
+    dir: &std::path::Path,
+    env_id: &str,
+    kwargs: &Map<String, serde_json::Value>,
+    checkpoint_every: u64,
+    max_updates: Option<u64>,
+    quiet: bool,
+) -> Result<()> {
+    let factory = env_factory(env_id, kwargs)?;
+    let ckpt = dir.join(CHECKPOINT);
+    if !ckpt.exists() {
+        bail!("{}: no checkpoint to resume from", ckpt.display());
+    }
+    let agent = Dqn::load_checkpoint(&ckpt, std::sync::Arc::clone(&factory))?;
+    // One metrics row per training phase of train_freq steps.
+    let rows = agent.global_step.div_ceil(agent.config.train_freq.max(1)) as usize;
+    let csv = CsvLogger::resume(&dir.join("metrics.csv"), &DqnLog::COLUMNS, rows)?;
+    eprintln!("resuming {} at step {}", dir.display(), agent.global_step);
+    run_loop(
+        agent,
+        dir,
+        csv,
+        checkpoint_every,
+        max_updates,
+        quiet,
+        &factory,
+    )
+}
+
+fn run_loop(
+    mut agent: Dqn,
+    dir: &std::path::Path,
+    mut csv: CsvLogger,
+    checkpoint_every: u64,
+    max_updates: Option<u64>,
+    quiet: bool,
+    factory: &rein_algos::onpolicy::EnvFactory,
+) -> Result<()> {
+    let total = agent.config.total_timesteps;
+    let bar = if quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(config.total_timesteps)
+        ProgressBar::new(total)
     };
     bar.set_style(
         ProgressStyle::with_template(
@@ -60,29 +109,42 @@ pub fn train(a: &TrainArgs, env_id: &str) -> Result<()> {
         )
         .expect("valid template"),
     );
-    let mut io_error = None;
-    agent.train(&mut |l| {
-        if let Err(e) = csv.log(&l.row()) {
-            io_error.get_or_insert(e);
-        }
+    bar.set_position(agent.global_step);
+    let ckpt = dir.join(CHECKPOINT);
+    let mut phases = 0u64;
+    while agent.global_step < total {
+        let l = agent.train_phase().with_context(|| {
+            format!(
+                "training stopped; the last good checkpoint is {}",
+                ckpt.display()
+            )
+        })?;
+        phases += 1;
+        csv.log(&l.row()).context("writing metrics.csv")?;
         bar.set_position(l.global_step);
         bar.set_message(format!(
             "return(100) {:.1}  eps {:.3}  {:.0} steps/s",
             l.ep_return_mean, l.epsilon, l.sps
         ));
-    })?;
-    bar.finish_and_clear();
-    if let Some(e) = io_error {
-        return Err(e).context("writing metrics.csv");
+        if checkpoint_every > 0 && phases % checkpoint_every == 0 {
+            agent.save_checkpoint(&ckpt)?;
+        }
+        if max_updates == Some(phases) && agent.global_step < total {
+            agent.save_checkpoint(&ckpt)?;
+            bar.finish_and_clear();
+            println!(
+                "stopped after {phases} training phases at step {} of {total}; continue with: rein train --resume {}",
+                agent.global_step,
+                dir.display()
+            );
+            return Ok(());
+        }
     }
+    agent.save_checkpoint(&ckpt)?;
+    bar.finish_and_clear();
     drop(csv);
-    crate::plot::learning_curve(&dir, "global_step", "episodic_return_mean", "steps")?;
-    rein_nn::io::save(
-        &dir.join(CHECKPOINT),
-        &agent.q.to_tensors("q"),
-        Default::default(),
-    )?;
-    let (mean, std) = agent.evaluate(&factory, 10, 1_000_000 + config.seed)?;
+    crate::plot::learning_curve(dir, "global_step", "episodic_return_mean", "steps")?;
+    let (mean, std) = agent.evaluate(factory, 10, 1_000_000 + agent.config.seed)?;
     println!("run directory: {}", dir.display());
     println!("greedy policy over 10 episodes: return {mean:.2} +/- {std:.2}");
     let eval =

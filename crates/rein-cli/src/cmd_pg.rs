@@ -152,6 +152,9 @@ pub fn resume(
     quiet: bool,
 ) -> Result<()> {
     let (algo, env_id, kwargs, _) = read_run_config(dir)?;
+    if algo == "dqn" {
+        return crate::cmd_dqn::resume(dir, &env_id, &kwargs, checkpoint_every, max_updates, quiet);
+    }
     let factory = env_factory(&env_id, &kwargs)?;
     let agent = load_agent(&algo, &dir.join(CHECKPOINT), &factory)?;
     let csv = CsvLogger::resume(

@@ -473,23 +473,30 @@ fn ppo_run_interrupted_and_resumed_matches_uninterrupted() {
 }
 
 #[test]
-fn train_dqn_writes_a_run_directory() {
+fn train_dqn_writes_a_run_directory_and_resumes_exactly() {
     let runs = std::env::temp_dir().join(format!("rein-dqn-runs-{}", std::process::id()));
-    let out = rein(&[
-        "train",
-        "dqn",
-        "--env",
-        "CartPole-v1",
-        "--total-timesteps",
-        "2048",
-        "--set",
-        "net_arch=[32,32]",
-        "--runs-dir",
-        runs.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let dir = only_run_dir(&runs);
+    let (full_root, part_root) = (runs.join("full"), runs.join("part"));
+    let train = |root: &PathBuf, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "dqn",
+            "--env",
+            "CartPole-v1",
+            "--total-timesteps",
+            "2048",
+            "--set",
+            "net_arch=[32,32]",
+            "--quiet",
+            "--runs-dir",
+        ];
+        args.push(root.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let out = rein(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        out
+    };
+    train(&full_root, &[]);
+    let dir = only_run_dir(&full_root);
     for f in [
         "config.toml",
         "metrics.csv",
@@ -499,6 +506,20 @@ fn train_dqn_writes_a_run_directory() {
     ] {
         assert!(dir.join(f).exists(), "{f}");
     }
+    let out = rein(&["eval", dir.to_str().unwrap(), "--episodes", "2", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Interrupted after 3 training phases and resumed: same checkpoint (replay buffer included)
+    // and the same metrics.
+    let out = train(&part_root, &["--max-updates", "3"]);
+    assert!(stdout(&out).contains("continue with"), "{}", stdout(&out));
+    let part = only_run_dir(&part_root);
+    let out = rein(&["train", "--resume", part.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |d: &PathBuf| std::fs::read(d.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(read(&dir), read(&part));
+    assert_eq!(metrics_without_sps(&dir), metrics_without_sps(&part));
+
     let out = rein(&[
         "train",
         "dqn",

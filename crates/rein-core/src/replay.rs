@@ -66,6 +66,58 @@ impl ReplayBuffer {
         self.len == 0
     }
 
+    /// The stored arrays `(obs, next_obs, actions, rewards, terminated, truncated)` (full
+    /// capacity; only the first `len()` entries, in ring order from `position()`, are live),
+    /// for checkpoints.
+    pub fn arrays(&self) -> (&[f32], &[f32], &[f32], &[f32], &[bool], &[bool]) {
+        (
+            &self.obs,
+            &self.next_obs,
+            &self.actions,
+            &self.rewards,
+            &self.terminated,
+            &self.truncated,
+        )
+    }
+
+    /// Next write position of the ring.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Restores arrays written by [`ReplayBuffer::arrays`] with their position and length,
+    /// checking every size.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        &mut self,
+        obs: Vec<f32>,
+        next_obs: Vec<f32>,
+        actions: Vec<f32>,
+        rewards: Vec<f32>,
+        terminated: Vec<bool>,
+        truncated: Vec<bool>,
+        pos: usize,
+        len: usize,
+    ) -> Result<(), String> {
+        let c = self.capacity;
+        if obs.len() != c * self.obs_dim
+            || next_obs.len() != c * self.obs_dim
+            || actions.len() != c * self.action_dim
+            || rewards.len() != c
+            || terminated.len() != c
+            || truncated.len() != c
+            || pos >= c
+            || len > c
+        {
+            return Err(format!(
+                "replay arrays do not match a buffer of capacity {c}"
+            ));
+        }
+        (self.obs, self.next_obs, self.actions, self.rewards) = (obs, next_obs, actions, rewards);
+        (self.terminated, self.truncated, self.pos, self.len) = (terminated, truncated, pos, len);
+        Ok(())
+    }
+
     /// Adds one transition, overwriting the oldest when full.
     pub fn push(
         &mut self,
