@@ -446,19 +446,19 @@ impl Dqn {
         use rein_nn::io::NamedTensor;
         let mut tensors = self.q.to_tensors("q");
         tensors.extend(self.q_target.to_tensors("q_target"));
-        let (obs, next_obs, actions, rewards, term, trunc) = self.buffer.arrays();
+        let r = self.buffer.arrays();
         let flags = |v: &[bool]| {
             v.iter()
                 .map(|&b| f32::from(u8::from(b)))
                 .collect::<Vec<f32>>()
         };
         for (name, data) in [
-            ("replay.obs", obs.to_vec()),
-            ("replay.next_obs", next_obs.to_vec()),
-            ("replay.actions", actions.to_vec()),
-            ("replay.rewards", rewards.to_vec()),
-            ("replay.terminated", flags(term)),
-            ("replay.truncated", flags(trunc)),
+            ("replay.obs", r.obs.to_vec()),
+            ("replay.next_obs", r.next_obs.to_vec()),
+            ("replay.actions", r.actions.to_vec()),
+            ("replay.rewards", r.rewards.to_vec()),
+            ("replay.terminated", flags(r.terminated)),
+            ("replay.truncated", flags(r.truncated)),
         ] {
             tensors.push(NamedTensor {
                 name: name.into(),

@@ -23,6 +23,23 @@ pub struct ReplayBuffer {
     len: usize,
 }
 
+/// Borrowed views of a buffer's storage (see [`ReplayBuffer::arrays`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayArrays<'a> {
+    /// Observations.
+    pub obs: &'a [f32],
+    /// Next observations.
+    pub next_obs: &'a [f32],
+    /// Actions.
+    pub actions: &'a [f32],
+    /// Rewards.
+    pub rewards: &'a [f32],
+    /// Terminal flags.
+    pub terminated: &'a [bool],
+    /// Truncation flags.
+    pub truncated: &'a [bool],
+}
+
 /// A sampled minibatch, in contiguous arrays.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReplayBatch {
@@ -66,18 +83,17 @@ impl ReplayBuffer {
         self.len == 0
     }
 
-    /// The stored arrays `(obs, next_obs, actions, rewards, terminated, truncated)` (full
-    /// capacity; only the first `len()` entries, in ring order from `position()`, are live),
-    /// for checkpoints.
-    pub fn arrays(&self) -> (&[f32], &[f32], &[f32], &[f32], &[bool], &[bool]) {
-        (
-            &self.obs,
-            &self.next_obs,
-            &self.actions,
-            &self.rewards,
-            &self.terminated,
-            &self.truncated,
-        )
+    /// The stored arrays (full capacity; only the first `len()` entries, in ring order from
+    /// `position()`, are live), for checkpoints.
+    pub fn arrays(&self) -> ReplayArrays<'_> {
+        ReplayArrays {
+            obs: &self.obs,
+            next_obs: &self.next_obs,
+            actions: &self.actions,
+            rewards: &self.rewards,
+            terminated: &self.terminated,
+            truncated: &self.truncated,
+        }
     }
 
     /// Next write position of the ring.
