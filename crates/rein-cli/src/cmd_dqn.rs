@@ -126,7 +126,7 @@ fn run_loop(
             "return(100) {:.1}  eps {:.3}  {:.0} steps/s",
             l.ep_return_mean, l.epsilon, l.sps
         ));
-        if checkpoint_every > 0 && phases % checkpoint_every == 0 {
+        if checkpoint_every > 0 && phases.is_multiple_of(checkpoint_every) {
             agent.save_checkpoint(&ckpt)?;
         }
         if max_updates == Some(phases) && agent.global_step < total {
