@@ -17,6 +17,7 @@ pub mod qlearning;
 pub mod reinforce;
 pub mod sarsa;
 pub mod tabular;
+pub mod td3;
 
 pub use qlearning::train_q_learning;
 pub use sarsa::{train_sarsa, SarsaTarget};
