@@ -443,29 +443,9 @@ impl Dqn {
     /// Writes everything needed to continue exactly (both networks, the replay buffer as
     /// tensors, optimiser moments, generator, env state) to one safetensors file, atomically.
     pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
-        use rein_nn::io::NamedTensor;
         let mut tensors = self.q.to_tensors("q");
         tensors.extend(self.q_target.to_tensors("q_target"));
-        let r = self.buffer.arrays();
-        let flags = |v: &[bool]| {
-            v.iter()
-                .map(|&b| f32::from(u8::from(b)))
-                .collect::<Vec<f32>>()
-        };
-        for (name, data) in [
-            ("replay.obs", r.obs.to_vec()),
-            ("replay.next_obs", r.next_obs.to_vec()),
-            ("replay.actions", r.actions.to_vec()),
-            ("replay.rewards", r.rewards.to_vec()),
-            ("replay.terminated", flags(r.terminated)),
-            ("replay.truncated", flags(r.truncated)),
-        ] {
-            tensors.push(NamedTensor {
-                name: name.into(),
-                shape: vec![data.len()],
-                data,
-            });
-        }
+        tensors.extend(crate::offpolicy::replay_tensors(&self.buffer));
         let state = serde_json::json!({
             "algo": "dqn",
             "config": self.config,
@@ -514,26 +494,13 @@ impl Dqn {
             .q_target
             .load_tensors("q_target", &tensors)
             .map_err(err)?;
-        let t = |name: &str| -> Result<Vec<f32>, PgError> {
-            tensors
-                .get(name)
-                .map(|t| t.data.clone())
-                .ok_or_else(|| err(format!("missing tensor {name}")))
-        };
-        let flags = |v: Vec<f32>| v.into_iter().map(|x| x != 0.0).collect::<Vec<bool>>();
-        agent
-            .buffer
-            .restore(
-                t("replay.obs")?,
-                t("replay.next_obs")?,
-                t("replay.actions")?,
-                t("replay.rewards")?,
-                flags(t("replay.terminated")?),
-                flags(t("replay.truncated")?),
-                get(&state, "replay_pos", &p)?,
-                get(&state, "replay_len", &p)?,
-            )
-            .map_err(err)?;
+        crate::offpolicy::restore_replay(
+            &mut agent.buffer,
+            &tensors,
+            get(&state, "replay_pos", &p)?,
+            get(&state, "replay_len", &p)?,
+        )
+        .map_err(err)?;
         agent.global_step = get(&state, "global_step", &p)?;
         agent.grad_steps = get(&state, "grad_steps", &p)?;
         agent.opt = get(&state, "opt", &p)?;
@@ -580,5 +547,37 @@ impl Dqn {
             mean,
             (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt(),
         ))
+    }
+}
+
+impl crate::offpolicy::OffPolicyAgent for Dqn {
+    fn train_phase_row(&mut self) -> Result<Vec<f64>, PgError> {
+        Ok(self.train_phase()?.row().to_vec())
+    }
+    fn columns(&self) -> &'static [&'static str] {
+        &DqnLog::COLUMNS
+    }
+    fn global_step(&self) -> u64 {
+        self.global_step
+    }
+    fn total_timesteps(&self) -> u64 {
+        self.config.total_timesteps
+    }
+    fn train_freq(&self) -> u64 {
+        self.config.train_freq
+    }
+    fn seed(&self) -> u64 {
+        self.config.seed
+    }
+    fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
+        Dqn::save_checkpoint(self, path)
+    }
+    fn evaluate(
+        &mut self,
+        make_env: &EnvFactory,
+        episodes: u64,
+        seed: u64,
+    ) -> Result<(f64, f64), PgError> {
+        Dqn::evaluate(self, make_env, episodes, seed)
     }
 }

@@ -11,6 +11,7 @@
 pub mod a2c;
 pub mod actor_critic;
 pub mod dqn;
+pub mod offpolicy;
 pub mod onpolicy;
 pub mod ppo;
 pub mod qlearning;

@@ -150,6 +150,30 @@ pub struct Td3Log {
     pub sps: f64,
 }
 
+impl Td3Log {
+    /// Column names of `metrics.csv`.
+    pub const COLUMNS: [&'static str; 6] = [
+        "global_step",
+        "episodes",
+        "episodic_return_mean",
+        "critic_loss",
+        "actor_loss",
+        "sps",
+    ];
+
+    /// Values in the order of [`Td3Log::COLUMNS`].
+    pub fn row(&self) -> [f64; 6] {
+        [
+            self.global_step as f64,
+            self.episodes as f64,
+            self.ep_return_mean,
+            self.critic_loss,
+            self.actor_loss,
+            self.sps,
+        ]
+    }
+}
+
 /// A TD3 (or DDPG) agent with its environment.
 pub struct Td3 {
     /// Hyperparameters.
@@ -464,6 +488,95 @@ impl Td3 {
         Ok(())
     }
 
+    /// Writes everything needed to continue exactly (networks, targets, optimisers, replay
+    /// buffer, generator, env) to one safetensors file, atomically.
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
+        let mut tensors = self.actor.to_tensors("actor");
+        tensors.extend(self.actor_target.to_tensors("actor_target"));
+        for (i, (c, t)) in self.critics.iter().zip(&self.critic_targets).enumerate() {
+            tensors.extend(c.to_tensors(&format!("critic{i}")));
+            tensors.extend(t.to_tensors(&format!("critic_target{i}")));
+        }
+        tensors.extend(crate::offpolicy::replay_tensors(&self.buffer));
+        let state = serde_json::json!({
+            "config": self.config,
+            "global_step": self.global_step,
+            "critic_steps": self.critic_steps,
+            "opt_actor": self.opt_actor,
+            "opt_critics": self.opt_critics,
+            "rng": rein_core::rng::rng_to_string(&self.rng),
+            "venv": self.venv.snapshot()?,
+            "obs": self.obs,
+            "ep_return": self.ep_return,
+            "recent": self.recent,
+            "episodes": self.episodes,
+            "replay_pos": self.buffer.position(),
+            "replay_len": self.buffer.len(),
+        });
+        let meta = std::collections::HashMap::from([("rein_state".to_string(), state.to_string())]);
+        rein_nn::io::save(path, &tensors, meta).map_err(|e| PgError::Checkpoint(e.to_string()))
+    }
+
+    /// Rebuilds an agent from [`Td3::save_checkpoint`].
+    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, PgError> {
+        let p = path.display().to_string();
+        let err = |m: String| PgError::Checkpoint(format!("{p}: {m}"));
+        let (tensors, meta) =
+            rein_nn::io::load(path).map_err(|e| PgError::Checkpoint(e.to_string()))?;
+        let state: serde_json::Value = serde_json::from_str(
+            meta.get("rein_state")
+                .ok_or_else(|| err("no rein_state metadata".into()))?,
+        )
+        .map_err(|e| err(format!("rein_state: {e}")))?;
+        fn get<T: serde::de::DeserializeOwned>(
+            s: &serde_json::Value,
+            k: &str,
+            p: &str,
+        ) -> Result<T, PgError> {
+            let v = s
+                .get(k)
+                .cloned()
+                .ok_or_else(|| PgError::Checkpoint(format!("{p}: no field {k:?}")))?;
+            serde_json::from_value(v)
+                .map_err(|e| PgError::Checkpoint(format!("{p}: field {k:?}: {e}")))
+        }
+        let mut agent = Self::new(get(&state, "config", &p)?, make_env)?;
+        agent.actor.load_tensors("actor", &tensors).map_err(err)?;
+        agent
+            .actor_target
+            .load_tensors("actor_target", &tensors)
+            .map_err(err)?;
+        for i in 0..agent.critics.len() {
+            agent.critics[i]
+                .load_tensors(&format!("critic{i}"), &tensors)
+                .map_err(err)?;
+            agent.critic_targets[i]
+                .load_tensors(&format!("critic_target{i}"), &tensors)
+                .map_err(err)?;
+        }
+        crate::offpolicy::restore_replay(
+            &mut agent.buffer,
+            &tensors,
+            get(&state, "replay_pos", &p)?,
+            get(&state, "replay_len", &p)?,
+        )
+        .map_err(err)?;
+        agent.global_step = get(&state, "global_step", &p)?;
+        agent.critic_steps = get(&state, "critic_steps", &p)?;
+        agent.opt_actor = get(&state, "opt_actor", &p)?;
+        agent.opt_critics = get(&state, "opt_critics", &p)?;
+        let rng: String = get(&state, "rng", &p)?;
+        agent.rng = rein_core::rng::rng_from_str(&rng).map_err(err)?;
+        agent
+            .venv
+            .restore(&get::<serde_json::Value>(&state, "venv", &p)?)?;
+        agent.obs = get(&state, "obs", &p)?;
+        agent.ep_return = get(&state, "ep_return", &p)?;
+        agent.recent = get(&state, "recent", &p)?;
+        agent.episodes = get(&state, "episodes", &p)?;
+        Ok(agent)
+    }
+
     /// Mean and standard deviation of the deterministic policy's return over fresh episodes.
     pub fn evaluate(
         &mut self,
@@ -495,5 +608,37 @@ impl Td3 {
             mean,
             (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt(),
         ))
+    }
+}
+
+impl crate::offpolicy::OffPolicyAgent for Td3 {
+    fn train_phase_row(&mut self) -> Result<Vec<f64>, PgError> {
+        Ok(self.train_phase()?.row().to_vec())
+    }
+    fn columns(&self) -> &'static [&'static str] {
+        &Td3Log::COLUMNS
+    }
+    fn global_step(&self) -> u64 {
+        self.global_step
+    }
+    fn total_timesteps(&self) -> u64 {
+        self.config.total_timesteps
+    }
+    fn train_freq(&self) -> u64 {
+        self.config.train_freq
+    }
+    fn seed(&self) -> u64 {
+        self.config.seed
+    }
+    fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
+        Td3::save_checkpoint(self, path)
+    }
+    fn evaluate(
+        &mut self,
+        make_env: &EnvFactory,
+        episodes: u64,
+        seed: u64,
+    ) -> Result<(f64, f64), PgError> {
+        Td3::evaluate(self, make_env, episodes, seed)
     }
 }

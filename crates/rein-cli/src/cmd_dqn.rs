@@ -1,4 +1,5 @@
-//! `rein train dqn`, `rein bench dqn` and `rein bench gemm`.
+//! Off-policy runs (`rein train dqn|td3|ddpg`, their resume and eval), `rein bench dqn` and
+//! `rein bench gemm`.
 
 use crate::cmd_pg::{env_factory, CHECKPOINT};
 use crate::cmd_train::{merge_settings, TrainArgs};
@@ -8,12 +9,30 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rein_algos::dqn::{Dqn, DqnConfig, DqnLog};
+use rein_algos::offpolicy::OffPolicyAgent;
+use rein_algos::onpolicy::EnvFactory;
+use rein_algos::td3::{Td3, Td3Config};
 use rein_core::metrics::{write_atomic, CsvLogger};
 use serde_json::{json, Map};
 
-fn base_config(env_id: &str) -> Result<serde_json::Value> {
-    let mut base = serde_json::to_value(DqnConfig::default())?;
-    if let Some(text) = DqnConfig::preset_toml(env_id) {
+/// The algorithm's default settings, then its shipped preset for `env_id`.
+fn base_config(algo: &str, env_id: &str) -> Result<serde_json::Value> {
+    let (mut base, preset) = match algo {
+        "dqn" => (
+            serde_json::to_value(DqnConfig::default())?,
+            DqnConfig::preset_toml(env_id),
+        ),
+        "td3" => (
+            serde_json::to_value(Td3Config::default())?,
+            Td3Config::preset_toml("td3", env_id),
+        ),
+        "ddpg" => (
+            serde_json::to_value(Td3Config::ddpg())?,
+            Td3Config::preset_toml("ddpg", env_id),
+        ),
+        other => bail!("{other} is not an off-policy algorithm"),
+    };
+    if let Some(text) = preset {
         let table: toml::Table = toml::from_str(text).context("shipped preset")?;
         for (k, v) in table {
             crate::options::set_path(&mut base, &k, serde_json::to_value(v)?)?;
@@ -22,31 +41,65 @@ fn base_config(env_id: &str) -> Result<serde_json::Value> {
     Ok(base)
 }
 
-pub fn train(a: &TrainArgs, env_id: &str) -> Result<()> {
+fn build(
+    algo: &str,
+    cfg: serde_json::Value,
+    factory: &EnvFactory,
+) -> Result<Box<dyn OffPolicyAgent>> {
+    let f = std::sync::Arc::clone(factory);
+    Ok(match algo {
+        "dqn" => {
+            let c: DqnConfig = serde_json::from_value(cfg).context("invalid settings")?;
+            c.validate()
+                .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+            Box::new(Dqn::new(c, f)?)
+        }
+        _ => {
+            let c: Td3Config = serde_json::from_value(cfg).context("invalid settings")?;
+            c.validate()
+                .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+            Box::new(Td3::new(c, f)?)
+        }
+    })
+}
+
+fn load(
+    algo: &str,
+    dir: &std::path::Path,
+    factory: &EnvFactory,
+) -> Result<Box<dyn OffPolicyAgent>> {
+    let ckpt = dir.join(CHECKPOINT);
+    if !ckpt.exists() {
+        bail!("{}: no checkpoint to resume from", ckpt.display());
+    }
+    let f = std::sync::Arc::clone(factory);
+    Ok(match algo {
+        "dqn" => Box::new(Dqn::load_checkpoint(&ckpt, f)?),
+        _ => Box::new(Td3::load_checkpoint(&ckpt, f)?),
+    })
+}
+
+pub fn train(a: &TrainArgs, algo: &str, env_id: &str) -> Result<()> {
     if a.episodes.is_some() {
-        bail!("dqn counts --total-timesteps, not --episodes");
+        bail!("{algo} counts --total-timesteps, not --episodes");
     }
     let kwargs = kv_map(&a.options)?;
-    let mut cfg = merge_settings(base_config(env_id)?, a.config.as_ref(), &a.set)?;
+    let mut cfg = merge_settings(base_config(algo, env_id)?, a.config.as_ref(), &a.set)?;
     if let Some(seed) = a.seed {
         cfg["seed"] = json!(seed);
     }
     if let Some(n) = a.total_timesteps {
         cfg["total_timesteps"] = json!(n);
     }
-    let config: DqnConfig = serde_json::from_value(cfg.clone()).context("invalid settings")?;
-    config
-        .validate()
-        .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
     let factory = env_factory(env_id, &kwargs)?;
-    let agent = Dqn::new(config.clone(), std::sync::Arc::clone(&factory))?;
-    let dir = run_dir::create(&a.runs_dir, env_id, "dqn", config.seed)?;
-    let effective = json!({"algo": "dqn", "env": env_id, "env_options": kwargs, "config": cfg});
+    let agent = build(algo, cfg.clone(), &factory)?;
+    let dir = run_dir::create(&a.runs_dir, env_id, algo, agent.seed())?;
+    let effective = json!({"algo": algo, "env": env_id, "env_options": kwargs, "config": cfg});
     write_atomic(
         &dir.join("config.toml"),
         toml::to_string_pretty(&effective)?.as_bytes(),
     )?;
-    let csv = CsvLogger::create(&dir.join("metrics.csv"), &DqnLog::COLUMNS)?;
+    let csv = CsvLogger::create(&dir.join("metrics.csv"), agent.columns())?;
     run_loop(
         agent,
         &dir,
@@ -58,9 +111,10 @@ pub fn train(a: &TrainArgs, env_id: &str) -> Result<()> {
     )
 }
 
-/// Continues a DQN run from its checkpoint (replay buffer included), exactly.
+/// Continues an off-policy run from its checkpoint (replay buffer included), exactly.
 pub fn resume(
     dir: &std::path::Path,
+    algo: &str,
     env_id: &str,
     kwargs: &Map<String, serde_json::Value>,
     checkpoint_every: u64,
@@ -68,15 +122,11 @@ pub fn resume(
     quiet: bool,
 ) -> Result<()> {
     let factory = env_factory(env_id, kwargs)?;
-    let ckpt = dir.join(CHECKPOINT);
-    if !ckpt.exists() {
-        bail!("{}: no checkpoint to resume from", ckpt.display());
-    }
-    let agent = Dqn::load_checkpoint(&ckpt, std::sync::Arc::clone(&factory))?;
+    let agent = load(algo, dir, &factory)?;
     // One metrics row per training phase of train_freq steps.
-    let rows = agent.global_step.div_ceil(agent.config.train_freq.max(1)) as usize;
-    let csv = CsvLogger::resume(&dir.join("metrics.csv"), &DqnLog::COLUMNS, rows)?;
-    eprintln!("resuming {} at step {}", dir.display(), agent.global_step);
+    let rows = agent.global_step().div_ceil(agent.train_freq().max(1)) as usize;
+    let csv = CsvLogger::resume(&dir.join("metrics.csv"), agent.columns(), rows)?;
+    eprintln!("resuming {} at step {}", dir.display(), agent.global_step());
     run_loop(
         agent,
         dir,
@@ -89,15 +139,15 @@ pub fn resume(
 }
 
 fn run_loop(
-    mut agent: Dqn,
+    mut agent: Box<dyn OffPolicyAgent>,
     dir: &std::path::Path,
     mut csv: CsvLogger,
     checkpoint_every: u64,
     max_updates: Option<u64>,
     quiet: bool,
-    factory: &rein_algos::onpolicy::EnvFactory,
+    factory: &EnvFactory,
 ) -> Result<()> {
-    let total = agent.config.total_timesteps;
+    let total = agent.total_timesteps();
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
@@ -109,32 +159,39 @@ fn run_loop(
         )
         .expect("valid template"),
     );
-    bar.set_position(agent.global_step);
+    bar.set_position(agent.global_step());
     let ckpt = dir.join(CHECKPOINT);
     let mut phases = 0u64;
-    while agent.global_step < total {
-        let l = agent.train_phase().with_context(|| {
+    // Checkpoints every `checkpoint_every` thousand env steps (the replay buffer makes them
+    // larger than on-policy ones).
+    let interval = checkpoint_every.saturating_mul(1000);
+    let mut next_ckpt = agent.global_step() + interval;
+    let ret_col = agent
+        .columns()
+        .iter()
+        .position(|c| *c == "episodic_return_mean")
+        .unwrap_or(0);
+    while agent.global_step() < total {
+        let row = agent.train_phase_row().with_context(|| {
             format!(
                 "training stopped; the last good checkpoint is {}",
                 ckpt.display()
             )
         })?;
         phases += 1;
-        csv.log(&l.row()).context("writing metrics.csv")?;
-        bar.set_position(l.global_step);
-        bar.set_message(format!(
-            "return(100) {:.1}  eps {:.3}  {:.0} steps/s",
-            l.ep_return_mean, l.epsilon, l.sps
-        ));
-        if checkpoint_every > 0 && phases.is_multiple_of(checkpoint_every) {
+        csv.log(&row).context("writing metrics.csv")?;
+        bar.set_position(agent.global_step());
+        bar.set_message(format!("return(100) {:.1}", row[ret_col]));
+        if interval > 0 && agent.global_step() >= next_ckpt {
             agent.save_checkpoint(&ckpt)?;
+            next_ckpt = agent.global_step() + interval;
         }
-        if max_updates == Some(phases) && agent.global_step < total {
+        if max_updates == Some(phases) && agent.global_step() < total {
             agent.save_checkpoint(&ckpt)?;
             bar.finish_and_clear();
             println!(
                 "stopped after {phases} training phases at step {} of {total}; continue with: rein train --resume {}",
-                agent.global_step,
+                agent.global_step(),
                 dir.display()
             );
             return Ok(());
@@ -144,7 +201,8 @@ fn run_loop(
     bar.finish_and_clear();
     drop(csv);
     crate::plot::learning_curve(dir, "global_step", "episodic_return_mean", "steps")?;
-    let (mean, std) = agent.evaluate(factory, 10, 1_000_000 + agent.config.seed)?;
+    let seed = agent.seed();
+    let (mean, std) = agent.evaluate(factory, 10, 1_000_000 + seed)?;
     println!("run directory: {}", dir.display());
     println!("greedy policy over 10 episodes: return {mean:.2} +/- {std:.2}");
     let eval =
@@ -156,24 +214,17 @@ fn run_loop(
     Ok(())
 }
 
-/// Greedy evaluation of a DQN run from its saved Q-network.
+/// Greedy evaluation of an off-policy run from its checkpoint.
 pub fn eval(
     dir: &std::path::Path,
+    algo: &str,
     env_id: &str,
     kwargs: &Map<String, serde_json::Value>,
-    config: serde_json::Value,
     episodes: u64,
     seed: u64,
 ) -> Result<(f64, f64)> {
-    let config: DqnConfig =
-        serde_json::from_value(config).context("config.toml: invalid dqn settings")?;
     let factory = env_factory(env_id, kwargs)?;
-    let mut agent = Dqn::new(config, std::sync::Arc::clone(&factory))?;
-    let (tensors, _) = rein_nn::io::load(&dir.join(CHECKPOINT))?;
-    agent
-        .q
-        .load_tensors("q", &tensors)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(CHECKPOINT).display()))?;
+    let mut agent = load(algo, dir, &factory)?;
     Ok(agent.evaluate(&factory, episodes, seed)?)
 }
 
@@ -202,7 +253,7 @@ fn dqn_flops(q: &rein_nn::Mlp, batch: usize) -> f64 {
 }
 
 pub fn bench_dqn(a: &BenchDqnArgs) -> Result<()> {
-    let mut cfg = base_config(&a.env)?;
+    let mut cfg = base_config("dqn", &a.env)?;
     cfg["total_timesteps"] = json!(a.total_timesteps);
     let config: DqnConfig = serde_json::from_value(cfg)?;
     let factory = env_factory(&a.env, &Map::new())?;

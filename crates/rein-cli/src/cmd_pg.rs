@@ -152,8 +152,16 @@ pub fn resume(
     quiet: bool,
 ) -> Result<()> {
     let (algo, env_id, kwargs, _) = read_run_config(dir)?;
-    if algo == "dqn" {
-        return crate::cmd_dqn::resume(dir, &env_id, &kwargs, checkpoint_every, max_updates, quiet);
+    if matches!(algo.as_str(), "dqn" | "td3" | "ddpg") {
+        return crate::cmd_dqn::resume(
+            dir,
+            &algo,
+            &env_id,
+            &kwargs,
+            checkpoint_every,
+            max_updates,
+            quiet,
+        );
     }
     let factory = env_factory(&env_id, &kwargs)?;
     let agent = load_agent(&algo, &dir.join(CHECKPOINT), &factory)?;
@@ -330,11 +338,11 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             )?;
         }
         agent.evaluate(&factory, a.episodes, a.deterministic, a.seed)?
-    } else if algo == "dqn" {
+    } else if matches!(algo.as_str(), "dqn" | "td3" | "ddpg") {
         if a.gif.is_some() {
             bail!("--gif is available for ppo, a2c and reinforce runs");
         }
-        crate::cmd_dqn::eval(&a.run_dir, &env_id, &kwargs, config, a.episodes, a.seed)?
+        crate::cmd_dqn::eval(&a.run_dir, &algo, &env_id, &kwargs, a.episodes, a.seed)?
     } else {
         if a.gif.is_some() {
             bail!("--gif needs a run of a classic-control env (ppo, a2c or reinforce)");

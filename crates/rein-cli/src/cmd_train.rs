@@ -32,6 +32,10 @@ pub enum Algo {
     Reinforce,
     /// Deep Q-Network (discrete actions).
     Dqn,
+    /// Twin Delayed DDPG (Box actions).
+    Td3,
+    /// Deep Deterministic Policy Gradient (Box actions).
+    Ddpg,
 }
 
 impl Algo {
@@ -44,6 +48,8 @@ impl Algo {
             Algo::A2c => "a2c",
             Algo::Reinforce => "reinforce",
             Algo::Dqn => "dqn",
+            Algo::Td3 => "td3",
+            Algo::Ddpg => "ddpg",
         }
     }
 }
@@ -83,10 +89,12 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its last checkpoint, exactly where it stopped.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["algo", "env", "config", "set", "seed", "options"])]
     pub resume: Option<PathBuf>,
-    /// Write a checkpoint every this many updates (ppo; and always at the end).
+    /// Write a checkpoint every this many updates (ppo, a2c, reinforce) or thousand env steps
+    /// (dqn, td3, ddpg), and always at the end.
     #[arg(long, default_value_t = 10)]
     pub checkpoint_every: u64,
-    /// Stop after this many updates in this invocation, with a checkpoint (ppo): for
+    /// Stop after this many updates (training phases for dqn, td3, ddpg) in this invocation,
+    /// with a checkpoint: for
     /// time-sliced training; continue later with --resume.
     #[arg(long)]
     pub max_updates: Option<u64>,
@@ -141,8 +149,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     let algo = a.algo.context("an algorithm is required")?;
     let env_id = a.env.clone().context("--env is required")?;
-    if algo == Algo::Dqn {
-        return crate::cmd_dqn::train(&a, &env_id);
+    if matches!(algo, Algo::Dqn | Algo::Td3 | Algo::Ddpg) {
+        return crate::cmd_dqn::train(&a, algo.name(), &env_id);
     }
     if matches!(algo, Algo::Ppo | Algo::A2c | Algo::Reinforce) {
         return crate::cmd_pg::train_new(&a, algo.name(), &env_id);
@@ -194,7 +202,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Algo::Qlearning => train_q_learning(env.as_mut(), &cfg, &mut on_log)?,
         Algo::Sarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Sarsa, &mut on_log)?,
         Algo::ExpectedSarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Expected, &mut on_log)?,
-        Algo::Ppo | Algo::A2c | Algo::Reinforce | Algo::Dqn => unreachable!("handled above"),
+        Algo::Ppo | Algo::A2c | Algo::Reinforce | Algo::Dqn | Algo::Td3 | Algo::Ddpg => {
+            unreachable!("handled above")
+        }
     };
     bar.finish_and_clear();
     if let Some(e) = io_error {

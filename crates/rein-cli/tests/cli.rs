@@ -535,3 +535,53 @@ fn train_dqn_writes_a_run_directory_and_resumes_exactly() {
     );
     std::fs::remove_dir_all(&runs).unwrap();
 }
+
+#[test]
+fn train_td3_and_ddpg_resume_exactly() {
+    let runs = std::env::temp_dir().join(format!("rein-td3-runs-{}", std::process::id()));
+    for algo in ["td3", "ddpg"] {
+        let (full_root, part_root) = (runs.join(algo).join("full"), runs.join(algo).join("part"));
+        let train = |root: &PathBuf, extra: &[&str]| {
+            let mut args = vec![
+                "train",
+                algo,
+                "--env",
+                "Pendulum-v1",
+                "--total-timesteps",
+                "400",
+                "--set",
+                "net_arch=[16,16]",
+                "--set",
+                "learning_starts=100",
+                "--checkpoint-every",
+                "0",
+                "--quiet",
+                "--runs-dir",
+            ];
+            args.push(root.to_str().unwrap());
+            args.extend_from_slice(extra);
+            let out = rein(&args);
+            assert!(out.status.success(), "{algo}: {}", stderr(&out));
+        };
+        train(&full_root, &[]);
+        train(&part_root, &["--max-updates", "250"]);
+        let (full, part) = (only_run_dir(&full_root), only_run_dir(&part_root));
+        let out = rein(&["train", "--resume", part.to_str().unwrap(), "--quiet"]);
+        assert!(out.status.success(), "{algo}: {}", stderr(&out));
+        let read = |d: &PathBuf| std::fs::read(d.join("checkpoint.safetensors")).unwrap();
+        assert_eq!(read(&full), read(&part), "{algo}");
+        assert_eq!(
+            metrics_without_sps(&full),
+            metrics_without_sps(&part),
+            "{algo}"
+        );
+        assert_eq!(
+            metrics_without_sps(&full).len(),
+            1 + 400,
+            "{algo}: one row per env step"
+        );
+        let out = rein(&["eval", full.to_str().unwrap(), "--episodes", "1", "--json"]);
+        assert!(out.status.success(), "{algo}: {}", stderr(&out));
+    }
+    std::fs::remove_dir_all(&runs).unwrap();
+}
