@@ -13,7 +13,7 @@
 //! Time-limit truncation is not termination: the stored next observation is the final one
 //! and the target bootstraps from it.
 
-use crate::onpolicy::{EnvFactory, PgError};
+use crate::onpolicy::{Checkpoint, EnvFactory, PgError};
 use rand::Rng;
 use rein_core::replay::{ReplayBatch, ReplayBuffer};
 use rein_core::{rng_from_seed, AutoresetMode, ReinRng, Space, Value, VectorEnv};
@@ -461,58 +461,27 @@ impl Dqn {
             "replay_pos": self.buffer.position(),
             "replay_len": self.buffer.len(),
         });
-        let meta = std::collections::HashMap::from([("rein_state".to_string(), state.to_string())]);
-        rein_nn::io::save(path, &tensors, meta).map_err(|e| PgError::Checkpoint(e.to_string()))
+        Checkpoint::write_tensors(path, &tensors, state)
     }
 
     /// Rebuilds an agent from [`Dqn::save_checkpoint`].
     pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, PgError> {
-        let p = path.display().to_string();
-        let err = |m: String| PgError::Checkpoint(format!("{p}: {m}"));
-        let (tensors, meta) =
-            rein_nn::io::load(path).map_err(|e| PgError::Checkpoint(e.to_string()))?;
-        let state: serde_json::Value = serde_json::from_str(
-            meta.get("rein_state")
-                .ok_or_else(|| err("no rein_state metadata".into()))?,
-        )
-        .map_err(|e| err(format!("rein_state: {e}")))?;
-        fn get<T: serde::de::DeserializeOwned>(
-            s: &serde_json::Value,
-            k: &str,
-            p: &str,
-        ) -> Result<T, PgError> {
-            let v = s
-                .get(k)
-                .cloned()
-                .ok_or_else(|| PgError::Checkpoint(format!("{p}: no field {k:?}")))?;
-            serde_json::from_value(v)
-                .map_err(|e| PgError::Checkpoint(format!("{p}: field {k:?}: {e}")))
-        }
-        let mut agent = Self::new(get(&state, "config", &p)?, make_env)?;
-        agent.q.load_tensors("q", &tensors).map_err(err)?;
-        agent
-            .q_target
-            .load_tensors("q_target", &tensors)
-            .map_err(err)?;
-        crate::offpolicy::restore_replay(
-            &mut agent.buffer,
-            &tensors,
-            get(&state, "replay_pos", &p)?,
-            get(&state, "replay_len", &p)?,
-        )
-        .map_err(err)?;
-        agent.global_step = get(&state, "global_step", &p)?;
-        agent.grad_steps = get(&state, "grad_steps", &p)?;
-        agent.opt = get(&state, "opt", &p)?;
-        let rng: String = get(&state, "rng", &p)?;
-        agent.rng = rein_core::rng::rng_from_str(&rng).map_err(err)?;
+        let ckpt = Checkpoint::read(path)?;
+        let mut agent = Self::new(ckpt.get("config")?, make_env)?;
+        ckpt.load_mlp(&mut agent.q, "q")?;
+        ckpt.load_mlp(&mut agent.q_target, "q_target")?;
+        ckpt.load_replay(&mut agent.buffer)?;
+        agent.global_step = ckpt.get("global_step")?;
+        agent.grad_steps = ckpt.get("grad_steps")?;
+        agent.opt = ckpt.get("opt")?;
+        agent.rng = ckpt.rng("rng")?;
         agent
             .venv
-            .restore(&get::<serde_json::Value>(&state, "venv", &p)?)?;
-        agent.obs = get(&state, "obs", &p)?;
-        agent.ep_return = get(&state, "ep_return", &p)?;
-        agent.recent = get(&state, "recent", &p)?;
-        agent.episodes = get(&state, "episodes", &p)?;
+            .restore(&ckpt.get::<serde_json::Value>("venv")?)?;
+        agent.obs = ckpt.get("obs")?;
+        agent.ep_return = ckpt.get("ep_return")?;
+        agent.recent = ckpt.get("recent")?;
+        agent.episodes = ckpt.get("episodes")?;
         Ok(agent)
     }
 

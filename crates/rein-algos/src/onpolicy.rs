@@ -313,9 +313,18 @@ impl Checkpoint {
         policy: &ActorCritic,
         state: serde_json::Value,
     ) -> Result<(), PgError> {
+        Self::write_tensors(path, &policy.to_tensors(), state)
+    }
+
+    /// Writes any named tensors and `state` the same way (for agents without an
+    /// [`ActorCritic`], such as DQN and TD3).
+    pub fn write_tensors(
+        path: &std::path::Path,
+        tensors: &[rein_nn::io::NamedTensor],
+        state: serde_json::Value,
+    ) -> Result<(), PgError> {
         let meta = std::collections::HashMap::from([("rein_state".to_string(), state.to_string())]);
-        rein_nn::io::save(path, &policy.to_tensors(), meta)
-            .map_err(|e| PgError::Checkpoint(e.to_string()))
+        rein_nn::io::save(path, tensors, meta).map_err(|e| PgError::Checkpoint(e.to_string()))
     }
 
     /// Reads a checkpoint written by [`Checkpoint::write`].
@@ -350,6 +359,20 @@ impl Checkpoint {
     pub fn load_policy(&self, policy: &mut ActorCritic) -> Result<(), PgError> {
         policy
             .load_tensors(&self.tensors)
+            .map_err(|e| PgError::Checkpoint(format!("{}: {e}", self.path)))
+    }
+
+    /// Loads the network saved under `prefix` into `mlp`, checking names and shapes.
+    pub fn load_mlp(&self, mlp: &mut rein_nn::Mlp, prefix: &str) -> Result<(), PgError> {
+        mlp.load_tensors(prefix, &self.tensors)
+            .map_err(|e| PgError::Checkpoint(format!("{}: {e}", self.path)))
+    }
+
+    /// Restores the replay buffer saved by `offpolicy::replay_tensors`, with the position and
+    /// length stored under `replay_pos` / `replay_len`.
+    pub fn load_replay(&self, buffer: &mut rein_core::replay::ReplayBuffer) -> Result<(), PgError> {
+        let (pos, len) = (self.get("replay_pos")?, self.get("replay_len")?);
+        crate::offpolicy::restore_replay(buffer, &self.tensors, pos, len)
             .map_err(|e| PgError::Checkpoint(format!("{}: {e}", self.path)))
     }
 

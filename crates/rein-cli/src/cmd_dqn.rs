@@ -32,12 +32,7 @@ fn base_config(algo: &str, env_id: &str) -> Result<serde_json::Value> {
         ),
         other => bail!("{other} is not an off-policy algorithm"),
     };
-    if let Some(text) = preset {
-        let table: toml::Table = toml::from_str(text).context("shipped preset")?;
-        for (k, v) in table {
-            crate::options::set_path(&mut base, &k, serde_json::to_value(v)?)?;
-        }
-    }
+    crate::cmd_pg::apply_preset(&mut base, preset)?;
     Ok(base)
 }
 

@@ -43,13 +43,19 @@ pub fn base_config(algo: &str, env_id: &str) -> Result<Json> {
         ),
         other => bail!("{other} is not an on-policy algorithm"),
     };
+    apply_preset(&mut base, preset)?;
+    Ok(base)
+}
+
+/// Applies a shipped preset (TOML text) over default settings.
+pub fn apply_preset(base: &mut Json, preset: Option<&str>) -> Result<()> {
     if let Some(text) = preset {
         let table: toml::Table = toml::from_str(text).context("shipped preset")?;
         for (k, v) in table {
-            crate::options::set_path(&mut base, &k, serde_json::to_value(v)?)?;
+            crate::options::set_path(base, &k, serde_json::to_value(v)?)?;
         }
     }
-    Ok(base)
+    Ok(())
 }
 
 fn parse_config<T: serde::de::DeserializeOwned>(cfg: Json) -> Result<T> {
