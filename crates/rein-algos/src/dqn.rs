@@ -13,13 +13,13 @@
 //! Time-limit truncation is not termination: the stored next observation is the final one
 //! and the target bootstraps from it.
 
+use crate::offpolicy::{evaluate_policy, OffPolicyEnv};
 use crate::onpolicy::{Checkpoint, EnvFactory, PgError};
 use rand::Rng;
-use rein_core::replay::{ReplayBatch, ReplayBuffer};
-use rein_core::{rng_from_seed, AutoresetMode, ReinRng, Space, Value, VectorEnv};
+use rein_core::replay::ReplayBatch;
+use rein_core::{rng_from_seed, ReinRng, Space, Value};
 use rein_nn::{clip_grad_norm, Activation, Adam, Mlp, MlpCache};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::time::Instant;
 
 /// DQN hyperparameters (defaults: SB3's).
@@ -60,6 +60,11 @@ pub struct DqnConfig {
     pub activation: Activation,
     /// Double DQN target (van Hasselt et al. 2016).
     pub double_q: bool,
+    /// Dueling head (Wang et al. 2016, eq. 9): the last layer outputs a state value V and
+    /// advantages A, combined as `Q = V + A - mean_a A`.
+    pub dueling: bool,
+    /// Rewards summed into each target (n-step returns; 1: one-step TD).
+    pub n_steps: usize,
     /// Seed.
     pub seed: u64,
 }
@@ -84,15 +89,23 @@ impl Default for DqnConfig {
             net_arch: vec![64, 64],
             activation: Activation::Relu,
             double_q: false,
+            dueling: false,
+            n_steps: 1,
             seed: 0,
         }
     }
 }
 
-const PRESETS: &[(&str, &str)] = &[(
-    "CartPole-v1",
-    include_str!("../presets/dqn/CartPole-v1.toml"),
-)];
+const PRESETS: &[(&str, &str)] = &[
+    (
+        "CartPole-v1",
+        include_str!("../presets/dqn/CartPole-v1.toml"),
+    ),
+    (
+        "MountainCar-v0",
+        include_str!("../presets/dqn/MountainCar-v0.toml"),
+    ),
+];
 
 impl DqnConfig {
     /// The shipped preset for `env_id` (text of its TOML), if any.
@@ -105,8 +118,11 @@ impl DqnConfig {
 
     /// Checks the values, naming the first bad field.
     pub fn validate(&self) -> Result<(), String> {
-        if self.batch_size == 0 || self.buffer_size == 0 || self.train_freq == 0 {
-            return Err("batch_size, buffer_size and train_freq must be at least 1".into());
+        if self.batch_size == 0 || self.buffer_size == 0 || self.train_freq == 0 || self.n_steps == 0
+        {
+            return Err(
+                "batch_size, buffer_size, train_freq and n_steps must be at least 1".into(),
+            );
         }
         if !(0.0..=1.0).contains(&self.gamma) || !(0.0..=1.0).contains(&self.tau) || self.tau == 0.0
         {
@@ -201,17 +217,10 @@ pub struct Dqn {
     /// Target Q-network.
     pub q_target: Mlp,
     opt: Adam,
-    buffer: ReplayBuffer,
-    venv: VectorEnv,
-    obs: Vec<f32>,
+    env: OffPolicyEnv,
     n_actions: usize,
     rng: ReinRng,
-    /// Environment steps so far.
-    pub global_step: u64,
     grad_steps: u64,
-    ep_return: f64,
-    recent: VecDeque<f64>,
-    episodes: u64,
     cache: MlpCache,
     target_cache: MlpCache,
     batch: ReplayBatch,
@@ -222,7 +231,8 @@ impl Dqn {
     /// Builds the agent on one environment from `make_env`.
     pub fn new(config: DqnConfig, make_env: EnvFactory) -> Result<Self, PgError> {
         config.validate().map_err(PgError::Config)?;
-        let mut venv = VectorEnv::from_fn(1, AutoresetMode::SameStep, 1, move |i| make_env(i))?;
+        let env = OffPolicyEnv::new(make_env, config.seed, config.buffer_size, 1)?;
+        let venv = &env.venv;
         let n_actions = match venv.single_action_space() {
             Space::Discrete { n, start: 0 } => *n as usize,
             other => {
@@ -238,11 +248,11 @@ impl Dqn {
             )));
         }
         let obs_dim = venv.obs_dim();
-        let obs = venv.reset(Some(config.seed))?.to_vec();
         let mut rng = rng_from_seed(config.seed);
+        let head = if config.dueling { 1 + n_actions } else { n_actions };
         let sizes: Vec<usize> = std::iter::once(obs_dim)
             .chain(config.net_arch.iter().copied())
-            .chain([n_actions])
+            .chain([head])
             .collect();
         let mut q = Mlp::new(&sizes, config.activation);
         q.init_pytorch_default(&mut rng);
@@ -250,18 +260,12 @@ impl Dqn {
         q_target.copy_params_from(&q);
         Ok(Self {
             opt: Adam::new(q.params.len(), config.learning_rate, 1e-8),
-            buffer: ReplayBuffer::new(config.buffer_size, obs_dim, 1),
             q,
             q_target,
-            venv,
-            obs,
+            env,
             n_actions,
             rng,
-            global_step: 0,
             grad_steps: 0,
-            ep_return: 0.0,
-            recent: VecDeque::new(),
-            episodes: 0,
             cache: MlpCache::default(),
             target_cache: MlpCache::default(),
             batch: ReplayBatch::default(),
@@ -273,7 +277,7 @@ impl Dqn {
     /// Greedy action for one observation.
     pub fn greedy(&mut self, obs: &[f32]) -> usize {
         self.q.forward(obs, 1, &mut self.cache);
-        let row = self.cache.output();
+        let row = &q_values(self.cache.output(), self.n_actions, self.config.dueling);
         let best = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         row.iter().position(|&x| x == best).unwrap_or(0)
     }
@@ -281,49 +285,20 @@ impl Dqn {
     /// Steps the env `train_freq` times, then trains; returns the metrics.
     pub fn train_phase(&mut self) -> Result<DqnLog, PgError> {
         let cfg = self.config.clone();
-        let d = self.obs.len();
-        let mut epsilon = cfg.epsilon(self.global_step);
+        let mut epsilon = cfg.epsilon(self.env.global_step);
         for _ in 0..cfg.train_freq {
-            epsilon = cfg.epsilon(self.global_step);
-            let a = if self.global_step < cfg.learning_starts || self.rng.random::<f64>() < epsilon
+            epsilon = cfg.epsilon(self.env.global_step);
+            let a = if self.env.global_step < cfg.learning_starts
+                || self.rng.random::<f64>() < epsilon
             {
                 self.rng.random_range(0..self.n_actions)
             } else {
-                let obs = self.obs.clone();
+                let obs = self.env.obs.clone();
                 self.greedy(&obs)
             };
-            let step = self.venv.step(&[Value::Discrete(a as i64)])?;
-            let (reward, terminated, truncated) =
-                (step.rewards[0], step.terminated[0], step.truncated[0]);
-            let next = step.obs.to_vec();
-            let real_next = if terminated || truncated {
-                self.venv
-                    .final_obs(0)
-                    .map(|f| f.to_vec())
-                    .unwrap_or_else(|| next.clone())
-            } else {
-                next.clone()
-            };
-            self.buffer.push(
-                &self.obs,
-                &[a as f32],
-                reward as f32,
-                &real_next,
-                terminated,
-                truncated,
-            );
-            self.ep_return += reward;
-            if terminated || truncated {
-                if self.recent.len() == 100 {
-                    self.recent.pop_front();
-                }
-                self.recent.push_back(self.ep_return);
-                self.ep_return = 0.0;
-                self.episodes += 1;
-            }
-            self.obs = next;
-            self.global_step += 1;
+            self.env.step(Value::Discrete(a as i64), &[a as f32])?;
             if self
+                .env
                 .global_step
                 .is_multiple_of(cfg.target_update_interval.max(1))
             {
@@ -333,50 +308,47 @@ impl Dqn {
                     self.q_target.polyak_from(&self.q, cfg.tau as f32);
                 }
             }
-            if self.global_step >= cfg.total_timesteps {
+            if self.env.global_step >= cfg.total_timesteps {
                 break;
             }
         }
         let (mut loss_sum, mut q_sum, mut n) = (0.0, 0.0, 0u64);
-        if self.global_step > cfg.learning_starts {
+        if self.env.global_step > cfg.learning_starts {
             for _ in 0..cfg.gradient_steps {
-                let (l, qm) = self.gradient_step(d)?;
+                let (l, qm) = self.gradient_step()?;
                 loss_sum += l;
                 q_sum += qm;
                 n += 1;
             }
         }
-        let nrec = self.recent.len().max(1) as f64;
         Ok(DqnLog {
-            global_step: self.global_step,
-            episodes: self.episodes,
-            ep_return_mean: if self.recent.is_empty() {
-                f64::NAN
-            } else {
-                self.recent.iter().sum::<f64>() / nrec
-            },
+            global_step: self.env.global_step,
+            episodes: self.env.episodes(),
+            ep_return_mean: self.env.recent_mean(),
             loss: if n > 0 { loss_sum / n as f64 } else { f64::NAN },
             q_mean: if n > 0 { q_sum / n as f64 } else { f64::NAN },
             epsilon,
             grad_steps: self.grad_steps,
-            sps: self.global_step as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
+            sps: self.env.global_step as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
         })
     }
 
-    fn gradient_step(&mut self, _d: usize) -> Result<(f64, f64), PgError> {
-        let (b, na, gamma) = (
-            self.config.batch_size,
-            self.n_actions,
+    fn gradient_step(&mut self) -> Result<(f64, f64), PgError> {
+        let (b, na, dueling) = (self.config.batch_size, self.n_actions, self.config.dueling);
+        self.env.buffer.sample_n_step_into(
+            b,
+            self.config.n_steps,
             self.config.gamma as f32,
+            &mut self.rng,
+            &mut self.batch,
         );
-        self.buffer.sample_into(b, &mut self.rng, &mut self.batch);
         // Targets from the target network (Double DQN: actions chosen by the online one).
         self.q_target
             .forward(&self.batch.next_obs, b, &mut self.target_cache);
+        let tq = q_values(self.target_cache.output(), na, dueling);
         let next_q: Vec<f32> = if self.config.double_q {
             self.q.forward(&self.batch.next_obs, b, &mut self.cache);
-            let online = self.cache.output();
-            let tq = self.target_cache.output();
+            let online = q_values(self.cache.output(), na, dueling);
             (0..b)
                 .map(|k| {
                     let row = &online[k * na..(k + 1) * na];
@@ -386,7 +358,6 @@ impl Dqn {
                 })
                 .collect()
         } else {
-            let tq = self.target_cache.output();
             (0..b)
                 .map(|k| {
                     tq[k * na..(k + 1) * na]
@@ -399,12 +370,12 @@ impl Dqn {
         let target: Vec<f32> = (0..b)
             .map(|k| {
                 let cont = if self.batch.terminated[k] { 0.0 } else { 1.0 };
-                self.batch.rewards[k] + cont * gamma * next_q[k]
+                self.batch.rewards[k] + cont * self.batch.discounts[k] * next_q[k]
             })
             .collect();
         self.q.zero_grad();
         self.q.forward(&self.batch.obs, b, &mut self.cache);
-        let out = self.cache.output();
+        let out = &q_values(self.cache.output(), na, dueling);
         let mut grad = vec![0.0f32; b * na];
         let (mut loss, mut qm) = (0.0f64, 0.0f64);
         for k in 0..b {
@@ -419,6 +390,11 @@ impl Dqn {
             };
             grad[k * na + a] = diff.clamp(-1.0, 1.0) / b as f32;
         }
+        let grad = if dueling {
+            dueling_grad(&grad, na)
+        } else {
+            grad
+        };
         self.q.backward(&mut self.cache, &grad);
         let norm = clip_grad_norm(&mut [&mut self.q.grads], self.config.max_grad_norm);
         if !norm.is_finite() {
@@ -433,7 +409,7 @@ impl Dqn {
 
     /// Trains until `total_timesteps`, calling `on_log` after every training phase.
     pub fn train(&mut self, on_log: &mut dyn FnMut(&DqnLog)) -> Result<(), PgError> {
-        while self.global_step < self.config.total_timesteps {
+        while self.env.global_step < self.config.total_timesteps {
             let log = self.train_phase()?;
             on_log(&log);
         }
@@ -445,22 +421,13 @@ impl Dqn {
     pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
         let mut tensors = self.q.to_tensors("q");
         tensors.extend(self.q_target.to_tensors("q_target"));
-        tensors.extend(crate::offpolicy::replay_tensors(&self.buffer));
-        let state = serde_json::json!({
-            "algo": "dqn",
-            "config": self.config,
-            "global_step": self.global_step,
-            "grad_steps": self.grad_steps,
-            "opt": self.opt,
-            "rng": rein_core::rng::rng_to_string(&self.rng),
-            "venv": self.venv.snapshot()?,
-            "obs": self.obs,
-            "ep_return": self.ep_return,
-            "recent": self.recent,
-            "episodes": self.episodes,
-            "replay_pos": self.buffer.position(),
-            "replay_len": self.buffer.len(),
-        });
+        tensors.extend(self.env.tensors());
+        let mut state = self.env.state()?;
+        state["algo"] = "dqn".into();
+        state["config"] = serde_json::json!(&self.config);
+        state["grad_steps"] = self.grad_steps.into();
+        state["opt"] = serde_json::json!(&self.opt);
+        state["rng"] = rein_core::rng::rng_to_string(&self.rng).into();
         Checkpoint::write_tensors(path, &tensors, state)
     }
 
@@ -470,18 +437,10 @@ impl Dqn {
         let mut agent = Self::new(ckpt.get("config")?, make_env)?;
         ckpt.load_mlp(&mut agent.q, "q")?;
         ckpt.load_mlp(&mut agent.q_target, "q_target")?;
-        ckpt.load_replay(&mut agent.buffer)?;
-        agent.global_step = ckpt.get("global_step")?;
+        agent.env.restore(&ckpt)?;
         agent.grad_steps = ckpt.get("grad_steps")?;
         agent.opt = ckpt.get("opt")?;
         agent.rng = ckpt.rng("rng")?;
-        agent
-            .venv
-            .restore(&ckpt.get::<serde_json::Value>("venv")?)?;
-        agent.obs = ckpt.get("obs")?;
-        agent.ep_return = ckpt.get("ep_return")?;
-        agent.recent = ckpt.get("recent")?;
-        agent.episodes = ckpt.get("episodes")?;
         Ok(agent)
     }
 
@@ -492,31 +451,41 @@ impl Dqn {
         episodes: u64,
         seed: u64,
     ) -> Result<(f64, f64), PgError> {
-        let mut env = make_env(0)?;
-        let space = env.observation_space().clone();
-        let mut returns = Vec::new();
-        for k in 0..episodes {
-            let (mut obs, _) = env.reset(Some(seed.wrapping_add(k)));
-            let mut ret = 0.0;
-            loop {
-                let x = space.flatten(&obs)?;
-                let a = self.greedy(&x);
-                let step = env.step(&Value::Discrete(a as i64))?;
-                ret += step.reward;
-                obs = step.obs;
-                if step.terminated || step.truncated {
-                    break;
-                }
-            }
-            returns.push(ret);
-        }
-        let n = returns.len().max(1) as f64;
-        let mean = returns.iter().sum::<f64>() / n;
-        Ok((
-            mean,
-            (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt(),
-        ))
+        evaluate_policy(make_env, episodes, seed, &mut |x| {
+            Value::Discrete(self.greedy(x) as i64)
+        })
     }
+
+    /// Environment steps so far.
+    pub fn global_step(&self) -> u64 {
+        self.env.global_step
+    }
+}
+
+/// Q-values (`batch x n_actions`) from the network's raw output: the output itself, or for a
+/// dueling head (`batch x (1 + n_actions)`, value first) `Q = V + A - mean_a A`.
+fn q_values(raw: &[f32], n_actions: usize, dueling: bool) -> Vec<f32> {
+    if !dueling {
+        return raw.to_vec();
+    }
+    let mut q = Vec::with_capacity(raw.len() / (n_actions + 1) * n_actions);
+    for row in raw.chunks_exact(n_actions + 1) {
+        let mean = row[1..].iter().sum::<f32>() / n_actions as f32;
+        q.extend(row[1..].iter().map(|&a| row[0] + a - mean));
+    }
+    q
+}
+
+/// Gradient of the dueling combination: from `dL/dQ` to `dL/dV = sum_a dL/dQ_a` and
+/// `dL/dA_a = dL/dQ_a - mean_b dL/dQ_b`.
+fn dueling_grad(grad_q: &[f32], n_actions: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(grad_q.len() / n_actions * (n_actions + 1));
+    for row in grad_q.chunks_exact(n_actions) {
+        let sum = row.iter().sum::<f32>();
+        out.push(sum);
+        out.extend(row.iter().map(|&g| g - sum / n_actions as f32));
+    }
+    out
 }
 
 impl crate::offpolicy::OffPolicyAgent for Dqn {
@@ -527,7 +496,7 @@ impl crate::offpolicy::OffPolicyAgent for Dqn {
         &DqnLog::COLUMNS
     }
     fn global_step(&self) -> u64 {
-        self.global_step
+        self.env.global_step
     }
     fn total_timesteps(&self) -> u64 {
         self.config.total_timesteps
@@ -548,5 +517,35 @@ impl crate::offpolicy::OffPolicyAgent for Dqn {
         seed: u64,
     ) -> Result<(f64, f64), PgError> {
         Dqn::evaluate(self, make_env, episodes, seed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `dueling_grad` is the exact gradient of `q_values` (checked on a linear function of Q).
+    #[test]
+    fn dueling_gradient_matches_finite_differences() {
+        let na = 3;
+        let raw = [0.5f32, 1.0, -2.0, 0.25, -1.0, 0.0, 3.0, 2.0];
+        let w = [0.3f32, -1.1, 0.7, 2.0, 0.1, -0.4];
+        let f = |raw: &[f32]| -> f64 {
+            q_values(raw, na, true)
+                .iter()
+                .zip(&w)
+                .map(|(&q, &w)| f64::from(q * w))
+                .sum()
+        };
+        let analytic = dueling_grad(&w, na);
+        for i in 0..raw.len() {
+            let (mut p, mut m) = (raw, raw);
+            p[i] += 1e-2;
+            m[i] -= 1e-2;
+            let numeric = (f(&p) - f(&m)) / 2e-2;
+            assert!((f64::from(analytic[i]) - numeric).abs() < 1e-4, "entry {i}");
+        }
+        // Q = V + A - mean A: row 0 has V = 0.5, A = (1, -2, 0.25), mean -0.25.
+        assert_eq!(&q_values(&raw, na, true)[..3], &[1.75, -1.25, 1.0]);
     }
 }

@@ -16,6 +16,7 @@ pub mod onpolicy;
 pub mod ppo;
 pub mod qlearning;
 pub mod reinforce;
+pub mod sac;
 pub mod sarsa;
 pub mod tabular;
 pub mod td3;

@@ -10,16 +10,75 @@
 //! - every `policy_delay` critic steps: actor loss `-mean Q_1(s, mu(s))`, then Polyak updates
 //!   `theta' <- tau theta + (1 - tau) theta'` of all target networks.
 
+use crate::offpolicy::{box_bounds, evaluate_policy, unscale_action, OffPolicyEnv};
 use crate::onpolicy::{Checkpoint, EnvFactory, PgError};
 use rand::Rng;
-use rand_distr::{Distribution, Normal};
-use rein_core::replay::{ReplayBatch, ReplayBuffer};
-use rein_core::{rng_from_seed, AutoresetMode, ReinRng, Space, Value, VectorEnv};
+use rand_distr::{Distribution, Normal, StandardNormal};
+use rein_core::replay::ReplayBatch;
+use rein_core::{rng_from_seed, ReinRng, Value};
 use rein_nn::kernels::fast_tanh;
 use rein_nn::{Activation, Adam, Mlp, MlpCache};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::time::Instant;
+
+/// Exploration noise process of TD3/DDPG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoiseKind {
+    /// Independent `N(0, sigma)` draws each step (SB3's `NormalActionNoise`).
+    Normal,
+    /// Ornstein-Uhlenbeck process `x <- x + theta (0 - x) dt + sigma sqrt(dt) N(0, 1)`
+    /// (SB3's `OrnsteinUhlenbeckActionNoise`), reset to 0 at every episode start.
+    OrnsteinUhlenbeck,
+}
+
+/// The state of the exploration noise (the Ornstein-Uhlenbeck process has memory, so it is
+/// part of the checkpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionNoise {
+    state: Vec<f32>,
+}
+
+impl ActionNoise {
+    /// Zero state for `dim` action components.
+    pub fn new(dim: usize) -> Self {
+        Self {
+            state: vec![0.0; dim],
+        }
+    }
+
+    /// Back to zero (episode start).
+    pub fn reset(&mut self) {
+        self.state.iter_mut().for_each(|x| *x = 0.0);
+    }
+
+    /// The next noise vector of process `kind` with scale `sigma` (and, for
+    /// Ornstein-Uhlenbeck, rate `theta` and time step `dt`).
+    pub fn sample(
+        &mut self,
+        kind: NoiseKind,
+        sigma: f64,
+        theta: f64,
+        dt: f64,
+        rng: &mut ReinRng,
+    ) -> Result<Vec<f32>, PgError> {
+        let sigma = sigma as f32;
+        match kind {
+            NoiseKind::Normal => {
+                let n = Normal::new(0.0f32, sigma).map_err(|e| PgError::Config(e.to_string()))?;
+                Ok(self.state.iter().map(|_| n.sample(rng)).collect())
+            }
+            NoiseKind::OrnsteinUhlenbeck => {
+                let (theta, dt) = (theta as f32, dt as f32);
+                for x in self.state.iter_mut() {
+                    let z: f32 = StandardNormal.sample(rng);
+                    *x += theta * (0.0 - *x) * dt + sigma * dt.sqrt() * z;
+                }
+                Ok(self.state.clone())
+            }
+        }
+    }
+}
 
 /// TD3/DDPG hyperparameters (defaults: SB3's TD3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,8 +102,17 @@ pub struct Td3Config {
     pub train_freq: u64,
     /// Gradient steps per training phase.
     pub gradient_steps: u64,
-    /// Standard deviation of the Gaussian exploration noise (in [-1, 1] action units).
+    /// Standard deviation of the exploration noise (in [-1, 1] action units).
     pub action_noise_std: f64,
+    /// Exploration noise process: independent Gaussian draws, or Ornstein-Uhlenbeck
+    /// (temporally correlated, as in the DDPG paper).
+    pub action_noise: NoiseKind,
+    /// Mean-reversion rate theta of the Ornstein-Uhlenbeck noise.
+    pub ou_theta: f64,
+    /// Time step dt of the Ornstein-Uhlenbeck noise.
+    pub ou_dt: f64,
+    /// Rewards summed into each critic target (1: one-step TD).
+    pub n_steps: usize,
     /// Number of critics (2: TD3's clipped double Q; 1: DDPG).
     pub n_critics: usize,
     /// Critic steps per actor step (2: TD3; 1: DDPG).
@@ -72,6 +140,10 @@ impl Default for Td3Config {
             train_freq: 1,
             gradient_steps: 1,
             action_noise_std: 0.1,
+            action_noise: NoiseKind::Normal,
+            ou_theta: 0.15,
+            ou_dt: 1e-2,
+            n_steps: 1,
             n_critics: 2,
             policy_delay: 2,
             target_policy_noise: 0.2,
@@ -109,9 +181,11 @@ impl Td3Config {
             || self.buffer_size == 0
             || self.train_freq == 0
             || self.policy_delay == 0
+            || self.n_steps == 0
         {
             return Err(
-                "batch_size, buffer_size, train_freq and policy_delay must be at least 1".into(),
+                "batch_size, buffer_size, train_freq, policy_delay and n_steps must be at least 1"
+                    .into(),
             );
         }
         if !(1..=2).contains(&self.n_critics) {
@@ -186,18 +260,12 @@ pub struct Td3 {
     critic_targets: Vec<Mlp>,
     opt_actor: Adam,
     opt_critics: Vec<Adam>,
-    buffer: ReplayBuffer,
-    venv: VectorEnv,
-    obs: Vec<f32>,
+    env: OffPolicyEnv,
+    noise: ActionNoise,
     low: Vec<f32>,
     high: Vec<f32>,
     rng: ReinRng,
-    /// Environment steps so far.
-    pub global_step: u64,
     critic_steps: u64,
-    ep_return: f64,
-    recent: VecDeque<f64>,
-    episodes: u64,
     caches: [MlpCache; 4],
     batch: ReplayBatch,
     started: Instant,
@@ -213,20 +281,12 @@ impl Td3 {
     /// Builds the agent on one environment (Box observations and actions).
     pub fn new(config: Td3Config, make_env: EnvFactory) -> Result<Self, PgError> {
         config.validate().map_err(PgError::Config)?;
-        let mut venv = VectorEnv::from_fn(1, AutoresetMode::SameStep, 1, move |i| make_env(i))?;
-        let (low, high) = match venv.single_action_space() {
-            Space::Box { low, high, .. } if low.iter().chain(high).all(|x| x.is_finite()) => (
-                low.iter().map(|&x| x as f32).collect::<Vec<_>>(),
-                high.iter().map(|&x| x as f32).collect::<Vec<_>>(),
-            ),
-            other => {
-                return Err(PgError::Config(format!(
-                    "TD3/DDPG need a bounded Box action space, got {other}"
-                )))
-            }
-        };
-        let (obs_dim, act_dim) = (venv.obs_dim(), low.len());
-        let obs = venv.reset(Some(config.seed))?.to_vec();
+        let probe = make_env(0)?;
+        let (low, high) = box_bounds(probe.action_space(), "TD3/DDPG")?;
+        drop(probe);
+        let act_dim = low.len();
+        let env = OffPolicyEnv::new(make_env, config.seed, config.buffer_size, act_dim)?;
+        let obs_dim = env.venv.obs_dim();
         let mut rng = rng_from_seed(config.seed);
         let sizes = |inp: usize, out: usize| -> Vec<usize> {
             std::iter::once(inp)
@@ -255,21 +315,16 @@ impl Td3 {
                 .iter()
                 .map(|c| Adam::new(c.params.len(), lr, 1e-8))
                 .collect(),
-            buffer: ReplayBuffer::new(config.buffer_size, obs_dim, act_dim),
+            noise: ActionNoise::new(act_dim),
+            env,
             actor,
             actor_target,
             critics,
             critic_targets,
-            venv,
-            obs,
             low,
             high,
             rng,
-            global_step: 0,
             critic_steps: 0,
-            ep_return: 0.0,
-            recent: VecDeque::new(),
-            episodes: 0,
             caches: Default::default(),
             batch: ReplayBatch::default(),
             started: Instant::now(),
@@ -287,70 +342,47 @@ impl Td3 {
 
     /// The env action for an action in [-1, 1]: `low + (a + 1) (high - low) / 2`.
     pub fn env_action(&self, a: &[f32]) -> Value {
-        Value::Box(
-            a.iter()
-                .zip(self.low.iter().zip(&self.high))
-                .map(|(&x, (&l, &h))| l + (x + 1.0) * 0.5 * (h - l))
-                .collect(),
-        )
+        unscale_action(a, &self.low, &self.high)
+    }
+
+    /// Environment steps so far.
+    pub fn global_step(&self) -> u64 {
+        self.env.global_step
     }
 
     /// Steps the env `train_freq` times, then trains; returns the metrics.
     pub fn train_phase(&mut self) -> Result<Td3Log, PgError> {
         let cfg = self.config.clone();
         let act_dim = self.low.len();
-        let noise = Normal::new(0.0f32, cfg.action_noise_std as f32)
-            .map_err(|e| PgError::Config(e.to_string()))?;
         for _ in 0..cfg.train_freq {
-            let a: Vec<f32> = if self.global_step < cfg.learning_starts {
+            let a: Vec<f32> = if self.env.global_step < cfg.learning_starts {
                 (0..act_dim)
                     .map(|_| self.rng.random_range(-1.0f32..=1.0))
                     .collect()
             } else {
-                let obs = self.obs.clone();
+                let obs = self.env.obs.clone();
                 let mut a = self.policy_action(&obs);
-                for x in a.iter_mut() {
-                    *x = (*x + noise.sample(&mut self.rng)).clamp(-1.0, 1.0);
+                let eps = self.noise.sample(
+                    cfg.action_noise,
+                    cfg.action_noise_std,
+                    cfg.ou_theta,
+                    cfg.ou_dt,
+                    &mut self.rng,
+                )?;
+                for (x, e) in a.iter_mut().zip(eps) {
+                    *x = (*x + e).clamp(-1.0, 1.0);
                 }
                 a
             };
-            let step = self.venv.step(&[self.env_action(&a)])?;
-            let (reward, terminated, truncated) =
-                (step.rewards[0], step.terminated[0], step.truncated[0]);
-            let next = step.obs.to_vec();
-            let real_next = if terminated || truncated {
-                self.venv
-                    .final_obs(0)
-                    .map(|f| f.to_vec())
-                    .unwrap_or_else(|| next.clone())
-            } else {
-                next.clone()
-            };
-            self.buffer.push(
-                &self.obs,
-                &a,
-                reward as f32,
-                &real_next,
-                terminated,
-                truncated,
-            );
-            self.ep_return += reward;
-            if terminated || truncated {
-                if self.recent.len() == 100 {
-                    self.recent.pop_front();
-                }
-                self.recent.push_back(self.ep_return);
-                self.ep_return = 0.0;
-                self.episodes += 1;
+            if self.env.step(self.env_action(&a), &a)? {
+                self.noise.reset();
             }
-            self.obs = next;
-            self.global_step += 1;
-            if self.global_step >= cfg.total_timesteps {
+            if self.env.global_step >= cfg.total_timesteps {
                 break;
             }
         }
         let (mut cl, mut al, mut n_c, mut n_a) = (0.0, 0.0, 0u64, 0u64);
-        if self.global_step > cfg.learning_starts {
+        if self.env.global_step > cfg.learning_starts {
             for _ in 0..cfg.gradient_steps {
                 let (c, a) = self.gradient_step()?;
                 cl += c;
@@ -361,26 +393,27 @@ impl Td3 {
                 }
             }
         }
-        let nrec = self.recent.len().max(1) as f64;
         Ok(Td3Log {
-            global_step: self.global_step,
-            episodes: self.episodes,
-            ep_return_mean: if self.recent.is_empty() {
-                f64::NAN
-            } else {
-                self.recent.iter().sum::<f64>() / nrec
-            },
+            global_step: self.env.global_step,
+            episodes: self.env.episodes(),
+            ep_return_mean: self.env.recent_mean(),
             critic_loss: if n_c > 0 { cl / n_c as f64 } else { f64::NAN },
             actor_loss: if n_a > 0 { al / n_a as f64 } else { f64::NAN },
-            sps: self.global_step as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
+            sps: self.env.global_step as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
         })
     }
 
     fn gradient_step(&mut self) -> Result<(f64, Option<f64>), PgError> {
         let cfg = &self.config;
         let (b, ad) = (cfg.batch_size, self.low.len());
-        let od = self.obs.len();
-        self.buffer.sample_into(b, &mut self.rng, &mut self.batch);
+        let od = self.env.obs.len();
+        self.env.buffer.sample_n_step_into(
+            b,
+            cfg.n_steps,
+            cfg.gamma as f32,
+            &mut self.rng,
+            &mut self.batch,
+        );
         // Target actions with smoothing noise.
         self.actor_target
             .forward(&self.batch.next_obs, b, &mut self.caches[1]);
@@ -410,14 +443,13 @@ impl Td3 {
                 *q = q.min(v);
             }
         }
-        let gamma = cfg.gamma as f32;
         let y: Vec<f32> = (0..b)
             .map(|k| {
                 self.batch.rewards[k]
                     + if self.batch.terminated[k] {
                         0.0
                     } else {
-                        gamma * next_q[k]
+                        self.batch.discounts[k] * next_q[k]
                     }
             })
             .collect();
@@ -481,7 +513,7 @@ impl Td3 {
 
     /// Trains until `total_timesteps`, calling `on_log` after every training phase.
     pub fn train(&mut self, on_log: &mut dyn FnMut(&Td3Log)) -> Result<(), PgError> {
-        while self.global_step < self.config.total_timesteps {
+        while self.env.global_step < self.config.total_timesteps {
             let log = self.train_phase()?;
             on_log(&log);
         }
@@ -497,22 +529,14 @@ impl Td3 {
             tensors.extend(c.to_tensors(&format!("critic{i}")));
             tensors.extend(t.to_tensors(&format!("critic_target{i}")));
         }
-        tensors.extend(crate::offpolicy::replay_tensors(&self.buffer));
-        let state = serde_json::json!({
-            "config": self.config,
-            "global_step": self.global_step,
-            "critic_steps": self.critic_steps,
-            "opt_actor": self.opt_actor,
-            "opt_critics": self.opt_critics,
-            "rng": rein_core::rng::rng_to_string(&self.rng),
-            "venv": self.venv.snapshot()?,
-            "obs": self.obs,
-            "ep_return": self.ep_return,
-            "recent": self.recent,
-            "episodes": self.episodes,
-            "replay_pos": self.buffer.position(),
-            "replay_len": self.buffer.len(),
-        });
+        tensors.extend(self.env.tensors());
+        let mut state = self.env.state()?;
+        state["config"] = serde_json::json!(&self.config);
+        state["critic_steps"] = self.critic_steps.into();
+        state["opt_actor"] = serde_json::json!(&self.opt_actor);
+        state["opt_critics"] = serde_json::json!(&self.opt_critics);
+        state["noise"] = serde_json::json!(&self.noise);
+        state["rng"] = rein_core::rng::rng_to_string(&self.rng).into();
         Checkpoint::write_tensors(path, &tensors, state)
     }
 
@@ -526,19 +550,12 @@ impl Td3 {
             ckpt.load_mlp(&mut agent.critics[i], &format!("critic{i}"))?;
             ckpt.load_mlp(&mut agent.critic_targets[i], &format!("critic_target{i}"))?;
         }
-        ckpt.load_replay(&mut agent.buffer)?;
-        agent.global_step = ckpt.get("global_step")?;
+        agent.env.restore(&ckpt)?;
         agent.critic_steps = ckpt.get("critic_steps")?;
         agent.opt_actor = ckpt.get("opt_actor")?;
         agent.opt_critics = ckpt.get("opt_critics")?;
+        agent.noise = ckpt.get("noise")?;
         agent.rng = ckpt.rng("rng")?;
-        agent
-            .venv
-            .restore(&ckpt.get::<serde_json::Value>("venv")?)?;
-        agent.obs = ckpt.get("obs")?;
-        agent.ep_return = ckpt.get("ep_return")?;
-        agent.recent = ckpt.get("recent")?;
-        agent.episodes = ckpt.get("episodes")?;
         Ok(agent)
     }
 
@@ -549,30 +566,10 @@ impl Td3 {
         episodes: u64,
         seed: u64,
     ) -> Result<(f64, f64), PgError> {
-        let mut env = make_env(0)?;
-        let space = env.observation_space().clone();
-        let mut returns = Vec::new();
-        for k in 0..episodes {
-            let (mut obs, _) = env.reset(Some(seed.wrapping_add(k)));
-            let mut ret = 0.0;
-            loop {
-                let x = space.flatten(&obs)?;
-                let a = self.policy_action(&x);
-                let step = env.step(&self.env_action(&a))?;
-                ret += step.reward;
-                obs = step.obs;
-                if step.terminated || step.truncated {
-                    break;
-                }
-            }
-            returns.push(ret);
-        }
-        let n = returns.len().max(1) as f64;
-        let mean = returns.iter().sum::<f64>() / n;
-        Ok((
-            mean,
-            (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt(),
-        ))
+        evaluate_policy(make_env, episodes, seed, &mut |x| {
+            let a = self.policy_action(x);
+            self.env_action(&a)
+        })
     }
 }
 
@@ -584,7 +581,7 @@ impl crate::offpolicy::OffPolicyAgent for Td3 {
         &Td3Log::COLUMNS
     }
     fn global_step(&self) -> u64 {
-        self.global_step
+        self.env.global_step
     }
     fn total_timesteps(&self) -> u64 {
         self.config.total_timesteps

@@ -1,4 +1,4 @@
-//! Off-policy runs (`rein train dqn|td3|ddpg`, their resume and eval), `rein bench dqn` and
+//! Off-policy runs (`rein train dqn|td3|ddpg|sac`, their resume and eval), `rein bench dqn` and
 //! `rein bench gemm`.
 
 use crate::cmd_pg::{env_factory, CHECKPOINT};
@@ -11,12 +11,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rein_algos::dqn::{Dqn, DqnConfig, DqnLog};
 use rein_algos::offpolicy::OffPolicyAgent;
 use rein_algos::onpolicy::EnvFactory;
+use rein_algos::sac::{Sac, SacConfig};
 use rein_algos::td3::{Td3, Td3Config};
 use rein_core::metrics::{write_atomic, CsvLogger};
 use serde_json::{json, Map};
 
 /// The algorithm's default settings, then its shipped preset for `env_id`.
-fn base_config(algo: &str, env_id: &str) -> Result<serde_json::Value> {
+pub(crate) fn base_config(algo: &str, env_id: &str) -> Result<serde_json::Value> {
     let (mut base, preset) = match algo {
         "dqn" => (
             serde_json::to_value(DqnConfig::default())?,
@@ -30,13 +31,17 @@ fn base_config(algo: &str, env_id: &str) -> Result<serde_json::Value> {
             serde_json::to_value(Td3Config::ddpg())?,
             Td3Config::preset_toml("ddpg", env_id),
         ),
+        "sac" => (
+            serde_json::to_value(SacConfig::default())?,
+            SacConfig::preset_toml(env_id),
+        ),
         other => bail!("{other} is not an off-policy algorithm"),
     };
     crate::cmd_pg::apply_preset(&mut base, preset)?;
     Ok(base)
 }
 
-fn build(
+pub(crate) fn build(
     algo: &str,
     cfg: serde_json::Value,
     factory: &EnvFactory,
@@ -48,6 +53,12 @@ fn build(
             c.validate()
                 .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
             Box::new(Dqn::new(c, f)?)
+        }
+        "sac" => {
+            let c: SacConfig = serde_json::from_value(cfg).context("invalid settings")?;
+            c.validate()
+                .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+            Box::new(Sac::new(c, f)?)
         }
         _ => {
             let c: Td3Config = serde_json::from_value(cfg).context("invalid settings")?;
@@ -70,6 +81,7 @@ fn load(
     let f = std::sync::Arc::clone(factory);
     Ok(match algo {
         "dqn" => Box::new(Dqn::load_checkpoint(&ckpt, f)?),
+        "sac" => Box::new(Sac::load_checkpoint(&ckpt, f)?),
         _ => Box::new(Td3::load_checkpoint(&ckpt, f)?),
     })
 }
@@ -276,6 +288,86 @@ pub fn bench_dqn(a: &BenchDqnArgs) -> Result<()> {
             last.global_step,
             last.grad_steps,
             flops / 1e6,
+            100.0 * gflops / peak
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  rein bench ddpg\n  rein bench td3 --total-timesteps 5000 --json\n  rein bench sac --env MountainCarContinuous-v0"
+)]
+pub struct BenchContinuousArgs {
+    /// Environment (its shipped preset is used).
+    #[arg(long, default_value = "Pendulum-v1")]
+    env: String,
+    /// Steps to train.
+    #[arg(long, default_value_t = 20_000)]
+    total_timesteps: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Weights (sum of fan-in x fan-out over layers) of an MLP.
+fn weights(m: &rein_nn::Mlp) -> f64 {
+    m.sizes().windows(2).map(|w| (w[0] * w[1]) as f64).sum()
+}
+
+/// `rein bench ddpg|td3|sac`: training throughput with the shipped preset and the achieved
+/// GFLOP/s (a forward costs 2 FLOP per weight and sample, forward + backward 6).
+pub fn bench_continuous(algo: &str, a: &BenchContinuousArgs) -> Result<()> {
+    let mut cfg = base_config(algo, &a.env)?;
+    cfg["total_timesteps"] = json!(a.total_timesteps);
+    let factory = env_factory(&a.env, &Map::new())?;
+    let (learning_starts, train_freq, gradient_steps, batch) = (
+        cfg["learning_starts"].as_u64().unwrap_or(0),
+        cfg["train_freq"].as_u64().unwrap_or(1).max(1),
+        cfg["gradient_steps"].as_u64().unwrap_or(1),
+        cfg["batch_size"].as_u64().unwrap_or(1) as f64,
+    );
+    let (start, flops_per_step, steps) = if algo == "sac" {
+        let c: SacConfig = serde_json::from_value(cfg)?;
+        let mut agent = Sac::new(c, factory)?;
+        let (wa, wc) = (weights(&agent.actor), weights(&agent.critics[0]));
+        let start = std::time::Instant::now();
+        agent.train(&mut |_| {})?;
+        // pi(s) fwd+bwd, pi(s') fwd, 2 target critics fwd, 2 critics fwd+bwd twice.
+        (start, batch * (8.0 * wa + 28.0 * wc), agent.global_step())
+    } else {
+        let c: Td3Config = serde_json::from_value(cfg)?;
+        let (n, delay) = (c.n_critics as f64, c.policy_delay as f64);
+        let mut agent = Td3::new(c, factory)?;
+        let (wa, wc) = (weights(&agent.actor), weights(&agent.critics[0]));
+        let start = std::time::Instant::now();
+        agent.train(&mut |_| {})?;
+        // Critic step: target actor fwd, n x (target critic fwd + critic fwd+bwd); every
+        // `delay` steps the actor step: actor fwd+bwd, critic fwd+bwd.
+        (
+            start,
+            batch * (2.0 * wa + 8.0 * n * wc + (6.0 * wa + 6.0 * wc) / delay),
+            agent.global_step(),
+        )
+    };
+    let secs = start.elapsed().as_secs_f64();
+    let grad_steps = steps.saturating_sub(learning_starts) / train_freq * gradient_steps;
+    let sps = steps as f64 / secs;
+    let gflops = flops_per_step * grad_steps as f64 / secs / 1e9;
+    let peak = sgemm_peak_gflops();
+    if a.json {
+        println!(
+            "{}",
+            json!({"algo": algo, "env": a.env, "steps": steps, "seconds": secs, "steps_per_second": sps,
+                   "grad_steps": grad_steps, "mflop_per_grad_step": flops_per_step / 1e6, "gflops": gflops,
+                   "sgemm_peak_gflops": peak, "fraction_of_peak": gflops / peak, "threads": 1})
+        );
+    } else {
+        println!(
+            "{algo} {}: {steps} steps in {secs:.2} s = {sps:.0} steps/s (1 thread); {grad_steps} gradient steps of \
+             {:.1} MFLOP = {gflops:.1} GFLOP/s, {:.0}% of this machine's 1-thread sgemm peak ({peak:.1} GFLOP/s)",
+            a.env,
+            flops_per_step / 1e6,
             100.0 * gflops / peak
         );
     }

@@ -158,7 +158,7 @@ pub fn resume(
     quiet: bool,
 ) -> Result<()> {
     let (algo, env_id, kwargs, _) = read_run_config(dir)?;
-    if matches!(algo.as_str(), "dqn" | "td3" | "ddpg") {
+    if matches!(algo.as_str(), "dqn" | "td3" | "ddpg" | "sac") {
         return crate::cmd_dqn::resume(
             dir,
             &algo,
@@ -344,7 +344,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             )?;
         }
         agent.evaluate(&factory, a.episodes, a.deterministic, a.seed)?
-    } else if matches!(algo.as_str(), "dqn" | "td3" | "ddpg") {
+    } else if matches!(algo.as_str(), "dqn" | "td3" | "ddpg" | "sac") {
         if a.gif.is_some() {
             bail!("--gif is available for ppo, a2c and reinforce runs");
         }
@@ -494,7 +494,82 @@ const LEARN_ROWS: &[LearnRow] = &[
         steps: 500_000,
         needed: 2,
     },
+    LearnRow {
+        algo: "dqn",
+        label: "DQN",
+        env: "CartPole-v1",
+        threshold: 475.0,
+        steps: 100_000,
+        needed: 2,
+    },
+    LearnRow {
+        algo: "dqn",
+        label: "DQN",
+        env: "MountainCar-v0",
+        threshold: -120.0,
+        steps: 300_000,
+        needed: 2,
+    },
+    LearnRow {
+        algo: "ddpg",
+        label: "DDPG",
+        env: "Pendulum-v1",
+        threshold: -200.0,
+        steps: 20_000,
+        needed: 2,
+    },
+    LearnRow {
+        algo: "td3",
+        label: "TD3",
+        env: "Pendulum-v1",
+        threshold: -200.0,
+        steps: 20_000,
+        needed: 2,
+    },
+    LearnRow {
+        algo: "sac",
+        label: "SAC",
+        env: "Pendulum-v1",
+        threshold: -200.0,
+        steps: 20_000,
+        needed: 2,
+    },
+    LearnRow {
+        algo: "sac",
+        label: "SAC",
+        env: "MountainCarContinuous-v0",
+        threshold: 90.0,
+        steps: 50_000,
+        needed: 2,
+    },
 ];
+
+/// Trains one learning-table run and returns its mean deterministic evaluation return.
+fn learn_run(row: &LearnRow, seed: u64, factory: &EnvFactory) -> Result<f64> {
+    let off_policy = matches!(row.algo, "dqn" | "td3" | "ddpg" | "sac");
+    let mut cfg = if off_policy {
+        crate::cmd_dqn::base_config(row.algo, row.env)?
+    } else {
+        base_config(row.algo, row.env)?
+    };
+    cfg["total_timesteps"] = json!(row.steps);
+    cfg["seed"] = json!(seed);
+    let eval_seed = 1_000_000 + seed;
+    let (mean, _) = if off_policy {
+        let mut agent = crate::cmd_dqn::build(row.algo, cfg, factory)?;
+        while agent.global_step() < agent.total_timesteps() {
+            agent.train_phase_row()?;
+        }
+        agent.evaluate(factory, 10, eval_seed)?
+    } else {
+        let mut agent = build_agent(row.algo, cfg, factory)?;
+        while agent.global_step() < agent.total_timesteps() {
+            agent.train_update()?;
+        }
+        agent.evaluate(factory, 10, true, eval_seed)?
+    };
+    Ok(mean)
+}
 
 pub fn bench_learn(a: &BenchLearnArgs) -> Result<()> {
     let mut md = String::from(
@@ -511,14 +586,7 @@ pub fn bench_learn(a: &BenchLearnArgs) -> Result<()> {
         let mut returns = Vec::new();
         let start = std::time::Instant::now();
         for seed in 0..a.seeds {
-            let mut cfg = base_config(row.algo, row.env)?;
-            cfg["total_timesteps"] = json!(row.steps);
-            cfg["seed"] = json!(seed);
-            let mut agent = build_agent(row.algo, cfg, &factory)?;
-            while agent.global_step() < agent.total_timesteps() {
-                agent.train_update()?;
-            }
-            let (mean, _) = agent.evaluate(&factory, 10, true, 1_000_000 + seed)?;
+            let mean = learn_run(row, seed, &factory)?;
             eprintln!("{} {} seed {seed}: {mean:.1}", row.label, row.env);
             returns.push(mean);
         }

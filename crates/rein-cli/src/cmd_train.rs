@@ -36,6 +36,8 @@ pub enum Algo {
     Td3,
     /// Deep Deterministic Policy Gradient (Box actions).
     Ddpg,
+    /// Soft Actor-Critic (Box actions).
+    Sac,
 }
 
 impl Algo {
@@ -50,6 +52,7 @@ impl Algo {
             Algo::Dqn => "dqn",
             Algo::Td3 => "td3",
             Algo::Ddpg => "ddpg",
+            Algo::Sac => "sac",
         }
     }
 }
@@ -149,7 +152,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     let algo = a.algo.context("an algorithm is required")?;
     let env_id = a.env.clone().context("--env is required")?;
-    if matches!(algo, Algo::Dqn | Algo::Td3 | Algo::Ddpg) {
+    if matches!(algo, Algo::Dqn | Algo::Td3 | Algo::Ddpg | Algo::Sac) {
         return crate::cmd_dqn::train(&a, algo.name(), &env_id);
     }
     if matches!(algo, Algo::Ppo | Algo::A2c | Algo::Reinforce) {
@@ -202,7 +205,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Algo::Qlearning => train_q_learning(env.as_mut(), &cfg, &mut on_log)?,
         Algo::Sarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Sarsa, &mut on_log)?,
         Algo::ExpectedSarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Expected, &mut on_log)?,
-        Algo::Ppo | Algo::A2c | Algo::Reinforce | Algo::Dqn | Algo::Td3 | Algo::Ddpg => {
+        Algo::Ppo | Algo::A2c | Algo::Reinforce | Algo::Dqn | Algo::Td3 | Algo::Ddpg | Algo::Sac => {
             unreachable!("handled above")
         }
     };

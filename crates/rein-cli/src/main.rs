@@ -50,6 +50,12 @@ enum BenchCommand {
     Learn(cmd_pg::BenchLearnArgs),
     /// DQN training throughput with the shipped preset, and its fraction of the sgemm peak.
     Dqn(cmd_dqn::BenchDqnArgs),
+    /// DDPG training throughput with the shipped preset, and its fraction of the sgemm peak.
+    Ddpg(cmd_dqn::BenchContinuousArgs),
+    /// TD3 training throughput with the shipped preset, and its fraction of the sgemm peak.
+    Td3(cmd_dqn::BenchContinuousArgs),
+    /// SAC training throughput with the shipped preset, and its fraction of the sgemm peak.
+    Sac(cmd_dqn::BenchContinuousArgs),
     /// This machine's one-thread sgemm throughput.
     Gemm,
 }
@@ -65,6 +71,9 @@ fn main() {
         Command::Bench(BenchCommand::Ppo(a)) => cmd_pg::bench_ppo(&a),
         Command::Bench(BenchCommand::Learn(a)) => cmd_pg::bench_learn(&a),
         Command::Bench(BenchCommand::Dqn(a)) => cmd_dqn::bench_dqn(&a),
+        Command::Bench(BenchCommand::Ddpg(a)) => cmd_dqn::bench_continuous("ddpg", &a),
+        Command::Bench(BenchCommand::Td3(a)) => cmd_dqn::bench_continuous("td3", &a),
+        Command::Bench(BenchCommand::Sac(a)) => cmd_dqn::bench_continuous("sac", &a),
         Command::Bench(BenchCommand::Gemm) => cmd_dqn::bench_gemm(),
     };
     if let Err(e) = result {

@@ -53,6 +53,11 @@ pub struct ReplayBatch {
     pub rewards: Vec<f32>,
     /// Terminal flags (no bootstrapping).
     pub terminated: Vec<bool>,
+    /// Bootstrap multiplier `gamma^m` of each sample's next observation, where `m` is the number
+    /// of rewards summed into it (filled by [`ReplayBuffer::sample_n_step_into`]).
+    pub discounts: Vec<f32>,
+    /// Ring index of each sample.
+    pub indices: Vec<usize>,
 }
 
 impl ReplayBuffer {
@@ -164,13 +169,60 @@ impl ReplayBuffer {
         out.actions.resize(batch * a, 0.0);
         out.rewards.resize(batch, 0.0);
         out.terminated.resize(batch, false);
+        out.indices.resize(batch, 0);
         for k in 0..batch {
             let i = rng.random_range(0..self.len);
+            out.indices[k] = i;
             out.obs[k * d..(k + 1) * d].copy_from_slice(&self.obs[i * d..(i + 1) * d]);
             out.next_obs[k * d..(k + 1) * d].copy_from_slice(&self.next_obs[i * d..(i + 1) * d]);
             out.actions[k * a..(k + 1) * a].copy_from_slice(&self.actions[i * a..(i + 1) * a]);
             out.rewards[k] = self.rewards[i];
             out.terminated[k] = self.terminated[i];
+        }
+    }
+}
+
+impl ReplayBuffer {
+    /// Draws `batch` start indices uniformly (the same generator draws as
+    /// [`ReplayBuffer::sample_into`]) and returns n-step transitions (Sutton and Barto 2018,
+    /// eq. 7.1): `R = sum_{k<m} gamma^k r_{i+k}`, where `m <= n` stops early at the end of an
+    /// episode (terminated or truncated) or at the newest stored transition; `next_obs` and
+    /// `terminated` are those of transition `i+m-1`, and `discounts = gamma^m`. With `n = 1`
+    /// this is the one-step batch with `discounts = gamma`. Needs transitions pushed in time
+    /// order from one environment.
+    pub fn sample_n_step_into(
+        &self,
+        batch: usize,
+        n: usize,
+        gamma: f32,
+        rng: &mut ReinRng,
+        out: &mut ReplayBatch,
+    ) {
+        self.sample_into(batch, rng, out);
+        out.discounts.clear();
+        out.discounts.resize(batch, gamma);
+        if n <= 1 {
+            return;
+        }
+        let d = self.obs_dim;
+        for k in 0..batch {
+            let mut i = out.indices[k];
+            let (mut ret, mut disc) = (0.0f32, 1.0f32);
+            let mut m = 0;
+            loop {
+                ret += disc * self.rewards[i];
+                disc *= gamma;
+                m += 1;
+                let next = (i + 1) % self.capacity;
+                if m == n || self.terminated[i] || self.truncated[i] || next == self.pos {
+                    break;
+                }
+                i = next;
+            }
+            out.rewards[k] = ret;
+            out.terminated[k] = self.terminated[i];
+            out.next_obs[k * d..(k + 1) * d].copy_from_slice(&self.next_obs[i * d..(i + 1) * d]);
+            out.discounts[k] = disc;
         }
     }
 }
@@ -206,5 +258,38 @@ mod tests {
             assert_eq!(batch.rewards[k], batch.obs[k]);
             assert_eq!(batch.terminated[k], batch.obs[k] == 4.0);
         }
+    }
+
+    #[test]
+    fn n_step_sums_stop_at_episode_ends_and_at_the_newest_transition() {
+        // Rewards 1, 2, 4, 8, 16; the episode ends (terminated) after transition 2 and the
+        // buffer (capacity 8) holds 5 transitions.
+        let mut b = ReplayBuffer::new(8, 1, 1);
+        for k in 0..5 {
+            b.push(&[k as f32], &[0.0], (1 << k) as f32, &[k as f32 + 0.5], k == 2, false);
+        }
+        let mut rng = rng_from_seed(1);
+        let mut batch = ReplayBatch::default();
+        b.sample_n_step_into(300, 3, 0.5, &mut rng, &mut batch);
+        for k in 0..300 {
+            let (r, next, term, disc) = match batch.obs[k] as i32 {
+                0 => (1.0 + 0.5 * 2.0 + 0.25 * 4.0, 2.5, true, 0.125),
+                1 => (2.0 + 0.5 * 4.0, 2.5, true, 0.25),
+                2 => (4.0, 2.5, true, 0.5),
+                3 => (8.0 + 0.5 * 16.0, 4.5, false, 0.25),
+                4 => (16.0, 4.5, false, 0.5),
+                other => panic!("unexpected observation {other}"),
+            };
+            assert_eq!(
+                (batch.rewards[k], batch.next_obs[k], batch.terminated[k], batch.discounts[k]),
+                (r, next, term, disc),
+                "sample starting at {}",
+                batch.obs[k]
+            );
+        }
+        // n = 1 is the one-step batch with discount gamma.
+        b.sample_n_step_into(50, 1, 0.5, &mut rng, &mut batch);
+        assert!(batch.discounts.iter().all(|&g| g == 0.5));
+        assert!((0..50).all(|k| batch.next_obs[k] == batch.obs[k] + 0.5));
     }
 }
