@@ -1,1 +1,49 @@
-//! placeholder
+//! Language models for rein: GPT-2 compatible with Hugging Face checkpoints (config.json,
+//! model.safetensors, tokenizer.json), batched generation with a KV cache, and the pieces the
+//! RL trainers for language models build on.
+//!
+//! Tensors are candle's (CPU, f32); tokenisation is the `tokenizers` crate's.
+
+pub mod checkpoint;
+pub mod config;
+pub mod generate;
+pub mod loss;
+pub mod model;
+pub mod tokenizer;
+
+pub use config::Gpt2Config;
+pub use generate::{generate, GenerationConfig, Generated};
+pub use model::{ForwardInput, Gpt2, KvCache, ScalarHead};
+pub use tokenizer::Tokenizer;
+
+/// Errors of the language-model code; each names the file, tensor, line or value at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum LmError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file's content is not what was expected.
+    #[error("{0}")]
+    Format(String),
+    /// Bad input values (ids, prompts, options).
+    #[error("{0}")]
+    Input(String),
+    /// A tensor operation failed.
+    #[error("tensor error: {0}")]
+    Tensor(#[from] candle_core::Error),
+}
+
+impl LmError {
+    /// An I/O error on `path`.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Batched autoregressive generation with a KV cache.
+//!
+//! Prompts are left-padded into one batch (attention mask 0 on pads; position ids count real
+//! tokens only, so each prompt sees exactly what it would see alone). Each step applies, in
+//! Hugging Face's order, the repetition penalty, temperature, top-k and top-p, then picks the
+//! argmax (greedy) or samples with the request's own generator, so a request's output does not
+//! depend on what else is in the batch. The returned log-probability of each token is
+//! `log_softmax(logits / temperature)` of the raw logits (no penalty, top-k or top-p), which is
+//! what RLHF trainers compare against the policy's training forward pass. Rows leave the batch
+//! (and the cache) as soon as they finish.
+
+use crate::model::{ForwardInput, Gpt2, KvCache};
+use crate::tokenizer::Tokenizer;
+use crate::LmError;
+use candle_core::{Device, Tensor};
+use rand::Rng;
+use rein_core::{rng_from_seed, ReinRng};
+use serde::{Deserialize, Serialize};
+
+/// How to generate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerationConfig {
+    /// Most tokens to add.
+    pub max_new_tokens: usize,
+    /// EOS is forbidden until this many tokens were added.
+    pub min_new_tokens: usize,
+    /// Sample (true) or take the argmax (false).
+    pub do_sample: bool,
+    /// Softmax temperature (sampling and log-probs).
+    pub temperature: f32,
+    /// Keep only the k most likely tokens (0: off).
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches p (1: off).
+    pub top_p: f32,
+    /// CTRL's repetition penalty (Keskar et al. 2019): logits of tokens already in the
+    /// sequence are divided by it when positive, multiplied when negative (1: off).
+    pub repetition_penalty: f32,
+    /// Stop a sequence at this token (it is kept in the output).
+    pub eos_token_id: Option<u32>,
+    /// Stop a sequence once its decoded text contains one of these (needs a tokenizer; the
+    /// text is cut before the stop string).
+    pub stop_strings: Vec<String>,
+    /// Base seed: request i uses `seed + i` unless given its own.
+    pub seed: u64,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 32,
+            min_new_tokens: 0,
+            do_sample: false,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+            eos_token_id: None,
+            stop_strings: Vec::new(),
+            seed: 0,
+        }
+    }
+}
+
+impl GenerationConfig {
+    /// Checks the values, naming the first bad one.
+    pub fn validate(&self) -> Result<(), LmError> {
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return Err(LmError::Input(format!(
+                "temperature must be positive, got {}",
+                self.temperature
+            )));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(LmError::Input(format!(
+                "top_p must be in (0, 1], got {}",
+                self.top_p
+            )));
+        }
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+            return Err(LmError::Input(format!(
+                "repetition_penalty must be positive, got {}",
+                self.repetition_penalty
+            )));
+        }
+        if self.min_new_tokens > self.max_new_tokens {
+            return Err(LmError::Input(format!(
+                "min_new_tokens ({}) exceeds max_new_tokens ({})",
+                self.min_new_tokens, self.max_new_tokens
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One request's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Generated {
+    /// The prompt's token ids.
+    pub prompt_ids: Vec<u32>,
+    /// The new token ids (including a final EOS).
+    pub ids: Vec<u32>,
+    /// `log_softmax(logits / temperature)` of each new token.
+    pub logprobs: Vec<f32>,
+    /// Whether it stopped at EOS (or a stop string) rather than the length limit.
+    pub finished: bool,
+    /// Decoded new text (with a tokenizer; cut before a stop string).
+    pub text: Option<String>,
+}
+
+/// Left-pads `seqs` with `pad` into one batch: ids, positions (0 on pads, then 0, 1, ...) and
+/// the mask rows.
+pub fn left_pad(seqs: &[Vec<u32>], pad: u32) -> (Vec<u32>, Vec<u32>, Vec<Vec<u8>>, usize) {
+    let len = seqs.iter().map(Vec::len).max().unwrap_or(0);
+    let (mut ids, mut pos, mut mask) = (Vec::new(), Vec::new(), Vec::new());
+    for s in seqs {
+        let p = len - s.len();
+        ids.extend(std::iter::repeat_n(pad, p).chain(s.iter().copied()));
+        pos.extend(std::iter::repeat_n(0, p).chain(0..s.len() as u32));
+        mask.push(
+            std::iter::repeat_n(0u8, p)
+                .chain(std::iter::repeat_n(1u8, s.len()))
+                .collect(),
+        );
+    }
+    (ids, pos, mask, len)
+}
+
+/// `log_softmax(x)` of one row.
+pub fn log_softmax(x: &[f32]) -> Vec<f32> {
+    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = m + x.iter().map(|&v| (v - m).exp()).sum::<f32>().ln();
+    x.iter().map(|&v| v - lse).collect()
+}
+
+/// Picks the next token of one row from its raw logits; returns (token, log-prob).
+fn pick(
+    raw: &[f32],
+    history: &[u32],
+    n_new: usize,
+    cfg: &GenerationConfig,
+    rng: &mut ReinRng,
+) -> (u32, f32) {
+    let mut x = raw.to_vec();
+    if cfg.repetition_penalty != 1.0 {
+        let mut seen = std::collections::HashSet::new();
+        for &t in history {
+            if seen.insert(t) {
+                let v = &mut x[t as usize];
+                *v = if *v > 0.0 {
+                    *v / cfg.repetition_penalty
+                } else {
+                    *v * cfg.repetition_penalty
+                };
+            }
+        }
+    }
+    if let Some(eos) = cfg.eos_token_id {
+        if n_new < cfg.min_new_tokens {
+            x[eos as usize] = f32::NEG_INFINITY;
+        }
+    }
+    let token = if !cfg.do_sample {
+        let best = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        x.iter().position(|&v| v == best).unwrap_or(0)
+    } else {
+        for v in x.iter_mut() {
+            *v /= cfg.temperature;
+        }
+        let mut order: Vec<usize> = (0..x.len()).collect();
+        order.sort_by(|&a, &b| x[b].total_cmp(&x[a]).then(a.cmp(&b)));
+        let mut keep = order.len();
+        if cfg.top_k > 0 {
+            keep = keep.min(cfg.top_k);
+        }
+        let m = x[order[0]];
+        let probs: Vec<f32> = order[..keep].iter().map(|&i| (x[i] - m).exp()).collect();
+        let total: f32 = probs.iter().sum();
+        if cfg.top_p < 1.0 {
+            // Smallest prefix whose probability reaches top_p (at least one token).
+            let mut cum = 0.0;
+            for (n, p) in probs.iter().enumerate() {
+                cum += p / total;
+                if cum >= cfg.top_p {
+                    keep = n + 1;
+                    break;
+                }
+            }
+        }
+        let total: f32 = probs[..keep].iter().sum();
+        let u = rng.random::<f32>() * total;
+        let mut acc = 0.0;
+        let mut chosen = order[keep - 1];
+        for (n, p) in probs[..keep].iter().enumerate() {
+            acc += p;
+            if u < acc {
+                chosen = order[n];
+                break;
+            }
+        }
+        chosen
+    };
+    let scaled: Vec<f32> = raw.iter().map(|&v| v / cfg.temperature).collect();
+    let lp = log_softmax(&scaled)[token];
+    (token as u32, lp)
+}
+
+/// Generates continuations of `prompts` (token ids, each non-empty) as one batch.
+/// `seeds` gives each request its own seed (default `cfg.seed + i`); `tokenizer` decodes text
+/// and enables stop strings. Padding uses id 0 under a zero attention mask, so its value never
+/// matters.
+pub fn generate(
+    model: &Gpt2,
+    prompts: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    seeds: Option<&[u64]>,
+    tokenizer: Option<&Tokenizer>,
+) -> Result<Vec<Generated>, LmError> {
+    cfg.validate()?;
+    let n_pos = model.config.n_positions;
+    let vocab = model.config.vocab_size;
+    for (i, p) in prompts.iter().enumerate() {
+        if p.is_empty() {
+            return Err(LmError::Input(format!("prompt {i} has no tokens")));
+        }
+        if let Some(&bad) = p.iter().find(|&&t| t as usize >= vocab) {
+            return Err(LmError::Input(format!(
+                "prompt {i}: token id {bad} is outside the vocabulary (size {vocab})"
+            )));
+        }
+        if p.len() + cfg.max_new_tokens > n_pos {
+            return Err(LmError::Input(format!(
+                "prompt {i} has {} tokens; with max_new_tokens = {} it exceeds the model's n_positions = {n_pos}",
+                p.len(),
+                cfg.max_new_tokens
+            )));
+        }
+    }
+    if !cfg.stop_strings.is_empty() && tokenizer.is_none() {
+        return Err(LmError::Input(
+            "stop strings need a tokenizer (tokenizer.json in the model directory)".into(),
+        ));
+    }
+    let mut out: Vec<Generated> = prompts
+        .iter()
+        .map(|p| Generated {
+            prompt_ids: p.clone(),
+            ids: Vec::new(),
+            logprobs: Vec::new(),
+            finished: false,
+            text: None,
+        })
+        .collect();
+    let mut rngs: Vec<ReinRng> = (0..prompts.len())
+        .map(|i| rng_from_seed(seeds.map_or(cfg.seed.wrapping_add(i as u64), |s| s[i])))
+        .collect();
+    if prompts.is_empty() || cfg.max_new_tokens == 0 {
+        return finish_text(out, tokenizer, &cfg.stop_strings);
+    }
+    let dev = Device::Cpu;
+    let (ids, pos, mut mask, len) = left_pad(prompts, 0);
+    let b = prompts.len();
+    let mut active: Vec<usize> = (0..b).collect();
+    let mut next_pos: Vec<u32> = prompts.iter().map(|p| p.len() as u32).collect();
+    let mut cache = KvCache::default();
+    let mut input_ids = Tensor::from_vec(ids, (b, len), &dev)?;
+    let mut input_pos = Tensor::from_vec(pos, (b, len), &dev)?;
+    for step in 0..cfg.max_new_tokens {
+        let h = model.hidden(
+            &ForwardInput {
+                ids: &input_ids,
+                positions: &input_pos,
+                mask: Some(&mask),
+            },
+            Some(&mut cache),
+            None,
+            false,
+        )?;
+        let t = h.dims()[1];
+        let logits = model.lm_head(&h.narrow(1, t - 1, 1)?.contiguous()?)?;
+        let rows: Vec<Vec<f32>> = logits.squeeze(1)?.to_vec2()?;
+        let mut keep = Vec::new();
+        let mut next_tokens = Vec::new();
+        for (r, &req) in active.iter().enumerate() {
+            let g = &mut out[req];
+            let history: Vec<u32> = g.prompt_ids.iter().chain(&g.ids).copied().collect();
+            let (tok, lp) = pick(&rows[r], &history, step, cfg, &mut rngs[req]);
+            g.ids.push(tok);
+            g.logprobs.push(lp);
+            let mut done = cfg.eos_token_id == Some(tok);
+            if !done && !cfg.stop_strings.is_empty() {
+                if let Some(tk) = tokenizer {
+                    let text = tk.decode(&g.ids, false)?;
+                    done = cfg.stop_strings.iter().any(|s| text.contains(s.as_str()));
+                }
+            }
+            if done {
+                g.finished = true;
+            } else {
+                keep.push(r);
+                next_tokens.push(tok);
+            }
+        }
+        if keep.is_empty() || step + 1 == cfg.max_new_tokens {
+            break;
+        }
+        if keep.len() < active.len() {
+            let idx = Tensor::from_vec(
+                keep.iter().map(|&r| r as u32).collect::<Vec<u32>>(),
+                keep.len(),
+                &dev,
+            )?;
+            cache.select_rows(&idx)?;
+            mask = keep.iter().map(|&r| mask[r].clone()).collect();
+            active = keep.iter().map(|&r| active[r]).collect();
+        }
+        for m in mask.iter_mut() {
+            m.push(1);
+        }
+        let positions: Vec<u32> = active
+            .iter()
+            .map(|&req| {
+                let p = next_pos[req];
+                next_pos[req] += 1;
+                p
+            })
+            .collect();
+        let n = active.len();
+        input_ids = Tensor::from_vec(next_tokens, (n, 1), &dev)?;
+        input_pos = Tensor::from_vec(positions, (n, 1), &dev)?;
+    }
+    finish_text(out, tokenizer, &cfg.stop_strings)
+}
+
+fn finish_text(
+    mut out: Vec<Generated>,
+    tokenizer: Option<&Tokenizer>,
+    stops: &[String],
+) -> Result<Vec<Generated>, LmError> {
+    if let Some(tk) = tokenizer {
+        for g in out.iter_mut() {
+            g.text = Some(cut_at_stop(&tk.decode(&g.ids, true)?, stops));
+        }
+    }
+    Ok(out)
+}
+
+/// Cuts `text` before the first occurrence of any stop string.
+pub fn cut_at_stop(text: &str, stops: &[String]) -> String {
+    let cut = stops
+        .iter()
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
+        .unwrap_or(text.len());
+    text[..cut].to_string()
+}

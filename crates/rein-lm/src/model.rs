@@ -1,0 +1,529 @@
+//! GPT-2 (Radford et al. 2019) as Hugging Face's `GPT2LMHeadModel` computes it: learned
+//! positions, pre-LayerNorm blocks, fused QKV `Conv1D` (weights stored `[in, out]`), MLP with
+//! `gelu_new`, final LayerNorm, LM head tied to the token embedding.
+//!
+//! Parameters live in one candle `VarMap` under Hugging Face's names without the
+//! `transformer.` prefix (`wte.weight`, `h.0.attn.c_attn.weight`, ...), so that the same
+//! tensors serve inference, gradients and checkpoints.
+
+use crate::config::Gpt2Config;
+use crate::LmError;
+use candle_core::{DType, Device, Module, Tensor, Var, D};
+use candle_nn::VarMap;
+use rand::Rng;
+use rein_core::ReinRng;
+
+/// Finite stand-in for minus infinity in attention masks (a fully masked row stays finite and
+/// is zeroed afterwards, as PyTorch's SDPA does).
+const MASKED: f32 = -1e30;
+
+/// The MLP non-linearity named by `activation_function`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (`gelu_new`, `gelu_pytorch_tanh`).
+    GeluTanh,
+    /// `x Phi(x)` with the exact normal CDF (`gelu`).
+    GeluErf,
+    /// `max(x, 0)`.
+    Relu,
+    /// `x sigmoid(x)`.
+    Silu,
+    /// `tanh(x)`.
+    Tanh,
+    /// `x sigmoid(1.702 x)`.
+    QuickGelu,
+}
+
+impl Activation {
+    /// Parses Hugging Face's `activation_function` names.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Ok(match name {
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Self::GeluTanh,
+            "gelu" => Self::GeluErf,
+            "relu" => Self::Relu,
+            "silu" | "swish" => Self::Silu,
+            "tanh" => Self::Tanh,
+            "quick_gelu" => Self::QuickGelu,
+            other => {
+                return Err(format!(
+                "activation_function {other:?} is not supported (expected gelu_new, gelu_pytorch_tanh, gelu, relu, silu, swish, tanh or quick_gelu)"
+            ))
+            }
+        })
+    }
+
+    fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::GeluTanh => x.gelu(),
+            Self::GeluErf => x.gelu_erf(),
+            Self::Relu => x.relu(),
+            Self::Silu => x.silu(),
+            Self::Tanh => x.tanh(),
+            Self::QuickGelu => x * candle_nn::ops::sigmoid(&(x * 1.702)?)?,
+        }
+    }
+}
+
+/// Keys and values of earlier positions, per layer (`[batch, heads, past, head_dim]`).
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps only the batch rows `rows` (finished sequences leave the batch).
+    pub fn select_rows(&mut self, rows: &Tensor) -> candle_core::Result<()> {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.index_select(rows, 0)?;
+            *v = v.index_select(rows, 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// Dropout with rein's seeded generator (candle's own dropout draws from an unseeded one, which
+/// would break bit-exact resume).
+pub struct Dropout<'a> {
+    /// Generator of the masks.
+    pub rng: &'a mut ReinRng,
+}
+
+impl Dropout<'_> {
+    fn apply(&mut self, x: &Tensor, p: f64) -> candle_core::Result<Tensor> {
+        if p <= 0.0 {
+            return Ok(x.clone());
+        }
+        let scale = (1.0 / (1.0 - p)) as f32;
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| {
+                if self.rng.random::<f64>() < p {
+                    0.0
+                } else {
+                    scale
+                }
+            })
+            .collect();
+        x * Tensor::from_vec(mask, x.shape(), x.device())?
+    }
+}
+
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    fn forward(&self, x: &Tensor, grad: bool) -> candle_core::Result<Tensor> {
+        if grad {
+            // The fused kernel has no backward pass; this composition has.
+            let mean = x.mean_keepdim(D::Minus1)?;
+            let xc = x.broadcast_sub(&mean)?;
+            let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+            xc.broadcast_div(&(var + self.eps)?.sqrt()?)?
+                .broadcast_mul(&self.weight)?
+                .broadcast_add(&self.bias)
+        } else {
+            candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps as f32)
+        }
+    }
+}
+
+/// Hugging Face `Conv1D`: `y = x W + b` with `W` stored `[in, out]`.
+struct Conv1D {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Conv1D {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let (rows, inp) = (x.elem_count() / dims[dims.len() - 1], dims[dims.len() - 1]);
+        let y = x
+            .reshape((rows, inp))?
+            .matmul(&self.weight)?
+            .broadcast_add(&self.bias)?;
+        let mut out = dims;
+        let last = out.len() - 1;
+        out[last] = self.weight.dims()[1];
+        y.reshape(out)
+    }
+}
+
+struct Block {
+    ln_1: LayerNorm,
+    c_attn: Conv1D,
+    attn_proj: Conv1D,
+    ln_2: LayerNorm,
+    c_fc: Conv1D,
+    mlp_proj: Conv1D,
+}
+
+/// The expected parameter names and shapes of a configuration (HF names without the
+/// `transformer.` prefix).
+pub fn parameter_shapes(cfg: &Gpt2Config) -> Vec<(String, Vec<usize>)> {
+    let (d, f) = (cfg.n_embd, cfg.inner());
+    let mut out = vec![
+        ("wte.weight".to_string(), vec![cfg.vocab_size, d]),
+        ("wpe.weight".to_string(), vec![cfg.n_positions, d]),
+    ];
+    for i in 0..cfg.n_layer {
+        let p = format!("h.{i}.");
+        for (name, shape) in [
+            ("ln_1.weight", vec![d]),
+            ("ln_1.bias", vec![d]),
+            ("attn.c_attn.weight", vec![d, 3 * d]),
+            ("attn.c_attn.bias", vec![3 * d]),
+            ("attn.c_proj.weight", vec![d, d]),
+            ("attn.c_proj.bias", vec![d]),
+            ("ln_2.weight", vec![d]),
+            ("ln_2.bias", vec![d]),
+            ("mlp.c_fc.weight", vec![d, f]),
+            ("mlp.c_fc.bias", vec![f]),
+            ("mlp.c_proj.weight", vec![f, d]),
+            ("mlp.c_proj.bias", vec![d]),
+        ] {
+            out.push((format!("{p}{name}"), shape));
+        }
+    }
+    out.push(("ln_f.weight".into(), vec![d]));
+    out.push(("ln_f.bias".into(), vec![d]));
+    out
+}
+
+/// A GPT-2 language model.
+pub struct Gpt2 {
+    /// Architecture.
+    pub config: Gpt2Config,
+    /// All parameters (trainable `Var`s), by HF name without the `transformer.` prefix.
+    pub varmap: VarMap,
+    wte: Tensor,
+    wpe: Tensor,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+    act: Activation,
+}
+
+/// Inputs of one forward pass.
+pub struct ForwardInput<'a> {
+    /// Token ids, `[batch, seq]` (u32).
+    pub ids: &'a Tensor,
+    /// Position ids, `[batch, seq]` (u32).
+    pub positions: &'a Tensor,
+    /// Attention mask over cached plus new positions, `[batch, past + seq]`, 1 on real tokens
+    /// and 0 on padding; `None` means all real.
+    pub mask: Option<&'a [Vec<u8>]>,
+}
+
+impl Gpt2 {
+    /// A model from named tensors (HF names without prefix), checking every shape.
+    pub fn from_tensors(
+        config: Gpt2Config,
+        mut tensors: std::collections::HashMap<String, Tensor>,
+        source: &str,
+    ) -> Result<Self, LmError> {
+        config
+            .validate()
+            .map_err(|e| LmError::Format(format!("{source}: {e}")))?;
+        let varmap = VarMap::new();
+        {
+            let mut data = varmap.data().lock().expect("varmap lock");
+            for (name, shape) in parameter_shapes(&config) {
+                let t = tensors.remove(&name).ok_or_else(|| {
+                    LmError::Format(format!(
+                        "{source}: tensor {name} (shape {shape:?}) is missing"
+                    ))
+                })?;
+                if t.dims() != shape.as_slice() {
+                    return Err(LmError::Format(format!(
+                        "{source}: tensor {name} has shape {:?}, the config needs {shape:?}",
+                        t.dims()
+                    )));
+                }
+                let t = t.to_dtype(DType::F32)?;
+                data.insert(name, Var::from_tensor(&t)?);
+            }
+        }
+        Self::from_varmap(config, varmap)
+    }
+
+    /// A new model with GPT-2's initialisation: normal(0, initializer_range) weights,
+    /// residual projections scaled by `1/sqrt(2 n_layer)`, zero biases, unit LayerNorms.
+    pub fn new_random(config: Gpt2Config, rng: &mut ReinRng) -> Result<Self, LmError> {
+        config
+            .validate()
+            .map_err(|e| LmError::Format(format!("config: {e}")))?;
+        let std = config.initializer_range;
+        let proj_std = std / (2.0 * config.n_layer as f64).sqrt();
+        let mut tensors = std::collections::HashMap::new();
+        for (name, shape) in parameter_shapes(&config) {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = if name.contains("ln_") {
+                vec![if name.ends_with("weight") { 1.0 } else { 0.0 }; n]
+            } else if name.ends_with("bias") {
+                vec![0.0; n]
+            } else {
+                let s = if name.ends_with("c_proj.weight") {
+                    proj_std
+                } else {
+                    std
+                };
+                (0..n)
+                    .map(|_| {
+                        let z: f64 = rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng);
+                        (z * s) as f32
+                    })
+                    .collect()
+            };
+            tensors.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
+        }
+        Self::from_tensors(config, tensors, "new model")
+    }
+
+    fn from_varmap(config: Gpt2Config, varmap: VarMap) -> Result<Self, LmError> {
+        let get = |name: &str| -> Tensor {
+            varmap.data().lock().expect("varmap lock")[name]
+                .as_tensor()
+                .clone()
+        };
+        let eps = config.layer_norm_epsilon;
+        let ln = |p: &str| LayerNorm {
+            weight: get(&format!("{p}.weight")),
+            bias: get(&format!("{p}.bias")),
+            eps,
+        };
+        let conv = |p: &str| Conv1D {
+            weight: get(&format!("{p}.weight")),
+            bias: get(&format!("{p}.bias")),
+        };
+        let blocks = (0..config.n_layer)
+            .map(|i| Block {
+                ln_1: ln(&format!("h.{i}.ln_1")),
+                c_attn: conv(&format!("h.{i}.attn.c_attn")),
+                attn_proj: conv(&format!("h.{i}.attn.c_proj")),
+                ln_2: ln(&format!("h.{i}.ln_2")),
+                c_fc: conv(&format!("h.{i}.mlp.c_fc")),
+                mlp_proj: conv(&format!("h.{i}.mlp.c_proj")),
+            })
+            .collect();
+        let act = Activation::parse(&config.activation_function).map_err(LmError::Format)?;
+        Ok(Self {
+            wte: get("wte.weight"),
+            wpe: get("wpe.weight"),
+            ln_f: ln("ln_f"),
+            blocks,
+            act,
+            config,
+            varmap,
+        })
+    }
+
+    /// The trainable parameters with their names, in a fixed (sorted) order.
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
+        let data = self.varmap.data().lock().expect("varmap lock");
+        let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Final hidden states `[batch, seq, n_embd]` (after `ln_f`). With `cache`, keys and values
+    /// of earlier calls are attended to and this call's are appended. With `dropout`, the
+    /// configured dropout applies (training); gradients flow when the caller tracks them.
+    pub fn hidden(
+        &self,
+        input: &ForwardInput,
+        mut cache: Option<&mut KvCache>,
+        mut dropout: Option<&mut Dropout>,
+        grad: bool,
+    ) -> Result<Tensor, LmError> {
+        let cfg = &self.config;
+        let (b, t) = input.ids.dims2()?;
+        let past = cache.as_ref().map_or(0, |c| c.len());
+        let total = past + t;
+        if let Some(m) = input.mask {
+            if m.len() != b || m.iter().any(|r| r.len() != total) {
+                return Err(LmError::Input(format!(
+                    "attention mask must be {b} rows of {total} entries"
+                )));
+            }
+        }
+        let max_pos = input.positions.flatten_all()?.max(0)?.to_scalar::<u32>()? as usize;
+        if max_pos >= cfg.n_positions {
+            return Err(LmError::Input(format!(
+                "position {max_pos} is beyond the model's n_positions = {}",
+                cfg.n_positions
+            )));
+        }
+        let d = cfg.n_embd;
+        let tok = self.wte.index_select(&input.ids.flatten_all()?, 0)?;
+        let pos = self.wpe.index_select(&input.positions.flatten_all()?, 0)?;
+        let mut h = (tok + pos)?.reshape((b, t, d))?;
+        if let Some(dr) = dropout.as_mut() {
+            h = dr.apply(&h, cfg.embd_pdrop)?;
+        }
+        // Additive attention bias [b, 1, t, total] and, where a query sees no key at all, a
+        // zero row multiplier (PyTorch SDPA's convention for fully masked rows).
+        let mut bias = vec![0f32; b * t * total];
+        let mut row_ok = vec![1f32; b * t];
+        let mut any_dead = false;
+        for bi in 0..b {
+            for qi in 0..t {
+                let mut seen = false;
+                for kj in 0..total {
+                    let allowed =
+                        kj <= past + qi && input.mask.is_none_or(|m| m[bi][kj] != 0);
+                    if allowed {
+                        seen = true;
+                    } else {
+                        bias[(bi * t + qi) * total + kj] = MASKED;
+                    }
+                }
+                if !seen {
+                    row_ok[bi * t + qi] = 0.0;
+                    any_dead = true;
+                }
+            }
+        }
+        let dev = h.device().clone();
+        let bias = Tensor::from_vec(bias, (b, 1, t, total), &dev)?;
+        let row_ok = if any_dead {
+            Some(Tensor::from_vec(row_ok, (b, 1, t, 1), &dev)?)
+        } else {
+            None
+        };
+        let (nh, hd) = (cfg.n_head, cfg.head_dim());
+        let mut new_layers = Vec::with_capacity(self.blocks.len());
+        for (li, blk) in self.blocks.iter().enumerate() {
+            let x = blk.ln_1.forward(&h, grad)?;
+            let qkv = blk.c_attn.forward(&x)?;
+            let split = |i: usize| -> candle_core::Result<Tensor> {
+                qkv.narrow(2, i * d, d)?
+                    .reshape((b, t, nh, hd))?
+                    .transpose(1, 2)?
+                    .contiguous()
+            };
+            let (q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
+            if let Some(c) = cache.as_ref() {
+                if let Some(Some((pk, pv))) = c.layers.get(li) {
+                    k = Tensor::cat(&[pk, &k], 2)?;
+                    v = Tensor::cat(&[pv, &v], 2)?;
+                }
+            }
+            let mut scale = 1.0;
+            if cfg.scale_attn_weights {
+                scale /= (hd as f64).sqrt();
+            }
+            if cfg.scale_attn_by_inverse_layer_idx {
+                scale /= (li + 1) as f64;
+            }
+            let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(&bias)?;
+            let mut probs = if grad {
+                candle_nn::ops::softmax(&scores, D::Minus1)?
+            } else {
+                candle_nn::ops::softmax_last_dim(&scores)?
+            };
+            if let Some(ok) = &row_ok {
+                probs = probs.broadcast_mul(ok)?;
+            }
+            if let Some(dr) = dropout.as_mut() {
+                probs = dr.apply(&probs, cfg.attn_pdrop)?;
+            }
+            let att = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((b, t, d))?;
+            let mut a = blk.attn_proj.forward(&att)?;
+            if let Some(dr) = dropout.as_mut() {
+                a = dr.apply(&a, cfg.resid_pdrop)?;
+            }
+            h = (h + a)?;
+            let x = blk.ln_2.forward(&h, grad)?;
+            let mut m = blk
+                .mlp_proj
+                .forward(&self.act.apply(&blk.c_fc.forward(&x)?)?)?;
+            if let Some(dr) = dropout.as_mut() {
+                m = dr.apply(&m, cfg.resid_pdrop)?;
+            }
+            h = (h + m)?;
+            if cache.is_some() {
+                new_layers.push(Some((k.detach(), v.detach())));
+            }
+        }
+        if let Some(c) = cache.as_mut() {
+            c.layers = new_layers;
+        }
+        Ok(self.ln_f.forward(&h, grad)?)
+    }
+
+    /// Logits `[batch, seq, vocab]` of hidden states (the LM head tied to `wte`).
+    pub fn lm_head(&self, hidden: &Tensor) -> Result<Tensor, LmError> {
+        let (b, t, d) = hidden.dims3()?;
+        Ok(hidden
+            .reshape((b * t, d))?
+            .matmul(&self.wte.t()?)?
+            .reshape((b, t, self.config.vocab_size))?)
+    }
+
+    /// Logits for a batch without cache or dropout.
+    pub fn logits(&self, input: &ForwardInput) -> Result<Tensor, LmError> {
+        let h = self.hidden(input, None, None, false)?;
+        self.lm_head(&h)
+    }
+}
+
+impl Module for ScalarHead {
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        xs.broadcast_matmul(&self.weight.as_tensor().t()?)?
+            .broadcast_add(self.bias.as_tensor())?
+            .squeeze(D::Minus1)
+    }
+}
+
+/// A linear map from the final hidden state to one number: the value head of PPO
+/// (initialised to zero, as TRL) or the reward head of a reward model (weights
+/// `N(0, 1/sqrt(n_embd + 1))`, bias 0, as Stiennon et al. 2020).
+pub struct ScalarHead {
+    /// `[1, n_embd]`.
+    pub weight: Var,
+    /// `[1]`.
+    pub bias: Var,
+}
+
+impl ScalarHead {
+    /// A zero-initialised value head.
+    pub fn value_head(n_embd: usize) -> Result<Self, LmError> {
+        Ok(Self {
+            weight: Var::zeros((1, n_embd), DType::F32, &Device::Cpu)?,
+            bias: Var::zeros(1, DType::F32, &Device::Cpu)?,
+        })
+    }
+
+    /// A reward head with weights drawn from `N(0, 1/sqrt(n_embd + 1))`.
+    pub fn reward_head(n_embd: usize, rng: &mut ReinRng) -> Result<Self, LmError> {
+        let std = 1.0 / ((n_embd + 1) as f64).sqrt();
+        let w: Vec<f32> = (0..n_embd)
+            .map(|_| {
+                let z: f64 = rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng);
+                (z * std) as f32
+            })
+            .collect();
+        Ok(Self {
+            weight: Var::from_tensor(&Tensor::from_vec(w, (1, n_embd), &Device::Cpu)?)?,
+            bias: Var::zeros(1, DType::F32, &Device::Cpu)?,
+        })
+    }
+}

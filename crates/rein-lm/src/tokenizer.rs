@@ -1,0 +1,129 @@
+//! Tokenisers through the `tokenizers` crate: a `tokenizer.json`, GPT-2's `vocab.json` +
+//! `merges.txt`, or a byte-level BPE trained here on a text corpus.
+
+use crate::LmError;
+use std::path::Path;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::{AddedToken, TokenizerBuilder};
+
+/// The end-of-text token of GPT-2 style vocabularies.
+pub const END_OF_TEXT: &str = "<|endoftext|>";
+
+/// A text tokeniser.
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+}
+
+fn tk_err(path: &Path, e: impl std::fmt::Display) -> LmError {
+    LmError::Format(format!("{}: {e}", path.display()))
+}
+
+impl Tokenizer {
+    /// Loads `dir/tokenizer.json`, else `dir/vocab.json` + `dir/merges.txt` (byte-level BPE as
+    /// GPT-2); `Ok(None)` when the directory has neither.
+    pub fn from_dir(dir: &Path) -> Result<Option<Self>, LmError> {
+        let json = dir.join("tokenizer.json");
+        if json.exists() {
+            return Self::from_file(&json).map(Some);
+        }
+        let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
+        if vocab.exists() && merges.exists() {
+            let bpe = BPE::from_file(&vocab.display().to_string(), &merges.display().to_string())
+                .build()
+                .map_err(|e| tk_err(&vocab, e))?;
+            let mut inner = tokenizers::Tokenizer::new(bpe);
+            inner.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
+            inner.with_decoder(Some(ByteLevelDecoder::default()));
+            inner.with_post_processor(Some(ByteLevel::default().trim_offsets(false)));
+            return Ok(Some(Self { inner }));
+        }
+        Ok(None)
+    }
+
+    /// Loads a `tokenizer.json`.
+    pub fn from_file(path: &Path) -> Result<Self, LmError> {
+        if !path.exists() {
+            return Err(LmError::Format(format!("{}: missing", path.display())));
+        }
+        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| tk_err(path, e))?;
+        Ok(Self { inner })
+    }
+
+    /// Trains a byte-level BPE (GPT-2's pre-tokenisation, decoder and `<|endoftext|>`) with
+    /// `vocab_size` entries on the text files `files`.
+    pub fn train_bpe(files: &[std::path::PathBuf], vocab_size: usize) -> Result<Self, LmError> {
+        if vocab_size < 257 {
+            return Err(LmError::Input(format!(
+                "vocab_size must be at least 257 (256 bytes and {END_OF_TEXT}), got {vocab_size}"
+            )));
+        }
+        for f in files {
+            if !f.exists() {
+                return Err(LmError::Format(format!("{}: missing", f.display())));
+            }
+        }
+        let mut trainer = BpeTrainerBuilder::new()
+            .vocab_size(vocab_size)
+            .min_frequency(2)
+            .show_progress(false)
+            .special_tokens(vec![AddedToken::from(END_OF_TEXT, true)])
+            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+            .build();
+        let mut tk = TokenizerBuilder::new()
+            .with_model(BPE::default())
+            .with_normalizer(None::<tokenizers::NormalizerWrapper>)
+            .with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)))
+            .with_post_processor(Some(ByteLevel::default().trim_offsets(false)))
+            .with_decoder(Some(ByteLevelDecoder::default()))
+            .build()
+            .map_err(|e| LmError::Format(e.to_string()))?;
+        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        tk.train_from_files(&mut trainer, names)
+            .map_err(|e| LmError::Format(format!("training the tokenizer: {e}")))?;
+        let json = tk
+            .to_string(false)
+            .map_err(|e| LmError::Format(e.to_string()))?;
+        let inner: tokenizers::Tokenizer = json
+            .parse()
+            .map_err(|e| LmError::Format(format!("trained tokenizer: {e}")))?;
+        Ok(Self { inner })
+    }
+
+    /// Writes `tokenizer.json` atomically.
+    pub fn save(&self, path: &Path) -> Result<(), LmError> {
+        let json = self
+            .inner
+            .to_string(true)
+            .map_err(|e| LmError::Format(e.to_string()))?;
+        rein_core::metrics::write_atomic(path, json.as_bytes()).map_err(|e| LmError::io(path, e))
+    }
+
+    /// Token ids of `text` (no special tokens added).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, LmError> {
+        Ok(self
+            .inner
+            .encode(text, false)
+            .map_err(|e| LmError::Input(format!("tokenizing {text:?}: {e}")))?
+            .get_ids()
+            .to_vec())
+    }
+
+    /// Text of `ids` (special tokens skipped when `skip_special`).
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, LmError> {
+        self.inner
+            .decode(ids, skip_special)
+            .map_err(|e| LmError::Input(format!("decoding {ids:?}: {e}")))
+    }
+
+    /// The id of a token string, if in the vocabulary.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// Vocabulary size including added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+}
