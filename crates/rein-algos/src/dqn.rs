@@ -65,6 +65,9 @@ pub struct DqnConfig {
     pub dueling: bool,
     /// Rewards summed into each target (n-step returns; 1: one-step TD).
     pub n_steps: usize,
+    /// Decay the learning rate linearly to 0 over training (the zoo's `lin_` schedules):
+    /// late updates become small, so the final policy does not swing.
+    pub anneal_lr: bool,
     /// Seed.
     pub seed: u64,
 }
@@ -91,6 +94,7 @@ impl Default for DqnConfig {
             double_q: false,
             dueling: false,
             n_steps: 1,
+            anneal_lr: false,
             seed: 0,
         }
     }
@@ -118,7 +122,10 @@ impl DqnConfig {
 
     /// Checks the values, naming the first bad field.
     pub fn validate(&self) -> Result<(), String> {
-        if self.batch_size == 0 || self.buffer_size == 0 || self.train_freq == 0 || self.n_steps == 0
+        if self.batch_size == 0
+            || self.buffer_size == 0
+            || self.train_freq == 0
+            || self.n_steps == 0
         {
             return Err(
                 "batch_size, buffer_size, train_freq and n_steps must be at least 1".into(),
@@ -249,7 +256,11 @@ impl Dqn {
         }
         let obs_dim = venv.obs_dim();
         let mut rng = rng_from_seed(config.seed);
-        let head = if config.dueling { 1 + n_actions } else { n_actions };
+        let head = if config.dueling {
+            1 + n_actions
+        } else {
+            n_actions
+        };
         let sizes: Vec<usize> = std::iter::once(obs_dim)
             .chain(config.net_arch.iter().copied())
             .chain([head])
@@ -313,6 +324,10 @@ impl Dqn {
             }
         }
         let (mut loss_sum, mut q_sum, mut n) = (0.0, 0.0, 0u64);
+        if cfg.anneal_lr {
+            let progress = self.env.global_step as f64 / cfg.total_timesteps.max(1) as f64;
+            self.opt.lr = cfg.learning_rate * (1.0 - progress).max(0.0);
+        }
         if self.env.global_step > cfg.learning_starts {
             for _ in 0..cfg.gradient_steps {
                 let (l, qm) = self.gradient_step()?;

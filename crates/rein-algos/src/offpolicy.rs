@@ -119,12 +119,10 @@ impl OffPolicyEnv {
         buffer_size: usize,
         stored_action_dim: usize,
     ) -> Result<Self, PgError> {
-        let mut venv = rein_core::VectorEnv::from_fn(
-            1,
-            rein_core::AutoresetMode::SameStep,
-            1,
-            move |i| make_env(i),
-        )?;
+        let mut venv =
+            rein_core::VectorEnv::from_fn(1, rein_core::AutoresetMode::SameStep, 1, move |i| {
+                make_env(i)
+            })?;
         let obs = venv.reset(Some(seed))?.to_vec();
         let obs_dim = venv.obs_dim();
         Ok(Self {
@@ -217,8 +215,7 @@ impl OffPolicyEnv {
     pub fn restore(&mut self, ckpt: &crate::onpolicy::Checkpoint) -> Result<(), PgError> {
         ckpt.load_replay(&mut self.buffer)?;
         self.global_step = ckpt.get("global_step")?;
-        self.venv
-            .restore(&ckpt.get::<serde_json::Value>("venv")?)?;
+        self.venv.restore(&ckpt.get::<serde_json::Value>("venv")?)?;
         self.obs = ckpt.get("obs")?;
         self.ep_return = ckpt.get("ep_return")?;
         self.recent = ckpt.get("recent")?;
@@ -261,12 +258,19 @@ pub(crate) fn evaluate_policy(
 }
 
 /// Bounds of a bounded Box action space, for agents whose policy acts in [-1, 1].
-pub(crate) fn box_bounds(space: &rein_core::Space, algo: &str) -> Result<(Vec<f32>, Vec<f32>), PgError> {
+pub(crate) fn box_bounds(
+    space: &rein_core::Space,
+    algo: &str,
+) -> Result<(Vec<f32>, Vec<f32>), PgError> {
     match space {
-        rein_core::Space::Box { low, high, .. } if low.iter().chain(high).all(|x| x.is_finite()) => Ok((
-            low.iter().map(|&x| x as f32).collect(),
-            high.iter().map(|&x| x as f32).collect(),
-        )),
+        rein_core::Space::Box { low, high, .. }
+            if low.iter().chain(high).all(|x| x.is_finite()) =>
+        {
+            Ok((
+                low.iter().map(|&x| x as f32).collect(),
+                high.iter().map(|&x| x as f32).collect(),
+            ))
+        }
         other => Err(PgError::Config(format!(
             "{algo} needs a bounded Box action space, got {other}"
         ))),

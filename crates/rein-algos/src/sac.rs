@@ -116,9 +116,9 @@ impl SacConfig {
     pub fn preset_toml(env_id: &str) -> Option<&'static str> {
         match env_id {
             "Pendulum-v1" => Some(include_str!("../presets/sac/Pendulum-v1.toml")),
-            "MountainCarContinuous-v0" => Some(include_str!(
-                "../presets/sac/MountainCarContinuous-v0.toml"
-            )),
+            "MountainCarContinuous-v0" => {
+                Some(include_str!("../presets/sac/MountainCarContinuous-v0.toml"))
+            }
             _ => None,
         }
     }
@@ -501,7 +501,9 @@ impl Sac {
             opt.step(&mut c.params, &c.grads);
         }
         if !critic_loss.is_finite() {
-            return Err(PgError::NonFinite(format!("SAC critic loss is {critic_loss}")));
+            return Err(PgError::NonFinite(format!(
+                "SAC critic loss is {critic_loss}"
+            )));
         }
         // Actor step: mean(alpha log pi(a|s) - min_i Q_i(s, a)), a reparameterised.
         let pi_in = Self::critic_input(&self.batch.obs, &pi.actions, b);
@@ -521,7 +523,10 @@ impl Sac {
             .collect();
         for (i, cache) in [c0_cache, c1_cache].into_iter().enumerate() {
             let c = &mut self.critics[i];
-            let g: Vec<f32> = which.iter().map(|&w| if w == i { 1.0 } else { 0.0 }).collect();
+            let g: Vec<f32> = which
+                .iter()
+                .map(|&w| if w == i { 1.0 } else { 0.0 })
+                .collect();
             let saved = c.grads.clone();
             c.backward_with_input_grad(cache, &g, &mut d_in);
             c.grads = saved; // the critics are not updated by the actor loss

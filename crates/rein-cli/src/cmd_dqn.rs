@@ -262,6 +262,15 @@ fn dqn_flops(q: &rein_nn::Mlp, batch: usize) -> f64 {
 pub fn bench_dqn(a: &BenchDqnArgs) -> Result<()> {
     let mut cfg = base_config("dqn", &a.env)?;
     cfg["total_timesteps"] = json!(a.total_timesteps);
+    // SB3's DQN has none of these; the comparison runs the same algorithm.
+    for (k, v) in [
+        ("double_q", false),
+        ("dueling", false),
+        ("anneal_lr", false),
+    ] {
+        cfg[k] = json!(v);
+    }
+    cfg["n_steps"] = json!(1);
     let config: DqnConfig = serde_json::from_value(cfg)?;
     let factory = env_factory(&a.env, &Map::new())?;
     let mut agent = Dqn::new(config.clone(), factory)?;

@@ -205,7 +205,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Algo::Qlearning => train_q_learning(env.as_mut(), &cfg, &mut on_log)?,
         Algo::Sarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Sarsa, &mut on_log)?,
         Algo::ExpectedSarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Expected, &mut on_log)?,
-        Algo::Ppo | Algo::A2c | Algo::Reinforce | Algo::Dqn | Algo::Td3 | Algo::Ddpg | Algo::Sac => {
+        Algo::Ppo
+        | Algo::A2c
+        | Algo::Reinforce
+        | Algo::Dqn
+        | Algo::Td3
+        | Algo::Ddpg
+        | Algo::Sac => {
             unreachable!("handled above")
         }
     };

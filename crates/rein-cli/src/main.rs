@@ -2,6 +2,7 @@
 
 mod cmd_dqn;
 mod cmd_env;
+mod cmd_lm;
 mod cmd_mdp;
 mod cmd_pg;
 mod cmd_train;
@@ -40,6 +41,9 @@ enum Command {
     /// Benchmarks of training speed.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Language models: generation, logits.
+    #[command(subcommand)]
+    Lm(cmd_lm::LmCommand),
 }
 
 #[derive(Subcommand)]
@@ -56,6 +60,8 @@ enum BenchCommand {
     Td3(cmd_dqn::BenchContinuousArgs),
     /// SAC training throughput with the shipped preset, and its fraction of the sgemm peak.
     Sac(cmd_dqn::BenchContinuousArgs),
+    /// Language-model speed: forward, generation and training step of GPT-2 small and a tiny GPT-2.
+    Lm(cmd_lm::BenchLmArgs),
     /// This machine's one-thread sgemm throughput.
     Gemm,
 }
@@ -68,12 +74,14 @@ fn main() {
         Command::Mdp(c) => cmd_mdp::run(c),
         Command::Train(a) => cmd_train::run(a),
         Command::Eval(a) => cmd_pg::eval(&a),
+        Command::Lm(c) => cmd_lm::run(c),
         Command::Bench(BenchCommand::Ppo(a)) => cmd_pg::bench_ppo(&a),
         Command::Bench(BenchCommand::Learn(a)) => cmd_pg::bench_learn(&a),
         Command::Bench(BenchCommand::Dqn(a)) => cmd_dqn::bench_dqn(&a),
         Command::Bench(BenchCommand::Ddpg(a)) => cmd_dqn::bench_continuous("ddpg", &a),
         Command::Bench(BenchCommand::Td3(a)) => cmd_dqn::bench_continuous("td3", &a),
         Command::Bench(BenchCommand::Sac(a)) => cmd_dqn::bench_continuous("sac", &a),
+        Command::Bench(BenchCommand::Lm(a)) => cmd_lm::bench_lm(&a),
         Command::Bench(BenchCommand::Gemm) => cmd_dqn::bench_gemm(),
     };
     if let Err(e) = result {

@@ -585,3 +585,93 @@ fn train_td3_and_ddpg_resume_exactly() {
     }
     std::fs::remove_dir_all(&runs).unwrap();
 }
+
+const GPT2_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../rein-lm/tests/fixtures/gpt2"
+);
+
+#[test]
+fn lm_logits_prints_each_sequences_real_positions_like_transformers() {
+    let cases: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{GPT2_FIXTURE}/cases.json")).unwrap(),
+    )
+    .unwrap();
+    let seqs = cases["left_padded"]["sequences"].as_array().unwrap();
+    let arg: Vec<String> = seqs
+        .iter()
+        .map(|s| {
+            s.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    let model = format!("{GPT2_FIXTURE}/model");
+    let o = rein(&[
+        "lm",
+        "logits",
+        "--model",
+        &model,
+        "--ids",
+        &arg.join(";"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let want = &cases["left_padded"]["logits_at_real_positions"];
+    for (i, s) in seqs.iter().enumerate() {
+        let n = s.as_array().unwrap().len();
+        assert_eq!(got["logits"][i].as_array().unwrap().len(), n);
+        for t in 0..n {
+            for v in 0..1000 {
+                let (g, w) = (
+                    got["logits"][i][t][v].as_f64().unwrap(),
+                    want[i][t][v].as_f64().unwrap(),
+                );
+                assert!((g - w).abs() < 1e-4, "sequence {i} position {t} entry {v}");
+            }
+        }
+    }
+}
+
+#[test]
+fn lm_generate_with_prompt_ids_returns_the_greedy_tokens_and_logprobs() {
+    let cases: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{GPT2_FIXTURE}/cases.json")).unwrap(),
+    )
+    .unwrap();
+    let prompt: Vec<String> = cases["greedy"]["prompt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+    let model = format!("{GPT2_FIXTURE}/model");
+    let o = rein(&[
+        "lm",
+        "generate",
+        "--model",
+        &model,
+        "--prompt-ids",
+        &prompt.join(","),
+        "--max-new-tokens",
+        "10",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(got["ids"], cases["greedy"]["new_tokens"]);
+    let lps = got["logprobs"].as_array().unwrap();
+    assert_eq!(lps.len(), 10);
+    assert!(lps.iter().all(|x| x.as_f64().unwrap() < 0.0));
+    // Without a tokenizer, a text prompt is a clear error.
+    let o = rein(&["lm", "generate", "--model", &model, "--prompt", "hi"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no tokenizer.json"));
+    // Out-of-vocabulary ids are named.
+    let o = rein(&["lm", "logits", "--model", &model, "--ids", "1,5000"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("token id 5000"));
+}

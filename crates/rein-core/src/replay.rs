@@ -266,7 +266,14 @@ mod tests {
         // buffer (capacity 8) holds 5 transitions.
         let mut b = ReplayBuffer::new(8, 1, 1);
         for k in 0..5 {
-            b.push(&[k as f32], &[0.0], (1 << k) as f32, &[k as f32 + 0.5], k == 2, false);
+            b.push(
+                &[k as f32],
+                &[0.0],
+                (1 << k) as f32,
+                &[k as f32 + 0.5],
+                k == 2,
+                false,
+            );
         }
         let mut rng = rng_from_seed(1);
         let mut batch = ReplayBatch::default();
@@ -281,7 +288,12 @@ mod tests {
                 other => panic!("unexpected observation {other}"),
             };
             assert_eq!(
-                (batch.rewards[k], batch.next_obs[k], batch.terminated[k], batch.discounts[k]),
+                (
+                    batch.rewards[k],
+                    batch.next_obs[k],
+                    batch.terminated[k],
+                    batch.discounts[k]
+                ),
                 (r, next, term, disc),
                 "sample starting at {}",
                 batch.obs[k]

@@ -76,10 +76,15 @@ pub fn load_model_with_extras(dir: &Path) -> Result<(Gpt2, HashMap<String, Tenso
     let raw = read_safetensors(&weights)?;
     let mut params = HashMap::new();
     let mut extras = HashMap::new();
-    let expected: std::collections::HashSet<String> =
-        parameter_shapes(&config).into_iter().map(|(n, _)| n).collect();
+    let expected: std::collections::HashSet<String> = parameter_shapes(&config)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     for (name, t) in raw {
-        let bare = name.strip_prefix("transformer.").unwrap_or(&name).to_string();
+        let bare = name
+            .strip_prefix("transformer.")
+            .unwrap_or(&name)
+            .to_string();
         if expected.contains(&bare) {
             params.insert(bare, t);
         } else if bare == "lm_head.weight"

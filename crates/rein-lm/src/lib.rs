@@ -9,10 +9,11 @@ pub mod config;
 pub mod generate;
 pub mod loss;
 pub mod model;
+pub mod optim;
 pub mod tokenizer;
 
 pub use config::Gpt2Config;
-pub use generate::{generate, GenerationConfig, Generated};
+pub use generate::{generate, Generated, GenerationConfig};
 pub use model::{ForwardInput, Gpt2, KvCache, ScalarHead};
 pub use tokenizer::Tokenizer;
 

@@ -283,7 +283,8 @@ impl Gpt2 {
                 };
                 (0..n)
                     .map(|_| {
-                        let z: f64 = rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng);
+                        let z: f64 =
+                            rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng);
                         (z * s) as f32
                     })
                     .collect()
@@ -383,8 +384,7 @@ impl Gpt2 {
             for qi in 0..t {
                 let mut seen = false;
                 for kj in 0..total {
-                    let allowed =
-                        kj <= past + qi && input.mask.is_none_or(|m| m[bi][kj] != 0);
+                    let allowed = kj <= past + qi && input.mask.is_none_or(|m| m[bi][kj] != 0);
                     if allowed {
                         seen = true;
                     } else {

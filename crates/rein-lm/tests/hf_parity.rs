@@ -23,7 +23,13 @@ fn ids(v: &Value) -> Vec<Vec<u32>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
         .collect()
 }
 
@@ -130,8 +136,17 @@ fn check_loss_and_grads(labels_key: &str, loss_key: &str, norm_key: &str, per_ke
     let grads = loss.backward().unwrap();
     let mut total = 0f64;
     for (name, var) in model.named_vars() {
-        let g = grads.get(var.as_tensor()).expect("every parameter has a gradient");
-        let sq = f64::from(g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap());
+        let g = grads
+            .get(var.as_tensor())
+            .expect("every parameter has a gradient");
+        let sq = f64::from(
+            g.sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+        );
         total += sq;
         let want = c["left_padded"][per_key][format!("transformer.{name}")]
             .as_f64()
@@ -242,10 +257,16 @@ fn bad_model_directories_give_errors_that_name_the_file() {
     let dir = std::env::temp_dir().join(format!("rein_lm_bad_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let err = load_model(&dir).err().unwrap().to_string();
-    assert!(err.contains("config.json") && err.contains("missing"), "{err}");
+    assert!(
+        err.contains("config.json") && err.contains("missing"),
+        "{err}"
+    );
     std::fs::write(dir.join("config.json"), "{\"n_embd\": 65, \"n_head\": 4}").unwrap();
     let err = load_model(&dir).err().unwrap().to_string();
-    assert!(err.contains("config.json") && err.contains("n_head"), "{err}");
+    assert!(
+        err.contains("config.json") && err.contains("n_head"),
+        "{err}"
+    );
     // Right config, weights with a wrong shape.
     std::fs::copy(
         fixture_dir().join("model/config.json"),

@@ -1,0 +1,113 @@
+//! Sampling semantics of `generate` and the BPE tokenizer trained here.
+
+use rein_lm::checkpoint::load_model;
+use rein_lm::generate::{generate, GenerationConfig};
+use rein_lm::Tokenizer;
+use std::path::PathBuf;
+
+fn model() -> rein_lm::Gpt2 {
+    load_model(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gpt2/model"))
+        .unwrap()
+}
+
+#[test]
+fn a_requests_sample_depends_on_its_seed_not_on_the_batch() {
+    let m = model();
+    let cfg = GenerationConfig {
+        max_new_tokens: 12,
+        do_sample: true,
+        temperature: 0.9,
+        top_k: 50,
+        top_p: 0.9,
+        ..Default::default()
+    };
+    let a = vec![5u32, 6, 7];
+    let b = vec![100u32, 200, 300, 400, 500, 600];
+    let alone = generate(&m, std::slice::from_ref(&a), &cfg, Some(&[42]), None).unwrap();
+    let batched = generate(&m, &[b, a.clone()], &cfg, Some(&[7, 42]), None).unwrap();
+    assert_eq!(alone[0].ids, batched[1].ids);
+    for (x, y) in alone[0].logprobs.iter().zip(&batched[1].logprobs) {
+        assert!((x - y).abs() < 1e-4);
+    }
+    let other = generate(&m, &[a], &cfg, Some(&[43]), None).unwrap();
+    assert_ne!(
+        alone[0].ids, other[0].ids,
+        "another seed gives another sample"
+    );
+}
+
+#[test]
+fn top_k_one_is_greedy_and_eos_stops_early_unless_min_tokens() {
+    let m = model();
+    let prompt = vec![533u32, 266, 63, 824, 940];
+    let greedy = GenerationConfig {
+        max_new_tokens: 10,
+        ..Default::default()
+    };
+    let g = generate(&m, std::slice::from_ref(&prompt), &greedy, None, None).unwrap();
+    let k1 = GenerationConfig {
+        do_sample: true,
+        top_k: 1,
+        ..greedy.clone()
+    };
+    let s = generate(&m, std::slice::from_ref(&prompt), &k1, None, None).unwrap();
+    assert_eq!(g[0].ids, s[0].ids);
+    // Declare the 3rd greedy token EOS: generation stops there (EOS kept).
+    let eos = g[0].ids[2];
+    let stop = GenerationConfig {
+        eos_token_id: Some(eos),
+        ..greedy.clone()
+    };
+    let out = generate(&m, std::slice::from_ref(&prompt), &stop, None, None).unwrap();
+    assert_eq!(out[0].ids, g[0].ids[..3].to_vec());
+    assert!(out[0].finished);
+    let min = GenerationConfig {
+        min_new_tokens: 5,
+        ..stop
+    };
+    let out = generate(&m, &[prompt], &min, None, None).unwrap();
+    assert!(out[0].ids.len() >= 5 && !out[0].ids[..5].contains(&eos));
+}
+
+#[test]
+fn prompts_longer_than_the_context_are_rejected_with_their_length() {
+    let m = model();
+    let cfg = GenerationConfig {
+        max_new_tokens: 10,
+        ..Default::default()
+    };
+    let err = generate(&m, &[vec![1; 60]], &cfg, None, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("60 tokens") && err.contains("n_positions = 64"),
+        "{err}"
+    );
+}
+
+#[test]
+fn trained_bpe_round_trips_text_and_saves_as_tokenizer_json() {
+    let dir = std::env::temp_dir().join(format!("rein_bpe_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = dir.join("corpus.txt");
+    let mut text = String::new();
+    for a in 0..40 {
+        for b in 0..10 {
+            text.push_str(&format!("Q: what is {a} plus {b}? A: {}\n", a + b));
+        }
+    }
+    std::fs::write(&corpus, &text).unwrap();
+    let tk = Tokenizer::train_bpe(&[corpus], 400).unwrap();
+    assert!(tk.vocab_size() <= 400 && tk.vocab_size() > 257);
+    let s = "Q: what is 12 plus 7? A: 19 ünïcødé";
+    let ids = tk.encode(s).unwrap();
+    assert!(ids.len() < s.len(), "merges compress the text");
+    assert_eq!(tk.decode(&ids, false).unwrap(), s);
+    let eot = tk.token_id("<|endoftext|>").unwrap();
+    tk.save(&dir.join("tokenizer.json")).unwrap();
+    let again = Tokenizer::from_dir(&dir).unwrap().unwrap();
+    assert_eq!(again.encode(s).unwrap(), ids);
+    assert_eq!(again.token_id("<|endoftext|>"), Some(eot));
+    std::fs::remove_dir_all(&dir).ok();
+}
