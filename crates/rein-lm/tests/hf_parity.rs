@@ -216,7 +216,7 @@ fn greedy_generation_with_cache_matches_transformers() {
         max_new_tokens: want.len(),
         ..Default::default()
     };
-    let out = generate(&model, &[prompt.clone()], &cfg, None, None).unwrap();
+    let out = generate(&model, std::slice::from_ref(&prompt), &cfg, None, None).unwrap();
     assert_eq!(out[0].ids, want);
     // In a batch with a longer prompt (so this one is left-padded) the result is the same.
     let longer: Vec<u32> = (1..12).collect();
