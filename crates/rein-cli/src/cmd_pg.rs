@@ -437,7 +437,7 @@ pub struct BenchLearnArgs {
     /// Seeds per row (0, 1, ...).
     #[arg(long, default_value_t = 3)]
     seeds: u64,
-    /// Only rows whose algorithm or env contains this text.
+    /// Only rows whose `algorithm/env` (e.g. `sac/Pendulum-v1`) contains this text.
     #[arg(long)]
     only: Option<String>,
 }
@@ -578,7 +578,7 @@ pub fn bench_learn(a: &BenchLearnArgs) -> Result<()> {
     let mut all_pass = true;
     for row in LEARN_ROWS {
         if let Some(f) = &a.only {
-            if !row.algo.contains(f.as_str()) && !row.env.contains(f.as_str()) {
+            if !format!("{}/{}", row.algo, row.env).contains(f.as_str()) {
                 continue;
             }
         }
