@@ -9,8 +9,10 @@ pub mod config;
 pub mod generate;
 pub mod loss;
 pub mod model;
+pub mod ops;
 pub mod optim;
 pub mod tokenizer;
+pub mod train;
 
 pub use config::Gpt2Config;
 pub use generate::{generate, Generated, GenerationConfig};

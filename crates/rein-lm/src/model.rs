@@ -54,7 +54,7 @@ impl Activation {
 
     fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Self::GeluTanh => x.gelu(),
+            Self::GeluTanh => crate::ops::gelu_tanh(x),
             Self::GeluErf => x.gelu_erf(),
             Self::Relu => x.relu(),
             Self::Silu => x.silu(),

@@ -45,16 +45,30 @@ impl AdamW {
         })
     }
 
-    /// One update from `grads` (parameters without a gradient are left alone, as PyTorch):
-    /// `p <- p (1 - lr wd)`, then `p <- p - lr m_hat / (sqrt(v_hat) + eps)`.
+    /// One update from the gradients of a backward pass (parameters without a gradient are
+    /// left alone, as PyTorch).
     pub fn step(&mut self, grads: &GradStore) -> Result<(), LmError> {
+        let by_name: std::collections::HashMap<String, Tensor> = self
+            .params
+            .iter()
+            .filter_map(|(n, p)| grads.get(p.as_tensor()).map(|g| (n.clone(), g.clone())))
+            .collect();
+        self.step_named(&by_name)
+    }
+
+    /// One update from gradients by parameter name:
+    /// `p <- p (1 - lr wd)`, then `p <- p - lr m_hat / (sqrt(v_hat) + eps)`.
+    pub fn step_named(
+        &mut self,
+        grads: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<(), LmError> {
         self.step += 1;
         let t = self.step as i32;
         let (b1, b2) = (self.beta1, self.beta2);
         let bc1 = 1.0 - b1.powi(t);
         let bc2 = 1.0 - b2.powi(t);
-        for (i, (_, p)) in self.params.iter().enumerate() {
-            let Some(g) = grads.get(p.as_tensor()) else {
+        for (i, (name, p)) in self.params.iter().enumerate() {
+            let Some(g) = grads.get(name) else {
                 continue;
             };
             let m = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
@@ -80,26 +94,52 @@ impl AdamW {
     }
 }
 
-/// Global L2 norm of the gradients of `params`, and scaling of them to at most `max_norm`
+impl AdamW {
+    /// Restores moments written by [`AdamW::state_tensors`], checking names and shapes.
+    pub fn load_state_tensors(
+        &mut self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<(), String> {
+        for (i, (n, p)) in self.params.iter().enumerate() {
+            for (key, slot) in [(format!("m.{n}"), 0), (format!("v.{n}"), 1)] {
+                let t = tensors
+                    .get(&key)
+                    .ok_or_else(|| format!("optimizer tensor {key} is missing"))?;
+                if t.dims() != p.as_tensor().dims() {
+                    return Err(format!(
+                        "optimizer tensor {key} has shape {:?}, expected {:?}",
+                        t.dims(),
+                        p.as_tensor().dims()
+                    ));
+                }
+                if slot == 0 {
+                    self.m[i] = t.clone();
+                } else {
+                    self.v[i] = t.clone();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Global L2 norm of gradients (by name), and scaling of them to at most `max_norm`
 /// (`torch.nn.utils.clip_grad_norm_`); returns the norm before clipping.
 pub fn clip_grad_norm(
-    grads: &mut GradStore,
-    params: &[(String, Var)],
+    grads: &mut std::collections::HashMap<String, Tensor>,
     max_norm: f64,
 ) -> Result<f64, LmError> {
     let mut sq = 0f64;
-    for (_, p) in params {
-        if let Some(g) = grads.get(p.as_tensor()) {
-            sq += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
-        }
+    let mut names: Vec<&String> = grads.keys().collect();
+    names.sort(); // a fixed summation order: bit-reproducible norms
+    for n in names {
+        sq += f64::from(grads[n].sqr()?.sum_all()?.to_scalar::<f32>()?);
     }
     let norm = sq.sqrt();
     if norm > max_norm {
         let scale = max_norm / (norm + 1e-6);
-        for (_, p) in params {
-            if let Some(g) = grads.remove(p.as_tensor()) {
-                grads.insert(p.as_tensor(), (g * scale)?);
-            }
+        for g in grads.values_mut() {
+            *g = (&*g * scale)?;
         }
     }
     Ok(norm)

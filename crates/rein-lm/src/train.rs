@@ -1,0 +1,554 @@
+//! Supervised training of a GPT-2: pretraining on plain text and fine-tuning (SFT) on
+//! prompt/completion or text records, as Hugging Face's `Trainer` does it: AdamW, linear warmup
+//! then cosine or linear decay, gradient accumulation (each micro-batch's mean loss divided by
+//! the number of micro-batches), global gradient-norm clipping, periodic evaluation (loss and
+//! perplexity on a held-out split), and one-file atomic checkpoints from which `resume`
+//! continues bit for bit (weights, AdamW moments, step, data order and position, generator).
+
+use crate::loss::{causal_lm_loss, LmBatch, IGNORE};
+use crate::model::{Dropout, Gpt2};
+use crate::optim::{clip_grad_norm, AdamW};
+use crate::tokenizer::Tokenizer;
+use crate::LmError;
+use candle_core::Tensor;
+use rand::seq::SliceRandom;
+use rein_core::{rng_from_seed, ReinRng};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Learning-rate decay after warmup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// Half-cosine from the peak to 0 at `max_steps`.
+    Cosine,
+    /// Straight line from the peak to 0 at `max_steps`.
+    Linear,
+    /// The peak throughout.
+    Constant,
+}
+
+/// Supervised-training hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LmTrainConfig {
+    /// Optimizer steps.
+    pub max_steps: u64,
+    /// Sequences per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Linear warmup steps.
+    pub warmup_steps: u64,
+    /// Decay after warmup.
+    pub schedule: LrSchedule,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Global gradient-norm bound (0: no clipping).
+    pub max_grad_norm: f64,
+    /// Tokens per training block when pretraining on plain text.
+    pub block_size: usize,
+    /// Fraction of the examples held out for evaluation.
+    pub eval_fraction: f64,
+    /// Optimizer steps between evaluations (0: only at the end).
+    pub eval_every: u64,
+    /// Seed of the data order and dropout.
+    pub seed: u64,
+}
+
+impl Default for LmTrainConfig {
+    fn default() -> Self {
+        Self {
+            max_steps: 1000,
+            batch_size: 16,
+            grad_accum: 1,
+            learning_rate: 5e-4,
+            warmup_steps: 50,
+            schedule: LrSchedule::Cosine,
+            weight_decay: 0.01,
+            max_grad_norm: 1.0,
+            block_size: 128,
+            eval_fraction: 0.05,
+            eval_every: 100,
+            seed: 0,
+        }
+    }
+}
+
+impl LmTrainConfig {
+    /// Checks the values, naming the first bad one.
+    pub fn validate(&self) -> Result<(), LmError> {
+        if self.batch_size == 0 || self.grad_accum == 0 || self.block_size < 2 {
+            return Err(LmError::Input(
+                "batch_size and grad_accum must be at least 1 and block_size at least 2".into(),
+            ));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(LmError::Input(format!(
+                "learning_rate must be positive, got {}",
+                self.learning_rate
+            )));
+        }
+        if !(0.0..1.0).contains(&self.eval_fraction) {
+            return Err(LmError::Input(format!(
+                "eval_fraction must be in [0, 1), got {}",
+                self.eval_fraction
+            )));
+        }
+        Ok(())
+    }
+
+    /// The learning rate of optimizer step `step` (0-based): linear warmup to the peak over
+    /// `warmup_steps`, then the schedule's decay to 0 at `max_steps` (transformers'
+    /// `get_cosine_schedule_with_warmup` / `get_linear_schedule_with_warmup`).
+    pub fn lr_at(&self, step: u64) -> f64 {
+        let peak = self.learning_rate;
+        if step < self.warmup_steps {
+            return peak * step as f64 / self.warmup_steps.max(1) as f64;
+        }
+        let span = self.max_steps.saturating_sub(self.warmup_steps).max(1) as f64;
+        let progress = ((step - self.warmup_steps) as f64 / span).min(1.0);
+        match self.schedule {
+            LrSchedule::Cosine => peak * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+            LrSchedule::Linear => peak * (1.0 - progress),
+            LrSchedule::Constant => peak,
+        }
+    }
+}
+
+/// One training example: token ids and which of them are learned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Example {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// Number of leading tokens not learned (the prompt).
+    pub prompt_len: usize,
+}
+
+/// Plain text to fixed blocks: the text's documents (separated by blank lines) are tokenised,
+/// each followed by `eos`, concatenated and cut into blocks of `block_size` (the last partial
+/// block dropped), as transformers' `run_clm` groups texts.
+pub fn blocks_from_text(
+    tk: &Tokenizer,
+    text: &str,
+    eos: u32,
+    block_size: usize,
+) -> Result<Vec<Example>, LmError> {
+    let mut stream = Vec::new();
+    for doc in text.split("\n\n").filter(|d| !d.trim().is_empty()) {
+        stream.extend(tk.encode(doc)?);
+        stream.push(eos);
+    }
+    Ok(stream
+        .chunks_exact(block_size)
+        .map(|c| Example {
+            ids: c.to_vec(),
+            prompt_len: 0,
+        })
+        .collect())
+}
+
+/// SFT records from JSONL: `{"prompt", "completion"}` (loss on the completion and the final
+/// EOS only) or `{"text"}` (loss on every token), the formats TRL documents. Errors name the
+/// line.
+pub fn examples_from_jsonl(
+    tk: &Tokenizer,
+    path: &Path,
+    eos: u32,
+    n_positions: usize,
+) -> Result<Vec<Example>, LmError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{} line {}", path.display(), n + 1);
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| LmError::Format(format!("{}: not JSON ({e})", at())))?;
+        let ex = match (v.get("prompt"), v.get("completion"), v.get("text")) {
+            (Some(p), Some(c), _) => {
+                let (p, c) = (p.as_str(), c.as_str());
+                let (Some(p), Some(c)) = (p, c) else {
+                    return Err(LmError::Format(format!(
+                        "{}: \"prompt\" and \"completion\" must be strings",
+                        at()
+                    )));
+                };
+                let mut ids = tk.encode(p)?;
+                let prompt_len = ids.len();
+                ids.extend(tk.encode(c)?);
+                ids.push(eos);
+                Example { ids, prompt_len }
+            }
+            (_, _, Some(t)) => {
+                let t = t.as_str().ok_or_else(|| {
+                    LmError::Format(format!("{}: \"text\" must be a string", at()))
+                })?;
+                let mut ids = tk.encode(t)?;
+                ids.push(eos);
+                Example { ids, prompt_len: 0 }
+            }
+            _ => {
+                return Err(LmError::Format(format!(
+                    "{}: expected {{\"prompt\", \"completion\"}} or {{\"text\"}}",
+                    at()
+                )))
+            }
+        };
+        if ex.ids.len() > n_positions {
+            return Err(LmError::Input(format!(
+                "{}: {} tokens, longer than the model's n_positions = {n_positions}",
+                at(),
+                ex.ids.len()
+            )));
+        }
+        if ex.ids.len() < 2 || ex.prompt_len >= ex.ids.len() {
+            return Err(LmError::Input(format!("{}: nothing to learn", at())));
+        }
+        out.push(ex);
+    }
+    if out.is_empty() {
+        return Err(LmError::Input(format!("{}: no records", path.display())));
+    }
+    Ok(out)
+}
+
+/// Right-pads examples into a loss batch (pads: id 0, mask 0, label ignored).
+pub fn collate(examples: &[&Example]) -> LmBatch {
+    let seq = examples.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+    let b = examples.len();
+    let mut batch = LmBatch {
+        ids: vec![0; b * seq],
+        positions: vec![0; b * seq],
+        mask: vec![vec![0; seq]; b],
+        labels: vec![IGNORE; b * seq],
+        batch: b,
+        seq,
+    };
+    for (r, e) in examples.iter().enumerate() {
+        for (c, &t) in e.ids.iter().enumerate() {
+            batch.ids[r * seq + c] = t;
+            batch.positions[r * seq + c] = c as u32;
+            batch.mask[r][c] = 1;
+            if c >= e.prompt_len {
+                batch.labels[r * seq + c] = i64::from(t);
+            }
+        }
+    }
+    batch
+}
+
+/// One row of training metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LmLog {
+    /// Optimizer steps done.
+    pub step: u64,
+    /// Mean training loss of this step.
+    pub loss: f64,
+    /// Learning rate used.
+    pub learning_rate: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Held-out loss (NaN when not evaluated this step).
+    pub eval_loss: f64,
+    /// `exp(eval_loss)`.
+    pub eval_perplexity: f64,
+    /// Training tokens per second in this invocation.
+    pub tokens_per_second: f64,
+}
+
+impl LmLog {
+    /// `metrics.csv` columns (transformers' names).
+    pub const COLUMNS: [&'static str; 7] = [
+        "step",
+        "loss",
+        "learning_rate",
+        "grad_norm",
+        "eval_loss",
+        "eval_perplexity",
+        "tokens_per_second",
+    ];
+
+    /// Values in the order of [`LmLog::COLUMNS`].
+    pub fn row(&self) -> [f64; 7] {
+        [
+            self.step as f64,
+            self.loss,
+            self.learning_rate,
+            self.grad_norm,
+            self.eval_loss,
+            self.eval_perplexity,
+            self.tokens_per_second,
+        ]
+    }
+}
+
+/// A supervised trainer: model, optimizer, data and position.
+pub struct LmTrainer {
+    /// Hyperparameters.
+    pub config: LmTrainConfig,
+    /// The model being trained.
+    pub model: Gpt2,
+    opt: AdamW,
+    train: Vec<Example>,
+    eval: Vec<Example>,
+    order: Vec<usize>,
+    cursor: usize,
+    epoch: u64,
+    /// Optimizer steps done.
+    pub step: u64,
+    rng: ReinRng,
+    tokens: u64,
+    started: std::time::Instant,
+}
+
+impl LmTrainer {
+    /// A trainer on `examples` (the last `eval_fraction` of them, after a seeded shuffle, held
+    /// out).
+    pub fn new(
+        config: LmTrainConfig,
+        model: Gpt2,
+        mut examples: Vec<Example>,
+    ) -> Result<Self, LmError> {
+        config.validate()?;
+        let mut rng = rng_from_seed(config.seed);
+        examples.shuffle(&mut rng);
+        let n_eval = ((examples.len() as f64) * config.eval_fraction).round() as usize;
+        if examples.len() <= n_eval {
+            return Err(LmError::Input(format!(
+                "{} examples leave nothing to train on after holding out {n_eval}",
+                examples.len()
+            )));
+        }
+        let eval = examples.split_off(examples.len() - n_eval);
+        let opt = AdamW::new(
+            model.named_vars(),
+            config.learning_rate,
+            config.weight_decay,
+        )?;
+        let mut t = Self {
+            order: Vec::new(),
+            cursor: 0,
+            epoch: 0,
+            step: 0,
+            train: examples,
+            eval,
+            opt,
+            model,
+            rng,
+            tokens: 0,
+            started: std::time::Instant::now(),
+            config,
+        };
+        t.new_epoch();
+        Ok(t)
+    }
+
+    fn new_epoch(&mut self) {
+        self.order = (0..self.train.len()).collect();
+        self.order.shuffle(&mut self.rng);
+        self.cursor = 0;
+    }
+
+    fn next_batch(&mut self) -> LmBatch {
+        let mut picked = Vec::with_capacity(self.config.batch_size);
+        while picked.len() < self.config.batch_size {
+            if self.cursor == self.order.len() {
+                self.epoch += 1;
+                self.new_epoch();
+            }
+            picked.push(self.order[self.cursor]);
+            self.cursor += 1;
+        }
+        let refs: Vec<&Example> = picked.iter().map(|&i| &self.train[i]).collect();
+        collate(&refs)
+    }
+
+    /// Number of held-out examples.
+    pub fn eval_len(&self) -> usize {
+        self.eval.len()
+    }
+
+    /// Mean loss over the held-out examples (token-weighted).
+    pub fn evaluate(&self) -> Result<f64, LmError> {
+        let (mut sum, mut n) = (0f64, 0usize);
+        for chunk in self.eval.chunks(self.config.batch_size) {
+            let refs: Vec<&Example> = chunk.iter().collect();
+            let (loss, terms) = causal_lm_loss(&self.model, &collate(&refs), None)?;
+            sum += f64::from(loss.to_scalar::<f32>()?) * terms as f64;
+            n += terms;
+        }
+        Ok(if n == 0 { f64::NAN } else { sum / n as f64 })
+    }
+
+    /// One optimizer step over `grad_accum` micro-batches.
+    pub fn train_step(&mut self) -> Result<LmLog, LmError> {
+        let cfg = self.config.clone();
+        let lr = cfg.lr_at(self.step);
+        let params = self.model.named_vars();
+        let mut acc: HashMap<String, Tensor> = HashMap::new();
+        let mut loss_sum = 0f64;
+        for _ in 0..cfg.grad_accum {
+            let batch = self.next_batch();
+            self.tokens += batch.mask.iter().flatten().filter(|&&m| m == 1).count() as u64;
+            let mut dropout = Dropout { rng: &mut self.rng };
+            let (loss, _) = causal_lm_loss(&self.model, &batch, Some(&mut dropout))?;
+            let loss = (loss / cfg.grad_accum as f64)?;
+            loss_sum += f64::from(loss.to_scalar::<f32>()?);
+            let grads = loss.backward()?;
+            for (name, var) in &params {
+                if let Some(g) = grads.get(var.as_tensor()) {
+                    let sum = match acc.remove(name) {
+                        Some(prev) => (prev + g)?,
+                        None => g.clone(),
+                    };
+                    acc.insert(name.clone(), sum);
+                }
+            }
+        }
+        if !loss_sum.is_finite() {
+            return Err(LmError::Input(format!(
+                "training loss became {loss_sum} at step {}; the last checkpoint is intact",
+                self.step
+            )));
+        }
+        let bound = if cfg.max_grad_norm > 0.0 {
+            cfg.max_grad_norm
+        } else {
+            f64::INFINITY
+        };
+        let grad_norm = clip_grad_norm(&mut acc, bound)?;
+        self.opt.lr = lr;
+        self.opt.step_named(&acc)?;
+        self.step += 1;
+        let (eval_loss, eval_ppl) = if (cfg.eval_every > 0
+            && self.step.is_multiple_of(cfg.eval_every))
+            || self.step == cfg.max_steps
+        {
+            let l = self.evaluate()?;
+            (l, l.exp())
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        Ok(LmLog {
+            step: self.step,
+            loss: loss_sum,
+            learning_rate: lr,
+            grad_norm,
+            eval_loss,
+            eval_perplexity: eval_ppl,
+            tokens_per_second: self.tokens as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
+        })
+    }
+
+    /// Writes weights, AdamW moments and the trainer state (step, data order and position,
+    /// generator, examples) to one safetensors file, atomically.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), LmError> {
+        let mut tensors: Vec<(String, Tensor)> = self
+            .model
+            .named_vars()
+            .into_iter()
+            .map(|(n, v)| (format!("model.{n}"), v.as_tensor().clone()))
+            .collect();
+        tensors.extend(
+            self.opt
+                .state_tensors()
+                .into_iter()
+                .map(|(n, t)| (format!("opt.{n}"), t)),
+        );
+        let state = serde_json::json!({
+            "config": self.config,
+            "model_config": self.model.config,
+            "step": self.step,
+            "opt_step": self.opt.step,
+            "epoch": self.epoch,
+            "cursor": self.cursor,
+            "order": self.order,
+            "rng": rein_core::rng::rng_to_string(&self.rng),
+            "train": self.train,
+            "eval": self.eval,
+        });
+        // One metadata key: a HashMap with several would serialise in a random order and
+        // break byte-identical checkpoints.
+        let mut meta = HashMap::new();
+        meta.insert("rein_state".to_string(), state.to_string());
+        let data: Vec<(String, Tensor)> = tensors;
+        let bytes = safetensors::serialize(
+            data.iter()
+                .map(|(n, t)| Ok((n.clone(), t.contiguous()?)))
+                .collect::<Result<Vec<_>, candle_core::Error>>()?,
+            Some(meta),
+        )
+        .map_err(|e| LmError::Format(e.to_string()))?;
+        rein_core::metrics::write_atomic(path, &bytes).map_err(|e| LmError::io(path, e))
+    }
+
+    /// Rebuilds a trainer from [`LmTrainer::save_checkpoint`].
+    pub fn load_checkpoint(path: &Path) -> Result<Self, LmError> {
+        let bytes = std::fs::read(path).map_err(|e| LmError::io(path, e))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| LmError::Format(format!("{}: {e}", path.display())))?;
+        let bad = |what: &str| LmError::Format(format!("{}: {what}", path.display()));
+        let state: serde_json::Value = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("rein_state"))
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| bad("no rein trainer state in the metadata"))?;
+        let get = |k: &str| -> Result<serde_json::Value, LmError> {
+            state
+                .get(k)
+                .cloned()
+                .ok_or_else(|| bad(&format!("state has no {k}")))
+        };
+        let config: LmTrainConfig =
+            serde_json::from_value(get("config")?).map_err(|e| bad(&e.to_string()))?;
+        let model_config: crate::Gpt2Config =
+            serde_json::from_value(get("model_config")?).map_err(|e| bad(&e.to_string()))?;
+        let raw = crate::checkpoint::read_safetensors(path)?;
+        let mut model_t = HashMap::new();
+        let mut opt_t = HashMap::new();
+        for (n, t) in raw {
+            if let Some(rest) = n.strip_prefix("model.") {
+                model_t.insert(rest.to_string(), t);
+            } else if let Some(rest) = n.strip_prefix("opt.") {
+                opt_t.insert(rest.to_string(), t);
+            }
+        }
+        let model = Gpt2::from_tensors(model_config, model_t, &path.display().to_string())?;
+        fn from<T: serde::de::DeserializeOwned>(
+            state: &serde_json::Value,
+            k: &str,
+            path: &Path,
+        ) -> Result<T, LmError> {
+            serde_json::from_value(state.get(k).cloned().unwrap_or_default())
+                .map_err(|e| LmError::Format(format!("{}: state field {k}: {e}", path.display())))
+        }
+        let mut t = Self {
+            opt: AdamW::new(
+                model.named_vars(),
+                config.learning_rate,
+                config.weight_decay,
+            )?,
+            model,
+            train: from(&state, "train", path)?,
+            eval: from(&state, "eval", path)?,
+            order: from(&state, "order", path)?,
+            cursor: from(&state, "cursor", path)?,
+            epoch: from(&state, "epoch", path)?,
+            step: from(&state, "step", path)?,
+            rng: rein_core::rng::rng_from_str(&from::<String>(&state, "rng", path)?)
+                .map_err(|e| bad(&e))?,
+            tokens: 0,
+            started: std::time::Instant::now(),
+            config,
+        };
+        t.opt.step = from(&state, "opt_step", path)?;
+        t.opt.load_state_tensors(&opt_t).map_err(|e| bad(&e))?;
+        Ok(t)
+    }
+}
