@@ -15,12 +15,24 @@ pub enum LmCommand {
     Generate(GenerateArgs),
     /// Logits of token sequences run as one left-padded batch (cross-checking checkpoints).
     Logits(LogitsArgs),
+    /// Train a byte-level BPE tokenizer on text files (writes tokenizer.json).
+    TrainTokenizer(TrainTokenizerArgs),
+    /// Pretrain a new GPT-2 from scratch on plain text.
+    Pretrain(PretrainArgs),
+    /// Fine-tune a model on JSONL prompt/completion or text records.
+    Sft(SftArgs),
+    /// Build the default small model (arithmetic) from nothing, in minutes.
+    Quickstart(QuickstartArgs),
 }
 
 pub fn run(c: LmCommand) -> Result<()> {
     match c {
         LmCommand::Generate(a) => cmd_generate(&a),
         LmCommand::Logits(a) => cmd_logits(&a),
+        LmCommand::TrainTokenizer(a) => train_tokenizer(&a),
+        LmCommand::Pretrain(a) => pretrain(&a),
+        LmCommand::Sft(a) => sft(&a),
+        LmCommand::Quickstart(a) => quickstart(&a),
     }
 }
 
@@ -410,4 +422,493 @@ fn rayon_threads() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Supervised training: train-tokenizer, pretrain, sft, quickstart.
+
+use rein_lm::train::{
+    blocks_from_text, examples_from_jsonl, Example, LmLog, LmTrainConfig, LmTrainer,
+};
+
+/// Name of the trainer checkpoint inside an LM run directory.
+const LM_CHECKPOINT: &str = "checkpoint.safetensors";
+
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  rein lm train-tokenizer --corpus data.txt --vocab-size 2000 --out my_tokenizer/"
+)]
+pub struct TrainTokenizerArgs {
+    /// Text files to learn the merges from.
+    #[arg(long, required = true, num_args = 1..)]
+    corpus: Vec<PathBuf>,
+    /// Vocabulary size (256 bytes + <|endoftext|> + merges).
+    #[arg(long, default_value_t = 8192)]
+    vocab_size: usize,
+    /// Output directory (tokenizer.json is written there).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Settings shared by pretrain and sft.
+#[derive(Args, Clone)]
+pub struct TrainCommon {
+    /// Training setting `key=value` (max_steps, batch_size, grad_accum, learning_rate,
+    /// warmup_steps, schedule = cosine|linear|constant, weight_decay, max_grad_norm, block_size,
+    /// eval_fraction, eval_every, seed); repeatable.
+    #[arg(long = "set")]
+    set: Vec<String>,
+    /// Where run directories go.
+    #[arg(long, default_value = "runs/lm")]
+    runs_dir: PathBuf,
+    /// Optimizer steps between checkpoints (0: only at the end).
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: u64,
+    /// Stop after this many steps in this invocation (with a checkpoint; resume later).
+    #[arg(long)]
+    max_updates: Option<u64>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  rein lm pretrain --tokenizer tok/ --data corpus.txt --n-layer 4 --n-embd 128 --n-head 4 --set max_steps=500\n  rein lm pretrain --resume runs/lm/<run directory>\n\nThe text is split into documents at blank lines; each gets <|endoftext|> and the stream is cut\ninto blocks of block_size tokens (run_clm's grouping)."
+)]
+pub struct PretrainArgs {
+    /// Directory with tokenizer.json (or vocab.json + merges.txt).
+    #[arg(long, required_unless_present = "resume")]
+    tokenizer: Option<PathBuf>,
+    /// Plain-text training file.
+    #[arg(long, required_unless_present = "resume")]
+    data: Option<PathBuf>,
+    /// A GPT-2 config.json to start from (else the sizes below, GPT-2 defaults elsewhere).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Blocks.
+    #[arg(long, default_value_t = 4)]
+    n_layer: usize,
+    /// Width.
+    #[arg(long, default_value_t = 256)]
+    n_embd: usize,
+    /// Heads.
+    #[arg(long, default_value_t = 4)]
+    n_head: usize,
+    /// Context length.
+    #[arg(long, default_value_t = 256)]
+    n_positions: usize,
+    /// Continue the run in this directory exactly where its checkpoint stopped.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    #[command(flatten)]
+    common: TrainCommon,
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  rein lm sft --model runs/lm/quickstart/model --data train.jsonl --set max_steps=200\n  rein lm sft --resume runs/lm/<run directory>\n\nRecords: {\"prompt\": ..., \"completion\": ...} (loss on the completion and EOS only) or\n{\"text\": ...} (loss on every token), one JSON object per line."
+)]
+pub struct SftArgs {
+    /// Model directory to fine-tune (with a tokenizer).
+    #[arg(long, required_unless_present = "resume")]
+    model: Option<PathBuf>,
+    /// JSONL records.
+    #[arg(long, required_unless_present = "resume")]
+    data: Option<PathBuf>,
+    /// Continue the run in this directory exactly where its checkpoint stopped.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    #[command(flatten)]
+    common: TrainCommon,
+}
+
+pub fn train_tokenizer(a: &TrainTokenizerArgs) -> Result<()> {
+    let tk = Tokenizer::train_bpe(&a.corpus, a.vocab_size)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    tk.save(&a.out.join("tokenizer.json"))?;
+    println!(
+        "tokenizer with {} entries written to {}",
+        tk.vocab_size(),
+        a.out.join("tokenizer.json").display()
+    );
+    Ok(())
+}
+
+fn train_config(set: &[String]) -> Result<LmTrainConfig> {
+    let mut v = serde_json::to_value(LmTrainConfig::default())?;
+    for (k, val) in crate::options::kv_map(set)? {
+        crate::options::set_path(&mut v, &k, val)?;
+    }
+    let c: LmTrainConfig = serde_json::from_value(v).context("invalid --set value")?;
+    c.validate()?;
+    Ok(c)
+}
+
+fn eos_of(tk: &Tokenizer, model: &Gpt2, what: &Path) -> Result<u32> {
+    tk.token_id(rein_lm::tokenizer::END_OF_TEXT)
+        .or(model.config.eos_token_id)
+        .with_context(|| {
+            format!(
+                "{}: no <|endoftext|> token and no eos_token_id",
+                what.display()
+            )
+        })
+}
+
+fn new_lm_run(root: &Path, kind: &str, seed: u64) -> Result<PathBuf> {
+    crate::run_dir::create(root, "lm", kind, seed)
+}
+
+/// Runs the trainer to `max_steps` with a progress bar, metrics.csv, loss_curve.png, periodic
+/// one-file checkpoints and a Hugging Face export in `run/model/` (with the tokenizer).
+fn run_trainer(
+    mut t: LmTrainer,
+    run: &Path,
+    tk_dir: &Path,
+    common: &TrainCommon,
+    resumed: bool,
+) -> Result<LmTrainer> {
+    let csv = run.join("metrics.csv");
+    let mut logger = if resumed {
+        rein_core::metrics::CsvLogger::resume(&csv, &LmLog::COLUMNS, t.step as usize)?
+    } else {
+        rein_core::metrics::CsvLogger::create(&csv, &LmLog::COLUMNS)?
+    };
+    let total = t.config.max_steps;
+    let bar = if common.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .expect("static template"),
+    );
+    bar.set_position(t.step);
+    let mut done_here = 0u64;
+    let export = |t: &LmTrainer| -> Result<()> {
+        let dir = run.join("model");
+        rein_lm::checkpoint::save_model(&t.model, &dir, &[])?;
+        let tk = Tokenizer::from_dir(tk_dir)?
+            .with_context(|| format!("{}: no tokenizer", tk_dir.display()))?;
+        tk.save(&dir.join("tokenizer.json"))?;
+        Ok(())
+    };
+    while t.step < total {
+        let log = t.train_step()?;
+        logger.log(&log.row())?;
+        done_here += 1;
+        bar.set_position(t.step);
+        bar.set_message(format!(
+            "loss {:.3}{}",
+            log.loss,
+            if log.eval_loss.is_finite() {
+                format!(", eval {:.3}", log.eval_loss)
+            } else {
+                String::new()
+            }
+        ));
+        let ckpt_due =
+            common.checkpoint_every > 0 && t.step.is_multiple_of(common.checkpoint_every);
+        let stop = common.max_updates == Some(done_here) && t.step < total;
+        if ckpt_due || stop {
+            t.save_checkpoint(&run.join(LM_CHECKPOINT))?;
+            export(&t)?;
+        }
+        if stop {
+            bar.finish_and_clear();
+            println!(
+                "stopped after {done_here} steps at step {}; continue with --resume {}",
+                t.step,
+                run.display()
+            );
+            return Ok(t);
+        }
+    }
+    bar.finish_and_clear();
+    t.save_checkpoint(&run.join(LM_CHECKPOINT))?;
+    export(&t)?;
+    loss_curve(run)?;
+    Ok(t)
+}
+
+/// `loss_curve.png`: training loss (and eval loss where measured) against steps.
+fn loss_curve(run: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(run.join("metrics.csv"))?;
+    let pts: Vec<(f64, f64)> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((f.first()?.parse().ok()?, f.get(1)?.parse().ok()?))
+        })
+        .collect();
+    crate::plot::line_chart(&run.join("loss_curve.png"), &pts, "steps", "training loss")
+}
+
+fn resume_lm(dir: &Path, common: &TrainCommon) -> Result<()> {
+    let ckpt = dir.join(LM_CHECKPOINT);
+    if !ckpt.exists() {
+        bail!("{}: no checkpoint to resume from", ckpt.display());
+    }
+    let t = LmTrainer::load_checkpoint(&ckpt)?;
+    eprintln!("resuming {} at step {}", dir.display(), t.step);
+    let tk_dir = dir.join("model");
+    let t = run_trainer(t, dir, &tk_dir, common, true)?;
+    println!("step {}; model in {}", t.step, dir.join("model").display());
+    Ok(())
+}
+
+pub fn pretrain(a: &PretrainArgs) -> Result<()> {
+    if let Some(dir) = &a.resume {
+        return resume_lm(dir, &a.common);
+    }
+    let (tk_dir, data) = (
+        a.tokenizer.clone().unwrap_or_default(),
+        a.data.clone().unwrap_or_default(),
+    );
+    let tk = Tokenizer::from_dir(&tk_dir)?.with_context(|| {
+        format!(
+            "{}: no tokenizer.json (or vocab.json + merges.txt)",
+            tk_dir.display()
+        )
+    })?;
+    let cfg = train_config(&a.common.set)?;
+    let mut mc = match &a.config {
+        Some(p) => rein_lm::Gpt2Config::load(p)?,
+        None => rein_lm::Gpt2Config {
+            n_layer: a.n_layer,
+            n_embd: a.n_embd,
+            n_head: a.n_head,
+            n_positions: a.n_positions,
+            ..Default::default()
+        },
+    };
+    mc.vocab_size = tk.vocab_size();
+    let eos = tk
+        .token_id(rein_lm::tokenizer::END_OF_TEXT)
+        .with_context(|| format!("{}: the tokenizer has no <|endoftext|>", tk_dir.display()))?;
+    mc.eos_token_id = Some(eos);
+    mc.bos_token_id = Some(eos);
+    if cfg.block_size > mc.n_positions {
+        bail!(
+            "block_size {} exceeds n_positions {}",
+            cfg.block_size,
+            mc.n_positions
+        );
+    }
+    let text = std::fs::read_to_string(&data).with_context(|| format!("{}", data.display()))?;
+    let examples = blocks_from_text(&tk, &text, eos, cfg.block_size)?;
+    if examples.len() < 2 {
+        bail!(
+            "{}: too little text for blocks of {} tokens",
+            data.display(),
+            cfg.block_size
+        );
+    }
+    let mut rng = rein_core::rng_from_seed(cfg.seed);
+    let model = Gpt2::new_random(mc, &mut rng)?;
+    let run = new_lm_run(&a.common.runs_dir, "pretrain", cfg.seed)?;
+    write_train_config(&run, &cfg)?;
+    std::fs::create_dir_all(run.join("model"))?;
+    tk.save(&run.join("model/tokenizer.json"))?;
+    println!(
+        "run directory: {} ({} blocks of {} tokens, {:.2}M parameters)",
+        run.display(),
+        examples.len(),
+        cfg.block_size,
+        model.config.num_parameters() as f64 / 1e6
+    );
+    let t = LmTrainer::new(cfg, model, examples)?;
+    let t = run_trainer(t, &run, &run.join("model"), &a.common, false)?;
+    report_end(&t)?;
+    Ok(())
+}
+
+fn write_train_config(run: &Path, cfg: &LmTrainConfig) -> Result<()> {
+    let text = toml::to_string(cfg)?;
+    rein_core::metrics::write_atomic(&run.join("config.toml"), text.as_bytes())?;
+    Ok(())
+}
+
+fn report_end(t: &LmTrainer) -> Result<()> {
+    if t.eval_len() > 0 {
+        let l = t.evaluate()?;
+        println!(
+            "eval loss {l:.4}, perplexity {:.3} ({} held-out examples)",
+            l.exp(),
+            t.eval_len()
+        );
+    }
+    Ok(())
+}
+
+pub fn sft(a: &SftArgs) -> Result<()> {
+    if let Some(dir) = &a.resume {
+        return resume_lm(dir, &a.common);
+    }
+    let (mdir, data) = (
+        a.model.clone().unwrap_or_default(),
+        a.data.clone().unwrap_or_default(),
+    );
+    let (model, tk) = load(&mdir)?;
+    let tk = tk.with_context(|| {
+        format!(
+            "{}: no tokenizer.json (or vocab.json + merges.txt)",
+            mdir.display()
+        )
+    })?;
+    let cfg = train_config(&a.common.set)?;
+    let eos = eos_of(&tk, &model, &mdir)?;
+    let examples: Vec<Example> = examples_from_jsonl(&tk, &data, eos, model.config.n_positions)?;
+    let run = new_lm_run(&a.common.runs_dir, "sft", cfg.seed)?;
+    write_train_config(&run, &cfg)?;
+    std::fs::create_dir_all(run.join("model"))?;
+    tk.save(&run.join("model/tokenizer.json"))?;
+    println!(
+        "run directory: {} ({} records)",
+        run.display(),
+        examples.len()
+    );
+    let t = LmTrainer::new(cfg, model, examples)?;
+    let t = run_trainer(t, &run, &run.join("model"), &a.common, false)?;
+    report_end(&t)?;
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  rein lm quickstart                      # writes models/quickstart\n  rein lm generate --model models/quickstart --prompt \"Q: 12 + 7 = ? Answer:\" --max-new-tokens 4"
+)]
+pub struct QuickstartArgs {
+    /// Where the model directory goes.
+    #[arg(long, default_value = "models/quickstart")]
+    out: PathBuf,
+    /// Optimizer steps.
+    #[arg(long, default_value_t = 600)]
+    steps: u64,
+    /// Seed of the data and the model.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Accuracy of greedy answers on `problems` (the first number of the continuation).
+pub fn answer_accuracy(
+    model: &Gpt2,
+    tk: &Tokenizer,
+    problems: &[rein_lm::tasks::Problem],
+) -> Result<f64> {
+    let cfg = GenerationConfig {
+        max_new_tokens: 6,
+        eos_token_id: model.config.eos_token_id,
+        ..Default::default()
+    };
+    let mut right = 0usize;
+    for chunk in problems.chunks(32) {
+        let prompts = chunk
+            .iter()
+            .map(|p| tk.encode(&p.prompt))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = generate(model, &prompts, &cfg, None, Some(tk))?;
+        for (p, g) in chunk.iter().zip(out) {
+            let text = g.text.unwrap_or_default();
+            if rein_lm::tasks::extract_number(&text).as_deref() == Some(p.answer.as_str()) {
+                right += 1;
+            }
+        }
+    }
+    Ok(right as f64 / problems.len().max(1) as f64)
+}
+
+/// `rein lm quickstart`: the default small model, built from nothing: arithmetic text generated
+/// here, a byte-level BPE trained on it, a 4-layer GPT-2 pretrained on it.
+pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
+    let start = std::time::Instant::now();
+    let work = a.out.with_extension("work");
+    std::fs::create_dir_all(&work)?;
+    let problems = rein_lm::tasks::arithmetic_problems(30_000, a.seed);
+    let (train, held) = problems.split_at(29_000);
+    let mut text = String::new();
+    for p in train {
+        text.push_str(&format!("{} {}\n\n", p.prompt, p.answer));
+    }
+    let corpus = work.join("arithmetic.txt");
+    rein_core::metrics::write_atomic(&corpus, text.as_bytes())?;
+    let tk = Tokenizer::train_bpe(std::slice::from_ref(&corpus), 512)?;
+    let tk_dir = work.join("tokenizer");
+    std::fs::create_dir_all(&tk_dir)?;
+    tk.save(&tk_dir.join("tokenizer.json"))?;
+    let eos = tk
+        .token_id(rein_lm::tokenizer::END_OF_TEXT)
+        .context("trained tokenizer lacks <|endoftext|>")?;
+    let mc = rein_lm::Gpt2Config {
+        vocab_size: tk.vocab_size(),
+        n_positions: 64,
+        n_embd: 128,
+        n_layer: 4,
+        n_head: 4,
+        embd_pdrop: 0.0,
+        attn_pdrop: 0.0,
+        resid_pdrop: 0.0,
+        bos_token_id: Some(eos),
+        eos_token_id: Some(eos),
+        ..Default::default()
+    };
+    let cfg = LmTrainConfig {
+        max_steps: a.steps,
+        batch_size: 32,
+        learning_rate: 3e-3,
+        warmup_steps: 30,
+        block_size: 64,
+        eval_fraction: 0.02,
+        eval_every: 100,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let examples = blocks_from_text(&tk, &text, eos, cfg.block_size)?;
+    let mut rng = rein_core::rng_from_seed(a.seed);
+    let model = Gpt2::new_random(mc, &mut rng)?;
+    println!(
+        "quickstart: {} problems -> {} blocks of 64 tokens, tokenizer of {} entries, GPT-2 with {:.2}M parameters",
+        train.len(),
+        examples.len(),
+        tk.vocab_size(),
+        model.config.num_parameters() as f64 / 1e6
+    );
+    let common = TrainCommon {
+        set: Vec::new(),
+        runs_dir: work.clone(),
+        checkpoint_every: 100,
+        max_updates: None,
+        quiet: a.quiet,
+    };
+    let run = new_lm_run(&work, "quickstart", a.seed)?;
+    write_train_config(&run, &cfg)?;
+    let t = LmTrainer::new(cfg, model, examples)?;
+    let t = run_trainer(t, &run, &tk_dir, &common, false)?;
+    rein_lm::checkpoint::save_model(&t.model, &a.out, &[])?;
+    tk.save(&a.out.join("tokenizer.json"))?;
+    let eval: Vec<_> = held[..500].to_vec();
+    rein_core::metrics::write_atomic(
+        &a.out.join("heldout.jsonl"),
+        eval.iter()
+            .map(|p| serde_json::to_string(p).map(|s| s + "\n"))
+            .collect::<Result<String, _>>()?
+            .as_bytes(),
+    )?;
+    let acc = answer_accuracy(&t.model, &tk, &eval)?;
+    println!(
+        "model written to {} in {:.0} s; eval loss {:.4}; greedy answer accuracy on 500 held-out problems: {:.1}%",
+        a.out.display(),
+        start.elapsed().as_secs_f64(),
+        t.evaluate()?,
+        100.0 * acc
+    );
+    Ok(())
 }

@@ -66,7 +66,21 @@ enum BenchCommand {
     Gemm,
 }
 
+/// Keeps freed large buffers in the process: candle allocates a fresh buffer for every tensor
+/// operation, and glibc's default hands each large one back to the kernel, so the next
+/// allocation page-faults it in again (a third of a language-model training step went to the
+/// kernel). Equivalent to `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...:trim_threshold=...`.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
 fn main() {
+    keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Envs(a) => cmd_env::list(&a),

@@ -11,6 +11,7 @@ pub mod loss;
 pub mod model;
 pub mod ops;
 pub mod optim;
+pub mod tasks;
 pub mod tokenizer;
 pub mod train;
 

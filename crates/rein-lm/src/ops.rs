@@ -25,7 +25,7 @@ fn gelu_grad(x: f32) -> f32 {
 fn map_parallel(src: &[f32], f: fn(f32) -> f32) -> Vec<f32> {
     let mut out = vec![0f32; src.len()];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads <= 1 || src.len() < 1 << 16 {
+    if threads <= 1 || src.len() < 1 << 21 {
         for (o, &x) in out.iter_mut().zip(src) {
             *o = f(x);
         }

@@ -71,12 +71,15 @@ impl AdamW {
             let Some(g) = grads.get(name) else {
                 continue;
             };
-            let m = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
-            let v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            // Gradients computed from variables carry their op history; without detaching,
+            // the moments would keep every step's graph alive.
+            let g = g.detach();
+            let m = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?.detach();
+            let v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?.detach();
             let denom = ((&v / bc2)?.sqrt()? + self.eps)?;
             let upd = ((&m / bc1)? / denom)?;
             let decayed = (p.as_tensor() * (1.0 - self.lr * self.weight_decay))?;
-            p.set(&(decayed - (upd * self.lr)?)?)?;
+            p.set(&(decayed - (upd * self.lr)?)?.detach())?;
             self.m[i] = m;
             self.v[i] = v;
         }

@@ -402,9 +402,10 @@ impl LmTrainer {
             let grads = loss.backward()?;
             for (name, var) in &params {
                 if let Some(g) = grads.get(var.as_tensor()) {
+                    let g = g.detach();
                     let sum = match acc.remove(name) {
                         Some(prev) => (prev + g)?,
-                        None => g.clone(),
+                        None => g,
                     };
                     acc.insert(name.clone(), sum);
                 }
