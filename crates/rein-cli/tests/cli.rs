@@ -675,3 +675,107 @@ fn lm_generate_with_prompt_ids_returns_the_greedy_tokens_and_logprobs() {
     let o = rein(&["lm", "logits", "--model", &model, "--ids", "1,5000"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("token id 5000"));
 }
+
+#[test]
+fn lm_pretrain_resumes_to_the_same_checkpoint_and_exports_a_loadable_model() {
+    let root = std::env::temp_dir().join(format!("rein_cli_lm_{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let corpus = root.join("corpus.txt");
+    let mut text = String::new();
+    for a in 0..60 {
+        text.push_str(&format!("Q: {a} + 1 = ? Answer: {}\n\n", a + 1));
+    }
+    std::fs::write(&corpus, text).unwrap();
+    let tok = root.join("tok");
+    let o = rein(&[
+        "lm",
+        "train-tokenizer",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--vocab-size",
+        "300",
+        "--out",
+        tok.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pretrain = |runs: &str, extra: &[&str]| {
+        let runs = root.join(runs);
+        let mut args = vec![
+            "lm",
+            "pretrain",
+            "--tokenizer",
+            tok.to_str().unwrap(),
+            "--data",
+            corpus.to_str().unwrap(),
+            "--n-layer",
+            "1",
+            "--n-embd",
+            "16",
+            "--n-head",
+            "2",
+            "--n-positions",
+            "32",
+            "--set",
+            "max_steps=6",
+            "--set",
+            "batch_size=4",
+            "--set",
+            "block_size=16",
+            "--set",
+            "eval_every=3",
+            "--quiet",
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = rein(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_dir(&runs)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+    };
+    let full = pretrain("full", &[]);
+    let part = pretrain("part", &["--max-updates", "4"]);
+    let o = rein(&[
+        "lm",
+        "pretrain",
+        "--resume",
+        part.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        std::fs::read(full.join("checkpoint.safetensors")).unwrap()
+            == std::fs::read(part.join("checkpoint.safetensors")).unwrap(),
+        "resumed run differs from the uninterrupted one"
+    );
+    // Every column but the wall-clock tokens_per_second is identical.
+    let without_speed = |p: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(p.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect()
+    };
+    assert_eq!(without_speed(&full), without_speed(&part));
+    assert_eq!(without_speed(&full).len(), 7);
+    assert!(full.join("loss_curve.png").exists());
+    // The exported model directory works with generate (tokenizer included).
+    let model = full.join("model");
+    let o = rein(&[
+        "lm",
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "Q: 3 + 1",
+        "--max-new-tokens",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).starts_with("Q: 3 + 1"));
+    std::fs::remove_dir_all(&root).ok();
+}
