@@ -111,3 +111,40 @@ fn trained_bpe_round_trips_text_and_saves_as_tokenizer_json() {
     assert_eq!(again.token_id("<|endoftext|>"), Some(eot));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn value_head_starts_at_zero_and_reward_head_has_the_rlhf_scale() {
+    use candle_core::Module;
+    let d = 400;
+    let v = rein_lm::ScalarHead::value_head(d).unwrap();
+    let h = candle_core::Tensor::ones(
+        (2, 3, d),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let out = v.forward(&h).unwrap();
+    assert_eq!(out.dims(), &[2, 3]);
+    assert!(out
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .all(|&x| x == 0.0));
+    let mut rng = rein_core::rng_from_seed(0);
+    let r = rein_lm::ScalarHead::reward_head(d, &mut rng).unwrap();
+    let w = r
+        .weight
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let var = w.iter().map(|x| f64::from(x * x)).sum::<f64>() / d as f64;
+    let want = 1.0 / (d as f64 + 1.0);
+    assert!(
+        (var - want).abs() < 0.2 * want,
+        "weight variance {var}, want {want}"
+    );
+}
