@@ -1,7 +1,7 @@
 //! Element-wise kernels candle lacks in fast form. candle's `gelu` calls libm `tanh` per
 //! element on one thread (~20 ns each), which took a quarter of a GPT-2 forward pass here; this
 //! one uses the vectorisable rational tanh of `rein_nn::kernels` and splits large tensors over
-//! the available cores.
+//! rayon's pool.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rein_nn::kernels::fast_tanh;
@@ -23,24 +23,23 @@ fn gelu_grad(x: f32) -> f32 {
 }
 
 fn map_parallel(src: &[f32], f: fn(f32) -> f32) -> Vec<f32> {
+    use rayon::prelude::*;
     let mut out = vec![0f32; src.len()];
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads <= 1 || src.len() < 1 << 21 {
+    // rayon's pool is the one candle already runs its kernels on: no thread start-up per call.
+    const CHUNK: usize = 1 << 15;
+    if src.len() < 2 * CHUNK {
         for (o, &x) in out.iter_mut().zip(src) {
             *o = f(x);
         }
-        return out;
-    }
-    let chunk = src.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        for (o, i) in out.chunks_mut(chunk).zip(src.chunks(chunk)) {
-            s.spawn(move || {
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(src.par_chunks(CHUNK))
+            .for_each(|(o, i)| {
                 for (o, &x) in o.iter_mut().zip(i) {
                     *o = f(x);
                 }
             });
-        }
-    });
+    }
     out
 }
 
