@@ -503,37 +503,7 @@ fn dueling_grad(grad_q: &[f32], n_actions: usize) -> Vec<f32> {
     out
 }
 
-impl crate::offpolicy::OffPolicyAgent for Dqn {
-    fn train_phase_row(&mut self) -> Result<Vec<f64>, PgError> {
-        Ok(self.train_phase()?.row().to_vec())
-    }
-    fn columns(&self) -> &'static [&'static str] {
-        &DqnLog::COLUMNS
-    }
-    fn global_step(&self) -> u64 {
-        self.env.global_step
-    }
-    fn total_timesteps(&self) -> u64 {
-        self.config.total_timesteps
-    }
-    fn train_freq(&self) -> u64 {
-        self.config.train_freq
-    }
-    fn seed(&self) -> u64 {
-        self.config.seed
-    }
-    fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
-        Dqn::save_checkpoint(self, path)
-    }
-    fn evaluate(
-        &mut self,
-        make_env: &EnvFactory,
-        episodes: u64,
-        seed: u64,
-    ) -> Result<(f64, f64), PgError> {
-        Dqn::evaluate(self, make_env, episodes, seed)
-    }
-}
+crate::offpolicy::impl_off_policy_agent!(Dqn, DqnLog);
 
 #[cfg(test)]
 mod tests {

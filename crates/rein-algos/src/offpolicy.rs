@@ -27,6 +27,46 @@ pub trait OffPolicyAgent {
     ) -> Result<(f64, f64), PgError>;
 }
 
+/// Implements [`OffPolicyAgent`] for an agent with the shared layout: a `config` with
+/// `total_timesteps`, `train_freq` and `seed`, an `env: OffPolicyEnv`, and inherent
+/// `train_phase` (returning a log with `row()`), `save_checkpoint` and `evaluate`.
+macro_rules! impl_off_policy_agent {
+    ($agent:ty, $log:ty) => {
+        impl $crate::offpolicy::OffPolicyAgent for $agent {
+            fn train_phase_row(&mut self) -> Result<Vec<f64>, PgError> {
+                Ok(self.train_phase()?.row().to_vec())
+            }
+            fn columns(&self) -> &'static [&'static str] {
+                &<$log>::COLUMNS
+            }
+            fn global_step(&self) -> u64 {
+                self.env.global_step
+            }
+            fn total_timesteps(&self) -> u64 {
+                self.config.total_timesteps
+            }
+            fn train_freq(&self) -> u64 {
+                self.config.train_freq
+            }
+            fn seed(&self) -> u64 {
+                self.config.seed
+            }
+            fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
+                <$agent>::save_checkpoint(self, path)
+            }
+            fn evaluate(
+                &mut self,
+                make_env: &EnvFactory,
+                episodes: u64,
+                seed: u64,
+            ) -> Result<(f64, f64), PgError> {
+                <$agent>::evaluate(self, make_env, episodes, seed)
+            }
+        }
+    };
+}
+pub(crate) use impl_off_policy_agent;
+
 /// Replay-buffer arrays as checkpoint tensors (`replay.*`; flags as 0/1 floats). Only the
 /// filled part is written: until the ring wraps, entries `len..capacity` are unused.
 pub(crate) fn replay_tensors(
