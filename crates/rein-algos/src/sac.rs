@@ -527,9 +527,8 @@ impl Sac {
                 .iter()
                 .map(|&w| if w == i { 1.0 } else { 0.0 })
                 .collect();
-            let saved = c.grads.clone();
-            c.backward_with_input_grad(cache, &g, &mut d_in);
-            c.grads = saved; // the critics are not updated by the actor loss
+            // The critics are not updated by the actor loss: input gradient only.
+            c.input_grad(cache, &g, &mut d_in);
             for k in (0..b).filter(|&k| which[k] == i) {
                 d_a[k * ad..(k + 1) * ad]
                     .copy_from_slice(&d_in[k * (od + ad) + od..(k + 1) * (od + ad)]);

@@ -490,9 +490,8 @@ impl Td3 {
             .sum::<f64>()
             / b as f64;
         let mut d_in = vec![0.0f32; b * (od + ad)];
-        let saved = c0.grads.clone();
-        c0.backward_with_input_grad(&mut self.caches[3], &vec![-1.0 / b as f32; b], &mut d_in);
-        c0.grads = saved; // the critic is not updated by the actor loss
+        // The critic is not updated by the actor loss: input gradient only.
+        c0.input_grad(&mut self.caches[3], &vec![-1.0 / b as f32; b], &mut d_in);
         let mut d_pre = vec![0.0f32; b * ad];
         for k in 0..b {
             for j in 0..ad {

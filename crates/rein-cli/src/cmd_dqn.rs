@@ -342,8 +342,9 @@ pub fn bench_continuous(algo: &str, a: &BenchContinuousArgs) -> Result<()> {
         let (wa, wc) = (weights(&agent.actor), weights(&agent.critics[0]));
         let start = std::time::Instant::now();
         agent.train(&mut |_| {})?;
-        // pi(s) fwd+bwd, pi(s') fwd, 2 target critics fwd, 2 critics fwd+bwd twice.
-        (start, batch * (8.0 * wa + 28.0 * wc), agent.global_step())
+        // pi(s) fwd+bwd, pi(s') fwd, 2 target critics fwd, 2 critics fwd+bwd, and for the
+        // actor loss 2 critics fwd + input gradient (4 per weight).
+        (start, batch * (8.0 * wa + 24.0 * wc), agent.global_step())
     } else {
         let c: Td3Config = serde_json::from_value(cfg)?;
         let (n, delay) = (c.n_critics as f64, c.policy_delay as f64);
@@ -352,10 +353,10 @@ pub fn bench_continuous(algo: &str, a: &BenchContinuousArgs) -> Result<()> {
         let start = std::time::Instant::now();
         agent.train(&mut |_| {})?;
         // Critic step: target actor fwd, n x (target critic fwd + critic fwd+bwd); every
-        // `delay` steps the actor step: actor fwd+bwd, critic fwd+bwd.
+        // `delay` steps the actor step: actor fwd+bwd, critic fwd + input gradient.
         (
             start,
-            batch * (2.0 * wa + 8.0 * n * wc + (6.0 * wa + 6.0 * wc) / delay),
+            batch * (2.0 * wa + 8.0 * n * wc + (6.0 * wa + 4.0 * wc) / delay),
             agent.global_step(),
         )
     };
