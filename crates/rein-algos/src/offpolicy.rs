@@ -326,3 +326,14 @@ pub(crate) fn unscale_action(a: &[f32], low: &[f32], high: &[f32]) -> rein_core:
             .collect(),
     )
 }
+
+/// Batch rows `[obs | action]` (`batch x (obs_dim + action_dim)`), the input of a Q critic.
+pub(crate) fn critic_input(obs: &[f32], actions: &[f32], b: usize) -> Vec<f32> {
+    let (od, ad) = (obs.len() / b, actions.len() / b);
+    let mut out = Vec::with_capacity(b * (od + ad));
+    for k in 0..b {
+        out.extend_from_slice(&obs[k * od..(k + 1) * od]);
+        out.extend_from_slice(&actions[k * ad..(k + 1) * ad]);
+    }
+    out
+}

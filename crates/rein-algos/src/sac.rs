@@ -19,7 +19,7 @@
 //! extra Gaussian or Ornstein-Uhlenbeck action noise as SB3's `action_noise`. Evaluation acts
 //! with `tanh(mu(s))`.
 
-use crate::offpolicy::{box_bounds, evaluate_policy, unscale_action, OffPolicyEnv};
+use crate::offpolicy::{box_bounds, critic_input, evaluate_policy, unscale_action, OffPolicyEnv};
 use crate::onpolicy::{Checkpoint, EnvFactory, PgError};
 use crate::td3::{ActionNoise, NoiseKind};
 use rand::Rng;
@@ -420,17 +420,6 @@ impl Sac {
         })
     }
 
-    /// Batch rows `[obs | action]` for the critics.
-    fn critic_input(obs: &[f32], actions: &[f32], b: usize) -> Vec<f32> {
-        let (od, ad) = (obs.len() / b, actions.len() / b);
-        let mut out = Vec::with_capacity(b * (od + ad));
-        for k in 0..b {
-            out.extend_from_slice(&obs[k * od..(k + 1) * od]);
-            out.extend_from_slice(&actions[k * ad..(k + 1) * ad]);
-        }
-        out
-    }
-
     /// One SAC update; returns (critic loss, actor loss, temperature loss, entropy estimate).
     fn gradient_step(&mut self) -> Result<[f64; 4], PgError> {
         let cfg = self.config.clone();
@@ -463,7 +452,7 @@ impl Sac {
         self.actor
             .forward(&self.batch.next_obs, b, &mut self.caches[1]);
         let next = SquashedSample::draw(self.caches[1].output(), ad, &mut self.rng);
-        let next_in = Self::critic_input(&self.batch.next_obs, &next.actions, b);
+        let next_in = critic_input(&self.batch.next_obs, &next.actions, b);
         let mut next_q = vec![f32::INFINITY; b];
         for t in &self.critic_targets {
             t.forward(&next_in, b, &mut self.caches[2]);
@@ -483,7 +472,7 @@ impl Sac {
             })
             .collect();
         // Critic step: 0.5 * sum_i mse(Q_i, y).
-        let cur_in = Self::critic_input(&self.batch.obs, &self.batch.actions, b);
+        let cur_in = critic_input(&self.batch.obs, &self.batch.actions, b);
         let mut critic_loss = 0.0f64;
         for (c, opt) in self.critics.iter_mut().zip(&mut self.opt_critics) {
             c.zero_grad();
@@ -506,7 +495,7 @@ impl Sac {
             )));
         }
         // Actor step: mean(alpha log pi(a|s) - min_i Q_i(s, a)), a reparameterised.
-        let pi_in = Self::critic_input(&self.batch.obs, &pi.actions, b);
+        let pi_in = critic_input(&self.batch.obs, &pi.actions, b);
         let mut min_q = vec![f32::INFINITY; b];
         let mut d_a = vec![0.0f32; b * ad];
         let mut d_in = vec![0.0f32; b * (od + ad)];

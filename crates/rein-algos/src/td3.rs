@@ -10,7 +10,7 @@
 //! - every `policy_delay` critic steps: actor loss `-mean Q_1(s, mu(s))`, then Polyak updates
 //!   `theta' <- tau theta + (1 - tau) theta'` of all target networks.
 
-use crate::offpolicy::{box_bounds, evaluate_policy, unscale_action, OffPolicyEnv};
+use crate::offpolicy::{box_bounds, critic_input, evaluate_policy, unscale_action, OffPolicyEnv};
 use crate::onpolicy::{Checkpoint, EnvFactory, PgError};
 use rand::Rng;
 use rand_distr::{Distribution, Normal, StandardNormal};
@@ -427,15 +427,7 @@ impl Td3 {
                 *x = (*x + n.sample(&mut self.rng).clamp(-c, c)).clamp(-1.0, 1.0);
             }
         }
-        let cat = |o: &[f32], a: &[f32]| -> Vec<f32> {
-            let mut out = Vec::with_capacity(b * (od + ad));
-            for k in 0..b {
-                out.extend_from_slice(&o[k * od..(k + 1) * od]);
-                out.extend_from_slice(&a[k * ad..(k + 1) * ad]);
-            }
-            out
-        };
-        let next_in = cat(&self.batch.next_obs, &next_a);
+        let next_in = critic_input(&self.batch.next_obs, &next_a, b);
         let mut next_q = vec![f32::INFINITY; b];
         for t in &self.critic_targets {
             t.forward(&next_in, b, &mut self.caches[2]);
@@ -454,7 +446,7 @@ impl Td3 {
             })
             .collect();
         // Critic step: sum of MSEs.
-        let cur_in = cat(&self.batch.obs, &self.batch.actions);
+        let cur_in = critic_input(&self.batch.obs, &self.batch.actions, b);
         let mut critic_loss = 0.0f64;
         for (c, opt) in self.critics.iter_mut().zip(&mut self.opt_critics) {
             c.zero_grad();
@@ -480,7 +472,7 @@ impl Td3 {
         self.actor.forward(&self.batch.obs, b, &mut self.caches[0]);
         let mut a = self.caches[0].output().to_vec();
         tanh_rows(&mut a);
-        let inp = cat(&self.batch.obs, &a);
+        let inp = critic_input(&self.batch.obs, &a, b);
         let c0 = &mut self.critics[0];
         c0.forward(&inp, b, &mut self.caches[3]);
         let actor_loss = -self.caches[3]
