@@ -274,7 +274,6 @@ pub fn generate(
             },
             Some(&mut cache),
             None,
-            false,
         )?;
         let t = h.dims()[1];
         let logits = model.lm_head(&h.narrow(1, t - 1, 1)?.contiguous()?)?;

@@ -4,6 +4,7 @@
 //!
 //! Tensors are candle's (CPU, f32); tokenisation is the `tokenizers` crate's.
 
+pub mod attention;
 pub mod checkpoint;
 pub mod config;
 pub mod generate;

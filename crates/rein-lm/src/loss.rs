@@ -1,26 +1,182 @@
 //! Token log-probabilities and the causal language-modelling loss.
 
+use crate::attention::fast_exp_nonpos;
 use crate::model::{ForwardInput, Gpt2};
 use crate::LmError;
-use candle_core::{Device, Tensor, D};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+type Result<T> = candle_core::Result<T>;
 
 /// Label value that excludes a position from the loss (PyTorch's `ignore_index`).
 pub const IGNORE: i64 = -100;
 
 /// `log_softmax(logits / temperature)` gathered at `targets`: `[batch, seq, vocab]` and
-/// `[batch, seq]` (u32) in, `[batch, seq]` out, differentiable.
+/// `[batch, seq]` (u32) in, `[batch, seq]` out, differentiable in the logits.
+///
+/// One fused pass per row (max, log-sum-exp, gather) on rayon's threads, and one for the
+/// gradient `g * (onehot(target) - softmax(x / T)) / T`: candle's composition (`log_softmax`
+/// then `gather`) made eight passes over the `[rows, vocab]` logits, the largest tensor of a
+/// language-model step, in each direction.
 pub fn gather_logprobs(
     logits: &Tensor,
     targets: &Tensor,
     temperature: f64,
-) -> Result<Tensor, LmError> {
-    let scaled = if temperature == 1.0 {
-        logits.clone()
-    } else {
-        (logits / temperature)?
+) -> std::result::Result<Tensor, LmError> {
+    if !(temperature > 0.0 && temperature.is_finite()) {
+        return Err(LmError::Input(format!(
+            "temperature must be a positive number, got {temperature}"
+        )));
+    }
+    let (b, t, _) = logits.dims3()?;
+    if targets.dims() != [b, t] {
+        return Err(LmError::Input(format!(
+            "targets {:?} do not match logits {:?}",
+            targets.dims(),
+            logits.dims()
+        )));
+    }
+    let op = GatherLogProbs {
+        inv_t: (1.0 / temperature) as f32,
     };
-    let lp = candle_nn::ops::log_softmax(&scaled, D::Minus1)?;
-    Ok(lp.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?)
+    Ok(logits
+        .contiguous()?
+        .apply_op2(&targets.to_dtype(DType::U32)?.contiguous()?, op)?)
+}
+
+fn contiguous<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, z)) => Ok(&s.as_slice::<T>()?[a..z]),
+        None => candle_core::bail!("gather_logprobs needs contiguous inputs"),
+    }
+}
+
+/// Rows per rayon task: enough work to pay for the hand-off at GPT-2's vocabulary sizes.
+const ROWS_PER_TASK: usize = 8;
+
+struct GatherLogProbs {
+    inv_t: f32,
+}
+
+/// `(max, log sum exp)` of `x * inv_t` (eight lanes so that the loops vectorise).
+fn row_lse(x: &[f32], inv_t: f32) -> (f32, f32) {
+    let mut m8 = [f32::NEG_INFINITY; 8];
+    for c in x.chunks(8) {
+        for (v, m) in c.iter().zip(m8.iter_mut()) {
+            let v = v * inv_t;
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    let m = m8
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    let mut s8 = [0f32; 8];
+    for c in x.chunks(8) {
+        for (v, s) in c.iter().zip(s8.iter_mut()) {
+            *s += fast_exp_nonpos(v * inv_t - m);
+        }
+    }
+    (m, s8.iter().sum::<f32>().ln())
+}
+
+fn check_targets(targets: &[u32], vocab: usize) -> Result<()> {
+    if let Some(&bad) = targets.iter().find(|&&x| x as usize >= vocab) {
+        candle_core::bail!("target token {bad} is outside the vocabulary of {vocab}");
+    }
+    Ok(())
+}
+
+impl CustomOp2 for GatherLogProbs {
+    fn name(&self) -> &'static str {
+        "rein-gather-logprobs"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x: &[f32] = contiguous(s1, l1)?;
+        let targets: &[u32] = contiguous(s2, l2)?;
+        let vocab = l1.dims()[l1.dims().len() - 1];
+        check_targets(targets, vocab)?;
+        let mut out = vec![0f32; targets.len()];
+        out.par_chunks_mut(ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(c, o)| {
+                for (j, o) in o.iter_mut().enumerate() {
+                    let r = c * ROWS_PER_TASK + j;
+                    let row = &x[r * vocab..(r + 1) * vocab];
+                    let (m, lse) = row_lse(row, self.inv_t);
+                    *o = row[targets[r] as usize] * self.inv_t - m - lse;
+                }
+            });
+        Ok((CpuStorage::F32(out), l2.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = logits.apply_op3_no_bwd(
+            targets,
+            &grad.contiguous()?,
+            &GatherLogProbsGrad { inv_t: self.inv_t },
+        )?;
+        Ok((Some(g), None))
+    }
+}
+
+/// The gradient pass of [`GatherLogProbs`].
+struct GatherLogProbsGrad {
+    inv_t: f32,
+}
+
+impl CustomOp3 for GatherLogProbsGrad {
+    fn name(&self) -> &'static str {
+        "rein-gather-logprobs-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x: &[f32] = contiguous(s1, l1)?;
+        let targets: &[u32] = contiguous(s2, l2)?;
+        let g: &[f32] = contiguous(s3, l3)?;
+        let vocab = l1.dims()[l1.dims().len() - 1];
+        check_targets(targets, vocab)?;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(ROWS_PER_TASK * vocab)
+            .enumerate()
+            .for_each(|(c, o)| {
+                for (j, orow) in o.chunks_exact_mut(vocab).enumerate() {
+                    let r = c * ROWS_PER_TASK + j;
+                    let row = &x[r * vocab..(r + 1) * vocab];
+                    if g[r] == 0.0 {
+                        continue;
+                    }
+                    let (m, lse) = row_lse(row, self.inv_t);
+                    let shift = m + lse;
+                    let k = -g[r] * self.inv_t;
+                    for (ov, &xv) in orow.iter_mut().zip(row) {
+                        *ov = k * fast_exp_nonpos(xv * self.inv_t - shift);
+                    }
+                    orow[targets[r] as usize] += g[r] * self.inv_t;
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
 }
 
 /// A batch for the causal-LM loss: ids, positions, attention mask and labels (`IGNORE` where
@@ -48,7 +204,7 @@ pub fn causal_lm_loss(
     model: &Gpt2,
     batch: &LmBatch,
     dropout: Option<&mut crate::model::Dropout>,
-) -> Result<(Tensor, usize), LmError> {
+) -> std::result::Result<(Tensor, usize), LmError> {
     let dev = Device::Cpu;
     let (b, t) = (batch.batch, batch.seq);
     if t < 2 {
@@ -66,7 +222,6 @@ pub fn causal_lm_loss(
         },
         None,
         dropout,
-        true,
     )?;
     let logits = model.lm_head(&h.narrow(1, 0, t - 1)?.contiguous()?)?;
     let mut targets = Vec::with_capacity(b * (t - 1));
@@ -89,4 +244,74 @@ pub fn causal_lm_loss(
     let lp = gather_logprobs(&logits, &targets, 1.0)?;
     let loss = ((lp * weights)?.sum_all()? * (-1.0 / n as f64))?;
     Ok((loss, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Var, D};
+
+    /// The fused op against candle's `log_softmax` + `gather`, values and gradients, at
+    /// temperature 1 and 0.7, over a vocabulary that is not a multiple of the lane count.
+    #[test]
+    fn gather_logprobs_matches_the_composition() {
+        let dev = Device::Cpu;
+        let (b, t, v) = (3, 11, 37);
+        let x: Vec<f32> = (0..b * t * v)
+            .map(|i| ((i as f32) * 0.731).sin() * 4.0)
+            .collect();
+        let logits = Var::from_vec(x, (b, t, v), &dev).unwrap();
+        let tg: Vec<u32> = (0..b * t).map(|i| (i * 7 % v) as u32).collect();
+        let targets = Tensor::from_vec(tg, (b, t), &dev).unwrap();
+        let w = Tensor::from_vec(
+            (0..b * t).map(|i| (i % 5) as f32 - 2.0).collect::<Vec<_>>(),
+            (b, t),
+            &dev,
+        )
+        .unwrap();
+        for temp in [1.0, 0.7] {
+            let fused = gather_logprobs(&logits, &targets, temp).unwrap();
+            let composed =
+                candle_nn::ops::log_softmax(&(logits.as_tensor() / temp).unwrap(), D::Minus1)
+                    .unwrap()
+                    .gather(&targets.unsqueeze(2).unwrap(), 2)
+                    .unwrap()
+                    .squeeze(2)
+                    .unwrap();
+            let (a, c) = (
+                fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                composed.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
+            for (x, y) in a.iter().zip(&c) {
+                assert!((x - y).abs() < 2e-5, "{x} vs {y}");
+            }
+            let gf = (fused * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let gc = (composed * &w)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let (a, c) = (
+                gf.get(&logits)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap(),
+                gc.get(&logits)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap(),
+            );
+            for (x, y) in a.iter().zip(&c) {
+                assert!((x - y).abs() < 2e-5, "{x} vs {y}");
+            }
+        }
+        let bad = Tensor::from_vec(vec![v as u32; b * t], (b, t), &dev).unwrap();
+        let err = gather_logprobs(&logits, &bad, 1.0).unwrap_err().to_string();
+        assert!(err.contains("outside the vocabulary"), "{err}");
+    }
 }

@@ -6,12 +6,14 @@
 //! `transformer.` prefix (`wte.weight`, `h.0.attn.c_attn.weight`, ...), so that the same
 //! tensors serve inference, gradients and checkpoints.
 
+use crate::attention::{attention, AttentionMask};
 use crate::config::Gpt2Config;
 use crate::LmError;
 use candle_core::{DType, Device, Module, Tensor, Var, D};
 use candle_nn::VarMap;
 use rand::Rng;
 use rein_core::ReinRng;
+use std::sync::Arc;
 
 /// Finite stand-in for minus infinity in attention masks (a fully masked row stays finite and
 /// is zeroed afterwards, as PyTorch's SDPA does).
@@ -127,18 +129,8 @@ struct LayerNorm {
 }
 
 impl LayerNorm {
-    fn forward(&self, x: &Tensor, grad: bool) -> candle_core::Result<Tensor> {
-        if grad {
-            // The fused kernel has no backward pass; this composition has.
-            let mean = x.mean_keepdim(D::Minus1)?;
-            let xc = x.broadcast_sub(&mean)?;
-            let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-            xc.broadcast_div(&(var + self.eps)?.sqrt()?)?
-                .broadcast_mul(&self.weight)?
-                .broadcast_add(&self.bias)
-        } else {
-            candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps as f32)
-        }
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        crate::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 
@@ -152,10 +144,7 @@ impl Conv1D {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let dims = x.dims().to_vec();
         let (rows, inp) = (x.elem_count() / dims[dims.len() - 1], dims[dims.len() - 1]);
-        let y = x
-            .reshape((rows, inp))?
-            .matmul(&self.weight)?
-            .broadcast_add(&self.bias)?;
+        let y = crate::ops::linear(&x.reshape((rows, inp))?, &self.weight, &self.bias)?;
         let mut out = dims;
         let last = out.len() - 1;
         out[last] = self.weight.dims()[1];
@@ -348,7 +337,6 @@ impl Gpt2 {
         input: &ForwardInput,
         mut cache: Option<&mut KvCache>,
         mut dropout: Option<&mut Dropout>,
-        grad: bool,
     ) -> Result<Tensor, LmError> {
         let cfg = &self.config;
         let (b, t) = input.ids.dims2()?;
@@ -398,16 +386,28 @@ impl Gpt2 {
             }
         }
         let dev = h.device().clone();
-        let bias = Tensor::from_vec(bias, (b, 1, t, total), &dev)?;
-        let row_ok = if any_dead {
-            Some(Tensor::from_vec(row_ok, (b, 1, t, 1), &dev)?)
+        let mask = AttentionMask {
+            bias: Arc::new(bias),
+            row_ok: any_dead.then(|| Arc::new(row_ok)),
+        };
+        // Dropout on the attention probabilities needs them as a tensor: only then does the
+        // composed (slower) path run.
+        let attn_dropout = dropout.is_some() && cfg.attn_pdrop > 0.0;
+        let composed_mask = if attn_dropout {
+            Some((
+                Tensor::from_vec(mask.bias.to_vec(), (b, 1, t, total), &dev)?,
+                match &mask.row_ok {
+                    Some(ok) => Some(Tensor::from_vec(ok.to_vec(), (b, 1, t, 1), &dev)?),
+                    None => None,
+                },
+            ))
         } else {
             None
         };
         let (nh, hd) = (cfg.n_head, cfg.head_dim());
         let mut new_layers = Vec::with_capacity(self.blocks.len());
         for (li, blk) in self.blocks.iter().enumerate() {
-            let x = blk.ln_1.forward(&h, grad)?;
+            let x = blk.ln_1.forward(&h)?;
             let qkv = blk.c_attn.forward(&x)?;
             let split = |i: usize| -> candle_core::Result<Tensor> {
                 qkv.narrow(2, i * d, d)?
@@ -429,29 +429,24 @@ impl Gpt2 {
             if cfg.scale_attn_by_inverse_layer_idx {
                 scale /= (li + 1) as f64;
             }
-            let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(&bias)?;
-            let mut probs = if grad {
-                candle_nn::ops::softmax(&scores, D::Minus1)?
-            } else {
-                candle_nn::ops::softmax_last_dim(&scores)?
+            let heads = match (&composed_mask, dropout.as_mut()) {
+                (Some((bias, row_ok)), Some(dr)) => {
+                    let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(bias)?;
+                    let mut probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+                    if let Some(ok) = row_ok {
+                        probs = probs.broadcast_mul(ok)?;
+                    }
+                    dr.apply(&probs, cfg.attn_pdrop)?.matmul(&v)?
+                }
+                _ => attention(&q, &k, &v, &mask, scale)?,
             };
-            if let Some(ok) = &row_ok {
-                probs = probs.broadcast_mul(ok)?;
-            }
-            if let Some(dr) = dropout.as_mut() {
-                probs = dr.apply(&probs, cfg.attn_pdrop)?;
-            }
-            let att = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((b, t, d))?;
+            let att = heads.transpose(1, 2)?.contiguous()?.reshape((b, t, d))?;
             let mut a = blk.attn_proj.forward(&att)?;
             if let Some(dr) = dropout.as_mut() {
                 a = dr.apply(&a, cfg.resid_pdrop)?;
             }
             h = (h + a)?;
-            let x = blk.ln_2.forward(&h, grad)?;
+            let x = blk.ln_2.forward(&h)?;
             let mut m = blk
                 .mlp_proj
                 .forward(&self.act.apply(&blk.c_fc.forward(&x)?)?)?;
@@ -466,21 +461,24 @@ impl Gpt2 {
         if let Some(c) = cache.as_mut() {
             c.layers = new_layers;
         }
-        Ok(self.ln_f.forward(&h, grad)?)
+        Ok(self.ln_f.forward(&h)?)
     }
 
     /// Logits `[batch, seq, vocab]` of hidden states (the LM head tied to `wte`).
     pub fn lm_head(&self, hidden: &Tensor) -> Result<Tensor, LmError> {
         let (b, t, d) = hidden.dims3()?;
-        Ok(hidden
-            .reshape((b * t, d))?
-            .matmul(&self.wte.t()?)?
-            .reshape((b, t, self.config.vocab_size))?)
+        Ok(
+            crate::ops::tied_head(&hidden.reshape((b * t, d))?, &self.wte)?.reshape((
+                b,
+                t,
+                self.config.vocab_size,
+            ))?,
+        )
     }
 
     /// Logits for a batch without cache or dropout.
     pub fn logits(&self, input: &ForwardInput) -> Result<Tensor, LmError> {
-        let h = self.hidden(input, None, None, false)?;
+        let h = self.hidden(input, None, None)?;
         self.lm_head(&h)
     }
 }
