@@ -23,6 +23,10 @@ pub enum LmCommand {
     Sft(SftArgs),
     /// Build the default small model (arithmetic) from nothing, in minutes.
     Quickstart(QuickstartArgs),
+    /// RL fine-tuning with GRPO, Dr. GRPO, RLOO or REINFORCE on a JSONL prompt file.
+    Grpo(crate::cmd_lm_rl::GrpoArgs),
+    /// The verifiable-arithmetic pipeline: evaluate, GRPO-train, evaluate again.
+    Demo(crate::cmd_lm_rl::DemoArgs),
 }
 
 pub fn run(c: LmCommand) -> Result<()> {
@@ -33,6 +37,8 @@ pub fn run(c: LmCommand) -> Result<()> {
         LmCommand::Pretrain(a) => pretrain(&a),
         LmCommand::Sft(a) => sft(&a),
         LmCommand::Quickstart(a) => quickstart(&a),
+        LmCommand::Grpo(a) => crate::cmd_lm_rl::grpo(&a),
+        LmCommand::Demo(a) => crate::cmd_lm_rl::demo(&a),
     }
 }
 
@@ -796,6 +802,18 @@ pub struct QuickstartArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+impl QuickstartArgs {
+    /// The defaults with another output directory.
+    pub fn new(out: PathBuf, quiet: bool) -> Self {
+        Self {
+            out,
+            steps: 600,
+            seed: 0,
+            quiet,
+        }
+    }
 }
 
 /// Accuracy of greedy answers on `problems` (the first number of the continuation).

@@ -3,6 +3,7 @@
 mod cmd_dqn;
 mod cmd_env;
 mod cmd_lm;
+mod cmd_lm_rl;
 mod cmd_mdp;
 mod cmd_pg;
 mod cmd_train;

@@ -252,6 +252,21 @@ pub fn line_chart(path: &Path, points: &[(f64, f64)], x_title: &str, y_title: &s
 
 /// Reads `metrics.csv` in `dir` and writes `learning_curve.png` (column `y_col` against `x_col`).
 pub fn learning_curve(dir: &Path, x_col: &str, y_col: &str, x_title: &str) -> Result<()> {
+    csv_curve(
+        dir,
+        "learning_curve.png",
+        (x_col, y_col),
+        (x_title, "episodic return"),
+    )
+}
+
+/// Plots column `y_col` of `dir/metrics.csv` against `x_col` into `dir/file`.
+pub fn csv_curve(
+    dir: &Path,
+    file: &str,
+    (x_col, y_col): (&str, &str),
+    (x_title, y_title): (&str, &str),
+) -> Result<()> {
     let text_csv = std::fs::read_to_string(dir.join("metrics.csv"))?;
     let mut lines = text_csv.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
@@ -269,12 +284,7 @@ pub fn learning_curve(dir: &Path, x_col: &str, y_col: &str, x_title: &str) -> Re
             Some((f.get(xi)?.parse().ok()?, f.get(yi)?.parse().ok()?))
         })
         .collect();
-    line_chart(
-        &dir.join("learning_curve.png"),
-        &pts,
-        x_title,
-        "episodic return",
-    )
+    line_chart(&dir.join(file), &pts, x_title, y_title)
 }
 
 /// Encodes RGB frames as an animated GIF (`delay_cs`: hundredths of a second per frame). The

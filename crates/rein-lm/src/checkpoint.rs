@@ -134,3 +134,41 @@ pub fn save_model(model: &Gpt2, dir: &Path, extra: &[(String, Tensor)]) -> Resul
     rein_core::metrics::write_atomic(&path, &bytes).map_err(|e| LmError::io(&path, e))?;
     model.config.save(&dir.join("config.json"))
 }
+
+/// Writes named tensors and a JSON state to one safetensors file, atomically (write then
+/// rename). The state goes under one metadata key, `rein_state`: several keys would serialise
+/// in a random order and break byte-identical checkpoints.
+pub fn save_state(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    state: &serde_json::Value,
+) -> Result<(), LmError> {
+    let mut meta = HashMap::new();
+    meta.insert("rein_state".to_string(), state.to_string());
+    let data = tensors
+        .iter()
+        .map(|(n, t)| Ok((n.clone(), t.contiguous()?)))
+        .collect::<Result<Vec<_>, candle_core::Error>>()?;
+    let bytes =
+        safetensors::serialize(data, Some(meta)).map_err(|e| LmError::Format(e.to_string()))?;
+    rein_core::metrics::write_atomic(path, &bytes).map_err(|e| LmError::io(path, e))
+}
+
+/// Reads a file written by [`save_state`]: its tensors and its JSON state.
+pub fn load_state(path: &Path) -> Result<(HashMap<String, Tensor>, serde_json::Value), LmError> {
+    let bytes = std::fs::read(path).map_err(|e| LmError::io(path, e))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| LmError::Format(format!("{}: {e}", path.display())))?;
+    let state: serde_json::Value = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("rein_state"))
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| {
+            LmError::Format(format!(
+                "{}: no rein trainer state in the metadata",
+                path.display()
+            ))
+        })?;
+    Ok((read_safetensors(path)?, state))
+}

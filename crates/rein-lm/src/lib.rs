@@ -8,10 +8,12 @@ pub mod attention;
 pub mod checkpoint;
 pub mod config;
 pub mod generate;
+pub mod grpo;
 pub mod loss;
 pub mod model;
 pub mod ops;
 pub mod optim;
+pub mod rl;
 pub mod tasks;
 pub mod tokenizer;
 pub mod train;
@@ -38,6 +40,9 @@ pub enum LmError {
     /// Bad input values (ids, prompts, options).
     #[error("{0}")]
     Input(String),
+    /// Training produced NaN or infinity (the message says where; the last checkpoint stays).
+    #[error("{0}")]
+    NonFinite(String),
     /// A tensor operation failed.
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),

@@ -329,6 +329,17 @@ impl Gpt2 {
         v
     }
 
+    /// An independent copy (fresh variables with the same values): the frozen reference model
+    /// of the RL trainers.
+    pub fn deep_copy(&self) -> Result<Self, LmError> {
+        let tensors = self
+            .named_vars()
+            .into_iter()
+            .map(|(n, v)| Ok((n, v.as_tensor().copy()?)))
+            .collect::<Result<std::collections::HashMap<_, _>, LmError>>()?;
+        Self::from_tensors(self.config.clone(), tensors, "copy")
+    }
+
     /// Final hidden states `[batch, seq, n_embd]` (after `ln_f`). With `cache`, keys and values
     /// of earlier calls are attended to and this call's are appended. With `dropout`, the
     /// configured dropout applies (training); gradients flow when the caller tracks them.

@@ -1,0 +1,570 @@
+//! GRPO and its critic-free relatives (Dr. GRPO, RLOO, REINFORCE with a baseline) for language
+//! models, step for step as TRL's `GRPOTrainer` with `loss_type = "dapo"` (token-level
+//! aggregation):
+//!
+//! 1. take `prompts_per_step` prompts from the (seeded, reshuffled each epoch) dataset and
+//!    sample `group_size` responses for each at `temperature`;
+//! 2. score them with the [`Reward`]; turn the scores into advantages with the configured
+//!    [`Baseline`] (GRPO: `(r - mean_group) / (std_group + 1e-4)`);
+//! 3. for `epochs` passes (TRL's `num_iterations`): per token
+//!    `ratio = exp(logp - logp_old)`, loss `-min(ratio A, clip(ratio, 1 - eps, 1 + eps) A)`
+//!    plus `beta * k3` toward the frozen reference when `beta > 0`; the loss is the sum over
+//!    all response tokens of the batch divided by their number; one AdamW step per pass with
+//!    gradient-norm clipping. With one pass `logp_old = logp.detach()` (ratio 1, as TRL).
+//!
+//! The methods differ only in the baseline, hence one file. Log-probabilities come from
+//! logits divided by the sampling temperature, as at generation time.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::generate::{generate, GenerationConfig};
+use crate::model::Gpt2;
+use crate::optim::{clip_grad_norm, AdamW};
+use crate::rl::{
+    group_advantages, mean_entropy, Baseline, KlEstimator, PromptRecord, ResponseBatch, Reward,
+    Sample,
+};
+use crate::tokenizer::Tokenizer;
+use crate::LmError;
+use candle_core::Tensor;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rein_core::ReinRng;
+use serde::{Deserialize, Serialize};
+
+/// Hyperparameters (TRL's names where TRL has one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpoConfig {
+    /// Optimizer steps in all (each on a fresh batch of samples, times `epochs`).
+    pub max_steps: u64,
+    /// Prompts per step.
+    pub prompts_per_step: usize,
+    /// Samples per prompt (TRL `num_generations`).
+    pub group_size: usize,
+    /// Longest response.
+    pub max_new_tokens: usize,
+    /// Sampling temperature (also divides the logits of the log-probs).
+    pub temperature: f64,
+    /// Top-k of the sampler (0: off).
+    pub top_k: usize,
+    /// Learning rate (constant after `warmup_steps`).
+    pub learning_rate: f64,
+    /// Linear warmup steps.
+    pub warmup_steps: u64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Gradient-norm clip (0: off).
+    pub max_grad_norm: f64,
+    /// PPO-style clip range `epsilon`.
+    pub clip_eps: f64,
+    /// Passes over each batch of samples (TRL `num_iterations`).
+    pub epochs: usize,
+    /// Weight of the KL term to the reference (0: none, TRL's default).
+    pub beta: f64,
+    /// Estimator of the KL term and of the logged KL.
+    pub kl_estimator: KlEstimator,
+    /// How scores become advantages.
+    pub baseline: Baseline,
+    /// Response text ends at the first of these (e.g. "\n").
+    pub stop_strings: Vec<String>,
+    /// Seed of the data order and the samples.
+    pub seed: u64,
+}
+
+impl Default for GrpoConfig {
+    fn default() -> Self {
+        Self {
+            max_steps: 200,
+            prompts_per_step: 16,
+            group_size: 8,
+            max_new_tokens: 32,
+            temperature: 1.0,
+            top_k: 0,
+            learning_rate: 1e-5,
+            warmup_steps: 0,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            clip_eps: 0.2,
+            epochs: 1,
+            beta: 0.0,
+            kl_estimator: KlEstimator::K3,
+            baseline: Baseline::GroupNormalized,
+            stop_strings: Vec::new(),
+            seed: 0,
+        }
+    }
+}
+
+impl GrpoConfig {
+    /// Checks ranges; names the field at fault.
+    pub fn validate(&self) -> Result<(), LmError> {
+        let bad = |f: &str, why: &str| Err(LmError::Input(format!("{f}: {why}")));
+        if self.prompts_per_step == 0 {
+            return bad("prompts_per_step", "must be at least 1");
+        }
+        if self.group_size == 0 {
+            return bad("group_size", "must be at least 1");
+        }
+        if self.baseline != Baseline::BatchMean && self.group_size < 2 {
+            return bad(
+                "group_size",
+                "group baselines need at least 2 samples per prompt",
+            );
+        }
+        if self.max_new_tokens == 0 {
+            return bad("max_new_tokens", "must be at least 1");
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return bad("temperature", "must be a positive number");
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad("learning_rate", "must be positive");
+        }
+        if !(self.clip_eps.is_finite() && self.clip_eps > 0.0) {
+            return bad("clip_eps", "must be positive");
+        }
+        if self.epochs == 0 {
+            return bad("epochs", "must be at least 1");
+        }
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            return bad("beta", "must be >= 0");
+        }
+        Ok(())
+    }
+}
+
+/// What one step logged (TRL's names in [`GrpoLog::COLUMNS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct GrpoLog {
+    /// Step just finished.
+    pub step: u64,
+    /// Mean task score.
+    pub scores: f64,
+    /// Mean over samples of the summed per-token KL estimate to the reference.
+    pub kl: f64,
+    /// Mean per-token entropy of the policy on its samples.
+    pub entropy: f64,
+    /// Policy loss of the last pass.
+    pub loss: f64,
+    /// Fraction of tokens whose ratio was clipped (last pass).
+    pub clipfrac: f64,
+    /// Mean response length in tokens.
+    pub response_length: f64,
+    /// Fraction of responses that ended (EOS or stop string) before the length limit.
+    pub eos_fraction: f64,
+    /// Samples per second of the step.
+    pub episodes_per_second: f64,
+    /// Learning rate used.
+    pub learning_rate: f64,
+}
+
+impl GrpoLog {
+    /// CSV header.
+    pub const COLUMNS: [&'static str; 10] = [
+        "step",
+        "objective/scores",
+        "objective/kl",
+        "objective/entropy",
+        "loss/policy",
+        "policy/clipfrac",
+        "response_length",
+        "eos_fraction",
+        "episodes_per_second",
+        "learning_rate",
+    ];
+
+    /// CSV row.
+    pub fn row(&self) -> [f64; 10] {
+        [
+            self.step as f64,
+            self.scores,
+            self.kl,
+            self.entropy,
+            self.loss,
+            self.clipfrac,
+            self.response_length,
+            self.eos_fraction,
+            self.episodes_per_second,
+            self.learning_rate,
+        ]
+    }
+}
+
+/// One sample of a step, for the samples JSONL.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoredSample {
+    /// Prompt text.
+    pub prompt: String,
+    /// Response text.
+    pub response: String,
+    /// Score.
+    pub reward: f64,
+}
+
+/// The trainer: policy, frozen reference, optimiser, data position and RNG.
+pub struct GrpoTrainer {
+    /// Hyperparameters.
+    pub config: GrpoConfig,
+    /// The model being trained.
+    pub policy: Gpt2,
+    /// The frozen starting model (KL reference).
+    pub reference: Gpt2,
+    opt: AdamW,
+    prompts: Vec<PromptRecord>,
+    prompt_ids: Vec<Vec<u32>>,
+    order: Vec<usize>,
+    cursor: usize,
+    epoch: u64,
+    rng: ReinRng,
+    /// Steps done.
+    pub step: u64,
+    /// Samples of the last step.
+    pub last_samples: Vec<ScoredSample>,
+}
+
+fn tokenize_prompts(tk: &Tokenizer, prompts: &[PromptRecord]) -> Result<Vec<Vec<u32>>, LmError> {
+    prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let ids = tk.encode(&p.prompt)?;
+            if ids.is_empty() {
+                return Err(LmError::Input(format!("prompt {} is empty", i + 1)));
+            }
+            Ok(ids)
+        })
+        .collect()
+}
+
+impl GrpoTrainer {
+    /// A trainer starting from `policy` (the reference is a copy of it).
+    pub fn new(
+        config: GrpoConfig,
+        policy: Gpt2,
+        prompts: Vec<PromptRecord>,
+        tk: &Tokenizer,
+    ) -> Result<Self, LmError> {
+        config.validate()?;
+        if prompts.is_empty() {
+            return Err(LmError::Input("no prompts to train on".into()));
+        }
+        let reference = policy.deep_copy()?;
+        let opt = AdamW::new(
+            policy.named_vars(),
+            config.learning_rate,
+            config.weight_decay,
+        )?;
+        let prompt_ids = tokenize_prompts(tk, &prompts)?;
+        let longest = prompt_ids.iter().map(Vec::len).max().unwrap_or(0);
+        if longest + config.max_new_tokens > policy.config.n_positions {
+            return Err(LmError::Input(format!(
+                "the longest prompt has {longest} tokens; with max_new_tokens = {} it exceeds n_positions = {}",
+                config.max_new_tokens, policy.config.n_positions
+            )));
+        }
+        let mut rng = rein_core::rng_from_seed(config.seed);
+        let mut order: Vec<usize> = (0..prompts.len()).collect();
+        order.shuffle(&mut rng);
+        Ok(Self {
+            config,
+            policy,
+            reference,
+            opt,
+            prompts,
+            prompt_ids,
+            order,
+            cursor: 0,
+            epoch: 0,
+            rng,
+            step: 0,
+            last_samples: Vec::new(),
+        })
+    }
+
+    fn next_prompts(&mut self) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.config.prompts_per_step);
+        while out.len() < self.config.prompts_per_step {
+            if self.cursor == self.order.len() {
+                self.order.shuffle(&mut self.rng);
+                self.cursor = 0;
+                self.epoch += 1;
+            }
+            out.push(self.order[self.cursor]);
+            self.cursor += 1;
+        }
+        out
+    }
+
+    fn lr_at(&self, step: u64) -> f64 {
+        if step < self.config.warmup_steps {
+            self.config.learning_rate * (step + 1) as f64 / self.config.warmup_steps as f64
+        } else {
+            self.config.learning_rate
+        }
+    }
+
+    /// One step: sample, score, update. `reward` scores the samples; `tk` decodes them.
+    pub fn train_step(
+        &mut self,
+        reward: &mut dyn Reward,
+        tk: &Tokenizer,
+    ) -> Result<GrpoLog, LmError> {
+        let start = std::time::Instant::now();
+        let c = self.config.clone();
+        let picked = self.next_prompts();
+        let g = c.group_size;
+        let mut prompts = Vec::with_capacity(picked.len() * g);
+        for &i in &picked {
+            for _ in 0..g {
+                prompts.push(self.prompt_ids[i].clone());
+            }
+        }
+        let seeds: Vec<u64> = (0..prompts.len()).map(|_| self.rng.random()).collect();
+        let gcfg = GenerationConfig {
+            max_new_tokens: c.max_new_tokens,
+            do_sample: true,
+            temperature: c.temperature as f32,
+            top_k: c.top_k,
+            eos_token_id: self.policy.config.eos_token_id,
+            stop_strings: c.stop_strings.clone(),
+            ..Default::default()
+        };
+        let gens = generate(&self.policy, &prompts, &gcfg, Some(&seeds), Some(tk))?;
+        let texts: Vec<String> = gens
+            .iter()
+            .map(|x| x.text.clone().unwrap_or_default())
+            .collect();
+        let samples: Vec<Sample> = texts
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                let rec = &self.prompts[picked[k / g]];
+                Sample {
+                    prompt: &rec.prompt,
+                    response: t,
+                    references: &rec.references,
+                }
+            })
+            .collect();
+        let scores = reward.score(&samples)?;
+        if scores.len() != samples.len() {
+            return Err(LmError::Input(format!(
+                "reward {} returned {} scores for {} samples",
+                reward.name(),
+                scores.len(),
+                samples.len()
+            )));
+        }
+        if let Some(bad) = scores.iter().find(|s| !s.is_finite()) {
+            return Err(LmError::Input(format!(
+                "reward {} returned a non-finite score ({bad})",
+                reward.name()
+            )));
+        }
+        let adv = group_advantages(&scores, g, c.baseline)?;
+        let responses: Vec<Vec<u32>> = gens.iter().map(|x| x.ids.clone()).collect();
+        let batch = ResponseBatch::new(&prompts, &responses, self.policy.config.n_positions)?;
+        let mask = batch.mask_tensor()?;
+        let n_tokens = batch.token_mask.iter().sum::<f32>().max(1.0);
+        let (ref_lp, _) = batch.logprobs(&self.reference, c.temperature, None)?;
+        let ref_lp = ref_lp.detach();
+        let adv_t = Tensor::from_vec(
+            adv.iter().map(|&a| a as f32).collect::<Vec<_>>(),
+            (batch.n, 1),
+            &candle_core::Device::Cpu,
+        )?;
+        let lr = self.lr_at(self.step);
+        self.opt.lr = lr;
+        let mut old: Option<Tensor> = None;
+        let (mut loss_v, mut clipfrac, mut kl, mut entropy) = (0.0, 0.0, 0.0, 0.0);
+        for pass in 0..c.epochs {
+            let (lp, logits) = batch.logprobs(&self.policy, c.temperature, None)?;
+            if pass == 0 {
+                entropy = mean_entropy(&logits, &mask, c.temperature)?;
+                kl = sequence_kl(&lp, &ref_lp, &batch.token_mask, c.kl_estimator)?;
+            }
+            let old_lp = match &old {
+                Some(o) => o.clone(),
+                None => {
+                    let d = lp.detach();
+                    old = Some(d.clone());
+                    d
+                }
+            };
+            let ratio = (&lp - &old_lp)?.exp()?;
+            let pg1 = ratio.broadcast_mul(&adv_t)?;
+            let clipped = ratio.clamp(1.0 - c.clip_eps, 1.0 + c.clip_eps)?;
+            let pg2 = clipped.broadcast_mul(&adv_t)?;
+            let mut per_token = pg1.minimum(&pg2)?.neg()?;
+            if c.beta > 0.0 {
+                let r = (&ref_lp - &lp)?;
+                let k = match c.kl_estimator {
+                    KlEstimator::K1 => r.neg()?,
+                    KlEstimator::K2 => (r.sqr()? * 0.5)?,
+                    KlEstimator::K3 => ((r.exp()? - &r)? - 1.0)?,
+                };
+                per_token = (per_token + (k * c.beta)?)?;
+            }
+            let loss = ((per_token * &mask)?.sum_all()? / f64::from(n_tokens))?;
+            loss_v = f64::from(loss.to_scalar::<f32>()?);
+            if !loss_v.is_finite() {
+                return Err(LmError::NonFinite(format!(
+                    "GRPO loss is {loss_v} at step {}; the last checkpoint is the last good state",
+                    self.step + 1
+                )));
+            }
+            let was_clipped = (((&ratio - &clipped)?.abs()?.gt(1e-6)?)
+                .to_dtype(candle_core::DType::F32)?
+                * &mask)?
+                .sum_all()?
+                .to_scalar::<f32>()?;
+            clipfrac = f64::from(was_clipped / n_tokens);
+            let grads = loss.backward()?;
+            let mut by_name: HashMap<String, Tensor> = self
+                .policy
+                .named_vars()
+                .into_iter()
+                .filter_map(|(n, v)| grads.get(v.as_tensor()).map(|g| (n, g.clone())))
+                .collect();
+            if c.max_grad_norm > 0.0 {
+                clip_grad_norm(&mut by_name, c.max_grad_norm)?;
+            }
+            self.opt.step_named(&by_name)?;
+        }
+        self.step += 1;
+        let n = gens.len() as f64;
+        self.last_samples = samples
+            .iter()
+            .zip(&scores)
+            .map(|(s, &r)| ScoredSample {
+                prompt: s.prompt.to_string(),
+                response: s.response.to_string(),
+                reward: r,
+            })
+            .collect();
+        Ok(GrpoLog {
+            step: self.step,
+            scores: scores.iter().sum::<f64>() / n,
+            kl,
+            entropy,
+            loss: loss_v,
+            clipfrac,
+            response_length: gens.iter().map(|x| x.ids.len() as f64).sum::<f64>() / n,
+            eos_fraction: gens.iter().filter(|x| x.finished).count() as f64 / n,
+            episodes_per_second: n / start.elapsed().as_secs_f64().max(1e-9),
+            learning_rate: lr,
+        })
+    }
+
+    /// Writes policy, reference, optimiser moments, data position and RNG to one file
+    /// (atomically: write then rename).
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), LmError> {
+        let mut tensors: Vec<(String, Tensor)> = Vec::new();
+        for (prefix, m) in [("policy", &self.policy), ("ref", &self.reference)] {
+            tensors.extend(
+                m.named_vars()
+                    .into_iter()
+                    .map(|(n, v)| (format!("{prefix}.{n}"), v.as_tensor().clone())),
+            );
+        }
+        tensors.extend(
+            self.opt
+                .state_tensors()
+                .into_iter()
+                .map(|(n, t)| (format!("opt.{n}"), t)),
+        );
+        let state = serde_json::json!({
+            "config": self.config,
+            "model_config": self.policy.config,
+            "step": self.step,
+            "opt_step": self.opt.step,
+            "epoch": self.epoch,
+            "cursor": self.cursor,
+            "order": self.order,
+            "rng": rein_core::rng::rng_to_string(&self.rng),
+            "prompts": self.prompts,
+        });
+        crate::checkpoint::save_state(path, &tensors, &state)
+    }
+
+    /// Rebuilds a trainer from [`GrpoTrainer::save_checkpoint`]; `tk` re-tokenises the prompts.
+    pub fn load_checkpoint(path: &Path, tk: &Tokenizer) -> Result<Self, LmError> {
+        let (raw, state) = crate::checkpoint::load_state(path)?;
+        let bad = |what: String| LmError::Format(format!("{}: {what}", path.display()));
+        fn field<T: serde::de::DeserializeOwned>(
+            state: &serde_json::Value,
+            k: &str,
+            path: &Path,
+        ) -> Result<T, LmError> {
+            let v = state
+                .get(k)
+                .cloned()
+                .ok_or_else(|| LmError::Format(format!("{}: state has no {k}", path.display())))?;
+            serde_json::from_value(v)
+                .map_err(|e| LmError::Format(format!("{}: state field {k}: {e}", path.display())))
+        }
+        let config: GrpoConfig = field(&state, "config", path)?;
+        let model_config: crate::Gpt2Config = field(&state, "model_config", path)?;
+        let (mut pol, mut refm, mut opt_t) = (HashMap::new(), HashMap::new(), HashMap::new());
+        for (n, t) in raw {
+            if let Some(r) = n.strip_prefix("policy.") {
+                pol.insert(r.to_string(), t);
+            } else if let Some(r) = n.strip_prefix("ref.") {
+                refm.insert(r.to_string(), t);
+            } else if let Some(r) = n.strip_prefix("opt.") {
+                opt_t.insert(r.to_string(), t);
+            }
+        }
+        let name = path.display().to_string();
+        let policy = Gpt2::from_tensors(model_config.clone(), pol, &name)?;
+        let reference = Gpt2::from_tensors(model_config, refm, &name)?;
+        let mut opt = AdamW::new(
+            policy.named_vars(),
+            config.learning_rate,
+            config.weight_decay,
+        )?;
+        opt.load_state_tensors(&opt_t)
+            .map_err(|e| LmError::Format(format!("{}: {e}", path.display())))?;
+        opt.step = field(&state, "opt_step", path)?;
+        let prompts: Vec<PromptRecord> = field(&state, "prompts", path)?;
+        let prompt_ids = tokenize_prompts(tk, &prompts)?;
+        let rng_s: String = field(&state, "rng", path)?;
+        let rng = rein_core::rng::rng_from_str(&rng_s).map_err(bad)?;
+        Ok(Self {
+            config,
+            policy,
+            reference,
+            opt,
+            prompts,
+            prompt_ids,
+            order: field(&state, "order", path)?,
+            cursor: field(&state, "cursor", path)?,
+            epoch: field(&state, "epoch", path)?,
+            rng,
+            step: field(&state, "step", path)?,
+            last_samples: Vec::new(),
+        })
+    }
+}
+
+/// Mean over samples of the summed per-token KL estimate (`[n, r]` log-probs, flat mask).
+pub fn sequence_kl(
+    lp: &Tensor,
+    ref_lp: &Tensor,
+    token_mask: &[f32],
+    est: KlEstimator,
+) -> Result<f64, LmError> {
+    let a = lp.detach().flatten_all()?.to_vec1::<f32>()?;
+    let b = ref_lp.flatten_all()?.to_vec1::<f32>()?;
+    let (n, _) = lp.dims2()?;
+    let total: f64 = a
+        .iter()
+        .zip(&b)
+        .zip(token_mask)
+        .filter(|(_, &m)| m > 0.0)
+        .map(|((&x, &y), _)| est.per_token(f64::from(x), f64::from(y)))
+        .sum();
+    Ok(total / n.max(1) as f64)
+}

@@ -1,0 +1,539 @@
+//! Pieces every RL trainer for language models shares: the reward interface, KL estimators,
+//! whitening, the KL controller, group baselines, and the log-probabilities of sampled
+//! responses under a model.
+//!
+//! Language generation as an MDP: the state is the prompt plus the tokens so far, the action
+//! the next token, the episode ends at EOS or the length limit, and the reward (a task score)
+//! arrives at the end.
+
+use crate::loss::gather_logprobs;
+use crate::model::{Dropout, ForwardInput, Gpt2};
+use crate::LmError;
+use candle_core::{Device, Tensor, D};
+use serde::{Deserialize, Serialize};
+
+/// One scored sample: the prompt, the model's response and the task's references.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// Prompt text.
+    pub prompt: &'a str,
+    /// Response text.
+    pub response: &'a str,
+    /// References (answers, summaries, translations); may be empty.
+    pub references: &'a [String],
+}
+
+/// A reward: a batch of samples in, one score per sample out.
+pub trait Reward {
+    /// Short name for logs.
+    fn name(&self) -> String;
+    /// Scores of `samples`, in order.
+    fn score(&mut self, samples: &[Sample]) -> Result<Vec<f64>, LmError>;
+}
+
+/// Verifiable answers: 1 when the first number of the response equals the first reference
+/// (as [`crate::tasks::extract_number`] reads it), else 0.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExactAnswer;
+
+impl Reward for ExactAnswer {
+    fn name(&self) -> String {
+        "exact_answer".into()
+    }
+    fn score(&mut self, samples: &[Sample]) -> Result<Vec<f64>, LmError> {
+        samples
+            .iter()
+            .map(|s| {
+                let want = s.references.first().ok_or_else(|| {
+                    LmError::Input(format!("prompt {:?} has no reference answer", s.prompt))
+                })?;
+                let got = crate::tasks::extract_number(s.response);
+                Ok(f64::from(u8::from(got.as_deref() == Some(want.trim()))))
+            })
+            .collect()
+    }
+}
+
+/// A prompt of an RL dataset with its references.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptRecord {
+    /// Prompt text.
+    pub prompt: String,
+    /// References (empty when the reward needs none).
+    pub references: Vec<String>,
+}
+
+/// Reads JSONL prompts: `{"prompt": ...}` with optional `"answer"`, `"reference"` (string) or
+/// `"references"` (list of strings). Errors name the file and line.
+pub fn read_prompts(path: &std::path::Path) -> Result<Vec<PromptRecord>, LmError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{}:{}", path.display(), i + 1);
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| LmError::Format(format!("{}: not JSON: {e}", at())))?;
+        let prompt = v
+            .get("prompt")
+            .and_then(|p| p.as_str())
+            .ok_or_else(|| LmError::Format(format!("{}: no string field \"prompt\"", at())))?;
+        let mut references = Vec::new();
+        for key in ["answer", "reference"] {
+            if let Some(r) = v.get(key) {
+                let r = r.as_str().ok_or_else(|| {
+                    LmError::Format(format!("{}: \"{key}\" must be a string", at()))
+                })?;
+                references.push(r.to_string());
+            }
+        }
+        if let Some(rs) = v.get("references") {
+            let list = rs.as_array().ok_or_else(|| {
+                LmError::Format(format!(
+                    "{}: \"references\" must be a list of strings",
+                    at()
+                ))
+            })?;
+            for r in list {
+                references.push(
+                    r.as_str()
+                        .ok_or_else(|| {
+                            LmError::Format(format!(
+                                "{}: \"references\" must be a list of strings",
+                                at()
+                            ))
+                        })?
+                        .to_string(),
+                );
+            }
+        }
+        out.push(PromptRecord {
+            prompt: prompt.to_string(),
+            references,
+        });
+    }
+    if out.is_empty() {
+        return Err(LmError::Format(format!(
+            "{}: no prompts (expected JSON lines with a \"prompt\" field)",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// Per-token estimators of `KL(pi || ref)` from the sampled token's log-probabilities
+/// (Schulman 2020, "Approximating KL divergence"): with `r = logp_ref - logp`,
+/// k1 = `-r`, k2 = `r^2 / 2`, k3 = `exp(r) - 1 - r`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KlEstimator {
+    /// `logp - logp_ref` (unbiased, can be negative).
+    K1,
+    /// `(logp - logp_ref)^2 / 2`.
+    K2,
+    /// `exp(logp_ref - logp) - 1 - (logp_ref - logp)` (unbiased, non-negative).
+    K3,
+}
+
+impl KlEstimator {
+    /// Parses `k1`, `k2` or `k3`.
+    pub fn parse(s: &str) -> Result<Self, LmError> {
+        match s {
+            "k1" => Ok(Self::K1),
+            "k2" => Ok(Self::K2),
+            "k3" => Ok(Self::K3),
+            other => Err(LmError::Input(format!(
+                "unknown KL estimator {other:?} (expected k1, k2 or k3)"
+            ))),
+        }
+    }
+
+    /// The estimate for one token.
+    pub fn per_token(self, logp: f64, logp_ref: f64) -> f64 {
+        let r = logp_ref - logp;
+        match self {
+            Self::K1 => -r,
+            Self::K2 => 0.5 * r * r,
+            Self::K3 => r.exp() - 1.0 - r,
+        }
+    }
+}
+
+/// Whitening as TRL's `masked_whiten`: `(x - mean) / sqrt(var + 1e-8)` with the population
+/// variance; with `shift_mean = false` the mean is added back (TRL does this for rewards).
+pub fn whiten(x: &mut [f64], shift_mean: bool) {
+    if x.is_empty() {
+        return;
+    }
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    let inv = 1.0 / (var + 1e-8).sqrt();
+    for v in x.iter_mut() {
+        *v = (*v - mean) * inv + if shift_mean { 0.0 } else { mean };
+    }
+}
+
+/// The KL coefficient beta: fixed, or adapted toward a target KL as Ziegler et al. (2019)
+/// do: `e = clip(KL / target - 1, -0.2, 0.2)`, `beta <- beta (1 + e n / horizon)` after `n`
+/// episodes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct KlController {
+    /// Current beta.
+    pub value: f64,
+    /// Target KL (None: fixed beta).
+    pub target: Option<f64>,
+    /// Horizon of the adaptation, in episodes.
+    pub horizon: f64,
+}
+
+impl KlController {
+    /// A constant beta.
+    pub fn fixed(beta: f64) -> Self {
+        Self {
+            value: beta,
+            target: None,
+            horizon: 1.0,
+        }
+    }
+
+    /// An adaptive beta starting at `init`.
+    pub fn adaptive(init: f64, target: f64, horizon: f64) -> Self {
+        Self {
+            value: init,
+            target: Some(target),
+            horizon,
+        }
+    }
+
+    /// Updates beta after `n_episodes` episodes whose mean KL was `current_kl`.
+    pub fn update(&mut self, current_kl: f64, n_episodes: usize) {
+        if let Some(target) = self.target {
+            let e = (current_kl / target - 1.0).clamp(-0.2, 0.2);
+            self.value *= 1.0 + e * n_episodes as f64 / self.horizon;
+        }
+    }
+}
+
+/// How the critic-free trainers turn the scores of a group (the samples of one prompt) into
+/// advantages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Baseline {
+    /// GRPO (Shao et al. 2024): `(r - mean) / (std + 1e-4)` within the group, `std` with
+    /// Bessel's correction as `torch.std` (TRL's default).
+    GroupNormalized,
+    /// Dr. GRPO (Liu et al. 2025): `r - mean` within the group, no std scaling.
+    GroupMean,
+    /// RLOO (Ahmadian et al. 2024): `r - mean of the other k - 1 samples`.
+    LeaveOneOut,
+    /// REINFORCE with the batch-mean baseline: `r - mean` over the whole batch.
+    BatchMean,
+}
+
+impl Baseline {
+    /// Parses `grpo`, `dr_grpo`, `rloo` or `reinforce`.
+    pub fn parse(s: &str) -> Result<Self, LmError> {
+        match s {
+            "grpo" | "group_normalized" => Ok(Self::GroupNormalized),
+            "dr_grpo" | "group_mean" => Ok(Self::GroupMean),
+            "rloo" | "leave_one_out" => Ok(Self::LeaveOneOut),
+            "reinforce" | "batch_mean" => Ok(Self::BatchMean),
+            other => Err(LmError::Input(format!(
+                "unknown method {other:?} (expected grpo, dr_grpo, rloo or reinforce)"
+            ))),
+        }
+    }
+}
+
+/// Advantages of `rewards`, laid out as consecutive groups of `group` samples per prompt.
+pub fn group_advantages(
+    rewards: &[f64],
+    group: usize,
+    baseline: Baseline,
+) -> Result<Vec<f64>, LmError> {
+    if group == 0 || !rewards.len().is_multiple_of(group) {
+        return Err(LmError::Input(format!(
+            "{} rewards do not split into groups of {group}",
+            rewards.len()
+        )));
+    }
+    if baseline == Baseline::LeaveOneOut && group < 2 {
+        return Err(LmError::Input(
+            "RLOO needs at least 2 samples per prompt".into(),
+        ));
+    }
+    if baseline == Baseline::BatchMean {
+        let mean = rewards.iter().sum::<f64>() / rewards.len().max(1) as f64;
+        return Ok(rewards.iter().map(|r| r - mean).collect());
+    }
+    let mut out = Vec::with_capacity(rewards.len());
+    for g in rewards.chunks(group) {
+        let k = g.len() as f64;
+        let sum: f64 = g.iter().sum();
+        let mean = sum / k;
+        match baseline {
+            Baseline::GroupNormalized => {
+                let std = if g.len() > 1 {
+                    (g.iter().map(|r| (r - mean) * (r - mean)).sum::<f64>() / (k - 1.0)).sqrt()
+                } else {
+                    0.0
+                };
+                out.extend(g.iter().map(|r| (r - mean) / (std + 1e-4)));
+            }
+            Baseline::GroupMean => out.extend(g.iter().map(|r| r - mean)),
+            Baseline::LeaveOneOut => out.extend(g.iter().map(|r| r - (sum - r) / (k - 1.0))),
+            Baseline::BatchMean => unreachable!("handled above"),
+        }
+    }
+    Ok(out)
+}
+
+/// A batch of prompt + response sequences laid out for scoring the responses: prompts
+/// left-padded to a common length `p`, responses right-padded to `r`, so that response token
+/// `j` of every row sits at column `p + j` and is predicted by the logits at `p + j - 1`.
+#[derive(Debug, Clone)]
+pub struct ResponseBatch {
+    /// `[n, p + r]` token ids (pads are 0 under a zero mask).
+    pub ids: Vec<u32>,
+    /// Position ids (0 on left pads, then counting; right pads keep counting, capped).
+    pub positions: Vec<u32>,
+    /// Attention mask rows.
+    pub mask: Vec<Vec<u8>>,
+    /// `[n, r]` response tokens (0 past the end).
+    pub targets: Vec<u32>,
+    /// `[n, r]` 1 on response tokens, 0 past the end.
+    pub token_mask: Vec<f32>,
+    /// Rows.
+    pub n: usize,
+    /// Common prompt length.
+    pub prompt_len: usize,
+    /// Common (padded) response length.
+    pub response_len: usize,
+}
+
+impl ResponseBatch {
+    /// Lays out `prompts[i] ++ responses[i]`; `n_positions` caps the position ids.
+    pub fn new(
+        prompts: &[Vec<u32>],
+        responses: &[Vec<u32>],
+        n_positions: usize,
+    ) -> Result<Self, LmError> {
+        if prompts.len() != responses.len() || prompts.is_empty() {
+            return Err(LmError::Input(format!(
+                "{} prompts for {} responses",
+                prompts.len(),
+                responses.len()
+            )));
+        }
+        let n = prompts.len();
+        let p = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        let r = responses.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        if p == 0 {
+            return Err(LmError::Input("a prompt has no tokens".into()));
+        }
+        if p + r > n_positions {
+            return Err(LmError::Input(format!(
+                "prompt ({p} tokens) plus response ({r}) exceed n_positions = {n_positions}"
+            )));
+        }
+        let width = p + r;
+        let mut b = ResponseBatch {
+            ids: Vec::with_capacity(n * width),
+            positions: Vec::with_capacity(n * width),
+            mask: Vec::with_capacity(n),
+            targets: Vec::with_capacity(n * r),
+            token_mask: Vec::with_capacity(n * r),
+            n,
+            prompt_len: p,
+            response_len: r,
+        };
+        for (pr, re) in prompts.iter().zip(responses) {
+            let pad = p - pr.len();
+            let mut m = vec![0u8; width];
+            m[pad..pad + pr.len() + re.len()].fill(1);
+            b.mask.push(m);
+            b.ids.extend(std::iter::repeat_n(0, pad));
+            b.ids.extend_from_slice(pr);
+            b.ids.extend_from_slice(re);
+            b.ids.extend(std::iter::repeat_n(0, r - re.len()));
+            b.positions.extend(std::iter::repeat_n(0, pad));
+            b.positions
+                .extend((0..(pr.len() + r) as u32).map(|x| x.min(n_positions as u32 - 1)));
+            b.targets.extend_from_slice(re);
+            b.targets.extend(std::iter::repeat_n(0, r - re.len()));
+            b.token_mask.extend(std::iter::repeat_n(1.0, re.len()));
+            b.token_mask.extend(std::iter::repeat_n(0.0, r - re.len()));
+        }
+        Ok(b)
+    }
+
+    /// `[n, r]` log-probabilities of the response tokens under `model` at `temperature`
+    /// (differentiable when the model's variables are tracked), and the `[n, r]` logits slice
+    /// they came from (for the entropy).
+    pub fn logprobs(
+        &self,
+        model: &Gpt2,
+        temperature: f64,
+        dropout: Option<&mut Dropout>,
+    ) -> Result<(Tensor, Tensor), LmError> {
+        let dev = Device::Cpu;
+        let width = self.prompt_len + self.response_len;
+        let ids = Tensor::from_vec(self.ids.clone(), (self.n, width), &dev)?;
+        let pos = Tensor::from_vec(self.positions.clone(), (self.n, width), &dev)?;
+        let h = model.hidden(
+            &ForwardInput {
+                ids: &ids,
+                positions: &pos,
+                mask: Some(&self.mask),
+            },
+            None,
+            dropout,
+        )?;
+        let h = h
+            .narrow(1, self.prompt_len - 1, self.response_len)?
+            .contiguous()?;
+        let logits = model.lm_head(&h)?;
+        let targets = Tensor::from_vec(self.targets.clone(), (self.n, self.response_len), &dev)?;
+        Ok((gather_logprobs(&logits, &targets, temperature)?, logits))
+    }
+
+    /// The token mask as a `[n, r]` tensor.
+    pub fn mask_tensor(&self) -> Result<Tensor, LmError> {
+        Ok(Tensor::from_vec(
+            self.token_mask.clone(),
+            (self.n, self.response_len),
+            &Device::Cpu,
+        )?)
+    }
+}
+
+/// Mean per-token entropy of `softmax(logits / temperature)` over the tokens of `mask`.
+pub fn mean_entropy(logits: &Tensor, mask: &Tensor, temperature: f64) -> Result<f64, LmError> {
+    let lsm = candle_nn::ops::log_softmax(&(logits.detach() / temperature)?, D::Minus1)?;
+    let ent = (lsm.exp()? * &lsm)?.sum(D::Minus1)?.neg()?;
+    let total = mask.sum_all()?.to_scalar::<f32>()?;
+    if total == 0.0 {
+        return Ok(0.0);
+    }
+    Ok(f64::from(
+        (ent * mask)?.sum_all()?.to_scalar::<f32>()? / total,
+    ))
+}
+
+/// Rows of a `[n, r]` tensor as vectors.
+pub fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>, LmError> {
+    Ok(t.to_vec2::<f32>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kl_estimators_match_their_formulas() {
+        let (lp, lr) = (-1.2f64, -0.7f64);
+        assert!((KlEstimator::K1.per_token(lp, lr) - (-0.5)).abs() < 1e-12);
+        assert!((KlEstimator::K2.per_token(lp, lr) - 0.125).abs() < 1e-12);
+        assert!((KlEstimator::K3.per_token(lp, lr) - (0.5f64.exp() - 1.5)).abs() < 1e-12);
+        assert_eq!(KlEstimator::K3.per_token(-1.0, -1.0), 0.0);
+        assert!(KlEstimator::parse("k4").is_err());
+    }
+
+    /// "The N Implementation Details of RLHF with PPO": whitening a 3 x 3 batch of advantages
+    /// uses the mean and population variance of all nine values.
+    #[test]
+    fn whitening_uses_the_population_variance() {
+        let mut x = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+        whiten(&mut x, true);
+        // mean 5, population variance 60 / 9.
+        let sd = (60.0f64 / 9.0 + 1e-8).sqrt();
+        for (i, v) in x.iter().enumerate() {
+            assert!((v - ((i as f64 + 1.0) - 5.0) / sd).abs() < 1e-12);
+        }
+        assert!((x.iter().sum::<f64>()).abs() < 1e-12);
+        let mut y = vec![1.0, 2.0, 3.0];
+        whiten(&mut y, false);
+        assert!((y.iter().sum::<f64>() / 3.0 - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn adaptive_kl_controller_follows_ziegler() {
+        let mut c = KlController::adaptive(0.2, 6.0, 10_000.0);
+        c.update(12.0, 256); // e = clip(1, .2) = 0.2
+        assert!((c.value - 0.2 * (1.0 + 0.2 * 256.0 / 10_000.0)).abs() < 1e-12);
+        let v = c.value;
+        c.update(5.4, 256); // e = -0.1
+        assert!((c.value - v * (1.0 - 0.1 * 256.0 / 10_000.0)).abs() < 1e-12);
+        let mut f = KlController::fixed(0.05);
+        f.update(100.0, 1000);
+        assert_eq!(f.value, 0.05);
+    }
+
+    /// RLOO on 3 prompts x 4 samples, as TRL's documentation lays the example out: each
+    /// advantage is the reward minus the mean of the other three of its prompt.
+    #[test]
+    fn rloo_and_grpo_advantages() {
+        let r = [
+            1.0, 2.0, 3.0, 4.0, // prompt 0
+            5.0, 6.0, 7.0, 8.0, // prompt 1
+            9.0, 10.0, 11.0, 12.0, // prompt 2
+        ];
+        let a = group_advantages(&r, 4, Baseline::LeaveOneOut).unwrap();
+        let want = [
+            1.0 - 3.0,
+            2.0 - 8.0 / 3.0,
+            3.0 - 7.0 / 3.0,
+            4.0 - 2.0,
+            5.0 - 7.0,
+            6.0 - 20.0 / 3.0,
+            7.0 - 19.0 / 3.0,
+            8.0 - 6.0,
+            9.0 - 11.0,
+            10.0 - 32.0 / 3.0,
+            11.0 - 31.0 / 3.0,
+            12.0 - 10.0,
+        ];
+        for (x, y) in a.iter().zip(want) {
+            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+        }
+        let g = group_advantages(&r, 4, Baseline::GroupNormalized).unwrap();
+        let sd = (5.0f64 / 3.0).sqrt(); // Bessel: sum of squares 5 over 3
+        assert!((g[0] - (-1.5 / (sd + 1e-4))).abs() < 1e-12);
+        let d = group_advantages(&r, 4, Baseline::GroupMean).unwrap();
+        assert_eq!(d[3], 1.5);
+        let b = group_advantages(&r, 4, Baseline::BatchMean).unwrap();
+        assert_eq!(b[0], 1.0 - 6.5);
+        assert!(group_advantages(&r, 5, Baseline::GroupMean).is_err());
+        // Equal rewards give zero advantages, not NaN.
+        let z = group_advantages(&[1.0; 4], 4, Baseline::GroupNormalized).unwrap();
+        assert!(z.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn response_batch_aligns_responses() {
+        let b = ResponseBatch::new(&[vec![5, 6, 7], vec![8]], &[vec![1, 2], vec![3]], 64).unwrap();
+        assert_eq!((b.prompt_len, b.response_len), (3, 2));
+        assert_eq!(b.ids, vec![5, 6, 7, 1, 2, 0, 0, 8, 3, 0]);
+        assert_eq!(b.positions, vec![0, 1, 2, 3, 4, 0, 0, 0, 1, 2]);
+        assert_eq!(b.mask[1], vec![0, 0, 1, 1, 0]);
+        assert_eq!(b.targets, vec![1, 2, 3, 0]);
+        assert_eq!(b.token_mask, vec![1.0, 1.0, 1.0, 0.0]);
+        assert!(ResponseBatch::new(&[vec![1; 60]], &[vec![1; 8]], 64).is_err());
+    }
+
+    #[test]
+    fn exact_answer_reads_the_first_number() {
+        let refs = vec!["37".to_string()];
+        let s = |r: &'static str| Sample {
+            prompt: "Q: 20 + 17 = ? Answer:",
+            response: r,
+            references: &refs,
+        };
+        let got = ExactAnswer
+            .score(&[s(" 37\n"), s(" 36"), s(" 370"), s(" no")])
+            .unwrap();
+        assert_eq!(got, vec![1.0, 0.0, 0.0, 0.0]);
+    }
+}

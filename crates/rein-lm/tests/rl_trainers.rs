@@ -1,0 +1,222 @@
+//! The RL trainers for language models: log-probabilities of sampled responses agree with
+//! generation, and a GRPO run resumes exactly.
+
+use rein_lm::generate::generate;
+use rein_lm::rl::ResponseBatch;
+use rein_lm::{GenerationConfig, Gpt2, Gpt2Config};
+
+fn tiny_model(seed: u64) -> Gpt2 {
+    let cfg = Gpt2Config {
+        vocab_size: 50,
+        n_positions: 32,
+        n_embd: 16,
+        n_layer: 2,
+        n_head: 2,
+        embd_pdrop: 0.0,
+        attn_pdrop: 0.0,
+        resid_pdrop: 0.0,
+        ..Default::default()
+    };
+    Gpt2::new_random(cfg, &mut rein_core::rng_from_seed(seed)).unwrap()
+}
+
+/// The trainer's log-probs of a response (prompt left-padded, response right-padded, one
+/// forward pass) equal the ones generation reported token by token with the KV cache, at the
+/// sampling temperature.
+#[test]
+fn response_logprobs_match_generation() {
+    let model = tiny_model(3);
+    let prompts = vec![vec![1, 2, 3, 4, 5], vec![7, 8], vec![9, 10, 11]];
+    for temperature in [1.0f32, 0.7] {
+        let cfg = GenerationConfig {
+            max_new_tokens: 6,
+            do_sample: true,
+            temperature,
+            eos_token_id: Some(49),
+            ..Default::default()
+        };
+        let gens = generate(&model, &prompts, &cfg, None, None).unwrap();
+        let responses: Vec<Vec<u32>> = gens.iter().map(|g| g.ids.clone()).collect();
+        let b = ResponseBatch::new(&prompts, &responses, 32).unwrap();
+        let (lp, _) = b.logprobs(&model, f64::from(temperature), None).unwrap();
+        let lp = lp.to_vec2::<f32>().unwrap();
+        for (i, g) in gens.iter().enumerate() {
+            for (j, &want) in g.logprobs.iter().enumerate() {
+                assert!(
+                    (lp[i][j] - want).abs() < 1e-4,
+                    "row {i} token {j}: {} vs {want}",
+                    lp[i][j]
+                );
+            }
+        }
+    }
+}
+
+use rein_lm::grpo::{GrpoConfig, GrpoTrainer};
+use rein_lm::rl::{PromptRecord, Reward, Sample};
+use rein_lm::{LmError, Tokenizer};
+
+/// A tokenizer trained here on a few sentences of digits and words.
+fn tokenizer(tag: &str) -> Tokenizer {
+    let dir = std::env::temp_dir().join(format!("rein_rl_tok_{tag}_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = dir.join("c.txt");
+    let mut text = String::new();
+    for i in 0..300 {
+        text.push_str(&format!(
+            "Q: {} + {} = ? Answer: {}\n",
+            i % 17,
+            i % 5,
+            i % 17 + i % 5
+        ));
+    }
+    std::fs::write(&corpus, text).unwrap();
+    let tk = Tokenizer::train_bpe(&[corpus], 300).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    tk
+}
+
+fn model_for(tk: &Tokenizer, seed: u64) -> Gpt2 {
+    let cfg = Gpt2Config {
+        vocab_size: tk.vocab_size(),
+        n_positions: 32,
+        n_embd: 16,
+        n_layer: 2,
+        n_head: 2,
+        embd_pdrop: 0.0,
+        attn_pdrop: 0.0,
+        resid_pdrop: 0.0,
+        ..Default::default()
+    };
+    Gpt2::new_random(cfg, &mut rein_core::rng_from_seed(seed)).unwrap()
+}
+
+struct Constant;
+impl Reward for Constant {
+    fn name(&self) -> String {
+        "constant".into()
+    }
+    fn score(&mut self, s: &[Sample]) -> Result<Vec<f64>, LmError> {
+        Ok(vec![0.5; s.len()])
+    }
+}
+
+/// Rewards responses by how many of their characters are the digit 7.
+struct Sevens;
+impl Reward for Sevens {
+    fn name(&self) -> String {
+        "sevens".into()
+    }
+    fn score(&mut self, s: &[Sample]) -> Result<Vec<f64>, LmError> {
+        Ok(s.iter()
+            .map(|x| x.response.chars().filter(|&c| c == '7').count() as f64)
+            .collect())
+    }
+}
+
+fn prompts() -> Vec<PromptRecord> {
+    (0..8)
+        .map(|i| PromptRecord {
+            prompt: format!("Q: {i} + 3 = ? Answer:"),
+            references: vec![(i + 3).to_string()],
+        })
+        .collect()
+}
+
+/// Equal scores give zero advantages: the policy must not move.
+#[test]
+fn grpo_with_equal_scores_leaves_the_policy_unchanged() {
+    let tk = tokenizer("eq");
+    let cfg = GrpoConfig {
+        max_steps: 3,
+        prompts_per_step: 2,
+        group_size: 4,
+        max_new_tokens: 4,
+        learning_rate: 1e-2,
+        ..Default::default()
+    };
+    let mut t = GrpoTrainer::new(cfg, model_for(&tk, 1), prompts(), &tk).unwrap();
+    for _ in 0..3 {
+        let log = t.train_step(&mut Constant, &tk).unwrap();
+        assert!(log.kl.abs() < 1e-6, "kl {}", log.kl);
+    }
+    for ((_, a), (_, b)) in t
+        .policy
+        .named_vars()
+        .iter()
+        .zip(t.reference.named_vars().iter())
+    {
+        let d = (a.as_tensor() - b.as_tensor())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(d, 0.0);
+    }
+}
+
+/// GRPO raises a reward the random model can reach by chance.
+#[test]
+fn grpo_learns_to_emit_sevens() {
+    let tk = tokenizer("sevens");
+    let cfg = GrpoConfig {
+        max_steps: 40,
+        prompts_per_step: 4,
+        group_size: 8,
+        max_new_tokens: 6,
+        learning_rate: 3e-3,
+        ..Default::default()
+    };
+    let mut t = GrpoTrainer::new(cfg, model_for(&tk, 2), prompts(), &tk).unwrap();
+    let mut scores = Vec::new();
+    for _ in 0..40 {
+        scores.push(t.train_step(&mut Sevens, &tk).unwrap().scores);
+    }
+    let first: f64 = scores[..5].iter().sum::<f64>() / 5.0;
+    let last: f64 = scores[35..].iter().sum::<f64>() / 5.0;
+    assert!(last > 2.0 * first + 0.05, "first {first}, last {last}");
+}
+
+/// Four steps in one go equal two steps, a checkpoint, a reload and two more: policy,
+/// optimiser, data order and sampling RNG all come back.
+#[test]
+fn grpo_resume_is_exact() {
+    let tk = tokenizer("resume");
+    let cfg = GrpoConfig {
+        max_steps: 4,
+        prompts_per_step: 2,
+        group_size: 4,
+        max_new_tokens: 4,
+        learning_rate: 1e-3,
+        beta: 0.1,
+        ..Default::default()
+    };
+    let mut full = GrpoTrainer::new(cfg.clone(), model_for(&tk, 5), prompts(), &tk).unwrap();
+    let mut logs_full = Vec::new();
+    for _ in 0..4 {
+        logs_full.push(full.train_step(&mut Sevens, &tk).unwrap());
+    }
+    let mut first = GrpoTrainer::new(cfg, model_for(&tk, 5), prompts(), &tk).unwrap();
+    for _ in 0..2 {
+        first.train_step(&mut Sevens, &tk).unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("rein_grpo_resume_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ckpt.safetensors");
+    first.save_checkpoint(&path).unwrap();
+    let mut second = GrpoTrainer::load_checkpoint(&path, &tk).unwrap();
+    for i in 2..4 {
+        let log = second.train_step(&mut Sevens, &tk).unwrap();
+        assert_eq!(log.scores, logs_full[i].scores);
+        assert_eq!(log.kl, logs_full[i].kl);
+    }
+    let a = dir.join("a.safetensors");
+    let b = dir.join("b.safetensors");
+    full.save_checkpoint(&a).unwrap();
+    second.save_checkpoint(&b).unwrap();
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
+    std::fs::remove_dir_all(&dir).ok();
+}
