@@ -27,6 +27,8 @@ pub enum LmCommand {
     Grpo(crate::cmd_lm_rl::GrpoArgs),
     /// The verifiable-arithmetic pipeline: evaluate, GRPO-train, evaluate again.
     Demo(crate::cmd_lm_rl::DemoArgs),
+    /// Text metrics from the command line: BLEU and chrF as sacrebleu computes them.
+    Metric(crate::cmd_lm_rl::MetricArgs),
 }
 
 pub fn run(c: LmCommand) -> Result<()> {
@@ -39,6 +41,7 @@ pub fn run(c: LmCommand) -> Result<()> {
         LmCommand::Quickstart(a) => quickstart(&a),
         LmCommand::Grpo(a) => crate::cmd_lm_rl::grpo(&a),
         LmCommand::Demo(a) => crate::cmd_lm_rl::demo(&a),
+        LmCommand::Metric(a) => crate::cmd_lm_rl::metric(&a),
     }
 }
 

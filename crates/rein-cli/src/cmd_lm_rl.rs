@@ -322,3 +322,103 @@ fn heldout_kl(t: &GrpoTrainer, tk: &Tokenizer, held: &[rein_lm::tasks::Problem])
     }
     Ok(total / held.len().max(1) as f64)
 }
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  rein lm metric bleu --hyps out.txt --refs ref.txt --json\n  rein lm metric chrf --hyps out.jsonl --refs ref.jsonl --jsonl --json\n\nBLEU and chrF as sacrebleu 2.x computes them by default (13a tokenizer, case-sensitive, exp\nsmoothing; chrF: 6 character orders, beta 2). `corpus` is the corpus-level score; each entry\nof `sentences` is sacrebleu's sentence_bleu (effective order) or sentence_chrf.\nROUGE and VADER are not implemented yet."
+)]
+pub struct MetricArgs {
+    /// bleu or chrf.
+    metric: String,
+    /// Hypotheses: one per line (or one JSON string per line with --jsonl).
+    #[arg(long)]
+    hyps: PathBuf,
+    /// References, aligned with the hypotheses.
+    #[arg(long)]
+    refs: PathBuf,
+    /// Read one JSON string per line (texts with newlines).
+    #[arg(long)]
+    jsonl: bool,
+    /// Print JSON: {"corpus": {...}, "sentences": [...]}.
+    #[arg(long)]
+    json: bool,
+}
+
+fn read_texts(path: &Path, jsonl: bool) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    if lines.last() == Some(&"") {
+        lines.pop();
+    }
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let l = l.strip_suffix('\r').unwrap_or(l);
+            if jsonl {
+                serde_json::from_str::<String>(l).with_context(|| {
+                    format!(
+                        "{}:{}: expected one JSON string per line",
+                        path.display(),
+                        i + 1
+                    )
+                })
+            } else {
+                Ok(l.to_string())
+            }
+        })
+        .collect()
+}
+
+/// `rein lm metric`.
+pub fn metric(a: &MetricArgs) -> Result<()> {
+    use rein_lm::metrics as m;
+    let hyps = read_texts(&a.hyps, a.jsonl)?;
+    let refs = read_texts(&a.refs, a.jsonl)?;
+    if hyps.len() != refs.len() {
+        bail!(
+            "{} has {} texts but {} has {}: they must be aligned line by line",
+            a.hyps.display(),
+            hyps.len(),
+            a.refs.display(),
+            refs.len()
+        );
+    }
+    let h: Vec<&str> = hyps.iter().map(String::as_str).collect();
+    let r: Vec<&str> = refs.iter().map(String::as_str).collect();
+    let (corpus, sentences) = match a.metric.as_str() {
+        "bleu" => (
+            serde_json::to_value(m::corpus_bleu(&h, std::slice::from_ref(&r)))?,
+            h.iter()
+                .zip(&r)
+                .map(|(x, y)| serde_json::to_value(m::sentence_bleu(x, &[y])))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        "chrf" => (
+            serde_json::json!({"score": m::corpus_chrf(&h, std::slice::from_ref(&r))}),
+            h.iter()
+                .zip(&r)
+                .map(|(x, y)| serde_json::json!({"score": m::sentence_chrf(x, &[y])}))
+                .collect(),
+        ),
+        "rouge" | "vader" => bail!(
+            "metric {:?} is not implemented yet (bleu and chrf are)",
+            a.metric
+        ),
+        other => bail!("unknown metric {other:?} (expected bleu or chrf)"),
+    };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"corpus": corpus, "sentences": sentences})
+        );
+    } else {
+        println!(
+            "{} = {:.4} ({} segments)",
+            a.metric.to_uppercase(),
+            corpus["score"].as_f64().unwrap_or(0.0),
+            h.len()
+        );
+    }
+    Ok(())
+}

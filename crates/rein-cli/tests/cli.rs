@@ -779,3 +779,60 @@ fn lm_pretrain_resumes_to_the_same_checkpoint_and_exports_a_loadable_model() {
     assert!(stdout(&o).starts_with("Q: 3 + 1"));
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// `rein lm metric bleu|chrf --jsonl --json` on the first 50 fixture pairs gives sacrebleu's
+/// corpus scores and one sentence entry per pair; misaligned files are a clear error.
+#[test]
+fn lm_metric_matches_sacrebleu_corpus_scores() {
+    let fx =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rein-lm/tests/fixtures/metrics");
+    let pairs: Vec<serde_json::Value> = std::fs::read_to_string(fx.join("pairs.jsonl"))
+        .unwrap()
+        .lines()
+        .take(50)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let corpus: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("corpus.json")).unwrap()).unwrap();
+    let block = &corpus["corpora"][1];
+    assert_eq!(block["end"], 50);
+    let dir = std::env::temp_dir().join(format!("rein_cli_metric_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, key: &str| {
+        let p = dir.join(name);
+        let text: String = pairs.iter().map(|x| format!("{}\n", x[key])).collect();
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let (h, r) = (write("h.jsonl", "hyp"), write("r.jsonl", "ref"));
+    let out = rein(&[
+        "lm", "metric", "bleu", "--hyps", &h, "--refs", &r, "--jsonl", "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want = block["corpus_bleu"]["score"].as_f64().unwrap();
+    assert!((v["corpus"]["score"].as_f64().unwrap() - want).abs() < 1e-6);
+    assert_eq!(v["sentences"].as_array().unwrap().len(), 50);
+    let want0 = pairs[0]["sentence_bleu_effective_order"]["score"]
+        .as_f64()
+        .unwrap();
+    assert!((v["sentences"][0]["score"].as_f64().unwrap() - want0).abs() < 1e-6);
+    let out = rein(&[
+        "lm", "metric", "chrf", "--hyps", &h, "--refs", &r, "--jsonl", "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want = block["corpus_chrf"].as_f64().unwrap();
+    assert!((v["corpus"]["score"].as_f64().unwrap() - want).abs() < 1e-6);
+    std::fs::write(dir.join("short.jsonl"), "\"one\"\n").unwrap();
+    let short = dir.join("short.jsonl").display().to_string();
+    let out = rein(&[
+        "lm", "metric", "bleu", "--hyps", &h, "--refs", &short, "--jsonl",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("aligned"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -10,6 +10,7 @@ pub mod config;
 pub mod generate;
 pub mod grpo;
 pub mod loss;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod optim;

@@ -1,0 +1,120 @@
+//! BLEU and chrF against sacrebleu 2.6.0 on the 150 pairs of `tests/fixtures/metrics`
+//! (copied from `shared/fixtures/metrics`; tolerance from its README: scores within 1e-6 on
+//! the 0-100 scale, counts and lengths exact, brevity penalty within 1e-9).
+
+use rein_lm::metrics::{
+    bleu_from_stats, bleu_stats, corpus_bleu, corpus_chrf, sentence_bleu, sentence_chrf, BleuScore,
+};
+use serde_json::Value;
+
+fn fixture(name: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/metrics")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn pairs() -> Vec<Value> {
+    fixture("pairs.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn check_bleu(got: &BleuScore, want: &Value, what: &str) {
+    let f = |k: &str| want[k].as_f64().unwrap();
+    let ints = |k: &str| -> Vec<usize> {
+        want[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect()
+    };
+    assert!(
+        (got.score - f("score")).abs() < 1e-6,
+        "{what}: score {} vs {}",
+        got.score,
+        f("score")
+    );
+    assert_eq!(got.counts.to_vec(), ints("counts"), "{what}: counts");
+    assert_eq!(got.totals.to_vec(), ints("totals"), "{what}: totals");
+    assert_eq!(
+        got.sys_len,
+        want["sys_len"].as_u64().unwrap() as usize,
+        "{what}: sys_len"
+    );
+    assert_eq!(
+        got.ref_len,
+        want["ref_len"].as_u64().unwrap() as usize,
+        "{what}: ref_len"
+    );
+    assert!(
+        (got.bp - f("bp")).abs() < 1e-9,
+        "{what}: bp {} vs {}",
+        got.bp,
+        f("bp")
+    );
+    for (i, p) in want["precisions"].as_array().unwrap().iter().enumerate() {
+        let p = p.as_f64().unwrap();
+        assert!(
+            (got.precisions[i] - p).abs() < 1e-6,
+            "{what}: precision {i}: {} vs {p}",
+            got.precisions[i]
+        );
+    }
+}
+
+#[test]
+fn sentence_bleu_and_chrf_match_sacrebleu() {
+    for p in pairs() {
+        let (h, r) = (p["hyp"].as_str().unwrap(), p["ref"].as_str().unwrap());
+        let what = format!("pair {} ({})", p["id"], p["kind"]);
+        let plain = bleu_from_stats(&bleu_stats(h, &[r]), false);
+        check_bleu(
+            &plain,
+            &p["sentence_bleu"],
+            &format!("{what} sentence_bleu"),
+        );
+        check_bleu(
+            &sentence_bleu(h, &[r]),
+            &p["sentence_bleu_effective_order"],
+            &format!("{what} effective order"),
+        );
+        let want = p["sentence_chrf"].as_f64().unwrap();
+        let got = sentence_chrf(h, &[r]);
+        assert!((got - want).abs() < 1e-6, "{what}: chrF {got} vs {want}");
+    }
+}
+
+#[test]
+fn corpus_bleu_and_chrf_match_sacrebleu() {
+    let all = pairs();
+    let corpus: Value = serde_json::from_str(&fixture("corpus.json")).unwrap();
+    for c in corpus["corpora"].as_array().unwrap() {
+        let (a, b) = (
+            c["first"].as_u64().unwrap() as usize,
+            c["end"].as_u64().unwrap() as usize,
+        );
+        let hyps: Vec<&str> = all[a..b]
+            .iter()
+            .map(|p| p["hyp"].as_str().unwrap())
+            .collect();
+        let refs: Vec<&str> = all[a..b]
+            .iter()
+            .map(|p| p["ref"].as_str().unwrap())
+            .collect();
+        let name = c["name"].as_str().unwrap();
+        check_bleu(
+            &corpus_bleu(&hyps, std::slice::from_ref(&refs)),
+            &c["corpus_bleu"],
+            name,
+        );
+        let want = c["corpus_chrf"].as_f64().unwrap();
+        let got = corpus_chrf(&hyps, &[refs]);
+        assert!(
+            (got - want).abs() < 1e-6,
+            "{name}: corpus chrF {got} vs {want}"
+        );
+    }
+}
