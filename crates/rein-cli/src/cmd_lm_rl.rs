@@ -325,10 +325,11 @@ fn heldout_kl(t: &GrpoTrainer, tk: &Tokenizer, held: &[rein_lm::tasks::Problem])
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  rein lm metric bleu --hyps out.txt --refs ref.txt --json\n  rein lm metric chrf --hyps out.jsonl --refs ref.jsonl --jsonl --json\n\nBLEU and chrF as sacrebleu 2.x computes them by default (13a tokenizer, case-sensitive, exp\nsmoothing; chrF: 6 character orders, beta 2). `corpus` is the corpus-level score; each entry\nof `sentences` is sacrebleu's sentence_bleu (effective order) or sentence_chrf.\nROUGE and VADER are not implemented yet."
+    after_help = "Examples:\n  rein lm metric bleu --hyps out.txt --refs ref.txt --json\n  rein lm metric chrf --hyps out.jsonl --refs ref.jsonl --jsonl --json\n\nBLEU and chrF as sacrebleu 2.x computes them by default (13a tokenizer, case-sensitive, exp\nsmoothing; chrF: 6 character orders, beta 2). `corpus` is the corpus-level score; each entry\nof `sentences` is sacrebleu's sentence_bleu (effective order) or sentence_chrf.\nROUGE: rouge-score's rouge1/rouge2/rougeL/rougeLsum (precision, recall, fmeasure) of each pair,
+`corpus` their mean; without the stemmer (--stem is not implemented yet). VADER: not yet."
 )]
 pub struct MetricArgs {
-    /// bleu or chrf.
+    /// bleu, chrf or rouge.
     metric: String,
     /// Hypotheses: one per line (or one JSON string per line with --jsonl).
     #[arg(long)]
@@ -339,6 +340,9 @@ pub struct MetricArgs {
     /// Read one JSON string per line (texts with newlines).
     #[arg(long)]
     jsonl: bool,
+    /// ROUGE with the Porter stemmer (not implemented yet: an error).
+    #[arg(long)]
+    stem: bool,
     /// Print JSON: {"corpus": {...}, "sentences": [...]}.
     #[arg(long)]
     json: bool,
@@ -401,11 +405,20 @@ pub fn metric(a: &MetricArgs) -> Result<()> {
                 .map(|(x, y)| serde_json::json!({"score": m::sentence_chrf(x, &[y])}))
                 .collect(),
         ),
-        "rouge" | "vader" => bail!(
-            "metric {:?} is not implemented yet (bleu and chrf are)",
-            a.metric
-        ),
-        other => bail!("unknown metric {other:?} (expected bleu or chrf)"),
+        "rouge" => {
+            if a.stem {
+                bail!("--stem (ROUGE with nltk's Porter stemmer) is not implemented yet; run without it");
+            }
+            let each: Vec<m::Rouge> = h.iter().zip(&r).map(|(x, y)| m::rouge(y, x)).collect();
+            (
+                serde_json::to_value(m::Rouge::mean(&each))?,
+                each.iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        }
+        "vader" => bail!("metric \"vader\" is not implemented yet (bleu, chrf and rouge are)"),
+        other => bail!("unknown metric {other:?} (expected bleu, chrf or rouge)"),
     };
     if a.json {
         println!(
@@ -413,10 +426,14 @@ pub fn metric(a: &MetricArgs) -> Result<()> {
             serde_json::json!({"corpus": corpus, "sentences": sentences})
         );
     } else {
+        // BLEU and chrF have one score; ROUGE's headline is the mean rougeL F1.
+        let headline = corpus["score"]
+            .as_f64()
+            .or_else(|| corpus["rougeL"]["fmeasure"].as_f64())
+            .unwrap_or(0.0);
         println!(
-            "{} = {:.4} ({} segments)",
+            "{} = {headline:.4} ({} segments)",
             a.metric.to_uppercase(),
-            corpus["score"].as_f64().unwrap_or(0.0),
             h.len()
         );
     }

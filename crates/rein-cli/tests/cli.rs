@@ -827,6 +827,18 @@ fn lm_metric_matches_sacrebleu_corpus_scores() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let want = block["corpus_chrf"].as_f64().unwrap();
     assert!((v["corpus"]["score"].as_f64().unwrap() - want).abs() < 1e-6);
+    let out = rein(&[
+        "lm", "metric", "rouge", "--hyps", &h, "--refs", &r, "--jsonl", "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want = pairs[0]["rouge_nostem"]["rougeL"][2].as_f64().unwrap();
+    assert!((v["sentences"][0]["rougeL"]["fmeasure"].as_f64().unwrap() - want).abs() < 1e-9);
+    let mean: f64 = pairs
+        .iter()
+        .map(|p| p["rouge_nostem"]["rouge1"][2].as_f64().unwrap())
+        .sum::<f64>()
+        / 50.0;
+    assert!((v["corpus"]["rouge1"]["fmeasure"].as_f64().unwrap() - mean).abs() < 1e-9);
     std::fs::write(dir.join("short.jsonl"), "\"one\"\n").unwrap();
     let short = dir.join("short.jsonl").display().to_string();
     let out = rein(&[

@@ -1,6 +1,7 @@
 //! Text metrics as the reference Python packages compute them, for rewards and evaluation:
 //! BLEU and chrF as sacrebleu 2.x (defaults: 13a tokenizer, case-sensitive, `exp` smoothing,
-//! max order 4; chrF with character order 6, word order 0, beta 2, whitespace removed).
+//! max order 4; chrF with character order 6, word order 0, beta 2, whitespace removed), and
+//! ROUGE-1/2/L/Lsum as rouge-score 0.1.2 without its stemmer.
 //! Parity with sacrebleu is tested on `tests/fixtures/metrics` (scores within 1e-6, counts
 //! exact).
 
@@ -335,6 +336,208 @@ pub fn corpus_chrf(hyps: &[&str], refs: &[Vec<&str>]) -> f64 {
         }
     }
     chrf_from_stats(&total)
+}
+
+/// Precision, recall and F1 of one ROUGE variant (0-1), rouge-score's `Score`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct RougeScore {
+    /// Precision.
+    pub precision: f64,
+    /// Recall.
+    pub recall: f64,
+    /// F1.
+    pub fmeasure: f64,
+}
+
+impl RougeScore {
+    fn new(precision: f64, recall: f64) -> Self {
+        let fmeasure = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        Self {
+            precision,
+            recall,
+            fmeasure,
+        }
+    }
+}
+
+/// ROUGE-1, ROUGE-2, ROUGE-L and ROUGE-Lsum of one prediction against one target.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Rouge {
+    /// Unigram overlap.
+    pub rouge1: RougeScore,
+    /// Bigram overlap.
+    pub rouge2: RougeScore,
+    /// Longest common subsequence.
+    #[serde(rename = "rougeL")]
+    pub rouge_l: RougeScore,
+    /// Summary-level (union) LCS over newline-separated sentences.
+    #[serde(rename = "rougeLsum")]
+    pub rouge_lsum: RougeScore,
+}
+
+/// rouge-score's tokenizer without stemming: lowercase, every character outside `[a-z0-9]`
+/// a separator ("café" gives "caf").
+pub fn rouge_tokens(text: &str) -> Vec<String> {
+    let lower = text.to_lowercase();
+    lower
+        .split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit()))
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn ngram_counts(tokens: &[String], n: usize) -> HashMap<&[String], usize> {
+    let mut m = HashMap::new();
+    for w in tokens.windows(n) {
+        *m.entry(w).or_insert(0) += 1;
+    }
+    m
+}
+
+fn rouge_n(target: &[String], pred: &[String], n: usize) -> RougeScore {
+    let (t, p) = (ngram_counts(target, n), ngram_counts(pred, n));
+    let overlap: usize = t
+        .iter()
+        .map(|(g, &c)| c.min(p.get(g).copied().unwrap_or(0)))
+        .sum();
+    let (tc, pc): (usize, usize) = (t.values().sum(), p.values().sum());
+    RougeScore::new(
+        overlap as f64 / pc.max(1) as f64,
+        overlap as f64 / tc.max(1) as f64,
+    )
+}
+
+/// The LCS dynamic-programming table of `a` (rows) and `b` (columns).
+fn lcs_table(a: &[String], b: &[String]) -> Vec<Vec<usize>> {
+    let mut t = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            t[i][j] = if a[i - 1] == b[j - 1] {
+                t[i - 1][j - 1] + 1
+            } else {
+                t[i - 1][j].max(t[i][j - 1])
+            };
+        }
+    }
+    t
+}
+
+/// Indices into `a` of one LCS of `a` and `b`, backtracked as rouge-score does.
+fn lcs_indices(a: &[String], b: &[String]) -> Vec<usize> {
+    let t = lcs_table(a, b);
+    let (mut i, mut j) = (a.len(), b.len());
+    let mut out = Vec::new();
+    while i > 0 && j > 0 {
+        if a[i - 1] == b[j - 1] {
+            out.push(i - 1);
+            i -= 1;
+            j -= 1;
+        } else if t[i][j - 1] > t[i - 1][j] {
+            j -= 1;
+        } else {
+            i -= 1;
+        }
+    }
+    out.reverse();
+    out
+}
+
+fn rouge_l(target: &[String], pred: &[String]) -> RougeScore {
+    if target.is_empty() || pred.is_empty() {
+        return RougeScore::default();
+    }
+    let l = lcs_table(target, pred)[target.len()][pred.len()] as f64;
+    RougeScore::new(l / pred.len() as f64, l / target.len() as f64)
+}
+
+/// Summary-level LCS (Lin 2004, sec. 3.2) with rouge-score's guard against counting a token
+/// more often than it occurs.
+fn rouge_lsum(target: &str, pred: &str) -> RougeScore {
+    let sents = |t: &str| -> Vec<Vec<String>> {
+        t.split('\n')
+            .filter(|s| !s.is_empty())
+            .map(rouge_tokens)
+            .collect()
+    };
+    let (r, c) = (sents(target), sents(pred));
+    if r.is_empty() || c.is_empty() {
+        return RougeScore::default();
+    }
+    let m: usize = r.iter().map(Vec::len).sum();
+    let n: usize = c.iter().map(Vec::len).sum();
+    if m == 0 || n == 0 {
+        return RougeScore::default();
+    }
+    let mut cnt_r: HashMap<&str, usize> = HashMap::new();
+    let mut cnt_c: HashMap<&str, usize> = HashMap::new();
+    for t in r.iter().flatten() {
+        *cnt_r.entry(t).or_insert(0) += 1;
+    }
+    for t in c.iter().flatten() {
+        *cnt_c.entry(t).or_insert(0) += 1;
+    }
+    let mut hits = 0usize;
+    for rs in &r {
+        let mut union: Vec<usize> = c.iter().flat_map(|cs| lcs_indices(rs, cs)).collect();
+        union.sort_unstable();
+        union.dedup();
+        for i in union {
+            let tok = rs[i].as_str();
+            let (a, b) = (
+                cnt_c.get(tok).copied().unwrap_or(0),
+                cnt_r.get(tok).copied().unwrap_or(0),
+            );
+            if a > 0 && b > 0 {
+                hits += 1;
+                *cnt_c.get_mut(tok).expect("counted") -= 1;
+                *cnt_r.get_mut(tok).expect("counted") -= 1;
+            }
+        }
+    }
+    RougeScore::new(hits as f64 / n as f64, hits as f64 / m as f64)
+}
+
+impl Rouge {
+    /// The mean of several results (the corpus figure of `rein lm metric rouge`).
+    pub fn mean(all: &[Rouge]) -> Rouge {
+        let k = all.len().max(1) as f64;
+        let avg = |f: fn(&Rouge) -> RougeScore| {
+            let (mut p, mut r, mut fm) = (0.0, 0.0, 0.0);
+            for x in all {
+                let s = f(x);
+                p += s.precision;
+                r += s.recall;
+                fm += s.fmeasure;
+            }
+            RougeScore {
+                precision: p / k,
+                recall: r / k,
+                fmeasure: fm / k,
+            }
+        };
+        Rouge {
+            rouge1: avg(|x| x.rouge1),
+            rouge2: avg(|x| x.rouge2),
+            rouge_l: avg(|x| x.rouge_l),
+            rouge_lsum: avg(|x| x.rouge_lsum),
+        }
+    }
+}
+
+/// ROUGE of `prediction` against `target` as `RougeScorer([...], use_stemmer=False)
+/// .score(target, prediction)` computes it.
+pub fn rouge(target: &str, prediction: &str) -> Rouge {
+    let (t, p) = (rouge_tokens(target), rouge_tokens(prediction));
+    Rouge {
+        rouge1: rouge_n(&t, &p, 1),
+        rouge2: rouge_n(&t, &p, 2),
+        rouge_l: rouge_l(&t, &p),
+        rouge_lsum: rouge_lsum(target, prediction),
+    }
 }
 
 #[cfg(test)]

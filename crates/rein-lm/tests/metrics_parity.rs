@@ -118,3 +118,38 @@ fn corpus_bleu_and_chrf_match_sacrebleu() {
         );
     }
 }
+
+/// ROUGE-1/2/L/Lsum without stemming against rouge-score 0.1.2 (within 1e-9).
+#[test]
+fn rouge_without_stemmer_matches_rouge_score() {
+    for p in pairs() {
+        let (h, r) = (p["hyp"].as_str().unwrap(), p["ref"].as_str().unwrap());
+        let got = rein_lm::metrics::rouge(r, h);
+        let want = &p["rouge_nostem"];
+        for (key, s) in [
+            ("rouge1", got.rouge1),
+            ("rouge2", got.rouge2),
+            ("rougeL", got.rouge_l),
+            ("rougeLsum", got.rouge_lsum),
+        ] {
+            let w: Vec<f64> = want[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            for (g, w, name) in [
+                (s.precision, w[0], "precision"),
+                (s.recall, w[1], "recall"),
+                (s.fmeasure, w[2], "fmeasure"),
+            ] {
+                assert!(
+                    (g - w).abs() < 1e-9,
+                    "pair {} ({}): {key} {name} {g} vs {w}",
+                    p["id"],
+                    p["kind"]
+                );
+            }
+        }
+    }
+}
