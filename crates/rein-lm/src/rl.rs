@@ -422,11 +422,6 @@ pub fn mean_entropy(logits: &Tensor, mask: &Tensor, temperature: f64) -> Result<
     ))
 }
 
-/// Rows of a `[n, r]` tensor as vectors.
-pub fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>, LmError> {
-    Ok(t.to_vec2::<f32>()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

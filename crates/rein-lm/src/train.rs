@@ -473,33 +473,13 @@ impl LmTrainer {
             "train": self.train,
             "eval": self.eval,
         });
-        // One metadata key: a HashMap with several would serialise in a random order and
-        // break byte-identical checkpoints.
-        let mut meta = HashMap::new();
-        meta.insert("rein_state".to_string(), state.to_string());
-        let data: Vec<(String, Tensor)> = tensors;
-        let bytes = safetensors::serialize(
-            data.iter()
-                .map(|(n, t)| Ok((n.clone(), t.contiguous()?)))
-                .collect::<Result<Vec<_>, candle_core::Error>>()?,
-            Some(meta),
-        )
-        .map_err(|e| LmError::Format(e.to_string()))?;
-        rein_core::metrics::write_atomic(path, &bytes).map_err(|e| LmError::io(path, e))
+        crate::checkpoint::save_state(path, &tensors, &state)
     }
 
     /// Rebuilds a trainer from [`LmTrainer::save_checkpoint`].
     pub fn load_checkpoint(path: &Path) -> Result<Self, LmError> {
-        let bytes = std::fs::read(path).map_err(|e| LmError::io(path, e))?;
-        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| LmError::Format(format!("{}: {e}", path.display())))?;
+        let (raw, state) = crate::checkpoint::load_state(path)?;
         let bad = |what: &str| LmError::Format(format!("{}: {what}", path.display()));
-        let state: serde_json::Value = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get("rein_state"))
-            .and_then(|s| serde_json::from_str(s).ok())
-            .ok_or_else(|| bad("no rein trainer state in the metadata"))?;
         let get = |k: &str| -> Result<serde_json::Value, LmError> {
             state
                 .get(k)
@@ -510,7 +490,6 @@ impl LmTrainer {
             serde_json::from_value(get("config")?).map_err(|e| bad(&e.to_string()))?;
         let model_config: crate::Gpt2Config =
             serde_json::from_value(get("model_config")?).map_err(|e| bad(&e.to_string()))?;
-        let raw = crate::checkpoint::read_safetensors(path)?;
         let mut model_t = HashMap::new();
         let mut opt_t = HashMap::new();
         for (n, t) in raw {
