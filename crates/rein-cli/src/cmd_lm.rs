@@ -569,6 +569,24 @@ fn new_lm_run(root: &Path, kind: &str, seed: u64) -> Result<PathBuf> {
     crate::run_dir::create(root, "lm", kind, seed)
 }
 
+/// The progress bar of the language-model trainers: `total` optimizer steps, starting at
+/// `done` (a resumed run), hidden with `quiet`.
+pub(crate) fn step_bar(total: u64, done: u64, quiet: bool) -> indicatif::ProgressBar {
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .expect("static template"),
+    );
+    bar.set_position(done);
+    bar
+}
+
 /// Runs the trainer to `max_steps` with a progress bar, metrics.csv, loss_curve.png, periodic
 /// one-file checkpoints and a Hugging Face export in `run/model/` (with the tokenizer).
 fn run_trainer(
@@ -585,18 +603,7 @@ fn run_trainer(
         rein_core::metrics::CsvLogger::create(&csv, &LmLog::COLUMNS)?
     };
     let total = t.config.max_steps;
-    let bar = if common.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(total)
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
-        )
-        .expect("static template"),
-    );
-    bar.set_position(t.step);
+    let bar = step_bar(total, t.step, common.quiet);
     let mut done_here = 0u64;
     let export = |t: &LmTrainer| -> Result<()> {
         let dir = run.join("model");

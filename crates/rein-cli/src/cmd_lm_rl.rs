@@ -136,18 +136,7 @@ fn run_grpo(
         .append(true)
         .open(run.join("samples.jsonl"))?;
     let total = t.config.max_steps;
-    let bar = if o.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(total)
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
-        )
-        .expect("static template"),
-    );
-    bar.set_position(t.step);
+    let bar = crate::cmd_lm::step_bar(total, t.step, o.quiet);
     let ckpt = run.join("checkpoint.safetensors");
     let mut done_here = 0u64;
     while t.step < total {

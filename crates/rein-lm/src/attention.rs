@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use crate::ops::contiguous_slice;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use rein_nn::kernels::{matmul, Mat};
@@ -138,13 +139,6 @@ fn dims(q: &Layout, k: &Layout, v: &Layout) -> Result<Dims> {
     Ok(Dims { b, h, t, total, d })
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, z)) => Ok(&s.as_slice::<f32>()?[a..z]),
-        None => candle_core::bail!("attention needs contiguous f32 inputs"),
-    }
-}
-
 impl Attention {
     fn check_mask(&self, dm: &Dims) -> Result<()> {
         if self.mask.bias.len() != dm.b * dm.t * dm.total {
@@ -239,7 +233,11 @@ impl CustomOp3 for Attention {
     ) -> Result<(CpuStorage, Shape)> {
         let dm = dims(l1, l2, l3)?;
         self.check_mask(&dm)?;
-        let (q, k, v) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (q, k, v) = (
+            contiguous_slice::<f32>(s1, l1, self.name())?,
+            contiguous_slice::<f32>(s2, l2, self.name())?,
+            contiguous_slice::<f32>(s3, l3, self.name())?,
+        );
         let (t, total, d) = (dm.t, dm.total, dm.d);
         let mut out = vec![0f32; dm.b * dm.h * t * d];
         out.par_chunks_mut(t * d).enumerate().for_each_init(

@@ -2,6 +2,7 @@
 
 use crate::attention::fast_exp_nonpos;
 use crate::model::{ForwardInput, Gpt2};
+use crate::ops::contiguous_slice;
 use crate::LmError;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -42,13 +43,6 @@ pub fn gather_logprobs(
     Ok(logits
         .contiguous()?
         .apply_op2(&targets.to_dtype(DType::U32)?.contiguous()?, op)?)
-}
-
-fn contiguous<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, z)) => Ok(&s.as_slice::<T>()?[a..z]),
-        None => candle_core::bail!("gather_logprobs needs contiguous inputs"),
-    }
 }
 
 /// Rows per rayon task: enough work to pay for the hand-off at GPT-2's vocabulary sizes.
@@ -98,8 +92,8 @@ impl CustomOp2 for GatherLogProbs {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x: &[f32] = contiguous(s1, l1)?;
-        let targets: &[u32] = contiguous(s2, l2)?;
+        let x: &[f32] = contiguous_slice(s1, l1, self.name())?;
+        let targets: &[u32] = contiguous_slice(s2, l2, self.name())?;
         let vocab = l1.dims()[l1.dims().len() - 1];
         check_targets(targets, vocab)?;
         let mut out = vec![0f32; targets.len()];
@@ -151,9 +145,9 @@ impl CustomOp3 for GatherLogProbsGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x: &[f32] = contiguous(s1, l1)?;
-        let targets: &[u32] = contiguous(s2, l2)?;
-        let g: &[f32] = contiguous(s3, l3)?;
+        let x: &[f32] = contiguous_slice(s1, l1, self.name())?;
+        let targets: &[u32] = contiguous_slice(s2, l2, self.name())?;
+        let g: &[f32] = contiguous_slice(s3, l3, self.name())?;
         let vocab = l1.dims()[l1.dims().len() - 1];
         check_targets(targets, vocab)?;
         let mut out = vec![0f32; x.len()];

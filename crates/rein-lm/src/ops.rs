@@ -44,8 +44,14 @@ fn map_parallel<F: Fn(f32) -> f32 + Sync + Send + Copy>(src: &[f32], f: F) -> Ve
     out
 }
 
-fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, name: &str) -> Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
+/// The elements of a contiguous CPU tensor of type `T` (the input of rein's custom ops);
+/// `name` (the op) goes into the error for a strided one.
+pub(crate) fn contiguous_slice<'a, T: candle_core::WithDType>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    name: &str,
+) -> Result<&'a [T]> {
+    let data = storage.as_slice::<T>()?;
     match layout.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
         None => candle_core::bail!("{name} needs a contiguous input"),
@@ -60,7 +66,7 @@ impl CustomOp1 for GeluTanh {
         "gelu-tanh-fast"
     }
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(storage, layout, self.name())?;
+        let x = contiguous_slice::<f32>(storage, layout, self.name())?;
         Ok((
             CpuStorage::F32(map_parallel(x, gelu)),
             layout.shape().clone(),
@@ -77,7 +83,7 @@ impl CustomOp1 for GeluTanhGrad {
         "gelu-tanh-fast-grad"
     }
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(storage, layout, self.name())?;
+        let x = contiguous_slice::<f32>(storage, layout, self.name())?;
         Ok((
             CpuStorage::F32(map_parallel(x, gelu_grad)),
             layout.shape().clone(),
@@ -195,9 +201,9 @@ impl CustomOp3 for Linear {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, b) = (
-            f32_slice(s1, l1, self.name())?,
-            f32_slice(s2, l2, self.name())?,
-            f32_slice(s3, l3, self.name())?,
+            contiguous_slice::<f32>(s1, l1, self.name())?,
+            contiguous_slice::<f32>(s2, l2, self.name())?,
+            contiguous_slice::<f32>(s3, l3, self.name())?,
         );
         let (rows, inp) = l1.shape().dims2()?;
         let (win, out) = l2.shape().dims2()?;
@@ -269,8 +275,8 @@ impl CustomOp2 for TiedHead {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, e) = (
-            f32_slice(s1, l1, self.name())?,
-            f32_slice(s2, l2, self.name())?,
+            contiguous_slice::<f32>(s1, l1, self.name())?,
+            contiguous_slice::<f32>(s2, l2, self.name())?,
         );
         let (rows, d) = l1.shape().dims2()?;
         let (vocab, ed) = l2.shape().dims2()?;
@@ -350,9 +356,9 @@ impl CustomOp3 for LayerNormOp {
     ) -> Result<(CpuStorage, Shape)> {
         use rayon::prelude::*;
         let (x, w, b) = (
-            f32_slice(s1, l1, self.name())?,
-            f32_slice(s2, l2, self.name())?,
-            f32_slice(s3, l3, self.name())?,
+            contiguous_slice::<f32>(s1, l1, self.name())?,
+            contiguous_slice::<f32>(s2, l2, self.name())?,
+            contiguous_slice::<f32>(s3, l3, self.name())?,
         );
         let d = w.len();
         if d == 0 || b.len() != d || x.len() % d != 0 {
