@@ -154,6 +154,41 @@ pub fn save_state(
     rein_core::metrics::write_atomic(path, &bytes).map_err(|e| LmError::io(path, e))
 }
 
+/// `vars` renamed to `prefix.name`: trainer checkpoints hold several models and an optimiser in
+/// one file, each under its own prefix (`policy.`, `ref.`, `value.`, `opt.`).
+pub fn with_prefix(prefix: &str, vars: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    vars.into_iter()
+        .map(|(n, t)| (format!("{prefix}.{n}"), t))
+        .collect()
+}
+
+/// The inverse of [`with_prefix`]: tensors grouped by the part of their name before the first
+/// dot (a name without a dot goes under "").
+pub fn split_prefixes(raw: HashMap<String, Tensor>) -> HashMap<String, HashMap<String, Tensor>> {
+    let mut out: HashMap<String, HashMap<String, Tensor>> = HashMap::new();
+    for (n, t) in raw {
+        let (p, rest) = n.split_once('.').unwrap_or(("", n.as_str()));
+        out.entry(p.to_string())
+            .or_default()
+            .insert(rest.to_string(), t);
+    }
+    out
+}
+
+/// Field `key` of a checkpoint's JSON state, typed; the error names the file and the field.
+pub fn state_field<T: serde::de::DeserializeOwned>(
+    state: &serde_json::Value,
+    key: &str,
+    path: &Path,
+) -> Result<T, LmError> {
+    let v = state
+        .get(key)
+        .cloned()
+        .ok_or_else(|| LmError::Format(format!("{}: state has no {key}", path.display())))?;
+    serde_json::from_value(v)
+        .map_err(|e| LmError::Format(format!("{}: state field {key}: {e}", path.display())))
+}
+
 /// Reads a file written by [`save_state`]: its tensors and its JSON state.
 pub fn load_state(path: &Path) -> Result<(HashMap<String, Tensor>, serde_json::Value), LmError> {
     let bytes = std::fs::read(path).map_err(|e| LmError::io(path, e))?;

@@ -18,18 +18,16 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::generate::{generate, GenerationConfig};
+use crate::generate::GenerationConfig;
 use crate::model::Gpt2;
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::rl::{
     group_advantages, mean_entropy, Baseline, KlEstimator, PromptRecord, ResponseBatch, Reward,
-    Sample,
 };
+use crate::rollout::{PromptLoader, Rollout};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
 use candle_core::Tensor;
-use rand::seq::SliceRandom;
-use rand::Rng;
 use rein_core::ReinRng;
 use serde::{Deserialize, Serialize};
 
@@ -192,16 +190,7 @@ impl GrpoLog {
     }
 }
 
-/// One sample of a step, for the samples JSONL.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScoredSample {
-    /// Prompt text.
-    pub prompt: String,
-    /// Response text.
-    pub response: String,
-    /// Score.
-    pub reward: f64,
-}
+pub use crate::rollout::ScoredSample;
 
 /// The trainer: policy, frozen reference, optimiser, data position and RNG.
 pub struct GrpoTrainer {
@@ -212,30 +201,12 @@ pub struct GrpoTrainer {
     /// The frozen starting model (KL reference).
     pub reference: Gpt2,
     opt: AdamW,
-    prompts: Vec<PromptRecord>,
-    prompt_ids: Vec<Vec<u32>>,
-    order: Vec<usize>,
-    cursor: usize,
-    epoch: u64,
+    loader: PromptLoader,
     rng: ReinRng,
     /// Steps done.
     pub step: u64,
     /// Samples of the last step.
     pub last_samples: Vec<ScoredSample>,
-}
-
-fn tokenize_prompts(tk: &Tokenizer, prompts: &[PromptRecord]) -> Result<Vec<Vec<u32>>, LmError> {
-    prompts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let ids = tk.encode(&p.prompt)?;
-            if ids.is_empty() {
-                return Err(LmError::Input(format!("prompt {} is empty", i + 1)));
-            }
-            Ok(ids)
-        })
-        .collect()
 }
 
 impl GrpoTrainer {
@@ -247,54 +218,30 @@ impl GrpoTrainer {
         tk: &Tokenizer,
     ) -> Result<Self, LmError> {
         config.validate()?;
-        if prompts.is_empty() {
-            return Err(LmError::Input("no prompts to train on".into()));
-        }
         let reference = policy.deep_copy()?;
         let opt = AdamW::new(
             policy.named_vars(),
             config.learning_rate,
             config.weight_decay,
         )?;
-        let prompt_ids = tokenize_prompts(tk, &prompts)?;
-        let longest = prompt_ids.iter().map(Vec::len).max().unwrap_or(0);
-        if longest + config.max_new_tokens > policy.config.n_positions {
-            return Err(LmError::Input(format!(
-                "the longest prompt has {longest} tokens; with max_new_tokens = {} it exceeds n_positions = {}",
-                config.max_new_tokens, policy.config.n_positions
-            )));
-        }
         let mut rng = rein_core::rng_from_seed(config.seed);
-        let mut order: Vec<usize> = (0..prompts.len()).collect();
-        order.shuffle(&mut rng);
+        let loader = PromptLoader::new(
+            prompts,
+            tk,
+            config.max_new_tokens,
+            policy.config.n_positions,
+            &mut rng,
+        )?;
         Ok(Self {
             config,
             policy,
             reference,
             opt,
-            prompts,
-            prompt_ids,
-            order,
-            cursor: 0,
-            epoch: 0,
+            loader,
             rng,
             step: 0,
             last_samples: Vec::new(),
         })
-    }
-
-    fn next_prompts(&mut self) -> Vec<usize> {
-        let mut out = Vec::with_capacity(self.config.prompts_per_step);
-        while out.len() < self.config.prompts_per_step {
-            if self.cursor == self.order.len() {
-                self.order.shuffle(&mut self.rng);
-                self.cursor = 0;
-                self.epoch += 1;
-            }
-            out.push(self.order[self.cursor]);
-            self.cursor += 1;
-        }
-        out
     }
 
     fn lr_at(&self, step: u64) -> f64 {
@@ -313,15 +260,8 @@ impl GrpoTrainer {
     ) -> Result<GrpoLog, LmError> {
         let start = std::time::Instant::now();
         let c = self.config.clone();
-        let picked = self.next_prompts();
+        let picked = self.loader.next(c.prompts_per_step, &mut self.rng);
         let g = c.group_size;
-        let mut prompts = Vec::with_capacity(picked.len() * g);
-        for &i in &picked {
-            for _ in 0..g {
-                prompts.push(self.prompt_ids[i].clone());
-            }
-        }
-        let seeds: Vec<u64> = (0..prompts.len()).map(|_| self.rng.random()).collect();
         let gcfg = GenerationConfig {
             max_new_tokens: c.max_new_tokens,
             do_sample: true,
@@ -331,41 +271,23 @@ impl GrpoTrainer {
             stop_strings: c.stop_strings.clone(),
             ..Default::default()
         };
-        let gens = generate(&self.policy, &prompts, &gcfg, Some(&seeds), Some(tk))?;
-        let texts: Vec<String> = gens
-            .iter()
-            .map(|x| x.text.clone().unwrap_or_default())
-            .collect();
-        let samples: Vec<Sample> = texts
-            .iter()
-            .enumerate()
-            .map(|(k, t)| {
-                let rec = &self.prompts[picked[k / g]];
-                Sample {
-                    prompt: &rec.prompt,
-                    response: t,
-                    references: &rec.references,
-                }
-            })
-            .collect();
-        let scores = reward.score(&samples)?;
-        if scores.len() != samples.len() {
-            return Err(LmError::Input(format!(
-                "reward {} returned {} scores for {} samples",
-                reward.name(),
-                scores.len(),
-                samples.len()
-            )));
-        }
-        if let Some(bad) = scores.iter().find(|s| !s.is_finite()) {
-            return Err(LmError::Input(format!(
-                "reward {} returned a non-finite score ({bad})",
-                reward.name()
-            )));
-        }
-        let adv = group_advantages(&scores, g, c.baseline)?;
-        let responses: Vec<Vec<u32>> = gens.iter().map(|x| x.ids.clone()).collect();
-        let batch = ResponseBatch::new(&prompts, &responses, self.policy.config.n_positions)?;
+        let ro = Rollout::sample(
+            &self.policy,
+            &self.loader,
+            &picked,
+            g,
+            &gcfg,
+            &mut self.rng,
+            tk,
+            reward,
+        )?;
+        let scores = &ro.scores;
+        let adv = group_advantages(scores, g, c.baseline)?;
+        let batch = ResponseBatch::new(
+            &ro.prompt_ids,
+            &ro.responses,
+            self.policy.config.n_positions,
+        )?;
         let mask = batch.mask_tensor()?;
         let n_tokens = batch.token_mask.iter().sum::<f32>().max(1.0);
         let (ref_lp, _) = batch.logprobs(&self.reference, c.temperature, None)?;
@@ -434,26 +356,17 @@ impl GrpoTrainer {
             self.opt.step_named(&by_name)?;
         }
         self.step += 1;
-        let n = gens.len() as f64;
-        self.last_samples = samples
-            .iter()
-            .zip(&scores)
-            .map(|(s, &r)| ScoredSample {
-                prompt: s.prompt.to_string(),
-                response: s.response.to_string(),
-                reward: r,
-            })
-            .collect();
+        self.last_samples = ro.scored_samples(&self.loader);
         Ok(GrpoLog {
             step: self.step,
-            scores: scores.iter().sum::<f64>() / n,
+            scores: ro.mean_score(),
             kl,
             entropy,
             loss: loss_v,
             clipfrac,
-            response_length: gens.iter().map(|x| x.ids.len() as f64).sum::<f64>() / n,
-            eos_fraction: gens.iter().filter(|x| x.finished).count() as f64 / n,
-            episodes_per_second: n / start.elapsed().as_secs_f64().max(1e-9),
+            response_length: ro.mean_length(),
+            eos_fraction: ro.eos_fraction(),
+            episodes_per_second: ro.len() as f64 / start.elapsed().as_secs_f64().max(1e-9),
             learning_rate: lr,
         })
     }
@@ -461,87 +374,55 @@ impl GrpoTrainer {
     /// Writes policy, reference, optimiser moments, data position and RNG to one file
     /// (atomically: write then rename).
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), LmError> {
-        let mut tensors: Vec<(String, Tensor)> = Vec::new();
-        for (prefix, m) in [("policy", &self.policy), ("ref", &self.reference)] {
-            tensors.extend(
-                m.named_vars()
-                    .into_iter()
-                    .map(|(n, v)| (format!("{prefix}.{n}"), v.as_tensor().clone())),
-            );
-        }
-        tensors.extend(
-            self.opt
-                .state_tensors()
+        use crate::checkpoint::with_prefix;
+        let vars = |m: &Gpt2| -> Vec<(String, Tensor)> {
+            m.named_vars()
                 .into_iter()
-                .map(|(n, t)| (format!("opt.{n}"), t)),
-        );
+                .map(|(n, v)| (n, v.as_tensor().clone()))
+                .collect()
+        };
+        let mut tensors = with_prefix("policy", vars(&self.policy));
+        tensors.extend(with_prefix("ref", vars(&self.reference)));
+        tensors.extend(with_prefix("opt", self.opt.state_tensors()));
         let state = serde_json::json!({
             "config": self.config,
             "model_config": self.policy.config,
             "step": self.step,
             "opt_step": self.opt.step,
-            "epoch": self.epoch,
-            "cursor": self.cursor,
-            "order": self.order,
+            "loader": self.loader.state(),
             "rng": rein_core::rng::rng_to_string(&self.rng),
-            "prompts": self.prompts,
         });
         crate::checkpoint::save_state(path, &tensors, &state)
     }
 
     /// Rebuilds a trainer from [`GrpoTrainer::save_checkpoint`]; `tk` re-tokenises the prompts.
     pub fn load_checkpoint(path: &Path, tk: &Tokenizer) -> Result<Self, LmError> {
+        use crate::checkpoint::{split_prefixes, state_field as field};
         let (raw, state) = crate::checkpoint::load_state(path)?;
-        let bad = |what: String| LmError::Format(format!("{}: {what}", path.display()));
-        fn field<T: serde::de::DeserializeOwned>(
-            state: &serde_json::Value,
-            k: &str,
-            path: &Path,
-        ) -> Result<T, LmError> {
-            let v = state
-                .get(k)
-                .cloned()
-                .ok_or_else(|| LmError::Format(format!("{}: state has no {k}", path.display())))?;
-            serde_json::from_value(v)
-                .map_err(|e| LmError::Format(format!("{}: state field {k}: {e}", path.display())))
-        }
         let config: GrpoConfig = field(&state, "config", path)?;
         let model_config: crate::Gpt2Config = field(&state, "model_config", path)?;
-        let (mut pol, mut refm, mut opt_t) = (HashMap::new(), HashMap::new(), HashMap::new());
-        for (n, t) in raw {
-            if let Some(r) = n.strip_prefix("policy.") {
-                pol.insert(r.to_string(), t);
-            } else if let Some(r) = n.strip_prefix("ref.") {
-                refm.insert(r.to_string(), t);
-            } else if let Some(r) = n.strip_prefix("opt.") {
-                opt_t.insert(r.to_string(), t);
-            }
-        }
+        let mut parts = split_prefixes(raw);
+        let mut part = |p: &str| parts.remove(p).unwrap_or_default();
         let name = path.display().to_string();
-        let policy = Gpt2::from_tensors(model_config.clone(), pol, &name)?;
-        let reference = Gpt2::from_tensors(model_config, refm, &name)?;
+        let policy = Gpt2::from_tensors(model_config.clone(), part("policy"), &name)?;
+        let reference = Gpt2::from_tensors(model_config, part("ref"), &name)?;
         let mut opt = AdamW::new(
             policy.named_vars(),
             config.learning_rate,
             config.weight_decay,
         )?;
-        opt.load_state_tensors(&opt_t)
-            .map_err(|e| LmError::Format(format!("{}: {e}", path.display())))?;
+        opt.load_state_tensors(&part("opt"))
+            .map_err(|e| LmError::Format(format!("{name}: {e}")))?;
         opt.step = field(&state, "opt_step", path)?;
-        let prompts: Vec<PromptRecord> = field(&state, "prompts", path)?;
-        let prompt_ids = tokenize_prompts(tk, &prompts)?;
-        let rng_s: String = field(&state, "rng", path)?;
-        let rng = rein_core::rng::rng_from_str(&rng_s).map_err(bad)?;
+        let loader = PromptLoader::from_state(field(&state, "loader", path)?, tk)?;
+        let rng = rein_core::rng::rng_from_str(&field::<String>(&state, "rng", path)?)
+            .map_err(|e| LmError::Format(format!("{name}: {e}")))?;
         Ok(Self {
             config,
             policy,
             reference,
             opt,
-            prompts,
-            prompt_ids,
-            order: field(&state, "order", path)?,
-            cursor: field(&state, "cursor", path)?,
-            epoch: field(&state, "epoch", path)?,
+            loader,
             rng,
             step: field(&state, "step", path)?,
             last_samples: Vec::new(),

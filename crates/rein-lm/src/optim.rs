@@ -56,6 +56,26 @@ impl AdamW {
         self.step_named(&by_name)
     }
 
+    /// Adds the gradients of one backward pass into `acc` (by parameter name): gradient
+    /// accumulation over micro-batches before one [`AdamW::step_named`].
+    pub fn accumulate(
+        &self,
+        acc: &mut std::collections::HashMap<String, Tensor>,
+        grads: &GradStore,
+    ) -> Result<(), LmError> {
+        for (name, var) in &self.params {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                let g = g.detach();
+                let sum = match acc.remove(name) {
+                    Some(prev) => (prev + g)?,
+                    None => g,
+                };
+                acc.insert(name.clone(), sum);
+            }
+        }
+        Ok(())
+    }
+
     /// One update from gradients by parameter name:
     /// `p <- p (1 - lr wd)`, then `p <- p - lr m_hat / (sqrt(v_hat) + eps)`.
     pub fn step_named(

@@ -175,6 +175,52 @@ pub fn whiten(x: &mut [f64], shift_mean: bool) {
     }
 }
 
+/// Running mean and standard deviation of scores, merged batch by batch with Chan et al.'s
+/// parallel-variance formula, as TRL's `RunningMoments` (starting at mean 0, std 1, a count of
+/// 1e-24). PPO's optional score scaling divides by `std`, and with normalisation first
+/// subtracts `mean`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RunningMoments {
+    /// Running mean.
+    pub mean: f64,
+    /// Running standard deviation (Bessel-corrected over all scores seen).
+    pub std: f64,
+    /// Running population variance.
+    pub var: f64,
+    /// Scores seen.
+    pub count: f64,
+}
+
+impl Default for RunningMoments {
+    fn default() -> Self {
+        Self {
+            mean: 0.0,
+            std: 1.0,
+            var: 1.0,
+            count: 1e-24,
+        }
+    }
+}
+
+impl RunningMoments {
+    /// Merges a batch (at least one score) into the running moments.
+    pub fn update(&mut self, xs: &[f64]) {
+        if xs.is_empty() {
+            return;
+        }
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+        let delta = mean - self.mean;
+        let total = self.count + n;
+        let m2 = self.var * self.count + delta * delta * self.count * n / total + var * n;
+        self.mean += delta * n / total;
+        self.var = m2 / total;
+        self.std = (self.var * total / (total - 1.0)).max(0.0).sqrt();
+        self.count = total;
+    }
+}
+
 /// The KL coefficient beta: fixed, or adapted toward a target KL as Ziegler et al. (2019)
 /// do: `e = clip(KL / target - 1, -0.2, 0.2)`, `beta <- beta (1 + e n / horizon)` after `n`
 /// episodes.
@@ -378,6 +424,14 @@ impl ResponseBatch {
         temperature: f64,
         dropout: Option<&mut Dropout>,
     ) -> Result<(Tensor, Tensor), LmError> {
+        let h = self.hidden(model, dropout)?;
+        self.logprobs_from_hidden(model, &h, temperature)
+    }
+
+    /// `[n, r, d]` final hidden states of the states that predict each response token (the
+    /// prompt's last position, then each response token but the last): a value head on them
+    /// gives `V(s_t)` for response step `t`, as TRL's `values[:, context_length - 1 : -1]`.
+    pub fn hidden(&self, model: &Gpt2, dropout: Option<&mut Dropout>) -> Result<Tensor, LmError> {
         let dev = Device::Cpu;
         let width = self.prompt_len + self.response_len;
         let ids = Tensor::from_vec(self.ids.clone(), (self.n, width), &dev)?;
@@ -391,12 +445,51 @@ impl ResponseBatch {
             None,
             dropout,
         )?;
-        let h = h
-            .narrow(1, self.prompt_len - 1, self.response_len)?
-            .contiguous()?;
-        let logits = model.lm_head(&h)?;
-        let targets = Tensor::from_vec(self.targets.clone(), (self.n, self.response_len), &dev)?;
+        Ok(h.narrow(1, self.prompt_len - 1, self.response_len)?
+            .contiguous()?)
+    }
+
+    /// Log-probabilities and logits from the states of [`ResponseBatch::hidden`].
+    pub fn logprobs_from_hidden(
+        &self,
+        model: &Gpt2,
+        hidden: &Tensor,
+        temperature: f64,
+    ) -> Result<(Tensor, Tensor), LmError> {
+        let logits = model.lm_head(hidden)?;
+        let targets = Tensor::from_vec(
+            self.targets.clone(),
+            (self.n, self.response_len),
+            &Device::Cpu,
+        )?;
         Ok((gather_logprobs(&logits, &targets, temperature)?, logits))
+    }
+
+    /// The sub-batch of `rows` (same widths), for minibatches.
+    pub fn select(&self, rows: &[usize]) -> ResponseBatch {
+        let w = self.prompt_len + self.response_len;
+        let r = self.response_len;
+        let mut b = ResponseBatch {
+            ids: Vec::with_capacity(rows.len() * w),
+            positions: Vec::with_capacity(rows.len() * w),
+            mask: Vec::with_capacity(rows.len()),
+            targets: Vec::with_capacity(rows.len() * r),
+            token_mask: Vec::with_capacity(rows.len() * r),
+            n: rows.len(),
+            prompt_len: self.prompt_len,
+            response_len: r,
+        };
+        for &i in rows {
+            b.ids.extend_from_slice(&self.ids[i * w..(i + 1) * w]);
+            b.positions
+                .extend_from_slice(&self.positions[i * w..(i + 1) * w]);
+            b.mask.push(self.mask[i].clone());
+            b.targets
+                .extend_from_slice(&self.targets[i * r..(i + 1) * r]);
+            b.token_mask
+                .extend_from_slice(&self.token_mask[i * r..(i + 1) * r]);
+        }
+        b
     }
 
     /// The token mask as a `[n, r]` tensor.
@@ -530,5 +623,21 @@ mod tests {
             .score(&[s(" 37\n"), s(" 36"), s(" 370"), s(" no")])
             .unwrap();
         assert_eq!(got, vec![1.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn running_moments_equal_the_moments_of_everything_seen() {
+        let mut m = RunningMoments::default();
+        let a = [1.0, 2.0, 4.0];
+        let b = [-3.0, 0.5];
+        m.update(&a);
+        m.update(&b);
+        let all: Vec<f64> = a.iter().chain(&b).copied().collect();
+        let n = all.len() as f64;
+        let mean = all.iter().sum::<f64>() / n;
+        let var = all.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        assert!((m.mean - mean).abs() < 1e-12);
+        assert!((m.var - var).abs() < 1e-12);
+        assert!((m.std - (var * n / (n - 1.0)).sqrt()).abs() < 1e-12);
     }
 }

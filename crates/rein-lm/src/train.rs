@@ -389,7 +389,6 @@ impl LmTrainer {
     pub fn train_step(&mut self) -> Result<LmLog, LmError> {
         let cfg = self.config.clone();
         let lr = cfg.lr_at(self.step);
-        let params = self.model.named_vars();
         let mut acc: HashMap<String, Tensor> = HashMap::new();
         let mut loss_sum = 0f64;
         for _ in 0..cfg.grad_accum {
@@ -399,17 +398,7 @@ impl LmTrainer {
             let (loss, _) = causal_lm_loss(&self.model, &batch, Some(&mut dropout))?;
             let loss = (loss / cfg.grad_accum as f64)?;
             loss_sum += f64::from(loss.to_scalar::<f32>()?);
-            let grads = loss.backward()?;
-            for (name, var) in &params {
-                if let Some(g) = grads.get(var.as_tensor()) {
-                    let g = g.detach();
-                    let sum = match acc.remove(name) {
-                        Some(prev) => (prev + g)?,
-                        None => g,
-                    };
-                    acc.insert(name.clone(), sum);
-                }
-            }
+            self.opt.accumulate(&mut acc, &loss.backward()?)?;
         }
         if !loss_sum.is_finite() {
             return Err(LmError::Input(format!(
@@ -449,18 +438,13 @@ impl LmTrainer {
     /// Writes weights, AdamW moments and the trainer state (step, data order and position,
     /// generator, examples) to one safetensors file, atomically.
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), LmError> {
-        let mut tensors: Vec<(String, Tensor)> = self
-            .model
-            .named_vars()
-            .into_iter()
-            .map(|(n, v)| (format!("model.{n}"), v.as_tensor().clone()))
-            .collect();
-        tensors.extend(
-            self.opt
-                .state_tensors()
-                .into_iter()
-                .map(|(n, t)| (format!("opt.{n}"), t)),
+        use crate::checkpoint::with_prefix;
+        let vars = self.model.named_vars().into_iter();
+        let mut tensors = with_prefix(
+            "model",
+            vars.map(|(n, v)| (n, v.as_tensor().clone())).collect(),
         );
+        tensors.extend(with_prefix("opt", self.opt.state_tensors()));
         let state = serde_json::json!({
             "config": self.config,
             "model_config": self.model.config,
@@ -478,36 +462,18 @@ impl LmTrainer {
 
     /// Rebuilds a trainer from [`LmTrainer::save_checkpoint`].
     pub fn load_checkpoint(path: &Path) -> Result<Self, LmError> {
+        use crate::checkpoint::{split_prefixes, state_field as from};
         let (raw, state) = crate::checkpoint::load_state(path)?;
         let bad = |what: &str| LmError::Format(format!("{}: {what}", path.display()));
-        let get = |k: &str| -> Result<serde_json::Value, LmError> {
-            state
-                .get(k)
-                .cloned()
-                .ok_or_else(|| bad(&format!("state has no {k}")))
-        };
-        let config: LmTrainConfig =
-            serde_json::from_value(get("config")?).map_err(|e| bad(&e.to_string()))?;
-        let model_config: crate::Gpt2Config =
-            serde_json::from_value(get("model_config")?).map_err(|e| bad(&e.to_string()))?;
-        let mut model_t = HashMap::new();
-        let mut opt_t = HashMap::new();
-        for (n, t) in raw {
-            if let Some(rest) = n.strip_prefix("model.") {
-                model_t.insert(rest.to_string(), t);
-            } else if let Some(rest) = n.strip_prefix("opt.") {
-                opt_t.insert(rest.to_string(), t);
-            }
-        }
-        let model = Gpt2::from_tensors(model_config, model_t, &path.display().to_string())?;
-        fn from<T: serde::de::DeserializeOwned>(
-            state: &serde_json::Value,
-            k: &str,
-            path: &Path,
-        ) -> Result<T, LmError> {
-            serde_json::from_value(state.get(k).cloned().unwrap_or_default())
-                .map_err(|e| LmError::Format(format!("{}: state field {k}: {e}", path.display())))
-        }
+        let config: LmTrainConfig = from(&state, "config", path)?;
+        let model_config: crate::Gpt2Config = from(&state, "model_config", path)?;
+        let mut parts = split_prefixes(raw);
+        let model = Gpt2::from_tensors(
+            model_config,
+            parts.remove("model").unwrap_or_default(),
+            &path.display().to_string(),
+        )?;
+        let opt_t = parts.remove("opt").unwrap_or_default();
         let mut t = Self {
             opt: AdamW::new(
                 model.named_vars(),

@@ -1,0 +1,261 @@
+//! What every RL trainer for language models shares: the prompt loader (a seeded order,
+//! reshuffled each epoch, with a cursor that checkpoints save) and one rollout (sample
+//! responses, decode them, score them with the [`Reward`]). GRPO, RLOO, REINFORCE and PPO all
+//! call these, so sampling, scoring and the samples log are one copy.
+
+use crate::generate::{generate, GenerationConfig};
+use crate::model::Gpt2;
+use crate::rl::{PromptRecord, Reward, Sample};
+use crate::tokenizer::Tokenizer;
+use crate::LmError;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rein_core::ReinRng;
+use serde::{Deserialize, Serialize};
+
+/// Prompts, their token ids and the position in a seeded, per-epoch shuffled order.
+#[derive(Debug, Clone)]
+pub struct PromptLoader {
+    /// The prompt records.
+    pub prompts: Vec<PromptRecord>,
+    /// Token ids of each prompt.
+    pub ids: Vec<Vec<u32>>,
+    order: Vec<usize>,
+    cursor: usize,
+    epoch: u64,
+}
+
+/// The loader's resumable position (saved in trainer checkpoints).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoaderState {
+    prompts: Vec<PromptRecord>,
+    order: Vec<usize>,
+    cursor: usize,
+    epoch: u64,
+}
+
+impl PromptLoader {
+    /// Tokenises `prompts` and shuffles their order with `rng`. Fails when a prompt is empty
+    /// or when the longest prompt plus `max_new_tokens` exceeds `n_positions`.
+    pub fn new(
+        prompts: Vec<PromptRecord>,
+        tk: &Tokenizer,
+        max_new_tokens: usize,
+        n_positions: usize,
+        rng: &mut ReinRng,
+    ) -> Result<Self, LmError> {
+        if prompts.is_empty() {
+            return Err(LmError::Input("no prompts to train on".into()));
+        }
+        let ids = tokenize_prompts(tk, &prompts)?;
+        let longest = ids.iter().map(Vec::len).max().unwrap_or(0);
+        if longest + max_new_tokens > n_positions {
+            return Err(LmError::Input(format!(
+                "the longest prompt has {longest} tokens; with max_new_tokens = {max_new_tokens} it exceeds n_positions = {n_positions}"
+            )));
+        }
+        let mut order: Vec<usize> = (0..prompts.len()).collect();
+        order.shuffle(rng);
+        Ok(Self {
+            prompts,
+            ids,
+            order,
+            cursor: 0,
+            epoch: 0,
+        })
+    }
+
+    /// The next `n` prompt indices; at the end of an epoch the order is reshuffled with `rng`.
+    pub fn next(&mut self, n: usize, rng: &mut ReinRng) -> Vec<usize> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            if self.cursor == self.order.len() {
+                self.order.shuffle(rng);
+                self.cursor = 0;
+                self.epoch += 1;
+            }
+            out.push(self.order[self.cursor]);
+            self.cursor += 1;
+        }
+        out
+    }
+
+    /// Completed passes over the prompts.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The state a checkpoint saves.
+    pub fn state(&self) -> LoaderState {
+        LoaderState {
+            prompts: self.prompts.clone(),
+            order: self.order.clone(),
+            cursor: self.cursor,
+            epoch: self.epoch,
+        }
+    }
+
+    /// Rebuilds a loader from [`PromptLoader::state`]; `tk` re-tokenises the prompts.
+    pub fn from_state(s: LoaderState, tk: &Tokenizer) -> Result<Self, LmError> {
+        if s.order.len() != s.prompts.len()
+            || s.cursor > s.order.len()
+            || s.order.iter().any(|&i| i >= s.prompts.len())
+        {
+            return Err(LmError::Format(format!(
+                "loader state: order of {} entries, cursor {} for {} prompts",
+                s.order.len(),
+                s.cursor,
+                s.prompts.len()
+            )));
+        }
+        Ok(Self {
+            ids: tokenize_prompts(tk, &s.prompts)?,
+            prompts: s.prompts,
+            order: s.order,
+            cursor: s.cursor,
+            epoch: s.epoch,
+        })
+    }
+}
+
+fn tokenize_prompts(tk: &Tokenizer, prompts: &[PromptRecord]) -> Result<Vec<Vec<u32>>, LmError> {
+    prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let ids = tk.encode(&p.prompt)?;
+            if ids.is_empty() {
+                return Err(LmError::Input(format!("prompt {} is empty", i + 1)));
+            }
+            Ok(ids)
+        })
+        .collect()
+}
+
+/// One generation (prompt, response, score) as the samples JSONL records it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoredSample {
+    /// Prompt text.
+    pub prompt: String,
+    /// Response text.
+    pub response: String,
+    /// The reward's score.
+    pub reward: f64,
+}
+
+/// Sampled responses of one step and their scores; row `k` answers prompt `picked[k]`.
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    /// Prompt index (into the loader) of each row.
+    pub picked: Vec<usize>,
+    /// Prompt token ids of each row.
+    pub prompt_ids: Vec<Vec<u32>>,
+    /// Response token ids of each row (a final EOS included).
+    pub responses: Vec<Vec<u32>>,
+    /// Decoded responses (cut before a stop string).
+    pub texts: Vec<String>,
+    /// Whether each response ended with EOS or a stop string (not the length limit).
+    pub finished: Vec<bool>,
+    /// The reward's scores.
+    pub scores: Vec<f64>,
+}
+
+impl Rollout {
+    /// Samples `per_prompt` responses to each of `prompts` (loader indices) with `gcfg`, one
+    /// seed per row drawn from `rng`, and scores them with `reward`. A reward that returns the
+    /// wrong number of scores or a non-finite score is an error naming the reward.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample(
+        policy: &Gpt2,
+        loader: &PromptLoader,
+        prompts: &[usize],
+        per_prompt: usize,
+        gcfg: &GenerationConfig,
+        rng: &mut ReinRng,
+        tk: &Tokenizer,
+        reward: &mut dyn Reward,
+    ) -> Result<Self, LmError> {
+        let picked: Vec<usize> = prompts
+            .iter()
+            .flat_map(|&i| std::iter::repeat_n(i, per_prompt))
+            .collect();
+        let prompt_ids: Vec<Vec<u32>> = picked.iter().map(|&i| loader.ids[i].clone()).collect();
+        let seeds: Vec<u64> = (0..picked.len()).map(|_| rng.random()).collect();
+        let gens = generate(policy, &prompt_ids, gcfg, Some(&seeds), Some(tk))?;
+        let texts: Vec<String> = gens
+            .iter()
+            .map(|x| x.text.clone().unwrap_or_default())
+            .collect();
+        let samples: Vec<Sample> = texts
+            .iter()
+            .zip(&picked)
+            .map(|(t, &i)| Sample {
+                prompt: &loader.prompts[i].prompt,
+                response: t,
+                references: &loader.prompts[i].references,
+            })
+            .collect();
+        let scores = reward.score(&samples)?;
+        if scores.len() != samples.len() {
+            return Err(LmError::Input(format!(
+                "reward {} returned {} scores for {} samples",
+                reward.name(),
+                scores.len(),
+                samples.len()
+            )));
+        }
+        if let Some(bad) = scores.iter().find(|s| !s.is_finite()) {
+            return Err(LmError::Input(format!(
+                "reward {} returned a non-finite score ({bad})",
+                reward.name()
+            )));
+        }
+        Ok(Self {
+            finished: gens.iter().map(|g| g.finished).collect(),
+            responses: gens.into_iter().map(|g| g.ids).collect(),
+            picked,
+            prompt_ids,
+            texts,
+            scores,
+        })
+    }
+
+    /// Rows.
+    pub fn len(&self) -> usize {
+        self.picked.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.picked.is_empty()
+    }
+
+    /// Mean response length in tokens.
+    pub fn mean_length(&self) -> f64 {
+        self.responses.iter().map(|r| r.len() as f64).sum::<f64>() / self.len().max(1) as f64
+    }
+
+    /// Fraction of responses that ended with EOS or a stop string.
+    pub fn eos_fraction(&self) -> f64 {
+        self.finished.iter().filter(|&&f| f).count() as f64 / self.len().max(1) as f64
+    }
+
+    /// Mean score.
+    pub fn mean_score(&self) -> f64 {
+        self.scores.iter().sum::<f64>() / self.len().max(1) as f64
+    }
+
+    /// The rows as (prompt, response, score) records for the samples log.
+    pub fn scored_samples(&self, loader: &PromptLoader) -> Vec<ScoredSample> {
+        self.picked
+            .iter()
+            .zip(&self.texts)
+            .zip(&self.scores)
+            .map(|((&i, t), &r)| ScoredSample {
+                prompt: loader.prompts[i].prompt.clone(),
+                response: t.clone(),
+                reward: r,
+            })
+            .collect()
+    }
+}
