@@ -14,12 +14,16 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod optim;
+pub mod porter;
 pub mod ppo_lm;
+pub mod reward_model;
+pub mod rewards;
 pub mod rl;
 pub mod rollout;
 pub mod tasks;
 pub mod tokenizer;
 pub mod train;
+pub mod vader;
 
 pub use config::Gpt2Config;
 pub use generate::{generate, Generated, GenerationConfig};

@@ -379,14 +379,22 @@ pub struct Rouge {
     pub rouge_lsum: RougeScore,
 }
 
-/// rouge-score's tokenizer without stemming: lowercase, every character outside `[a-z0-9]`
-/// a separator ("café" gives "caf").
-pub fn rouge_tokens(text: &str) -> Vec<String> {
+/// rouge-score's tokenizer: lowercase, every character outside `[a-z0-9]` a separator
+/// ("café" gives "caf"); with `stem`, NLTK's Porter stemmer on tokens longer than 3
+/// characters, as `use_stemmer=True`.
+pub fn rouge_tokens(text: &str, stem: bool) -> Vec<String> {
     let lower = text.to_lowercase();
     lower
         .split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit()))
         .filter(|t| !t.is_empty())
-        .map(str::to_string)
+        .map(|t| {
+            if stem && t.len() > 3 {
+                crate::porter::stem(t)
+            } else {
+                t.to_string()
+            }
+        })
+        .filter(|t| !t.is_empty())
         .collect()
 }
 
@@ -456,11 +464,11 @@ fn rouge_l(target: &[String], pred: &[String]) -> RougeScore {
 
 /// Summary-level LCS (Lin 2004, sec. 3.2) with rouge-score's guard against counting a token
 /// more often than it occurs.
-fn rouge_lsum(target: &str, pred: &str) -> RougeScore {
+fn rouge_lsum(target: &str, pred: &str, stem: bool) -> RougeScore {
     let sents = |t: &str| -> Vec<Vec<String>> {
         t.split('\n')
             .filter(|s| !s.is_empty())
-            .map(rouge_tokens)
+            .map(|x| rouge_tokens(x, stem))
             .collect()
     };
     let (r, c) = (sents(target), sents(pred));
@@ -531,12 +539,17 @@ impl Rouge {
 /// ROUGE of `prediction` against `target` as `RougeScorer([...], use_stemmer=False)
 /// .score(target, prediction)` computes it.
 pub fn rouge(target: &str, prediction: &str) -> Rouge {
-    let (t, p) = (rouge_tokens(target), rouge_tokens(prediction));
+    rouge_with(target, prediction, false)
+}
+
+/// ROUGE as `RougeScorer([...], use_stemmer=stem).score(target, prediction)`.
+pub fn rouge_with(target: &str, prediction: &str, stem: bool) -> Rouge {
+    let (t, p) = (rouge_tokens(target, stem), rouge_tokens(prediction, stem));
     Rouge {
         rouge1: rouge_n(&t, &p, 1),
         rouge2: rouge_n(&t, &p, 2),
         rouge_l: rouge_l(&t, &p),
-        rouge_lsum: rouge_lsum(target, prediction),
+        rouge_lsum: rouge_lsum(target, prediction, stem),
     }
 }
 

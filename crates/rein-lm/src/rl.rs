@@ -31,28 +31,7 @@ pub trait Reward {
     fn score(&mut self, samples: &[Sample]) -> Result<Vec<f64>, LmError>;
 }
 
-/// Verifiable answers: 1 when the first number of the response equals the first reference
-/// (as [`crate::tasks::extract_number`] reads it), else 0.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ExactAnswer;
-
-impl Reward for ExactAnswer {
-    fn name(&self) -> String {
-        "exact_answer".into()
-    }
-    fn score(&mut self, samples: &[Sample]) -> Result<Vec<f64>, LmError> {
-        samples
-            .iter()
-            .map(|s| {
-                let want = s.references.first().ok_or_else(|| {
-                    LmError::Input(format!("prompt {:?} has no reference answer", s.prompt))
-                })?;
-                let got = crate::tasks::extract_number(s.response);
-                Ok(f64::from(u8::from(got.as_deref() == Some(want.trim()))))
-            })
-            .collect()
-    }
-}
+pub use crate::rewards::ExactAnswer;
 
 /// A prompt of an RL dataset with its references.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -119,37 +119,75 @@ fn corpus_bleu_and_chrf_match_sacrebleu() {
     }
 }
 
-/// ROUGE-1/2/L/Lsum without stemming against rouge-score 0.1.2 (within 1e-9).
+/// ROUGE-1/2/L/Lsum with and without the Porter stemmer against rouge-score 0.1.2 (within
+/// 1e-9).
 #[test]
-fn rouge_without_stemmer_matches_rouge_score() {
-    for p in pairs() {
-        let (h, r) = (p["hyp"].as_str().unwrap(), p["ref"].as_str().unwrap());
-        let got = rein_lm::metrics::rouge(r, h);
-        let want = &p["rouge_nostem"];
-        for (key, s) in [
-            ("rouge1", got.rouge1),
-            ("rouge2", got.rouge2),
-            ("rougeL", got.rouge_l),
-            ("rougeLsum", got.rouge_lsum),
-        ] {
-            let w: Vec<f64> = want[key]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap())
-                .collect();
-            for (g, w, name) in [
-                (s.precision, w[0], "precision"),
-                (s.recall, w[1], "recall"),
-                (s.fmeasure, w[2], "fmeasure"),
+fn rouge_matches_rouge_score_with_and_without_stemmer() {
+    for (stem, field) in [(false, "rouge_nostem"), (true, "rouge_stem")] {
+        for p in pairs() {
+            let (h, r) = (p["hyp"].as_str().unwrap(), p["ref"].as_str().unwrap());
+            let got = rein_lm::metrics::rouge_with(r, h, stem);
+            let want = &p[field];
+            for (key, s) in [
+                ("rouge1", got.rouge1),
+                ("rouge2", got.rouge2),
+                ("rougeL", got.rouge_l),
+                ("rougeLsum", got.rouge_lsum),
             ] {
-                assert!(
-                    (g - w).abs() < 1e-9,
-                    "pair {} ({}): {key} {name} {g} vs {w}",
-                    p["id"],
-                    p["kind"]
-                );
+                let w: Vec<f64> = want[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect();
+                for (g, w, name) in [
+                    (s.precision, w[0], "precision"),
+                    (s.recall, w[1], "recall"),
+                    (s.fmeasure, w[2], "fmeasure"),
+                ] {
+                    assert!(
+                        (g - w).abs() < 1e-9,
+                        "{field} pair {} ({}): {key} {name} {g} vs {w}",
+                        p["id"],
+                        p["kind"]
+                    );
+                }
             }
         }
     }
+}
+
+/// VADER's neg/neu/pos/compound against vaderSentiment 3.3.2: unrounded within 1e-12,
+/// rounded exactly.
+#[test]
+fn vader_matches_vader_sentiment() {
+    let mut n = 0;
+    for p in pairs() {
+        for side in ["hyp", "ref"] {
+            let text = p[side].as_str().unwrap();
+            let got = rein_lm::vader::polarity_scores(text);
+            let rounded = got.rounded();
+            for (want, g, exact) in [
+                (&p[format!("vader_{side}_unrounded")], got, false),
+                (&p[format!("vader_{side}")], rounded, true),
+            ] {
+                for (key, v) in [
+                    ("neg", g.neg),
+                    ("neu", g.neu),
+                    ("pos", g.pos),
+                    ("compound", g.compound),
+                ] {
+                    let w = want[key].as_f64().unwrap();
+                    let ok = if exact { v == w } else { (v - w).abs() < 1e-12 };
+                    assert!(
+                        ok,
+                        "pair {} ({}) {side} {text:?}: {key} {v} vs {w}",
+                        p["id"], p["kind"]
+                    );
+                }
+            }
+            n += 1;
+        }
+    }
+    assert_eq!(n, 300);
 }

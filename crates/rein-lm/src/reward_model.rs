@@ -1,0 +1,434 @@
+//! Learned reward models: a GPT-2 backbone with a scalar head on the last token's final
+//! hidden state, trained on preference pairs with the Bradley-Terry loss
+//! `-log sigmoid(r(x, y_chosen) - r(x, y_rejected))` (Ouyang et al. 2022, eq. 1; TRL's
+//! `RewardTrainer`), reporting accuracy (`r_chosen > r_rejected`) and mean margin on a
+//! held-out split, then normalised so that the rewards of reference-policy samples have mean 0
+//! and standard deviation 1 (Stiennon et al. 2020; the gain and offset are folded into the
+//! head). Saved as a model directory: `config.json`, `model.safetensors` (`transformer.*` and
+//! `score.weight` `[1, n_embd]` as Hugging Face's `GPT2ForSequenceClassification`, plus
+//! `score.bias` `[1]` holding the normalisation offset), `tokenizer.json`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::generate::left_pad;
+use crate::model::{ForwardInput, Gpt2, ScalarHead};
+use crate::optim::{clip_grad_norm, AdamW};
+use crate::rl::{Reward, Sample};
+use crate::tokenizer::Tokenizer;
+use crate::LmError;
+use candle_core::{Device, Module, Tensor, Var};
+use rand::seq::SliceRandom;
+use rein_core::ReinRng;
+use serde::{Deserialize, Serialize};
+
+/// One preference record: the same prompt with a preferred and a dispreferred response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencePair {
+    /// Prompt (context) text.
+    #[serde(default)]
+    pub prompt: String,
+    /// Preferred response.
+    pub chosen: String,
+    /// Dispreferred response.
+    pub rejected: String,
+}
+
+/// Reads JSONL `{"prompt", "chosen", "rejected"}`; errors name the file and line.
+pub fn read_preferences(path: &Path) -> Result<Vec<PreferencePair>, LmError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let p: PreferencePair = serde_json::from_str(line).map_err(|e| {
+            LmError::Format(format!(
+                "{}:{}: expected {{\"prompt\", \"chosen\", \"rejected\"}}: {e}",
+                path.display(),
+                i + 1
+            ))
+        })?;
+        out.push(p);
+    }
+    if out.len() < 2 {
+        return Err(LmError::Input(format!(
+            "{}: {} preference pairs; at least 2 are needed (one to train, one to evaluate)",
+            path.display(),
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// A reward model: backbone, head and the tokenizer its text goes through.
+pub struct RewardModel {
+    /// The transformer.
+    pub backbone: Gpt2,
+    /// The scalar head.
+    pub head: ScalarHead,
+    /// Its tokenizer.
+    pub tokenizer: Tokenizer,
+}
+
+impl RewardModel {
+    /// A fresh head (`N(0, 1/sqrt(n_embd + 1))`) on `backbone`.
+    pub fn new(backbone: Gpt2, tokenizer: Tokenizer, rng: &mut ReinRng) -> Result<Self, LmError> {
+        let head = ScalarHead::reward_head(backbone.config.n_embd, rng)?;
+        Ok(Self {
+            backbone,
+            head,
+            tokenizer,
+        })
+    }
+
+    /// Loads a directory written by [`RewardModel::save`].
+    pub fn load(dir: &Path) -> Result<Self, LmError> {
+        let (backbone, mut extra) = crate::checkpoint::load_model_with_extras(dir)?;
+        let n = backbone.config.n_embd;
+        let w = extra.remove("score.weight").ok_or_else(|| {
+            LmError::Format(format!(
+                "{}: model.safetensors has no score.weight: not a reward model (train one with `rein lm train-reward-model`)",
+                dir.display()
+            ))
+        })?;
+        if w.dims() != [1, n] {
+            return Err(LmError::Format(format!(
+                "{}: score.weight has shape {:?}, expected [1, {n}]",
+                dir.display(),
+                w.dims()
+            )));
+        }
+        let b = match extra.remove("score.bias") {
+            Some(b) => b.reshape(1)?,
+            None => Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu)?,
+        };
+        let tokenizer = Tokenizer::from_dir(dir)?
+            .ok_or_else(|| LmError::Format(format!("{}: no tokenizer.json", dir.display())))?;
+        Ok(Self {
+            backbone,
+            head: ScalarHead {
+                weight: Var::from_tensor(&w)?,
+                bias: Var::from_tensor(&b)?,
+            },
+            tokenizer,
+        })
+    }
+
+    /// Writes `config.json`, `model.safetensors` and `tokenizer.json` to `dir` (atomically
+    /// per file).
+    pub fn save(&self, dir: &Path) -> Result<(), LmError> {
+        crate::checkpoint::save_model(
+            &self.backbone,
+            dir,
+            &[
+                ("score.weight".into(), self.head.weight.as_tensor().clone()),
+                ("score.bias".into(), self.head.bias.as_tensor().clone()),
+            ],
+        )?;
+        self.tokenizer.save(&dir.join("tokenizer.json"))
+    }
+
+    /// Token ids of `prompt + response`, keeping the last `n_positions` tokens.
+    fn encode(&self, prompt: &str, response: &str) -> Result<Vec<u32>, LmError> {
+        let mut ids = self.tokenizer.encode(&format!("{prompt}{response}"))?;
+        if ids.is_empty() {
+            ids.push(self.backbone.config.eos_token_id.unwrap_or(0));
+        }
+        let cap = self.backbone.config.n_positions;
+        if ids.len() > cap {
+            ids.drain(..ids.len() - cap);
+        }
+        Ok(ids)
+    }
+
+    /// `[n]` rewards of the texts (differentiable in the backbone and head): left-padded,
+    /// one forward pass, the head on the last token's hidden state.
+    pub fn rewards(&self, texts: &[(String, String)]) -> Result<Tensor, LmError> {
+        let seqs = texts
+            .iter()
+            .map(|(p, r)| self.encode(p, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (ids, pos, mask, len) = left_pad(&seqs, 0);
+        let n = seqs.len();
+        let dev = Device::Cpu;
+        let ids = Tensor::from_vec(ids, (n, len), &dev)?;
+        let pos = Tensor::from_vec(pos, (n, len), &dev)?;
+        let h = self.backbone.hidden(
+            &ForwardInput {
+                ids: &ids,
+                positions: &pos,
+                mask: Some(&mask),
+            },
+            None,
+            None,
+        )?;
+        let last = h.narrow(1, len - 1, 1)?.squeeze(1)?.contiguous()?;
+        Ok(self.head.forward(&last)?)
+    }
+
+    /// Rewards as numbers, in chunks of 32.
+    pub fn score_texts(&self, texts: &[(String, String)]) -> Result<Vec<f64>, LmError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(32) {
+            let r = self.rewards(chunk)?.detach().to_vec1::<f32>()?;
+            out.extend(r.into_iter().map(f64::from));
+        }
+        Ok(out)
+    }
+
+    /// Folds `(r - mean) / std` into the head, so that the rewards of the texts whose scores
+    /// had this mean and standard deviation get mean 0 and standard deviation 1.
+    pub fn normalize(&mut self, mean: f64, std: f64) -> Result<(), LmError> {
+        if !(std.is_finite() && std > 0.0 && mean.is_finite()) {
+            return Err(LmError::Input(format!(
+                "reward normalisation needs a finite mean and a positive std, got mean {mean}, std {std}"
+            )));
+        }
+        let w = (self.head.weight.as_tensor() / std)?;
+        let b = ((self.head.bias.as_tensor() - mean)? / std)?;
+        self.head.weight.set(&w)?;
+        self.head.bias.set(&b)?;
+        Ok(())
+    }
+
+    fn vars(&self) -> Vec<(String, Var)> {
+        let mut v = self.backbone.named_vars();
+        v.push(("score.weight".into(), self.head.weight.clone()));
+        v.push(("score.bias".into(), self.head.bias.clone()));
+        v
+    }
+}
+
+impl Reward for RewardModel {
+    fn name(&self) -> String {
+        "reward_model".into()
+    }
+    fn score(&mut self, samples: &[Sample]) -> Result<Vec<f64>, LmError> {
+        let texts: Vec<(String, String)> = samples
+            .iter()
+            .map(|s| (s.prompt.to_string(), s.response.to_string()))
+            .collect();
+        self.score_texts(&texts)
+    }
+}
+
+/// Reward-model training settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RewardModelConfig {
+    /// Passes over the training pairs.
+    pub epochs: usize,
+    /// Pairs per optimiser step.
+    pub batch_size: usize,
+    /// AdamW learning rate (linear decay to 0 after warmup).
+    pub learning_rate: f64,
+    /// Linear warmup steps.
+    pub warmup_steps: u64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Gradient-norm clip (0: off).
+    pub max_grad_norm: f64,
+    /// Fraction of the pairs held out for accuracy and margin.
+    pub eval_fraction: f64,
+    /// Seed of the split, the order and the head.
+    pub seed: u64,
+}
+
+impl Default for RewardModelConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 8,
+            learning_rate: 1e-4,
+            warmup_steps: 0,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            eval_fraction: 0.1,
+            seed: 0,
+        }
+    }
+}
+
+/// Accuracy and margin of a reward model on preference pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct PreferenceEval {
+    /// Pairs scored.
+    pub pairs: usize,
+    /// Share with `r_chosen > r_rejected`.
+    pub accuracy: f64,
+    /// Mean `r_chosen - r_rejected`.
+    pub margin: f64,
+    /// Mean Bradley-Terry loss.
+    pub loss: f64,
+}
+
+/// One logged training step.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct RewardModelLog {
+    /// Step.
+    pub step: u64,
+    /// Bradley-Terry loss of the batch.
+    pub loss: f64,
+    /// Batch accuracy.
+    pub accuracy: f64,
+    /// Batch mean margin.
+    pub margin: f64,
+    /// Learning rate.
+    pub learning_rate: f64,
+}
+
+impl RewardModelLog {
+    /// CSV header.
+    pub const COLUMNS: [&'static str; 5] = ["step", "loss", "accuracy", "margin", "learning_rate"];
+
+    /// CSV row.
+    pub fn row(&self) -> [f64; 5] {
+        [
+            self.step as f64,
+            self.loss,
+            self.accuracy,
+            self.margin,
+            self.learning_rate,
+        ]
+    }
+}
+
+/// `-log sigmoid(d) = softplus(-d)`, computed stably as `max(-d, 0) + log(1 + exp(-|d|))`.
+fn bt_loss(d: &Tensor) -> Result<Tensor, LmError> {
+    let neg = d.neg()?;
+    Ok((neg.relu()? + (d.abs()?.neg()?.exp()? + 1.0)?.log()?)?)
+}
+
+/// Scores pairs without gradients.
+pub fn evaluate_preferences(
+    rm: &RewardModel,
+    pairs: &[PreferencePair],
+) -> Result<PreferenceEval, LmError> {
+    if pairs.is_empty() {
+        return Ok(PreferenceEval::default());
+    }
+    let chosen: Vec<(String, String)> = pairs
+        .iter()
+        .map(|p| (p.prompt.clone(), p.chosen.clone()))
+        .collect();
+    let rejected: Vec<(String, String)> = pairs
+        .iter()
+        .map(|p| (p.prompt.clone(), p.rejected.clone()))
+        .collect();
+    let c = rm.score_texts(&chosen)?;
+    let r = rm.score_texts(&rejected)?;
+    let n = pairs.len() as f64;
+    let d: Vec<f64> = c.iter().zip(&r).map(|(a, b)| a - b).collect();
+    Ok(PreferenceEval {
+        pairs: pairs.len(),
+        accuracy: d.iter().filter(|&&x| x > 0.0).count() as f64 / n,
+        margin: d.iter().sum::<f64>() / n,
+        loss: d
+            .iter()
+            .map(|&x| (-x).max(0.0) + (-x.abs()).exp().ln_1p())
+            .sum::<f64>()
+            / n,
+    })
+}
+
+/// Trains `rm` on `pairs` (a seeded `eval_fraction` held out); `on_step` sees every step's
+/// log. Returns the held-out evaluation and the held-out pairs.
+pub fn train_reward_model(
+    rm: &mut RewardModel,
+    pairs: Vec<PreferencePair>,
+    cfg: &RewardModelConfig,
+    mut on_step: impl FnMut(&RewardModelLog, u64) -> Result<(), LmError>,
+) -> Result<(PreferenceEval, Vec<PreferencePair>), LmError> {
+    if cfg.batch_size == 0 || cfg.epochs == 0 {
+        return Err(LmError::Input(
+            "batch_size and epochs must be at least 1".into(),
+        ));
+    }
+    if !(0.0..1.0).contains(&cfg.eval_fraction) {
+        return Err(LmError::Input(format!(
+            "eval_fraction must lie in [0, 1), got {}",
+            cfg.eval_fraction
+        )));
+    }
+    let mut rng = rein_core::rng_from_seed(cfg.seed);
+    let mut pairs = pairs;
+    pairs.shuffle(&mut rng);
+    let n_eval = ((pairs.len() as f64 * cfg.eval_fraction).round() as usize)
+        .min(pairs.len().saturating_sub(1));
+    let eval = pairs.split_off(pairs.len() - n_eval);
+    let train = pairs;
+    let steps_per_epoch = train.len().div_ceil(cfg.batch_size) as u64;
+    let total = steps_per_epoch * cfg.epochs as u64;
+    let mut opt = AdamW::new(rm.vars(), cfg.learning_rate, cfg.weight_decay)?;
+    let mut step = 0u64;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    for _ in 0..cfg.epochs {
+        order.shuffle(&mut rng);
+        for chunk in order.chunks(cfg.batch_size) {
+            let lr = if step < cfg.warmup_steps {
+                cfg.learning_rate * (step + 1) as f64 / cfg.warmup_steps as f64
+            } else {
+                let rest = (total - cfg.warmup_steps).max(1) as f64;
+                cfg.learning_rate * (1.0 - (step - cfg.warmup_steps) as f64 / rest)
+            };
+            opt.lr = lr;
+            let mut texts: Vec<(String, String)> = chunk
+                .iter()
+                .map(|&i| (train[i].prompt.clone(), train[i].chosen.clone()))
+                .collect();
+            texts.extend(
+                chunk
+                    .iter()
+                    .map(|&i| (train[i].prompt.clone(), train[i].rejected.clone())),
+            );
+            let r = rm.rewards(&texts)?;
+            let k = chunk.len();
+            let d = (r.narrow(0, 0, k)? - r.narrow(0, k, k)?)?;
+            let loss = bt_loss(&d)?.mean_all()?;
+            let loss_v = f64::from(loss.to_scalar::<f32>()?);
+            if !loss_v.is_finite() {
+                return Err(LmError::NonFinite(format!(
+                    "reward-model loss is {loss_v} at step {}",
+                    step + 1
+                )));
+            }
+            let grads = loss.backward()?;
+            let mut by_name: HashMap<String, Tensor> = HashMap::new();
+            opt.accumulate(&mut by_name, &grads)?;
+            if cfg.max_grad_norm > 0.0 {
+                clip_grad_norm(&mut by_name, cfg.max_grad_norm)?;
+            }
+            opt.step_named(&by_name)?;
+            step += 1;
+            let dv = d.detach().to_vec1::<f32>()?;
+            on_step(
+                &RewardModelLog {
+                    step,
+                    loss: loss_v,
+                    accuracy: dv.iter().filter(|&&x| x > 0.0).count() as f64 / k as f64,
+                    margin: dv.iter().map(|&x| f64::from(x)).sum::<f64>() / k as f64,
+                    learning_rate: lr,
+                },
+                total,
+            )?;
+        }
+    }
+    Ok((evaluate_preferences(rm, &eval)?, eval))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bradley_terry_loss_is_softplus_of_the_negative_margin() {
+        let d = Tensor::new(&[-30.0f32, -1.0, 0.0, 2.0, 40.0], &Device::Cpu).unwrap();
+        let got = bt_loss(&d).unwrap().to_vec1::<f32>().unwrap();
+        for (g, x) in got.iter().zip([-30.0f64, -1.0, 0.0, 2.0, 40.0]) {
+            let want = (1.0 + (-x).exp()).ln();
+            assert!((f64::from(*g) - want).abs() < 1e-5, "{x}: {g} vs {want}");
+        }
+    }
+}
