@@ -25,9 +25,17 @@ pub enum LmCommand {
     Quickstart(QuickstartArgs),
     /// RL fine-tuning with GRPO, Dr. GRPO, RLOO or REINFORCE on a JSONL prompt file.
     Grpo(crate::cmd_lm_rl::GrpoArgs),
+    /// RL fine-tuning with PPO (value head, KL-in-reward, adaptive KL) on a JSONL prompt file.
+    Ppo(crate::cmd_lm_rl::PpoArgs),
     /// The verifiable-arithmetic pipeline: evaluate, GRPO-train, evaluate again.
     Demo(crate::cmd_lm_rl::DemoArgs),
-    /// Text metrics from the command line: BLEU and chrF as sacrebleu computes them.
+    /// Task metric, KL and reference perplexity of a trained model on held-out prompts.
+    Eval(crate::cmd_lm_tasks::EvalArgs),
+    /// Train a Bradley-Terry reward model on preference pairs.
+    TrainRewardModel(crate::cmd_lm_tasks::TrainRewardModelArgs),
+    /// Write the example datasets of the task presets.
+    ExampleData(crate::cmd_lm_tasks::ExampleDataArgs),
+    /// Text metrics: BLEU and chrF as sacrebleu, ROUGE as rouge-score, VADER as vaderSentiment.
     Metric(crate::cmd_lm_rl::MetricArgs),
 }
 
@@ -40,8 +48,12 @@ pub fn run(c: LmCommand) -> Result<()> {
         LmCommand::Sft(a) => sft(&a),
         LmCommand::Quickstart(a) => quickstart(&a),
         LmCommand::Grpo(a) => crate::cmd_lm_rl::grpo(&a),
+        LmCommand::Ppo(a) => crate::cmd_lm_rl::ppo(&a),
         LmCommand::Demo(a) => crate::cmd_lm_rl::demo(&a),
         LmCommand::Metric(a) => crate::cmd_lm_rl::metric(&a),
+        LmCommand::Eval(a) => crate::cmd_lm_tasks::eval(&a),
+        LmCommand::TrainRewardModel(a) => crate::cmd_lm_tasks::train_rm(&a),
+        LmCommand::ExampleData(a) => crate::cmd_lm_tasks::example_data(&a),
     }
 }
 
@@ -426,7 +438,7 @@ pub fn bench_lm(a: &BenchLmArgs) -> Result<()> {
     Ok(())
 }
 
-fn rayon_threads() -> usize {
+pub(crate) fn rayon_threads() -> usize {
     std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -1,27 +1,38 @@
-//! `rein lm grpo` (GRPO, Dr. GRPO, RLOO, REINFORCE on a prompt file) and `rein lm demo` (the
-//! verifiable-arithmetic pipeline: evaluate, RL-train, evaluate again).
+//! `rein lm grpo` and `rein lm ppo` (RL fine-tuning of a model on a prompt file with any
+//! reward or task preset), `rein lm demo` (the verifiable-arithmetic pipeline: evaluate,
+//! RL-train, evaluate again) and `rein lm metric` (text metrics from the command line).
 
 use crate::cmd_lm::{answer_accuracy, quickstart, QuickstartArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rein_lm::grpo::{GrpoConfig, GrpoLog, GrpoTrainer};
-use rein_lm::rl::{ExactAnswer, PromptRecord, ResponseBatch, Reward};
+use rein_lm::ppo_lm::{PpoLmConfig, PpoLmTrainer, PpoLog};
+use rein_lm::rewards::{build_reward, RewardSpec};
+use rein_lm::rl::{PromptRecord, ResponseBatch, Reward};
+use rein_lm::rollout::ScoredSample;
 use rein_lm::{Gpt2, Tokenizer};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Options shared by `rein lm grpo` and `rein lm ppo`.
 #[derive(Args)]
-#[command(
-    after_help = "Examples:\n  rein lm grpo --model models/quickstart --prompts train.jsonl --set max_steps=200 --set max_new_tokens=6 --set 'stop_strings=[\"\\n\"]'\n  rein lm grpo --model models/quickstart --prompts train.jsonl --set baseline=leave_one_out   # RLOO\n  rein lm grpo --resume runs/lm/<run directory>\n\nPrompts: JSON lines {\"prompt\": ..., \"answer\": ...} (or \"reference\"/\"references\").\nReward: exact_answer (the first number of the response equals the answer).\nSettings (--set key=value): max_steps, prompts_per_step, group_size, max_new_tokens,\ntemperature, top_k, learning_rate, warmup_steps, weight_decay, max_grad_norm, clip_eps, epochs,\nbeta, kl_estimator = k1|k2|k3, baseline = group_normalized (GRPO) | group_mean (Dr. GRPO) |\nleave_one_out (RLOO) | batch_mean (REINFORCE), stop_strings, seed."
-)]
-pub struct GrpoArgs {
+pub struct RlArgs {
     /// Starting model directory (config.json, model.safetensors, tokenizer.json).
     #[arg(long, required_unless_present = "resume")]
     model: Option<PathBuf>,
-    /// JSONL prompts.
-    #[arg(long, required_unless_present = "resume")]
+    /// JSONL prompts (default: the preset's `prompts`).
+    #[arg(long)]
     prompts: Option<PathBuf>,
-    /// Setting `key=value`; repeatable.
+    /// Task preset (TOML: trainer settings, rewards, data paths); see presets/lm/.
+    #[arg(long)]
+    preset: Option<PathBuf>,
+    /// Reward `kind[:key=value,...][@weight]`; repeatable (a weighted sum). Replaces the
+    /// preset's rewards. Default: exact_answer.
+    #[arg(long)]
+    reward: Vec<String>,
+    /// Setting `key=value` (over the preset's); repeatable.
     #[arg(long = "set")]
     set: Vec<String>,
     /// Where run directories go.
@@ -44,14 +55,103 @@ pub struct GrpoArgs {
     quiet: bool,
 }
 
-fn grpo_config(set: &[String]) -> Result<GrpoConfig> {
-    let mut v = serde_json::to_value(GrpoConfig::default())?;
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  rein lm grpo --model models/quickstart --prompts train.jsonl --set max_steps=200 --set max_new_tokens=6 --set 'stop_strings=[\"\\n\"]'\n  rein lm grpo --model models/quickstart --prompts train.jsonl --set baseline=leave_one_out   # RLOO\n  rein lm grpo --model DIR --preset presets/lm/translation.toml --reward metric:metric=chrf\n  rein lm grpo --resume runs/lm/<run directory>\n\nSettings (--set key=value): max_steps, prompts_per_step, group_size, max_new_tokens,\ntemperature, top_k, learning_rate, warmup_steps, weight_decay, max_grad_norm, clip_eps, epochs,\nbeta, kl_estimator = k1|k2|k3, baseline = group_normalized (GRPO) | group_mean (Dr. GRPO) |\nleave_one_out (RLOO) | batch_mean (REINFORCE), stop_strings, seed.\n\nRewards (--reward, repeatable; weights after @): exact_answer | metric:metric=bleu|chrf|rouge1|rouge2|rougeL|rougeLsum[,stem=true] |\nvader | length:target=N | distinct_n:n=N | repetition:n=N | regex:pattern=RE |\ncommand:command=PROGRAM ARGS[,timeout_s=S] | reward_model:path=DIR. Default exact_answer."
+)]
+pub struct GrpoArgs {
+    #[command(flatten)]
+    rl: RlArgs,
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  rein lm ppo --model DIR --preset presets/lm/sentiment.toml\n  rein lm ppo --model DIR --prompts docs.jsonl --reward metric:metric=rougeL --reward length:target=30@0.1\n  rein lm ppo --model DIR --prompts p.jsonl --reward 'command:command=python3 score.py,timeout_s=30'\n  rein lm ppo --resume runs/lm/<run directory>\n\nSettings (--set key=value, TRL's names): max_steps, prompts_per_step, samples_per_prompt,\nmax_new_tokens, temperature, top_k, stop_strings, learning_rate, warmup_steps, weight_decay,\nmax_grad_norm, num_ppo_epochs, num_mini_batches, gradient_accumulation_steps, cliprange,\ncliprange_value, vf_coef, gamma, lam, kl_coef, kl_estimator = k1|k2|k3, target_kl (adaptive KL),\nkl_horizon, whiten_rewards, score_scaling = none|scale|norm, score_clip, missing_eos_penalty,\nratio_threshold, early_stop_kl, value_model = head|separate, seed.\n\nRewards (--reward, repeatable; weights after @): exact_answer | metric:metric=bleu|chrf|rouge1|rouge2|rougeL|rougeLsum[,stem=true] |\nvader | length:target=N | distinct_n:n=N | repetition:n=N | regex:pattern=RE |\ncommand:command=PROGRAM ARGS[,timeout_s=S] | reward_model:path=DIR. Default exact_answer.\nAn external command reads JSON lines {\"prompt\", \"response\", \"references\"} on stdin and\nwrites one number per line."
+)]
+pub struct PpoArgs {
+    #[command(flatten)]
+    rl: RlArgs,
+}
+
+/// A task preset: trainer settings, rewards and data paths (relative to the preset file).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskPreset {
+    /// What the task is.
+    #[serde(default)]
+    pub description: String,
+    /// `grpo` or `ppo` (informational; the command decides).
+    #[serde(default)]
+    pub trainer: Option<String>,
+    /// Training prompts.
+    #[serde(default)]
+    pub prompts: Option<PathBuf>,
+    /// Held-out prompts for `rein lm eval`.
+    #[serde(default)]
+    pub eval_prompts: Option<PathBuf>,
+    /// Rewards (summed with their weights).
+    #[serde(default)]
+    pub reward: Vec<RewardSpec>,
+    /// Trainer settings.
+    #[serde(default)]
+    pub settings: toml::Table,
+}
+
+/// Reads a preset; relative data and reward-model paths are taken from the preset's folder.
+pub fn read_preset(path: &Path) -> Result<TaskPreset> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let mut p: TaskPreset =
+        toml::from_str(&text).with_context(|| format!("{}: not a task preset", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let fix = |x: &mut PathBuf| {
+        if x.is_relative() {
+            *x = base.join(&*x);
+        }
+    };
+    if let Some(x) = p.prompts.as_mut() {
+        fix(x);
+    }
+    if let Some(x) = p.eval_prompts.as_mut() {
+        fix(x);
+    }
+    for r in &mut p.reward {
+        if let RewardSpec::RewardModel { path, .. } = r {
+            fix(path);
+        }
+    }
+    Ok(p)
+}
+
+/// Rewards from `--reward` flags, else the preset's, else exact_answer.
+pub fn reward_specs(flags: &[String], preset: Option<&TaskPreset>) -> Result<Vec<RewardSpec>> {
+    if !flags.is_empty() {
+        return Ok(flags
+            .iter()
+            .map(|f| RewardSpec::parse(f))
+            .collect::<Result<_, _>>()?);
+    }
+    match preset {
+        Some(p) if !p.reward.is_empty() => Ok(p.reward.clone()),
+        _ => Ok(vec![RewardSpec::ExactAnswer { weight: 1.0 }]),
+    }
+}
+
+/// Defaults, then the preset's settings, then `--set`; unknown keys are errors.
+fn settings<C: Serialize + DeserializeOwned + Default>(
+    preset: Option<&TaskPreset>,
+    set: &[String],
+) -> Result<C> {
+    let mut v = serde_json::to_value(C::default())?;
+    if let Some(p) = preset {
+        for (k, val) in &p.settings {
+            crate::options::set_path(&mut v, k, serde_json::to_value(val)?)
+                .context("in the preset's [settings]")?;
+        }
+    }
     for (k, val) in crate::options::kv_map(set)? {
         crate::options::set_path(&mut v, &k, val)?;
     }
-    let c: GrpoConfig = serde_json::from_value(v).context("invalid --set value")?;
-    c.validate()?;
-    Ok(c)
+    serde_json::from_value(v).context("invalid setting value")
 }
 
 fn load_model_and_tokenizer(dir: &Path) -> Result<(Gpt2, Tokenizer)> {
@@ -65,31 +165,182 @@ fn load_model_and_tokenizer(dir: &Path) -> Result<(Gpt2, Tokenizer)> {
     Ok((model, tk))
 }
 
+/// What the run loop needs of an RL trainer for language models.
+pub trait RlTrainer: Sized {
+    /// Run-directory tag.
+    const KIND: &'static str;
+    /// Its settings.
+    type Config: Serialize + DeserializeOwned + Default;
+    /// CSV header.
+    fn columns() -> &'static [&'static str];
+    /// A fresh trainer.
+    fn create(
+        c: Self::Config,
+        model: Gpt2,
+        prompts: Vec<PromptRecord>,
+        tk: &Tokenizer,
+    ) -> Result<Self>;
+    /// Reloads a checkpoint.
+    fn load(path: &Path, tk: &Tokenizer) -> Result<Self>;
+    /// Writes a checkpoint.
+    fn save(&self, path: &Path) -> Result<()>;
+    /// One step: the CSV row and a progress message.
+    fn step_once(&mut self, reward: &mut dyn Reward, tk: &Tokenizer) -> Result<(Vec<f64>, String)>;
+    /// Steps done and in all.
+    fn progress(&self) -> (u64, u64);
+    /// The policy being trained.
+    fn policy(&self) -> &Gpt2;
+    /// Samples of the last step.
+    fn samples(&self) -> &[ScoredSample];
+    /// Settings as TOML.
+    fn config_toml(&self) -> Result<String>;
+}
+
+impl RlTrainer for GrpoTrainer {
+    const KIND: &'static str = "grpo";
+    type Config = GrpoConfig;
+    fn columns() -> &'static [&'static str] {
+        &GrpoLog::COLUMNS
+    }
+    fn create(c: GrpoConfig, m: Gpt2, p: Vec<PromptRecord>, tk: &Tokenizer) -> Result<Self> {
+        Ok(GrpoTrainer::new(c, m, p, tk)?)
+    }
+    fn load(path: &Path, tk: &Tokenizer) -> Result<Self> {
+        Ok(GrpoTrainer::load_checkpoint(path, tk)?)
+    }
+    fn save(&self, path: &Path) -> Result<()> {
+        Ok(self.save_checkpoint(path)?)
+    }
+    fn step_once(&mut self, r: &mut dyn Reward, tk: &Tokenizer) -> Result<(Vec<f64>, String)> {
+        let log = self.train_step(r, tk)?;
+        Ok((
+            log.row().to_vec(),
+            format!(
+                "score {:.3} kl {:.3} len {:.1}",
+                log.scores, log.kl, log.response_length
+            ),
+        ))
+    }
+    fn progress(&self) -> (u64, u64) {
+        (self.step, self.config.max_steps)
+    }
+    fn policy(&self) -> &Gpt2 {
+        &self.policy
+    }
+    fn samples(&self) -> &[ScoredSample] {
+        &self.last_samples
+    }
+    fn config_toml(&self) -> Result<String> {
+        Ok(toml::to_string(&self.config)?)
+    }
+}
+
+impl RlTrainer for PpoLmTrainer {
+    const KIND: &'static str = "ppo";
+    type Config = PpoLmConfig;
+    fn columns() -> &'static [&'static str] {
+        &PpoLog::COLUMNS
+    }
+    fn create(c: PpoLmConfig, m: Gpt2, p: Vec<PromptRecord>, tk: &Tokenizer) -> Result<Self> {
+        Ok(PpoLmTrainer::new(c, m, p, tk)?)
+    }
+    fn load(path: &Path, tk: &Tokenizer) -> Result<Self> {
+        Ok(PpoLmTrainer::load_checkpoint(path, tk)?)
+    }
+    fn save(&self, path: &Path) -> Result<()> {
+        Ok(self.save_checkpoint(path)?)
+    }
+    fn step_once(&mut self, r: &mut dyn Reward, tk: &Tokenizer) -> Result<(Vec<f64>, String)> {
+        let log = self.train_step(r, tk)?;
+        Ok((
+            log.row().to_vec(),
+            format!(
+                "score {:.3} kl {:.3} beta {:.3} vloss {:.3}",
+                log.scores, log.kl, log.kl_coef, log.value_loss
+            ),
+        ))
+    }
+    fn progress(&self) -> (u64, u64) {
+        (self.step, self.config.max_steps)
+    }
+    fn policy(&self) -> &Gpt2 {
+        &self.policy
+    }
+    fn samples(&self) -> &[ScoredSample] {
+        &self.last_samples
+    }
+    fn config_toml(&self) -> Result<String> {
+        Ok(toml::to_string(&self.config)?)
+    }
+}
+
 /// `rein lm grpo`.
 pub fn grpo(a: &GrpoArgs) -> Result<()> {
-    let (run, trainer, tk, resumed) = if let Some(run) = &a.resume {
+    rl_command::<GrpoTrainer>(&a.rl)
+}
+
+/// `rein lm ppo`.
+pub fn ppo(a: &PpoArgs) -> Result<()> {
+    rl_command::<PpoLmTrainer>(&a.rl)
+}
+
+fn rl_command<T: RlTrainer>(a: &RlArgs) -> Result<()> {
+    let (run, trainer, tk, specs, resumed) = if let Some(run) = &a.resume {
         let tk = Tokenizer::from_file(&run.join("tokenizer.json"))?;
-        let t = GrpoTrainer::load_checkpoint(&run.join("checkpoint.safetensors"), &tk)?;
-        (run.clone(), t, tk, true)
+        let t = T::load(&run.join("checkpoint.safetensors"), &tk)?;
+        let specs_path = run.join("reward.json");
+        let specs: Vec<RewardSpec> = serde_json::from_str(
+            &std::fs::read_to_string(&specs_path)
+                .with_context(|| format!("{}", specs_path.display()))?,
+        )
+        .with_context(|| format!("{}: not a reward list", specs_path.display()))?;
+        (run.clone(), t, tk, specs, true)
     } else {
-        let (Some(model_dir), Some(prompts)) = (&a.model, &a.prompts) else {
-            bail!("--model and --prompts are required without --resume");
+        let preset = a.preset.as_deref().map(read_preset).transpose()?;
+        if let Some(p) = &preset {
+            if let Some(tr) = p.trainer.as_deref().filter(|t| *t != T::KIND) {
+                bail!(
+                    "{} is a preset for `rein lm {tr}`, not `rein lm {}` (their settings differ)",
+                    a.preset.as_deref().unwrap_or(Path::new("")).display(),
+                    T::KIND
+                );
+            }
+            if !p.description.is_empty() {
+                println!("task: {}", p.description);
+            }
+        }
+        let Some(model_dir) = &a.model else {
+            bail!("--model is required without --resume");
         };
-        let cfg = grpo_config(&a.set)?;
+        let prompts = a
+            .prompts
+            .clone()
+            .or_else(|| preset.as_ref().and_then(|p| p.prompts.clone()))
+            .context("--prompts is required (or a --preset with `prompts`)")?;
+        let cfg: T::Config = settings(preset.as_ref(), &a.set)?;
+        let specs = reward_specs(&a.reward, preset.as_ref())?;
         let (model, tk) = load_model_and_tokenizer(model_dir)?;
-        let records = rein_lm::rl::read_prompts(prompts)?;
-        let run = crate::run_dir::create(&a.runs_dir, "lm", "grpo", cfg.seed)?;
+        let records = rein_lm::rl::read_prompts(&prompts)?;
+        let seed = serde_json::to_value(&cfg)?["seed"].as_u64().unwrap_or(0);
+        let t = T::create(cfg, model, records, &tk)?;
+        let run = crate::run_dir::create(&a.runs_dir, "lm", T::KIND, seed)?;
         tk.save(&run.join("tokenizer.json"))?;
+        rein_core::metrics::write_atomic(&run.join("config.toml"), t.config_toml()?.as_bytes())?;
         rein_core::metrics::write_atomic(
-            &run.join("config.toml"),
-            toml::to_string(&cfg)?.as_bytes(),
+            &run.join("reward.json"),
+            serde_json::to_string_pretty(&specs)?.as_bytes(),
         )?;
-        (run, GrpoTrainer::new(cfg, model, records, &tk)?, tk, false)
+        (run, t, tk, specs, false)
     };
-    println!("run directory: {}", run.display());
-    let t = run_grpo(
+    let mut reward = build_reward(&specs)?;
+    println!(
+        "run directory: {}; reward: {}",
+        run.display(),
+        reward.name()
+    );
+    let t = run_rl(
         trainer,
-        &mut ExactAnswer,
+        reward.as_mut(),
         &tk,
         &run,
         &RunOptions {
@@ -102,7 +353,7 @@ pub fn grpo(a: &GrpoArgs) -> Result<()> {
     )?;
     println!(
         "{} steps done; model in {}",
-        t.step,
+        t.progress().0,
         run.join("model").display()
     );
     Ok(())
@@ -118,54 +369,52 @@ struct RunOptions {
 
 /// The training loop: progress bar, metrics.csv, samples.jsonl, reward_curve.png, periodic
 /// atomic checkpoints, the final model in `run/model/`.
-fn run_grpo(
-    mut t: GrpoTrainer,
+fn run_rl<T: RlTrainer>(
+    mut t: T,
     reward: &mut dyn Reward,
     tk: &Tokenizer,
     run: &Path,
     o: &RunOptions,
-) -> Result<GrpoTrainer> {
+) -> Result<T> {
     let csv = run.join("metrics.csv");
+    let (done, total) = t.progress();
     let mut logger = if o.resumed {
-        rein_core::metrics::CsvLogger::resume(&csv, &GrpoLog::COLUMNS, t.step as usize)?
+        rein_core::metrics::CsvLogger::resume(&csv, T::columns(), done as usize)?
     } else {
-        rein_core::metrics::CsvLogger::create(&csv, &GrpoLog::COLUMNS)?
+        rein_core::metrics::CsvLogger::create(&csv, T::columns())?
     };
     let mut samples = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(run.join("samples.jsonl"))?;
-    let total = t.config.max_steps;
-    let bar = crate::cmd_lm::step_bar(total, t.step, o.quiet);
+    let bar = crate::cmd_lm::step_bar(total, done, o.quiet);
     let ckpt = run.join("checkpoint.safetensors");
     let mut done_here = 0u64;
-    while t.step < total {
-        let log = t.train_step(reward, tk)?;
-        logger.log(&log.row())?;
-        bar.set_position(t.step);
-        bar.set_message(format!(
-            "score {:.3} kl {:.3} len {:.1}",
-            log.scores, log.kl, log.response_length
-        ));
-        if o.sample_every > 0 && t.step.is_multiple_of(o.sample_every) {
-            for s in t.last_samples.iter().take(8) {
-                let line = serde_json::json!({"step": t.step, "prompt": s.prompt, "response": s.response, "reward": s.reward});
+    while t.progress().0 < total {
+        let (row, msg) = t.step_once(reward, tk)?;
+        logger.log(&row)?;
+        let step = t.progress().0;
+        bar.set_position(step);
+        bar.set_message(msg);
+        if o.sample_every > 0 && step.is_multiple_of(o.sample_every) {
+            for s in t.samples().iter().take(8) {
+                let line = serde_json::json!({"step": step, "prompt": s.prompt, "response": s.response, "reward": s.reward});
                 writeln!(samples, "{line}")?;
             }
         }
         done_here += 1;
         let stop_here = o.max_updates.is_some_and(|m| done_here >= m);
-        if (o.checkpoint_every > 0 && t.step.is_multiple_of(o.checkpoint_every)) || stop_here {
-            t.save_checkpoint(&ckpt)?;
+        if (o.checkpoint_every > 0 && step.is_multiple_of(o.checkpoint_every)) || stop_here {
+            t.save(&ckpt)?;
         }
         if stop_here {
             break;
         }
     }
     bar.finish_and_clear();
-    t.save_checkpoint(&ckpt)?;
+    t.save(&ckpt)?;
     let dir = run.join("model");
-    rein_lm::checkpoint::save_model(&t.policy, &dir, &[])?;
+    rein_lm::checkpoint::save_model(t.policy(), &dir, &[])?;
     tk.save(&dir.join("tokenizer.json"))?;
     crate::plot::csv_curve(
         run,
@@ -219,7 +468,9 @@ fn demo_config(a: &DemoArgs) -> Result<GrpoConfig> {
         format!("seed={}", a.seed),
     ];
     set.extend(a.set.iter().cloned());
-    grpo_config(&set)
+    let c: GrpoConfig = settings(None, &set)?;
+    c.validate()?;
+    Ok(c)
 }
 
 /// `rein lm demo`.
@@ -261,9 +512,9 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     tk.save(&run.join("tokenizer.json"))?;
     rein_core::metrics::write_atomic(&run.join("config.toml"), toml::to_string(&cfg)?.as_bytes())?;
     let t = GrpoTrainer::new(cfg, model, train, &tk)?;
-    let t = run_grpo(
+    let t = run_rl(
         t,
-        &mut ExactAnswer,
+        &mut rein_lm::rewards::ExactAnswer,
         &tk,
         &run,
         &RunOptions {
@@ -314,22 +565,21 @@ fn heldout_kl(t: &GrpoTrainer, tk: &Tokenizer, held: &[rein_lm::tasks::Problem])
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  rein lm metric bleu --hyps out.txt --refs ref.txt --json\n  rein lm metric chrf --hyps out.jsonl --refs ref.jsonl --jsonl --json\n\nBLEU and chrF as sacrebleu 2.x computes them by default (13a tokenizer, case-sensitive, exp\nsmoothing; chrF: 6 character orders, beta 2). `corpus` is the corpus-level score; each entry\nof `sentences` is sacrebleu's sentence_bleu (effective order) or sentence_chrf.\nROUGE: rouge-score's rouge1/rouge2/rougeL/rougeLsum (precision, recall, fmeasure) of each pair,
-`corpus` their mean; without the stemmer (--stem is not implemented yet). VADER: not yet."
+    after_help = "Examples:\n  rein lm metric bleu --hyps out.txt --refs ref.txt --json\n  rein lm metric chrf --hyps out.jsonl --refs ref.jsonl --jsonl --json\n  rein lm metric rouge --hyps out.txt --refs ref.txt --stem --json\n  rein lm metric vader --hyps out.txt --json\n\nBLEU and chrF as sacrebleu 2.x computes them by default (13a tokenizer, case-sensitive, exp\nsmoothing; chrF: 6 character orders, beta 2). `corpus` is the corpus-level score; each entry\nof `sentences` is sacrebleu's sentence_bleu (effective order) or sentence_chrf.\nROUGE: rouge-score's rouge1/rouge2/rougeL/rougeLsum (precision, recall, fmeasure) of each pair,\n`corpus` their mean; --stem applies NLTK's Porter stemmer as use_stemmer=True.\nVADER: vaderSentiment 3.3.2's neg/neu/pos/compound of each hypothesis (no references),\n`corpus` their mean."
 )]
 pub struct MetricArgs {
-    /// bleu, chrf or rouge.
+    /// bleu, chrf, rouge or vader.
     metric: String,
     /// Hypotheses: one per line (or one JSON string per line with --jsonl).
     #[arg(long)]
     hyps: PathBuf,
-    /// References, aligned with the hypotheses.
+    /// References, aligned with the hypotheses (not for vader).
     #[arg(long)]
-    refs: PathBuf,
+    refs: Option<PathBuf>,
     /// Read one JSON string per line (texts with newlines).
     #[arg(long)]
     jsonl: bool,
-    /// ROUGE with the Porter stemmer (not implemented yet: an error).
+    /// ROUGE with NLTK's Porter stemmer (rouge-score's use_stemmer=True).
     #[arg(long)]
     stem: bool,
     /// Print JSON: {"corpus": {...}, "sentences": [...]}.
@@ -367,16 +617,23 @@ fn read_texts(path: &Path, jsonl: bool) -> Result<Vec<String>> {
 pub fn metric(a: &MetricArgs) -> Result<()> {
     use rein_lm::metrics as m;
     let hyps = read_texts(&a.hyps, a.jsonl)?;
-    let refs = read_texts(&a.refs, a.jsonl)?;
-    if hyps.len() != refs.len() {
-        bail!(
-            "{} has {} texts but {} has {}: they must be aligned line by line",
-            a.hyps.display(),
-            hyps.len(),
-            a.refs.display(),
-            refs.len()
-        );
-    }
+    let refs = match (&a.refs, a.metric.as_str()) {
+        (Some(path), _) => {
+            let refs = read_texts(path, a.jsonl)?;
+            if hyps.len() != refs.len() {
+                bail!(
+                    "{} has {} texts but {} has {}: they must be aligned line by line",
+                    a.hyps.display(),
+                    hyps.len(),
+                    path.display(),
+                    refs.len()
+                );
+            }
+            refs
+        }
+        (None, "vader") => Vec::new(),
+        (None, m) => bail!("metric {m} needs --refs"),
+    };
     let h: Vec<&str> = hyps.iter().map(String::as_str).collect();
     let r: Vec<&str> = refs.iter().map(String::as_str).collect();
     let (corpus, sentences) = match a.metric.as_str() {
@@ -395,10 +652,11 @@ pub fn metric(a: &MetricArgs) -> Result<()> {
                 .collect(),
         ),
         "rouge" => {
-            if a.stem {
-                bail!("--stem (ROUGE with nltk's Porter stemmer) is not implemented yet; run without it");
-            }
-            let each: Vec<m::Rouge> = h.iter().zip(&r).map(|(x, y)| m::rouge(y, x)).collect();
+            let each: Vec<m::Rouge> = h
+                .iter()
+                .zip(&r)
+                .map(|(x, y)| m::rouge_with(y, x, a.stem))
+                .collect();
             (
                 serde_json::to_value(m::Rouge::mean(&each))?,
                 each.iter()
@@ -406,8 +664,22 @@ pub fn metric(a: &MetricArgs) -> Result<()> {
                     .collect::<Result<Vec<_>, _>>()?,
             )
         }
-        "vader" => bail!("metric \"vader\" is not implemented yet (bleu, chrf and rouge are)"),
-        other => bail!("unknown metric {other:?} (expected bleu, chrf or rouge)"),
+        "vader" => {
+            let each: Vec<rein_lm::vader::Polarity> = h
+                .iter()
+                .map(|x| rein_lm::vader::polarity_scores(x).rounded())
+                .collect();
+            let k = each.len().max(1) as f64;
+            let mean =
+                |f: fn(&rein_lm::vader::Polarity) -> f64| each.iter().map(f).sum::<f64>() / k;
+            (
+                serde_json::json!({"neg": mean(|p| p.neg), "neu": mean(|p| p.neu), "pos": mean(|p| p.pos), "compound": mean(|p| p.compound)}),
+                each.iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        }
+        other => bail!("unknown metric {other:?} (expected bleu, chrf, rouge or vader)"),
     };
     if a.json {
         println!(

@@ -1,9 +1,11 @@
 //! `rein`: the command-line front end of the rein reinforcement-learning toolkit.
 
+mod cmd_bench_lm_rl;
 mod cmd_dqn;
 mod cmd_env;
 mod cmd_lm;
 mod cmd_lm_rl;
+mod cmd_lm_tasks;
 mod cmd_mdp;
 mod cmd_pg;
 mod cmd_train;
@@ -63,6 +65,8 @@ enum BenchCommand {
     Sac(cmd_dqn::BenchContinuousArgs),
     /// Language-model speed: forward, generation and training step of GPT-2 small and a tiny GPT-2.
     Lm(cmd_lm::BenchLmArgs),
+    /// Seconds per GRPO and PPO step for language models (tiny GPT-2, 8 completions of 32 tokens).
+    LmRl(cmd_bench_lm_rl::BenchLmRlArgs),
     /// This machine's one-thread sgemm throughput.
     Gemm,
 }
@@ -108,6 +112,7 @@ fn main() {
         Command::Bench(BenchCommand::Td3(a)) => cmd_dqn::bench_continuous("td3", &a),
         Command::Bench(BenchCommand::Sac(a)) => cmd_dqn::bench_continuous("sac", &a),
         Command::Bench(BenchCommand::Lm(a)) => cmd_lm::bench_lm(&a),
+        Command::Bench(BenchCommand::LmRl(a)) => cmd_bench_lm_rl::bench(&a),
         Command::Bench(BenchCommand::Gemm) => cmd_dqn::bench_gemm(),
     };
     if let Err(e) = result {

@@ -167,42 +167,81 @@ fn pick(
         for v in x.iter_mut() {
             *v /= cfg.temperature;
         }
-        let mut order: Vec<usize> = (0..x.len()).collect();
-        order.sort_by(|&a, &b| x[b].total_cmp(&x[a]).then(a.cmp(&b)));
-        let mut keep = order.len();
-        if cfg.top_k > 0 {
-            keep = keep.min(cfg.top_k);
+        if cfg.top_k == 0 && cfg.top_p >= 1.0 {
+            sample_full(&x, rng)
+        } else {
+            sample_truncated(&x, cfg, rng)
         }
-        let m = x[order[0]];
-        let probs: Vec<f32> = order[..keep].iter().map(|&i| (x[i] - m).exp()).collect();
-        let total: f32 = probs.iter().sum();
-        if cfg.top_p < 1.0 {
-            // Smallest prefix whose probability reaches top_p (at least one token).
-            let mut cum = 0.0;
-            for (n, p) in probs.iter().enumerate() {
-                cum += p / total;
-                if cum >= cfg.top_p {
-                    keep = n + 1;
-                    break;
-                }
-            }
+    };
+    (token as u32, token_logprob(raw, token, cfg.temperature))
+}
+
+/// `log_softmax(raw / temperature)[token]` without materialising the whole row.
+fn token_logprob(raw: &[f32], token: usize, temperature: f32) -> f32 {
+    let m = raw
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &v| a.max(v / temperature));
+    let sum: f32 = raw.iter().map(|&v| (v / temperature - m).exp()).sum();
+    raw[token] / temperature - m - sum.ln()
+}
+
+/// Draws from `softmax(x)` over the whole vocabulary: one pass for the maximum, one for the
+/// weights, one to find the token (no sort: a sort of the vocabulary per token was most of
+/// the sampling time).
+fn sample_full(x: &[f32], rng: &mut ReinRng) -> usize {
+    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let probs: Vec<f32> = x.iter().map(|&v| (v - m).exp()).collect();
+    let total: f32 = probs.iter().sum();
+    let u = rng.random::<f32>() * total;
+    let mut acc = 0.0;
+    let mut last = 0;
+    for (i, &p) in probs.iter().enumerate() {
+        if p > 0.0 {
+            last = i;
         }
-        let total: f32 = probs[..keep].iter().sum();
-        let u = rng.random::<f32>() * total;
-        let mut acc = 0.0;
-        let mut chosen = order[keep - 1];
-        for (n, p) in probs[..keep].iter().enumerate() {
-            acc += p;
-            if u < acc {
-                chosen = order[n];
+        acc += p;
+        if u < acc {
+            return i;
+        }
+    }
+    last
+}
+
+/// Top-k and/or top-p sampling: the candidates sorted by logit (ties by id), the first `k`
+/// kept, then the smallest prefix whose probability reaches `top_p`.
+fn sample_truncated(x: &[f32], cfg: &GenerationConfig, rng: &mut ReinRng) -> usize {
+    let by_logit = |&a: &usize, &b: &usize| x[b].total_cmp(&x[a]).then(a.cmp(&b));
+    let mut order: Vec<usize> = (0..x.len()).collect();
+    if cfg.top_k > 0 && cfg.top_k < order.len() {
+        order.select_nth_unstable_by(cfg.top_k - 1, by_logit);
+        order.truncate(cfg.top_k);
+    }
+    order.sort_by(by_logit);
+    let mut keep = order.len();
+    let m = x[order[0]];
+    let probs: Vec<f32> = order.iter().map(|&i| (x[i] - m).exp()).collect();
+    let total: f32 = probs.iter().sum();
+    if cfg.top_p < 1.0 {
+        // Smallest prefix whose probability reaches top_p (at least one token).
+        let mut cum = 0.0;
+        for (n, p) in probs.iter().enumerate() {
+            cum += p / total;
+            if cum >= cfg.top_p {
+                keep = n + 1;
                 break;
             }
         }
-        chosen
-    };
-    let scaled: Vec<f32> = raw.iter().map(|&v| v / cfg.temperature).collect();
-    let lp = log_softmax(&scaled)[token];
-    (token as u32, lp)
+    }
+    let total: f32 = probs[..keep].iter().sum();
+    let u = rng.random::<f32>() * total;
+    let mut acc = 0.0;
+    for (n, p) in probs[..keep].iter().enumerate() {
+        acc += p;
+        if u < acc {
+            return order[n];
+        }
+    }
+    order[keep - 1]
 }
 
 /// Generates continuations of `prompts` (token ids, each non-empty) as one batch.
@@ -282,7 +321,11 @@ pub fn generate(
         let mut next_tokens = Vec::new();
         for (r, &req) in active.iter().enumerate() {
             let g = &mut out[req];
-            let history: Vec<u32> = g.prompt_ids.iter().chain(&g.ids).copied().collect();
+            let history: Vec<u32> = if cfg.repetition_penalty != 1.0 {
+                g.prompt_ids.iter().chain(&g.ids).copied().collect()
+            } else {
+                Vec::new()
+            };
             let (tok, lp) = pick(&rows[r], &history, step, cfg, &mut rngs[req]);
             g.ids.push(tok);
             g.logprobs.push(lp);

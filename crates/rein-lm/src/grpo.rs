@@ -290,8 +290,18 @@ impl GrpoTrainer {
         )?;
         let mask = batch.mask_tensor()?;
         let n_tokens = batch.token_mask.iter().sum::<f32>().max(1.0);
-        let (ref_lp, _) = batch.logprobs(&self.reference, c.temperature, None)?;
-        let ref_lp = ref_lp.detach();
+        // The reference pass only when the loss has a KL term (TRL skips it at beta = 0 too);
+        // objective/kl is then logged as 0.
+        let ref_lp = if c.beta > 0.0 {
+            Some(
+                batch
+                    .logprobs(&self.reference, c.temperature, None)?
+                    .0
+                    .detach(),
+            )
+        } else {
+            None
+        };
         let adv_t = Tensor::from_vec(
             adv.iter().map(|&a| a as f32).collect::<Vec<_>>(),
             (batch.n, 1),
@@ -305,7 +315,9 @@ impl GrpoTrainer {
             let (lp, logits) = batch.logprobs(&self.policy, c.temperature, None)?;
             if pass == 0 {
                 entropy = mean_entropy(&logits, &mask, c.temperature)?;
-                kl = sequence_kl(&lp, &ref_lp, &batch.token_mask, c.kl_estimator)?;
+                if let Some(r) = &ref_lp {
+                    kl = sequence_kl(&lp, r, &batch.token_mask, c.kl_estimator)?;
+                }
             }
             let old_lp = match &old {
                 Some(o) => o.clone(),
@@ -320,8 +332,8 @@ impl GrpoTrainer {
             let clipped = ratio.clamp(1.0 - c.clip_eps, 1.0 + c.clip_eps)?;
             let pg2 = clipped.broadcast_mul(&adv_t)?;
             let mut per_token = pg1.minimum(&pg2)?.neg()?;
-            if c.beta > 0.0 {
-                let r = (&ref_lp - &lp)?;
+            if let Some(ref_lp) = &ref_lp {
+                let r = (ref_lp - &lp)?;
                 let k = match c.kl_estimator {
                     KlEstimator::K1 => r.neg()?,
                     KlEstimator::K2 => (r.sqr()? * 0.5)?,

@@ -111,7 +111,8 @@ impl SendPtr {
 }
 
 /// `dst (m x n, row-major) [+]= a (m x k, row-major) * b`, `b` given as (data, column stride,
-/// row stride); the rows split into one block per rayon thread, each a one-thread product.
+/// row stride); the rows split into one block per rayon thread, each a one-thread product
+/// (the columns instead when there are few rows, as in token-by-token decoding).
 ///
 /// Why not gemm's own `Parallelism::Rayon`: on these 2 cores its split reaches ~102 GFLOP/s
 /// where two independent one-thread products (~72 each) do better; the shapes of a transformer
@@ -139,45 +140,50 @@ unsafe fn row_parallel_gemm(
     }
     assert!(a.len() >= m * k);
     let threads = rayon::current_num_threads().max(1);
-    let blocks = if m * n * k >= 1 << 18 {
-        threads.min(m)
-    } else {
-        1
-    };
-    let per = m.div_ceil(blocks);
+    let big = m * n * k >= 1 << 18;
     let out = SendPtr(dst);
-    let run = |i: usize| {
-        let r0 = i * per;
-        let rows = per.min(m - r0);
-        // SAFETY: rows [r0, r0 + rows) of dst belong to this block only; bounds as above.
-        unsafe {
-            gemm::gemm(
-                rows,
-                n,
-                k,
-                out.ptr().add(r0 * n),
-                1,
-                n as isize,
-                read_dst,
-                a.as_ptr().add(r0 * k),
-                1,
-                k as isize,
-                b.as_ptr(),
-                b_cs,
-                b_rs,
-                if read_dst { 1.0 } else { 0.0 },
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
+    // SAFETY (both closures): each block writes its own rows or columns of dst only; bounds
+    // as in the function's contract.
+    let product = |r0: usize, rows: usize, c0: usize, cols: usize| unsafe {
+        gemm::gemm(
+            rows,
+            cols,
+            k,
+            out.ptr().add(r0 * n + c0),
+            1,
+            n as isize,
+            read_dst,
+            a.as_ptr().add(r0 * k),
+            1,
+            k as isize,
+            b.as_ptr().offset(c0 as isize * b_cs),
+            b_cs,
+            b_rs,
+            if read_dst { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     };
+    if big && threads > 1 && m < 32 * threads && n >= 64 * threads {
+        // Few rows (token-by-token decoding): split the columns instead, so that each thread
+        // keeps all rows and the microkernel's row panel stays full.
+        let per = n.div_ceil(threads).next_multiple_of(16);
+        (0..n.div_ceil(per))
+            .into_par_iter()
+            .for_each(|i| product(0, m, i * per, per.min(n - i * per)));
+        return;
+    }
+    let blocks = if big { threads.min(m) } else { 1 };
+    let per = m.div_ceil(blocks);
     if blocks == 1 {
-        run(0);
+        product(0, m, 0, n);
     } else {
-        (0..m.div_ceil(per)).into_par_iter().for_each(run);
+        (0..m.div_ceil(per))
+            .into_par_iter()
+            .for_each(|i| product(i * per, per.min(m - i * per), 0, n));
     }
 }
 

@@ -12,6 +12,7 @@ use tokenizers::{AddedToken, TokenizerBuilder};
 pub const END_OF_TEXT: &str = "<|endoftext|>";
 
 /// A text tokeniser.
+#[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
 }

@@ -267,6 +267,17 @@ fn ppo_learns_to_emit_sevens() {
     assert!(last > 2.0 * first + 0.05, "first {first}, last {last}");
 }
 
+/// Rewards responses by their length in characters (never constant across samples).
+struct Chars;
+impl Reward for Chars {
+    fn name(&self) -> String {
+        "chars".into()
+    }
+    fn score(&mut self, s: &[Sample]) -> Result<Vec<f64>, LmError> {
+        Ok(s.iter().map(|x| x.response.len() as f64).collect())
+    }
+}
+
 /// A ratio threshold below 1 skips every minibatch: nothing moves; an early-stop KL of
 /// (almost) zero lets exactly the first minibatch through (its ratio is exactly 1).
 #[test]
@@ -284,7 +295,7 @@ fn ppo_guards_skip_and_stop() {
         ..base.clone()
     };
     let mut t = PpoLmTrainer::new(cfg, model_for(&tk, 3), prompts(), &tk).unwrap();
-    let log = t.train_step(&mut Sevens, &tk).unwrap();
+    let log = t.train_step(&mut Chars, &tk).unwrap();
     assert_eq!(log.skipped_minibatches, 8.0);
     assert_eq!(max_abs_diff(&t.policy, &t.reference), 0.0);
     let cfg = PpoLmConfig {
@@ -292,7 +303,7 @@ fn ppo_guards_skip_and_stop() {
         ..base
     };
     let mut t = PpoLmTrainer::new(cfg, model_for(&tk, 3), prompts(), &tk).unwrap();
-    let log = t.train_step(&mut Sevens, &tk).unwrap();
+    let log = t.train_step(&mut Chars, &tk).unwrap();
     assert_eq!(log.early_stopped, 1.0);
     assert!(max_abs_diff(&t.policy, &t.reference) > 0.0);
 }
@@ -342,5 +353,73 @@ fn ppo_resume_is_exact() {
     full.save_checkpoint(&a).unwrap();
     second.save_checkpoint(&b).unwrap();
     assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+use rein_lm::reward_model::{
+    evaluate_preferences, train_reward_model, PreferencePair, RewardModel, RewardModelConfig,
+};
+
+/// A reward model learns a preference the backbone knows nothing about (responses with 7s
+/// over responses with 1s), reaches high held-out accuracy, normalises to mean 0 / std 1 and
+/// scores the same after a save and a reload.
+#[test]
+fn reward_model_learns_a_preference_and_round_trips() {
+    let tk = tokenizer("rm");
+    let pairs: Vec<PreferencePair> = (0..80)
+        .map(|i| PreferencePair {
+            prompt: format!("Q: {} + 3 = ? Answer:", i % 9),
+            chosen: format!(" {}7", i % 5),
+            rejected: format!(" {}1", i % 5),
+        })
+        .collect();
+    let mut rm = RewardModel::new(
+        model_for(&tk, 7),
+        tk.clone(),
+        &mut rein_core::rng_from_seed(1),
+    )
+    .unwrap();
+    let before = evaluate_preferences(&rm, &pairs).unwrap();
+    let cfg = RewardModelConfig {
+        epochs: 6,
+        batch_size: 8,
+        learning_rate: 3e-3,
+        eval_fraction: 0.25,
+        ..Default::default()
+    };
+    let mut steps = 0;
+    let (eval, held) = train_reward_model(&mut rm, pairs, &cfg, |_, _| {
+        steps += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(held.len(), 20);
+    assert_eq!(steps, 6 * 60usize.div_ceil(8));
+    assert!(eval.accuracy >= 0.95, "before {before:?}, after {eval:?}");
+    assert!(eval.margin > 1.0, "{eval:?}");
+    let texts: Vec<(String, String)> = held
+        .iter()
+        .flat_map(|p| {
+            [
+                (p.prompt.clone(), p.chosen.clone()),
+                (p.prompt.clone(), p.rejected.clone()),
+            ]
+        })
+        .collect();
+    let r = rm.score_texts(&texts).unwrap();
+    let mean = r.iter().sum::<f64>() / r.len() as f64;
+    let std = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / r.len() as f64).sqrt();
+    rm.normalize(mean, std).unwrap();
+    let r = rm.score_texts(&texts).unwrap();
+    let m2 = r.iter().sum::<f64>() / r.len() as f64;
+    let s2 = (r.iter().map(|x| (x - m2).powi(2)).sum::<f64>() / r.len() as f64).sqrt();
+    assert!(
+        m2.abs() < 1e-4 && (s2 - 1.0).abs() < 1e-3,
+        "mean {m2} std {s2}"
+    );
+    let dir = std::env::temp_dir().join(format!("rein_rm_{}", std::process::id()));
+    rm.save(&dir).unwrap();
+    let back = RewardModel::load(&dir).unwrap();
+    assert_eq!(back.score_texts(&texts).unwrap(), r);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,0 +1,314 @@
+//! `rein lm eval` (task metric and cost against the reference on held-out prompts),
+//! `rein lm train-reward-model` (Bradley-Terry reward models) and `rein lm example-data`
+//! (the example datasets of the task presets).
+
+use crate::cmd_lm_rl::{read_preset, reward_specs};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rein_lm::generate::{generate, GenerationConfig};
+use rein_lm::reward_model::{
+    read_preferences, train_reward_model, RewardModel, RewardModelConfig, RewardModelLog,
+};
+use rein_lm::rewards::build_reward;
+use rein_lm::rl::{KlEstimator, ResponseBatch, Sample};
+use rein_lm::{Gpt2, Tokenizer};
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  rein lm eval --model runs/lm/<run>/model --reference models/quickstart --preset presets/lm/arithmetic.toml --prompts models/quickstart/heldout.jsonl\n  rein lm eval --model runs/lm/<run>/model --reference START --preset presets/lm/summarization.toml --json\n\nFor each held-out prompt: one greedy response (the task metric, `reward`), and one sampled\nresponse at temperature 1 for the cost: `kl` = mean summed log(pi/pi_ref) over its tokens (k1),\n`reference_perplexity` = perplexity of the greedy responses under the reference model (fluency\nas the starting model judges it). Reward hacking shows up as reward up with KL and reference\nperplexity far up: both are printed."
+)]
+pub struct EvalArgs {
+    /// The trained model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// The starting (reference) model directory; default: --model itself.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Held-out JSONL prompts (default: the preset's `eval_prompts`).
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// Task preset for the reward and the generation settings.
+    #[arg(long)]
+    preset: Option<PathBuf>,
+    /// Reward `kind[:key=value,...][@weight]`; repeatable; replaces the preset's.
+    #[arg(long)]
+    reward: Vec<String>,
+    /// Response length limit (default: the preset's max_new_tokens, else 32).
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
+    /// Evaluate the first N prompts only.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn load_pair(dir: &Path) -> Result<(Gpt2, Tokenizer)> {
+    let m = rein_lm::checkpoint::load_model(dir)?;
+    let tk = Tokenizer::from_dir(dir)?
+        .with_context(|| format!("{}: no tokenizer.json", dir.display()))?;
+    Ok((m, tk))
+}
+
+/// `rein lm eval`.
+pub fn eval(a: &EvalArgs) -> Result<()> {
+    let preset = a.preset.as_deref().map(read_preset).transpose()?;
+    let prompts_path = a
+        .prompts
+        .clone()
+        .or_else(|| preset.as_ref().and_then(|p| p.eval_prompts.clone()))
+        .context("--prompts is required (or a --preset with `eval_prompts`)")?;
+    let mut records = rein_lm::rl::read_prompts(&prompts_path)?;
+    if let Some(n) = a.limit {
+        records.truncate(n);
+    }
+    if records.is_empty() {
+        bail!("{}: no prompts", prompts_path.display());
+    }
+    let specs = reward_specs(&a.reward, preset.as_ref())?;
+    let mut reward = build_reward(&specs)?;
+    let (policy, tk) = load_pair(&a.model)?;
+    let reference = match &a.reference {
+        Some(r) => rein_lm::checkpoint::load_model(r)?,
+        None => policy.deep_copy()?,
+    };
+    if reference.config.vocab_size != policy.config.vocab_size {
+        bail!(
+            "--reference has a vocabulary of {} tokens but --model has {}: they must share a tokenizer",
+            reference.config.vocab_size,
+            policy.config.vocab_size
+        );
+    }
+    let setting = |k: &str| preset.as_ref().and_then(|p| p.settings.get(k).cloned());
+    let max_new = a
+        .max_new_tokens
+        .or_else(|| {
+            setting("max_new_tokens")
+                .and_then(|v| v.as_integer())
+                .map(|v| v as usize)
+        })
+        .unwrap_or(32);
+    let stops: Vec<String> = setting("stop_strings")
+        .and_then(|v| v.try_into().ok())
+        .unwrap_or_default();
+    let greedy = GenerationConfig {
+        max_new_tokens: max_new,
+        eos_token_id: policy.config.eos_token_id,
+        stop_strings: stops.clone(),
+        ..Default::default()
+    };
+    let sampled = GenerationConfig {
+        do_sample: true,
+        seed: 12_345,
+        ..greedy.clone()
+    };
+    let (mut score_sum, mut kl_sum, mut nll_sum, mut tokens, mut len_sum) =
+        (0.0, 0.0, 0.0, 0usize, 0usize);
+    let n_pos = policy.config.n_positions;
+    for chunk in records.chunks(32) {
+        let ids = chunk
+            .iter()
+            .map(|r| tk.encode(&r.prompt))
+            .collect::<Result<Vec<_>, _>>()?;
+        let g = generate(&policy, &ids, &greedy, None, Some(&tk))?;
+        let texts: Vec<String> = g
+            .iter()
+            .map(|x| x.text.clone().unwrap_or_default())
+            .collect();
+        let samples: Vec<Sample> = chunk
+            .iter()
+            .zip(&texts)
+            .map(|(r, t)| Sample {
+                prompt: &r.prompt,
+                response: t,
+                references: &r.references,
+            })
+            .collect();
+        score_sum += reward.score(&samples)?.iter().sum::<f64>();
+        let responses: Vec<Vec<u32>> = g.iter().map(|x| x.ids.clone()).collect();
+        len_sum += responses.iter().map(Vec::len).sum::<usize>();
+        if responses.iter().any(|r| !r.is_empty()) {
+            let b = ResponseBatch::new(&ids, &responses, n_pos)?;
+            let (lr, _) = b.logprobs(&reference, 1.0, None)?;
+            let lr = lr.flatten_all()?.to_vec1::<f32>()?;
+            for (x, m) in lr.iter().zip(&b.token_mask) {
+                if *m > 0.0 {
+                    nll_sum -= f64::from(*x);
+                    tokens += 1;
+                }
+            }
+        }
+        let s = generate(&policy, &ids, &sampled, None, None)?;
+        let responses: Vec<Vec<u32>> = s.into_iter().map(|x| x.ids).collect();
+        let b = ResponseBatch::new(&ids, &responses, n_pos)?;
+        let (lp, _) = b.logprobs(&policy, 1.0, None)?;
+        let (lr, _) = b.logprobs(&reference, 1.0, None)?;
+        kl_sum += rein_lm::grpo::sequence_kl(&lp, &lr, &b.token_mask, KlEstimator::K1)?
+            * chunk.len() as f64;
+    }
+    let n = records.len() as f64;
+    let out = serde_json::json!({
+        "prompts": records.len(),
+        "reward_name": reward.name(),
+        "reward": score_sum / n,
+        "kl": kl_sum / n,
+        "reference_perplexity": if tokens > 0 { (nll_sum / tokens as f64).exp() } else { f64::NAN },
+        "response_length": len_sum as f64 / n,
+    });
+    if a.json {
+        println!("{out}");
+    } else {
+        println!(
+            "{} prompts; task metric ({}) {:.4}; KL to the reference {:.4} nats per response; reference perplexity of the responses {:.3}; mean length {:.1} tokens",
+            records.len(),
+            out["reward_name"].as_str().unwrap_or(""),
+            out["reward"].as_f64().unwrap_or(0.0),
+            out["kl"].as_f64().unwrap_or(0.0),
+            out["reference_perplexity"].as_f64().unwrap_or(f64::NAN),
+            out["response_length"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  rein lm train-reward-model --model models/quickstart --data examples/lm/dialogue/preferences.jsonl --out models/dialogue-rm\n  rein lm train-reward-model --model BASE --data prefs.jsonl --out RM --policy BASE --prompts prompts.jsonl --set epochs=2\n\nData: JSON lines {\"prompt\", \"chosen\", \"rejected\"}. Loss: -log sigmoid(r_chosen - r_rejected).\nPrints held-out accuracy and margin. The rewards are then normalised to mean 0 / std 1 over\nsamples of the reference policy (--policy and --prompts: one response per prompt, at most 256),\nor over the training responses when no policy is given.\nSettings (--set key=value): epochs, batch_size, learning_rate, warmup_steps, weight_decay,\nmax_grad_norm, eval_fraction, seed."
+)]
+pub struct TrainRewardModelArgs {
+    /// Backbone model directory (its tokenizer goes with it).
+    #[arg(long)]
+    model: PathBuf,
+    /// Preference pairs (JSONL).
+    #[arg(long)]
+    data: PathBuf,
+    /// Where the reward model goes.
+    #[arg(long)]
+    out: PathBuf,
+    /// Reference policy whose samples set the normalisation.
+    #[arg(long, requires = "prompts")]
+    policy: Option<PathBuf>,
+    /// Prompts for the normalisation samples.
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// Response length of the normalisation samples.
+    #[arg(long, default_value_t = 32)]
+    max_new_tokens: usize,
+    /// Setting `key=value`; repeatable.
+    #[arg(long = "set")]
+    set: Vec<String>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `rein lm train-reward-model`.
+pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
+    let mut v = serde_json::to_value(RewardModelConfig::default())?;
+    for (k, val) in crate::options::kv_map(&a.set)? {
+        crate::options::set_path(&mut v, &k, val)?;
+    }
+    let cfg: RewardModelConfig = serde_json::from_value(v).context("invalid --set value")?;
+    let pairs = read_preferences(&a.data)?;
+    let (backbone, tk) = load_pair(&a.model)?;
+    let mut rng = rein_core::rng_from_seed(cfg.seed);
+    let mut rm = RewardModel::new(backbone, tk, &mut rng)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("{}", a.out.display()))?;
+    let csv = a.out.join("metrics.csv");
+    let mut logger = rein_core::metrics::CsvLogger::create(&csv, &RewardModelLog::COLUMNS)?;
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let all = pairs.clone();
+    let (eval, _) = train_reward_model(&mut rm, pairs, &cfg, |log, total| {
+        let b = bar.get_or_insert_with(|| crate::cmd_lm::step_bar(total, 0, a.quiet));
+        b.set_position(log.step);
+        b.set_message(format!("loss {:.3} acc {:.2}", log.loss, log.accuracy));
+        logger
+            .log(&log.row())
+            .map_err(|e| rein_lm::LmError::io(&csv, e))
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let texts: Vec<(String, String)> = match (&a.policy, &a.prompts) {
+        (Some(p), Some(prompts)) => {
+            let (policy, ptk) = load_pair(p)?;
+            let records = rein_lm::rl::read_prompts(prompts)?;
+            let records = &records[..records.len().min(256)];
+            let ids = records
+                .iter()
+                .map(|r| ptk.encode(&r.prompt))
+                .collect::<Result<Vec<_>, _>>()?;
+            let g = generate(
+                &policy,
+                &ids,
+                &GenerationConfig {
+                    max_new_tokens: a.max_new_tokens,
+                    do_sample: true,
+                    eos_token_id: policy.config.eos_token_id,
+                    seed: cfg.seed,
+                    ..Default::default()
+                },
+                None,
+                Some(&ptk),
+            )?;
+            records
+                .iter()
+                .zip(g)
+                .map(|(r, x)| (r.prompt.clone(), x.text.unwrap_or_default()))
+                .collect()
+        }
+        _ => all
+            .iter()
+            .flat_map(|p| {
+                [
+                    (p.prompt.clone(), p.chosen.clone()),
+                    (p.prompt.clone(), p.rejected.clone()),
+                ]
+            })
+            .collect(),
+    };
+    let r = rm.score_texts(&texts)?;
+    let mean = r.iter().sum::<f64>() / r.len().max(1) as f64;
+    let std = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / r.len().max(1) as f64).sqrt();
+    rm.normalize(mean, std.max(1e-6))?;
+    rm.save(&a.out)?;
+    crate::plot::csv_curve(
+        &a.out,
+        "loss_curve.png",
+        ("step", "loss"),
+        ("step", "Bradley-Terry loss"),
+    )?;
+    let summary = serde_json::json!({
+        "eval": eval,
+        "normalization": {"mean": mean, "std": std, "samples": texts.len(),
+            "over": if a.policy.is_some() { "reference-policy samples" } else { "training responses" }},
+        "out": a.out,
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  rein lm example-data --out examples/lm\n\nWrites the example JSONL files of the task presets (sentiment, summarization, translation,\ndialogue with preference pairs, arithmetic); the same seeds give the same bytes."
+)]
+pub struct ExampleDataArgs {
+    /// Output folder.
+    #[arg(long, default_value = "examples/lm")]
+    out: PathBuf,
+}
+
+/// `rein lm example-data`.
+pub fn example_data(a: &ExampleDataArgs) -> Result<()> {
+    for (rel, text) in rein_lm::tasks::examples::all_files() {
+        let path = a.out.join(&rel);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).with_context(|| format!("{}", d.display()))?;
+        }
+        rein_core::metrics::write_atomic(&path, text.as_bytes())?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}
