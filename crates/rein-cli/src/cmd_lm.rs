@@ -33,6 +33,8 @@ pub enum LmCommand {
     Eval(crate::cmd_lm_tasks::EvalArgs),
     /// Train a Bradley-Terry reward model on preference pairs.
     TrainRewardModel(crate::cmd_lm_tasks::TrainRewardModelArgs),
+    /// Check a task preset: settings, prompt files, rewards.
+    CheckPreset(crate::cmd_lm_rl::CheckPresetArgs),
     /// Write the example datasets of the task presets.
     ExampleData(crate::cmd_lm_tasks::ExampleDataArgs),
     /// Text metrics: BLEU and chrF as sacrebleu, ROUGE as rouge-score, VADER as vaderSentiment.
@@ -54,6 +56,7 @@ pub fn run(c: LmCommand) -> Result<()> {
         LmCommand::Eval(a) => crate::cmd_lm_tasks::eval(&a),
         LmCommand::TrainRewardModel(a) => crate::cmd_lm_tasks::train_rm(&a),
         LmCommand::ExampleData(a) => crate::cmd_lm_tasks::example_data(&a),
+        LmCommand::CheckPreset(a) => crate::cmd_lm_rl::check_preset(&a),
     }
 }
 

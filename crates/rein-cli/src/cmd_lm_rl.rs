@@ -122,6 +122,59 @@ pub fn read_preset(path: &Path) -> Result<TaskPreset> {
     Ok(p)
 }
 
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  rein lm check-preset presets/lm/summarization.toml\n\nParses the preset, checks its settings against its trainer's (grpo or ppo), reads its\nprompt files and builds its rewards (a reward model that is not trained yet is reported,\nnot an error)."
+)]
+pub struct CheckPresetArgs {
+    /// The preset file.
+    preset: PathBuf,
+}
+
+/// `rein lm check-preset`.
+pub fn check_preset(a: &CheckPresetArgs) -> Result<()> {
+    let p = read_preset(&a.preset)?;
+    match p.trainer.as_deref() {
+        Some("grpo") => {
+            let c: GrpoConfig = settings(Some(&p), &[])?;
+            c.validate()?;
+        }
+        Some("ppo") => {
+            let c: PpoLmConfig = settings(Some(&p), &[])?;
+            c.validate()?;
+        }
+        other => bail!(
+            "{}: trainer must be \"grpo\" or \"ppo\", got {other:?}",
+            a.preset.display()
+        ),
+    }
+    for f in [&p.prompts, &p.eval_prompts].into_iter().flatten() {
+        let n = rein_lm::rl::read_prompts(f)?.len();
+        println!("{}: {n} prompts", f.display());
+    }
+    for spec in &p.reward {
+        match spec {
+            RewardSpec::RewardModel { path, .. } if !path.join("model.safetensors").exists() => {
+                println!(
+                    "reward model {} is not trained yet (rein lm train-reward-model --out {})",
+                    path.display(),
+                    path.display()
+                );
+            }
+            _ => {
+                spec.build()?;
+            }
+        }
+    }
+    println!(
+        "{}: ok ({} trainer, {} rewards)",
+        a.preset.display(),
+        p.trainer.as_deref().unwrap_or(""),
+        p.reward.len()
+    );
+    Ok(())
+}
+
 /// Rewards from `--reward` flags, else the preset's, else exact_answer.
 pub fn reward_specs(flags: &[String], preset: Option<&TaskPreset>) -> Result<Vec<RewardSpec>> {
     if !flags.is_empty() {
