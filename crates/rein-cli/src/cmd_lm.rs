@@ -819,8 +819,11 @@ pub struct QuickstartArgs {
     #[arg(long, default_value = "models/quickstart")]
     out: PathBuf,
     /// Optimizer steps.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 1000)]
     steps: u64,
+    /// Share of the training answers written in words instead of digits.
+    #[arg(long, default_value_t = 0.3)]
+    words_share: f64,
     /// Seed of the data and the model.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -834,25 +837,35 @@ impl QuickstartArgs {
     pub fn new(out: PathBuf, quiet: bool) -> Self {
         Self {
             out,
-            steps: 600,
+            steps: 1000,
+            words_share: 0.3,
             seed: 0,
             quiet,
         }
     }
 }
 
-/// Accuracy of greedy answers on `problems` (the first number of the continuation).
+/// Greedy answers to `problems`: the share whose first number is the answer (accuracy) and
+/// the share that contains a number at all (answers in digits, the form the checker reads).
+pub struct AnswerStats {
+    /// Share answered correctly.
+    pub accuracy: f64,
+    /// Share answered with digits.
+    pub in_digits: f64,
+}
+
+/// Scores greedy answers (6 new tokens) to `problems`, 32 at a time.
 pub fn answer_accuracy(
     model: &Gpt2,
     tk: &Tokenizer,
     problems: &[rein_lm::tasks::Problem],
-) -> Result<f64> {
+) -> Result<AnswerStats> {
     let cfg = GenerationConfig {
         max_new_tokens: 6,
         eos_token_id: model.config.eos_token_id,
         ..Default::default()
     };
-    let mut right = 0usize;
+    let (mut right, mut digits) = (0usize, 0usize);
     for chunk in problems.chunks(32) {
         let prompts = chunk
             .iter()
@@ -861,12 +874,16 @@ pub fn answer_accuracy(
         let out = generate(model, &prompts, &cfg, None, Some(tk))?;
         for (p, g) in chunk.iter().zip(out) {
             let text = g.text.unwrap_or_default();
-            if rein_lm::tasks::extract_number(&text).as_deref() == Some(p.answer.as_str()) {
-                right += 1;
-            }
+            let got = rein_lm::tasks::extract_number(&text);
+            digits += usize::from(got.is_some());
+            right += usize::from(got.as_deref() == Some(p.answer.as_str()));
         }
     }
-    Ok(right as f64 / problems.len().max(1) as f64)
+    let n = problems.len().max(1) as f64;
+    Ok(AnswerStats {
+        accuracy: right as f64 / n,
+        in_digits: digits as f64 / n,
+    })
 }
 
 /// `rein lm quickstart`: the default small model, built from nothing: arithmetic text generated
@@ -875,12 +892,12 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
     let start = std::time::Instant::now();
     let work = a.out.with_extension("work");
     std::fs::create_dir_all(&work)?;
+    if !(0.0..=1.0).contains(&a.words_share) {
+        bail!("--words-share must lie in [0, 1], got {}", a.words_share);
+    }
     let problems = rein_lm::tasks::arithmetic_problems(30_000, a.seed);
     let (train, held) = problems.split_at(29_000);
-    let mut text = String::new();
-    for p in train {
-        text.push_str(&format!("{} {}\n\n", p.prompt, p.answer));
-    }
+    let text = rein_lm::tasks::arithmetic_corpus(train, a.words_share, a.seed);
     let corpus = work.join("arithmetic.txt");
     rein_core::metrics::write_atomic(&corpus, text.as_bytes())?;
     let tk = Tokenizer::train_bpe(std::slice::from_ref(&corpus), 512)?;
@@ -945,7 +962,7 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
             .collect::<Result<String, _>>()?
             .as_bytes(),
     )?;
-    let acc = answer_accuracy(&t.model, &tk, &eval)?;
+    let acc = answer_accuracy(&t.model, &tk, &eval)?.accuracy;
     println!(
         "model written to {} in {:.0} s; eval loss {:.4}; greedy answer accuracy on 500 held-out problems: {:.1}%",
         a.out.display(),

@@ -76,32 +76,59 @@ impl AdamW {
         Ok(())
     }
 
-    /// One update from gradients by parameter name:
-    /// `p <- p (1 - lr wd)`, then `p <- p - lr m_hat / (sqrt(v_hat) + eps)`.
+    /// One update from gradients by parameter name, as `torch.optim.AdamW`:
+    /// `p <- p (1 - lr wd)`, `m <- b1 m + (1 - b1) g`, `v <- b2 v + (1 - b2) g^2`,
+    /// `p <- p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
+    /// One fused pass per parameter (the composed tensor version made fifteen passes and as
+    /// many allocations per parameter, a tenth of a small model's RL step).
     pub fn step_named(
         &mut self,
         grads: &std::collections::HashMap<String, Tensor>,
     ) -> Result<(), LmError> {
+        use rayon::prelude::*;
         self.step += 1;
         let t = self.step as i32;
-        let (b1, b2) = (self.beta1, self.beta2);
-        let bc1 = 1.0 - b1.powi(t);
-        let bc2 = 1.0 - b2.powi(t);
+        let (b1, b2) = (self.beta1 as f32, self.beta2 as f32);
+        let step_size = (self.lr / (1.0 - self.beta1.powi(t))) as f32;
+        let bc2_sqrt = (1.0 - self.beta2.powi(t)).sqrt() as f32;
+        let decay = (1.0 - self.lr * self.weight_decay) as f32;
+        let eps = self.eps as f32;
         for (i, (name, p)) in self.params.iter().enumerate() {
             let Some(g) = grads.get(name) else {
                 continue;
             };
-            // Gradients computed from variables carry their op history; without detaching,
-            // the moments would keep every step's graph alive.
-            let g = g.detach();
-            let m = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?.detach();
-            let v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?.detach();
-            let denom = ((&v / bc2)?.sqrt()? + self.eps)?;
-            let upd = ((&m / bc1)? / denom)?;
-            let decayed = (p.as_tensor() * (1.0 - self.lr * self.weight_decay))?;
-            p.set(&(decayed - (upd * self.lr)?)?.detach())?;
-            self.m[i] = m;
-            self.v[i] = v;
+            let shape = p.as_tensor().shape().clone();
+            if g.shape() != &shape {
+                return Err(LmError::Input(format!(
+                    "gradient of {name} has shape {:?}, the parameter {:?}",
+                    g.dims(),
+                    shape.dims()
+                )));
+            }
+            let flat = |x: &Tensor| -> Result<Vec<f32>, LmError> {
+                Ok(x.detach().flatten_all()?.to_vec1::<f32>()?)
+            };
+            let g = flat(g)?;
+            let mut pv = flat(p.as_tensor())?;
+            let mut m = flat(&self.m[i])?;
+            let mut v = flat(&self.v[i])?;
+            pv.par_chunks_mut(1 << 14)
+                .zip(m.par_chunks_mut(1 << 14))
+                .zip(v.par_chunks_mut(1 << 14))
+                .zip(g.par_chunks(1 << 14))
+                .for_each(|(((pc, mc), vc), gc)| {
+                    for j in 0..pc.len() {
+                        let gj = gc[j];
+                        mc[j] = b1 * mc[j] + (1.0 - b1) * gj;
+                        vc[j] = b2 * vc[j] + (1.0 - b2) * gj * gj;
+                        let denom = vc[j].sqrt() / bc2_sqrt + eps;
+                        pc[j] = pc[j] * decay - step_size * mc[j] / denom;
+                    }
+                });
+            let dev = p.as_tensor().device().clone();
+            p.set(&Tensor::from_vec(pv, shape.clone(), &dev)?)?;
+            self.m[i] = Tensor::from_vec(m, shape.clone(), &dev)?;
+            self.v[i] = Tensor::from_vec(v, shape, &dev)?;
         }
         Ok(())
     }
@@ -166,4 +193,48 @@ pub fn clip_grad_norm(
         }
     }
     Ok(norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Three steps against the update written out in f64 (PyTorch's AdamW formula).
+    #[test]
+    fn fused_step_matches_the_formula() {
+        let p =
+            Var::from_tensor(&Tensor::new(&[0.5f32, -1.0, 2.0], &Device::Cpu).unwrap()).unwrap();
+        let mut opt = AdamW::new(vec![("w".into(), p.clone())], 0.01, 0.1).unwrap();
+        let (mut pw, mut m, mut v) = ([0.5f64, -1.0, 2.0], [0.0f64; 3], [0.0f64; 3]);
+        for (t, g) in [[0.1f64, -0.2, 0.3], [0.05, 0.4, -0.1], [-0.3, 0.0, 0.2]]
+            .iter()
+            .enumerate()
+        {
+            let gt = Tensor::new(&[g[0] as f32, g[1] as f32, g[2] as f32], &Device::Cpu).unwrap();
+            let grads = std::collections::HashMap::from([("w".to_string(), gt)]);
+            opt.step_named(&grads).unwrap();
+            let t = (t + 1) as i32;
+            for j in 0..3 {
+                pw[j] *= 1.0 - 0.01 * 0.1;
+                m[j] = 0.9 * m[j] + 0.1 * g[j];
+                v[j] = 0.999 * v[j] + 0.001 * g[j] * g[j];
+                let denom = v[j].sqrt() / (1.0 - 0.999f64.powi(t)).sqrt() + 1e-8;
+                pw[j] -= 0.01 / (1.0 - 0.9f64.powi(t)) * m[j] / denom;
+            }
+        }
+        let got = p.as_tensor().to_vec1::<f32>().unwrap();
+        for (a, b) in got.iter().zip(pw) {
+            assert!((f64::from(*a) - b).abs() < 1e-6, "{got:?} vs {pw:?}");
+        }
+        let bad = std::collections::HashMap::from([(
+            "w".to_string(),
+            Tensor::new(&[1.0f32, 2.0], &Device::Cpu).unwrap(),
+        )]);
+        assert!(opt
+            .step_named(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("shape"));
+    }
 }
