@@ -79,7 +79,7 @@ pub fn number_words(n: u32) -> String {
     ];
     match n {
         0..=19 => ONES[n as usize].to_string(),
-        20..=99 if n % 10 == 0 => TENS[(n / 10) as usize].to_string(),
+        20..=99 if n.is_multiple_of(10) => TENS[(n / 10) as usize].to_string(),
         20..=99 => format!("{}-{}", TENS[(n / 10) as usize], ONES[(n % 10) as usize]),
         _ => n.to_string(),
     }
@@ -91,7 +91,7 @@ pub fn number_words(n: u32) -> String {
 /// on this text answers some problems in a form the checker rejects: what RL with the
 /// exact-answer reward teaches it to stop doing (see `rein lm demo`).
 pub fn arithmetic_corpus(problems: &[Problem], words_share: f64, seed: u64) -> String {
-    let mut rng = rng_from_seed(seed ^ 0x5eed_0f_3011);
+    let mut rng = rng_from_seed(seed ^ 0x005e_ed0f_3011);
     let mut text = String::new();
     for p in problems {
         let ans = match p.answer.parse::<u32>() {
