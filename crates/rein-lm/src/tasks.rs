@@ -50,59 +50,6 @@ pub fn arithmetic_problems(n: usize, seed: u64) -> Vec<Problem> {
         .collect()
 }
 
-/// `n` (0-99) in English words, hyphenated as in running text: "zero", "twelve", "forty-two".
-pub fn number_words(n: u32) -> String {
-    const ONES: [&str; 20] = [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-    ];
-    const TENS: [&str; 10] = [
-        "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-    ];
-    match n {
-        0..=19 => ONES[n as usize].to_string(),
-        20..=99 if n.is_multiple_of(10) => TENS[(n / 10) as usize].to_string(),
-        20..=99 => format!("{}-{}", TENS[(n / 10) as usize], ONES[(n % 10) as usize]),
-        _ => n.to_string(),
-    }
-}
-
-/// The quickstart's training text: each problem followed by its answer and a blank line; a
-/// seeded share `words_share` of the answers is written in words ("Answer: twenty-two"), as
-/// numbers appear in running text. The verifiable task reads digits only, so a model trained
-/// on this text answers some problems in a form the checker rejects: what RL with the
-/// exact-answer reward teaches it to stop doing (see `rein lm demo`).
-pub fn arithmetic_corpus(problems: &[Problem], words_share: f64, seed: u64) -> String {
-    let mut rng = rng_from_seed(seed ^ 0x005e_ed0f_3011);
-    let mut text = String::new();
-    for p in problems {
-        let ans = match p.answer.parse::<u32>() {
-            Ok(n) if rng.random_bool(words_share) => number_words(n),
-            _ => p.answer.clone(),
-        };
-        text.push_str(&format!("{} {}\n\n", p.prompt, ans));
-    }
-    text
-}
-
 /// The first integer in `text` (an optional minus sign and digits), as the verifiable tasks
 /// read a model's answer.
 pub fn extract_number(text: &str) -> Option<String> {
@@ -144,26 +91,6 @@ mod tests {
                 };
             assert_eq!(q.answer, want.to_string(), "{}", q.prompt);
         }
-    }
-
-    #[test]
-    fn numbers_are_written_in_words() {
-        assert_eq!(number_words(0), "zero");
-        assert_eq!(number_words(13), "thirteen");
-        assert_eq!(number_words(40), "forty");
-        assert_eq!(number_words(98), "ninety-eight");
-        let p = arithmetic_problems(400, 1);
-        let text = arithmetic_corpus(&p, 0.3, 2);
-        let words = text
-            .lines()
-            .filter(|l| l.starts_with("Q:"))
-            .filter(|l| extract_number(l.rsplit_once("Answer:").unwrap().1).is_none())
-            .count();
-        assert!(
-            (90..150).contains(&words),
-            "{words} of 400 answers in words"
-        );
-        assert_eq!(text, arithmetic_corpus(&p, 0.3, 2));
     }
 
     #[test]
