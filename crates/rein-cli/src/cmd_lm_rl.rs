@@ -8,7 +8,7 @@ use clap::Args;
 use rein_lm::grpo::{GrpoConfig, GrpoLog, GrpoTrainer};
 use rein_lm::ppo_lm::{PpoLmConfig, PpoLmTrainer, PpoLog};
 use rein_lm::rewards::{build_reward, RewardSpec};
-use rein_lm::rl::{PromptRecord, ResponseBatch, Reward};
+use rein_lm::rl::{PromptRecord, Reward};
 use rein_lm::rollout::ScoredSample;
 use rein_lm::{Gpt2, Tokenizer};
 use serde::de::DeserializeOwned;
@@ -207,7 +207,8 @@ fn settings<C: Serialize + DeserializeOwned + Default>(
     serde_json::from_value(v).context("invalid setting value")
 }
 
-fn load_model_and_tokenizer(dir: &Path) -> Result<(Gpt2, Tokenizer)> {
+/// A model directory with its tokenizer (an error names the directory when it has none).
+pub(crate) fn load_model_and_tokenizer(dir: &Path) -> Result<(Gpt2, Tokenizer)> {
     let model = rein_lm::checkpoint::load_model(dir)?;
     let tk = Tokenizer::from_dir(dir)?.with_context(|| {
         format!(
@@ -579,7 +580,14 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         },
     )?;
     let after = answer_accuracy(&t.policy, &tk, &held)?;
-    let kl = heldout_kl(&t, &tk, &held)?;
+    let prompts: Vec<String> = held.iter().map(|p| p.prompt.clone()).collect();
+    let kl = crate::cmd_lm_tasks::kl_to_reference(
+        &t.policy,
+        &t.reference,
+        &tk,
+        &prompts,
+        t.config.max_new_tokens,
+    )?;
     println!("accuracy after: {:.1}%", 100.0 * after);
     println!(
         "KL(policy || start) on held-out prompts: {kl:.4} nats per response (k1, one sample each); run directory {}; {:.0} s in all",
@@ -587,33 +595,6 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// Mean summed-token KL estimate (k1) of one sampled response per held-out prompt.
-fn heldout_kl(t: &GrpoTrainer, tk: &Tokenizer, held: &[rein_lm::tasks::Problem]) -> Result<f64> {
-    let gcfg = rein_lm::GenerationConfig {
-        max_new_tokens: t.config.max_new_tokens,
-        do_sample: true,
-        temperature: 1.0,
-        eos_token_id: t.policy.config.eos_token_id,
-        seed: 12_345,
-        ..Default::default()
-    };
-    let mut total = 0.0;
-    for chunk in held.chunks(64) {
-        let prompts = chunk
-            .iter()
-            .map(|p| tk.encode(&p.prompt))
-            .collect::<Result<Vec<_>, _>>()?;
-        let gens = rein_lm::generate(&t.policy, &prompts, &gcfg, None, None)?;
-        let responses: Vec<Vec<u32>> = gens.into_iter().map(|g| g.ids).collect();
-        let b = ResponseBatch::new(&prompts, &responses, t.policy.config.n_positions)?;
-        let (lp, _) = b.logprobs(&t.policy, 1.0, None)?;
-        let (lr, _) = b.logprobs(&t.reference, 1.0, None)?;
-        total += rein_lm::grpo::sequence_kl(&lp, &lr, &b.token_mask, rein_lm::rl::KlEstimator::K1)?
-            * chunk.len() as f64;
-    }
-    Ok(total / held.len().max(1) as f64)
 }
 
 #[derive(Args)]

@@ -12,7 +12,7 @@ use rein_lm::reward_model::{
 use rein_lm::rewards::build_reward;
 use rein_lm::rl::{KlEstimator, ResponseBatch, Sample};
 use rein_lm::{Gpt2, Tokenizer};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args)]
 #[command(
@@ -45,11 +45,40 @@ pub struct EvalArgs {
     json: bool,
 }
 
-fn load_pair(dir: &Path) -> Result<(Gpt2, Tokenizer)> {
-    let m = rein_lm::checkpoint::load_model(dir)?;
-    let tk = Tokenizer::from_dir(dir)?
-        .with_context(|| format!("{}: no tokenizer.json", dir.display()))?;
-    Ok((m, tk))
+use crate::cmd_lm_rl::load_model_and_tokenizer as load_pair;
+
+/// Mean over `prompts` of the summed per-token k1 estimate `log pi(y_t) - log pi_ref(y_t)` of
+/// one response sampled from `policy` at temperature 1 (seed 12345): the KL to the reference
+/// that `rein lm eval` and `rein lm demo` report.
+pub(crate) fn kl_to_reference(
+    policy: &Gpt2,
+    reference: &Gpt2,
+    tk: &Tokenizer,
+    prompts: &[String],
+    max_new_tokens: usize,
+) -> Result<f64> {
+    let cfg = GenerationConfig {
+        max_new_tokens,
+        do_sample: true,
+        eos_token_id: policy.config.eos_token_id,
+        seed: 12_345,
+        ..Default::default()
+    };
+    let mut total = 0.0;
+    for chunk in prompts.chunks(32) {
+        let ids = chunk
+            .iter()
+            .map(|p| tk.encode(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let s = generate(policy, &ids, &cfg, None, None)?;
+        let responses: Vec<Vec<u32>> = s.into_iter().map(|x| x.ids).collect();
+        let b = ResponseBatch::new(&ids, &responses, policy.config.n_positions)?;
+        let (lp, _) = b.logprobs(policy, 1.0, None)?;
+        let (lr, _) = b.logprobs(reference, 1.0, None)?;
+        total += rein_lm::grpo::sequence_kl(&lp, &lr, &b.token_mask, KlEstimator::K1)?
+            * chunk.len() as f64;
+    }
+    Ok(total / prompts.len().max(1) as f64)
 }
 
 /// `rein lm eval`.
@@ -99,13 +128,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         stop_strings: stops.clone(),
         ..Default::default()
     };
-    let sampled = GenerationConfig {
-        do_sample: true,
-        seed: 12_345,
-        ..greedy.clone()
-    };
-    let (mut score_sum, mut kl_sum, mut nll_sum, mut tokens, mut len_sum) =
-        (0.0, 0.0, 0.0, 0usize, 0usize);
+    let (mut score_sum, mut nll_sum, mut tokens, mut len_sum) = (0.0, 0.0, 0usize, 0usize);
     let n_pos = policy.config.n_positions;
     for chunk in records.chunks(32) {
         let ids = chunk
@@ -140,20 +163,15 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
                 }
             }
         }
-        let s = generate(&policy, &ids, &sampled, None, None)?;
-        let responses: Vec<Vec<u32>> = s.into_iter().map(|x| x.ids).collect();
-        let b = ResponseBatch::new(&ids, &responses, n_pos)?;
-        let (lp, _) = b.logprobs(&policy, 1.0, None)?;
-        let (lr, _) = b.logprobs(&reference, 1.0, None)?;
-        kl_sum += rein_lm::grpo::sequence_kl(&lp, &lr, &b.token_mask, KlEstimator::K1)?
-            * chunk.len() as f64;
     }
+    let prompts: Vec<String> = records.iter().map(|r| r.prompt.clone()).collect();
+    let kl = kl_to_reference(&policy, &reference, &tk, &prompts, max_new)?;
     let n = records.len() as f64;
     let out = serde_json::json!({
         "prompts": records.len(),
         "reward_name": reward.name(),
         "reward": score_sum / n,
-        "kl": kl_sum / n,
+        "kl": kl,
         "reference_perplexity": if tokens > 0 { (nll_sum / tokens as f64).exp() } else { f64::NAN },
         "response_length": len_sum as f64 / n,
     });

@@ -679,25 +679,7 @@ fn lm_generate_with_prompt_ids_returns_the_greedy_tokens_and_logprobs() {
 #[test]
 fn lm_pretrain_resumes_to_the_same_checkpoint_and_exports_a_loadable_model() {
     let root = std::env::temp_dir().join(format!("rein_cli_lm_{}", std::process::id()));
-    std::fs::create_dir_all(&root).unwrap();
-    let corpus = root.join("corpus.txt");
-    let mut text = String::new();
-    for a in 0..60 {
-        text.push_str(&format!("Q: {a} + 1 = ? Answer: {}\n\n", a + 1));
-    }
-    std::fs::write(&corpus, text).unwrap();
-    let tok = root.join("tok");
-    let o = rein(&[
-        "lm",
-        "train-tokenizer",
-        "--corpus",
-        corpus.to_str().unwrap(),
-        "--vocab-size",
-        "300",
-        "--out",
-        tok.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (corpus, tok) = corpus_and_tokenizer(&root);
     let pretrain = |runs: &str, extra: &[&str]| {
         let runs = root.join(runs);
         let mut args = vec![
@@ -871,8 +853,8 @@ fn lm_metric_matches_sacrebleu_corpus_scores() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// A tiny model made here (tokenizer + one pretraining step) for the RL commands.
-fn tiny_lm(root: &std::path::Path) -> PathBuf {
+/// A corpus of 60 arithmetic lines and a 300-entry BPE trained on it, under `root`.
+fn corpus_and_tokenizer(root: &std::path::Path) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(root).unwrap();
     let corpus = root.join("corpus.txt");
     let mut text = String::new();
@@ -892,6 +874,12 @@ fn tiny_lm(root: &std::path::Path) -> PathBuf {
         tok.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    (corpus, tok)
+}
+
+/// A tiny model made here (tokenizer + two pretraining steps) for the RL commands.
+fn tiny_lm(root: &std::path::Path) -> PathBuf {
+    let (corpus, tok) = corpus_and_tokenizer(root);
     let runs = root.join("pre");
     let o = rein(&[
         "lm",

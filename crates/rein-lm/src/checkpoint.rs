@@ -189,6 +189,26 @@ pub fn state_field<T: serde::de::DeserializeOwned>(
         .map_err(|e| LmError::Format(format!("{}: state field {key}: {e}", path.display())))
 }
 
+/// Restores AdamW moments (`opt.`-prefixed tensors, split off by [`split_prefixes`]) and the
+/// step counter (`opt_step` in the state) into `opt`, built over the same parameters.
+pub fn restore_adamw(
+    opt: &mut crate::optim::AdamW,
+    tensors: &HashMap<String, Tensor>,
+    state: &serde_json::Value,
+    path: &Path,
+) -> Result<(), LmError> {
+    opt.load_state_tensors(tensors)
+        .map_err(|e| LmError::Format(format!("{}: {e}", path.display())))?;
+    opt.step = state_field(state, "opt_step", path)?;
+    Ok(())
+}
+
+/// The generator saved under `rng` in a checkpoint's state.
+pub fn state_rng(state: &serde_json::Value, path: &Path) -> Result<rein_core::ReinRng, LmError> {
+    rein_core::rng::rng_from_str(&state_field::<String>(state, "rng", path)?)
+        .map_err(|e| LmError::Format(format!("{}: {e}", path.display())))
+}
+
 /// Reads a file written by [`save_state`]: its tensors and its JSON state.
 pub fn load_state(path: &Path) -> Result<(HashMap<String, Tensor>, serde_json::Value), LmError> {
     let bytes = std::fs::read(path).map_err(|e| LmError::io(path, e))?;

@@ -244,14 +244,6 @@ impl GrpoTrainer {
         })
     }
 
-    fn lr_at(&self, step: u64) -> f64 {
-        if step < self.config.warmup_steps {
-            self.config.learning_rate * (step + 1) as f64 / self.config.warmup_steps as f64
-        } else {
-            self.config.learning_rate
-        }
-    }
-
     /// One step: sample, score, update. `reward` scores the samples; `tk` decodes them.
     pub fn train_step(
         &mut self,
@@ -307,7 +299,7 @@ impl GrpoTrainer {
             (batch.n, 1),
             &candle_core::Device::Cpu,
         )?;
-        let lr = self.lr_at(self.step);
+        let lr = crate::rl::warmup_lr(c.learning_rate, c.warmup_steps, self.step);
         self.opt.lr = lr;
         let mut old: Option<Tensor> = None;
         let (mut loss_v, mut clipfrac, mut kl, mut entropy) = (0.0, 0.0, 0.0, 0.0);
@@ -355,13 +347,8 @@ impl GrpoTrainer {
                 .sum_all()?
                 .to_scalar::<f32>()?;
             clipfrac = f64::from(was_clipped / n_tokens);
-            let grads = loss.backward()?;
-            let mut by_name: HashMap<String, Tensor> = self
-                .policy
-                .named_vars()
-                .into_iter()
-                .filter_map(|(n, v)| grads.get(v.as_tensor()).map(|g| (n, g.clone())))
-                .collect();
+            let mut by_name: HashMap<String, Tensor> = HashMap::new();
+            self.opt.accumulate(&mut by_name, &loss.backward()?)?;
             if c.max_grad_norm > 0.0 {
                 clip_grad_norm(&mut by_name, c.max_grad_norm)?;
             }
@@ -387,14 +374,8 @@ impl GrpoTrainer {
     /// (atomically: write then rename).
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), LmError> {
         use crate::checkpoint::with_prefix;
-        let vars = |m: &Gpt2| -> Vec<(String, Tensor)> {
-            m.named_vars()
-                .into_iter()
-                .map(|(n, v)| (n, v.as_tensor().clone()))
-                .collect()
-        };
-        let mut tensors = with_prefix("policy", vars(&self.policy));
-        tensors.extend(with_prefix("ref", vars(&self.reference)));
+        let mut tensors = with_prefix("policy", self.policy.tensors());
+        tensors.extend(with_prefix("ref", self.reference.tensors()));
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
         let state = serde_json::json!({
             "config": self.config,
@@ -423,12 +404,9 @@ impl GrpoTrainer {
             config.learning_rate,
             config.weight_decay,
         )?;
-        opt.load_state_tensors(&part("opt"))
-            .map_err(|e| LmError::Format(format!("{name}: {e}")))?;
-        opt.step = field(&state, "opt_step", path)?;
+        crate::checkpoint::restore_adamw(&mut opt, &part("opt"), &state, path)?;
         let loader = PromptLoader::from_state(field(&state, "loader", path)?, tk)?;
-        let rng = rein_core::rng::rng_from_str(&field::<String>(&state, "rng", path)?)
-            .map_err(|e| LmError::Format(format!("{name}: {e}")))?;
+        let rng = crate::checkpoint::state_rng(&state, path)?;
         Ok(Self {
             config,
             policy,

@@ -329,6 +329,14 @@ impl Gpt2 {
         v
     }
 
+    /// The parameters' current values with their names (for checkpoints).
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        self.named_vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect()
+    }
+
     /// An independent copy (fresh variables with the same values): the frozen reference model
     /// of the RL trainers.
     pub fn deep_copy(&self) -> Result<Self, LmError> {

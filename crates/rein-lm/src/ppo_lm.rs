@@ -594,14 +594,6 @@ impl PpoLmTrainer {
         })
     }
 
-    fn lr_at(&self, step: u64) -> f64 {
-        if step < self.config.warmup_steps {
-            self.config.learning_rate * (step + 1) as f64 / self.config.warmup_steps as f64
-        } else {
-            self.config.learning_rate
-        }
-    }
-
     /// `[n, r]` values of `batch` from the value model; `policy_hidden` is reused when the
     /// value head sits on the policy.
     fn values(&self, batch: &ResponseBatch, policy_hidden: &Tensor) -> Result<Tensor, LmError> {
@@ -672,7 +664,7 @@ impl PpoLmTrainer {
         let kl = kl_rows.iter().sum::<f64>() / n as f64;
         drop((h, lp, logits, values));
 
-        let lr = self.lr_at(self.step);
+        let lr = crate::rl::warmup_lr(c.learning_rate, c.warmup_steps, self.step);
         self.opt.lr = lr;
         let mb_size = n / c.num_mini_batches;
         let micro = mb_size / c.gradient_accumulation_steps;
@@ -792,14 +784,8 @@ impl PpoLmTrainer {
     /// data position and RNG to one file, atomically (write then rename).
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), LmError> {
         use crate::checkpoint::with_prefix;
-        let vars = |m: &Gpt2| -> Vec<(String, Tensor)> {
-            m.named_vars()
-                .into_iter()
-                .map(|(n, v)| (n, v.as_tensor().clone()))
-                .collect()
-        };
-        let mut tensors = with_prefix("policy", vars(&self.policy));
-        tensors.extend(with_prefix("ref", vars(&self.reference)));
+        let mut tensors = with_prefix("policy", self.policy.tensors());
+        tensors.extend(with_prefix("ref", self.reference.tensors()));
         tensors.push((
             "value.head.weight".into(),
             self.value_head.weight.as_tensor().clone(),
@@ -809,7 +795,7 @@ impl PpoLmTrainer {
             self.value_head.bias.as_tensor().clone(),
         ));
         if let Some(b) = &self.value_backbone {
-            tensors.extend(with_prefix("value.backbone", vars(b)));
+            tensors.extend(with_prefix("value.backbone", b.tensors()));
         }
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
         let state = serde_json::json!({
@@ -863,12 +849,9 @@ impl PpoLmTrainer {
             config.learning_rate,
             config.weight_decay,
         )?;
-        opt.load_state_tensors(&opt_t)
-            .map_err(|e| LmError::Format(format!("{name}: {e}")))?;
-        opt.step = field(&state, "opt_step", path)?;
+        crate::checkpoint::restore_adamw(&mut opt, &opt_t, &state, path)?;
         let loader = PromptLoader::from_state(field(&state, "loader", path)?, tk)?;
-        let rng = rein_core::rng::rng_from_str(&field::<String>(&state, "rng", path)?)
-            .map_err(|e| LmError::Format(format!("{name}: {e}")))?;
+        let rng = crate::checkpoint::state_rng(&state, path)?;
         Ok(Self {
             config,
             policy,

@@ -154,6 +154,16 @@ pub fn whiten(x: &mut [f64], shift_mean: bool) {
     }
 }
 
+/// The learning rate at optimiser step `step` (0-based) under linear warmup over
+/// `warmup_steps` steps to `lr`, then constant (the RL trainers' schedule).
+pub fn warmup_lr(lr: f64, warmup_steps: u64, step: u64) -> f64 {
+    if step < warmup_steps {
+        lr * (step + 1) as f64 / warmup_steps as f64
+    } else {
+        lr
+    }
+}
+
 /// Running mean and standard deviation of scores, merged batch by batch with Chan et al.'s
 /// parallel-variance formula, as TRL's `RunningMoments` (starting at mean 0, std 1, a count of
 /// 1e-24). PPO's optional score scaling divides by `std`, and with normalisation first

@@ -439,11 +439,7 @@ impl LmTrainer {
     /// generator, examples) to one safetensors file, atomically.
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), LmError> {
         use crate::checkpoint::with_prefix;
-        let vars = self.model.named_vars().into_iter();
-        let mut tensors = with_prefix(
-            "model",
-            vars.map(|(n, v)| (n, v.as_tensor().clone())).collect(),
-        );
+        let mut tensors = with_prefix("model", self.model.tensors());
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
         let state = serde_json::json!({
             "config": self.config,
@@ -464,7 +460,6 @@ impl LmTrainer {
     pub fn load_checkpoint(path: &Path) -> Result<Self, LmError> {
         use crate::checkpoint::{split_prefixes, state_field as from};
         let (raw, state) = crate::checkpoint::load_state(path)?;
-        let bad = |what: &str| LmError::Format(format!("{}: {what}", path.display()));
         let config: LmTrainConfig = from(&state, "config", path)?;
         let model_config: crate::Gpt2Config = from(&state, "model_config", path)?;
         let mut parts = split_prefixes(raw);
@@ -487,14 +482,12 @@ impl LmTrainer {
             cursor: from(&state, "cursor", path)?,
             epoch: from(&state, "epoch", path)?,
             step: from(&state, "step", path)?,
-            rng: rein_core::rng::rng_from_str(&from::<String>(&state, "rng", path)?)
-                .map_err(|e| bad(&e))?,
+            rng: crate::checkpoint::state_rng(&state, path)?,
             tokens: 0,
             started: std::time::Instant::now(),
             config,
         };
-        t.opt.step = from(&state, "opt_step", path)?;
-        t.opt.load_state_tensors(&opt_t).map_err(|e| bad(&e))?;
+        crate::checkpoint::restore_adamw(&mut t.opt, &opt_t, &state, path)?;
         Ok(t)
     }
 }
