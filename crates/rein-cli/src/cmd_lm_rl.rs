@@ -117,6 +117,10 @@ pub fn read_preset(path: &Path) -> Result<TaskPreset> {
     for r in &mut p.reward {
         if let RewardSpec::RewardModel { path, .. } = r {
             fix(path);
+            // Absolute when it exists, so that a run resumed from another directory finds it.
+            if let Ok(abs) = std::fs::canonicalize(&*path) {
+                *path = abs;
+            }
         }
     }
     Ok(p)

@@ -146,6 +146,9 @@ impl RewardModel {
     /// `[n]` rewards of the texts (differentiable in the backbone and head): left-padded,
     /// one forward pass, the head on the last token's hidden state.
     pub fn rewards(&self, texts: &[(String, String)]) -> Result<Tensor, LmError> {
+        if texts.is_empty() {
+            return Ok(Tensor::zeros(0, candle_core::DType::F32, &Device::Cpu)?);
+        }
         let seqs = texts
             .iter()
             .map(|(p, r)| self.encode(p, r))
