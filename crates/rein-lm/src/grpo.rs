@@ -105,7 +105,7 @@ impl GrpoConfig {
         if self.group_size == 0 {
             return bad("group_size", "must be at least 1");
         }
-        if self.baseline != Baseline::BatchMean && self.group_size < 2 {
+        if !matches!(self.baseline, Baseline::BatchMean | Baseline::None) && self.group_size < 2 {
             return bad(
                 "group_size",
                 "group baselines need at least 2 samples per prompt",
@@ -140,7 +140,8 @@ pub struct GrpoLog {
     pub step: u64,
     /// Mean task score.
     pub scores: f64,
-    /// Mean over samples of the summed per-token KL estimate to the reference.
+    /// Mean over samples of the summed per-token KL estimate to the reference (0 when
+    /// `beta = 0`: then, as in TRL, there is no reference pass).
     pub kl: f64,
     /// Mean per-token entropy of the policy on its samples.
     pub entropy: f64,

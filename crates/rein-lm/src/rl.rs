@@ -265,6 +265,10 @@ pub enum Baseline {
     LeaveOneOut,
     /// REINFORCE with the batch-mean baseline: `r - mean` over the whole batch.
     BatchMean,
+    /// REINFORCE without a baseline (Williams 1992): `A = r`. With a 0/1 reward only the
+    /// rewarded samples move the policy, which makes it rejection-sampling fine-tuning (RAFT,
+    /// ReST): no push-down of the unrewarded ones, so it tolerates larger learning rates.
+    None,
 }
 
 impl Baseline {
@@ -275,8 +279,9 @@ impl Baseline {
             "dr_grpo" | "group_mean" => Ok(Self::GroupMean),
             "rloo" | "leave_one_out" => Ok(Self::LeaveOneOut),
             "reinforce" | "batch_mean" => Ok(Self::BatchMean),
+            "none" => Ok(Self::None),
             other => Err(LmError::Input(format!(
-                "unknown method {other:?} (expected grpo, dr_grpo, rloo or reinforce)"
+                "unknown method {other:?} (expected grpo, dr_grpo, rloo, reinforce or none)"
             ))),
         }
     }
@@ -303,6 +308,7 @@ pub fn group_advantages(
         let mean = rewards.iter().sum::<f64>() / rewards.len().max(1) as f64;
         return Ok(rewards.iter().map(|r| r - mean).collect());
     }
+
     let mut out = Vec::with_capacity(rewards.len());
     for g in rewards.chunks(group) {
         let k = g.len() as f64;
@@ -319,6 +325,7 @@ pub fn group_advantages(
             }
             Baseline::GroupMean => out.extend(g.iter().map(|r| r - mean)),
             Baseline::LeaveOneOut => out.extend(g.iter().map(|r| r - (sum - r) / (k - 1.0))),
+            Baseline::None => out.extend_from_slice(g),
             Baseline::BatchMean => unreachable!("handled above"),
         }
     }
@@ -597,6 +604,7 @@ mod tests {
         assert!((g[0] - (-1.5 / (sd + 1e-4))).abs() < 1e-12);
         let d = group_advantages(&r, 4, Baseline::GroupMean).unwrap();
         assert_eq!(d[3], 1.5);
+        assert_eq!(group_advantages(&r, 4, Baseline::None).unwrap(), r.to_vec());
         let b = group_advantages(&r, 4, Baseline::BatchMean).unwrap();
         assert_eq!(b[0], 1.0 - 6.5);
         assert!(group_advantages(&r, 5, Baseline::GroupMean).is_err());
