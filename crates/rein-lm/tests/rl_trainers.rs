@@ -423,3 +423,52 @@ fn reward_model_learns_a_preference_and_round_trips() {
     assert_eq!(back.score_texts(&texts).unwrap(), r);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A reward that returns NaN.
+struct NanReward;
+impl Reward for NanReward {
+    fn name(&self) -> String {
+        "nan".into()
+    }
+    fn score(&mut self, s: &[Sample]) -> Result<Vec<f64>, LmError> {
+        Ok(vec![f64::NAN; s.len()])
+    }
+}
+
+/// A non-finite reward is an error naming the reward; a model whose weights went NaN makes
+/// both trainers stop with `NonFinite` (the caller's last checkpoint stays the last good
+/// state) instead of training on garbage.
+#[test]
+fn non_finite_rewards_and_losses_stop_with_a_clear_error() {
+    let tk = tokenizer("nan");
+    let grpo_cfg = GrpoConfig {
+        prompts_per_step: 2,
+        group_size: 2,
+        max_new_tokens: 3,
+        ..Default::default()
+    };
+    let mut g = GrpoTrainer::new(grpo_cfg.clone(), model_for(&tk, 1), prompts(), &tk).unwrap();
+    let e = g.train_step(&mut NanReward, &tk).unwrap_err().to_string();
+    assert!(e.contains("nan") && e.contains("non-finite"), "{e}");
+    let poisoned = || {
+        let m = model_for(&tk, 1);
+        let (_, v) = m
+            .named_vars()
+            .into_iter()
+            .find(|(n, _)| n.ends_with("ln_f.weight"))
+            .unwrap();
+        v.set(&(v.as_tensor() * f64::NAN).unwrap()).unwrap();
+        m
+    };
+    let mut g = GrpoTrainer::new(grpo_cfg, poisoned(), prompts(), &tk).unwrap();
+    let e = g.train_step(&mut Chars, &tk);
+    assert!(matches!(e, Err(LmError::NonFinite(_))), "{:?}", e.err());
+    let cfg = PpoLmConfig {
+        prompts_per_step: 4,
+        max_new_tokens: 3,
+        ..Default::default()
+    };
+    let mut p = PpoLmTrainer::new(cfg, poisoned(), prompts(), &tk).unwrap();
+    let e = p.train_step(&mut Chars, &tk);
+    assert!(matches!(e, Err(LmError::NonFinite(_))), "{:?}", e.err());
+}
