@@ -18,13 +18,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::generate::GenerationConfig;
 use crate::model::Gpt2;
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::rl::{
     group_advantages, mean_entropy, Baseline, KlEstimator, PromptRecord, ResponseBatch, Reward,
 };
-use crate::rollout::{PromptLoader, Rollout};
+use crate::rollout::{PromptLoader, Rollout, SamplingSpec};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
 use candle_core::Tensor;
@@ -255,21 +254,18 @@ impl GrpoTrainer {
         let c = self.config.clone();
         let picked = self.loader.next(c.prompts_per_step, &mut self.rng);
         let g = c.group_size;
-        let gcfg = GenerationConfig {
+        let spec = SamplingSpec {
+            per_prompt: g,
             max_new_tokens: c.max_new_tokens,
-            do_sample: true,
-            temperature: c.temperature as f32,
+            temperature: c.temperature,
             top_k: c.top_k,
-            eos_token_id: self.policy.config.eos_token_id,
             stop_strings: c.stop_strings.clone(),
-            ..Default::default()
         };
         let ro = Rollout::sample(
             &self.policy,
             &self.loader,
             &picked,
-            g,
-            &gcfg,
+            &spec,
             &mut self.rng,
             tk,
             reward,

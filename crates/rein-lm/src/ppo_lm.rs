@@ -31,14 +31,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::generate::GenerationConfig;
 use crate::model::{Gpt2, ScalarHead};
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::rl::{
     mean_entropy, whiten, KlController, KlEstimator, PromptRecord, ResponseBatch, Reward,
     RunningMoments,
 };
-use crate::rollout::{PromptLoader, Rollout, ScoredSample};
+use crate::rollout::{PromptLoader, Rollout, SamplingSpec, ScoredSample};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
 use candle_core::{Device, Module, Tensor, Var};
@@ -614,21 +613,18 @@ impl PpoLmTrainer {
         let start = std::time::Instant::now();
         let c = self.config.clone();
         let picked = self.loader.next(c.prompts_per_step, &mut self.rng);
-        let gcfg = GenerationConfig {
+        let spec = SamplingSpec {
+            per_prompt: c.samples_per_prompt,
             max_new_tokens: c.max_new_tokens,
-            do_sample: true,
-            temperature: c.temperature as f32,
+            temperature: c.temperature,
             top_k: c.top_k,
-            eos_token_id: self.policy.config.eos_token_id,
             stop_strings: c.stop_strings.clone(),
-            ..Default::default()
         };
         let ro = Rollout::sample(
             &self.policy,
             &self.loader,
             &picked,
-            c.samples_per_prompt,
-            &gcfg,
+            &spec,
             &mut self.rng,
             tk,
             reward,

@@ -143,6 +143,21 @@ pub struct ScoredSample {
     pub reward: f64,
 }
 
+/// How a trainer samples its rollouts (each trainer fills it from its own config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingSpec {
+    /// Responses per prompt.
+    pub per_prompt: usize,
+    /// Response length limit in tokens.
+    pub max_new_tokens: usize,
+    /// Sampling temperature.
+    pub temperature: f64,
+    /// Top-k (0: off).
+    pub top_k: usize,
+    /// Strings that end a response besides EOS.
+    pub stop_strings: Vec<String>,
+}
+
 /// Sampled responses of one step and their scores; row `k` answers prompt `picked[k]`.
 #[derive(Debug, Clone)]
 pub struct Rollout {
@@ -161,27 +176,36 @@ pub struct Rollout {
 }
 
 impl Rollout {
-    /// Samples `per_prompt` responses to each of `prompts` (loader indices) with `gcfg`, one
-    /// seed per row drawn from `rng`, and scores them with `reward`. A reward that returns the
-    /// wrong number of scores or a non-finite score is an error naming the reward.
-    #[allow(clippy::too_many_arguments)]
+    /// Samples `spec.per_prompt` responses to each of `prompts` (loader indices) from
+    /// `policy` (EOS from its config), one seed per row drawn from `rng`, and scores them with
+    /// `reward`. A reward that returns the wrong number of scores or a non-finite score is an
+    /// error naming the reward.
     pub fn sample(
         policy: &Gpt2,
         loader: &PromptLoader,
         prompts: &[usize],
-        per_prompt: usize,
-        gcfg: &GenerationConfig,
+        spec: &SamplingSpec,
         rng: &mut ReinRng,
         tk: &Tokenizer,
         reward: &mut dyn Reward,
     ) -> Result<Self, LmError> {
+        let per_prompt = spec.per_prompt;
+        let gcfg = GenerationConfig {
+            max_new_tokens: spec.max_new_tokens,
+            do_sample: true,
+            temperature: spec.temperature as f32,
+            top_k: spec.top_k,
+            eos_token_id: policy.config.eos_token_id,
+            stop_strings: spec.stop_strings.clone(),
+            ..Default::default()
+        };
         let picked: Vec<usize> = prompts
             .iter()
             .flat_map(|&i| std::iter::repeat_n(i, per_prompt))
             .collect();
         let prompt_ids: Vec<Vec<u32>> = picked.iter().map(|&i| loader.ids[i].clone()).collect();
         let seeds: Vec<u64> = (0..picked.len()).map(|_| rng.random()).collect();
-        let gens = generate(policy, &prompt_ids, gcfg, Some(&seeds), Some(tk))?;
+        let gens = generate(policy, &prompt_ids, &gcfg, Some(&seeds), Some(tk))?;
         let texts: Vec<String> = gens
             .iter()
             .map(|x| x.text.clone().unwrap_or_default())
