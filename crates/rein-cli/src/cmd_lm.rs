@@ -469,6 +469,9 @@ pub struct TrainTokenizerArgs {
     /// Vocabulary size (256 bytes + <|endoftext|> + merges).
     #[arg(long, default_value_t = 8192)]
     vocab_size: usize,
+    /// One token per digit (numbers are read digit by digit, as arithmetic tasks want).
+    #[arg(long)]
+    split_digits: bool,
     /// Output directory (tokenizer.json is written there).
     #[arg(long)]
     out: PathBuf,
@@ -548,7 +551,7 @@ pub struct SftArgs {
 }
 
 pub fn train_tokenizer(a: &TrainTokenizerArgs) -> Result<()> {
-    let tk = Tokenizer::train_bpe(&a.corpus, a.vocab_size)?;
+    let tk = Tokenizer::train_bpe(&a.corpus, a.vocab_size, a.split_digits)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     tk.save(&a.out.join("tokenizer.json"))?;
     println!(
@@ -812,18 +815,22 @@ pub fn sft(a: &SftArgs) -> Result<()> {
 
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  rein lm quickstart                      # writes models/quickstart\n  rein lm generate --model models/quickstart --prompt \"Q: 12 + 7 = ? Answer:\" --max-new-tokens 4"
+    after_help = "Example:\n  rein lm quickstart                      # writes models/quickstart\n  rein lm generate --model models/quickstart --prompt \"Q: 12 + 7 = ?\" --max-new-tokens 20 --stop \"\\n\""
 )]
 pub struct QuickstartArgs {
     /// Where the model directory goes.
     #[arg(long, default_value = "models/quickstart")]
     out: PathBuf,
     /// Optimizer steps.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 1800)]
     steps: u64,
     /// Seed of the data and the model.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Share of the training problems written with a worked solution (the rest are answered
+    /// directly).
+    #[arg(long, default_value_t = 0.3)]
+    worked_fraction: f64,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -834,39 +841,57 @@ impl QuickstartArgs {
     pub fn new(out: PathBuf, quiet: bool) -> Self {
         Self {
             out,
-            steps: 600,
+            steps: 1800,
             seed: 0,
+            worked_fraction: 0.3,
             quiet,
         }
     }
 }
 
-/// Accuracy of greedy answers on `problems` (the first number of the continuation).
-pub fn answer_accuracy(
+/// How a model answers held-out problems greedily.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerStats {
+    /// Share of problems answered correctly ([`rein_lm::tasks::extract_answer`]).
+    pub accuracy: f64,
+    /// Share of answers that start with a worked solution (` Work:`).
+    pub worked: f64,
+}
+
+/// Greedy answers to `problems`, each prompt followed by `cue` (`""`, or `" Work:"` /
+/// `" Answer:"` to force one way of answering), up to a newline or 40 tokens.
+pub fn answer_stats(
     model: &Gpt2,
     tk: &Tokenizer,
     problems: &[rein_lm::tasks::Problem],
-) -> Result<f64> {
+    cue: &str,
+) -> Result<AnswerStats> {
     let cfg = GenerationConfig {
-        max_new_tokens: 6,
+        max_new_tokens: 40,
         eos_token_id: model.config.eos_token_id,
+        stop_strings: vec!["\n".into()],
         ..Default::default()
     };
-    let mut right = 0usize;
+    let (mut right, mut worked) = (0usize, 0usize);
     for chunk in problems.chunks(32) {
         let prompts = chunk
             .iter()
-            .map(|p| tk.encode(&p.prompt))
+            .map(|p| tk.encode(&format!("{}{cue}", p.prompt)))
             .collect::<Result<Vec<_>, _>>()?;
         let out = generate(model, &prompts, &cfg, None, Some(tk))?;
         for (p, g) in chunk.iter().zip(out) {
-            let text = g.text.unwrap_or_default();
-            if rein_lm::tasks::extract_number(&text).as_deref() == Some(p.answer.as_str()) {
+            let text = format!("{cue}{}", g.text.unwrap_or_default());
+            if rein_lm::tasks::extract_answer(&text).as_deref() == Some(p.answer.as_str()) {
                 right += 1;
             }
+            worked += usize::from(text.trim_start().starts_with("Work:"));
         }
     }
-    Ok(right as f64 / problems.len().max(1) as f64)
+    let n = problems.len().max(1) as f64;
+    Ok(AnswerStats {
+        accuracy: right as f64 / n,
+        worked: worked as f64 / n,
+    })
 }
 
 /// `rein lm quickstart`: the default small model, built from nothing: arithmetic text generated
@@ -877,13 +902,21 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
     std::fs::create_dir_all(&work)?;
     let problems = rein_lm::tasks::arithmetic_problems(30_000, a.seed);
     let (train, held) = problems.split_at(29_000);
+    // Most problems are answered directly, some with a worked solution (see `rein_lm::tasks`).
+    use rand::Rng;
+    let mut pick = rein_core::rng_from_seed(a.seed.wrapping_add(1));
     let mut text = String::new();
     for p in train {
-        text.push_str(&format!("{} {}\n\n", p.prompt, p.answer));
+        let completion = if pick.random_bool(a.worked_fraction) {
+            p.worked_completion()
+        } else {
+            p.direct_completion()
+        };
+        text.push_str(&format!("{}{completion}\n\n", p.prompt));
     }
     let corpus = work.join("arithmetic.txt");
     rein_core::metrics::write_atomic(&corpus, text.as_bytes())?;
-    let tk = Tokenizer::train_bpe(std::slice::from_ref(&corpus), 512)?;
+    let tk = Tokenizer::train_bpe(std::slice::from_ref(&corpus), 512, false)?;
     let tk_dir = work.join("tokenizer");
     std::fs::create_dir_all(&tk_dir)?;
     tk.save(&tk_dir.join("tokenizer.json"))?;
@@ -892,7 +925,7 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
         .context("trained tokenizer lacks <|endoftext|>")?;
     let mc = rein_lm::Gpt2Config {
         vocab_size: tk.vocab_size(),
-        n_positions: 64,
+        n_positions: 128,
         n_embd: 128,
         n_layer: 4,
         n_head: 4,
@@ -905,12 +938,12 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
     };
     let cfg = LmTrainConfig {
         max_steps: a.steps,
-        batch_size: 32,
+        batch_size: 16,
         learning_rate: 3e-3,
         warmup_steps: 30,
-        block_size: 64,
+        block_size: 128,
         eval_fraction: 0.02,
-        eval_every: 100,
+        eval_every: 300,
         seed: a.seed,
         ..Default::default()
     };
@@ -918,7 +951,7 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
     let mut rng = rein_core::rng_from_seed(a.seed);
     let model = Gpt2::new_random(mc, &mut rng)?;
     println!(
-        "quickstart: {} problems -> {} blocks of 64 tokens, tokenizer of {} entries, GPT-2 with {:.2}M parameters",
+        "quickstart: {} problems -> {} blocks of 128 tokens, tokenizer of {} entries, GPT-2 with {:.2}M parameters",
         train.len(),
         examples.len(),
         tk.vocab_size(),
@@ -945,13 +978,16 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
             .collect::<Result<String, _>>()?
             .as_bytes(),
     )?;
-    let acc = answer_accuracy(&t.model, &tk, &eval)?;
+    let free = answer_stats(&t.model, &tk, &eval, "")?;
+    let worked = answer_stats(&t.model, &tk, &eval, " Work:")?;
     println!(
-        "model written to {} in {:.0} s; eval loss {:.4}; greedy answer accuracy on 500 held-out problems: {:.1}%",
+        "model written to {} in {:.0} s; eval loss {:.4}; greedy accuracy on 500 held-out problems: {:.1}% ({:.1}% of answers worked); told to work it out (prompt + \" Work:\"): {:.1}%",
         a.out.display(),
         start.elapsed().as_secs_f64(),
         t.evaluate()?,
-        100.0 * acc
+        100.0 * free.accuracy,
+        100.0 * free.worked,
+        100.0 * worked.accuracy,
     );
     Ok(())
 }

@@ -12,7 +12,8 @@ use crate::rl::{Reward, Sample};
 use crate::LmError;
 use serde::{Deserialize, Serialize};
 
-/// 1 when the first integer of the response equals the first reference (verifiable tasks).
+/// 1 when the response's answer (the number after `Answer:`, else its first integer; see
+/// [`crate::tasks::extract_answer`]) equals the first reference (verifiable tasks).
 pub struct ExactAnswer;
 
 impl Reward for ExactAnswer {
@@ -24,7 +25,7 @@ impl Reward for ExactAnswer {
             .iter()
             .map(|s| {
                 let want = need_reference(s)?.first().map(|w| w.trim()).unwrap_or("");
-                let got = crate::tasks::extract_number(s.response);
+                let got = crate::tasks::extract_answer(s.response);
                 Ok(f64::from(u8::from(got.as_deref() == Some(want))))
             })
             .collect()

@@ -1,57 +1,122 @@
 //! Arithmetic problems the project generates itself: the training text of the quickstart model
 //! and the verifiable-reward task (the answer is checked exactly).
+//!
+//! A problem can be answered two ways: directly (` Answer: 85`) or with a worked solution that
+//! splits the second number into tens and units (` Work: 37 + 40 = 77, 77 + 8 = 85. Answer: 85`).
+//! The quickstart corpus writes most problems the direct way and some the worked way, so the
+//! supervised model knows both and answers directly by default; the worked way is the more
+//! reliable one for a small model, which is what RL with a correctness reward finds out
+//! (`rein lm demo`).
 
 use rand::Rng;
 use rein_core::rng_from_seed;
 use serde::{Deserialize, Serialize};
 
-/// One problem: the prompt the model continues and the exact answer.
+/// One problem: the prompt the model continues, the exact answer and a worked solution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
-    /// Text up to and including `"Answer:"`.
+    /// The question, ending in `?` (the model continues with ` Answer:` or ` Work:`).
     pub prompt: String,
     /// The answer as digits.
     pub answer: String,
+    /// The worked solution without its label: `23 + 5 = 28, 28 - 7 = 21`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub work: String,
 }
+
+impl Problem {
+    /// The direct completion: ` Answer: 21`.
+    pub fn direct_completion(&self) -> String {
+        format!(" {ANSWER_MARK} {}", self.answer)
+    }
+
+    /// The worked completion: ` Work: 23 + 5 = 28, 28 - 7 = 21. Answer: 21`.
+    pub fn worked_completion(&self) -> String {
+        format!(" Work: {}. {ANSWER_MARK} {}", self.work, self.answer)
+    }
+}
+
+/// The label in front of a final answer; [`extract_answer`] reads the number after it.
+pub const ANSWER_MARK: &str = "Answer:";
 
 const NAMES: [&str; 8] = ["Ann", "Ben", "Cat", "Dan", "Eve", "Fay", "Gus", "Hal"];
 const THINGS: [&str; 6] = ["apples", "books", "coins", "pens", "cards", "shells"];
 
-/// Problem `i` of the stream with `seed`: sums and differences of numbers below 50 as bare
-/// equations or short word problems.
+/// `n` problems of the stream with `seed`: a start between 10 and 39 changed two or three
+/// times by adding or taking away 1 to 9 (never below 0 or above 59), as a bare expression
+/// or a short word problem. Answering in one go means combining all the numbers at once; the
+/// worked solution takes one change at a time.
 pub fn arithmetic_problems(n: usize, seed: u64) -> Vec<Problem> {
     let mut rng = rng_from_seed(seed);
     (0..n)
         .map(|_| {
-            let a = rng.random_range(0..50u32);
-            let b = rng.random_range(0..50u32);
-            let add = rng.random_bool(0.5);
-            let (x, y) = if add { (a, b) } else { (a.max(b), a.min(b)) };
-            let ans = if add { x + y } else { x - y };
+            let start = rng.random_range(10..40u32);
+            let n_ops = rng.random_range(2..=3usize);
+            let mut total = start;
+            let mut changes = Vec::with_capacity(n_ops);
+            let mut steps = Vec::with_capacity(n_ops);
+            for _ in 0..n_ops {
+                let d = rng.random_range(1..10u32);
+                let add = if d > total {
+                    true
+                } else if total + d > 59 {
+                    false
+                } else {
+                    rng.random_bool(0.5)
+                };
+                let next = if add { total + d } else { total - d };
+                steps.push(format!(
+                    "{total} {} {d} = {next}",
+                    if add { '+' } else { '-' }
+                ));
+                changes.push((add, d));
+                total = next;
+            }
             let name = NAMES[rng.random_range(0..NAMES.len())];
             let thing = THINGS[rng.random_range(0..THINGS.len())];
-            let prompt = match (rng.random_range(0..3u32), add) {
-                (0, true) => format!("Q: {x} + {y} = ? Answer:"),
-                (0, false) => format!("Q: {x} - {y} = ? Answer:"),
-                (1, true) => format!(
-                    "Q: {name} has {x} {thing} and gets {y} more. How many {thing} now? Answer:"
-                ),
-                (1, false) => format!(
-                    "Q: {name} has {x} {thing} and gives away {y}. How many {thing} now? Answer:"
-                ),
-                (_, true) => format!("Q: What is {x} plus {y}? Answer:"),
-                (_, false) => format!("Q: What is {x} minus {y}? Answer:"),
+            let prompt = match rng.random_range(0..3u32) {
+                0 => {
+                    let ops: String = changes
+                        .iter()
+                        .map(|&(add, d)| format!(" {} {d}", if add { '+' } else { '-' }))
+                        .collect();
+                    format!("Q: {start}{ops} = ?")
+                }
+                1 => {
+                    let ops: String = changes
+                        .iter()
+                        .map(|&(add, d)| format!(" {} {d}", if add { "plus" } else { "minus" }))
+                        .collect();
+                    format!("Q: What is {start}{ops}?")
+                }
+                _ => {
+                    let acts: Vec<String> = changes
+                        .iter()
+                        .map(|&(add, d)| {
+                            if add {
+                                format!("gets {d} more")
+                            } else {
+                                format!("gives away {d}")
+                            }
+                        })
+                        .collect();
+                    let (last, first) = acts.split_last().expect("two or three changes");
+                    format!(
+                        "Q: {name} has {start} {thing}, {} and {last}. How many {thing} now?",
+                        first.join(", ")
+                    )
+                }
             };
             Problem {
                 prompt,
-                answer: ans.to_string(),
+                answer: total.to_string(),
+                work: steps.join(", "),
             }
         })
         .collect()
 }
 
-/// The first integer in `text` (an optional minus sign and digits), as the verifiable tasks
-/// read a model's answer.
+/// The first integer in `text` (an optional minus sign and digits).
 pub fn extract_number(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let start = bytes.iter().position(|b| b.is_ascii_digit())?;
@@ -67,29 +132,49 @@ pub fn extract_number(text: &str) -> Option<String> {
     ))
 }
 
+/// A model's final answer, as the verifiable tasks read it: the first integer after the first
+/// `Answer:` when the text has one (so a worked solution's intermediate numbers do not count),
+/// otherwise the first integer of the text (a prompt that already ends in `Answer:`).
+pub fn extract_answer(text: &str) -> Option<String> {
+    match text.find(ANSWER_MARK) {
+        Some(i) => extract_number(&text[i + ANSWER_MARK.len()..]),
+        None => extract_number(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn problems_are_reproducible_and_correct() {
-        let p = arithmetic_problems(200, 3);
-        assert_eq!(p, arithmetic_problems(200, 3));
+        let p = arithmetic_problems(300, 3);
+        assert_eq!(p, arithmetic_problems(300, 3));
         for q in &p {
-            let nums: Vec<i64> = q
-                .prompt
-                .split(|c: char| !c.is_ascii_digit())
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse().unwrap())
-                .collect();
-            let want =
-                if q.prompt.contains('+') || q.prompt.contains("plus") || q.prompt.contains("more")
-                {
-                    nums[0] + nums[1]
-                } else {
-                    nums[0] - nums[1]
-                };
-            assert_eq!(q.answer, want.to_string(), "{}", q.prompt);
+            // Replay the prompt's changes on its first number.
+            let words: Vec<&str> = q.prompt.split([' ', ',', '?', '.']).collect();
+            let mut total: Option<i64> = None;
+            let mut sign = 0i64;
+            for w in words {
+                match w {
+                    "+" | "plus" | "gets" => sign = 1,
+                    "-" | "minus" | "away" => sign = -1,
+                    _ => {
+                        if let Ok(v) = w.parse::<i64>() {
+                            total = Some(match total {
+                                None => v,
+                                Some(t) => {
+                                    assert_ne!(sign, 0, "{}", q.prompt);
+                                    t + sign * v
+                                }
+                            });
+                            sign = 0;
+                        }
+                    }
+                }
+                assert!((0..60).contains(&total.unwrap_or(0)), "{}", q.prompt);
+            }
+            assert_eq!(q.answer, total.unwrap().to_string(), "{}", q.prompt);
         }
     }
 
@@ -98,6 +183,53 @@ mod tests {
         assert_eq!(extract_number(" 42\nQ: 7"), Some("42".into()));
         assert_eq!(extract_number("it is -5."), Some("-5".into()));
         assert_eq!(extract_number("none"), None);
+        assert_eq!(extract_answer(" 42\nQ: 7"), Some("42".into()));
+        assert_eq!(
+            extract_answer(" Work: 37 + 40 = 77, 77 + 8 = 85. Answer: 85\nQ: 1"),
+            Some("85".into())
+        );
+        assert_eq!(
+            extract_answer(" Work: 37 + 40 = 77. Answer: none 3"),
+            Some("3".into())
+        );
+        assert_eq!(extract_answer(" Work: 37 + 40 = 77"), Some("37".into()));
+    }
+
+    #[test]
+    fn worked_solutions_are_correct_and_end_in_the_answer() {
+        for q in arithmetic_problems(500, 5) {
+            let steps: Vec<Vec<i64>> = q
+                .work
+                .split(", ")
+                .map(|s| {
+                    let t: Vec<&str> = s.split(' ').collect();
+                    assert_eq!((t.len(), t[3]), (5, "="), "{}", q.work);
+                    let sign = if t[1] == "+" { 1 } else { -1 };
+                    vec![
+                        t[0].parse().unwrap(),
+                        sign * t[2].parse::<i64>().unwrap(),
+                        t[4].parse().unwrap(),
+                    ]
+                })
+                .collect();
+            assert!((2..=3).contains(&steps.len()), "{}", q.work);
+            for (i, s) in steps.iter().enumerate() {
+                assert_eq!(s[0] + s[1], s[2], "{}", q.work);
+                assert!((1..10).contains(&s[1].abs()), "{}", q.work);
+                if i > 0 {
+                    assert_eq!(s[0], steps[i - 1][2], "{}", q.work);
+                }
+            }
+            assert_eq!(steps[steps.len() - 1][2].to_string(), q.answer);
+            assert_eq!(
+                extract_answer(&q.worked_completion()),
+                Some(q.answer.clone())
+            );
+            assert_eq!(
+                extract_answer(&q.direct_completion()),
+                Some(q.answer.clone())
+            );
+        }
     }
 }
 

@@ -6,6 +6,9 @@ use std::path::Path;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::{AddedToken, TokenizerBuilder};
 
 /// The end-of-text token of GPT-2 style vocabularies.
@@ -53,8 +56,15 @@ impl Tokenizer {
     }
 
     /// Trains a byte-level BPE (GPT-2's pre-tokenisation, decoder and `<|endoftext|>`) with
-    /// `vocab_size` entries on the text files `files`.
-    pub fn train_bpe(files: &[std::path::PathBuf], vocab_size: usize) -> Result<Self, LmError> {
+    /// `vocab_size` entries on the text files `files`. With `split_digits` every digit is a token
+    /// of its own (a `Digits` pre-tokenizer before the byte-level one, as LLaMA's tokenizer):
+    /// a small model then reads the tens and units of a number instead of one opaque token per
+    /// number, which is what arithmetic needs.
+    pub fn train_bpe(
+        files: &[std::path::PathBuf],
+        vocab_size: usize,
+        split_digits: bool,
+    ) -> Result<Self, LmError> {
         if vocab_size < 257 {
             return Err(LmError::Input(format!(
                 "vocab_size must be at least 257 (256 bytes and {END_OF_TEXT}), got {vocab_size}"
@@ -72,10 +82,20 @@ impl Tokenizer {
             .special_tokens(vec![AddedToken::from(END_OF_TEXT, true)])
             .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
             .build();
+        let byte_level =
+            PreTokenizerWrapper::ByteLevel(ByteLevel::default().add_prefix_space(false));
+        let pre_tokenizer = if split_digits {
+            PreTokenizerWrapper::Sequence(Sequence::new(vec![
+                PreTokenizerWrapper::Digits(Digits::new(true)),
+                byte_level,
+            ]))
+        } else {
+            byte_level
+        };
         let mut tk = TokenizerBuilder::new()
             .with_model(BPE::default())
             .with_normalizer(None::<tokenizers::NormalizerWrapper>)
-            .with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)))
+            .with_pre_tokenizer(Some(pre_tokenizer))
             .with_post_processor(Some(ByteLevel::default().trim_offsets(false)))
             .with_decoder(Some(ByteLevelDecoder::default()))
             .build()

@@ -98,7 +98,7 @@ fn trained_bpe_round_trips_text_and_saves_as_tokenizer_json() {
         }
     }
     std::fs::write(&corpus, &text).unwrap();
-    let tk = Tokenizer::train_bpe(&[corpus], 400).unwrap();
+    let tk = Tokenizer::train_bpe(&[corpus], 400, false).unwrap();
     assert!(tk.vocab_size() <= 400 && tk.vocab_size() > 257);
     let s = "Q: what is 12 plus 7? A: 19 ünïcødé";
     let ids = tk.encode(s).unwrap();
@@ -109,6 +109,40 @@ fn trained_bpe_round_trips_text_and_saves_as_tokenizer_json() {
     let again = Tokenizer::from_dir(&dir).unwrap().unwrap();
     assert_eq!(again.encode(s).unwrap(), ids);
     assert_eq!(again.token_id("<|endoftext|>"), Some(eot));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn split_digits_gives_every_digit_its_own_token_and_survives_saving() {
+    let dir = std::env::temp_dir().join(format!("rein_bpe_digits_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = dir.join("corpus.txt");
+    let mut text = String::new();
+    for a in 0..60 {
+        text.push_str(&format!("Q: {a} + 17 = ? Answer: {}\n", a + 17));
+    }
+    std::fs::write(&corpus, &text).unwrap();
+    let merged = Tokenizer::train_bpe(std::slice::from_ref(&corpus), 400, false).unwrap();
+    let split = Tokenizer::train_bpe(&[corpus], 400, true).unwrap();
+    let s = "Q: 42 + 17 = ? Answer: 59";
+    let digit_pieces = |tk: &Tokenizer| {
+        tk.encode(s)
+            .unwrap()
+            .iter()
+            .map(|&i| tk.decode(&[i], false).unwrap())
+            .filter(|t| t.chars().any(|c| c.is_ascii_digit()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(digit_pieces(&split), ["4", "2", "1", "7", "5", "9"]);
+    assert!(
+        digit_pieces(&merged).len() < 6,
+        "{:?}",
+        digit_pieces(&merged)
+    );
+    assert_eq!(split.decode(&split.encode(s).unwrap(), false).unwrap(), s);
+    split.save(&dir.join("tokenizer.json")).unwrap();
+    let again = Tokenizer::from_dir(&dir).unwrap().unwrap();
+    assert_eq!(again.encode(s).unwrap(), split.encode(s).unwrap());
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -71,7 +71,7 @@ fn tokenizer(tag: &str) -> Tokenizer {
         ));
     }
     std::fs::write(&corpus, text).unwrap();
-    let tk = Tokenizer::train_bpe(&[corpus], 300).unwrap();
+    let tk = Tokenizer::train_bpe(&[corpus], 300, false).unwrap();
     std::fs::remove_dir_all(&dir).ok();
     tk
 }

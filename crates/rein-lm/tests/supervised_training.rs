@@ -122,7 +122,7 @@ fn sft_learns_only_completions_and_names_bad_lines() {
     std::fs::create_dir_all(&dir).unwrap();
     let corpus = dir.join("c.txt");
     std::fs::write(&corpus, "what is one plus two? three\n".repeat(50)).unwrap();
-    let tk = rein_lm::Tokenizer::train_bpe(&[corpus], 300).unwrap();
+    let tk = rein_lm::Tokenizer::train_bpe(&[corpus], 300, false).unwrap();
     let eos = tk.token_id("<|endoftext|>").unwrap();
     let data = dir.join("sft.jsonl");
     std::fs::write(
