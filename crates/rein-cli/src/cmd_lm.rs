@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use rand::Rng;
 use rein_lm::checkpoint::load_model;
 use rein_lm::generate::{generate, left_pad, GenerationConfig};
 use rein_lm::{ForwardInput, Gpt2, Tokenizer};
@@ -358,7 +359,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// `rein bench lm`: forward 8 x 128, greedy generation (batch 1, 16-token prompt, 64 new
 /// tokens) and a training step (forward + backward + AdamW on 8 x 128), per size.
 pub fn bench_lm(a: &BenchLmArgs) -> Result<()> {
-    use rand::Rng;
     let mut results = Vec::new();
     for size in a.sizes.split(',').map(str::trim) {
         let cfg = bench_config(size)?;
@@ -815,7 +815,7 @@ pub fn sft(a: &SftArgs) -> Result<()> {
 
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  rein lm quickstart                      # writes models/quickstart\n  rein lm generate --model models/quickstart --prompt \"Q: 12 + 7 = ?\" --max-new-tokens 20 --stop \"\\n\""
+    after_help = "Example:\n  rein lm quickstart                      # writes models/quickstart\n  rein lm generate --model models/quickstart --prompt \"Q: 23 + 5 - 7 = ? Work:\" --max-new-tokens 30 --stop $'\\n'"
 )]
 pub struct QuickstartArgs {
     /// Where the model directory goes.
@@ -903,7 +903,6 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
     let problems = rein_lm::tasks::arithmetic_problems(30_000, a.seed);
     let (train, held) = problems.split_at(29_000);
     // Most problems are answered directly, some with a worked solution (see `rein_lm::tasks`).
-    use rand::Rng;
     let mut pick = rein_core::rng_from_seed(a.seed.wrapping_add(1));
     let mut text = String::new();
     for p in train {
