@@ -142,6 +142,9 @@ fn pick(
     rng: &mut ReinRng,
 ) -> (u32, f32) {
     let mut x = raw.to_vec();
+    // Whether x is still the raw row (then the sampler's normaliser gives the log-prob).
+    let raw_row = cfg.repetition_penalty == 1.0
+        && !(cfg.eos_token_id.is_some() && n_new < cfg.min_new_tokens);
     if cfg.repetition_penalty != 1.0 {
         let mut seen = std::collections::HashSet::new();
         for &t in history {
@@ -168,7 +171,13 @@ fn pick(
             *v /= cfg.temperature;
         }
         if cfg.top_k == 0 && cfg.top_p >= 1.0 {
-            sample_full(&x, rng)
+            let (token, m, total) = sample_full(&x, rng);
+            if raw_row {
+                // x = raw / temperature element by element: the same operations, in the same
+                // order, as token_logprob's.
+                return (token as u32, x[token] - m - total.ln());
+            }
+            token
         } else {
             sample_truncated(&x, cfg, rng)
         }
@@ -187,8 +196,9 @@ fn token_logprob(raw: &[f32], token: usize, temperature: f32) -> f32 {
 
 /// Draws from `softmax(x)` over the whole vocabulary: one pass for the maximum, one for the
 /// weights, one to find the token (no sort: a sort of the vocabulary per token was most of
-/// the sampling time).
-fn sample_full(x: &[f32], rng: &mut ReinRng) -> usize {
+/// the sampling time). Returns the token, `max(x)` and `sum exp(x - max)`, so that the
+/// token's log-probability costs no second pass of exponentials.
+fn sample_full(x: &[f32], rng: &mut ReinRng) -> (usize, f32, f32) {
     let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let probs: Vec<f32> = x.iter().map(|&v| (v - m).exp()).collect();
     let total: f32 = probs.iter().sum();
@@ -201,10 +211,10 @@ fn sample_full(x: &[f32], rng: &mut ReinRng) -> usize {
         }
         acc += p;
         if u < acc {
-            return i;
+            return (i, m, total);
         }
     }
-    last
+    (last, m, total)
 }
 
 /// Top-k and/or top-p sampling: the candidates sorted by logit (ties by id), the first `k`
@@ -297,25 +307,46 @@ pub fn generate(
         return finish_text(out, tokenizer, &cfg.stop_strings);
     }
     let dev = Device::Cpu;
-    let (ids, pos, mut mask, len) = left_pad(prompts, 0);
+    // Identical prompts (GRPO's groups) share one prefill: each distinct prompt runs once and
+    // its cached keys and values and last logits are copied to the rows that repeat it.
+    let mut distinct: Vec<Vec<u32>> = Vec::new();
+    let mut slot_of: std::collections::HashMap<&[u32], u32> = std::collections::HashMap::new();
+    let row_slot: Vec<u32> = prompts
+        .iter()
+        .map(|p| {
+            *slot_of.entry(p.as_slice()).or_insert_with(|| {
+                distinct.push(p.clone());
+                distinct.len() as u32 - 1
+            })
+        })
+        .collect();
+    let expand = (distinct.len() < prompts.len())
+        .then(|| Tensor::from_vec(row_slot, prompts.len(), &dev))
+        .transpose()?;
+    let (_, _, mut mask, _) = left_pad(prompts, 0);
+    let (ids, pos, distinct_mask, len) = left_pad(&distinct, 0);
     let b = prompts.len();
     let mut active: Vec<usize> = (0..b).collect();
     let mut next_pos: Vec<u32> = prompts.iter().map(|p| p.len() as u32).collect();
     let mut cache = KvCache::default();
-    let mut input_ids = Tensor::from_vec(ids, (b, len), &dev)?;
-    let mut input_pos = Tensor::from_vec(pos, (b, len), &dev)?;
+    let mut input_ids = Tensor::from_vec(ids, (distinct.len(), len), &dev)?;
+    let mut input_pos = Tensor::from_vec(pos, (distinct.len(), len), &dev)?;
     for step in 0..cfg.max_new_tokens {
         let h = model.hidden(
             &ForwardInput {
                 ids: &input_ids,
                 positions: &input_pos,
-                mask: Some(&mask),
+                mask: Some(if step == 0 { &distinct_mask } else { &mask }),
             },
             Some(&mut cache),
             None,
         )?;
         let t = h.dims()[1];
-        let logits = model.lm_head(&h.narrow(1, t - 1, 1)?.contiguous()?)?;
+        let mut logits = model.lm_head(&h.narrow(1, t - 1, 1)?.contiguous()?)?;
+        if let (0, Some(rows)) = (step, &expand) {
+            cache.select_rows(rows)?;
+            logits = logits.index_select(rows, 0)?;
+        }
         let rows: Vec<Vec<f32>> = logits.squeeze(1)?.to_vec2()?;
         let mut keep = Vec::new();
         let mut next_tokens = Vec::new();

@@ -20,6 +20,7 @@ pub mod reward_model;
 pub mod rewards;
 pub mod rl;
 pub mod rollout;
+mod skinny;
 pub mod tasks;
 pub mod tokenizer;
 pub mod train;

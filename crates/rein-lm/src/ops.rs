@@ -139,6 +139,26 @@ unsafe fn row_parallel_gemm(
         return;
     }
     assert!(a.len() >= m * k);
+    if m <= crate::skinny::MAX_ROWS {
+        let rhs = if b_cs == 1 && b_rs == n as isize {
+            Some(crate::skinny::Rhs::KByN(&b[..k * n]))
+        } else if b_rs == 1 && b_cs == k as isize {
+            Some(crate::skinny::Rhs::NByK(&b[..k * n]))
+        } else {
+            None
+        };
+        if let Some(rhs) = rhs {
+            // SAFETY: dst is valid for m * n floats and initialised when read_dst (contract);
+            // otherwise zeroed here before the slice is made.
+            if !read_dst {
+                std::ptr::write_bytes(dst, 0, m * n);
+            }
+            let y = std::slice::from_raw_parts_mut(dst, m * n);
+            if crate::skinny::skinny_gemm((m, n, k), &a[..m * k], rhs, y, read_dst) {
+                return;
+            }
+        }
+    }
     let threads = rayon::current_num_threads().max(1);
     let big = m * n * k >= 1 << 18;
     let out = SendPtr(dst);

@@ -36,6 +36,65 @@ fn a_requests_sample_depends_on_its_seed_not_on_the_batch() {
     );
 }
 
+/// GRPO's groups repeat a prompt: the repeats share one prefill (the distinct prompts run
+/// once), and each row still samples from its own seed exactly as it would alone, with the
+/// log-probabilities (full-vocabulary sampling: the sampler's own normaliser) of a
+/// teacher-forced pass.
+#[test]
+fn repeated_prompts_share_a_prefill_and_sample_as_alone() {
+    let m = model();
+    let cfg = GenerationConfig {
+        max_new_tokens: 10,
+        do_sample: true,
+        temperature: 0.7,
+        ..Default::default()
+    };
+    let a = vec![5u32, 6, 7];
+    let b = vec![100u32, 200, 300, 400, 500];
+    let batch = [a.clone(), b.clone(), a.clone(), a.clone(), b.clone()];
+    let seeds = [1u64, 2, 3, 4, 5];
+    let together = generate(&m, &batch, &cfg, Some(&seeds), None).unwrap();
+    for (i, p) in batch.iter().enumerate() {
+        let alone = generate(&m, std::slice::from_ref(p), &cfg, Some(&seeds[i..=i]), None).unwrap();
+        assert_eq!(alone[0].ids, together[i].ids, "row {i}");
+        for (x, y) in alone[0].logprobs.iter().zip(&together[i].logprobs) {
+            assert!((x - y).abs() < 1e-4, "row {i}: {x} vs {y}");
+        }
+    }
+    assert_ne!(
+        together[0].ids, together[2].ids,
+        "repeats draw their own samples"
+    );
+    // Teacher forcing: log_softmax(logits / T) of each sampled token.
+    let g = &together[3];
+    let ids: Vec<u32> = a.iter().chain(&g.ids).copied().collect();
+    let n = ids.len();
+    let input =
+        candle_core::Tensor::from_vec(ids.clone(), (1, n), &candle_core::Device::Cpu).unwrap();
+    let pos = candle_core::Tensor::from_vec(
+        (0..n as u32).collect::<Vec<_>>(),
+        (1, n),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let logits: Vec<Vec<f32>> = m
+        .logits(&rein_lm::ForwardInput {
+            ids: &input,
+            positions: &pos,
+            mask: None,
+        })
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+    for (t, (&tok, &lp)) in g.ids.iter().zip(&g.logprobs).enumerate() {
+        let row: Vec<f32> = logits[a.len() - 1 + t].iter().map(|v| v / 0.7).collect();
+        let want = rein_lm::generate::log_softmax(&row)[tok as usize];
+        assert!((want - lp).abs() < 1e-4, "token {t}: {lp} vs {want}");
+    }
+}
+
 #[test]
 fn top_k_one_is_greedy_and_eos_stops_early_unless_min_tokens() {
     let m = model();
