@@ -11,6 +11,7 @@
 //! Each output element is summed over `k` in order by one thread, so results do not depend on
 //! the number of threads.
 
+use crate::ops::SendPtr;
 use rayon::prelude::*;
 
 /// Rows up to which [`skinny_gemm`] is used instead of `gemm` (whose packing pays off on more).
@@ -34,20 +35,6 @@ pub(crate) fn available() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
-    }
-}
-
-/// A raw pointer that may cross to rayon's threads (each writes its own columns).
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: only used to hand disjoint column blocks of one buffer to different threads.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// The pointer (a method, so that closures capture the whole `Send` wrapper).
-    fn ptr(self) -> *mut f32 {
-        self.0
     }
 }
 
@@ -86,28 +73,22 @@ pub(crate) fn skinny_gemm(
     let out = SendPtr(y.as_mut_ptr());
     let block = |c0: usize| {
         let c1 = (c0 + per).min(n);
+        let kernel = match rhs {
+            Rhs::KByN(_) => kernels::kn_columns,
+            Rhs::NByK(_) => kernels::nk_columns,
+        };
         // SAFETY: AVX2/FMA checked above; every pointer stays within the slices checked by
         // the assert (rows < m, columns < n, inner index < k); each block writes only its own
         // columns [c0, c1) of y.
         unsafe {
-            match rhs {
-                Rhs::KByN(_) => kernels::kn_columns(
-                    (m, n, k),
-                    x.as_ptr(),
-                    w.as_ptr(),
-                    out.ptr(),
-                    (c0, c1),
-                    accumulate,
-                ),
-                Rhs::NByK(_) => kernels::nk_columns(
-                    (m, n, k),
-                    x.as_ptr(),
-                    w.as_ptr(),
-                    out.ptr(),
-                    (c0, c1),
-                    accumulate,
-                ),
-            }
+            kernel(
+                (m, n, k),
+                x.as_ptr(),
+                w.as_ptr(),
+                out.ptr(),
+                (c0, c1),
+                accumulate,
+            )
         }
     };
     if per >= n {
@@ -122,6 +103,7 @@ pub(crate) fn skinny_gemm(
 
 #[cfg(not(target_arch = "x86_64"))]
 mod kernels {
+    /// Never called: [`super::available`] is false off x86_64.
     pub(super) unsafe fn kn_columns(
         _: (usize, usize, usize),
         _: *const f32,
@@ -132,16 +114,7 @@ mod kernels {
     ) {
         unreachable!("skinny kernels need x86_64 (available() is false elsewhere)")
     }
-    pub(super) unsafe fn nk_columns(
-        _: (usize, usize, usize),
-        _: *const f32,
-        _: *const f32,
-        _: *mut f32,
-        _: (usize, usize),
-        _: bool,
-    ) {
-        unreachable!("skinny kernels need x86_64 (available() is false elsewhere)")
-    }
+    pub(super) use kn_columns as nk_columns;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -154,6 +127,25 @@ mod kernels {
 
     /// Rows of `W` per sweep of [`kn_columns`].
     const K_BLOCK: usize = 16;
+
+    /// Calls `$tile::<R, $cols>` on the rows of `x` and `y` in groups of up to `TILE_ROWS`
+    /// (`R` sizes the register tile and must be a constant: a macro, not a closure).
+    macro_rules! row_tiles {
+        ($tile:ident::<$cols:ident>, ($m:expr, $n:expr, $k:expr), $dims:expr, $x:expr, $w:expr, $y:expr, $acc:expr) => {{
+            let mut r = 0;
+            while r < $m {
+                let rows = ($m - r).min(TILE_ROWS);
+                let (xr, yr) = ($x.add(r * $k), $y.add(r * $n));
+                match rows {
+                    4 => $tile::<4, $cols>($dims, xr, $w, yr, $acc),
+                    3 => $tile::<3, $cols>($dims, xr, $w, yr, $acc),
+                    2 => $tile::<2, $cols>($dims, xr, $w, yr, $acc),
+                    _ => $tile::<1, $cols>($dims, xr, $w, yr, $acc),
+                }
+                r += rows;
+            }
+        }};
+    }
 
     /// Stores (or adds) one accumulator to 8 floats at `p`.
     #[inline(always)]
@@ -209,18 +201,7 @@ mod kernels {
         y: *mut f32,
         accumulate: bool,
     ) {
-        let mut r = 0;
-        while r < m {
-            let rows = (m - r).min(TILE_ROWS);
-            let (xr, yr) = (x.add(r * k), y.add(r * n));
-            match rows {
-                4 => kn_tile::<4, V>((n, k, kl), xr, w, yr, accumulate),
-                3 => kn_tile::<3, V>((n, k, kl), xr, w, yr, accumulate),
-                2 => kn_tile::<2, V>((n, k, kl), xr, w, yr, accumulate),
-                _ => kn_tile::<1, V>((n, k, kl), xr, w, yr, accumulate),
-            }
-            r += rows;
-        }
+        row_tiles!(kn_tile::<V>, (m, n, k), (n, k, kl), x, w, y, accumulate);
     }
 
     /// Columns `[c0, c1)` of `y (+)= x W` for `W` `[k, n]` row-major.
@@ -322,18 +303,7 @@ mod kernels {
         y: *mut f32,
         accumulate: bool,
     ) {
-        let mut r = 0;
-        while r < m {
-            let rows = (m - r).min(TILE_ROWS);
-            let (xr, yr) = (x.add(r * k), y.add(r * n));
-            match rows {
-                4 => nk_tile::<4, J>((n, k), xr, e, yr, accumulate),
-                3 => nk_tile::<3, J>((n, k), xr, e, yr, accumulate),
-                2 => nk_tile::<2, J>((n, k), xr, e, yr, accumulate),
-                _ => nk_tile::<1, J>((n, k), xr, e, yr, accumulate),
-            }
-            r += rows;
-        }
+        row_tiles!(nk_tile::<J>, (m, n, k), (n, k), x, e, y, accumulate);
     }
 
     /// Columns `[c0, c1)` of `y (+)= x E^T` for `E` `[n, k]` row-major, `k` a multiple of 8.
