@@ -70,9 +70,21 @@ impl Activation {
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
+    /// Keep the keys and values in the autograd graph (a prefix computed once and shared by
+    /// several continuations in training); decoding detaches them.
+    with_gradients: bool,
 }
 
 impl KvCache {
+    /// An empty cache whose keys and values stay differentiable, so that a loss on the
+    /// continuations reaches the parameters through the cached prefix too.
+    pub fn with_gradients() -> Self {
+        Self {
+            layers: Vec::new(),
+            with_gradients: true,
+        }
+    }
+
     /// Number of cached positions.
     pub fn len(&self) -> usize {
         self.layers
@@ -473,8 +485,10 @@ impl Gpt2 {
                 m = dr.apply(&m, cfg.resid_pdrop)?;
             }
             h = (h + m)?;
-            if cache.is_some() {
-                new_layers.push(Some((k.detach(), v.detach())));
+            match cache.as_ref() {
+                Some(c) if c.with_gradients => new_layers.push(Some((k, v))),
+                Some(_) => new_layers.push(Some((k.detach(), v.detach()))),
+                None => {}
             }
         }
         if let Some(c) = cache.as_mut() {

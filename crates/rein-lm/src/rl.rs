@@ -427,7 +427,102 @@ impl ResponseBatch {
     /// `[n, r, d]` final hidden states of the states that predict each response token (the
     /// prompt's last position, then each response token but the last): a value head on them
     /// gives `V(s_t)` for response step `t`, as TRL's `values[:, context_length - 1 : -1]`.
+    ///
+    /// Rows with the same (padded) prompt, as GRPO's groups, share one forward and backward
+    /// pass of the prompt: its keys and values, kept in the graph, feed each row's response
+    /// (without dropout, whose masks would differ per row; the same values as one pass per
+    /// row, tested).
     pub fn hidden(&self, model: &Gpt2, dropout: Option<&mut Dropout>) -> Result<Tensor, LmError> {
+        if dropout.is_none() && self.response_len > 0 {
+            if let Some(h) = self.hidden_shared_prompts(model)? {
+                return Ok(h);
+            }
+        }
+        self.hidden_per_row(model, dropout)
+    }
+
+    /// [`ResponseBatch::hidden`] with one pass per distinct prompt, or `None` when every
+    /// prompt is distinct.
+    fn hidden_shared_prompts(&self, model: &Gpt2) -> Result<Option<Tensor>, LmError> {
+        let dev = Device::Cpu;
+        let (p, r) = (self.prompt_len, self.response_len);
+        let width = p + r;
+        let mut slot_of: std::collections::HashMap<(&[u32], &[u8]), u32> =
+            std::collections::HashMap::new();
+        let mut distinct: Vec<usize> = Vec::new();
+        let slots: Vec<u32> = (0..self.n)
+            .map(|i| {
+                // Ids and mask (a pad's id 0 is also a token) fix the prompt part and, with
+                // left padding, its positions.
+                let key = (&self.ids[i * width..i * width + p], &self.mask[i][..p]);
+                *slot_of.entry(key).or_insert_with(|| {
+                    distinct.push(i);
+                    distinct.len() as u32 - 1
+                })
+            })
+            .collect();
+        if distinct.len() == self.n {
+            return Ok(None);
+        }
+        let u = distinct.len();
+        let take = |v: &[u32], i: usize, from: usize, len: usize| -> Vec<u32> {
+            v[i * width + from..i * width + from + len].to_vec()
+        };
+        let prompt_ids: Vec<u32> = distinct
+            .iter()
+            .flat_map(|&i| take(&self.ids, i, 0, p))
+            .collect();
+        let prompt_pos: Vec<u32> = distinct
+            .iter()
+            .flat_map(|&i| take(&self.positions, i, 0, p))
+            .collect();
+        let prompt_mask: Vec<Vec<u8>> = distinct
+            .iter()
+            .map(|&i| self.mask[i][..p].to_vec())
+            .collect();
+        let mut cache = crate::model::KvCache::with_gradients();
+        let hp = model.hidden(
+            &ForwardInput {
+                ids: &Tensor::from_vec(prompt_ids, (u, p), &dev)?,
+                positions: &Tensor::from_vec(prompt_pos, (u, p), &dev)?,
+                mask: Some(&prompt_mask),
+            },
+            Some(&mut cache),
+            None,
+        )?;
+        let rows = Tensor::from_vec(slots, self.n, &dev)?;
+        cache.select_rows(&rows)?;
+        let resp_ids: Vec<u32> = (0..self.n).flat_map(|i| take(&self.ids, i, p, r)).collect();
+        let resp_pos: Vec<u32> = (0..self.n)
+            .flat_map(|i| take(&self.positions, i, p, r))
+            .collect();
+        let hr = model.hidden(
+            &ForwardInput {
+                ids: &Tensor::from_vec(resp_ids, (self.n, r), &dev)?,
+                positions: &Tensor::from_vec(resp_pos, (self.n, r), &dev)?,
+                mask: Some(&self.mask),
+            },
+            Some(&mut cache),
+            None,
+        )?;
+        let last_prompt = hp
+            .narrow(1, p - 1, 1)?
+            .contiguous()?
+            .index_select(&rows, 0)?;
+        let h = if r > 1 {
+            Tensor::cat(&[&last_prompt, &hr.narrow(1, 0, r - 1)?], 1)?
+        } else {
+            last_prompt
+        };
+        Ok(Some(h.contiguous()?))
+    }
+
+    /// [`ResponseBatch::hidden`] as one forward pass over every row's prompt and response.
+    fn hidden_per_row(
+        &self,
+        model: &Gpt2,
+        dropout: Option<&mut Dropout>,
+    ) -> Result<Tensor, LmError> {
         let dev = Device::Cpu;
         let width = self.prompt_len + self.response_len;
         let ids = Tensor::from_vec(self.ids.clone(), (self.n, width), &dev)?;

@@ -52,6 +52,99 @@ fn response_logprobs_match_generation() {
     }
 }
 
+/// Largest absolute difference of two tensors of one shape.
+fn tensor_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// GRPO's groups repeat a prompt: such rows share one forward and backward pass of it. The
+/// hidden states at every response position and the parameter gradients equal those of each
+/// row on its own (a batch of one shares nothing). Prompts `[0, 8]` and `[8]` pad to the same
+/// ids with different masks and must not be shared.
+#[test]
+fn rows_that_repeat_a_prompt_share_its_pass_exactly() {
+    use candle_core::{Device, Tensor};
+    let model = tiny_model(3);
+    let prompts: Vec<Vec<u32>> = vec![
+        vec![5, 6, 7],
+        vec![5, 6, 7],
+        vec![8],
+        vec![0, 8],
+        vec![8],
+        vec![5, 6, 7],
+    ];
+    let responses: Vec<Vec<u32>> = vec![
+        vec![1, 2, 3, 4],
+        vec![9],
+        vec![4, 4, 4],
+        vec![7, 1],
+        vec![2, 3, 4, 5],
+        vec![11, 12, 13],
+    ];
+    let d = model.config.n_embd;
+    // A fixed weighting of each row's real positions (zero on padding), so that the loss is
+    // the same function of the parameters in both layouts.
+    let weights = |rows: &[usize], width: usize| -> Tensor {
+        let mut w = Vec::new();
+        for &i in rows {
+            for t in 0..width {
+                for k in 0..d {
+                    let real = t < responses[i].len();
+                    w.push(if real {
+                        ((i * 31 + t * 7 + k) % 13) as f32 / 13.0 - 0.5
+                    } else {
+                        0.0
+                    });
+                }
+            }
+        }
+        Tensor::from_vec(w, (rows.len(), width, d), &Device::Cpu).unwrap()
+    };
+    let all: Vec<usize> = (0..prompts.len()).collect();
+    let batch = ResponseBatch::new(&prompts, &responses, 32).unwrap();
+    let shared = batch.hidden(&model, None).unwrap();
+    let shared_loss = (&shared * weights(&all, batch.response_len))
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let mut alone_loss = Tensor::zeros((), candle_core::DType::F32, &Device::Cpu).unwrap();
+    for i in all {
+        let one = ResponseBatch::new(&prompts[i..=i], &responses[i..=i], 32).unwrap();
+        let h = one.hidden(&model, None).unwrap();
+        let r = responses[i].len();
+        let diff = tensor_diff(
+            &shared.narrow(0, i, 1).unwrap().narrow(1, 0, r).unwrap(),
+            &h,
+        );
+        assert!(diff < 1e-5, "row {i}: hidden states differ by {diff}");
+        let l = (&h * weights(&[i], r)).unwrap().sum_all().unwrap();
+        alone_loss = (alone_loss + l).unwrap();
+    }
+    let (g1, g2) = (
+        shared_loss.backward().unwrap(),
+        alone_loss.backward().unwrap(),
+    );
+    for (name, var) in model.named_vars() {
+        let (a, b) = (
+            g1.get(var.as_tensor()).unwrap(),
+            g2.get(var.as_tensor()).unwrap(),
+        );
+        let scale = tensor_diff(b, &b.zeros_like().unwrap());
+        let diff = tensor_diff(a, b);
+        assert!(
+            diff <= 1e-4 * (1.0 + scale),
+            "{name}: gradients differ by {diff}"
+        );
+    }
+}
+
 use rein_lm::grpo::{GrpoConfig, GrpoTrainer};
 use rein_lm::rl::{PromptRecord, Reward, Sample};
 use rein_lm::{LmError, Tokenizer};
@@ -146,15 +239,7 @@ fn grpo_with_equal_scores_leaves_the_policy_unchanged() {
         .iter()
         .zip(t.reference.named_vars().iter())
     {
-        let d = (a.as_tensor() - b.as_tensor())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert_eq!(d, 0.0);
+        assert_eq!(tensor_diff(a.as_tensor(), b.as_tensor()), 0.0);
     }
 }
 
@@ -227,16 +312,7 @@ fn max_abs_diff(a: &Gpt2, b: &Gpt2) -> f32 {
     a.named_vars()
         .iter()
         .zip(b.named_vars().iter())
-        .map(|((_, x), (_, y))| {
-            (x.as_tensor() - y.as_tensor())
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        })
+        .map(|((_, x), (_, y))| tensor_diff(x.as_tensor(), y.as_tensor()))
         .fold(0.0, f32::max)
 }
 
