@@ -884,7 +884,7 @@ pub fn answer_stats(
             if rein_lm::tasks::extract_answer(&text).as_deref() == Some(p.answer.as_str()) {
                 right += 1;
             }
-            worked += usize::from(text.trim_start().starts_with("Work:"));
+            worked += usize::from(text.trim_start().starts_with(rein_lm::tasks::WORK_MARK));
         }
     }
     let n = problems.len().max(1) as f64;
@@ -978,7 +978,12 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
             .as_bytes(),
     )?;
     let free = answer_stats(&t.model, &tk, &eval, "")?;
-    let worked = answer_stats(&t.model, &tk, &eval, " Work:")?;
+    let worked = answer_stats(
+        &t.model,
+        &tk,
+        &eval,
+        &format!(" {}", rein_lm::tasks::WORK_MARK),
+    )?;
     println!(
         "model written to {} in {:.0} s; eval loss {:.4}; greedy accuracy on 500 held-out problems: {:.1}% ({:.1}% of answers worked); told to work it out (prompt + \" Work:\"): {:.1}%",
         a.out.display(),

@@ -254,6 +254,27 @@ fn sample_truncated(x: &[f32], cfg: &GenerationConfig, rng: &mut ReinRng) -> usi
     order[keep - 1]
 }
 
+/// Groups equal keys: the index of each distinct key's first row, in order of appearance, and
+/// for every row the number of its group. Repeated prompts (GRPO's groups) then run one pass
+/// each, in generation and in training.
+pub(crate) fn group_repeats<K: std::hash::Hash + Eq>(
+    keys: impl IntoIterator<Item = K>,
+) -> (Vec<usize>, Vec<u32>) {
+    let mut slot_of = std::collections::HashMap::new();
+    let mut first_rows = Vec::new();
+    let slots = keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| {
+            *slot_of.entry(key).or_insert_with(|| {
+                first_rows.push(i);
+                first_rows.len() as u32 - 1
+            })
+        })
+        .collect();
+    (first_rows, slots)
+}
+
 /// Generates continuations of `prompts` (token ids, each non-empty) as one batch.
 /// `seeds` gives each request its own seed (default `cfg.seed + i`); `tokenizer` decodes text
 /// and enables stop strings. Padding uses id 0 under a zero attention mask, so its value never
@@ -309,22 +330,16 @@ pub fn generate(
     let dev = Device::Cpu;
     // Identical prompts (GRPO's groups) share one prefill: each distinct prompt runs once and
     // its cached keys and values and last logits are copied to the rows that repeat it.
-    let mut distinct: Vec<Vec<u32>> = Vec::new();
-    let mut slot_of: std::collections::HashMap<&[u32], u32> = std::collections::HashMap::new();
-    let row_slot: Vec<u32> = prompts
+    let (first_rows, row_slot) = group_repeats(prompts.iter().map(Vec::as_slice));
+    let distinct: Vec<Vec<u32>> = first_rows.iter().map(|&i| prompts[i].clone()).collect();
+    let (ids, pos, distinct_mask, len) = left_pad(&distinct, 0);
+    let mut mask: Vec<Vec<u8>> = row_slot
         .iter()
-        .map(|p| {
-            *slot_of.entry(p.as_slice()).or_insert_with(|| {
-                distinct.push(p.clone());
-                distinct.len() as u32 - 1
-            })
-        })
+        .map(|&s| distinct_mask[s as usize].clone())
         .collect();
     let expand = (distinct.len() < prompts.len())
         .then(|| Tensor::from_vec(row_slot, prompts.len(), &dev))
         .transpose()?;
-    let (_, _, mut mask, _) = left_pad(prompts, 0);
-    let (ids, pos, distinct_mask, len) = left_pad(&distinct, 0);
     let b = prompts.len();
     let mut active: Vec<usize> = (0..b).collect();
     let mut next_pos: Vec<u32> = prompts.iter().map(|p| p.len() as u32).collect();

@@ -447,20 +447,11 @@ impl ResponseBatch {
         let dev = Device::Cpu;
         let (p, r) = (self.prompt_len, self.response_len);
         let width = p + r;
-        let mut slot_of: std::collections::HashMap<(&[u32], &[u8]), u32> =
-            std::collections::HashMap::new();
-        let mut distinct: Vec<usize> = Vec::new();
-        let slots: Vec<u32> = (0..self.n)
-            .map(|i| {
-                // Ids and mask (a pad's id 0 is also a token) fix the prompt part and, with
-                // left padding, its positions.
-                let key = (&self.ids[i * width..i * width + p], &self.mask[i][..p]);
-                *slot_of.entry(key).or_insert_with(|| {
-                    distinct.push(i);
-                    distinct.len() as u32 - 1
-                })
-            })
-            .collect();
+        // Ids and mask (a pad's id 0 is also a token) fix the prompt part and, with left
+        // padding, its positions.
+        let (distinct, slots) = crate::generate::group_repeats(
+            (0..self.n).map(|i| (&self.ids[i * width..i * width + p], &self.mask[i][..p])),
+        );
         if distinct.len() == self.n {
             return Ok(None);
         }

@@ -1,8 +1,8 @@
 //! Arithmetic problems the project generates itself: the training text of the quickstart model
 //! and the verifiable-reward task (the answer is checked exactly).
 //!
-//! A problem can be answered two ways: directly (` Answer: 85`) or with a worked solution that
-//! splits the second number into tens and units (` Work: 37 + 40 = 77, 77 + 8 = 85. Answer: 85`).
+//! A problem can be answered two ways: directly (` Answer: 21`) or with a worked solution that
+//! applies one change at a time (` Work: 23 + 5 = 28, 28 - 7 = 21. Answer: 21`).
 //! The quickstart corpus writes most problems the direct way and some the worked way, so the
 //! supervised model knows both and answers directly by default; the worked way is the more
 //! reliable one for a small model, which is what RL with a correctness reward finds out
@@ -32,12 +32,15 @@ impl Problem {
 
     /// The worked completion: ` Work: 23 + 5 = 28, 28 - 7 = 21. Answer: 21`.
     pub fn worked_completion(&self) -> String {
-        format!(" Work: {}. {ANSWER_MARK} {}", self.work, self.answer)
+        format!(" {WORK_MARK} {}. {ANSWER_MARK} {}", self.work, self.answer)
     }
 }
 
 /// The label in front of a final answer; [`extract_answer`] reads the number after it.
 pub const ANSWER_MARK: &str = "Answer:";
+
+/// The label in front of a worked solution.
+pub const WORK_MARK: &str = "Work:";
 
 const NAMES: [&str; 8] = ["Ann", "Ben", "Cat", "Dan", "Eve", "Fay", "Gus", "Hal"];
 const THINGS: [&str; 6] = ["apples", "books", "coins", "pens", "cards", "shells"];
@@ -67,28 +70,23 @@ pub fn arithmetic_problems(n: usize, seed: u64) -> Vec<Problem> {
                 let next = if add { total + d } else { total - d };
                 steps.push(format!(
                     "{total} {} {d} = {next}",
-                    if add { '+' } else { '-' }
+                    if add { "+" } else { "-" }
                 ));
                 changes.push((add, d));
                 total = next;
             }
             let name = NAMES[rng.random_range(0..NAMES.len())];
             let thing = THINGS[rng.random_range(0..THINGS.len())];
+            // The changes as ` + 5 - 7` or ` plus 5 minus 7`.
+            let spell = |plus: &str, minus: &str| -> String {
+                changes
+                    .iter()
+                    .map(|&(add, d)| format!(" {} {d}", if add { plus } else { minus }))
+                    .collect()
+            };
             let prompt = match rng.random_range(0..3u32) {
-                0 => {
-                    let ops: String = changes
-                        .iter()
-                        .map(|&(add, d)| format!(" {} {d}", if add { '+' } else { '-' }))
-                        .collect();
-                    format!("Q: {start}{ops} = ?")
-                }
-                1 => {
-                    let ops: String = changes
-                        .iter()
-                        .map(|&(add, d)| format!(" {} {d}", if add { "plus" } else { "minus" }))
-                        .collect();
-                    format!("Q: What is {start}{ops}?")
-                }
+                0 => format!("Q: {start}{} = ?", spell("+", "-")),
+                1 => format!("Q: What is {start}{}?", spell("plus", "minus")),
                 _ => {
                     let acts: Vec<String> = changes
                         .iter()

@@ -2,7 +2,10 @@
 //! by transformers 5.24; see its README): logits of a plain and a left-padded batch, the LM
 //! loss, gradient norms and greedy decoding. Tolerances are the fixture README's.
 
+mod common;
+
 use candle_core::{Device, Tensor};
+use common::tensor_diff;
 use rein_lm::checkpoint::{load_model, save_model};
 use rein_lm::generate::{generate, left_pad, GenerationConfig};
 use rein_lm::loss::{causal_lm_loss, LmBatch, IGNORE};
@@ -235,15 +238,7 @@ fn saved_models_reload_identically_and_use_hf_names() {
     let again = load_model(&dir).unwrap();
     for ((n1, v1), (n2, v2)) in model.named_vars().iter().zip(again.named_vars()) {
         assert_eq!(n1, &n2);
-        let d = (v1.as_tensor() - v2.as_tensor())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert_eq!(d, 0.0, "{n1}");
+        assert_eq!(tensor_diff(v1.as_tensor(), v2.as_tensor()), 0.0, "{n1}");
     }
     let cfg: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();

@@ -1,6 +1,9 @@
 //! The RL trainers for language models: log-probabilities of sampled responses agree with
 //! generation, and a GRPO run resumes exactly.
 
+mod common;
+
+use common::tensor_diff;
 use rein_lm::generate::generate;
 use rein_lm::rl::ResponseBatch;
 use rein_lm::{GenerationConfig, Gpt2, Gpt2Config};
@@ -50,18 +53,6 @@ fn response_logprobs_match_generation() {
             }
         }
     }
-}
-
-/// Largest absolute difference of two tensors of one shape.
-fn tensor_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 /// GRPO's groups repeat a prompt: such rows share one forward and backward pass of it. The
