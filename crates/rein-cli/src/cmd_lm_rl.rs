@@ -673,7 +673,7 @@ fn read_texts(path: &Path, jsonl: bool) -> Result<Vec<String>> {
 
 /// `rein lm metric`.
 pub fn metric(a: &MetricArgs) -> Result<()> {
-    use rein_lm::metrics as m;
+    use rein_text::metrics as m;
     let hyps = read_texts(&a.hyps, a.jsonl)?;
     let refs = match (&a.refs, a.metric.as_str()) {
         (Some(path), _) => {
@@ -723,13 +723,13 @@ pub fn metric(a: &MetricArgs) -> Result<()> {
             )
         }
         "vader" => {
-            let each: Vec<rein_lm::vader::Polarity> = h
+            let each: Vec<rein_text::vader::Polarity> = h
                 .iter()
-                .map(|x| rein_lm::vader::polarity_scores(x).rounded())
+                .map(|x| rein_text::vader::polarity_scores(x).rounded())
                 .collect();
             let k = each.len().max(1) as f64;
             let mean =
-                |f: fn(&rein_lm::vader::Polarity) -> f64| each.iter().map(f).sum::<f64>() / k;
+                |f: fn(&rein_text::vader::Polarity) -> f64| each.iter().map(f).sum::<f64>() / k;
             (
                 serde_json::json!({"neg": mean(|p| p.neg), "neu": mean(|p| p.neu), "pos": mean(|p| p.pos), "compound": mean(|p| p.compound)}),
                 each.iter()

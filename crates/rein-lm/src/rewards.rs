@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::metrics;
+use rein_text::metrics;
 use crate::rl::{Reward, Sample};
 use crate::LmError;
 use serde::{Deserialize, Serialize};
@@ -472,7 +472,7 @@ impl RewardSpec {
                 metric: *metric,
                 stem: *stem,
             }),
-            RewardSpec::Vader { .. } => Box::new(crate::vader::VaderReward::new()),
+            RewardSpec::Vader { .. } => Box::new(VaderReward::new()),
             RewardSpec::Length { target, .. } => {
                 if !(target.is_finite() && *target > 0.0) {
                     return Err(LmError::Input(format!(
@@ -531,6 +531,29 @@ pub fn build_reward(specs: &[RewardSpec]) -> Result<Box<dyn Reward>, LmError> {
             .map(|s| Ok((s.weight(), s.build()?)))
             .collect::<Result<_, LmError>>()?,
     }))
+}
+
+/// The VADER compound score of the response (-1..1): the reward of the sentiment task.
+#[derive(Default)]
+pub struct VaderReward;
+
+impl VaderReward {
+    /// The reward (the lexicons load on first use).
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl Reward for VaderReward {
+    fn name(&self) -> String {
+        "vader".into()
+    }
+    fn score(&mut self, samples: &[Sample]) -> Result<Vec<f64>, LmError> {
+        Ok(samples
+            .iter()
+            .map(|s| rein_text::vader::polarity_scores(s.response).compound)
+            .collect())
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! (copied from `shared/fixtures/metrics`; tolerance from its README: scores within 1e-6 on
 //! the 0-100 scale, counts and lengths exact, brevity penalty within 1e-9).
 
-use rein_lm::metrics::{
+use rein_text::metrics::{
     bleu_from_stats, bleu_stats, corpus_bleu, corpus_chrf, sentence_bleu, sentence_chrf, BleuScore,
 };
 use serde_json::Value;
@@ -126,7 +126,7 @@ fn rouge_matches_rouge_score_with_and_without_stemmer() {
     for (stem, field) in [(false, "rouge_nostem"), (true, "rouge_stem")] {
         for p in pairs() {
             let (h, r) = (p["hyp"].as_str().unwrap(), p["ref"].as_str().unwrap());
-            let got = rein_lm::metrics::rouge_with(r, h, stem);
+            let got = rein_text::metrics::rouge_with(r, h, stem);
             let want = &p[field];
             for (key, s) in [
                 ("rouge1", got.rouge1),
@@ -165,7 +165,7 @@ fn vader_matches_vader_sentiment() {
     for p in pairs() {
         for side in ["hyp", "ref"] {
             let text = p[side].as_str().unwrap();
-            let got = rein_lm::vader::polarity_scores(text);
+            let got = rein_text::vader::polarity_scores(text);
             let rounded = got.rounded();
             for (want, g, exact) in [
                 (&p[format!("vader_{side}_unrounded")], got, false),

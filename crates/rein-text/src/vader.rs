@@ -9,8 +9,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
-use crate::rl::{Reward, Sample};
-use crate::LmError;
 use serde::Serialize;
 
 const LEXICON: &str = include_str!("../data/vader/vader_lexicon.txt");
@@ -512,29 +510,6 @@ fn score_valence(sentiments: &[f64], text: &str) -> Polarity {
         neu: (neu as f64 / total).abs(),
         pos: (pos / total).abs(),
         compound,
-    }
-}
-
-/// The VADER compound score of the response (-1..1): the reward of the sentiment task.
-#[derive(Default)]
-pub struct VaderReward;
-
-impl VaderReward {
-    /// The reward (the lexicons load on first use).
-    pub fn new() -> Self {
-        Self
-    }
-}
-
-impl Reward for VaderReward {
-    fn name(&self) -> String {
-        "vader".into()
-    }
-    fn score(&mut self, samples: &[Sample]) -> Result<Vec<f64>, LmError> {
-        Ok(samples
-            .iter()
-            .map(|s| polarity_scores(s.response).compound)
-            .collect())
     }
 }
 
