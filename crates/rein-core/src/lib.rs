@@ -4,6 +4,7 @@
 //! Gymnasium 1.x semantics, wrappers, vector environments, seeding, schedules, metrics logging
 //! and the environment checker. Everything else in rein builds on these types.
 
+pub mod canvas;
 pub mod checker;
 pub mod env;
 pub mod error;

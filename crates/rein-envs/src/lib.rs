@@ -19,7 +19,6 @@
 
 pub mod classic;
 pub mod mdp;
-pub mod render;
 pub mod toy_text;
 mod util;
 

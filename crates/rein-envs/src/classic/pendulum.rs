@@ -1,7 +1,7 @@
 //! Pendulum-v1: swing a frictionless pendulum up and keep it upright, as Gymnasium's
 //! `classic_control.pendulum`.
 
-use crate::render::{rotate, Canvas};
+use rein_core::canvas::{rotate, Canvas};
 use crate::util::{
     f32_box, np_square_pow, np_square_powf, scalar_box_action, state_array, state_json, uniform,
 };

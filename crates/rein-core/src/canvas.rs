@@ -1,10 +1,10 @@
-//! A small software rasteriser for the classic-control RGB frames: filled polygons, circles
+//! A small software rasteriser for the classic-control RGB frames and the learning-curve plots: filled polygons, circles
 //! and lines on a white canvas, with y pointing up as in Gymnasium's pygame drawings.
 //!
 //! Written here rather than pulled from a crate: the envs need four primitives, and a 2D
 //! graphics dependency would dominate rein-envs' build time.
 
-use rein_core::RgbFrame;
+use crate::RgbFrame;
 
 /// An RGB colour.
 pub type Rgb = [u8; 3];

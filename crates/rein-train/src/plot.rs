@@ -1,12 +1,12 @@
-//! Learning-curve PNGs: a line chart of episodic return against environment steps, drawn on
-//! rein-envs' rasteriser and encoded with the `png` crate.
+//! Learning-curve PNGs: a line chart of one `metrics.csv` column against another, drawn on
+//! rein-core's rasteriser and encoded with the `png` crate.
 //!
 //! Written here rather than with plotters: plotters needs a font file for any text, which a
 //! fresh machine may not have; the chart needs only digits and a few letters, drawn from the
 //! 5 x 7 bitmap font below.
 
-use anyhow::{Context, Result};
-use rein_envs::render::Canvas;
+use rein_core::canvas::Canvas;
+use std::io::{Error, ErrorKind, Result};
 use std::path::Path;
 
 const W: usize = 800;
@@ -235,8 +235,7 @@ pub fn line_chart(path: &Path, points: &[(f64, f64)], x_title: &str, y_title: &s
     );
     text(&mut c, 10.0, H as f64 - 10.0, y_title, 2.0);
     let frame = c.into_frame();
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file = std::fs::File::create(path)?;
     let mut enc = png::Encoder::new(
         std::io::BufWriter::new(file),
         frame.width as u32,
@@ -244,20 +243,9 @@ pub fn line_chart(path: &Path, points: &[(f64, f64)], x_title: &str, y_title: &s
     );
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
-    let mut w = enc.write_header().context("writing PNG header")?;
-    w.write_image_data(&frame.data)
-        .context("writing PNG data")?;
-    Ok(())
-}
-
-/// Reads `metrics.csv` in `dir` and writes `learning_curve.png` (column `y_col` against `x_col`).
-pub fn learning_curve(dir: &Path, x_col: &str, y_col: &str, x_title: &str) -> Result<()> {
-    csv_curve(
-        dir,
-        "learning_curve.png",
-        (x_col, y_col),
-        (x_title, "episodic return"),
-    )
+    let png_error = |e: png::EncodingError| Error::other(format!("{}: {e}", path.display()));
+    let mut w = enc.write_header().map_err(png_error)?;
+    w.write_image_data(&frame.data).map_err(png_error)
 }
 
 /// Plots column `y_col` of `dir/metrics.csv` against `x_col` into `dir/file`.
@@ -270,14 +258,15 @@ pub fn csv_curve(
     let text_csv = std::fs::read_to_string(dir.join("metrics.csv"))?;
     let mut lines = text_csv.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let xi = header
-        .iter()
-        .position(|h| *h == x_col)
-        .context("metrics.csv lacks the x column")?;
-    let yi = header
-        .iter()
-        .position(|h| *h == y_col)
-        .context("metrics.csv lacks the y column")?;
+    let column = |name: &str| {
+        header.iter().position(|h| *h == name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidData,
+                format!("{}: no column {name}", dir.join("metrics.csv").display()),
+            )
+        })
+    };
+    let (xi, yi) = (column(x_col)?, column(y_col)?);
     let pts: Vec<(f64, f64)> = lines
         .filter_map(|l| {
             let f: Vec<&str> = l.split(',').collect();
@@ -285,56 +274,6 @@ pub fn csv_curve(
         })
         .collect();
     line_chart(&dir.join(file), &pts, x_title, y_title)
-}
-
-/// Encodes RGB frames as an animated GIF (`delay_cs`: hundredths of a second per frame). The
-/// renders use few colours, so frames are indexed against an exact palette; beyond 256
-/// colours the `gif` crate's quantiser takes over.
-pub fn write_gif(path: &Path, frames: &[rein_core::RgbFrame], delay_cs: u16) -> Result<()> {
-    use std::collections::HashMap;
-    let first = frames.first().context("no frames to write")?;
-    let (w, h) = (first.width as u16, first.height as u16);
-    let mut palette: HashMap<[u8; 3], u8> = HashMap::new();
-    let mut exact = true;
-    'scan: for f in frames {
-        for px in f.data.chunks_exact(3) {
-            let key = [px[0], px[1], px[2]];
-            if !palette.contains_key(&key) {
-                if palette.len() == 256 {
-                    exact = false;
-                    break 'scan;
-                }
-                let idx = palette.len() as u8;
-                palette.insert(key, idx);
-            }
-        }
-    }
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut flat = vec![0u8; palette.len() * 3];
-    for (c, &i) in &palette {
-        flat[i as usize * 3..i as usize * 3 + 3].copy_from_slice(c);
-    }
-    let global: &[u8] = if exact { &flat } else { &[] };
-    let mut enc =
-        gif::Encoder::new(std::io::BufWriter::new(file), w, h, global).context("starting GIF")?;
-    enc.set_repeat(gif::Repeat::Infinite)
-        .context("GIF repeat")?;
-    for f in frames {
-        let mut frame = if exact {
-            let idx: Vec<u8> = f
-                .data
-                .chunks_exact(3)
-                .map(|p| palette[&[p[0], p[1], p[2]]])
-                .collect();
-            gif::Frame::from_indexed_pixels(w, h, idx, None)
-        } else {
-            gif::Frame::from_rgb_speed(w, h, &f.data, 10)
-        };
-        frame.delay = delay_cs;
-        enc.write_frame(&frame).context("writing GIF frame")?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

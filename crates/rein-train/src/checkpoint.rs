@@ -1,0 +1,316 @@
+//! The one checkpoint container of every trainer: a safetensors file whose tensors are the
+//! trainer's weights (and replay buffers, optimiser moments) and whose metadata holds one JSON
+//! header: the format version, the trainer kind, the rein version that wrote it, and the
+//! trainer's typed state (a `#[derive(Serialize, Deserialize)]` struct per trainer).
+//!
+//! One metadata key, not several: safetensors keeps metadata in a hash map, whose order would
+//! vary between runs and break byte-identical checkpoints. Files are written atomically
+//! (temporary file, then rename), so weights and state never disagree after a crash.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The version of the container's layout. Files of a newer version are refused; files of
+/// rein before the container (a bare `rein_state` key) are refused with a message saying so.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The metadata key of the header.
+const HEADER_KEY: &str = "rein_checkpoint";
+
+/// The metadata key of checkpoints written before [`FORMAT_VERSION`] 1.
+const LEGACY_KEY: &str = "rein_state";
+
+/// What went wrong with a checkpoint; every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is damaged, not a rein checkpoint, of another version or of another kind.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What was found and what was expected.
+        message: String,
+    },
+}
+
+/// The JSON header in the metadata.
+#[derive(Serialize, Deserialize)]
+struct Header<S> {
+    format: u32,
+    kind: String,
+    rein_version: String,
+    state: S,
+}
+
+/// A checkpoint read from disk: its header and the bytes its tensors live in.
+pub struct Checkpoint {
+    path: PathBuf,
+    kind: String,
+    rein_version: String,
+    state: serde_json::Value,
+    bytes: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// Writes `tensors` and `state` of a trainer of `kind` to `path`, atomically.
+    pub fn write<S: Serialize, V: safetensors::View>(
+        path: &Path,
+        kind: &str,
+        state: &S,
+        tensors: Vec<(String, V)>,
+    ) -> Result<(), CheckpointError> {
+        let invalid = |message: String| CheckpointError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let header = Header {
+            format: FORMAT_VERSION,
+            kind: kind.to_string(),
+            rein_version: env!("CARGO_PKG_VERSION").to_string(),
+            state,
+        };
+        let json = serde_json::to_string(&header)
+            .map_err(|e| invalid(format!("serialising the trainer state: {e}")))?;
+        let meta = HashMap::from([(HEADER_KEY.to_string(), json)]);
+        let bytes = safetensors::serialize(tensors, Some(meta))
+            .map_err(|e| invalid(format!("serialising tensors: {e}")))?;
+        rein_core::metrics::write_atomic(path, &bytes).map_err(|source| CheckpointError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Reads and checks a checkpoint: a safetensors file with a header of a known format.
+    pub fn read(path: &Path) -> Result<Self, CheckpointError> {
+        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |message: String| CheckpointError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+            invalid(format!(
+                "not a safetensors file ({e}); the file is damaged or not a checkpoint"
+            ))
+        })?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        let Some(text) = meta.get(HEADER_KEY) else {
+            return Err(invalid(if meta.contains_key(LEGACY_KEY) {
+                format!(
+                    "written by rein before checkpoint format {FORMAT_VERSION}; this version cannot \
+                     resume it (start a new run)"
+                )
+            } else {
+                "no rein checkpoint header (a plain safetensors file, not a rein checkpoint)".into()
+            }));
+        };
+        let header: Header<serde_json::Value> = serde_json::from_str(text)
+            .map_err(|e| invalid(format!("damaged checkpoint header: {e}")))?;
+        if header.format > FORMAT_VERSION {
+            return Err(invalid(format!(
+                "checkpoint format {} (written by rein {}), newer than this rein's format \
+                 {FORMAT_VERSION}: upgrade rein to resume it",
+                header.format, header.rein_version
+            )));
+        }
+        // The tensors must parse too, so that a truncated file fails here, by name.
+        safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| invalid(format!("damaged tensor data: {e}")))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            kind: header.kind,
+            rein_version: header.rein_version,
+            state: header.state,
+            bytes,
+        })
+    }
+
+    /// Reads a checkpoint that must be of one of `kinds`.
+    pub fn read_kind(path: &Path, kinds: &[&str]) -> Result<Self, CheckpointError> {
+        let c = Self::read(path)?;
+        if !kinds.contains(&c.kind.as_str()) {
+            return Err(c.invalid(format!(
+                "a checkpoint of a {} trainer, expected {}",
+                c.kind,
+                kinds.join(" or ")
+            )));
+        }
+        Ok(c)
+    }
+
+    /// The trainer kind that wrote it (`ppo`, `sac`, `lm-grpo`, ...).
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The rein version that wrote it.
+    pub fn rein_version(&self) -> &str {
+        &self.rein_version
+    }
+
+    /// The file it was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The trainer's state, typed; an error names the file and the field serde missed.
+    pub fn state<S: DeserializeOwned>(&self) -> Result<S, CheckpointError> {
+        S::deserialize(&self.state).map_err(|e| self.invalid(format!("trainer state: {e}")))
+    }
+
+    /// The raw safetensors bytes (for loaders that build their own tensors, such as candle's).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Every tensor as f32 values with its shape; other dtypes are an error naming the tensor.
+    pub fn f32_tensors(&self) -> Result<HashMap<String, (Vec<usize>, Vec<f32>)>, CheckpointError> {
+        let st = safetensors::SafeTensors::deserialize(&self.bytes)
+            .map_err(|e| self.invalid(format!("damaged tensor data: {e}")))?;
+        let mut out = HashMap::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != safetensors::Dtype::F32 {
+                return Err(self.invalid(format!(
+                    "tensor {name} has dtype {:?}, expected F32",
+                    view.dtype()
+                )));
+            }
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            out.insert(name, (view.shape().to_vec(), data));
+        }
+        Ok(out)
+    }
+
+    /// An error about this checkpoint (names its file).
+    pub fn invalid(&self, message: impl Into<String>) -> CheckpointError {
+        CheckpointError::Invalid {
+            path: self.path.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A borrowed f32 tensor to write: name, shape and values.
+pub struct F32View<'a> {
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+    _data: std::marker::PhantomData<&'a [f32]>,
+}
+
+impl<'a> F32View<'a> {
+    /// A view of `data` with `shape` (row-major).
+    pub fn new(shape: Vec<usize>, data: &'a [f32]) -> Self {
+        Self {
+            shape,
+            bytes: data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            _data: std::marker::PhantomData,
+        }
+    }
+}
+
+impl safetensors::View for F32View<'_> {
+    fn dtype(&self) -> safetensors::Dtype {
+        safetensors::Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct State {
+        update: u64,
+        rate: f64,
+    }
+
+    fn dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rein-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn state_and_tensors_round_trip_and_bad_files_are_named() {
+        let p = dir().join("c.safetensors");
+        let w = [1.5f32, -2.0, 0.25];
+        let state = State {
+            update: 7,
+            rate: 0.1 + 0.2,
+        };
+        Checkpoint::write(
+            &p,
+            "ppo",
+            &state,
+            vec![("w".into(), F32View::new(vec![3], &w))],
+        )
+        .unwrap();
+        let c = Checkpoint::read_kind(&p, &["ppo"]).unwrap();
+        assert_eq!(c.state::<State>().unwrap(), state);
+        assert_eq!(c.f32_tensors().unwrap()["w"], (vec![3], w.to_vec()));
+        // Same content, same bytes.
+        let first = std::fs::read(&p).unwrap();
+        Checkpoint::write(
+            &p,
+            "ppo",
+            &state,
+            vec![("w".into(), F32View::new(vec![3], &w))],
+        )
+        .unwrap();
+        assert_eq!(first, std::fs::read(&p).unwrap());
+
+        let e = Checkpoint::read_kind(&p, &["sac"]).err().unwrap().to_string();
+        assert!(e.contains("c.safetensors") && e.contains("ppo trainer, expected sac"), "{e}");
+        let e = c.state::<Vec<u8>>().err().unwrap().to_string();
+        assert!(e.contains("trainer state"), "{e}");
+
+        std::fs::write(&p, &first[..first.len() - 3]).unwrap();
+        let e = Checkpoint::read(&p).err().unwrap().to_string();
+        assert!(e.contains("damaged"), "{e}");
+        std::fs::write(&p, b"not a checkpoint").unwrap();
+        let e = Checkpoint::read(&p).err().unwrap().to_string();
+        assert!(e.contains("not a safetensors file"), "{e}");
+
+        // A checkpoint of the format before the container, and one from the future.
+        let legacy = HashMap::from([(LEGACY_KEY.to_string(), "{}".to_string())]);
+        let bytes =
+            safetensors::serialize(Vec::<(String, F32View)>::new(), Some(legacy)).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        let e = Checkpoint::read(&p).err().unwrap().to_string();
+        assert!(e.contains("before checkpoint format 1"), "{e}");
+        let future = HashMap::from([(
+            HEADER_KEY.to_string(),
+            r#"{"format":99,"kind":"ppo","rein_version":"9.0.0","state":{}}"#.to_string(),
+        )]);
+        let bytes =
+            safetensors::serialize(Vec::<(String, F32View)>::new(), Some(future)).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        let e = Checkpoint::read(&p).err().unwrap().to_string();
+        assert!(e.contains("format 99") && e.contains("upgrade rein"), "{e}");
+    }
+}

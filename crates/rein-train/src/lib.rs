@@ -1,0 +1,24 @@
+//! The training session every rein trainer runs in, from the command line or from Python:
+//!
+//! - [`Trainer`]: the interface PPO, A2C, REINFORCE, DQN, TD3/DDPG, SAC and the
+//!   language-model trainers implement (one iteration is an *update*, returning one metrics
+//!   row of the columns the trainer declares);
+//! - [`run`]: the one run loop (metrics.csv, checkpoint cadence, `max_updates`, resume, the
+//!   stop on a trainer error that keeps the last good checkpoint, Ctrl-C through
+//!   [`Observer::should_stop`], the learning curve and eval.json), reporting through an
+//!   [`Observer`] instead of printing;
+//! - [`Checkpoint`]: the one checkpoint container (safetensors tensors plus a typed state,
+//!   the trainer kind, a format version and the rein version, written atomically);
+//! - [`plot`]: the learning-curve PNGs.
+
+mod checkpoint;
+pub mod plot;
+mod run;
+mod trainer;
+
+pub use checkpoint::{Checkpoint, CheckpointError, F32View, FORMAT_VERSION};
+pub use run::{
+    create_run_dir, files, run, utc_timestamp, write_config, Observer, RunEnd, RunError,
+    RunOptions, Silent,
+};
+pub use trainer::{Curve, Evaluation, Progress, Trainer, TrainerError};
