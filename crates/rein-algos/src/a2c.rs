@@ -9,8 +9,8 @@
 //!    global gradient-norm clipping, RMSprop (alpha 0.99, eps 1e-5) or Adam.
 
 use crate::actor_critic::ActorCritic;
-use crate::onpolicy::{impl_on_policy_agent, Checkpoint, Collector, EnvFactory, PgError};
-use crate::ppo::{PpoLog, PpoTiming};
+use crate::onpolicy::{Collector, EnvFactory, OnPolicyState, UpdateLog, UpdateTiming};
+use crate::AlgoError;
 use rein_core::returns::{explained_variance, normalize};
 use rein_core::{rng_from_seed, ReinRng};
 use rein_nn::{Activation, Adam, RmsProp};
@@ -176,13 +176,13 @@ pub struct A2c {
     pub update: u64,
     started: Instant,
     /// Time spent so far (this process only).
-    pub timing: PpoTiming,
+    pub timing: UpdateTiming,
 }
 
 impl A2c {
     /// Builds the agent.
-    pub fn new(config: A2cConfig, make_env: EnvFactory) -> Result<Self, PgError> {
-        config.validate().map_err(PgError::Config)?;
+    pub fn new(config: A2cConfig, make_env: EnvFactory) -> Result<Self, AlgoError> {
+        config.validate().map_err(AlgoError::Config)?;
         let (collector, obs_dim, kind) = Collector::new(
             config.num_envs,
             config.env_threads,
@@ -213,7 +213,7 @@ impl A2c {
             rng,
             update: 0,
             started: Instant::now(),
-            timing: PpoTiming::default(),
+            timing: UpdateTiming::default(),
             config,
         })
     }
@@ -224,7 +224,7 @@ impl A2c {
     }
 
     /// Collects one rollout and takes one gradient step.
-    pub fn train_update(&mut self) -> Result<PpoLog, PgError> {
+    pub fn train_update(&mut self) -> Result<UpdateLog, AlgoError> {
         let t0 = Instant::now();
         self.collector
             .collect(&mut self.policy, &mut self.rng, self.config.n_steps)?;
@@ -279,7 +279,7 @@ impl A2c {
         self.policy.backward(&grad_out, &grad_v);
         let norm = self.policy.clip_grad_norm(cfg.max_grad_norm);
         if !norm.is_finite() {
-            return Err(PgError::NonFinite(format!(
+            return Err(AlgoError::NonFinite(format!(
                 "gradient norm is {norm} at update {}",
                 self.update
             )));
@@ -305,7 +305,7 @@ impl A2c {
         self.timing.optimize_secs += t1.elapsed().as_secs_f64();
         let (ret_mean, len_mean) = self.collector.episode_stats();
         let _ = d;
-        Ok(PpoLog {
+        Ok(UpdateLog {
             global_step: self.global_step(),
             update: self.update,
             ep_return_mean: ret_mean,
@@ -314,41 +314,34 @@ impl A2c {
             policy_loss: pg / m as f64,
             value_loss: vl / m as f64,
             entropy: ent / m as f64,
-            approx_kl: f64::NAN,
-            clip_fraction: f64::NAN,
             explained_variance: explained,
             learning_rate: lr,
-            clip_range: f64::NAN,
             sps: self.global_step() as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
         })
     }
 
-    /// Writes a checkpoint for exact resume (see [`Checkpoint`]).
-    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
-        let state = serde_json::json!({
-            "algo": "a2c",
-            "config": self.config,
-            "update": self.update,
-            "optimizers": self.optimizers,
-            "rng": rein_core::rng::rng_to_string(&self.rng),
-            "collector": self.collector.snapshot()?,
-        });
-        Checkpoint::write(path, &self.policy, state)
+    /// Writes a checkpoint for exact resume (as [`crate::ppo::Ppo::save_checkpoint`]).
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
+        let state = OnPolicyState {
+            config: self.config.clone(),
+            update: self.update,
+            rng: self.rng.clone(),
+            collector: self.collector.state()?,
+            algo: self.optimizers.clone(),
+        };
+        crate::checkpoint::save(path, "a2c", &state, &self.policy.to_tensors())
     }
 
     /// Rebuilds an agent from [`A2c::save_checkpoint`].
-    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, PgError> {
-        let ckpt = Checkpoint::read(path)?;
-        let mut agent = Self::new(ckpt.get("config")?, make_env)?;
-        ckpt.load_policy(&mut agent.policy)?;
-        agent.update = ckpt.get("update")?;
-        agent.optimizers = ckpt.get("optimizers")?;
-        agent.rng = ckpt.rng("rng")?;
-        agent
-            .collector
-            .restore(&ckpt.get::<serde_json::Value>("collector")?)?;
+    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, AlgoError> {
+        let saved = crate::checkpoint::load::<OnPolicyState<A2cConfig, Vec<Optim>>>(path, "a2c")?;
+        let mut agent = Self::new(saved.state.config.clone(), make_env)?;
+        saved.load_policy(&mut agent.policy)?;
+        let s = saved.state;
+        agent.update = s.update;
+        agent.optimizers = s.algo;
+        agent.rng = s.rng;
+        agent.collector.restore(s.collector)?;
         Ok(agent)
     }
 }
-
-impl_on_policy_agent!(A2c);

@@ -13,8 +13,9 @@
 //! Time-limit truncation is not termination: the stored next observation is the final one
 //! and the target bootstraps from it.
 
-use crate::offpolicy::{evaluate_policy, OffPolicyEnv};
-use crate::onpolicy::{Checkpoint, EnvFactory, PgError};
+use crate::offpolicy::{evaluate_policy, OffPolicyEnv, OffPolicyState};
+use crate::onpolicy::EnvFactory;
+use crate::AlgoError;
 use rand::Rng;
 use rein_core::replay::ReplayBatch;
 use rein_core::{rng_from_seed, ReinRng, Space, Value};
@@ -236,20 +237,20 @@ pub struct Dqn {
 
 impl Dqn {
     /// Builds the agent on one environment from `make_env`.
-    pub fn new(config: DqnConfig, make_env: EnvFactory) -> Result<Self, PgError> {
-        config.validate().map_err(PgError::Config)?;
+    pub fn new(config: DqnConfig, make_env: EnvFactory) -> Result<Self, AlgoError> {
+        config.validate().map_err(AlgoError::Config)?;
         let env = OffPolicyEnv::new(make_env, config.seed, config.buffer_size, 1)?;
         let venv = &env.venv;
         let n_actions = match venv.single_action_space() {
             Space::Discrete { n, start: 0 } => *n as usize,
             other => {
-                return Err(PgError::Config(format!(
+                return Err(AlgoError::Config(format!(
                     "DQN needs a Discrete action space, got {other}"
                 )))
             }
         };
         if !matches!(venv.single_observation_space(), Space::Box { .. }) {
-            return Err(PgError::Config(format!(
+            return Err(AlgoError::Config(format!(
                 "DQN needs Box observations, got {}",
                 venv.single_observation_space()
             )));
@@ -294,7 +295,7 @@ impl Dqn {
     }
 
     /// Steps the env `train_freq` times, then trains; returns the metrics.
-    pub fn train_phase(&mut self) -> Result<DqnLog, PgError> {
+    pub fn train_phase(&mut self) -> Result<DqnLog, AlgoError> {
         let cfg = self.config.clone();
         let mut epsilon = cfg.epsilon(self.env.global_step);
         for _ in 0..cfg.train_freq {
@@ -348,7 +349,7 @@ impl Dqn {
         })
     }
 
-    fn gradient_step(&mut self) -> Result<(f64, f64), PgError> {
+    fn gradient_step(&mut self) -> Result<(f64, f64), AlgoError> {
         let (b, na, dueling) = (self.config.batch_size, self.n_actions, self.config.dueling);
         self.env.buffer.sample_n_step_into(
             b,
@@ -413,7 +414,7 @@ impl Dqn {
         self.q.backward(&mut self.cache, &grad);
         let norm = clip_grad_norm(&mut [&mut self.q.grads], self.config.max_grad_norm);
         if !norm.is_finite() {
-            return Err(PgError::NonFinite(format!(
+            return Err(AlgoError::NonFinite(format!(
                 "Q-network gradient norm is {norm}"
             )));
         }
@@ -423,7 +424,7 @@ impl Dqn {
     }
 
     /// Trains until `total_timesteps`, calling `on_log` after every training phase.
-    pub fn train(&mut self, on_log: &mut dyn FnMut(&DqnLog)) -> Result<(), PgError> {
+    pub fn train(&mut self, on_log: &mut dyn FnMut(&DqnLog)) -> Result<(), AlgoError> {
         while self.env.global_step < self.config.total_timesteps {
             let log = self.train_phase()?;
             on_log(&log);
@@ -432,30 +433,34 @@ impl Dqn {
     }
 
     /// Writes everything needed to continue exactly (both networks, the replay buffer as
-    /// tensors, optimiser moments, generator, env state) to one safetensors file, atomically.
-    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
+    /// tensors, optimiser moments, generator, env state) to one checkpoint, atomically.
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
         let mut tensors = self.q.to_tensors("q");
         tensors.extend(self.q_target.to_tensors("q_target"));
         tensors.extend(self.env.tensors());
-        let mut state = self.env.state()?;
-        state["algo"] = "dqn".into();
-        state["config"] = serde_json::json!(&self.config);
-        state["grad_steps"] = self.grad_steps.into();
-        state["opt"] = serde_json::json!(&self.opt);
-        state["rng"] = rein_core::rng::rng_to_string(&self.rng).into();
-        Checkpoint::write_tensors(path, &tensors, state)
+        let state = OffPolicyState {
+            config: self.config.clone(),
+            rng: self.rng.clone(),
+            env: self.env.state()?,
+            algo: DqnState {
+                grad_steps: self.grad_steps,
+                opt: self.opt.clone(),
+            },
+        };
+        crate::checkpoint::save(path, "dqn", &state, &tensors)
     }
 
     /// Rebuilds an agent from [`Dqn::save_checkpoint`].
-    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, PgError> {
-        let ckpt = Checkpoint::read(path)?;
-        let mut agent = Self::new(ckpt.get("config")?, make_env)?;
-        ckpt.load_mlp(&mut agent.q, "q")?;
-        ckpt.load_mlp(&mut agent.q_target, "q_target")?;
-        agent.env.restore(&ckpt)?;
-        agent.grad_steps = ckpt.get("grad_steps")?;
-        agent.opt = ckpt.get("opt")?;
-        agent.rng = ckpt.rng("rng")?;
+    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, AlgoError> {
+        let saved = crate::checkpoint::load::<OffPolicyState<DqnConfig, DqnState>>(path, "dqn")?;
+        let mut agent = Self::new(saved.state.config.clone(), make_env)?;
+        saved.load_mlp(&mut agent.q, "q")?;
+        saved.load_mlp(&mut agent.q_target, "q_target")?;
+        let s = saved.state.clone();
+        agent.env.restore(s.env, &saved)?;
+        agent.rng = s.rng;
+        agent.grad_steps = s.algo.grad_steps;
+        agent.opt = s.algo.opt;
         Ok(agent)
     }
 
@@ -465,7 +470,7 @@ impl Dqn {
         make_env: &EnvFactory,
         episodes: u64,
         seed: u64,
-    ) -> Result<(f64, f64), PgError> {
+    ) -> Result<(f64, f64), AlgoError> {
         evaluate_policy(make_env, episodes, seed, &mut |x| {
             Value::Discrete(self.greedy(x) as i64)
         })
@@ -503,7 +508,12 @@ fn dueling_grad(grad_q: &[f32], n_actions: usize) -> Vec<f32> {
     out
 }
 
-crate::offpolicy::impl_off_policy_agent!(Dqn, DqnLog);
+/// What only DQN keeps in a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DqnState {
+    grad_steps: u64,
+    opt: Adam,
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,15 +1,19 @@
 //! # rein-algos
 //!
 //! Reinforcement-learning algorithms, one file per algorithm, each reading top to bottom with
-//! its update rule documented at the top. This crate holds the tabular agents today:
-//! [`qlearning`], [`sarsa`] (SARSA and expected SARSA), with their shared pieces in
-//! [`tabular`].
+//! its update rule documented at the top: the tabular agents ([`qlearning`], [`sarsa`], shared
+//! pieces in [`tabular`]), the on-policy agents ([`ppo`], [`a2c`], [`reinforce`], sharing
+//! [`onpolicy::Collector`] and [`actor_critic::ActorCritic`]) and the off-policy agents
+//! ([`dqn`], [`td3`] with DDPG, [`sac`], sharing [`offpolicy`]'s env loop). [`agent`] makes
+//! any of the deep agents a `rein_train::Trainer` for the one run loop.
 
 // The agents index envs, time steps and layers together in their loops.
 #![allow(clippy::needless_range_loop)]
 
 pub mod a2c;
 pub mod actor_critic;
+pub mod agent;
+mod checkpoint;
 pub mod dqn;
 pub mod offpolicy;
 pub mod onpolicy;
@@ -24,3 +28,20 @@ pub mod td3;
 pub use qlearning::train_q_learning;
 pub use sarsa::{train_sarsa, SarsaTarget};
 pub use tabular::{evaluate_policy, EvalStats, QTable, TabularConfig, TabularError, TabularLog};
+
+/// Errors of the deep agents (on-policy and off-policy).
+#[derive(Debug, thiserror::Error)]
+pub enum AlgoError {
+    /// An invalid hyperparameter.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The environment failed or does not fit.
+    #[error(transparent)]
+    Env(#[from] rein_core::EnvError),
+    /// Training diverged.
+    #[error("training diverged: {0}")]
+    NonFinite(String),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] rein_train::CheckpointError),
+}

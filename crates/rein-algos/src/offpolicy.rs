@@ -1,71 +1,37 @@
-//! What the training loop of `rein train` needs from an off-policy agent (DQN, TD3, DDPG).
+//! What the off-policy agents (DQN, TD3, DDPG, SAC) share: the one env loop with its replay
+//! buffer and episode statistics ([`OffPolicyEnv`]), their checkpoint state, evaluation and
+//! action scaling.
 
-use crate::onpolicy::{EnvFactory, PgError};
+use crate::onpolicy::EnvFactory;
+use crate::AlgoError;
 
-/// An off-policy agent: env steps and gradient steps in phases of `train_freq` steps.
-pub trait OffPolicyAgent {
-    /// Steps the env for one phase and trains; returns the metrics row.
-    fn train_phase_row(&mut self) -> Result<Vec<f64>, PgError>;
-    /// Names of the metrics columns (`global_step` first, `episodic_return_mean` among them).
-    fn columns(&self) -> &'static [&'static str];
-    /// Environment steps so far.
-    fn global_step(&self) -> u64;
-    /// Steps to train for.
-    fn total_timesteps(&self) -> u64;
-    /// Env steps per phase (one metrics row each).
-    fn train_freq(&self) -> u64;
-    /// The run's seed.
-    fn seed(&self) -> u64;
-    /// Writes a checkpoint (networks, optimisers, replay buffer, env) for exact resume.
-    fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError>;
-    /// Mean and standard deviation of the greedy policy's return over fresh episodes.
-    fn evaluate(
-        &mut self,
-        make_env: &EnvFactory,
-        episodes: u64,
-        seed: u64,
-    ) -> Result<(f64, f64), PgError>;
+/// The checkpoint state of an off-policy agent: its settings, generator and env loop, and
+/// `algo`, what only that algorithm keeps (optimiser moments, noise, counters).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OffPolicyState<C, A> {
+    /// The agent's settings.
+    pub config: C,
+    /// The agent's generator.
+    #[serde(with = "rein_core::rng::as_string")]
+    pub rng: rein_core::ReinRng,
+    /// The env loop (the replay arrays are tensors of the checkpoint).
+    pub env: OffPolicyEnvState,
+    /// The algorithm's own state.
+    pub algo: A,
 }
 
-/// Implements [`OffPolicyAgent`] for an agent with the shared layout: a `config` with
-/// `total_timesteps`, `train_freq` and `seed`, an `env: OffPolicyEnv`, and inherent
-/// `train_phase` (returning a log with `row()`), `save_checkpoint` and `evaluate`.
-macro_rules! impl_off_policy_agent {
-    ($agent:ty, $log:ty) => {
-        impl $crate::offpolicy::OffPolicyAgent for $agent {
-            fn train_phase_row(&mut self) -> Result<Vec<f64>, PgError> {
-                Ok(self.train_phase()?.row().to_vec())
-            }
-            fn columns(&self) -> &'static [&'static str] {
-                &<$log>::COLUMNS
-            }
-            fn global_step(&self) -> u64 {
-                self.env.global_step
-            }
-            fn total_timesteps(&self) -> u64 {
-                self.config.total_timesteps
-            }
-            fn train_freq(&self) -> u64 {
-                self.config.train_freq
-            }
-            fn seed(&self) -> u64 {
-                self.config.seed
-            }
-            fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
-                <$agent>::save_checkpoint(self, path)
-            }
-            fn evaluate(
-                &mut self,
-                make_env: &EnvFactory,
-                episodes: u64,
-                seed: u64,
-            ) -> Result<(f64, f64), PgError> {
-                <$agent>::evaluate(self, make_env, episodes, seed)
-            }
-        }
-    };
+/// What a checkpoint keeps of an [`OffPolicyEnv`] besides the replay arrays.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OffPolicyEnvState {
+    global_step: u64,
+    venv: serde_json::Value,
+    obs: Vec<f32>,
+    ep_return: f64,
+    recent: std::collections::VecDeque<f64>,
+    episodes: u64,
+    replay_pos: usize,
+    replay_len: usize,
 }
-pub(crate) use impl_off_policy_agent;
 
 /// Replay-buffer arrays as checkpoint tensors (`replay.*`; flags as 0/1 floats). Only the
 /// filled part is written: until the ring wraps, entries `len..capacity` are unused.
@@ -158,7 +124,7 @@ impl OffPolicyEnv {
         seed: u64,
         buffer_size: usize,
         stored_action_dim: usize,
-    ) -> Result<Self, PgError> {
+    ) -> Result<Self, AlgoError> {
         let mut venv =
             rein_core::VectorEnv::from_fn(1, rein_core::AutoresetMode::SameStep, 1, move |i| {
                 make_env(i)
@@ -182,7 +148,7 @@ impl OffPolicyEnv {
         &mut self,
         action: rein_core::Value,
         stored_action: &[f32],
-    ) -> Result<bool, PgError> {
+    ) -> Result<bool, AlgoError> {
         let step = self.venv.step(&[action])?;
         let (reward, terminated, truncated) =
             (step.rewards[0], step.terminated[0], step.truncated[0]);
@@ -233,17 +199,17 @@ impl OffPolicyEnv {
     }
 
     /// Checkpoint state (the replay arrays go in [`OffPolicyEnv::tensors`]).
-    pub fn state(&self) -> Result<serde_json::Value, PgError> {
-        Ok(serde_json::json!({
-            "global_step": self.global_step,
-            "venv": self.venv.snapshot()?,
-            "obs": self.obs,
-            "ep_return": self.ep_return,
-            "recent": self.recent,
-            "episodes": self.episodes,
-            "replay_pos": self.buffer.position(),
-            "replay_len": self.buffer.len(),
-        }))
+    pub fn state(&self) -> Result<OffPolicyEnvState, AlgoError> {
+        Ok(OffPolicyEnvState {
+            global_step: self.global_step,
+            venv: self.venv.snapshot()?,
+            obs: self.obs.clone(),
+            ep_return: self.ep_return,
+            recent: self.recent.clone(),
+            episodes: self.episodes,
+            replay_pos: self.buffer.position(),
+            replay_len: self.buffer.len(),
+        })
     }
 
     /// The replay buffer as checkpoint tensors.
@@ -251,15 +217,25 @@ impl OffPolicyEnv {
         replay_tensors(&self.buffer)
     }
 
-    /// Restores [`OffPolicyEnv::state`] and the replay tensors.
-    pub fn restore(&mut self, ckpt: &crate::onpolicy::Checkpoint) -> Result<(), PgError> {
-        ckpt.load_replay(&mut self.buffer)?;
-        self.global_step = ckpt.get("global_step")?;
-        self.venv.restore(&ckpt.get::<serde_json::Value>("venv")?)?;
-        self.obs = ckpt.get("obs")?;
-        self.ep_return = ckpt.get("ep_return")?;
-        self.recent = ckpt.get("recent")?;
-        self.episodes = ckpt.get("episodes")?;
+    /// Restores [`OffPolicyEnv::state`] and the replay tensors of `saved`.
+    pub fn restore<S>(
+        &mut self,
+        state: OffPolicyEnvState,
+        saved: &crate::checkpoint::Loaded<S>,
+    ) -> Result<(), AlgoError> {
+        restore_replay(
+            &mut self.buffer,
+            &saved.tensors,
+            state.replay_pos,
+            state.replay_len,
+        )
+        .map_err(|e| saved.error(e))?;
+        self.global_step = state.global_step;
+        self.venv.restore(&state.venv)?;
+        self.obs = state.obs;
+        self.ep_return = state.ep_return;
+        self.recent = state.recent;
+        self.episodes = state.episodes;
         Ok(())
     }
 }
@@ -271,7 +247,7 @@ pub(crate) fn evaluate_policy(
     episodes: u64,
     seed: u64,
     policy: &mut dyn FnMut(&[f32]) -> rein_core::Value,
-) -> Result<(f64, f64), PgError> {
+) -> Result<(f64, f64), AlgoError> {
     let mut env = make_env(0)?;
     let space = env.observation_space().clone();
     let mut returns = Vec::new();
@@ -301,7 +277,7 @@ pub(crate) fn evaluate_policy(
 pub(crate) fn box_bounds(
     space: &rein_core::Space,
     algo: &str,
-) -> Result<(Vec<f32>, Vec<f32>), PgError> {
+) -> Result<(Vec<f32>, Vec<f32>), AlgoError> {
     match space {
         rein_core::Space::Box { low, high, .. }
             if low.iter().chain(high).all(|x| x.is_finite()) =>
@@ -311,7 +287,7 @@ pub(crate) fn box_bounds(
                 high.iter().map(|&x| x as f32).collect(),
             ))
         }
-        other => Err(PgError::Config(format!(
+        other => Err(AlgoError::Config(format!(
             "{algo} needs a bounded Box action space, got {other}"
         ))),
     }

@@ -3,6 +3,7 @@
 //! episode statistics, and checkpointing of all of it.
 
 use crate::actor_critic::{ActionKind, ActorCritic};
+use crate::AlgoError;
 use rein_core::returns::compute_gae;
 use rein_core::wrappers::VecNormalize;
 use rein_core::{AutoresetMode, Env, EnvError, ReinRng, Space, Value, VectorEnv};
@@ -11,23 +12,6 @@ use std::sync::Arc;
 
 /// Makes sub-env `i` of the vector env.
 pub type EnvFactory = Arc<dyn Fn(usize) -> Result<Box<dyn Env>, EnvError> + Send + Sync>;
-
-/// Errors of the policy-gradient agents.
-#[derive(Debug, thiserror::Error)]
-pub enum PgError {
-    /// An invalid hyperparameter.
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// The environment failed or does not fit.
-    #[error(transparent)]
-    Env(#[from] EnvError),
-    /// Training diverged.
-    #[error("training diverged: {0}")]
-    NonFinite(String),
-    /// A checkpoint could not be written or read.
-    #[error("checkpoint: {0}")]
-    Checkpoint(String),
-}
 
 /// Rollout storage, time-major (`t * num_envs + e`).
 #[derive(Debug, Default, Clone)]
@@ -78,7 +62,7 @@ impl Collector {
         normalize: (bool, bool),
         gamma: f64,
         make_env: EnvFactory,
-    ) -> Result<(Self, usize, ActionKind), PgError> {
+    ) -> Result<(Self, usize, ActionKind), AlgoError> {
         let factory = Arc::clone(&make_env);
         let mut venv =
             VectorEnv::from_fn(num_envs, AutoresetMode::SameStep, env_threads, move |i| {
@@ -86,7 +70,7 @@ impl Collector {
             })?;
         let obs_space = venv.single_observation_space().clone();
         if !matches!(obs_space, Space::Box { .. }) {
-            return Err(PgError::Config(format!(
+            return Err(AlgoError::Config(format!(
                 "policy-gradient agents need Box observations, got {obs_space}"
             )));
         }
@@ -140,7 +124,7 @@ impl Collector {
         policy: &mut ActorCritic,
         rng: &mut ReinRng,
         n_steps: usize,
-    ) -> Result<(), PgError> {
+    ) -> Result<(), AlgoError> {
         let (n, d) = (self.num_envs(), policy.obs_dim);
         let ad = policy.kind.action_dim();
         let total = n * n_steps;
@@ -260,216 +244,134 @@ impl Collector {
     }
 
     /// The collector's state for a checkpoint.
-    pub fn snapshot(&self) -> Result<serde_json::Value, PgError> {
-        Ok(serde_json::json!({
-            "norm": self.norm,
-            "obs": self.obs,
-            "ep_returns": self.ep_returns,
-            "ep_lengths": self.ep_lengths,
-            "recent": self.recent,
-            "episodes": self.episodes,
-            "global_step": self.global_step,
-            "venv": self.venv.snapshot()?,
-        }))
-    }
-
-    /// Restores [`Collector::snapshot`].
-    pub fn restore(&mut self, s: &serde_json::Value) -> Result<(), PgError> {
-        fn get<T: serde::de::DeserializeOwned>(
-            s: &serde_json::Value,
-            k: &str,
-        ) -> Result<T, PgError> {
-            let v = s.get(k).cloned().ok_or_else(|| {
-                PgError::Checkpoint(format!("collector state has no field {k:?}"))
-            })?;
-            serde_json::from_value(v)
-                .map_err(|e| PgError::Checkpoint(format!("collector field {k:?}: {e}")))
-        }
-        self.norm = get(s, "norm")?;
-        self.obs = get(s, "obs")?;
-        self.ep_returns = get(s, "ep_returns")?;
-        self.ep_lengths = get(s, "ep_lengths")?;
-        self.recent = get(s, "recent")?;
-        self.episodes = get(s, "episodes")?;
-        self.global_step = get(s, "global_step")?;
-        self.venv.restore(&s["venv"])?;
-        Ok(())
-    }
-}
-
-/// The contents of a checkpoint file: weights and the JSON training state.
-pub struct Checkpoint {
-    path: String,
-    state: serde_json::Value,
-    /// Weights by name.
-    pub tensors: std::collections::HashMap<String, rein_nn::io::NamedTensor>,
-}
-
-impl Checkpoint {
-    /// Writes `policy`'s weights and `state` to one safetensors file, atomically (the state is
-    /// JSON in the metadata under `rein_state`; weights in PyTorch's `[out, in]` layout).
-    pub fn write(
-        path: &std::path::Path,
-        policy: &ActorCritic,
-        state: serde_json::Value,
-    ) -> Result<(), PgError> {
-        Self::write_tensors(path, &policy.to_tensors(), state)
-    }
-
-    /// Writes any named tensors and `state` the same way (for agents without an
-    /// [`ActorCritic`], such as DQN and TD3).
-    pub fn write_tensors(
-        path: &std::path::Path,
-        tensors: &[rein_nn::io::NamedTensor],
-        state: serde_json::Value,
-    ) -> Result<(), PgError> {
-        let meta = std::collections::HashMap::from([("rein_state".to_string(), state.to_string())]);
-        rein_nn::io::save(path, tensors, meta).map_err(|e| PgError::Checkpoint(e.to_string()))
-    }
-
-    /// Reads a checkpoint written by [`Checkpoint::write`].
-    pub fn read(path: &std::path::Path) -> Result<Self, PgError> {
-        let p = path.display().to_string();
-        let (tensors, meta) =
-            rein_nn::io::load(path).map_err(|e| PgError::Checkpoint(e.to_string()))?;
-        let text = meta.get("rein_state").ok_or_else(|| {
-            PgError::Checkpoint(format!(
-                "{p}: no rein_state metadata (not a rein checkpoint)"
-            ))
-        })?;
-        let state = serde_json::from_str(text)
-            .map_err(|e| PgError::Checkpoint(format!("{p}: rein_state: {e}")))?;
-        Ok(Self {
-            path: p,
-            state,
-            tensors,
+    pub fn state(&self) -> Result<CollectorState, AlgoError> {
+        Ok(CollectorState {
+            norm: self.norm.clone(),
+            obs: self.obs.clone(),
+            ep_returns: self.ep_returns.clone(),
+            ep_lengths: self.ep_lengths.clone(),
+            recent: self.recent.clone(),
+            episodes: self.episodes,
+            global_step: self.global_step,
+            venv: self.venv.snapshot()?,
         })
     }
 
-    /// Field `key` of the training state.
-    pub fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, PgError> {
-        let v = self.state.get(key).cloned().ok_or_else(|| {
-            PgError::Checkpoint(format!("{}: rein_state has no field {key:?}", self.path))
-        })?;
-        serde_json::from_value(v)
-            .map_err(|e| PgError::Checkpoint(format!("{}: field {key:?}: {e}", self.path)))
-    }
-
-    /// Loads the weights into `policy`, checking names and shapes.
-    pub fn load_policy(&self, policy: &mut ActorCritic) -> Result<(), PgError> {
-        policy
-            .load_tensors(&self.tensors)
-            .map_err(|e| PgError::Checkpoint(format!("{}: {e}", self.path)))
-    }
-
-    /// Loads the network saved under `prefix` into `mlp`, checking names and shapes.
-    pub fn load_mlp(&self, mlp: &mut rein_nn::Mlp, prefix: &str) -> Result<(), PgError> {
-        mlp.load_tensors(prefix, &self.tensors)
-            .map_err(|e| PgError::Checkpoint(format!("{}: {e}", self.path)))
-    }
-
-    /// Restores the replay buffer saved by `offpolicy::replay_tensors`, with the position and
-    /// length stored under `replay_pos` / `replay_len`.
-    pub fn load_replay(&self, buffer: &mut rein_core::replay::ReplayBuffer) -> Result<(), PgError> {
-        let (pos, len) = (self.get("replay_pos")?, self.get("replay_len")?);
-        crate::offpolicy::restore_replay(buffer, &self.tensors, pos, len)
-            .map_err(|e| PgError::Checkpoint(format!("{}: {e}", self.path)))
-    }
-
-    /// The generator saved under `key`.
-    pub fn rng(&self, key: &str) -> Result<ReinRng, PgError> {
-        let text: String = self.get(key)?;
-        rein_core::rng::rng_from_str(&text)
-            .map_err(|e| PgError::Checkpoint(format!("{}: {e}", self.path)))
-    }
-}
-
-/// What the training loop of `rein train` needs from an on-policy agent.
-pub trait OnPolicyAgent {
-    /// Collects data and takes one update.
-    fn train_update(&mut self) -> Result<crate::ppo::PpoLog, PgError>;
-    /// Environment steps so far.
-    fn global_step(&self) -> u64;
-    /// Updates so far.
-    fn updates(&self) -> u64;
-    /// Steps to train for.
-    fn total_timesteps(&self) -> u64;
-    /// The run's seed.
-    fn seed(&self) -> u64;
-    /// Time spent so far.
-    fn timing(&self) -> crate::ppo::PpoTiming;
-    /// Writes a checkpoint for exact resume.
-    fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError>;
-    /// The policy (for rendering episodes and inspection).
-    fn policy_mut(&mut self) -> &mut ActorCritic;
-    /// The observation normaliser the policy was trained with, if any.
-    fn obs_normalizer(&self) -> Option<rein_core::wrappers::VecNormalize>;
-    /// Trains until `total_timesteps`, calling `on_log` after every update.
-    fn train(&mut self, on_log: &mut dyn FnMut(&crate::ppo::PpoLog)) -> Result<(), PgError> {
-        while self.global_step() < self.total_timesteps() {
-            let log = self.train_update()?;
-            on_log(&log);
-        }
+    /// Restores [`Collector::state`].
+    pub fn restore(&mut self, s: CollectorState) -> Result<(), AlgoError> {
+        self.venv.restore(&s.venv)?;
+        self.norm = s.norm;
+        self.obs = s.obs;
+        self.ep_returns = s.ep_returns;
+        self.ep_lengths = s.ep_lengths;
+        self.recent = s.recent;
+        self.episodes = s.episodes;
+        self.global_step = s.global_step;
         Ok(())
     }
+}
 
-    /// Mean and standard deviation of the return over `episodes` episodes of a fresh env from
-    /// `make_env` (episode k reset with `seed + k`), acting greedily with `deterministic`, with
-    /// the observation normalisation of training.
-    fn evaluate(
-        &mut self,
-        make_env: &EnvFactory,
-        episodes: u64,
-        deterministic: bool,
-        seed: u64,
-    ) -> Result<(f64, f64), PgError> {
-        let mut env = make_env(0)?;
-        let norm = self.obs_normalizer();
-        Ok(self.policy_mut().evaluate(
-            env.as_mut(),
-            norm.as_ref(),
-            episodes,
-            deterministic,
-            seed,
-        )?)
+/// What a checkpoint keeps of a [`Collector`]: normaliser statistics, current observations,
+/// episodes in progress and every env's state and generator.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CollectorState {
+    norm: Option<VecNormalize>,
+    obs: Vec<f32>,
+    ep_returns: Vec<f64>,
+    ep_lengths: Vec<u64>,
+    recent: VecDeque<(f64, u64)>,
+    episodes: u64,
+    global_step: u64,
+    venv: serde_json::Value,
+}
+
+/// The checkpoint state of an on-policy agent: its settings, counters, generator and
+/// collector, and `algo`, what only that algorithm keeps (optimiser moments, episodes in
+/// progress).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OnPolicyState<C, A> {
+    /// The agent's settings.
+    pub config: C,
+    /// Updates so far.
+    pub update: u64,
+    /// The agent's generator.
+    #[serde(with = "rein_core::rng::as_string")]
+    pub rng: ReinRng,
+    /// Environments and episode statistics.
+    pub collector: CollectorState,
+    /// The algorithm's own state.
+    pub algo: A,
+}
+
+/// Where training time went in an on-policy agent (for `rein bench ppo`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct UpdateTiming {
+    /// Seconds collecting rollouts (policy inference and env steps).
+    pub rollout_secs: f64,
+    /// Seconds in the optimisation phases.
+    pub optimize_secs: f64,
+    /// Gradient steps taken.
+    pub grad_steps: u64,
+}
+
+/// One metrics row of an A2C or REINFORCE update (PPO's [`crate::ppo::PpoLog`] adds its
+/// clipping and KL columns).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct UpdateLog {
+    /// Environment steps so far.
+    pub global_step: u64,
+    /// Updates so far.
+    pub update: u64,
+    /// Mean return of the last 100 finished episodes, NaN before any.
+    pub ep_return_mean: f64,
+    /// Mean length of the last 100 finished episodes.
+    pub ep_len_mean: f64,
+    /// Episodes finished so far.
+    pub episodes: u64,
+    /// Policy-gradient loss.
+    pub policy_loss: f64,
+    /// Value loss.
+    pub value_loss: f64,
+    /// Mean entropy.
+    pub entropy: f64,
+    /// Explained variance of the value predictions.
+    pub explained_variance: f64,
+    /// Learning rate of the update.
+    pub learning_rate: f64,
+    /// Environment steps per second since the start.
+    pub sps: f64,
+}
+
+impl UpdateLog {
+    /// Column names of `metrics.csv`.
+    pub const COLUMNS: [&'static str; 11] = [
+        "global_step",
+        "update",
+        "episodic_return_mean",
+        "episodic_length_mean",
+        "episodes",
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "explained_variance",
+        "learning_rate",
+        "sps",
+    ];
+
+    /// Values in the order of [`UpdateLog::COLUMNS`].
+    pub fn row(&self) -> [f64; 11] {
+        [
+            self.global_step as f64,
+            self.update as f64,
+            self.ep_return_mean,
+            self.ep_len_mean,
+            self.episodes as f64,
+            self.policy_loss,
+            self.value_loss,
+            self.entropy,
+            self.explained_variance,
+            self.learning_rate,
+            self.sps,
+        ]
     }
 }
-
-/// Implements [`OnPolicyAgent`] for an agent with the usual fields and methods.
-macro_rules! impl_on_policy_agent {
-    ($t:ty) => {
-        impl $crate::onpolicy::OnPolicyAgent for $t {
-            fn train_update(&mut self) -> Result<$crate::ppo::PpoLog, $crate::onpolicy::PgError> {
-                <$t>::train_update(self)
-            }
-            fn global_step(&self) -> u64 {
-                self.collector.global_step
-            }
-            fn updates(&self) -> u64 {
-                self.update
-            }
-            fn total_timesteps(&self) -> u64 {
-                self.config.total_timesteps
-            }
-            fn seed(&self) -> u64 {
-                self.config.seed
-            }
-            fn timing(&self) -> $crate::ppo::PpoTiming {
-                self.timing
-            }
-            fn policy_mut(&mut self) -> &mut $crate::actor_critic::ActorCritic {
-                &mut self.policy
-            }
-            fn obs_normalizer(&self) -> Option<rein_core::wrappers::VecNormalize> {
-                self.collector.norm.clone()
-            }
-            fn save_checkpoint(
-                &self,
-                path: &std::path::Path,
-            ) -> Result<(), $crate::onpolicy::PgError> {
-                <$t>::save_checkpoint(self, path)
-            }
-        }
-    };
-}
-pub(crate) use impl_on_policy_agent;

@@ -15,8 +15,8 @@
 //!    steps remaining (the zoo's `lin_` schedules), updated once per rollout.
 
 use crate::actor_critic::ActorCritic;
-use crate::onpolicy::{impl_on_policy_agent, Checkpoint, Collector};
-pub use crate::onpolicy::{EnvFactory, PgError};
+use crate::onpolicy::{Collector, EnvFactory, OnPolicyState, UpdateTiming};
+use crate::AlgoError;
 use rand::seq::SliceRandom;
 use rein_core::returns::explained_variance;
 use rein_core::{rng_from_seed, ReinRng};
@@ -253,17 +253,6 @@ impl PpoLog {
     }
 }
 
-/// Where training time went (for `rein bench ppo`).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct PpoTiming {
-    /// Seconds collecting rollouts (policy inference and env steps).
-    pub rollout_secs: f64,
-    /// Seconds in the optimisation phases.
-    pub optimize_secs: f64,
-    /// Gradient steps taken.
-    pub grad_steps: u64,
-}
-
 /// A PPO agent with its environments; `train_update` runs one rollout and one optimisation
 /// phase, `train` runs until `total_timesteps`.
 pub struct Ppo {
@@ -280,13 +269,13 @@ pub struct Ppo {
     pub update: u64,
     started: Instant,
     /// Time spent so far (this process only; not saved in checkpoints).
-    pub timing: PpoTiming,
+    pub timing: UpdateTiming,
 }
 
 impl Ppo {
     /// Builds the agent: the vector env from `make_env`, the networks initialised from `seed`.
-    pub fn new(config: PpoConfig, make_env: EnvFactory) -> Result<Self, PgError> {
-        config.validate().map_err(PgError::Config)?;
+    pub fn new(config: PpoConfig, make_env: EnvFactory) -> Result<Self, AlgoError> {
+        config.validate().map_err(AlgoError::Config)?;
         let (collector, obs_dim, kind) = Collector::new(
             config.num_envs,
             config.env_threads,
@@ -317,7 +306,7 @@ impl Ppo {
             rng,
             update: 0,
             started: Instant::now(),
-            timing: PpoTiming::default(),
+            timing: UpdateTiming::default(),
             config,
         })
     }
@@ -328,7 +317,7 @@ impl Ppo {
     }
 
     /// Collects one rollout and runs one optimisation phase.
-    pub fn train_update(&mut self) -> Result<PpoLog, PgError> {
+    pub fn train_update(&mut self) -> Result<PpoLog, AlgoError> {
         let t0 = Instant::now();
         self.collector
             .collect(&mut self.policy, &mut self.rng, self.config.n_steps)?;
@@ -344,7 +333,7 @@ impl Ppo {
         self.policy.flops_per_grad_step(self.config.batch_size)
     }
 
-    fn optimize(&mut self) -> Result<PpoLog, PgError> {
+    fn optimize(&mut self) -> Result<PpoLog, AlgoError> {
         let cfg = self.config.clone();
         let (n, d) = (cfg.num_envs, self.policy.obs_dim);
         let ad = self.policy.kind.action_dim();
@@ -449,7 +438,7 @@ impl Ppo {
                 self.policy.backward(&grad_out[..m * out_dim], &grad_v[..m]);
                 let norm = self.policy.clip_grad_norm(cfg.max_grad_norm);
                 if !norm.is_finite() {
-                    return Err(PgError::NonFinite(format!(
+                    return Err(AlgoError::NonFinite(format!(
                         "gradient norm is {norm} at update {}; lower the learning rate",
                         self.update
                     )));
@@ -492,35 +481,30 @@ impl Ppo {
     }
 
     /// Writes everything needed to continue training exactly (weights, optimiser moments,
-    /// counters, generator, normaliser, environment states) to one safetensors file, atomically.
-    /// Weights use PyTorch's layout (`actor.{l}.weight` is `[out, in]`); the rest is JSON in the
-    /// file's metadata under `rein_state`.
-    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
-        let state = serde_json::json!({
-            "algo": "ppo",
-            "config": self.config,
-            "update": self.update,
-            "optimizers": self.optimizers,
-            "rng": rein_core::rng::rng_to_string(&self.rng),
-            "collector": self.collector.snapshot()?,
-        });
-        Checkpoint::write(path, &self.policy, state)
+    /// counters, generator, normaliser, environment states) to one checkpoint, atomically.
+    /// Weights use PyTorch's layout (`actor.{l}.weight` is `[out, in]`).
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
+        let state = OnPolicyState {
+            config: self.config.clone(),
+            update: self.update,
+            rng: self.rng.clone(),
+            collector: self.collector.state()?,
+            algo: self.optimizers.clone(),
+        };
+        crate::checkpoint::save(path, "ppo", &state, &self.policy.to_tensors())
     }
 
     /// Rebuilds an agent from a checkpoint written by [`Ppo::save_checkpoint`] (the config is
     /// the one saved in it; `make_env` must make the same environments).
-    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, PgError> {
-        let ckpt = Checkpoint::read(path)?;
-        let mut agent = Self::new(ckpt.get("config")?, make_env)?;
-        ckpt.load_policy(&mut agent.policy)?;
-        agent.update = ckpt.get("update")?;
-        agent.optimizers = ckpt.get("optimizers")?;
-        agent.rng = ckpt.rng("rng")?;
-        agent
-            .collector
-            .restore(&ckpt.get::<serde_json::Value>("collector")?)?;
+    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, AlgoError> {
+        let saved = crate::checkpoint::load::<OnPolicyState<PpoConfig, Vec<Adam>>>(path, "ppo")?;
+        let mut agent = Self::new(saved.state.config.clone(), make_env)?;
+        saved.load_policy(&mut agent.policy)?;
+        let s = saved.state;
+        agent.update = s.update;
+        agent.optimizers = s.algo;
+        agent.rng = s.rng;
+        agent.collector.restore(s.collector)?;
         Ok(agent)
     }
 }
-
-impl_on_policy_agent!(Ppo);

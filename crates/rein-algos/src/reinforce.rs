@@ -9,8 +9,8 @@
 //! baseline exists; 0 without).
 
 use crate::actor_critic::ActorCritic;
-use crate::onpolicy::{impl_on_policy_agent, Checkpoint, Collector, EnvFactory, PgError};
-use crate::ppo::{PpoLog, PpoTiming};
+use crate::onpolicy::{Collector, EnvFactory, OnPolicyState, UpdateLog, UpdateTiming};
+use crate::AlgoError;
 use rein_core::returns::normalize;
 use rein_core::{rng_from_seed, ReinRng};
 use rein_nn::{clip_grad_norm, Activation, Adam};
@@ -139,13 +139,13 @@ pub struct Reinforce {
     pub update: u64,
     started: Instant,
     /// Time spent so far (this process only).
-    pub timing: PpoTiming,
+    pub timing: UpdateTiming,
 }
 
 impl Reinforce {
     /// Builds the agent.
-    pub fn new(config: ReinforceConfig, make_env: EnvFactory) -> Result<Self, PgError> {
-        config.validate().map_err(PgError::Config)?;
+    pub fn new(config: ReinforceConfig, make_env: EnvFactory) -> Result<Self, AlgoError> {
+        config.validate().map_err(AlgoError::Config)?;
         let (collector, obs_dim, kind) = Collector::new(
             config.num_envs,
             config.env_threads,
@@ -175,7 +175,7 @@ impl Reinforce {
             batch: Vec::new(),
             update: 0,
             started: Instant::now(),
-            timing: PpoTiming::default(),
+            timing: UpdateTiming::default(),
             config,
         })
     }
@@ -186,7 +186,7 @@ impl Reinforce {
     }
 
     /// Steps the envs until `batch_episodes` episodes are complete, then updates.
-    pub fn train_update(&mut self) -> Result<PpoLog, PgError> {
+    pub fn train_update(&mut self) -> Result<UpdateLog, AlgoError> {
         let t0 = Instant::now();
         let (n, d) = (self.config.num_envs, self.policy.obs_dim);
         let ad = self.policy.kind.action_dim();
@@ -221,7 +221,7 @@ impl Reinforce {
         Ok(log)
     }
 
-    fn optimize(&mut self) -> Result<PpoLog, PgError> {
+    fn optimize(&mut self) -> Result<UpdateLog, AlgoError> {
         let cfg = self.config.clone();
         let batch = std::mem::take(&mut self.batch);
         let obs: Vec<f32> = batch
@@ -289,7 +289,7 @@ impl Reinforce {
         }
         let gn: f32 = self.policy.actor.grads.iter().map(|g| g * g).sum();
         if !gn.is_finite() {
-            return Err(PgError::NonFinite(format!(
+            return Err(AlgoError::NonFinite(format!(
                 "policy gradient is not finite at update {}",
                 self.update
             )));
@@ -307,7 +307,7 @@ impl Reinforce {
         self.update += 1;
         self.timing.grad_steps += 1;
         let (ret_mean, len_mean) = self.collector.episode_stats();
-        Ok(PpoLog {
+        Ok(UpdateLog {
             global_step: self.global_step(),
             update: self.update,
             ep_return_mean: ret_mean,
@@ -320,49 +320,58 @@ impl Reinforce {
                 f64::NAN
             },
             entropy: ent / m as f64,
-            approx_kl: f64::NAN,
-            clip_fraction: f64::NAN,
             explained_variance: f64::NAN,
             learning_rate: cfg.learning_rate,
-            clip_range: f64::NAN,
             sps: self.global_step() as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
         })
     }
 
     /// Writes a checkpoint for exact resume, including the episodes in progress.
-    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
-        let state = serde_json::json!({
-            "algo": "reinforce",
-            "config": self.config,
-            "update": self.update,
-            "opt_policy": self.opt_policy,
-            "opt_log_std": self.opt_log_std,
-            "opt_value": self.opt_value,
-            "open": self.open,
-            "batch": self.batch,
-            "rng": rein_core::rng::rng_to_string(&self.rng),
-            "collector": self.collector.snapshot()?,
-        });
-        Checkpoint::write(path, &self.policy, state)
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
+        let state = OnPolicyState {
+            config: self.config.clone(),
+            update: self.update,
+            rng: self.rng.clone(),
+            collector: self.collector.state()?,
+            algo: ReinforceState {
+                opt_policy: self.opt_policy.clone(),
+                opt_log_std: self.opt_log_std.clone(),
+                opt_value: self.opt_value.clone(),
+                open: self.open.clone(),
+                batch: self.batch.clone(),
+            },
+        };
+        crate::checkpoint::save(path, "reinforce", &state, &self.policy.to_tensors())
     }
 
     /// Rebuilds an agent from [`Reinforce::save_checkpoint`].
-    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, PgError> {
-        let ckpt = Checkpoint::read(path)?;
-        let mut agent = Self::new(ckpt.get("config")?, make_env)?;
-        ckpt.load_policy(&mut agent.policy)?;
-        agent.update = ckpt.get("update")?;
-        agent.opt_policy = ckpt.get("opt_policy")?;
-        agent.opt_log_std = ckpt.get("opt_log_std")?;
-        agent.opt_value = ckpt.get("opt_value")?;
-        agent.open = ckpt.get("open")?;
-        agent.batch = ckpt.get("batch")?;
-        agent.rng = ckpt.rng("rng")?;
-        agent
-            .collector
-            .restore(&ckpt.get::<serde_json::Value>("collector")?)?;
+    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, AlgoError> {
+        let saved = crate::checkpoint::load::<OnPolicyState<ReinforceConfig, ReinforceState>>(
+            path,
+            "reinforce",
+        )?;
+        let mut agent = Self::new(saved.state.config.clone(), make_env)?;
+        saved.load_policy(&mut agent.policy)?;
+        let s = saved.state;
+        agent.update = s.update;
+        agent.rng = s.rng;
+        agent.collector.restore(s.collector)?;
+        agent.opt_policy = s.algo.opt_policy;
+        agent.opt_log_std = s.algo.opt_log_std;
+        agent.opt_value = s.algo.opt_value;
+        agent.open = s.algo.open;
+        agent.batch = s.algo.batch;
         Ok(agent)
     }
 }
 
-impl_on_policy_agent!(Reinforce);
+/// What only REINFORCE keeps in a checkpoint: its three optimisers and the episodes in
+/// progress and collected for the next update.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReinforceState {
+    opt_policy: Adam,
+    opt_log_std: Adam,
+    opt_value: Adam,
+    open: Vec<Trajectory>,
+    batch: Vec<(Trajectory, Vec<f64>)>,
+}

@@ -19,8 +19,9 @@
 //! extra Gaussian or Ornstein-Uhlenbeck action noise as SB3's `action_noise`. Evaluation acts
 //! with `tanh(mu(s))`.
 
-use crate::offpolicy::{box_bounds, critic_input, evaluate_policy, unscale_action, OffPolicyEnv};
-use crate::onpolicy::{Checkpoint, EnvFactory, PgError};
+use crate::offpolicy::{OffPolicyState, box_bounds, critic_input, evaluate_policy, unscale_action, OffPolicyEnv};
+use crate::onpolicy::EnvFactory;
+use crate::AlgoError;
 use crate::td3::{ActionNoise, NoiseKind};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -279,8 +280,8 @@ pub struct Sac {
 
 impl Sac {
     /// Builds the agent on one environment (Box observations, bounded Box actions).
-    pub fn new(config: SacConfig, make_env: EnvFactory) -> Result<Self, PgError> {
-        config.validate().map_err(PgError::Config)?;
+    pub fn new(config: SacConfig, make_env: EnvFactory) -> Result<Self, AlgoError> {
+        config.validate().map_err(AlgoError::Config)?;
         let probe = make_env(0)?;
         let (low, high) = box_bounds(probe.action_space(), "SAC")?;
         drop(probe);
@@ -356,7 +357,7 @@ impl Sac {
     }
 
     /// Steps the env `train_freq` times, then trains; returns the metrics.
-    pub fn train_phase(&mut self) -> Result<SacLog, PgError> {
+    pub fn train_phase(&mut self) -> Result<SacLog, AlgoError> {
         let cfg = self.config.clone();
         let ad = self.low.len();
         for _ in 0..cfg.train_freq {
@@ -421,7 +422,7 @@ impl Sac {
     }
 
     /// One SAC update; returns (critic loss, actor loss, temperature loss, entropy estimate).
-    fn gradient_step(&mut self) -> Result<[f64; 4], PgError> {
+    fn gradient_step(&mut self) -> Result<[f64; 4], AlgoError> {
         let cfg = self.config.clone();
         let (b, ad) = (cfg.batch_size, self.low.len());
         let od = self.env.obs.len();
@@ -490,7 +491,7 @@ impl Sac {
             opt.step(&mut c.params, &c.grads);
         }
         if !critic_loss.is_finite() {
-            return Err(PgError::NonFinite(format!(
+            return Err(AlgoError::NonFinite(format!(
                 "SAC critic loss is {critic_loss}"
             )));
         }
@@ -558,7 +559,7 @@ impl Sac {
     }
 
     /// Trains until `total_timesteps`, calling `on_log` after every training phase.
-    pub fn train(&mut self, on_log: &mut dyn FnMut(&SacLog)) -> Result<(), PgError> {
+    pub fn train(&mut self, on_log: &mut dyn FnMut(&SacLog)) -> Result<(), AlgoError> {
         while self.env.global_step < self.config.total_timesteps {
             let log = self.train_phase()?;
             on_log(&log);
@@ -566,44 +567,48 @@ impl Sac {
         Ok(())
     }
 
-    /// Writes everything needed to continue exactly to one safetensors file, atomically.
-    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
+    /// Writes everything needed to continue exactly to one checkpoint, atomically.
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
         let mut tensors = self.actor.to_tensors("actor");
         for (i, (c, t)) in self.critics.iter().zip(&self.critic_targets).enumerate() {
             tensors.extend(c.to_tensors(&format!("critic{i}")));
             tensors.extend(t.to_tensors(&format!("critic_target{i}")));
         }
         tensors.extend(self.env.tensors());
-        let mut state = self.env.state()?;
-        state["algo"] = "sac".into();
-        state["config"] = serde_json::json!(&self.config);
-        state["grad_steps"] = self.grad_steps.into();
-        state["log_alpha"] = self.log_alpha.into();
-        state["opt_actor"] = serde_json::json!(&self.opt_actor);
-        state["opt_critics"] = serde_json::json!(&self.opt_critics);
-        state["opt_alpha"] = serde_json::json!(&self.opt_alpha);
-        state["noise"] = serde_json::json!(&self.noise);
-        state["rng"] = rein_core::rng::rng_to_string(&self.rng).into();
-        Checkpoint::write_tensors(path, &tensors, state)
+        let state = OffPolicyState {
+            config: self.config.clone(),
+            rng: self.rng.clone(),
+            env: self.env.state()?,
+            algo: SacState {
+                grad_steps: self.grad_steps,
+                log_alpha: self.log_alpha,
+                opt_actor: self.opt_actor.clone(),
+                opt_critics: self.opt_critics.clone(),
+                opt_alpha: self.opt_alpha.clone(),
+                noise: self.noise.clone(),
+            },
+        };
+        crate::checkpoint::save(path, "sac", &state, &tensors)
     }
 
     /// Rebuilds an agent from [`Sac::save_checkpoint`].
-    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, PgError> {
-        let ckpt = Checkpoint::read(path)?;
-        let mut agent = Self::new(ckpt.get("config")?, make_env)?;
-        ckpt.load_mlp(&mut agent.actor, "actor")?;
+    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, AlgoError> {
+        let saved = crate::checkpoint::load::<OffPolicyState<SacConfig, SacState>>(path, "sac")?;
+        let mut agent = Self::new(saved.state.config.clone(), make_env)?;
+        saved.load_mlp(&mut agent.actor, "actor")?;
         for i in 0..agent.critics.len() {
-            ckpt.load_mlp(&mut agent.critics[i], &format!("critic{i}"))?;
-            ckpt.load_mlp(&mut agent.critic_targets[i], &format!("critic_target{i}"))?;
+            saved.load_mlp(&mut agent.critics[i], &format!("critic{i}"))?;
+            saved.load_mlp(&mut agent.critic_targets[i], &format!("critic_target{i}"))?;
         }
-        agent.env.restore(&ckpt)?;
-        agent.grad_steps = ckpt.get("grad_steps")?;
-        agent.log_alpha = ckpt.get("log_alpha")?;
-        agent.opt_actor = ckpt.get("opt_actor")?;
-        agent.opt_critics = ckpt.get("opt_critics")?;
-        agent.opt_alpha = ckpt.get("opt_alpha")?;
-        agent.noise = ckpt.get("noise")?;
-        agent.rng = ckpt.rng("rng")?;
+        let s = saved.state.clone();
+        agent.env.restore(s.env, &saved)?;
+        agent.rng = s.rng;
+        agent.grad_steps = s.algo.grad_steps;
+        agent.log_alpha = s.algo.log_alpha;
+        agent.opt_actor = s.algo.opt_actor;
+        agent.opt_critics = s.algo.opt_critics;
+        agent.opt_alpha = s.algo.opt_alpha;
+        agent.noise = s.algo.noise;
         Ok(agent)
     }
 
@@ -613,7 +618,7 @@ impl Sac {
         make_env: &EnvFactory,
         episodes: u64,
         seed: u64,
-    ) -> Result<(f64, f64), PgError> {
+    ) -> Result<(f64, f64), AlgoError> {
         evaluate_policy(make_env, episodes, seed, &mut |x| {
             let a = self.deterministic_action(x);
             self.env_action(&a)
@@ -621,7 +626,16 @@ impl Sac {
     }
 }
 
-crate::offpolicy::impl_off_policy_agent!(Sac, SacLog);
+/// What only SAC keeps in a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SacState {
+    grad_steps: u64,
+    log_alpha: f32,
+    opt_actor: Adam,
+    opt_critics: Vec<Adam>,
+    opt_alpha: Adam,
+    noise: ActionNoise,
+}
 
 #[cfg(test)]
 mod tests {

@@ -10,8 +10,9 @@
 //! - every `policy_delay` critic steps: actor loss `-mean Q_1(s, mu(s))`, then Polyak updates
 //!   `theta' <- tau theta + (1 - tau) theta'` of all target networks.
 
-use crate::offpolicy::{box_bounds, critic_input, evaluate_policy, unscale_action, OffPolicyEnv};
-use crate::onpolicy::{Checkpoint, EnvFactory, PgError};
+use crate::offpolicy::{OffPolicyState, box_bounds, critic_input, evaluate_policy, unscale_action, OffPolicyEnv};
+use crate::onpolicy::EnvFactory;
+use crate::AlgoError;
 use rand::Rng;
 use rand_distr::{Distribution, Normal, StandardNormal};
 use rein_core::replay::ReplayBatch;
@@ -61,11 +62,11 @@ impl ActionNoise {
         theta: f64,
         dt: f64,
         rng: &mut ReinRng,
-    ) -> Result<Vec<f32>, PgError> {
+    ) -> Result<Vec<f32>, AlgoError> {
         let sigma = sigma as f32;
         match kind {
             NoiseKind::Normal => {
-                let n = Normal::new(0.0f32, sigma).map_err(|e| PgError::Config(e.to_string()))?;
+                let n = Normal::new(0.0f32, sigma).map_err(|e| AlgoError::Config(e.to_string()))?;
                 Ok(self.state.iter().map(|_| n.sample(rng)).collect())
             }
             NoiseKind::OrnsteinUhlenbeck => {
@@ -279,8 +280,8 @@ fn tanh_rows(x: &mut [f32]) {
 
 impl Td3 {
     /// Builds the agent on one environment (Box observations and actions).
-    pub fn new(config: Td3Config, make_env: EnvFactory) -> Result<Self, PgError> {
-        config.validate().map_err(PgError::Config)?;
+    pub fn new(config: Td3Config, make_env: EnvFactory) -> Result<Self, AlgoError> {
+        config.validate().map_err(AlgoError::Config)?;
         let probe = make_env(0)?;
         let (low, high) = box_bounds(probe.action_space(), "TD3/DDPG")?;
         drop(probe);
@@ -351,7 +352,7 @@ impl Td3 {
     }
 
     /// Steps the env `train_freq` times, then trains; returns the metrics.
-    pub fn train_phase(&mut self) -> Result<Td3Log, PgError> {
+    pub fn train_phase(&mut self) -> Result<Td3Log, AlgoError> {
         let cfg = self.config.clone();
         let act_dim = self.low.len();
         for _ in 0..cfg.train_freq {
@@ -403,7 +404,7 @@ impl Td3 {
         })
     }
 
-    fn gradient_step(&mut self) -> Result<(f64, Option<f64>), PgError> {
+    fn gradient_step(&mut self) -> Result<(f64, Option<f64>), AlgoError> {
         let cfg = &self.config;
         let (b, ad) = (cfg.batch_size, self.low.len());
         let od = self.env.obs.len();
@@ -421,7 +422,7 @@ impl Td3 {
         tanh_rows(&mut next_a);
         if cfg.target_policy_noise > 0.0 {
             let n = Normal::new(0.0f32, cfg.target_policy_noise as f32)
-                .map_err(|e| PgError::Config(e.to_string()))?;
+                .map_err(|e| AlgoError::Config(e.to_string()))?;
             let c = cfg.target_noise_clip as f32;
             for x in next_a.iter_mut() {
                 *x = (*x + n.sample(&mut self.rng).clamp(-c, c)).clamp(-1.0, 1.0);
@@ -503,7 +504,7 @@ impl Td3 {
     }
 
     /// Trains until `total_timesteps`, calling `on_log` after every training phase.
-    pub fn train(&mut self, on_log: &mut dyn FnMut(&Td3Log)) -> Result<(), PgError> {
+    pub fn train(&mut self, on_log: &mut dyn FnMut(&Td3Log)) -> Result<(), AlgoError> {
         while self.env.global_step < self.config.total_timesteps {
             let log = self.train_phase()?;
             on_log(&log);
@@ -512,8 +513,8 @@ impl Td3 {
     }
 
     /// Writes everything needed to continue exactly (networks, targets, optimisers, replay
-    /// buffer, generator, env) to one safetensors file, atomically.
-    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), PgError> {
+    /// buffer, generator, env) to one checkpoint, atomically.
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
         let mut tensors = self.actor.to_tensors("actor");
         tensors.extend(self.actor_target.to_tensors("actor_target"));
         for (i, (c, t)) in self.critics.iter().zip(&self.critic_targets).enumerate() {
@@ -521,32 +522,47 @@ impl Td3 {
             tensors.extend(t.to_tensors(&format!("critic_target{i}")));
         }
         tensors.extend(self.env.tensors());
-        let mut state = self.env.state()?;
-        state["config"] = serde_json::json!(&self.config);
-        state["critic_steps"] = self.critic_steps.into();
-        state["opt_actor"] = serde_json::json!(&self.opt_actor);
-        state["opt_critics"] = serde_json::json!(&self.opt_critics);
-        state["noise"] = serde_json::json!(&self.noise);
-        state["rng"] = rein_core::rng::rng_to_string(&self.rng).into();
-        Checkpoint::write_tensors(path, &tensors, state)
+        let state = OffPolicyState {
+            config: self.config.clone(),
+            rng: self.rng.clone(),
+            env: self.env.state()?,
+            algo: Td3State {
+                critic_steps: self.critic_steps,
+                opt_actor: self.opt_actor.clone(),
+                opt_critics: self.opt_critics.clone(),
+                noise: self.noise.clone(),
+            },
+        };
+        crate::checkpoint::save(path, self.kind(), &state, &tensors)
+    }
+
+    /// `ddpg` for DDPG's settings (one critic, no smoothing, no delay), else `td3`.
+    pub fn kind(&self) -> &'static str {
+        if self.config.n_critics == 1 && self.config.policy_delay == 1 && self.config.target_policy_noise == 0.0 {
+            "ddpg"
+        } else {
+            "td3"
+        }
     }
 
     /// Rebuilds an agent from [`Td3::save_checkpoint`].
-    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, PgError> {
-        let ckpt = Checkpoint::read(path)?;
-        let mut agent = Self::new(ckpt.get("config")?, make_env)?;
-        ckpt.load_mlp(&mut agent.actor, "actor")?;
-        ckpt.load_mlp(&mut agent.actor_target, "actor_target")?;
+    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, AlgoError> {
+        let ckpt = rein_train::Checkpoint::read_kind(path, &["td3", "ddpg"])?;
+        let saved = crate::checkpoint::load::<OffPolicyState<Td3Config, Td3State>>(path, ckpt.kind())?;
+        let mut agent = Self::new(saved.state.config.clone(), make_env)?;
+        saved.load_mlp(&mut agent.actor, "actor")?;
+        saved.load_mlp(&mut agent.actor_target, "actor_target")?;
         for i in 0..agent.critics.len() {
-            ckpt.load_mlp(&mut agent.critics[i], &format!("critic{i}"))?;
-            ckpt.load_mlp(&mut agent.critic_targets[i], &format!("critic_target{i}"))?;
+            saved.load_mlp(&mut agent.critics[i], &format!("critic{i}"))?;
+            saved.load_mlp(&mut agent.critic_targets[i], &format!("critic_target{i}"))?;
         }
-        agent.env.restore(&ckpt)?;
-        agent.critic_steps = ckpt.get("critic_steps")?;
-        agent.opt_actor = ckpt.get("opt_actor")?;
-        agent.opt_critics = ckpt.get("opt_critics")?;
-        agent.noise = ckpt.get("noise")?;
-        agent.rng = ckpt.rng("rng")?;
+        let s = saved.state.clone();
+        agent.env.restore(s.env, &saved)?;
+        agent.rng = s.rng;
+        agent.critic_steps = s.algo.critic_steps;
+        agent.opt_actor = s.algo.opt_actor;
+        agent.opt_critics = s.algo.opt_critics;
+        agent.noise = s.algo.noise;
         Ok(agent)
     }
 
@@ -556,7 +572,7 @@ impl Td3 {
         make_env: &EnvFactory,
         episodes: u64,
         seed: u64,
-    ) -> Result<(f64, f64), PgError> {
+    ) -> Result<(f64, f64), AlgoError> {
         evaluate_policy(make_env, episodes, seed, &mut |x| {
             let a = self.policy_action(x);
             self.env_action(&a)
@@ -564,4 +580,11 @@ impl Td3 {
     }
 }
 
-crate::offpolicy::impl_off_policy_agent!(Td3, Td3Log);
+/// What only TD3 (and DDPG) keeps in a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Td3State {
+    critic_steps: u64,
+    opt_actor: Adam,
+    opt_critics: Vec<Adam>,
+    noise: ActionNoise,
+}

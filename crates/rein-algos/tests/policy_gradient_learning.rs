@@ -1,11 +1,31 @@
-//! PPO learning tests with fixed seeds.
+//! Learning tests of PPO, A2C and REINFORCE with fixed seeds (their exact resume is in
+//! `exact_resume.rs`).
 
-use rein_algos::onpolicy::OnPolicyAgent;
-use rein_algos::ppo::{EnvFactory, Ppo, PpoConfig};
+use rein_algos::agent::{Agent, Algo};
+use rein_algos::onpolicy::EnvFactory;
+use rein_algos::ppo::{Ppo, PpoConfig, PpoLog};
+use rein_train::Trainer;
 use std::sync::Arc;
 
 fn factory(id: &'static str) -> EnvFactory {
     Arc::new(move |_| rein_envs::make(id))
+}
+
+/// Trains `ppo` to its total, calling `on_log` after every update.
+fn train(ppo: &mut Ppo, on_log: &mut dyn FnMut(&PpoLog)) {
+    while ppo.global_step() < ppo.config.total_timesteps {
+        on_log(&ppo.train_update().unwrap());
+    }
+}
+
+/// Trains any agent to its total and returns its mean deterministic return over 10 episodes.
+fn train_and_evaluate(algo: Algo, config: impl serde::Serialize) -> f64 {
+    let settings = serde_json::to_value(config).unwrap();
+    let mut agent = Agent::new(algo, settings, factory("CartPole-v1")).unwrap();
+    while !agent.progress().finished() {
+        agent.update().unwrap();
+    }
+    agent.evaluate_returns(10, true, 1000).unwrap().0
 }
 
 fn preset(id: &str) -> PpoConfig {
@@ -19,9 +39,8 @@ fn ppo_learns_cartpole_quickly() {
         seed: 1,
         ..preset("CartPole-v1")
     };
-    let mut ppo = Ppo::new(cfg, factory("CartPole-v1")).unwrap();
-    let mut last = Default::default();
-    ppo.train(&mut |l| {
+    let mut ppo = Ppo::new(cfg.clone(), factory("CartPole-v1")).unwrap();
+    train(&mut ppo, &mut |l| {
         eprintln!(
             "{} ret {:.1} kl {:.4} clip {:.3} ev {:.3} ent {:.3} sps {:.0}",
             l.global_step,
@@ -32,12 +51,13 @@ fn ppo_learns_cartpole_quickly() {
             l.entropy,
             l.sps
         );
-        last = *l;
-    })
-    .unwrap();
+    });
+    let mut env = rein_envs::make("CartPole-v1").unwrap();
     let (mean, _) = ppo
-        .evaluate(&factory("CartPole-v1"), 10, true, 1000)
+        .policy
+        .evaluate(env.as_mut(), None, 10, true, 1000)
         .unwrap();
+    assert_eq!(mean, train_and_evaluate(Algo::Ppo, cfg), "Agent trains the same PPO");
     eprintln!("eval {mean}");
     assert!(mean >= 200.0, "eval return {mean}");
 }
@@ -62,8 +82,7 @@ fn interrupted_and_resumed_run_equals_uninterrupted_run() {
         };
         let mut full = Ppo::new(cfg.clone(), factory(id)).unwrap();
         let mut full_logs = Vec::new();
-        full.train(&mut |l| full_logs.push(l.row()[..13].to_vec()))
-            .unwrap();
+        train(&mut full, &mut |l| full_logs.push(l.row()[..13].to_vec()));
 
         let dir = std::env::temp_dir().join(format!("rein-resume-{}-{id}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -76,9 +95,7 @@ fn interrupted_and_resumed_run_equals_uninterrupted_run() {
         part.save_checkpoint(&ckpt).unwrap();
         drop(part);
         let mut resumed = Ppo::load_checkpoint(&ckpt, factory(id)).unwrap();
-        resumed
-            .train(&mut |l| logs.push(l.row()[..13].to_vec()))
-            .unwrap();
+        train(&mut resumed, &mut |l| logs.push(l.row()[..13].to_vec()));
         assert_eq!(
             resumed.policy.actor.params, full.policy.actor.params,
             "{id}"
@@ -101,24 +118,20 @@ fn interrupted_and_resumed_run_equals_uninterrupted_run() {
 
 #[test]
 fn a2c_learns_cartpole_quickly() {
-    use rein_algos::a2c::{A2c, A2cConfig};
+    use rein_algos::a2c::A2cConfig;
     let base: A2cConfig = toml::from_str(A2cConfig::preset_toml("CartPole-v1").unwrap()).unwrap();
     let cfg = A2cConfig {
         total_timesteps: 160_000,
         seed: 0,
         ..base
     };
-    let mut agent = A2c::new(cfg, factory("CartPole-v1")).unwrap();
-    agent.train(&mut |_| {}).unwrap();
-    let (mean, _) = agent
-        .evaluate(&factory("CartPole-v1"), 10, true, 1000)
-        .unwrap();
+    let mean = train_and_evaluate(Algo::A2c, cfg);
     assert!(mean >= 300.0, "A2C eval return {mean}");
 }
 
 #[test]
 fn reinforce_with_baseline_learns_cartpole_quickly() {
-    use rein_algos::reinforce::{Reinforce, ReinforceConfig};
+    use rein_algos::reinforce::ReinforceConfig;
     let base: ReinforceConfig =
         toml::from_str(ReinforceConfig::preset_toml("CartPole-v1").unwrap()).unwrap();
     let cfg = ReinforceConfig {
@@ -126,87 +139,8 @@ fn reinforce_with_baseline_learns_cartpole_quickly() {
         seed: 0,
         ..base
     };
-    let mut agent = Reinforce::new(cfg, factory("CartPole-v1")).unwrap();
-    agent.train(&mut |_| {}).unwrap();
-    let (mean, _) = agent
-        .evaluate(&factory("CartPole-v1"), 10, true, 1000)
-        .unwrap();
+    let mean = train_and_evaluate(Algo::Reinforce, cfg);
     assert!(mean >= 150.0, "REINFORCE eval return {mean}");
-}
-
-#[test]
-fn a2c_and_reinforce_resume_exactly() {
-    use rein_algos::a2c::{A2c, A2cConfig};
-
-    use rein_algos::reinforce::{Reinforce, ReinforceConfig};
-    let dir = std::env::temp_dir().join(format!("rein-resume2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ckpt = dir.join("c.safetensors");
-    type Build = Box<dyn Fn() -> Box<dyn OnPolicyAgent>>;
-    type Load = Box<dyn Fn(&std::path::Path) -> Box<dyn OnPolicyAgent>>;
-    let cases: Vec<(&str, Build, Load)> = vec![
-        (
-            "a2c",
-            Box::new(|| {
-                Box::new(
-                    A2c::new(
-                        A2cConfig {
-                            total_timesteps: 2000,
-                            num_envs: 4,
-                            seed: 2,
-                            ..Default::default()
-                        },
-                        factory("CartPole-v1"),
-                    )
-                    .unwrap(),
-                )
-            }),
-            Box::new(|p| Box::new(A2c::load_checkpoint(p, factory("CartPole-v1")).unwrap())),
-        ),
-        (
-            "reinforce",
-            Box::new(|| {
-                Box::new(
-                    Reinforce::new(
-                        ReinforceConfig {
-                            total_timesteps: 3000,
-                            num_envs: 4,
-                            batch_episodes: 4,
-                            seed: 2,
-                            ..Default::default()
-                        },
-                        factory("CartPole-v1"),
-                    )
-                    .unwrap(),
-                )
-            }),
-            Box::new(|p| Box::new(Reinforce::load_checkpoint(p, factory("CartPole-v1")).unwrap())),
-        ),
-    ];
-    for (name, build, load) in cases {
-        let mut full = build();
-        while full.global_step() < full.total_timesteps() {
-            full.train_update().unwrap();
-        }
-        full.save_checkpoint(&dir.join("full.safetensors")).unwrap();
-        let mut part = build();
-        for _ in 0..5 {
-            part.train_update().unwrap();
-        }
-        part.save_checkpoint(&ckpt).unwrap();
-        drop(part);
-        let mut resumed = load(&ckpt);
-        while resumed.global_step() < resumed.total_timesteps() {
-            resumed.train_update().unwrap();
-        }
-        resumed.save_checkpoint(&ckpt).unwrap();
-        assert_eq!(
-            std::fs::read(&ckpt).unwrap(),
-            std::fs::read(dir.join("full.safetensors")).unwrap(),
-            "{name}"
-        );
-    }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -217,12 +151,12 @@ fn ppo_with_a_shared_trunk_learns_cartpole() {
         shared_trunk: true,
         ..preset("CartPole-v1")
     };
-    let mut ppo = Ppo::new(cfg, factory("CartPole-v1")).unwrap();
-    assert!(ppo.policy.trunk.is_some());
-    ppo.train(&mut |_| {}).unwrap();
-    let (mean, _) = ppo
-        .evaluate(&factory("CartPole-v1"), 10, true, 1000)
-        .unwrap();
+    assert!(Ppo::new(cfg.clone(), factory("CartPole-v1"))
+        .unwrap()
+        .policy
+        .trunk
+        .is_some());
+    let mean = train_and_evaluate(Algo::Ppo, cfg);
     eprintln!("shared trunk eval {mean}");
     assert!(mean >= 150.0, "eval return {mean}");
 }

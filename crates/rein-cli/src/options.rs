@@ -26,30 +26,6 @@ pub fn kv_map(items: &[String]) -> Result<Map<String, Value>> {
     Ok(m)
 }
 
-/// Sets a dotted path (`epsilon.end`) inside a JSON object, failing on unknown keys.
-pub fn set_path(root: &mut Value, path: &str, value: Value) -> Result<()> {
-    let mut cur = root;
-    let parts: Vec<&str> = path.split('.').collect();
-    for (i, part) in parts.iter().enumerate() {
-        let obj = cur.as_object_mut().with_context(|| {
-            format!(
-                "cannot set {path:?}: {:?} is not a table",
-                parts[..i].join(".")
-            )
-        })?;
-        if !obj.contains_key(*part) {
-            let known: Vec<&String> = obj.keys().collect();
-            bail!("unknown setting {path:?}; settings here are: {known:?}");
-        }
-        if i + 1 == parts.len() {
-            obj.insert(part.to_string(), value);
-            return Ok(());
-        }
-        cur = obj.get_mut(*part).expect("checked above");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,16 +39,5 @@ mod tests {
             serde_json::json!("8x8")
         );
         assert!(parse_kv("novalue").is_err());
-    }
-
-    #[test]
-    fn set_path_rejects_unknown_keys() {
-        let mut v = serde_json::json!({"a": 1, "eps": {"end": 0.1}});
-        set_path(&mut v, "eps.end", serde_json::json!(0.2)).unwrap();
-        assert_eq!(v["eps"]["end"], 0.2);
-        assert!(set_path(&mut v, "eps.stop", serde_json::json!(1))
-            .unwrap_err()
-            .to_string()
-            .contains("end"));
     }
 }

@@ -67,6 +67,23 @@ pub fn rng_from_str(text: &str) -> Result<ReinRng, String> {
     serde_json::from_str(text).map_err(|e| format!("invalid generator state {text:?}: {e}"))
 }
 
+/// `#[serde(with = "rein_core::rng::as_string")]` for a [`ReinRng`] field of a checkpoint
+/// state: the generator as the text of [`rng_to_string`].
+pub mod as_string {
+    use super::{rng_from_str, rng_to_string, ReinRng};
+
+    /// Writes the generator as text.
+    pub fn serialize<S: serde::Serializer>(rng: &ReinRng, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rng_to_string(rng))
+    }
+
+    /// Reads a generator written by [`serialize`].
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ReinRng, D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        rng_from_str(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl serde::Serialize for EnvRng {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.rng.as_ref().map(rng_to_string).serialize(s)

@@ -9,11 +9,14 @@
 //!   [`Observer`] instead of printing;
 //! - [`Checkpoint`]: the one checkpoint container (safetensors tensors plus a typed state,
 //!   the trainer kind, a format version and the rein version, written atomically);
-//! - [`plot`]: the learning-curve PNGs.
+//! - [`resume_check`]: the harness that checks a trainer's exact resume;
+//! - [`plot`]: the learning-curve PNGs; [`settings`]: presets and overrides on config trees.
 
 mod checkpoint;
 pub mod plot;
+pub mod resume_check;
 mod run;
+pub mod settings;
 mod trainer;
 
 pub use checkpoint::{Checkpoint, CheckpointError, F32View, FORMAT_VERSION};

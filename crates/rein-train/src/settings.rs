@@ -1,0 +1,73 @@
+//! Settings as JSON trees: every trainer's config struct serialises to one, presets, config
+//! files and `--set key=value` overrides are applied onto it by dotted path, and the result
+//! deserialises back (so an unknown key fails here, by name, before any struct sees it).
+
+/// A setting that does not exist or does not fit where it was put.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+/// Sets a dotted path (`epsilon.end`) inside a JSON object, failing on unknown keys and naming
+/// the keys that exist there.
+pub fn set_path(
+    root: &mut serde_json::Value,
+    path: &str,
+    value: serde_json::Value,
+) -> Result<(), SettingsError> {
+    let mut cur = root;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let obj = cur.as_object_mut().ok_or_else(|| {
+            SettingsError(format!(
+                "cannot set {path:?}: {:?} is not a table",
+                parts[..i].join(".")
+            ))
+        })?;
+        if !obj.contains_key(*part) {
+            let known: Vec<&String> = obj.keys().collect();
+            return Err(SettingsError(format!(
+                "unknown setting {path:?}; settings here are: {known:?}"
+            )));
+        }
+        if i + 1 == parts.len() {
+            obj.insert(part.to_string(), value);
+            return Ok(());
+        }
+        cur = obj.get_mut(*part).expect("checked above");
+    }
+    Ok(())
+}
+
+/// Applies every key of a TOML table (a preset or a config file's text) onto `base`;
+/// `origin` names the text in errors.
+pub fn apply_toml(
+    base: &mut serde_json::Value,
+    text: &str,
+    origin: &str,
+) -> Result<(), SettingsError> {
+    let table: toml::Table = toml::from_str(text)
+        .map_err(|e| SettingsError(format!("{origin} is not valid TOML: {e}")))?;
+    for (k, v) in table {
+        let v = serde_json::to_value(v).map_err(|e| SettingsError(format!("{origin}: {e}")))?;
+        set_path(base, &k, v).map_err(|e| SettingsError(format!("{origin}: {e}")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_path_rejects_unknown_keys() {
+        let mut v = serde_json::json!({"a": 1, "eps": {"end": 0.1}});
+        set_path(&mut v, "eps.end", serde_json::json!(0.2)).unwrap();
+        assert_eq!(v["eps"]["end"], 0.2);
+        assert!(set_path(&mut v, "eps.stop", serde_json::json!(1))
+            .unwrap_err()
+            .to_string()
+            .contains("end"));
+        let e = apply_toml(&mut v, "b = 2", "preset x").unwrap_err().0;
+        assert!(e.contains("preset x") && e.contains("\"b\""), "{e}");
+    }
+}
