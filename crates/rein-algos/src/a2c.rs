@@ -333,7 +333,10 @@ impl A2c {
     }
 
     /// Rebuilds an agent from [`A2c::save_checkpoint`].
-    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, AlgoError> {
+    pub fn load_checkpoint(
+        path: &std::path::Path,
+        make_env: EnvFactory,
+    ) -> Result<Self, AlgoError> {
         let saved = crate::checkpoint::load::<OnPolicyState<A2cConfig, Vec<Optim>>>(path, "a2c")?;
         let mut agent = Self::new(saved.state.config.clone(), make_env)?;
         saved.load_policy(&mut agent.policy)?;

@@ -124,6 +124,9 @@ impl std::fmt::Display for Algo {
 }
 
 /// One of the deep agents.
+// One agent lives per run, so the variants' sizes do not matter; boxing them would only
+// add a pointer chase to every `update`.
+#[allow(clippy::large_enum_variant)]
 pub enum AgentImpl {
     /// PPO.
     Ppo(Ppo),
@@ -167,7 +170,8 @@ const EVAL_EPISODES: u64 = 10;
 const EVAL_SEED_OFFSET: u64 = 1_000_000;
 
 fn parse<C: DeserializeOwned>(settings: serde_json::Value) -> Result<C, AlgoError> {
-    serde_json::from_value(settings).map_err(|e| AlgoError::Config(format!("invalid settings: {e}")))
+    serde_json::from_value(settings)
+        .map_err(|e| AlgoError::Config(format!("invalid settings: {e}")))
 }
 
 impl Agent {

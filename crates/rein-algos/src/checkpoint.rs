@@ -55,7 +55,10 @@ impl<S> Loaded<S> {
     }
 
     /// Loads the policy's weights, checking names and shapes.
-    pub fn load_policy(&self, policy: &mut crate::actor_critic::ActorCritic) -> Result<(), AlgoError> {
+    pub fn load_policy(
+        &self,
+        policy: &mut crate::actor_critic::ActorCritic,
+    ) -> Result<(), AlgoError> {
         policy
             .load_tensors(&self.tensors)
             .map_err(|e| self.error(e))

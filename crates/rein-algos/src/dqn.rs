@@ -451,7 +451,10 @@ impl Dqn {
     }
 
     /// Rebuilds an agent from [`Dqn::save_checkpoint`].
-    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, AlgoError> {
+    pub fn load_checkpoint(
+        path: &std::path::Path,
+        make_env: EnvFactory,
+    ) -> Result<Self, AlgoError> {
         let saved = crate::checkpoint::load::<OffPolicyState<DqnConfig, DqnState>>(path, "dqn")?;
         let mut agent = Self::new(saved.state.config.clone(), make_env)?;
         saved.load_mlp(&mut agent.q, "q")?;

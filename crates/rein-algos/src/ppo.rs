@@ -496,7 +496,10 @@ impl Ppo {
 
     /// Rebuilds an agent from a checkpoint written by [`Ppo::save_checkpoint`] (the config is
     /// the one saved in it; `make_env` must make the same environments).
-    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, AlgoError> {
+    pub fn load_checkpoint(
+        path: &std::path::Path,
+        make_env: EnvFactory,
+    ) -> Result<Self, AlgoError> {
         let saved = crate::checkpoint::load::<OnPolicyState<PpoConfig, Vec<Adam>>>(path, "ppo")?;
         let mut agent = Self::new(saved.state.config.clone(), make_env)?;
         saved.load_policy(&mut agent.policy)?;

@@ -345,7 +345,10 @@ impl Reinforce {
     }
 
     /// Rebuilds an agent from [`Reinforce::save_checkpoint`].
-    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, AlgoError> {
+    pub fn load_checkpoint(
+        path: &std::path::Path,
+        make_env: EnvFactory,
+    ) -> Result<Self, AlgoError> {
         let saved = crate::checkpoint::load::<OnPolicyState<ReinforceConfig, ReinforceState>>(
             path,
             "reinforce",

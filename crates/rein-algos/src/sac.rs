@@ -19,10 +19,12 @@
 //! extra Gaussian or Ornstein-Uhlenbeck action noise as SB3's `action_noise`. Evaluation acts
 //! with `tanh(mu(s))`.
 
-use crate::offpolicy::{OffPolicyState, box_bounds, critic_input, evaluate_policy, unscale_action, OffPolicyEnv};
+use crate::offpolicy::{
+    box_bounds, critic_input, evaluate_policy, unscale_action, OffPolicyEnv, OffPolicyState,
+};
 use crate::onpolicy::EnvFactory;
-use crate::AlgoError;
 use crate::td3::{ActionNoise, NoiseKind};
+use crate::AlgoError;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rein_core::replay::ReplayBatch;
@@ -592,7 +594,10 @@ impl Sac {
     }
 
     /// Rebuilds an agent from [`Sac::save_checkpoint`].
-    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, AlgoError> {
+    pub fn load_checkpoint(
+        path: &std::path::Path,
+        make_env: EnvFactory,
+    ) -> Result<Self, AlgoError> {
         let saved = crate::checkpoint::load::<OffPolicyState<SacConfig, SacState>>(path, "sac")?;
         let mut agent = Self::new(saved.state.config.clone(), make_env)?;
         saved.load_mlp(&mut agent.actor, "actor")?;

@@ -10,7 +10,9 @@
 //! - every `policy_delay` critic steps: actor loss `-mean Q_1(s, mu(s))`, then Polyak updates
 //!   `theta' <- tau theta + (1 - tau) theta'` of all target networks.
 
-use crate::offpolicy::{OffPolicyState, box_bounds, critic_input, evaluate_policy, unscale_action, OffPolicyEnv};
+use crate::offpolicy::{
+    box_bounds, critic_input, evaluate_policy, unscale_action, OffPolicyEnv, OffPolicyState,
+};
 use crate::onpolicy::EnvFactory;
 use crate::AlgoError;
 use rand::Rng;
@@ -538,7 +540,10 @@ impl Td3 {
 
     /// `ddpg` for DDPG's settings (one critic, no smoothing, no delay), else `td3`.
     pub fn kind(&self) -> &'static str {
-        if self.config.n_critics == 1 && self.config.policy_delay == 1 && self.config.target_policy_noise == 0.0 {
+        if self.config.n_critics == 1
+            && self.config.policy_delay == 1
+            && self.config.target_policy_noise == 0.0
+        {
             "ddpg"
         } else {
             "td3"
@@ -546,9 +551,13 @@ impl Td3 {
     }
 
     /// Rebuilds an agent from [`Td3::save_checkpoint`].
-    pub fn load_checkpoint(path: &std::path::Path, make_env: EnvFactory) -> Result<Self, AlgoError> {
+    pub fn load_checkpoint(
+        path: &std::path::Path,
+        make_env: EnvFactory,
+    ) -> Result<Self, AlgoError> {
         let ckpt = rein_train::Checkpoint::read_kind(path, &["td3", "ddpg"])?;
-        let saved = crate::checkpoint::load::<OffPolicyState<Td3Config, Td3State>>(path, ckpt.kind())?;
+        let saved =
+            crate::checkpoint::load::<OffPolicyState<Td3Config, Td3State>>(path, ckpt.kind())?;
         let mut agent = Self::new(saved.state.config.clone(), make_env)?;
         saved.load_mlp(&mut agent.actor, "actor")?;
         saved.load_mlp(&mut agent.actor_target, "actor_target")?;

@@ -30,7 +30,8 @@ fn check(algo: Algo, env: &'static str, overrides: serde_json::Value, first: u64
         Ok(Box::new(Agent::load(p, factory(env))?) as Box<dyn Trainer>)
     };
     let dir = std::env::temp_dir().join(format!("rein-exact-{}-{algo}", std::process::id()));
-    check_exact_resume(&build, &load, first, second, &dir).unwrap_or_else(|e| panic!("{algo}: {e}"));
+    check_exact_resume(&build, &load, first, second, &dir)
+        .unwrap_or_else(|e| panic!("{algo}: {e}"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -57,7 +57,11 @@ fn ppo_learns_cartpole_quickly() {
         .policy
         .evaluate(env.as_mut(), None, 10, true, 1000)
         .unwrap();
-    assert_eq!(mean, train_and_evaluate(Algo::Ppo, cfg), "Agent trains the same PPO");
+    assert_eq!(
+        mean,
+        train_and_evaluate(Algo::Ppo, cfg),
+        "Agent trains the same PPO"
+    );
     eprintln!("eval {mean}");
     assert!(mean >= 200.0, "eval return {mean}");
 }

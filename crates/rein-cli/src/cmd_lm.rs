@@ -451,12 +451,9 @@ pub(crate) fn rayon_threads() -> usize {
 // ---------------------------------------------------------------------------------------------
 // Supervised training: train-tokenizer, pretrain, sft, quickstart.
 
-use rein_lm::train::{
-    blocks_from_text, examples_from_jsonl, Example, LmLog, LmTrainConfig, LmTrainer,
-};
+use rein_lm::train::{blocks_from_text, examples_from_jsonl, Example, LmTrainConfig, LmTrainer};
 
 /// Name of the trainer checkpoint inside an LM run directory.
-const LM_CHECKPOINT: &str = "checkpoint.safetensors";
 
 #[derive(Args)]
 #[command(
@@ -497,6 +494,9 @@ pub struct TrainCommon {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// How a stopped run continues (set by the command).
+    #[arg(skip)]
+    resume_command: String,
 }
 
 #[derive(Args)]
@@ -565,7 +565,7 @@ pub fn train_tokenizer(a: &TrainTokenizerArgs) -> Result<()> {
 fn train_config(set: &[String]) -> Result<LmTrainConfig> {
     let mut v = serde_json::to_value(LmTrainConfig::default())?;
     for (k, val) in crate::options::kv_map(set)? {
-        crate::options::set_path(&mut v, &k, val)?;
+        rein_train::settings::set_path(&mut v, &k, val)?;
     }
     let c: LmTrainConfig = serde_json::from_value(v).context("invalid --set value")?;
     c.validate()?;
@@ -584,7 +584,7 @@ fn eos_of(tk: &Tokenizer, model: &Gpt2, what: &Path) -> Result<u32> {
 }
 
 fn new_lm_run(root: &Path, kind: &str, seed: u64) -> Result<PathBuf> {
-    crate::run_dir::create(root, "lm", kind, seed)
+    Ok(rein_train::create_run_dir(root, "lm", kind, seed)?)
 }
 
 /// The progress bar of the language-model trainers: `total` optimizer steps, starting at
@@ -605,86 +605,34 @@ pub(crate) fn step_bar(total: u64, done: u64, quiet: bool) -> indicatif::Progres
     bar
 }
 
-/// Runs the trainer to `max_steps` with a progress bar, metrics.csv, loss_curve.png, periodic
-/// one-file checkpoints and a Hugging Face export in `run/model/` (with the tokenizer).
+/// Runs the trainer to `max_steps` through the library run loop: progress bar, metrics.csv,
+/// loss_curve.png, periodic one-file checkpoints and a Hugging Face export in `run/model/`
+/// (with the tokenizer of `tk_dir`); `command` is how to resume it.
 fn run_trainer(
-    mut t: LmTrainer,
+    t: LmTrainer,
     run: &Path,
     tk_dir: &Path,
     common: &TrainCommon,
     resumed: bool,
 ) -> Result<LmTrainer> {
-    let csv = run.join("metrics.csv");
-    let mut logger = if resumed {
-        rein_core::metrics::CsvLogger::resume(&csv, &LmLog::COLUMNS, t.step as usize)?
-    } else {
-        rein_core::metrics::CsvLogger::create(&csv, &LmLog::COLUMNS)?
+    let tokenizer = Tokenizer::from_dir(tk_dir)?
+        .with_context(|| format!("{}: no tokenizer", tk_dir.display()))?;
+    let mut s = rein_lm::train::SupervisedTrainer {
+        trainer: t,
+        tokenizer,
     };
-    let total = t.config.max_steps;
-    let bar = step_bar(total, t.step, common.quiet);
-    let mut done_here = 0u64;
-    let export = |t: &LmTrainer| -> Result<()> {
-        let dir = run.join("model");
-        rein_lm::checkpoint::save_model(&t.model, &dir, &[])?;
-        let tk = Tokenizer::from_dir(tk_dir)?
-            .with_context(|| format!("{}: no tokenizer", tk_dir.display()))?;
-        tk.save(&dir.join("tokenizer.json"))?;
-        Ok(())
+    let options = rein_train::RunOptions {
+        checkpoint_every: common.checkpoint_every,
+        max_updates: common.max_updates,
+        sample_every: 0,
+        resumed,
     };
-    while t.step < total {
-        let log = t.train_step()?;
-        logger.log(&log.row())?;
-        done_here += 1;
-        bar.set_position(t.step);
-        bar.set_message(format!(
-            "loss {:.3}{}",
-            log.loss,
-            if log.eval_loss.is_finite() {
-                format!(", eval {:.3}", log.eval_loss)
-            } else {
-                String::new()
-            }
-        ));
-        let ckpt_due =
-            common.checkpoint_every > 0 && t.step.is_multiple_of(common.checkpoint_every);
-        let stop = common.max_updates == Some(done_here) && t.step < total;
-        if ckpt_due || stop {
-            t.save_checkpoint(&run.join(LM_CHECKPOINT))?;
-            export(&t)?;
-        }
-        if stop {
-            bar.finish_and_clear();
-            println!(
-                "stopped after {done_here} steps at step {}; continue with --resume {}",
-                t.step,
-                run.display()
-            );
-            return Ok(t);
-        }
-    }
-    bar.finish_and_clear();
-    t.save_checkpoint(&run.join(LM_CHECKPOINT))?;
-    export(&t)?;
-    loss_curve(run)?;
-    Ok(t)
-}
-
-/// `loss_curve.png`: training loss (and eval loss where measured) against steps.
-fn loss_curve(run: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(run.join("metrics.csv"))?;
-    let pts: Vec<(f64, f64)> = text
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            Some((f.first()?.parse().ok()?, f.get(1)?.parse().ok()?))
-        })
-        .collect();
-    crate::plot::line_chart(&run.join("loss_curve.png"), &pts, "steps", "training loss")
+    crate::session::run(&mut s, run, &options, common.quiet, &common.resume_command)?;
+    Ok(s.trainer)
 }
 
 fn resume_lm(dir: &Path, common: &TrainCommon) -> Result<()> {
-    let ckpt = dir.join(LM_CHECKPOINT);
+    let ckpt = dir.join(rein_train::files::CHECKPOINT);
     if !ckpt.exists() {
         bail!("{}: no checkpoint to resume from", ckpt.display());
     }
@@ -697,8 +645,10 @@ fn resume_lm(dir: &Path, common: &TrainCommon) -> Result<()> {
 }
 
 pub fn pretrain(a: &PretrainArgs) -> Result<()> {
+    let mut common = a.common.clone();
+    common.resume_command = "rein lm pretrain --resume".into();
     if let Some(dir) = &a.resume {
-        return resume_lm(dir, &a.common);
+        return resume_lm(dir, &common);
     }
     let (tk_dir, data) = (
         a.tokenizer.clone().unwrap_or_default(),
@@ -710,7 +660,7 @@ pub fn pretrain(a: &PretrainArgs) -> Result<()> {
             tk_dir.display()
         )
     })?;
-    let cfg = train_config(&a.common.set)?;
+    let cfg = train_config(&common.set)?;
     let mut mc = match &a.config {
         Some(p) => rein_lm::Gpt2Config::load(p)?,
         None => rein_lm::Gpt2Config {
@@ -745,7 +695,7 @@ pub fn pretrain(a: &PretrainArgs) -> Result<()> {
     }
     let mut rng = rein_core::rng_from_seed(cfg.seed);
     let model = Gpt2::new_random(mc, &mut rng)?;
-    let run = new_lm_run(&a.common.runs_dir, "pretrain", cfg.seed)?;
+    let run = new_lm_run(&common.runs_dir, "pretrain", cfg.seed)?;
     write_train_config(&run, &cfg)?;
     std::fs::create_dir_all(run.join("model"))?;
     tk.save(&run.join("model/tokenizer.json"))?;
@@ -757,7 +707,7 @@ pub fn pretrain(a: &PretrainArgs) -> Result<()> {
         model.config.num_parameters() as f64 / 1e6
     );
     let t = LmTrainer::new(cfg, model, examples)?;
-    let t = run_trainer(t, &run, &run.join("model"), &a.common, false)?;
+    let t = run_trainer(t, &run, &run.join("model"), &common, false)?;
     report_end(&t)?;
     Ok(())
 }
@@ -781,8 +731,10 @@ fn report_end(t: &LmTrainer) -> Result<()> {
 }
 
 pub fn sft(a: &SftArgs) -> Result<()> {
+    let mut common = a.common.clone();
+    common.resume_command = "rein lm sft --resume".into();
     if let Some(dir) = &a.resume {
-        return resume_lm(dir, &a.common);
+        return resume_lm(dir, &common);
     }
     let (mdir, data) = (
         a.model.clone().unwrap_or_default(),
@@ -795,10 +747,10 @@ pub fn sft(a: &SftArgs) -> Result<()> {
             mdir.display()
         )
     })?;
-    let cfg = train_config(&a.common.set)?;
+    let cfg = train_config(&common.set)?;
     let eos = eos_of(&tk, &model, &mdir)?;
     let examples: Vec<Example> = examples_from_jsonl(&tk, &data, eos, model.config.n_positions)?;
-    let run = new_lm_run(&a.common.runs_dir, "sft", cfg.seed)?;
+    let run = new_lm_run(&common.runs_dir, "sft", cfg.seed)?;
     write_train_config(&run, &cfg)?;
     std::fs::create_dir_all(run.join("model"))?;
     tk.save(&run.join("model/tokenizer.json"))?;
@@ -808,7 +760,7 @@ pub fn sft(a: &SftArgs) -> Result<()> {
         examples.len()
     );
     let t = LmTrainer::new(cfg, model, examples)?;
-    let t = run_trainer(t, &run, &run.join("model"), &a.common, false)?;
+    let t = run_trainer(t, &run, &run.join("model"), &common, false)?;
     report_end(&t)?;
     Ok(())
 }
@@ -962,6 +914,7 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
         checkpoint_every: 100,
         max_updates: None,
         quiet: a.quiet,
+        resume_command: String::new(),
     };
     let run = new_lm_run(&work, "quickstart", a.seed)?;
     write_train_config(&run, &cfg)?;

@@ -5,15 +5,13 @@
 use crate::cmd_lm::{answer_stats, quickstart, QuickstartArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rein_lm::grpo::{GrpoConfig, GrpoLog, GrpoTrainer};
-use rein_lm::ppo_lm::{PpoLmConfig, PpoLmTrainer, PpoLog};
+use rein_lm::grpo::{GrpoConfig, GrpoTrainer};
+use rein_lm::ppo_lm::{PpoLmConfig, PpoLmTrainer};
 use rein_lm::rewards::{build_reward, RewardSpec};
-use rein_lm::rl::{PromptRecord, Reward};
-use rein_lm::rollout::ScoredSample;
+use rein_lm::rl::PromptRecord;
+use rein_lm::rl_trainer::{RlMethod, RlTrainer, TaskPreset, GRPO_KIND, PPO_KIND};
 use rein_lm::{Gpt2, Tokenizer};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use std::io::Write;
+use rein_train::{files, RunOptions};
 use std::path::{Path, PathBuf};
 
 /// Options shared by `rein lm grpo` and `rein lm ppo`.
@@ -73,57 +71,9 @@ pub struct PpoArgs {
     rl: RlArgs,
 }
 
-/// A task preset: trainer settings, rewards and data paths (relative to the preset file).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TaskPreset {
-    /// What the task is.
-    #[serde(default)]
-    pub description: String,
-    /// `grpo` or `ppo` (informational; the command decides).
-    #[serde(default)]
-    pub trainer: Option<String>,
-    /// Training prompts.
-    #[serde(default)]
-    pub prompts: Option<PathBuf>,
-    /// Held-out prompts for `rein lm eval`.
-    #[serde(default)]
-    pub eval_prompts: Option<PathBuf>,
-    /// Rewards (summed with their weights).
-    #[serde(default)]
-    pub reward: Vec<RewardSpec>,
-    /// Trainer settings.
-    #[serde(default)]
-    pub settings: toml::Table,
-}
-
-/// Reads a preset; relative data and reward-model paths are taken from the preset's folder.
+/// Reads a task preset (see `rein_lm::rl_trainer::TaskPreset`).
 pub fn read_preset(path: &Path) -> Result<TaskPreset> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    let mut p: TaskPreset =
-        toml::from_str(&text).with_context(|| format!("{}: not a task preset", path.display()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let fix = |x: &mut PathBuf| {
-        if x.is_relative() {
-            *x = base.join(&*x);
-        }
-    };
-    if let Some(x) = p.prompts.as_mut() {
-        fix(x);
-    }
-    if let Some(x) = p.eval_prompts.as_mut() {
-        fix(x);
-    }
-    for r in &mut p.reward {
-        if let RewardSpec::RewardModel { path, .. } = r {
-            fix(path);
-            // Absolute when it exists, so that a run resumed from another directory finds it.
-            if let Ok(abs) = std::fs::canonicalize(&*path) {
-                *path = abs;
-            }
-        }
-    }
-    Ok(p)
+    Ok(TaskPreset::read(path)?)
 }
 
 #[derive(Args)]
@@ -194,21 +144,12 @@ pub fn reward_specs(flags: &[String], preset: Option<&TaskPreset>) -> Result<Vec
 }
 
 /// Defaults, then the preset's settings, then `--set`; unknown keys are errors.
-fn settings<C: Serialize + DeserializeOwned + Default>(
+fn settings<C: serde::Serialize + serde::de::DeserializeOwned + Default>(
     preset: Option<&TaskPreset>,
     set: &[String],
 ) -> Result<C> {
-    let mut v = serde_json::to_value(C::default())?;
-    if let Some(p) = preset {
-        for (k, val) in &p.settings {
-            crate::options::set_path(&mut v, k, serde_json::to_value(val)?)
-                .context("in the preset's [settings]")?;
-        }
-    }
-    for (k, val) in crate::options::kv_map(set)? {
-        crate::options::set_path(&mut v, &k, val)?;
-    }
-    serde_json::from_value(v).context("invalid setting value")
+    let overrides: Vec<_> = crate::options::kv_map(set)?.into_iter().collect();
+    Ok(rein_lm::rl_trainer::settings(preset, &overrides)?)
 }
 
 /// A model directory with its tokenizer (an error names the directory when it has none).
@@ -223,144 +164,44 @@ pub(crate) fn load_model_and_tokenizer(dir: &Path) -> Result<(Gpt2, Tokenizer)> 
     Ok((model, tk))
 }
 
-/// What the run loop needs of an RL trainer for language models.
-pub trait RlTrainer: Sized {
-    /// Run-directory tag.
-    const KIND: &'static str;
-    /// Its settings.
-    type Config: Serialize + DeserializeOwned + Default;
-    /// CSV header.
-    fn columns() -> &'static [&'static str];
-    /// A fresh trainer.
-    fn create(
-        c: Self::Config,
-        model: Gpt2,
-        prompts: Vec<PromptRecord>,
-        tk: &Tokenizer,
-    ) -> Result<Self>;
-    /// Reloads a checkpoint.
-    fn load(path: &Path, tk: &Tokenizer) -> Result<Self>;
-    /// Writes a checkpoint.
-    fn save(&self, path: &Path) -> Result<()>;
-    /// One step: the CSV row and a progress message.
-    fn step_once(&mut self, reward: &mut dyn Reward, tk: &Tokenizer) -> Result<(Vec<f64>, String)>;
-    /// Steps done and in all.
-    fn progress(&self) -> (u64, u64);
-    /// The policy being trained.
-    fn policy(&self) -> &Gpt2;
-    /// Samples of the last step.
-    fn samples(&self) -> &[ScoredSample];
-    /// Settings as TOML.
-    fn config_toml(&self) -> Result<String>;
-}
-
-impl RlTrainer for GrpoTrainer {
-    const KIND: &'static str = "grpo";
-    type Config = GrpoConfig;
-    fn columns() -> &'static [&'static str] {
-        &GrpoLog::COLUMNS
-    }
-    fn create(c: GrpoConfig, m: Gpt2, p: Vec<PromptRecord>, tk: &Tokenizer) -> Result<Self> {
-        Ok(GrpoTrainer::new(c, m, p, tk)?)
-    }
-    fn load(path: &Path, tk: &Tokenizer) -> Result<Self> {
-        Ok(GrpoTrainer::load_checkpoint(path, tk)?)
-    }
-    fn save(&self, path: &Path) -> Result<()> {
-        Ok(self.save_checkpoint(path)?)
-    }
-    fn step_once(&mut self, r: &mut dyn Reward, tk: &Tokenizer) -> Result<(Vec<f64>, String)> {
-        let log = self.train_step(r, tk)?;
-        Ok((
-            log.row().to_vec(),
-            format!(
-                "score {:.3} kl {:.3} len {:.1}",
-                log.scores, log.kl, log.response_length
-            ),
-        ))
-    }
-    fn progress(&self) -> (u64, u64) {
-        (self.step, self.config.max_steps)
-    }
-    fn policy(&self) -> &Gpt2 {
-        &self.policy
-    }
-    fn samples(&self) -> &[ScoredSample] {
-        &self.last_samples
-    }
-    fn config_toml(&self) -> Result<String> {
-        Ok(toml::to_string(&self.config)?)
-    }
-}
-
-impl RlTrainer for PpoLmTrainer {
-    const KIND: &'static str = "ppo";
-    type Config = PpoLmConfig;
-    fn columns() -> &'static [&'static str] {
-        &PpoLog::COLUMNS
-    }
-    fn create(c: PpoLmConfig, m: Gpt2, p: Vec<PromptRecord>, tk: &Tokenizer) -> Result<Self> {
-        Ok(PpoLmTrainer::new(c, m, p, tk)?)
-    }
-    fn load(path: &Path, tk: &Tokenizer) -> Result<Self> {
-        Ok(PpoLmTrainer::load_checkpoint(path, tk)?)
-    }
-    fn save(&self, path: &Path) -> Result<()> {
-        Ok(self.save_checkpoint(path)?)
-    }
-    fn step_once(&mut self, r: &mut dyn Reward, tk: &Tokenizer) -> Result<(Vec<f64>, String)> {
-        let log = self.train_step(r, tk)?;
-        Ok((
-            log.row().to_vec(),
-            format!(
-                "score {:.3} kl {:.3} beta {:.3} vloss {:.3}",
-                log.scores, log.kl, log.kl_coef, log.value_loss
-            ),
-        ))
-    }
-    fn progress(&self) -> (u64, u64) {
-        (self.step, self.config.max_steps)
-    }
-    fn policy(&self) -> &Gpt2 {
-        &self.policy
-    }
-    fn samples(&self) -> &[ScoredSample] {
-        &self.last_samples
-    }
-    fn config_toml(&self) -> Result<String> {
-        Ok(toml::to_string(&self.config)?)
-    }
-}
-
 /// `rein lm grpo`.
 pub fn grpo(a: &GrpoArgs) -> Result<()> {
-    rl_command::<GrpoTrainer>(&a.rl)
+    rl_command(&a.rl, GRPO_KIND)
 }
 
 /// `rein lm ppo`.
 pub fn ppo(a: &PpoArgs) -> Result<()> {
-    rl_command::<PpoLmTrainer>(&a.rl)
+    rl_command(&a.rl, PPO_KIND)
 }
 
-fn rl_command<T: RlTrainer>(a: &RlArgs) -> Result<()> {
-    let (run, trainer, tk, specs, resumed) = if let Some(run) = &a.resume {
+/// `rein lm grpo|ppo` (`kind` is the trainer's checkpoint kind): a new run or a resumed one.
+fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
+    let name = kind.trim_start_matches("lm-");
+    let (run, trainer, resumed) = if let Some(run) = &a.resume {
         let tk = Tokenizer::from_file(&run.join("tokenizer.json"))?;
-        let t = T::load(&run.join("checkpoint.safetensors"), &tk)?;
         let specs_path = run.join("reward.json");
         let specs: Vec<RewardSpec> = serde_json::from_str(
             &std::fs::read_to_string(&specs_path)
                 .with_context(|| format!("{}", specs_path.display()))?,
         )
         .with_context(|| format!("{}: not a reward list", specs_path.display()))?;
-        (run.clone(), t, tk, specs, true)
+        let ckpt = run.join(files::CHECKPOINT);
+        let t = RlTrainer::load(&ckpt, build_reward(&specs)?, tk)?;
+        if rein_train::Trainer::kind(&t) != kind {
+            bail!(
+                "{} is a `rein lm {}` run; resume it with that command",
+                run.display(),
+                rein_train::Trainer::kind(&t).trim_start_matches("lm-")
+            );
+        }
+        (run.clone(), t, true)
     } else {
         let preset = a.preset.as_deref().map(read_preset).transpose()?;
         if let Some(p) = &preset {
-            if let Some(tr) = p.trainer.as_deref().filter(|t| *t != T::KIND) {
+            if let Some(tr) = p.trainer.as_deref().filter(|t| *t != name) {
                 bail!(
-                    "{} is a preset for `rein lm {tr}`, not `rein lm {}` (their settings differ)",
+                    "{} is a preset for `rein lm {tr}`, not `rein lm {name}` (their settings differ)",
                     a.preset.as_deref().unwrap_or(Path::new("")).display(),
-                    T::KIND
                 );
             }
             if !p.description.is_empty() {
@@ -375,112 +216,64 @@ fn rl_command<T: RlTrainer>(a: &RlArgs) -> Result<()> {
             .clone()
             .or_else(|| preset.as_ref().and_then(|p| p.prompts.clone()))
             .context("--prompts is required (or a --preset with `prompts`)")?;
-        let cfg: T::Config = settings(preset.as_ref(), &a.set)?;
         let specs = reward_specs(&a.reward, preset.as_ref())?;
         let (model, tk) = load_model_and_tokenizer(model_dir)?;
         let records = rein_lm::rl::read_prompts(&prompts)?;
-        let seed = serde_json::to_value(&cfg)?["seed"].as_u64().unwrap_or(0);
-        let t = T::create(cfg, model, records, &tk)?;
-        let run = crate::run_dir::create(&a.runs_dir, "lm", T::KIND, seed)?;
+        let (method, config_toml, seed) = if kind == GRPO_KIND {
+            let c: GrpoConfig = settings(preset.as_ref(), &a.set)?;
+            let (text, seed) = (toml::to_string(&c)?, c.seed);
+            (
+                RlMethod::Grpo(GrpoTrainer::new(c, model, records, &tk)?),
+                text,
+                seed,
+            )
+        } else {
+            let c: PpoLmConfig = settings(preset.as_ref(), &a.set)?;
+            let (text, seed) = (toml::to_string(&c)?, c.seed);
+            (
+                RlMethod::Ppo(PpoLmTrainer::new(c, model, records, &tk)?),
+                text,
+                seed,
+            )
+        };
+        let run = rein_train::create_run_dir(&a.runs_dir, "lm", name, seed)?;
         tk.save(&run.join("tokenizer.json"))?;
-        rein_core::metrics::write_atomic(&run.join("config.toml"), t.config_toml()?.as_bytes())?;
+        rein_train::write_config(&run, &config_toml)?;
         rein_core::metrics::write_atomic(
             &run.join("reward.json"),
             serde_json::to_string_pretty(&specs)?.as_bytes(),
         )?;
-        (run, t, tk, specs, false)
+        let reward = build_reward(&specs)?;
+        (
+            run,
+            RlTrainer {
+                method,
+                reward,
+                tokenizer: tk,
+            },
+            false,
+        )
     };
-    let mut reward = build_reward(&specs)?;
     println!(
         "run directory: {}; reward: {}",
         run.display(),
-        reward.name()
+        trainer.reward.name()
     );
-    let t = run_rl(
-        trainer,
-        reward.as_mut(),
-        &tk,
-        &run,
-        &RunOptions {
-            checkpoint_every: a.checkpoint_every,
-            sample_every: a.sample_every,
-            max_updates: a.max_updates,
-            quiet: a.quiet,
-            resumed,
-        },
-    )?;
+    let mut trainer = trainer;
+    let options = RunOptions {
+        checkpoint_every: a.checkpoint_every,
+        max_updates: a.max_updates,
+        sample_every: a.sample_every,
+        resumed,
+    };
+    let resume_command = format!("rein lm {name} --resume");
+    crate::session::run(&mut trainer, &run, &options, a.quiet, &resume_command)?;
     println!(
         "{} steps done; model in {}",
-        t.progress().0,
-        run.join("model").display()
+        rein_train::Trainer::updates(&trainer),
+        run.join(files::MODEL).display()
     );
     Ok(())
-}
-
-struct RunOptions {
-    checkpoint_every: u64,
-    sample_every: u64,
-    max_updates: Option<u64>,
-    quiet: bool,
-    resumed: bool,
-}
-
-/// The training loop: progress bar, metrics.csv, samples.jsonl, reward_curve.png, periodic
-/// atomic checkpoints, the final model in `run/model/`.
-fn run_rl<T: RlTrainer>(
-    mut t: T,
-    reward: &mut dyn Reward,
-    tk: &Tokenizer,
-    run: &Path,
-    o: &RunOptions,
-) -> Result<T> {
-    let csv = run.join("metrics.csv");
-    let (done, total) = t.progress();
-    let mut logger = if o.resumed {
-        rein_core::metrics::CsvLogger::resume(&csv, T::columns(), done as usize)?
-    } else {
-        rein_core::metrics::CsvLogger::create(&csv, T::columns())?
-    };
-    let mut samples = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run.join("samples.jsonl"))?;
-    let bar = crate::cmd_lm::step_bar(total, done, o.quiet);
-    let ckpt = run.join("checkpoint.safetensors");
-    let mut done_here = 0u64;
-    while t.progress().0 < total {
-        let (row, msg) = t.step_once(reward, tk)?;
-        logger.log(&row)?;
-        let step = t.progress().0;
-        bar.set_position(step);
-        bar.set_message(msg);
-        if o.sample_every > 0 && step.is_multiple_of(o.sample_every) {
-            for s in t.samples().iter().take(8) {
-                let line = serde_json::json!({"step": step, "prompt": s.prompt, "response": s.response, "reward": s.reward});
-                writeln!(samples, "{line}")?;
-            }
-        }
-        done_here += 1;
-        let stop_here = o.max_updates.is_some_and(|m| done_here >= m);
-        if (o.checkpoint_every > 0 && step.is_multiple_of(o.checkpoint_every)) || stop_here {
-            t.save(&ckpt)?;
-        }
-        if stop_here {
-            break;
-        }
-    }
-    bar.finish_and_clear();
-    t.save(&ckpt)?;
-    let dir = run.join("model");
-    rein_lm::checkpoint::save_model(t.policy(), &dir, &[])?;
-    tk.save(&dir.join("tokenizer.json"))?;
-    crate::plot::csv_curve(
-        run,
-        "reward_curve.png",
-        ("step", "objective/scores"),
-        ("step", "mean task score"),
-    )?;
-    Ok(t)
 }
 
 #[derive(Args)]
@@ -576,29 +369,34 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
             references: vec![p.answer],
         })
         .collect();
-    let run = crate::run_dir::create(&a.runs_dir, "lm", "demo", a.seed)?;
+    let run = rein_train::create_run_dir(&a.runs_dir, "lm", "demo", a.seed)?;
     tk.save(&run.join("tokenizer.json"))?;
-    rein_core::metrics::write_atomic(&run.join("config.toml"), toml::to_string(&cfg)?.as_bytes())?;
+    rein_train::write_config(&run, &toml::to_string(&cfg)?)?;
     let specs = a
         .reward
         .iter()
         .map(|r| rein_lm::rewards::RewardSpec::parse(r))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut reward = rein_lm::rewards::build_reward(&specs)?;
-    let t = GrpoTrainer::new(cfg, model, train, &tk)?;
-    let t = run_rl(
-        t,
-        reward.as_mut(),
-        &tk,
+    let mut trainer = RlTrainer {
+        method: RlMethod::Grpo(GrpoTrainer::new(cfg, model, train, &tk)?),
+        reward: rein_lm::rewards::build_reward(&specs)?,
+        tokenizer: tk.clone(),
+    };
+    let options = RunOptions {
+        checkpoint_every: 50,
+        sample_every: 20,
+        ..RunOptions::default()
+    };
+    crate::session::run(
+        &mut trainer,
         &run,
-        &RunOptions {
-            checkpoint_every: 50,
-            sample_every: 20,
-            max_updates: None,
-            quiet: a.quiet,
-            resumed: false,
-        },
+        &options,
+        a.quiet,
+        "rein lm grpo --resume",
     )?;
+    let RlMethod::Grpo(t) = trainer.method else {
+        unreachable!("the demo trains GRPO")
+    };
     let after = answer_stats(&t.policy, &tk, &held, "")?;
     let prompts: Vec<String> = held.iter().map(|p| p.prompt.clone()).collect();
     let kl = crate::cmd_lm_tasks::kl_to_reference(

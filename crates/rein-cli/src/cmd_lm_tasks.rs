@@ -226,7 +226,7 @@ pub struct TrainRewardModelArgs {
 pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
     let mut v = serde_json::to_value(RewardModelConfig::default())?;
     for (k, val) in crate::options::kv_map(&a.set)? {
-        crate::options::set_path(&mut v, &k, val)?;
+        rein_train::settings::set_path(&mut v, &k, val)?;
     }
     let cfg: RewardModelConfig = serde_json::from_value(v).context("invalid --set value")?;
     let pairs = read_preferences(&a.data)?;
@@ -292,7 +292,7 @@ pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
     let std = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / r.len().max(1) as f64).sqrt();
     rm.normalize(mean, std.max(1e-6))?;
     rm.save(&a.out)?;
-    crate::plot::csv_curve(
+    rein_train::plot::csv_curve(
         &a.out,
         "loss_curve.png",
         ("step", "loss"),

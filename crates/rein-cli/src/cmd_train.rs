@@ -2,19 +2,23 @@
 //! configuration (`config.toml`), one metrics row per log interval (`metrics.csv`), the learned
 //! model and the final evaluation (`eval.json`).
 
-use crate::options::{kv_map, parse_kv, set_path};
-use crate::run_dir;
+use crate::options::{kv_map, parse_kv};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use rein_algos::agent::{self, Agent};
+use rein_algos::onpolicy::EnvFactory;
 use rein_algos::tabular::StateIndexer;
 use rein_algos::{
     evaluate_policy, train_q_learning, train_sarsa, QTable, SarsaTarget, TabularConfig, TabularLog,
 };
 use rein_core::metrics::{write_atomic, CsvLogger};
 use rein_envs::mdp::TabularMdp;
-use serde_json::json;
-use std::path::PathBuf;
+use rein_train::settings::set_path;
+use rein_train::{files, RunEnd, RunOptions};
+use serde_json::{json, Map, Value as Json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Algo {
@@ -55,6 +59,11 @@ impl Algo {
             Algo::Sac => "sac",
         }
     }
+
+    /// The deep agent this is, `None` for the tabular ones.
+    pub fn deep(self) -> Option<agent::Algo> {
+        agent::Algo::from_name(self.name())
+    }
 }
 
 #[derive(Args)]
@@ -92,13 +101,16 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its last checkpoint, exactly where it stopped.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["algo", "env", "config", "set", "seed", "options"])]
     pub resume: Option<PathBuf>,
-    /// Write a checkpoint every this many updates (ppo, a2c, reinforce) or thousand env steps
-    /// (dqn, td3, ddpg), and always at the end.
-    #[arg(long, default_value_t = 10)]
+    /// Write a checkpoint each time training passes a multiple of this many environment
+    /// steps (every algorithm; 0: only when the run stops), and always at the end. Before
+    /// rein 0.2 it counted updates for ppo/a2c/reinforce and thousands of steps for
+    /// dqn/td3/ddpg/sac.
+    #[arg(long, default_value_t = 10_000)]
     pub checkpoint_every: u64,
-    /// Stop after this many updates (training phases for dqn, td3, ddpg) in this invocation,
-    /// with a checkpoint: for
-    /// time-sliced training; continue later with --resume.
+    /// Stop after this many updates in this invocation (an update is a rollout and its
+    /// optimisation for ppo/a2c/reinforce, a training phase of train_freq env steps for
+    /// dqn/td3/ddpg/sac), with a checkpoint: for time-sliced training; continue later with
+    /// --resume. Ctrl-C stops the same way (exit status 130).
     #[arg(long)]
     pub max_updates: Option<u64>,
     /// No progress bar.
@@ -146,17 +158,109 @@ fn effective_config(a: &TrainArgs, env: &str) -> Result<TabularConfig> {
     Ok(cfg)
 }
 
+/// Makes the env of a run (with its options) for every sub-env.
+pub fn env_factory(env_id: &str, kwargs: &Map<String, Json>) -> Result<EnvFactory> {
+    rein_envs::make_with(env_id, kwargs)?; // fail early, with the registry's message
+    let (id, kw) = (env_id.to_string(), kwargs.clone());
+    Ok(Arc::new(move |_| rein_envs::make_with(&id, &kw)))
+}
+
+/// A run directory's `config.toml`.
+pub struct RunConfig {
+    /// The algorithm's name.
+    pub algo: String,
+    /// The env id.
+    pub env: String,
+    /// The env's options.
+    pub env_options: Map<String, Json>,
+}
+
+/// Reads the run's `config.toml`.
+pub fn read_run_config(dir: &Path) -> Result<RunConfig> {
+    let path = dir.join(files::CONFIG);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let v = serde_json::to_value(table)?;
+    let field = |k: &str| {
+        v[k].as_str()
+            .map(str::to_string)
+            .with_context(|| format!("{}: no {k:?}", path.display()))
+    };
+    Ok(RunConfig {
+        algo: field("algo")?,
+        env: field("env")?,
+        env_options: v["env_options"].as_object().cloned().unwrap_or_default(),
+    })
+}
+
+/// `rein train ppo|a2c|reinforce|dqn|td3|ddpg|sac`: a new run of a deep agent.
+fn train_deep(a: &TrainArgs, algo: agent::Algo, env_id: &str) -> Result<()> {
+    if a.episodes.is_some() {
+        bail!("--episodes is for tabular agents; {algo} counts --total-timesteps");
+    }
+    let kwargs = kv_map(&a.options)?;
+    let mut cfg = merge_settings(algo.settings(env_id)?, a.config.as_ref(), &a.set)?;
+    if let Some(seed) = a.seed {
+        cfg["seed"] = json!(seed);
+    }
+    if let Some(n) = a.total_timesteps {
+        cfg["total_timesteps"] = json!(n);
+    }
+    let agent = Agent::new(algo, cfg.clone(), env_factory(env_id, &kwargs)?)?;
+    let dir = rein_train::create_run_dir(&a.runs_dir, env_id, algo.name(), agent.seed())?;
+    let effective =
+        json!({"algo": algo.name(), "env": env_id, "env_options": kwargs, "config": cfg});
+    rein_train::write_config(&dir, &toml::to_string_pretty(&effective)?)?;
+    run_agent(agent, &dir, a, false)
+}
+
+/// `rein train --resume RUN_DIR`: continues a deep agent's run from its checkpoint, exactly.
+fn resume(a: &TrainArgs, dir: &Path) -> Result<()> {
+    let rc = read_run_config(dir)?;
+    if agent::Algo::from_name(&rc.algo).is_none() {
+        bail!(
+            "{} runs train in seconds and keep no checkpoints; start a new run",
+            rc.algo
+        );
+    }
+    let ckpt = dir.join(files::CHECKPOINT);
+    if !ckpt.exists() {
+        bail!(
+            "{}: no checkpoint to resume from (the run stopped before its first checkpoint)",
+            ckpt.display()
+        );
+    }
+    let agent = Agent::load(&ckpt, env_factory(&rc.env, &rc.env_options)?)?;
+    eprintln!("resuming {} at step {}", dir.display(), agent.global_step());
+    run_agent(agent, dir, a, true)
+}
+
+fn run_agent(mut agent: Agent, dir: &Path, a: &TrainArgs, resumed: bool) -> Result<()> {
+    let options = RunOptions {
+        checkpoint_every: a.checkpoint_every,
+        max_updates: a.max_updates,
+        sample_every: 0,
+        resumed,
+    };
+    if let RunEnd::Finished(Some(e)) =
+        crate::session::run(&mut agent, dir, &options, a.quiet, "rein train --resume")?
+    {
+        println!("run directory: {}", dir.display());
+        println!("{}", e.summary);
+    }
+    Ok(())
+}
+
 pub fn run(a: TrainArgs) -> Result<()> {
     if let Some(dir) = &a.resume {
-        return crate::cmd_pg::resume(dir, a.checkpoint_every, a.max_updates, a.quiet);
+        return resume(&a, dir);
     }
     let algo = a.algo.context("an algorithm is required")?;
     let env_id = a.env.clone().context("--env is required")?;
-    if matches!(algo, Algo::Dqn | Algo::Td3 | Algo::Ddpg | Algo::Sac) {
-        return crate::cmd_dqn::train(&a, algo.name(), &env_id);
-    }
-    if matches!(algo, Algo::Ppo | Algo::A2c | Algo::Reinforce) {
-        return crate::cmd_pg::train_new(&a, algo.name(), &env_id);
+    if let Some(deep) = algo.deep() {
+        return train_deep(&a, deep, &env_id);
     }
     if a.total_timesteps.is_some() {
         bail!("--total-timesteps is for ppo; tabular agents count --episodes");
@@ -172,7 +276,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             env.observation_space()
         );
     }
-    let dir = run_dir::create(&a.runs_dir, &env_id, algo.name(), cfg.seed)?;
+    let dir = rein_train::create_run_dir(&a.runs_dir, &env_id, algo.name(), cfg.seed)?;
     let effective =
         json!({"algo": algo.name(), "env": env_id, "env_options": kwargs, "config": cfg});
     let toml_text = toml::to_string_pretty(&effective).context("serialising config.toml")?;
@@ -205,22 +309,19 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Algo::Qlearning => train_q_learning(env.as_mut(), &cfg, &mut on_log)?,
         Algo::Sarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Sarsa, &mut on_log)?,
         Algo::ExpectedSarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Expected, &mut on_log)?,
-        Algo::Ppo
-        | Algo::A2c
-        | Algo::Reinforce
-        | Algo::Dqn
-        | Algo::Td3
-        | Algo::Ddpg
-        | Algo::Sac => {
-            unreachable!("handled above")
-        }
+        _ => unreachable!("deep agents are handled above"),
     };
     bar.finish_and_clear();
     if let Some(e) = io_error {
         return Err(e).context("writing metrics.csv");
     }
     drop(csv);
-    crate::plot::learning_curve(&dir, "episode", "return_mean_100", "episodes")?;
+    rein_train::plot::csv_curve(
+        &dir,
+        "learning_curve.png",
+        ("episode", "return_mean_100"),
+        ("episodes", "episodic return"),
+    )?;
     write_atomic(
         &dir.join("q_table.json"),
         serde_json::to_string(&q)?.as_bytes(),

@@ -52,4 +52,3 @@ pub fn write_gif(path: &Path, frames: &[rein_core::RgbFrame], delay_cs: u16) -> 
     }
     Ok(())
 }
-

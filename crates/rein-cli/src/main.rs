@@ -1,17 +1,17 @@
 //! `rein`: the command-line front end of the rein reinforcement-learning toolkit.
 
+mod cmd_bench;
 mod cmd_bench_lm_rl;
-mod cmd_dqn;
 mod cmd_env;
+mod cmd_eval;
 mod cmd_lm;
 mod cmd_lm_rl;
 mod cmd_lm_tasks;
 mod cmd_mdp;
-mod cmd_pg;
 mod cmd_train;
+mod gif;
 mod options;
-mod plot;
-mod run_dir;
+mod session;
 
 use clap::{Parser, Subcommand};
 
@@ -40,7 +40,7 @@ enum Command {
     /// Train an agent; writes a run directory with config, metrics, checkpoints and evaluation.
     Train(cmd_train::TrainArgs),
     /// Evaluate the policy of a run directory.
-    Eval(cmd_pg::EvalArgs),
+    Eval(cmd_eval::EvalArgs),
     /// Benchmarks of training speed.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -52,17 +52,17 @@ enum Command {
 #[derive(Subcommand)]
 enum BenchCommand {
     /// PPO training throughput with the shipped preset (steps/s, time per gradient step, GFLOP/s).
-    Ppo(cmd_pg::BenchPpoArgs),
+    Ppo(cmd_bench::BenchPpoArgs),
     /// Rerun the learning-results table (algorithm x env x seeds) and write it as Markdown.
-    Learn(cmd_pg::BenchLearnArgs),
+    Learn(cmd_bench::BenchLearnArgs),
     /// DQN training throughput with the shipped preset, and its fraction of the sgemm peak.
-    Dqn(cmd_dqn::BenchDqnArgs),
+    Dqn(cmd_bench::BenchDqnArgs),
     /// DDPG training throughput with the shipped preset, and its fraction of the sgemm peak.
-    Ddpg(cmd_dqn::BenchContinuousArgs),
+    Ddpg(cmd_bench::BenchContinuousArgs),
     /// TD3 training throughput with the shipped preset, and its fraction of the sgemm peak.
-    Td3(cmd_dqn::BenchContinuousArgs),
+    Td3(cmd_bench::BenchContinuousArgs),
     /// SAC training throughput with the shipped preset, and its fraction of the sgemm peak.
-    Sac(cmd_dqn::BenchContinuousArgs),
+    Sac(cmd_bench::BenchContinuousArgs),
     /// Language-model speed: forward, generation and training step of GPT-2 small and a tiny GPT-2.
     Lm(cmd_lm::BenchLmArgs),
     /// Seconds per GRPO and PPO step for language models (tiny GPT-2, 8 completions of 32 tokens).
@@ -103,17 +103,23 @@ fn main() {
         Command::Env(c) => cmd_env::run(c),
         Command::Mdp(c) => cmd_mdp::run(c),
         Command::Train(a) => cmd_train::run(a),
-        Command::Eval(a) => cmd_pg::eval(&a),
+        Command::Eval(a) => cmd_eval::eval(&a),
         Command::Lm(c) => cmd_lm::run(c),
-        Command::Bench(BenchCommand::Ppo(a)) => cmd_pg::bench_ppo(&a),
-        Command::Bench(BenchCommand::Learn(a)) => cmd_pg::bench_learn(&a),
-        Command::Bench(BenchCommand::Dqn(a)) => cmd_dqn::bench_dqn(&a),
-        Command::Bench(BenchCommand::Ddpg(a)) => cmd_dqn::bench_continuous("ddpg", &a),
-        Command::Bench(BenchCommand::Td3(a)) => cmd_dqn::bench_continuous("td3", &a),
-        Command::Bench(BenchCommand::Sac(a)) => cmd_dqn::bench_continuous("sac", &a),
+        Command::Bench(BenchCommand::Ppo(a)) => cmd_bench::bench_ppo(&a),
+        Command::Bench(BenchCommand::Learn(a)) => cmd_bench::bench_learn(&a),
+        Command::Bench(BenchCommand::Dqn(a)) => cmd_bench::bench_dqn(&a),
+        Command::Bench(BenchCommand::Ddpg(a)) => {
+            cmd_bench::bench_continuous(rein_algos::agent::Algo::Ddpg, &a)
+        }
+        Command::Bench(BenchCommand::Td3(a)) => {
+            cmd_bench::bench_continuous(rein_algos::agent::Algo::Td3, &a)
+        }
+        Command::Bench(BenchCommand::Sac(a)) => {
+            cmd_bench::bench_continuous(rein_algos::agent::Algo::Sac, &a)
+        }
         Command::Bench(BenchCommand::Lm(a)) => cmd_lm::bench_lm(&a),
         Command::Bench(BenchCommand::LmRl(a)) => cmd_bench_lm_rl::bench(&a),
-        Command::Bench(BenchCommand::Gemm) => cmd_dqn::bench_gemm(),
+        Command::Bench(BenchCommand::Gemm) => cmd_bench::bench_gemm(),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

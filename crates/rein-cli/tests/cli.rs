@@ -1259,3 +1259,178 @@ fn task_presets_check_and_run_end_to_end() {
     assert_eq!(n, 5);
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// Runs `rein <args> --runs-dir <root>/whole` to the end, then the same in `<root>/part`
+/// interrupted with SIGINT (as Ctrl-C) once its metrics.csv has `rows` rows: it must exit
+/// with 130 saying how to continue, and `<resume...> DIR` must end it byte-identical to the
+/// uninterrupted run (checkpoint and metrics but the wall-clock columns).
+fn ctrl_c_then_resume_matches_uninterrupted(
+    root: &std::path::Path,
+    args: &[&str],
+    rows: usize,
+    resume: &[&str],
+) {
+    let (whole_root, part_root) = (root.join("whole"), root.join("part"));
+    let with_dir = |dir: &PathBuf| {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(["--runs-dir".into(), dir.display().to_string()]);
+        v
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_rein"))
+        .args(with_dir(&whole_root))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let child = Command::new(env!("CARGO_BIN_EXE_rein"))
+        .args(with_dir(&part_root))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rows_written = || -> usize {
+        let Some(Ok(run)) = std::fs::read_dir(&part_root)
+            .ok()
+            .and_then(|mut d| d.next())
+        else {
+            return 0;
+        };
+        let csv = std::fs::read_to_string(run.path().join("metrics.csv")).unwrap_or_default();
+        csv.lines().count().saturating_sub(1)
+    };
+    let start = std::time::Instant::now();
+    while rows_written() < rows {
+        assert!(start.elapsed().as_secs() < 300, "no progress");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: sends a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("interrupted after update") && stdout(&out).contains("continue with"),
+        "{}",
+        stdout(&out)
+    );
+    let (whole, part) = (only_run_dir(&whole_root), only_run_dir(&part_root));
+    let mut resume_args = resume.to_vec();
+    resume_args.extend([part.to_str().unwrap(), "--quiet"]);
+    let out = rein(&resume_args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |d: &PathBuf| std::fs::read(d.join("checkpoint.safetensors")).unwrap();
+    assert!(read(&whole) == read(&part), "{args:?}: checkpoints differ");
+    let keep = |d: &PathBuf| -> Vec<String> {
+        let text = std::fs::read_to_string(d.join("metrics.csv")).unwrap();
+        let header: Vec<String> = text
+            .lines()
+            .next()
+            .unwrap()
+            .split(',')
+            .map(String::from)
+            .collect();
+        text.lines()
+            .map(|l| {
+                l.split(',')
+                    .zip(&header)
+                    .filter(|(_, h)| !(*h == "sps" || h.ends_with("_per_second")))
+                    .map(|(v, _)| v)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    };
+    assert_eq!(keep(&whole), keep(&part), "{args:?}: metrics differ");
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn ctrl_c_during_ppo_and_sac_training_leaves_an_exact_checkpoint() {
+    let root = std::env::temp_dir().join(format!("rein-sigint-{}", std::process::id()));
+    ctrl_c_then_resume_matches_uninterrupted(
+        &root.join("ppo"),
+        &[
+            "train",
+            "ppo",
+            "--env",
+            "CartPole-v1",
+            "--seed",
+            "2",
+            "--total-timesteps",
+            "40000",
+            "--checkpoint-every",
+            "0",
+            "--quiet",
+        ],
+        3,
+        &["train", "--resume"],
+    );
+    ctrl_c_then_resume_matches_uninterrupted(
+        &root.join("sac"),
+        &[
+            "train",
+            "sac",
+            "--env",
+            "Pendulum-v1",
+            "--total-timesteps",
+            "1500",
+            "--set",
+            "net_arch=[16,16]",
+            "--set",
+            "learning_starts=100",
+            "--checkpoint-every",
+            "0",
+            "--quiet",
+        ],
+        300,
+        &["train", "--resume"],
+    );
+}
+
+#[test]
+fn ctrl_c_during_lm_grpo_leaves_an_exact_checkpoint() {
+    let root = std::env::temp_dir().join(format!("rein-sigint-grpo-{}", std::process::id()));
+    let model = tiny_lm(&root.join("model"));
+    let prompts = root.join("prompts.jsonl");
+    let text: String = (0..6)
+        .map(|i| {
+            format!(
+                "{{\"prompt\": \"Q: {i} + 1 = ? Answer:\", \"answer\": \"{}\"}}\n",
+                i + 1
+            )
+        })
+        .collect();
+    std::fs::write(&prompts, text).unwrap();
+    let (m, p) = (model.display().to_string(), prompts.display().to_string());
+    ctrl_c_then_resume_matches_uninterrupted(
+        &root.join("runs"),
+        &[
+            "lm",
+            "grpo",
+            "--model",
+            &m,
+            "--prompts",
+            &p,
+            "--set",
+            "max_steps=40",
+            "--set",
+            "prompts_per_step=2",
+            "--set",
+            "group_size=3",
+            "--set",
+            "max_new_tokens=4",
+            "--checkpoint-every",
+            "0",
+            "--quiet",
+        ],
+        2,
+        &["lm", "grpo", "--resume"],
+    );
+    std::fs::remove_dir_all(&root).ok();
+}

@@ -135,23 +135,20 @@ pub fn save_model(model: &Gpt2, dir: &Path, extra: &[(String, Tensor)]) -> Resul
     model.config.save(&dir.join("config.json"))
 }
 
-/// Writes named tensors and a JSON state to one safetensors file, atomically (write then
-/// rename). The state goes under one metadata key, `rein_state`: several keys would serialise
-/// in a random order and break byte-identical checkpoints.
+/// Writes named tensors and a JSON state of a trainer of `kind` to one checkpoint, atomically,
+/// in the container every rein trainer uses (`rein_train::Checkpoint`).
 pub fn save_state(
     path: &Path,
+    kind: &str,
     tensors: &[(String, Tensor)],
     state: &serde_json::Value,
 ) -> Result<(), LmError> {
-    let mut meta = HashMap::new();
-    meta.insert("rein_state".to_string(), state.to_string());
     let data = tensors
         .iter()
         .map(|(n, t)| Ok((n.clone(), t.contiguous()?)))
         .collect::<Result<Vec<_>, candle_core::Error>>()?;
-    let bytes =
-        safetensors::serialize(data, Some(meta)).map_err(|e| LmError::Format(e.to_string()))?;
-    rein_core::metrics::write_atomic(path, &bytes).map_err(|e| LmError::io(path, e))
+    rein_train::Checkpoint::write(path, kind, state, data)
+        .map_err(|e| LmError::Format(e.to_string()))
 }
 
 /// `vars` renamed to `prefix.name`: trainer checkpoints hold several models and an optimiser in
@@ -209,21 +206,15 @@ pub fn state_rng(state: &serde_json::Value, path: &Path) -> Result<rein_core::Re
         .map_err(|e| LmError::Format(format!("{}: {e}", path.display())))
 }
 
-/// Reads a file written by [`save_state`]: its tensors and its JSON state.
-pub fn load_state(path: &Path) -> Result<(HashMap<String, Tensor>, serde_json::Value), LmError> {
-    let bytes = std::fs::read(path).map_err(|e| LmError::io(path, e))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| LmError::Format(format!("{}: {e}", path.display())))?;
-    let state: serde_json::Value = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("rein_state"))
-        .and_then(|s| serde_json::from_str(s).ok())
-        .ok_or_else(|| {
-            LmError::Format(format!(
-                "{}: no rein trainer state in the metadata",
-                path.display()
-            ))
-        })?;
-    Ok((read_safetensors(path)?, state))
+/// Reads a checkpoint written by [`save_state`] for a trainer of `kind`: its tensors and its
+/// JSON state (another kind, another format or a damaged file is an error naming the file).
+pub fn load_state(
+    path: &Path,
+    kind: &str,
+) -> Result<(HashMap<String, Tensor>, serde_json::Value), LmError> {
+    let ckpt = rein_train::Checkpoint::read_kind(path, &[kind])
+        .map_err(|e| LmError::Format(e.to_string()))?;
+    let state = ckpt.state().map_err(|e| LmError::Format(e.to_string()))?;
+    let tensors = candle_core::safetensors::load_buffer(ckpt.bytes(), &Device::Cpu)?;
+    Ok((tensors, state))
 }

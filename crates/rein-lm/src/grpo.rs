@@ -382,13 +382,13 @@ impl GrpoTrainer {
             "loader": self.loader.state(),
             "rng": rein_core::rng::rng_to_string(&self.rng),
         });
-        crate::checkpoint::save_state(path, &tensors, &state)
+        crate::checkpoint::save_state(path, "lm-grpo", &tensors, &state)
     }
 
     /// Rebuilds a trainer from [`GrpoTrainer::save_checkpoint`]; `tk` re-tokenises the prompts.
     pub fn load_checkpoint(path: &Path, tk: &Tokenizer) -> Result<Self, LmError> {
         use crate::checkpoint::{split_prefixes, state_field as field};
-        let (raw, state) = crate::checkpoint::load_state(path)?;
+        let (raw, state) = crate::checkpoint::load_state(path, "lm-grpo")?;
         let config: GrpoConfig = field(&state, "config", path)?;
         let model_config: crate::Gpt2Config = field(&state, "model_config", path)?;
         let mut parts = split_prefixes(raw);

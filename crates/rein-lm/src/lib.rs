@@ -17,6 +17,7 @@ pub mod ppo_lm;
 pub mod reward_model;
 pub mod rewards;
 pub mod rl;
+pub mod rl_trainer;
 pub mod rollout;
 mod skinny;
 pub mod tasks;

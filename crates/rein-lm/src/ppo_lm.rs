@@ -251,9 +251,9 @@ impl PpoLmConfig {
     }
 }
 
-/// What one PPO iteration logged (TRL's names in [`PpoLog::COLUMNS`]).
+/// What one PPO iteration logged (TRL's names in [`PpoLmLog::COLUMNS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
-pub struct PpoLog {
+pub struct PpoLmLog {
     /// Iterations done.
     pub step: u64,
     /// Mean task score (after penalty, scaling and clipping).
@@ -296,7 +296,7 @@ pub struct PpoLog {
     pub learning_rate: f64,
 }
 
-impl PpoLog {
+impl PpoLmLog {
     /// CSV header.
     pub const COLUMNS: [&'static str; 20] = [
         "step",
@@ -609,7 +609,7 @@ impl PpoLmTrainer {
         &mut self,
         reward: &mut dyn Reward,
         tk: &Tokenizer,
-    ) -> Result<PpoLog, LmError> {
+    ) -> Result<PpoLmLog, LmError> {
         let start = std::time::Instant::now();
         let c = self.config.clone();
         let picked = self.loader.next(c.prompts_per_step, &mut self.rng);
@@ -752,7 +752,7 @@ impl PpoLmTrainer {
         let avg = |k: usize| sums[k] / n_mb.max(1) as f64;
         let mean_score = scores.iter().sum::<f64>() / n as f64;
         let non_score = -beta * kl;
-        Ok(PpoLog {
+        Ok(PpoLmLog {
             step: self.step,
             scores: mean_score,
             non_score_reward: non_score,
@@ -804,14 +804,14 @@ impl PpoLmTrainer {
             "loader": self.loader.state(),
             "rng": rein_core::rng::rng_to_string(&self.rng),
         });
-        crate::checkpoint::save_state(path, &tensors, &state)
+        crate::checkpoint::save_state(path, "lm-ppo", &tensors, &state)
     }
 
     /// Rebuilds a trainer from [`PpoLmTrainer::save_checkpoint`]; `tk` re-tokenises the
     /// prompts.
     pub fn load_checkpoint(path: &Path, tk: &Tokenizer) -> Result<Self, LmError> {
         use crate::checkpoint::{split_prefixes, state_field as field};
-        let (raw, state) = crate::checkpoint::load_state(path)?;
+        let (raw, state) = crate::checkpoint::load_state(path, "lm-ppo")?;
         let config: PpoLmConfig = field(&state, "config", path)?;
         let model_config: crate::Gpt2Config = field(&state, "model_config", path)?;
         let name = path.display().to_string();

@@ -7,9 +7,9 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rein_text::metrics;
 use crate::rl::{Reward, Sample};
 use crate::LmError;
+use rein_text::metrics;
 use serde::{Deserialize, Serialize};
 
 /// 1 when the response's answer (the number after `Answer:`, else its first integer; see

@@ -453,13 +453,13 @@ impl LmTrainer {
             "train": self.train,
             "eval": self.eval,
         });
-        crate::checkpoint::save_state(path, &tensors, &state)
+        crate::checkpoint::save_state(path, "lm-sft", &tensors, &state)
     }
 
     /// Rebuilds a trainer from [`LmTrainer::save_checkpoint`].
     pub fn load_checkpoint(path: &Path) -> Result<Self, LmError> {
         use crate::checkpoint::{split_prefixes, state_field as from};
-        let (raw, state) = crate::checkpoint::load_state(path)?;
+        let (raw, state) = crate::checkpoint::load_state(path, "lm-sft")?;
         let config: LmTrainConfig = from(&state, "config", path)?;
         let model_config: crate::Gpt2Config = from(&state, "model_config", path)?;
         let mut parts = split_prefixes(raw);
@@ -489,5 +489,63 @@ impl LmTrainer {
         };
         crate::checkpoint::restore_adamw(&mut t.opt, &opt_t, &state, path)?;
         Ok(t)
+    }
+}
+
+/// An [`LmTrainer`] with the tokenizer its model is exported with: the `rein_train::Trainer`
+/// of `rein lm pretrain`, `rein lm sft` and `rein lm quickstart`.
+pub struct SupervisedTrainer {
+    /// The trainer.
+    pub trainer: LmTrainer,
+    /// The model's tokenizer.
+    pub tokenizer: crate::Tokenizer,
+}
+
+/// Checkpoint kind of supervised language-model training.
+pub const SUPERVISED_KIND: &str = "lm-sft";
+
+impl rein_train::Trainer for SupervisedTrainer {
+    fn kind(&self) -> &'static str {
+        SUPERVISED_KIND
+    }
+    fn columns(&self) -> &'static [&'static str] {
+        &LmLog::COLUMNS
+    }
+    fn update(&mut self) -> Result<Vec<f64>, rein_train::TrainerError> {
+        Ok(self.trainer.train_step()?.row().to_vec())
+    }
+    fn updates(&self) -> u64 {
+        self.trainer.step
+    }
+    fn progress(&self) -> rein_train::Progress {
+        rein_train::Progress {
+            done: self.trainer.step,
+            total: self.trainer.config.max_steps,
+            unit: "steps",
+        }
+    }
+    fn status(&self, row: &[f64]) -> String {
+        let (loss, eval) = (row[1], row[4]);
+        match eval.is_finite() {
+            true => format!("loss {loss:.3}, eval {eval:.3}"),
+            false => format!("loss {loss:.3}"),
+        }
+    }
+    fn save_checkpoint(&self, path: &Path) -> Result<(), rein_train::TrainerError> {
+        Ok(self.trainer.save_checkpoint(path)?)
+    }
+    fn curve(&self) -> rein_train::Curve {
+        rein_train::Curve {
+            file: "loss_curve.png",
+            x: ("step", "steps"),
+            y: ("loss", "training loss"),
+        }
+    }
+    /// The model as a Hugging Face directory `model/` with its tokenizer.
+    fn export(&self, run_dir: &Path) -> Result<(), rein_train::TrainerError> {
+        let dir = run_dir.join(rein_train::files::MODEL);
+        crate::checkpoint::save_model(&self.trainer.model, &dir, &[])?;
+        self.tokenizer.save(&dir.join("tokenizer.json"))?;
+        Ok(())
     }
 }

@@ -52,6 +52,9 @@ struct Header<S> {
     state: S,
 }
 
+/// A tensor's shape and its f32 values.
+pub type ShapedF32 = (Vec<usize>, Vec<f32>);
+
 /// A checkpoint read from disk: its header and the bytes its tensors live in.
 pub struct Checkpoint {
     path: PathBuf,
@@ -176,7 +179,7 @@ impl Checkpoint {
     }
 
     /// Every tensor as f32 values with its shape; other dtypes are an error naming the tensor.
-    pub fn f32_tensors(&self) -> Result<HashMap<String, (Vec<usize>, Vec<f32>)>, CheckpointError> {
+    pub fn f32_tensors(&self) -> Result<HashMap<String, ShapedF32>, CheckpointError> {
         let st = safetensors::SafeTensors::deserialize(&self.bytes)
             .map_err(|e| self.invalid(format!("damaged tensor data: {e}")))?;
         let mut out = HashMap::new();
@@ -284,8 +287,14 @@ mod tests {
         .unwrap();
         assert_eq!(first, std::fs::read(&p).unwrap());
 
-        let e = Checkpoint::read_kind(&p, &["sac"]).err().unwrap().to_string();
-        assert!(e.contains("c.safetensors") && e.contains("ppo trainer, expected sac"), "{e}");
+        let e = Checkpoint::read_kind(&p, &["sac"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("c.safetensors") && e.contains("ppo trainer, expected sac"),
+            "{e}"
+        );
         let e = c.state::<Vec<u8>>().err().unwrap().to_string();
         assert!(e.contains("trainer state"), "{e}");
 
@@ -298,8 +307,7 @@ mod tests {
 
         // A checkpoint of the format before the container, and one from the future.
         let legacy = HashMap::from([(LEGACY_KEY.to_string(), "{}".to_string())]);
-        let bytes =
-            safetensors::serialize(Vec::<(String, F32View)>::new(), Some(legacy)).unwrap();
+        let bytes = safetensors::serialize(Vec::<(String, F32View)>::new(), Some(legacy)).unwrap();
         std::fs::write(&p, bytes).unwrap();
         let e = Checkpoint::read(&p).err().unwrap().to_string();
         assert!(e.contains("before checkpoint format 1"), "{e}");
@@ -307,8 +315,7 @@ mod tests {
             HEADER_KEY.to_string(),
             r#"{"format":99,"kind":"ppo","rein_version":"9.0.0","state":{}}"#.to_string(),
         )]);
-        let bytes =
-            safetensors::serialize(Vec::<(String, F32View)>::new(), Some(future)).unwrap();
+        let bytes = safetensors::serialize(Vec::<(String, F32View)>::new(), Some(future)).unwrap();
         std::fs::write(&p, bytes).unwrap();
         let e = Checkpoint::read(&p).err().unwrap().to_string();
         assert!(e.contains("format 99") && e.contains("upgrade rein"), "{e}");

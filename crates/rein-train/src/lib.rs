@@ -19,7 +19,7 @@ mod run;
 pub mod settings;
 mod trainer;
 
-pub use checkpoint::{Checkpoint, CheckpointError, F32View, FORMAT_VERSION};
+pub use checkpoint::{Checkpoint, CheckpointError, F32View, ShapedF32, FORMAT_VERSION};
 pub use run::{
     create_run_dir, files, run, utc_timestamp, write_config, Observer, RunEnd, RunError,
     RunOptions, Silent,

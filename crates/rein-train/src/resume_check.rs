@@ -13,7 +13,10 @@ pub type Load<'a> = &'a dyn Fn(&Path) -> Result<Box<dyn Trainer>, TrainerError>;
 
 /// Columns measured by the clock, which no two runs share.
 fn is_wall_clock(column: &str) -> bool {
-    column == "sps" || column.contains("seconds") || column.starts_with("time")
+    column == "sps"
+        || column.ends_with("_per_second")
+        || column.contains("seconds")
+        || column.starts_with("time")
 }
 
 /// Trains `build()` to the end in `scratch/whole`, and in `scratch/part` for `first` updates,
@@ -81,7 +84,11 @@ pub fn check_exact_resume(
     };
     let (a, b) = (rows(&whole)?, rows(&part)?);
     if a.len() != b.len() {
-        return Err(format!("metrics.csv has {} rows, resumed {}", a.len(), b.len()));
+        return Err(format!(
+            "metrics.csv has {} rows, resumed {}",
+            a.len(),
+            b.len()
+        ));
     }
     if let Some(i) = (0..a.len()).find(|&i| a[i] != b[i]) {
         return Err(format!(

@@ -39,7 +39,9 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// The trainer failed (diverged, env error, ...); the last good checkpoint stays.
-    #[error("training stopped at update {update}: {source}; the last good checkpoint is {checkpoint}")]
+    #[error(
+        "training stopped at update {update}: {source}; the last good checkpoint is {checkpoint}"
+    )]
     Trainer {
         /// Updates done before the failure.
         update: u64,
@@ -96,7 +98,7 @@ pub struct Silent;
 impl Observer for Silent {}
 
 /// How [`run`] runs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunOptions {
     /// A checkpoint each time progress crosses a multiple of this many units (the trainer's
     /// unit: environment steps, optimizer steps); 0: only when the run stops.
@@ -108,17 +110,6 @@ pub struct RunOptions {
     /// The run directory already holds this run's `metrics.csv` (a resumed run): rows after
     /// the checkpoint's update count are dropped and rewritten.
     pub resumed: bool,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        Self {
-            checkpoint_every: 0,
-            max_updates: None,
-            sample_every: 0,
-            resumed: false,
-        }
-    }
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC (civil-from-days, Howard Hinnant's algorithm), so that run
@@ -221,7 +212,7 @@ pub fn run(
         done_here += 1;
         let progress = trainer.progress();
         observer.on_update(progress, &row, &trainer.status(&row));
-        if options.sample_every > 0 && trainer.updates() % options.sample_every == 0 {
+        if options.sample_every > 0 && trainer.updates().is_multiple_of(options.sample_every) {
             let lines = trainer.samples();
             if !lines.is_empty() {
                 let mut f = std::fs::OpenOptions::new()
@@ -256,15 +247,18 @@ pub fn run(
     drop(csv);
     save(trainer, observer)?;
     let curve = trainer.curve();
-    crate::plot::csv_curve(dir, curve.file, (curve.x.0, curve.y.0), (curve.x.1, curve.y.1))
-        .map_err(io(dir.join(curve.file)))?;
-    let evaluation = trainer
-        .evaluate()
-        .map_err(|source| RunError::Trainer {
-            update: trainer.updates(),
-            checkpoint: ckpt.clone(),
-            source,
-        })?;
+    crate::plot::csv_curve(
+        dir,
+        curve.file,
+        (curve.x.0, curve.y.0),
+        (curve.x.1, curve.y.1),
+    )
+    .map_err(io(dir.join(curve.file)))?;
+    let evaluation = trainer.evaluate().map_err(|source| RunError::Trainer {
+        update: trainer.updates(),
+        checkpoint: ckpt.clone(),
+        source,
+    })?;
     if let Some(e) = &evaluation {
         let path = dir.join(files::EVAL);
         let text = serde_json::to_string_pretty(&e.json).unwrap_or_default();

@@ -1,8 +1,8 @@
 //! Acrobot-v1 (Sutton 1996; dynamics of Sutton & Barto's book), as Gymnasium's
 //! `classic_control.acrobot`.
 
-use rein_core::canvas::{rotate, Canvas};
 use crate::util::{discrete_action, f32_box, np_square_pow, state_array, state_json, uniform};
+use rein_core::canvas::{rotate, Canvas};
 use rein_core::env::snapshot_field;
 use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 use std::f64::consts::PI;

@@ -1,7 +1,7 @@
 //! CartPole-v1 (Barto, Sutton & Anderson 1983), as `gymnasium.envs.classic_control.cartpole`.
 
-use rein_core::canvas::{rotate, Canvas};
 use crate::util::{discrete_action, f32_box, state_array, state_json, uniform};
+use rein_core::canvas::{rotate, Canvas};
 use rein_core::env::snapshot_field;
 use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 

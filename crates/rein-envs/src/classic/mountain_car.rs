@@ -1,8 +1,8 @@
 //! MountainCar-v0 and MountainCarContinuous-v0 (Moore 1990), as Gymnasium's
 //! `mountain_car` and `continuous_mountain_car`.
 
-use rein_core::canvas::{rotate, Canvas};
 use crate::util::{discrete_action, f32_box, scalar_box_action, state_array, state_json, uniform};
+use rein_core::canvas::{rotate, Canvas};
 use rein_core::env::snapshot_field;
 use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 

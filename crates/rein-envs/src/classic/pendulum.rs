@@ -1,10 +1,10 @@
 //! Pendulum-v1: swing a frictionless pendulum up and keep it upright, as Gymnasium's
 //! `classic_control.pendulum`.
 
-use rein_core::canvas::{rotate, Canvas};
 use crate::util::{
     f32_box, np_square_pow, np_square_powf, scalar_box_action, state_array, state_json, uniform,
 };
+use rein_core::canvas::{rotate, Canvas};
 use rein_core::env::snapshot_field;
 use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Render, Space, Step, Value};
 use std::f64::consts::PI;

@@ -1,0 +1,120 @@
+//! `rein eval RUN_DIR`: the return of a run's policy over fresh episodes, optionally with a GIF
+//! of one episode.
+
+use crate::cmd_train::{env_factory, read_run_config};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rein_algos::agent::{self, Agent};
+use rein_train::files;
+use serde_json::{json, Map, Value as Json};
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  rein eval runs/CartPole-v1__ppo__1__20261128-230000 --episodes 20 --deterministic\n  rein eval runs/Taxi-v4__qlearning__0__20261128-230000"
+)]
+pub struct EvalArgs {
+    /// A run directory written by `rein train`.
+    run_dir: PathBuf,
+    /// Episodes to run.
+    #[arg(long, default_value_t = 10)]
+    episodes: u64,
+    /// Act with the most likely action (the mean for Box actions) instead of sampling.
+    #[arg(long)]
+    deterministic: bool,
+    /// Seed of the first episode (episode k uses seed + k).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Render one episode (seed --seed) of a classic-control env to this animated GIF.
+    #[arg(long, value_name = "FILE")]
+    gif: Option<PathBuf>,
+}
+
+/// Plays one episode with the policy, rendering every state, and writes a GIF at 50 fps.
+fn record_gif(
+    agent: &mut Agent,
+    env_id: &str,
+    kwargs: &Map<String, Json>,
+    deterministic: bool,
+    seed: u64,
+    path: &Path,
+) -> Result<()> {
+    let mut env = rein_envs::make_with(env_id, kwargs)?;
+    let Some((policy, norm)) = agent.actor_critic() else {
+        bail!("--gif is available for ppo, a2c and reinforce runs");
+    };
+    let space = env.observation_space().clone();
+    let mut rng = rein_core::rng_from_seed(seed);
+    let (mut obs, _) = env.reset(Some(seed));
+    let mut frames = Vec::new();
+    let ad = policy.kind.action_dim();
+    loop {
+        match env.render()? {
+            rein_core::Render::Rgb(f) => frames.push(f),
+            rein_core::Render::Text(_) => {
+                bail!("{env_id} renders text, not frames: --gif needs a classic-control env")
+            }
+        }
+        let mut x = space.flatten(&obs)?;
+        if let Some(n) = &norm {
+            n.apply_obs(&mut x);
+        }
+        let (mut act, mut lp) = (vec![0.0; ad], [0.0f32]);
+        policy.act(&x, 1, deterministic, &mut rng, &mut act, &mut lp);
+        let step = env.step(&policy.env_action(&act))?;
+        obs = step.obs;
+        if step.terminated || step.truncated {
+            break;
+        }
+    }
+    crate::gif::write_gif(path, &frames, 2)?;
+    println!("wrote {} frames to {}", frames.len(), path.display());
+    Ok(())
+}
+
+pub fn eval(a: &EvalArgs) -> Result<()> {
+    let rc = read_run_config(&a.run_dir)?;
+    let (mean, std) = if agent::Algo::from_name(&rc.algo).is_some() {
+        let ckpt = a.run_dir.join(files::CHECKPOINT);
+        let mut agent = Agent::load(&ckpt, env_factory(&rc.env, &rc.env_options)?)?;
+        if let Some(path) = &a.gif {
+            record_gif(
+                &mut agent,
+                &rc.env,
+                &rc.env_options,
+                a.deterministic,
+                a.seed,
+                path,
+            )?;
+        }
+        agent.evaluate_returns(a.episodes, a.deterministic, a.seed)?
+    } else {
+        if a.gif.is_some() {
+            bail!("--gif needs a run of a classic-control env (ppo, a2c or reinforce)");
+        }
+        let path = a.run_dir.join("q_table.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let q: rein_algos::QTable = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a Q-table", path.display()))?;
+        let mut env = rein_envs::make_with(&rc.env, &rc.env_options)?;
+        let s = rein_algos::evaluate_policy(env.as_mut(), &q.policy(), a.episodes, a.seed)?;
+        (s.mean_return, s.std_return)
+    };
+    let (env_id, algo) = (&rc.env, &rc.algo);
+    if a.json {
+        println!(
+            "{}",
+            json!({"env": env_id, "algo": algo, "episodes": a.episodes, "mean_return": mean, "std_return": std})
+        );
+    } else {
+        println!(
+            "{env_id} ({algo}): return over {} episodes {mean:.3} +/- {std:.3}",
+            a.episodes
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! The terminal side of `rein_train::run`: an indicatif progress bar as the observer, Ctrl-C
+//! (SIGINT, SIGTERM) as its stop request, and the lines that say how a stopped run continues.
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use rein_train::{Observer, Progress, RunEnd, RunOptions, Trainer};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by the first Ctrl-C: the run finishes its update, writes a checkpoint and exits 130.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C/SIGTERM handler (once): the first signal asks the run to stop after
+/// the current update; a second one exits at once.
+fn install_interrupt_handler() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupted: finishing this update and writing a checkpoint (Ctrl-C again to quit at once)");
+        });
+    });
+}
+
+/// A progress bar over the trainer's progress unit.
+struct Bar(ProgressBar);
+
+impl Observer for Bar {
+    fn on_start(&mut self, p: Progress) {
+        self.0.set_length(p.total);
+        self.0.set_position(p.done);
+        let template = format!(
+            "{{spinner}} [{{elapsed_precise}}<{{eta_precise}}] {{bar:30}} {{pos}}/{{len}} {} {{msg}}",
+            p.unit
+        );
+        if let Ok(style) = ProgressStyle::with_template(&template) {
+            self.0.set_style(style);
+        }
+    }
+    fn on_update(&mut self, p: Progress, _row: &[f64], status: &str) {
+        self.0.set_position(p.done);
+        self.0.set_message(status.to_string());
+    }
+    fn should_stop(&mut self) -> bool {
+        INTERRUPTED.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs `trainer` in `dir` with a progress bar (hidden with `quiet`). A run stopped by
+/// `max_updates` prints how to continue (`resume_command DIR`); one stopped by Ctrl-C says the
+/// same and exits with status 130.
+pub fn run(
+    trainer: &mut dyn Trainer,
+    dir: &Path,
+    options: &RunOptions,
+    quiet: bool,
+    resume_command: &str,
+) -> Result<RunEnd> {
+    install_interrupt_handler();
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    let mut observer = Bar(bar);
+    let end = rein_train::run(trainer, dir, options, &mut observer);
+    observer.0.finish_and_clear();
+    let end = end?;
+    let p = trainer.progress();
+    let stopped = format!(
+        "after update {} at {} of {} {}; continue with: {resume_command} {}",
+        trainer.updates(),
+        p.done,
+        p.total,
+        p.unit,
+        dir.display()
+    );
+    match end {
+        RunEnd::MaxUpdates => println!("stopped {stopped}"),
+        RunEnd::Interrupted => {
+            println!("interrupted {stopped}");
+            std::process::exit(130);
+        }
+        RunEnd::Finished(_) => {}
+    }
+    Ok(end)
+}

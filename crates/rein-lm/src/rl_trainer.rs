@@ -1,0 +1,244 @@
+//! The RL trainers for language models as one `rein_train::Trainer`: GRPO (and its
+//! critic-free relatives) or PPO, with the reward and tokenizer they score and decode with,
+//! so that the one run loop drives `rein lm grpo`, `rein lm ppo` and `rein lm demo` (and the
+//! Python package) alike. Also the task presets: settings, rewards and data paths in TOML.
+
+use crate::grpo::{GrpoLog, GrpoTrainer};
+use crate::ppo_lm::{PpoLmLog, PpoLmTrainer};
+use crate::rewards::RewardSpec;
+use crate::rl::Reward;
+use crate::{LmError, Tokenizer};
+use rein_train::{files, Curve, Progress, Trainer, TrainerError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The method of an [`RlTrainer`].
+// One trainer lives per run; the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum RlMethod {
+    /// GRPO, Dr. GRPO, RLOO or REINFORCE (`rein lm grpo`).
+    Grpo(GrpoTrainer),
+    /// PPO with a value head or value model (`rein lm ppo`).
+    Ppo(PpoLmTrainer),
+}
+
+/// An RL trainer for a language model with its reward and tokenizer.
+pub struct RlTrainer {
+    /// The method and its state.
+    pub method: RlMethod,
+    /// The reward the samples are scored with.
+    pub reward: Box<dyn Reward>,
+    /// The policy's tokenizer (exported next to the model).
+    pub tokenizer: Tokenizer,
+}
+
+/// Checkpoint kinds of the two methods.
+pub const GRPO_KIND: &str = "lm-grpo";
+/// See [`GRPO_KIND`].
+pub const PPO_KIND: &str = "lm-ppo";
+
+impl RlTrainer {
+    /// Loads the trainer in the checkpoint at `path`, whichever method wrote it.
+    pub fn load(
+        path: &Path,
+        reward: Box<dyn Reward>,
+        tokenizer: Tokenizer,
+    ) -> Result<Self, LmError> {
+        let kind = rein_train::Checkpoint::read(path)
+            .map_err(|e| LmError::Format(e.to_string()))?
+            .kind()
+            .to_string();
+        let method = match kind.as_str() {
+            GRPO_KIND => RlMethod::Grpo(GrpoTrainer::load_checkpoint(path, &tokenizer)?),
+            PPO_KIND => RlMethod::Ppo(PpoLmTrainer::load_checkpoint(path, &tokenizer)?),
+            other => {
+                return Err(LmError::Format(format!(
+                    "{}: a checkpoint of a {other} trainer, expected {GRPO_KIND} or {PPO_KIND}",
+                    path.display()
+                )))
+            }
+        };
+        Ok(Self {
+            method,
+            reward,
+            tokenizer,
+        })
+    }
+
+    /// The policy being trained.
+    pub fn policy(&self) -> &crate::Gpt2 {
+        match &self.method {
+            RlMethod::Grpo(t) => &t.policy,
+            RlMethod::Ppo(t) => &t.policy,
+        }
+    }
+
+    fn steps(&self) -> (u64, u64) {
+        match &self.method {
+            RlMethod::Grpo(t) => (t.step, t.config.max_steps),
+            RlMethod::Ppo(t) => (t.step, t.config.max_steps),
+        }
+    }
+}
+
+impl Trainer for RlTrainer {
+    fn kind(&self) -> &'static str {
+        match self.method {
+            RlMethod::Grpo(_) => GRPO_KIND,
+            RlMethod::Ppo(_) => PPO_KIND,
+        }
+    }
+    fn columns(&self) -> &'static [&'static str] {
+        match self.method {
+            RlMethod::Grpo(_) => &GrpoLog::COLUMNS,
+            RlMethod::Ppo(_) => &PpoLmLog::COLUMNS,
+        }
+    }
+    fn update(&mut self) -> Result<Vec<f64>, TrainerError> {
+        let (r, tk) = (self.reward.as_mut(), &self.tokenizer);
+        Ok(match &mut self.method {
+            RlMethod::Grpo(t) => t.train_step(r, tk)?.row().to_vec(),
+            RlMethod::Ppo(t) => t.train_step(r, tk)?.row().to_vec(),
+        })
+    }
+    fn updates(&self) -> u64 {
+        self.steps().0
+    }
+    fn progress(&self) -> Progress {
+        let (done, total) = self.steps();
+        Progress {
+            done,
+            total,
+            unit: "steps",
+        }
+    }
+    fn status(&self, row: &[f64]) -> String {
+        let col = |name: &str| {
+            let i = self.columns().iter().position(|c| *c == name);
+            i.map_or(f64::NAN, |i| row[i])
+        };
+        let head = format!(
+            "score {:.3} kl {:.3}",
+            col("objective/scores"),
+            col("objective/kl")
+        );
+        match self.method {
+            RlMethod::Grpo(_) => format!("{head} len {:.1}", col("response_length")),
+            RlMethod::Ppo(_) => format!(
+                "{head} beta {:.3} vloss {:.3}",
+                col("kl_coef"),
+                col("loss/value_avg")
+            ),
+        }
+    }
+    fn save_checkpoint(&self, path: &Path) -> Result<(), TrainerError> {
+        match &self.method {
+            RlMethod::Grpo(t) => t.save_checkpoint(path)?,
+            RlMethod::Ppo(t) => t.save_checkpoint(path)?,
+        }
+        Ok(())
+    }
+    fn curve(&self) -> Curve {
+        Curve {
+            file: "reward_curve.png",
+            x: ("step", "step"),
+            y: ("objective/scores", "mean task score"),
+        }
+    }
+    /// The policy as a Hugging Face directory `model/` with its tokenizer.
+    fn export(&self, run_dir: &Path) -> Result<(), TrainerError> {
+        let dir = run_dir.join(files::MODEL);
+        crate::checkpoint::save_model(self.policy(), &dir, &[])?;
+        self.tokenizer.save(&dir.join("tokenizer.json"))?;
+        Ok(())
+    }
+    /// The first 8 samples of the step.
+    fn samples(&self) -> Vec<serde_json::Value> {
+        let (step, samples) = match &self.method {
+            RlMethod::Grpo(t) => (t.step, &t.last_samples),
+            RlMethod::Ppo(t) => (t.step, &t.last_samples),
+        };
+        samples
+            .iter()
+            .take(8)
+            .map(|s| serde_json::json!({"step": step, "prompt": s.prompt, "response": s.response, "reward": s.reward}))
+            .collect()
+    }
+}
+
+/// A task preset: trainer settings, rewards and data paths (relative to the preset file).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskPreset {
+    /// What the task is.
+    #[serde(default)]
+    pub description: String,
+    /// `grpo` or `ppo` (the command checks that it fits).
+    #[serde(default)]
+    pub trainer: Option<String>,
+    /// Training prompts.
+    #[serde(default)]
+    pub prompts: Option<PathBuf>,
+    /// Held-out prompts for `rein lm eval`.
+    #[serde(default)]
+    pub eval_prompts: Option<PathBuf>,
+    /// Rewards (summed with their weights).
+    #[serde(default)]
+    pub reward: Vec<RewardSpec>,
+    /// Trainer settings.
+    #[serde(default)]
+    pub settings: toml::Table,
+}
+
+impl TaskPreset {
+    /// Reads a preset; relative data and reward-model paths are taken from the preset's folder
+    /// (a reward model's made absolute when it exists, so a resumed run finds it anywhere).
+    pub fn read(path: &Path) -> Result<Self, LmError> {
+        let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
+        let mut p: TaskPreset = toml::from_str(&text)
+            .map_err(|e| LmError::Format(format!("{}: not a task preset: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let fix = |x: &mut PathBuf| {
+            if x.is_relative() {
+                *x = base.join(&*x);
+            }
+        };
+        if let Some(x) = p.prompts.as_mut() {
+            fix(x);
+        }
+        if let Some(x) = p.eval_prompts.as_mut() {
+            fix(x);
+        }
+        for r in &mut p.reward {
+            if let RewardSpec::RewardModel { path, .. } = r {
+                fix(path);
+                if let Ok(abs) = std::fs::canonicalize(&*path) {
+                    *path = abs;
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// A trainer's settings: its defaults, then the preset's `[settings]`, then `overrides`
+/// (`key`, JSON value) in order; unknown keys are errors naming the key.
+pub fn settings<C: Serialize + DeserializeOwned + Default>(
+    preset: Option<&TaskPreset>,
+    overrides: &[(String, serde_json::Value)],
+) -> Result<C, LmError> {
+    let bad = |e: rein_train::settings::SettingsError| LmError::Input(e.0);
+    let mut v = serde_json::to_value(C::default()).map_err(|e| LmError::Input(e.to_string()))?;
+    if let Some(p) = preset {
+        for (k, val) in &p.settings {
+            let val = serde_json::to_value(val).map_err(|e| LmError::Input(e.to_string()))?;
+            rein_train::settings::set_path(&mut v, k, val)
+                .map_err(|e| LmError::Input(format!("in the preset's [settings]: {}", e.0)))?;
+        }
+    }
+    for (k, val) in overrides {
+        rein_train::settings::set_path(&mut v, k, val.clone()).map_err(bad)?;
+    }
+    serde_json::from_value(v).map_err(|e| LmError::Input(format!("invalid setting value: {e}")))
+}
