@@ -9,7 +9,9 @@
 //!    global gradient-norm clipping, RMSprop (alpha 0.99, eps 1e-5) or Adam.
 
 use crate::actor_critic::ActorCritic;
-use crate::onpolicy::{Collector, EnvFactory, OnPolicyState, UpdateLog, UpdateTiming};
+use crate::onpolicy::{
+    load_on_policy, Collector, EnvFactory, OnPolicyState, UpdateLog, UpdateTiming,
+};
 use crate::AlgoError;
 use rein_core::returns::{explained_variance, normalize};
 use rein_core::{rng_from_seed, ReinRng};
@@ -322,13 +324,13 @@ impl A2c {
 
     /// Writes a checkpoint for exact resume (as [`crate::ppo::Ppo::save_checkpoint`]).
     pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
-        let state = OnPolicyState {
-            config: self.config.clone(),
-            update: self.update,
-            rng: self.rng.clone(),
-            collector: self.collector.state()?,
-            algo: self.optimizers.clone(),
-        };
+        let state = OnPolicyState::capture(
+            &self.config,
+            self.update,
+            &self.rng,
+            &self.collector,
+            self.optimizers.clone(),
+        )?;
         crate::checkpoint::save(path, "a2c", &state, &self.policy.to_tensors())
     }
 
@@ -337,14 +339,13 @@ impl A2c {
         path: &std::path::Path,
         make_env: EnvFactory,
     ) -> Result<Self, AlgoError> {
-        let saved = crate::checkpoint::load::<OnPolicyState<A2cConfig, Vec<Optim>>>(path, "a2c")?;
-        let mut agent = Self::new(saved.state.config.clone(), make_env)?;
-        saved.load_policy(&mut agent.policy)?;
-        let s = saved.state;
-        agent.update = s.update;
-        agent.optimizers = s.algo;
-        agent.rng = s.rng;
-        agent.collector.restore(s.collector)?;
+        let (mut agent, algo) = load_on_policy::<A2cConfig, Vec<Optim>, Self>(
+            path,
+            "a2c",
+            |c| Self::new(c, make_env),
+            |a| (&mut a.policy, &mut a.collector, &mut a.rng, &mut a.update),
+        )?;
+        agent.optimizers = algo;
         Ok(agent)
     }
 }

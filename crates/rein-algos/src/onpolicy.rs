@@ -271,6 +271,58 @@ impl Collector {
     }
 }
 
+impl<C: Clone, A> OnPolicyState<C, A> {
+    /// The state of an agent with these parts (cloned), ready to write.
+    pub fn capture(
+        config: &C,
+        update: u64,
+        rng: &ReinRng,
+        collector: &Collector,
+        algo: A,
+    ) -> Result<Self, AlgoError> {
+        Ok(Self {
+            config: config.clone(),
+            update,
+            rng: rng.clone(),
+            collector: collector.state()?,
+            algo,
+        })
+    }
+}
+
+/// The parts of an on-policy agent a checkpoint restores besides its own state: policy,
+/// collector, generator and update counter.
+pub(crate) type Parts<'a> = (
+    &'a mut ActorCritic,
+    &'a mut Collector,
+    &'a mut ReinRng,
+    &'a mut u64,
+);
+
+/// Reads the checkpoint of an on-policy agent of `kind`: builds the agent from the saved
+/// config with `build`, restores the [`Parts`] `parts` points at, and returns the agent with
+/// the algorithm's own state.
+pub(crate) fn load_on_policy<C, A, T>(
+    path: &std::path::Path,
+    kind: &str,
+    build: impl FnOnce(C) -> Result<T, AlgoError>,
+    parts: impl FnOnce(&mut T) -> Parts<'_>,
+) -> Result<(T, A), AlgoError>
+where
+    C: serde::de::DeserializeOwned + Clone,
+    A: serde::de::DeserializeOwned,
+{
+    let saved = crate::checkpoint::load::<OnPolicyState<C, A>>(path, kind)?;
+    let mut agent = build(saved.state.config.clone())?;
+    let (policy, collector, rng, update) = parts(&mut agent);
+    saved.load_policy(policy)?;
+    let s = saved.state;
+    *update = s.update;
+    *rng = s.rng;
+    collector.restore(s.collector)?;
+    Ok((agent, s.algo))
+}
+
 /// What a checkpoint keeps of a [`Collector`]: normaliser statistics, current observations,
 /// episodes in progress and every env's state and generator.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -15,7 +15,7 @@
 //!    steps remaining (the zoo's `lin_` schedules), updated once per rollout.
 
 use crate::actor_critic::ActorCritic;
-use crate::onpolicy::{Collector, EnvFactory, OnPolicyState, UpdateTiming};
+use crate::onpolicy::{load_on_policy, Collector, EnvFactory, OnPolicyState, UpdateTiming};
 use crate::AlgoError;
 use rand::seq::SliceRandom;
 use rein_core::returns::explained_variance;
@@ -484,13 +484,13 @@ impl Ppo {
     /// counters, generator, normaliser, environment states) to one checkpoint, atomically.
     /// Weights use PyTorch's layout (`actor.{l}.weight` is `[out, in]`).
     pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
-        let state = OnPolicyState {
-            config: self.config.clone(),
-            update: self.update,
-            rng: self.rng.clone(),
-            collector: self.collector.state()?,
-            algo: self.optimizers.clone(),
-        };
+        let state = OnPolicyState::capture(
+            &self.config,
+            self.update,
+            &self.rng,
+            &self.collector,
+            self.optimizers.clone(),
+        )?;
         crate::checkpoint::save(path, "ppo", &state, &self.policy.to_tensors())
     }
 
@@ -500,14 +500,13 @@ impl Ppo {
         path: &std::path::Path,
         make_env: EnvFactory,
     ) -> Result<Self, AlgoError> {
-        let saved = crate::checkpoint::load::<OnPolicyState<PpoConfig, Vec<Adam>>>(path, "ppo")?;
-        let mut agent = Self::new(saved.state.config.clone(), make_env)?;
-        saved.load_policy(&mut agent.policy)?;
-        let s = saved.state;
-        agent.update = s.update;
-        agent.optimizers = s.algo;
-        agent.rng = s.rng;
-        agent.collector.restore(s.collector)?;
+        let (mut agent, algo) = load_on_policy::<PpoConfig, Vec<Adam>, Self>(
+            path,
+            "ppo",
+            |c| Self::new(c, make_env),
+            |a| (&mut a.policy, &mut a.collector, &mut a.rng, &mut a.update),
+        )?;
+        agent.optimizers = algo;
         Ok(agent)
     }
 }

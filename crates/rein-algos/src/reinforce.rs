@@ -9,7 +9,9 @@
 //! baseline exists; 0 without).
 
 use crate::actor_critic::ActorCritic;
-use crate::onpolicy::{Collector, EnvFactory, OnPolicyState, UpdateLog, UpdateTiming};
+use crate::onpolicy::{
+    load_on_policy, Collector, EnvFactory, OnPolicyState, UpdateLog, UpdateTiming,
+};
 use crate::AlgoError;
 use rein_core::returns::normalize;
 use rein_core::{rng_from_seed, ReinRng};
@@ -328,19 +330,15 @@ impl Reinforce {
 
     /// Writes a checkpoint for exact resume, including the episodes in progress.
     pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
-        let state = OnPolicyState {
-            config: self.config.clone(),
-            update: self.update,
-            rng: self.rng.clone(),
-            collector: self.collector.state()?,
-            algo: ReinforceState {
-                opt_policy: self.opt_policy.clone(),
-                opt_log_std: self.opt_log_std.clone(),
-                opt_value: self.opt_value.clone(),
-                open: self.open.clone(),
-                batch: self.batch.clone(),
-            },
+        let algo = ReinforceState {
+            opt_policy: self.opt_policy.clone(),
+            opt_log_std: self.opt_log_std.clone(),
+            opt_value: self.opt_value.clone(),
+            open: self.open.clone(),
+            batch: self.batch.clone(),
         };
+        let state =
+            OnPolicyState::capture(&self.config, self.update, &self.rng, &self.collector, algo)?;
         crate::checkpoint::save(path, "reinforce", &state, &self.policy.to_tensors())
     }
 
@@ -349,21 +347,17 @@ impl Reinforce {
         path: &std::path::Path,
         make_env: EnvFactory,
     ) -> Result<Self, AlgoError> {
-        let saved = crate::checkpoint::load::<OnPolicyState<ReinforceConfig, ReinforceState>>(
+        let (mut agent, s) = load_on_policy::<ReinforceConfig, ReinforceState, Self>(
             path,
             "reinforce",
+            |c| Self::new(c, make_env),
+            |a| (&mut a.policy, &mut a.collector, &mut a.rng, &mut a.update),
         )?;
-        let mut agent = Self::new(saved.state.config.clone(), make_env)?;
-        saved.load_policy(&mut agent.policy)?;
-        let s = saved.state;
-        agent.update = s.update;
-        agent.rng = s.rng;
-        agent.collector.restore(s.collector)?;
-        agent.opt_policy = s.algo.opt_policy;
-        agent.opt_log_std = s.algo.opt_log_std;
-        agent.opt_value = s.algo.opt_value;
-        agent.open = s.algo.open;
-        agent.batch = s.algo.batch;
+        agent.opt_policy = s.opt_policy;
+        agent.opt_log_std = s.opt_log_std;
+        agent.opt_value = s.opt_value;
+        agent.open = s.open;
+        agent.batch = s.batch;
         Ok(agent)
     }
 }
