@@ -13,6 +13,7 @@
 pub mod a2c;
 pub mod actor_critic;
 pub mod agent;
+pub mod bench;
 mod checkpoint;
 pub mod dqn;
 pub mod offpolicy;

@@ -1,17 +1,12 @@
-//! Training-speed benchmarks of the small-network agents (`rein bench ppo|dqn|ddpg|td3|sac|gemm`)
-//! and the learning table (`rein bench learn`).
+//! `rein bench ...`: training-speed benchmarks of the small-network agents (`ppo`, `dqn`,
+//! `ddpg`, `td3`, `sac`, `gemm`), the learning table (`learn`) and the language models (`lm`,
+//! `lm-rl`); the measuring lives in the libraries (`rein_lm::bench`), printing here.
 
 use crate::cmd_train::env_factory;
 use anyhow::{bail, Result};
 use clap::Args;
-use rein_algos::agent::{self, Agent};
-use rein_algos::dqn::{Dqn, DqnConfig, DqnLog};
-use rein_algos::onpolicy::EnvFactory;
-use rein_algos::ppo::{Ppo, PpoConfig};
-use rein_algos::sac::{Sac, SacConfig};
-use rein_algos::td3::{Td3, Td3Config};
+use rein_algos::{agent, bench};
 use rein_core::metrics::write_atomic;
-use rein_train::Trainer;
 use serde_json::{json, Map};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,39 +29,24 @@ pub struct BenchPpoArgs {
 }
 
 pub fn bench_ppo(a: &BenchPpoArgs) -> Result<()> {
-    let mut cfg = agent::Algo::Ppo.settings(&a.env)?;
-    cfg["total_timesteps"] = json!(a.total_timesteps);
-    cfg["seed"] = json!(a.seed);
-    let cfg: PpoConfig = serde_json::from_value(cfg)?;
-    let mut agent = Ppo::new(cfg, env_factory(&a.env, &Map::new())?)?;
-    let start = std::time::Instant::now();
-    while agent.global_step() < agent.config.total_timesteps {
-        agent.train_update()?;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let mut env = rein_envs::make(&a.env)?;
-    let norm = agent.collector.norm.clone();
-    let (mean, _) = agent
-        .policy
-        .evaluate(env.as_mut(), norm.as_ref(), 10, true, 1_000_000)?;
-    let t = agent.timing;
-    let flops = agent.flops_per_grad_step();
-    let ms_per_step = 1e3 * t.optimize_secs / t.grad_steps.max(1) as f64;
-    let gflops = flops * t.grad_steps as f64 / t.optimize_secs.max(1e-9) / 1e9;
-    let sps = agent.global_step() as f64 / secs;
+    let factory = env_factory(&a.env, &Map::new())?;
+    let b = bench::bench_ppo(&a.env, a.total_timesteps, a.seed, factory)?;
+    let (secs, sps, flops) = (b.seconds, b.steps_per_second(), b.flops_per_grad_step);
+    let ms_per_step = 1e3 * b.update_seconds / b.grad_steps.max(1) as f64;
+    let gflops = flops * b.grad_steps as f64 / b.update_seconds.max(1e-9) / 1e9;
     if a.json {
         println!(
             "{}",
-            json!({"env": a.env, "steps": agent.global_step(), "seconds": secs, "steps_per_second": sps,
-                   "grad_steps": t.grad_steps, "ms_per_grad_step": ms_per_step, "mflop_per_grad_step": flops / 1e6,
-                   "gflops": gflops, "rollout_seconds": t.rollout_secs, "update_seconds": t.optimize_secs,
-                   "eval_return": mean, "threads": 1})
+            json!({"env": a.env, "steps": b.steps, "seconds": secs, "steps_per_second": sps,
+                   "grad_steps": b.grad_steps, "ms_per_grad_step": ms_per_step, "mflop_per_grad_step": flops / 1e6,
+                   "gflops": gflops, "rollout_seconds": b.rollout_seconds, "update_seconds": b.update_seconds,
+                   "eval_return": b.eval_return, "threads": 1})
         );
     } else {
         println!(
             "ppo {}: {} steps in {secs:.2} s = {sps:.0} steps/s (1 thread); {} gradient steps at {ms_per_step:.3} ms \
-             ({:.1} MFLOP each, {gflops:.1} GFLOP/s); rollouts {:.2} s, updates {:.2} s; final deterministic return {mean:.1}",
-            a.env, agent.global_step(), t.grad_steps, flops / 1e6, t.rollout_secs, t.optimize_secs
+             ({:.1} MFLOP each, {gflops:.1} GFLOP/s); rollouts {:.2} s, updates {:.2} s; final deterministic return {:.1}",
+            a.env, b.steps, b.grad_steps, flops / 1e6, b.rollout_seconds, b.update_seconds, b.eval_return
         );
     }
     Ok(())
@@ -86,88 +66,12 @@ pub struct BenchLearnArgs {
     only: Option<String>,
 }
 
-/// One row of the learning table: train `algo` on `env` for `steps` with seeds 0..n and
-/// require `needed` seeds to reach `threshold` (mean of 10 deterministic evaluation episodes).
-struct LearnRow {
-    algo: agent::Algo,
-    label: &'static str,
-    env: &'static str,
-    threshold: f64,
-    steps: u64,
-    needed: u64,
-}
-
-const LEARN_ROWS: &[LearnRow] = &[
-    row(agent::Algo::Ppo, "PPO", "CartPole-v1", 475.0, 100_000, 3),
-    row(agent::Algo::Ppo, "PPO", "Acrobot-v1", -100.0, 200_000, 3),
-    row(agent::Algo::Ppo, "PPO", "Pendulum-v1", -300.0, 300_000, 2),
-    row(agent::Algo::A2c, "A2C", "CartPole-v1", 475.0, 500_000, 2),
-    row(
-        agent::Algo::Reinforce,
-        "REINFORCE + baseline",
-        "CartPole-v1",
-        475.0,
-        500_000,
-        2,
-    ),
-    row(agent::Algo::Dqn, "DQN", "CartPole-v1", 475.0, 100_000, 2),
-    row(
-        agent::Algo::Dqn,
-        "DQN",
-        "MountainCar-v0",
-        -120.0,
-        300_000,
-        2,
-    ),
-    row(agent::Algo::Ddpg, "DDPG", "Pendulum-v1", -200.0, 20_000, 2),
-    row(agent::Algo::Td3, "TD3", "Pendulum-v1", -200.0, 20_000, 2),
-    row(agent::Algo::Sac, "SAC", "Pendulum-v1", -200.0, 20_000, 2),
-    row(
-        agent::Algo::Sac,
-        "SAC",
-        "MountainCarContinuous-v0",
-        90.0,
-        50_000,
-        2,
-    ),
-];
-
-const fn row(
-    algo: agent::Algo,
-    label: &'static str,
-    env: &'static str,
-    threshold: f64,
-    steps: u64,
-    needed: u64,
-) -> LearnRow {
-    LearnRow {
-        algo,
-        label,
-        env,
-        threshold,
-        steps,
-        needed,
-    }
-}
-
-/// Trains one learning-table run and returns its mean deterministic evaluation return.
-fn learn_run(row: &LearnRow, seed: u64, factory: &EnvFactory) -> Result<f64> {
-    let mut cfg = row.algo.settings(row.env)?;
-    cfg["total_timesteps"] = json!(row.steps);
-    cfg["seed"] = json!(seed);
-    let mut agent = Agent::new(row.algo, cfg, Arc::clone(factory))?;
-    while !agent.progress().finished() {
-        agent.update().map_err(|e| anyhow::anyhow!(e))?;
-    }
-    Ok(agent.evaluate_returns(10, true, 1_000_000 + seed)?.0)
-}
-
 pub fn bench_learn(a: &BenchLearnArgs) -> Result<()> {
     let mut md = String::from(
         "| algorithm | env | threshold (mean of 10 eval episodes) | within | seeds reaching it | eval returns per seed | wall time |\n|---|---|---|---|---|---|---|\n",
     );
     let mut all_pass = true;
-    for row in LEARN_ROWS {
+    for row in bench::LEARN_ROWS {
         if let Some(f) = &a.only {
             if !format!("{}/{}", row.algo.name(), row.env).contains(f.as_str()) {
                 continue;
@@ -177,7 +81,7 @@ pub fn bench_learn(a: &BenchLearnArgs) -> Result<()> {
         let mut returns = Vec::new();
         let start = std::time::Instant::now();
         for seed in 0..a.seeds {
-            let mean = learn_run(row, seed, &factory)?;
+            let mean = bench::learn_run(row, seed, Arc::clone(&factory))?;
             eprintln!("{} {} seed {seed}: {mean:.1}", row.label, row.env);
             returns.push(mean);
         }
@@ -224,57 +128,31 @@ pub struct BenchDqnArgs {
     json: bool,
 }
 
-/// FLOPs of one DQN gradient step: online forward and backward on the batch, target forward
-/// on the next observations (6 B i o per layer for the online net, 2 B i o for the target).
-fn dqn_flops(q: &rein_nn::Mlp, batch: usize) -> f64 {
-    let b = batch as f64;
-    q.sizes()
-        .windows(2)
-        .map(|w| (6.0 + 2.0) * b * (w[0] * w[1]) as f64)
-        .sum()
-}
-
-pub fn bench_dqn(a: &BenchDqnArgs) -> Result<()> {
-    let mut cfg = agent::Algo::Dqn.settings(&a.env)?;
-    cfg["total_timesteps"] = json!(a.total_timesteps);
-    // SB3's DQN has none of these; the comparison runs the same algorithm.
-    for (k, v) in [
-        ("double_q", false),
-        ("dueling", false),
-        ("anneal_lr", false),
-    ] {
-        cfg[k] = json!(v);
-    }
-    cfg["n_steps"] = json!(1);
-    let config: DqnConfig = serde_json::from_value(cfg)?;
-    let factory = env_factory(&a.env, &Map::new())?;
-    let mut agent = Dqn::new(config.clone(), factory)?;
-    let start = std::time::Instant::now();
-    let mut last = DqnLog::default();
-    agent.train(&mut |l| last = *l)?;
-    let secs = start.elapsed().as_secs_f64();
-    let sps = last.global_step as f64 / secs;
-    let flops = dqn_flops(&agent.q, config.batch_size);
-    let gflops = flops * last.grad_steps as f64 / secs / 1e9;
-    let peak = sgemm_peak_gflops();
-    if a.json {
+/// Prints a benchmark of an off-policy agent against the sgemm peak.
+fn print_off_policy(algo: agent::Algo, env: &str, b: &bench::TrainingBench, json_out: bool) {
+    let (secs, sps, gflops) = (b.seconds, b.steps_per_second(), b.gflops());
+    let peak = rein_nn::kernels::sgemm_peak_gflops();
+    let mflop = b.flops_per_grad_step / 1e6;
+    if json_out {
         println!(
             "{}",
-            json!({"env": a.env, "steps": last.global_step, "seconds": secs, "steps_per_second": sps,
-                   "grad_steps": last.grad_steps, "mflop_per_grad_step": flops / 1e6, "gflops": gflops,
+            json!({"algo": algo.name(), "env": env, "steps": b.steps, "seconds": secs, "steps_per_second": sps,
+                   "grad_steps": b.grad_steps, "mflop_per_grad_step": mflop, "gflops": gflops,
                    "sgemm_peak_gflops": peak, "fraction_of_peak": gflops / peak, "threads": 1})
         );
     } else {
         println!(
-            "dqn {}: {} steps in {secs:.2} s = {sps:.0} steps/s (1 thread); {} gradient steps of {:.1} MFLOP = \
+            "{algo} {env}: {} steps in {secs:.2} s = {sps:.0} steps/s (1 thread); {} gradient steps of {mflop:.1} MFLOP = \
              {gflops:.1} GFLOP/s, {:.0}% of this machine's 1-thread sgemm peak ({peak:.1} GFLOP/s)",
-            a.env,
-            last.global_step,
-            last.grad_steps,
-            flops / 1e6,
-            100.0 * gflops / peak
+            b.steps, b.grad_steps, 100.0 * gflops / peak
         );
     }
+}
+
+/// `rein bench dqn`: SB3's DQN (no Double DQN, dueling head, n-step or annealing).
+pub fn bench_dqn(a: &BenchDqnArgs) -> Result<()> {
+    let b = bench::bench_dqn(&a.env, a.total_timesteps, env_factory(&a.env, &Map::new())?)?;
+    print_off_policy(agent::Algo::Dqn, &a.env, &b, a.json);
     Ok(())
 }
 
@@ -294,91 +172,111 @@ pub struct BenchContinuousArgs {
     json: bool,
 }
 
-/// Weights (sum of fan-in x fan-out over layers) of an MLP.
-fn weights(m: &rein_nn::Mlp) -> f64 {
-    m.sizes().windows(2).map(|w| (w[0] * w[1]) as f64).sum()
-}
-
 /// `rein bench ddpg|td3|sac`: training throughput with the shipped preset and the achieved
-/// GFLOP/s (a forward costs 2 FLOP per weight and sample, forward + backward 6).
+/// GFLOP/s.
 pub fn bench_continuous(algo: agent::Algo, a: &BenchContinuousArgs) -> Result<()> {
-    let mut cfg = algo.settings(&a.env)?;
-    cfg["total_timesteps"] = json!(a.total_timesteps);
     let factory = env_factory(&a.env, &Map::new())?;
-    let (learning_starts, train_freq, gradient_steps, batch) = (
-        cfg["learning_starts"].as_u64().unwrap_or(0),
-        cfg["train_freq"].as_u64().unwrap_or(1).max(1),
-        cfg["gradient_steps"].as_u64().unwrap_or(1),
-        cfg["batch_size"].as_u64().unwrap_or(1) as f64,
-    );
-    let (start, flops_per_step, steps) = if algo == agent::Algo::Sac {
-        let c: SacConfig = serde_json::from_value(cfg)?;
-        let mut agent = Sac::new(c, factory)?;
-        let (wa, wc) = (weights(&agent.actor), weights(&agent.critics[0]));
-        let start = std::time::Instant::now();
-        agent.train(&mut |_| {})?;
-        // pi(s) fwd+bwd, pi(s') fwd, 2 target critics fwd, 2 critics fwd+bwd, and for the
-        // actor loss 2 critics fwd + input gradient (4 per weight).
-        (start, batch * (8.0 * wa + 24.0 * wc), agent.global_step())
-    } else {
-        let c: Td3Config = serde_json::from_value(cfg)?;
-        let (n, delay) = (c.n_critics as f64, c.policy_delay as f64);
-        let mut agent = Td3::new(c, factory)?;
-        let (wa, wc) = (weights(&agent.actor), weights(&agent.critics[0]));
-        let start = std::time::Instant::now();
-        agent.train(&mut |_| {})?;
-        // Critic step: target actor fwd, n x (target critic fwd + critic fwd+bwd); every
-        // `delay` steps the actor step: actor fwd+bwd, critic fwd + input gradient.
-        (
-            start,
-            batch * (2.0 * wa + 8.0 * n * wc + (6.0 * wa + 4.0 * wc) / delay),
-            agent.global_step(),
-        )
-    };
-    let secs = start.elapsed().as_secs_f64();
-    let grad_steps = steps.saturating_sub(learning_starts) / train_freq * gradient_steps;
-    let sps = steps as f64 / secs;
-    let gflops = flops_per_step * grad_steps as f64 / secs / 1e9;
-    let peak = sgemm_peak_gflops();
-    if a.json {
-        println!(
-            "{}",
-            json!({"algo": algo.name(), "env": a.env, "steps": steps, "seconds": secs, "steps_per_second": sps,
-                   "grad_steps": grad_steps, "mflop_per_grad_step": flops_per_step / 1e6, "gflops": gflops,
-                   "sgemm_peak_gflops": peak, "fraction_of_peak": gflops / peak, "threads": 1})
-        );
-    } else {
-        println!(
-            "{algo} {}: {steps} steps in {secs:.2} s = {sps:.0} steps/s (1 thread); {grad_steps} gradient steps of \
-             {:.1} MFLOP = {gflops:.1} GFLOP/s, {:.0}% of this machine's 1-thread sgemm peak ({peak:.1} GFLOP/s)",
-            a.env,
-            flops_per_step / 1e6,
-            100.0 * gflops / peak
-        );
-    }
+    let b = bench::bench_continuous(algo, &a.env, a.total_timesteps, factory)?;
+    print_off_policy(algo, &a.env, &b, a.json);
     Ok(())
-}
-
-/// One-thread sgemm throughput on 1024^3 products through the same `gemm` kernels.
-pub fn sgemm_peak_gflops() -> f64 {
-    use rein_nn::kernels::{matmul, Mat};
-    let n = 1024;
-    let a: Vec<f32> = (0..n * n).map(|k| (k % 7) as f32 * 0.1).collect();
-    let b: Vec<f32> = (0..n * n).map(|k| (k % 5) as f32 * 0.1).collect();
-    let mut c = vec![0.0f32; n * n];
-    matmul(Mat::new(&a, n, n), Mat::new(&b, n, n), &mut c, false); // warm-up
-    let reps = 5;
-    let start = std::time::Instant::now();
-    for _ in 0..reps {
-        matmul(Mat::new(&a, n, n), Mat::new(&b, n, n), &mut c, false);
-    }
-    2.0 * (n * n * n) as f64 * reps as f64 / start.elapsed().as_secs_f64() / 1e9
 }
 
 pub fn bench_gemm() -> Result<()> {
     println!(
         "sgemm 1024^3, 1 thread (gemm crate kernels): {:.1} GFLOP/s",
-        sgemm_peak_gflops()
+        rein_nn::kernels::sgemm_peak_gflops()
     );
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  rein bench lm\n  rein bench lm --sizes tiny --json\n\nSizes: small = GPT-2 small (124M, random weights), tiny = 4 layers, 256 wide, vocab 8192."
+)]
+pub struct BenchLmArgs {
+    /// Comma-separated model sizes: tiny, small.
+    #[arg(long, default_value = "tiny,small")]
+    sizes: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `rein bench lm`.
+pub fn bench_lm(a: &BenchLmArgs) -> Result<()> {
+    let mut results = Vec::new();
+    for size in a.sizes.split(',').map(str::trim) {
+        let r = rein_lm::bench::bench_lm(size)?;
+        if !a.json {
+            println!(
+                "{size} ({:.1}M parameters): forward 8x128 {:.3} s; greedy generation (batch 1, 16-token prompt, 64 new) {:.1} tokens/s; train step 8x128 (fwd + bwd + AdamW) {:.3} s",
+                r.parameters as f64 / 1e6,
+                r.forward_8x128_seconds,
+                r.generate_tokens_per_second,
+                r.train_step_8x128_seconds
+            );
+        }
+        results.push(r);
+    }
+    if a.json {
+        let threads = rein_lm::bench::rayon_threads();
+        println!("{}", json!({"threads": threads, "results": results}));
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  rein bench lm-rl\n  rein bench lm-rl --steps 10 --json\n  rein bench lm-rl --save-model /tmp/tiny   # also writes the model for bench/grpo_trl.py\n\nbench/lm_rl_vs_trl.sh runs this and TRL's GRPOTrainer on the same model in one invocation\nand prints the ratio."
+)]
+pub struct BenchLmRlArgs {
+    /// Measured steps per trainer (after one warm-up step).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Also write the benchmark model and tokenizer to this directory.
+    #[arg(long)]
+    save_model: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `rein bench lm-rl`.
+pub fn bench_lm_rl(a: &BenchLmRlArgs) -> Result<()> {
+    use rein_lm::bench::{bench_model, bench_prompts, bench_rl, bench_tokenizer, rayon_threads};
+    let dir = a.save_model.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("rein_bench_lm_rl_{}", std::process::id()))
+    });
+    let tk = bench_tokenizer(&dir)?;
+    let model = bench_model()?;
+    if a.save_model.is_some() {
+        rein_lm::checkpoint::save_model(&model, &dir, &[])?;
+        let prompts: Vec<String> = bench_prompts(2).into_iter().map(|p| p.prompt).collect();
+        write_atomic(
+            &dir.join("prompts.json"),
+            serde_json::to_string(&prompts)?.as_bytes(),
+        )?;
+    }
+    let r = bench_rl(model, &tk, a.steps)?;
+    if a.save_model.is_none() {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    let out = json!({
+        "model": "GPT-2 4 layers, 256 wide, 4 heads, vocab 8192 (random weights)",
+        "threads": rayon_threads(),
+        "grpo_seconds_per_step": r.grpo_seconds_per_step,
+        "grpo_shape": "2 prompts x 4 completions x 32 tokens, 1 optimizer step",
+        "ppo_seconds_per_step": r.ppo_seconds_per_step,
+        "ppo_shape": "8 prompts x 1 completion x 32 tokens, 4 PPO epochs of 1 minibatch, value head",
+        "steps": r.steps,
+    });
+    if a.json {
+        println!("{out}");
+    } else {
+        println!(
+            "GRPO step (8 completions of 32 tokens): {:.4} s; PPO step (8 completions, 4 epochs): {:.4} s (median of {}, {} threads)",
+            r.grpo_seconds_per_step, r.ppo_seconds_per_step, r.steps, rayon_threads()
+        );
+    }
     Ok(())
 }

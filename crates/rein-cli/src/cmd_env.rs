@@ -3,9 +3,8 @@
 use crate::options::kv_map;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use rein_core::{rng_from_seed, AutoresetMode, Env, Value, VectorEnv};
+use rein_core::{Env, Value};
 use serde_json::json;
-use std::time::Instant;
 
 #[derive(Args)]
 pub struct EnvsArgs {
@@ -200,59 +199,9 @@ fn bench(a: &BenchArgs) -> Result<()> {
     if a.num_envs == 0 || a.threads == 0 || a.steps == 0 {
         bail!("--steps, --num-envs and --threads must be at least 1");
     }
-    let mut rng = rng_from_seed(a.seed);
-    let (elapsed, steps, episodes) = if a.num_envs == 1 && a.threads == 1 {
-        let mut env = rein_envs::make(&a.env)?;
-        let space = env.action_space().clone();
-        env.reset(Some(a.seed));
-        let mut episodes = 0u64;
-        let start = Instant::now();
-        for _ in 0..a.steps {
-            let action = space.sample(&mut rng);
-            let step = env.step(&action)?;
-            if step.terminated || step.truncated {
-                env.reset(None);
-                episodes += 1;
-            }
-        }
-        (start.elapsed(), a.steps, episodes)
-    } else {
-        let id = a.env.clone();
-        let mut venv =
-            VectorEnv::from_fn(a.num_envs, AutoresetMode::NextStep, a.threads, move |_| {
-                rein_envs::make(&id)
-            })?;
-        let space = venv.single_action_space().clone();
-        venv.reset(Some(a.seed))?;
-        let iters = a.steps.div_ceil(a.num_envs as u64);
-        if a.lockstep {
-            let mut actions: Vec<Value> = vec![Value::Discrete(0); a.num_envs];
-            let mut episodes = 0u64;
-            let mut transitions = 0u64;
-            let start = Instant::now();
-            for _ in 0..iters {
-                for act in actions.iter_mut() {
-                    *act = space.sample(&mut rng);
-                }
-                let s = venv.step(&actions)?;
-                episodes += s
-                    .terminated
-                    .iter()
-                    .zip(s.truncated)
-                    .filter(|(t, u)| **t || **u)
-                    .count() as u64;
-                transitions += a.num_envs as u64;
-            }
-            (start.elapsed(), transitions, episodes)
-        } else {
-            let policy: std::sync::Arc<rein_core::RolloutPolicy> =
-                std::sync::Arc::new(move |_, _, rng| space.sample(rng));
-            let start = Instant::now();
-            let stats = venv.rollout(iters, a.seed, policy)?;
-            (start.elapsed(), stats.steps, stats.episodes)
-        }
-    };
-    let secs = elapsed.as_secs_f64();
+    let t =
+        rein_envs::bench::throughput(&a.env, a.steps, a.num_envs, a.threads, a.lockstep, a.seed)?;
+    let (steps, episodes, secs) = (t.steps, t.episodes, t.seconds);
     let sps = steps as f64 / secs;
     if a.json {
         println!(

@@ -2,7 +2,6 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use rand::Rng;
 use rein_lm::checkpoint::load_model;
 use rein_lm::generate::{generate, left_pad, GenerationConfig};
 use rein_lm::{ForwardInput, Gpt2, Tokenizer};
@@ -315,142 +314,10 @@ fn cmd_logits(a: &LogitsArgs) -> Result<()> {
     Ok(())
 }
 
-#[derive(Args)]
-#[command(
-    after_help = "Examples:\n  rein bench lm\n  rein bench lm --sizes tiny --json\n\nSizes: small = GPT-2 small (124M, random weights), tiny = 4 layers, 256 wide, vocab 8192."
-)]
-pub struct BenchLmArgs {
-    /// Comma-separated model sizes: tiny, small.
-    #[arg(long, default_value = "tiny,small")]
-    sizes: String,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-/// The benchmark architectures.
-fn bench_config(size: &str) -> Result<rein_lm::Gpt2Config> {
-    let mut c = rein_lm::Gpt2Config {
-        embd_pdrop: 0.0,
-        attn_pdrop: 0.0,
-        resid_pdrop: 0.0,
-        ..Default::default()
-    };
-    match size {
-        "small" => {}
-        "tiny" => {
-            c.n_layer = 4;
-            c.n_embd = 256;
-            c.n_head = 4;
-            c.vocab_size = 8192;
-            c.bos_token_id = Some(8191);
-            c.eos_token_id = Some(8191);
-        }
-        other => bail!("unknown size {other:?} (expected tiny or small)"),
-    }
-    Ok(c)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// `rein bench lm`: forward 8 x 128, greedy generation (batch 1, 16-token prompt, 64 new
-/// tokens) and a training step (forward + backward + AdamW on 8 x 128), per size.
-pub fn bench_lm(a: &BenchLmArgs) -> Result<()> {
-    let mut results = Vec::new();
-    for size in a.sizes.split(',').map(str::trim) {
-        let cfg = bench_config(size)?;
-        let mut rng = rein_core::rng_from_seed(0);
-        let model = Gpt2::new_random(cfg.clone(), &mut rng)?;
-        let (b, t) = (8usize, 128usize);
-        let ids: Vec<u32> = (0..b * t)
-            .map(|_| rng.random_range(0..cfg.vocab_size as u32 - 1))
-            .collect();
-        let seqs: Vec<Vec<u32>> = ids.chunks(t).map(<[u32]>::to_vec).collect();
-        let (flat, pos, mask, _) = left_pad(&seqs, 0);
-        let dev = candle_core::Device::Cpu;
-        let ids_t = candle_core::Tensor::from_vec(flat.clone(), (b, t), &dev)?;
-        let pos_t = candle_core::Tensor::from_vec(pos.clone(), (b, t), &dev)?;
-        let reps = if size == "small" { 3 } else { 10 };
-        let mut fwd = Vec::new();
-        for r in 0..=reps {
-            let start = std::time::Instant::now();
-            let l = model.logits(&ForwardInput {
-                ids: &ids_t,
-                positions: &pos_t,
-                mask: Some(&mask),
-            })?;
-            l.sum_all()?.to_scalar::<f32>()?;
-            if r > 0 {
-                fwd.push(start.elapsed().as_secs_f64());
-            }
-        }
-        let prompt: Vec<u32> = ids[..16].to_vec();
-        let gcfg = GenerationConfig {
-            max_new_tokens: 64,
-            eos_token_id: None,
-            ..Default::default()
-        };
-        let mut gen = Vec::new();
-        for r in 0..=2 {
-            let start = std::time::Instant::now();
-            generate(&model, std::slice::from_ref(&prompt), &gcfg, None, None)?;
-            if r > 0 {
-                gen.push(start.elapsed().as_secs_f64());
-            }
-        }
-        let batch = rein_lm::loss::LmBatch {
-            labels: flat.iter().map(|&x| i64::from(x)).collect(),
-            ids: flat,
-            positions: pos,
-            mask,
-            batch: b,
-            seq: t,
-        };
-        let mut opt = rein_lm::optim::AdamW::new(model.named_vars(), 1e-4, 0.0)?;
-        let mut train = Vec::new();
-        for r in 0..=2 {
-            let start = std::time::Instant::now();
-            let (loss, _) = rein_lm::loss::causal_lm_loss(&model, &batch, None)?;
-            let grads = loss.backward()?;
-            opt.step(&grads)?;
-            if r > 0 {
-                train.push(start.elapsed().as_secs_f64());
-            }
-        }
-        let (f, g, tr) = (median(fwd), median(gen), median(train));
-        results.push(json!({"size": size, "parameters": cfg.num_parameters(),
-            "forward_8x128_seconds": f, "generate_tokens_per_second": 64.0 / g,
-            "train_step_8x128_seconds": tr}));
-        if !a.json {
-            println!(
-                "{size} ({:.1}M parameters): forward 8x128 {f:.3} s; greedy generation (batch 1, 16-token prompt, 64 new) {:.1} tokens/s; train step 8x128 (fwd + bwd + AdamW) {tr:.3} s",
-                cfg.num_parameters() as f64 / 1e6,
-                64.0 / g
-            );
-        }
-    }
-    if a.json {
-        println!(
-            "{}",
-            json!({"threads": rayon_threads(), "results": results})
-        );
-    }
-    Ok(())
-}
-
-pub(crate) fn rayon_threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Supervised training: train-tokenizer, pretrain, sft, quickstart.
 
+use rein_lm::evaluation::answer_stats;
 use rein_lm::train::{blocks_from_text, examples_from_jsonl, Example, LmTrainConfig, LmTrainer};
 
 /// Name of the trainer checkpoint inside an LM run directory.
@@ -801,113 +668,21 @@ impl QuickstartArgs {
     }
 }
 
-/// How a model answers held-out problems greedily.
-#[derive(Debug, Clone, Copy)]
-pub struct AnswerStats {
-    /// Share of problems answered correctly ([`rein_lm::tasks::extract_answer`]).
-    pub accuracy: f64,
-    /// Share of answers that start with a worked solution (` Work:`).
-    pub worked: f64,
-}
-
-/// Greedy answers to `problems`, each prompt followed by `cue` (`""`, or `" Work:"` /
-/// `" Answer:"` to force one way of answering), up to a newline or 40 tokens.
-pub fn answer_stats(
-    model: &Gpt2,
-    tk: &Tokenizer,
-    problems: &[rein_lm::tasks::Problem],
-    cue: &str,
-) -> Result<AnswerStats> {
-    let cfg = GenerationConfig {
-        max_new_tokens: 40,
-        eos_token_id: model.config.eos_token_id,
-        stop_strings: vec!["\n".into()],
-        ..Default::default()
-    };
-    let (mut right, mut worked) = (0usize, 0usize);
-    for chunk in problems.chunks(32) {
-        let prompts = chunk
-            .iter()
-            .map(|p| tk.encode(&format!("{}{cue}", p.prompt)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = generate(model, &prompts, &cfg, None, Some(tk))?;
-        for (p, g) in chunk.iter().zip(out) {
-            let text = format!("{cue}{}", g.text.unwrap_or_default());
-            if rein_lm::tasks::extract_answer(&text).as_deref() == Some(p.answer.as_str()) {
-                right += 1;
-            }
-            worked += usize::from(text.trim_start().starts_with(rein_lm::tasks::WORK_MARK));
-        }
-    }
-    let n = problems.len().max(1) as f64;
-    Ok(AnswerStats {
-        accuracy: right as f64 / n,
-        worked: worked as f64 / n,
-    })
-}
-
 /// `rein lm quickstart`: the default small model, built from nothing: arithmetic text generated
 /// here, a byte-level BPE trained on it, a 4-layer GPT-2 pretrained on it.
 pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
     let start = std::time::Instant::now();
     let work = a.out.with_extension("work");
     std::fs::create_dir_all(&work)?;
-    let problems = rein_lm::tasks::arithmetic_problems(30_000, a.seed);
-    let (train, held) = problems.split_at(29_000);
-    // Most problems are answered directly, some with a worked solution (see `rein_lm::tasks`).
-    let mut pick = rein_core::rng_from_seed(a.seed.wrapping_add(1));
-    let mut text = String::new();
-    for p in train {
-        let completion = if pick.random_bool(a.worked_fraction) {
-            p.worked_completion()
-        } else {
-            p.direct_completion()
-        };
-        text.push_str(&format!("{}{completion}\n\n", p.prompt));
-    }
-    let corpus = work.join("arithmetic.txt");
-    rein_core::metrics::write_atomic(&corpus, text.as_bytes())?;
-    let tk = Tokenizer::train_bpe(std::slice::from_ref(&corpus), 512, false)?;
-    let tk_dir = work.join("tokenizer");
-    std::fs::create_dir_all(&tk_dir)?;
-    tk.save(&tk_dir.join("tokenizer.json"))?;
-    let eos = tk
-        .token_id(rein_lm::tokenizer::END_OF_TEXT)
-        .context("trained tokenizer lacks <|endoftext|>")?;
-    let mc = rein_lm::Gpt2Config {
-        vocab_size: tk.vocab_size(),
-        n_positions: 128,
-        n_embd: 128,
-        n_layer: 4,
-        n_head: 4,
-        embd_pdrop: 0.0,
-        attn_pdrop: 0.0,
-        resid_pdrop: 0.0,
-        bos_token_id: Some(eos),
-        eos_token_id: Some(eos),
-        ..Default::default()
-    };
-    let cfg = LmTrainConfig {
-        max_steps: a.steps,
-        batch_size: 16,
-        learning_rate: 3e-3,
-        warmup_steps: 30,
-        block_size: 128,
-        eval_fraction: 0.02,
-        eval_every: 300,
-        seed: a.seed,
-        ..Default::default()
-    };
-    let examples = blocks_from_text(&tk, &text, eos, cfg.block_size)?;
-    let mut rng = rein_core::rng_from_seed(a.seed);
-    let model = Gpt2::new_random(mc, &mut rng)?;
+    let q = rein_lm::quickstart::prepare(&work, a.seed, a.worked_fraction, a.steps)?;
     println!(
         "quickstart: {} problems -> {} blocks of 128 tokens, tokenizer of {} entries, GPT-2 with {:.2}M parameters",
-        train.len(),
-        examples.len(),
-        tk.vocab_size(),
-        model.config.num_parameters() as f64 / 1e6
+        q.train_problems,
+        q.examples.len(),
+        q.tokenizer.vocab_size(),
+        q.model.config.num_parameters() as f64 / 1e6
     );
+    let (tk, tk_dir, eval) = (q.tokenizer, q.tokenizer_dir, q.held_out);
     let common = TrainCommon {
         set: Vec::new(),
         runs_dir: work.clone(),
@@ -917,19 +692,10 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
         resume_command: String::new(),
     };
     let run = new_lm_run(&work, "quickstart", a.seed)?;
-    write_train_config(&run, &cfg)?;
-    let t = LmTrainer::new(cfg, model, examples)?;
+    write_train_config(&run, &q.config)?;
+    let t = LmTrainer::new(q.config, q.model, q.examples)?;
     let t = run_trainer(t, &run, &tk_dir, &common, false)?;
-    rein_lm::checkpoint::save_model(&t.model, &a.out, &[])?;
-    tk.save(&a.out.join("tokenizer.json"))?;
-    let eval: Vec<_> = held[..500].to_vec();
-    rein_core::metrics::write_atomic(
-        &a.out.join("heldout.jsonl"),
-        eval.iter()
-            .map(|p| serde_json::to_string(p).map(|s| s + "\n"))
-            .collect::<Result<String, _>>()?
-            .as_bytes(),
-    )?;
+    rein_lm::quickstart::write_model(&a.out, &t.model, &tk, &eval)?;
     let free = answer_stats(&t.model, &tk, &eval, "")?;
     let worked = answer_stats(
         &t.model,

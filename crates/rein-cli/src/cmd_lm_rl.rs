@@ -2,9 +2,10 @@
 //! reward or task preset), `rein lm demo` (the verifiable-arithmetic pipeline: evaluate,
 //! RL-train, evaluate again) and `rein lm metric` (text metrics from the command line).
 
-use crate::cmd_lm::{answer_stats, quickstart, QuickstartArgs};
+use crate::cmd_lm::{quickstart, QuickstartArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use rein_lm::evaluation::{answer_stats, kl_to_reference};
 use rein_lm::grpo::{GrpoConfig, GrpoTrainer};
 use rein_lm::ppo_lm::{PpoLmConfig, PpoLmTrainer};
 use rein_lm::rewards::{build_reward, RewardSpec};
@@ -399,7 +400,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     };
     let after = answer_stats(&t.policy, &tk, &held, "")?;
     let prompts: Vec<String> = held.iter().map(|p| p.prompt.clone()).collect();
-    let kl = crate::cmd_lm_tasks::kl_to_reference(
+    let kl = kl_to_reference(
         &t.policy,
         &t.reference,
         &tk,
@@ -471,7 +472,6 @@ fn read_texts(path: &Path, jsonl: bool) -> Result<Vec<String>> {
 
 /// `rein lm metric`.
 pub fn metric(a: &MetricArgs) -> Result<()> {
-    use rein_text::metrics as m;
     let hyps = read_texts(&a.hyps, a.jsonl)?;
     let refs = match (&a.refs, a.metric.as_str()) {
         (Some(path), _) => {
@@ -492,51 +492,8 @@ pub fn metric(a: &MetricArgs) -> Result<()> {
     };
     let h: Vec<&str> = hyps.iter().map(String::as_str).collect();
     let r: Vec<&str> = refs.iter().map(String::as_str).collect();
-    let (corpus, sentences) = match a.metric.as_str() {
-        "bleu" => (
-            serde_json::to_value(m::corpus_bleu(&h, std::slice::from_ref(&r)))?,
-            h.iter()
-                .zip(&r)
-                .map(|(x, y)| serde_json::to_value(m::sentence_bleu(x, &[y])))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        "chrf" => (
-            serde_json::json!({"score": m::corpus_chrf(&h, std::slice::from_ref(&r))}),
-            h.iter()
-                .zip(&r)
-                .map(|(x, y)| serde_json::json!({"score": m::sentence_chrf(x, &[y])}))
-                .collect(),
-        ),
-        "rouge" => {
-            let each: Vec<m::Rouge> = h
-                .iter()
-                .zip(&r)
-                .map(|(x, y)| m::rouge_with(y, x, a.stem))
-                .collect();
-            (
-                serde_json::to_value(m::Rouge::mean(&each))?,
-                each.iter()
-                    .map(serde_json::to_value)
-                    .collect::<Result<Vec<_>, _>>()?,
-            )
-        }
-        "vader" => {
-            let each: Vec<rein_text::vader::Polarity> = h
-                .iter()
-                .map(|x| rein_text::vader::polarity_scores(x).rounded())
-                .collect();
-            let k = each.len().max(1) as f64;
-            let mean =
-                |f: fn(&rein_text::vader::Polarity) -> f64| each.iter().map(f).sum::<f64>() / k;
-            (
-                serde_json::json!({"neg": mean(|p| p.neg), "neu": mean(|p| p.neu), "pos": mean(|p| p.pos), "compound": mean(|p| p.compound)}),
-                each.iter()
-                    .map(serde_json::to_value)
-                    .collect::<Result<Vec<_>, _>>()?,
-            )
-        }
-        other => bail!("unknown metric {other:?} (expected bleu, chrf, rouge or vader)"),
-    };
+    let metric: rein_text::report::Metric = a.metric.parse().map_err(anyhow::Error::msg)?;
+    let (corpus, sentences) = rein_text::report::score(metric, &h, &r, a.stem);
     if a.json {
         println!(
             "{}",

@@ -10,8 +10,6 @@ use rein_lm::reward_model::{
     read_preferences, train_reward_model, RewardModel, RewardModelConfig, RewardModelLog,
 };
 use rein_lm::rewards::build_reward;
-use rein_lm::rl::{KlEstimator, ResponseBatch, Sample};
-use rein_lm::{Gpt2, Tokenizer};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -46,40 +44,6 @@ pub struct EvalArgs {
 }
 
 use crate::cmd_lm_rl::load_model_and_tokenizer as load_pair;
-
-/// Mean over `prompts` of the summed per-token k1 estimate `log pi(y_t) - log pi_ref(y_t)` of
-/// one response sampled from `policy` at temperature 1 (seed 12345): the KL to the reference
-/// that `rein lm eval` and `rein lm demo` report.
-pub(crate) fn kl_to_reference(
-    policy: &Gpt2,
-    reference: &Gpt2,
-    tk: &Tokenizer,
-    prompts: &[String],
-    max_new_tokens: usize,
-) -> Result<f64> {
-    let cfg = GenerationConfig {
-        max_new_tokens,
-        do_sample: true,
-        eos_token_id: policy.config.eos_token_id,
-        seed: 12_345,
-        ..Default::default()
-    };
-    let mut total = 0.0;
-    for chunk in prompts.chunks(32) {
-        let ids = chunk
-            .iter()
-            .map(|p| tk.encode(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let s = generate(policy, &ids, &cfg, None, None)?;
-        let responses: Vec<Vec<u32>> = s.into_iter().map(|x| x.ids).collect();
-        let b = ResponseBatch::new(&ids, &responses, policy.config.n_positions)?;
-        let (lp, _) = b.logprobs(policy, 1.0, None)?;
-        let (lr, _) = b.logprobs(reference, 1.0, None)?;
-        total += rein_lm::grpo::sequence_kl(&lp, &lr, &b.token_mask, KlEstimator::K1)?
-            * chunk.len() as f64;
-    }
-    Ok(total / prompts.len().max(1) as f64)
-}
 
 /// `rein lm eval`.
 pub fn eval(a: &EvalArgs) -> Result<()> {
@@ -122,70 +86,22 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     let stops: Vec<String> = setting("stop_strings")
         .and_then(|v| v.try_into().ok())
         .unwrap_or_default();
-    let greedy = GenerationConfig {
-        max_new_tokens: max_new,
-        eos_token_id: policy.config.eos_token_id,
-        stop_strings: stops.clone(),
-        ..Default::default()
-    };
-    let (mut score_sum, mut nll_sum, mut tokens, mut len_sum) = (0.0, 0.0, 0usize, 0usize);
-    let n_pos = policy.config.n_positions;
-    for chunk in records.chunks(32) {
-        let ids = chunk
-            .iter()
-            .map(|r| tk.encode(&r.prompt))
-            .collect::<Result<Vec<_>, _>>()?;
-        let g = generate(&policy, &ids, &greedy, None, Some(&tk))?;
-        let texts: Vec<String> = g
-            .iter()
-            .map(|x| x.text.clone().unwrap_or_default())
-            .collect();
-        let samples: Vec<Sample> = chunk
-            .iter()
-            .zip(&texts)
-            .map(|(r, t)| Sample {
-                prompt: &r.prompt,
-                response: t,
-                references: &r.references,
-            })
-            .collect();
-        score_sum += reward.score(&samples)?.iter().sum::<f64>();
-        let responses: Vec<Vec<u32>> = g.iter().map(|x| x.ids.clone()).collect();
-        len_sum += responses.iter().map(Vec::len).sum::<usize>();
-        if responses.iter().any(|r| !r.is_empty()) {
-            let b = ResponseBatch::new(&ids, &responses, n_pos)?;
-            let (lr, _) = b.logprobs(&reference, 1.0, None)?;
-            let lr = lr.flatten_all()?.to_vec1::<f32>()?;
-            for (x, m) in lr.iter().zip(&b.token_mask) {
-                if *m > 0.0 {
-                    nll_sum -= f64::from(*x);
-                    tokens += 1;
-                }
-            }
-        }
-    }
-    let prompts: Vec<String> = records.iter().map(|r| r.prompt.clone()).collect();
-    let kl = kl_to_reference(&policy, &reference, &tk, &prompts, max_new)?;
-    let n = records.len() as f64;
-    let out = serde_json::json!({
-        "prompts": records.len(),
-        "reward_name": reward.name(),
-        "reward": score_sum / n,
-        "kl": kl,
-        "reference_perplexity": if tokens > 0 { (nll_sum / tokens as f64).exp() } else { f64::NAN },
-        "response_length": len_sum as f64 / n,
-    });
+    let e = rein_lm::evaluation::evaluate_task(
+        &policy,
+        &reference,
+        &tk,
+        &records,
+        reward.as_mut(),
+        max_new,
+        &stops,
+    )?;
+    let out = serde_json::to_value(&e)?;
     if a.json {
         println!("{out}");
     } else {
         println!(
             "{} prompts; task metric ({}) {:.4}; KL to the reference {:.4} nats per response; reference perplexity of the responses {:.3}; mean length {:.1} tokens",
-            records.len(),
-            out["reward_name"].as_str().unwrap_or(""),
-            out["reward"].as_f64().unwrap_or(0.0),
-            out["kl"].as_f64().unwrap_or(0.0),
-            out["reference_perplexity"].as_f64().unwrap_or(f64::NAN),
-            out["response_length"].as_f64().unwrap_or(0.0)
+            e.prompts, e.reward_name, e.reward, e.kl, e.reference_perplexity, e.response_length
         );
     }
     Ok(())

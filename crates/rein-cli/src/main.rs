@@ -1,7 +1,6 @@
 //! `rein`: the command-line front end of the rein reinforcement-learning toolkit.
 
 mod cmd_bench;
-mod cmd_bench_lm_rl;
 mod cmd_env;
 mod cmd_eval;
 mod cmd_lm;
@@ -64,9 +63,9 @@ enum BenchCommand {
     /// SAC training throughput with the shipped preset, and its fraction of the sgemm peak.
     Sac(cmd_bench::BenchContinuousArgs),
     /// Language-model speed: forward, generation and training step of GPT-2 small and a tiny GPT-2.
-    Lm(cmd_lm::BenchLmArgs),
+    Lm(cmd_bench::BenchLmArgs),
     /// Seconds per GRPO and PPO step for language models (tiny GPT-2, 8 completions of 32 tokens).
-    LmRl(cmd_bench_lm_rl::BenchLmRlArgs),
+    LmRl(cmd_bench::BenchLmRlArgs),
     /// This machine's one-thread sgemm throughput.
     Gemm,
 }
@@ -117,8 +116,8 @@ fn main() {
         Command::Bench(BenchCommand::Sac(a)) => {
             cmd_bench::bench_continuous(rein_algos::agent::Algo::Sac, &a)
         }
-        Command::Bench(BenchCommand::Lm(a)) => cmd_lm::bench_lm(&a),
-        Command::Bench(BenchCommand::LmRl(a)) => cmd_bench_lm_rl::bench(&a),
+        Command::Bench(BenchCommand::Lm(a)) => cmd_bench::bench_lm(&a),
+        Command::Bench(BenchCommand::LmRl(a)) => cmd_bench::bench_lm_rl(&a),
         Command::Bench(BenchCommand::Gemm) => cmd_bench::bench_gemm(),
     };
     if let Err(e) = result {

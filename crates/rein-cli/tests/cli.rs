@@ -766,8 +766,8 @@ fn lm_pretrain_resumes_to_the_same_checkpoint_and_exports_a_loadable_model() {
 /// corpus scores and one sentence entry per pair; misaligned files are a clear error.
 #[test]
 fn lm_metric_matches_sacrebleu_corpus_scores() {
-    let fx =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rein-lm/tests/fixtures/metrics");
+    let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../rein-text/tests/fixtures/metrics");
     let pairs: Vec<serde_json::Value> = std::fs::read_to_string(fx.join("pairs.jsonl"))
         .unwrap()
         .lines()

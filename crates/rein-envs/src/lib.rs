@@ -17,6 +17,7 @@
 // mirror Gymnasium's own loops, so that the ports can be reviewed line by line.
 #![allow(clippy::needless_range_loop)]
 
+pub mod bench;
 pub mod classic;
 pub mod mdp;
 pub mod toy_text;

@@ -5,8 +5,10 @@
 //! Tensors are candle's (CPU, f32); tokenisation is the `tokenizers` crate's.
 
 pub mod attention;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod evaluation;
 pub mod generate;
 pub mod grpo;
 pub mod loss;
@@ -14,6 +16,7 @@ pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod ppo_lm;
+pub mod quickstart;
 pub mod reward_model;
 pub mod rewards;
 pub mod rl;

@@ -6,4 +6,5 @@
 
 pub mod metrics;
 pub mod porter;
+pub mod report;
 pub mod vader;

@@ -1,0 +1,173 @@
+//! Evaluating a trained language model: the task metric of greedy responses with the KL to the
+//! reference and the reference's perplexity of them (`rein lm eval`), and the greedy answers to
+//! held-out arithmetic problems (`rein lm demo`, `rein lm quickstart`).
+
+use crate::generate::{generate, GenerationConfig};
+use crate::rl::{KlEstimator, PromptRecord, ResponseBatch, Reward, Sample};
+use crate::{Gpt2, LmError, Tokenizer};
+
+/// What [`evaluate_task`] measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskEvaluation {
+    /// Prompts evaluated.
+    pub prompts: usize,
+    /// The reward's name.
+    pub reward_name: String,
+    /// Mean reward of the greedy responses (the task metric).
+    pub reward: f64,
+    /// KL to the reference ([`kl_to_reference`]).
+    pub kl: f64,
+    /// Perplexity of the greedy responses under the reference model.
+    pub reference_perplexity: f64,
+    /// Mean response length in tokens.
+    pub response_length: f64,
+}
+
+/// Mean over `prompts` of the summed per-token k1 estimate `log pi(y_t) - log pi_ref(y_t)` of
+/// one response sampled from `policy` at temperature 1 (seed 12345): the KL to the reference
+/// that `rein lm eval` and `rein lm demo` report.
+pub fn kl_to_reference(
+    policy: &Gpt2,
+    reference: &Gpt2,
+    tk: &Tokenizer,
+    prompts: &[String],
+    max_new_tokens: usize,
+) -> Result<f64, LmError> {
+    let cfg = GenerationConfig {
+        max_new_tokens,
+        do_sample: true,
+        eos_token_id: policy.config.eos_token_id,
+        seed: 12_345,
+        ..Default::default()
+    };
+    let mut total = 0.0;
+    for chunk in prompts.chunks(32) {
+        let ids = chunk
+            .iter()
+            .map(|p| tk.encode(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let s = generate(policy, &ids, &cfg, None, None)?;
+        let responses: Vec<Vec<u32>> = s.into_iter().map(|x| x.ids).collect();
+        let b = ResponseBatch::new(&ids, &responses, policy.config.n_positions)?;
+        let (lp, _) = b.logprobs(policy, 1.0, None)?;
+        let (lr, _) = b.logprobs(reference, 1.0, None)?;
+        total += crate::grpo::sequence_kl(&lp, &lr, &b.token_mask, KlEstimator::K1)?
+            * chunk.len() as f64;
+    }
+    Ok(total / prompts.len().max(1) as f64)
+}
+
+/// For each of `records`: one greedy response (up to `max_new` tokens or a stop string) scored
+/// by `reward`, its perplexity under `reference`, and the KL of one sampled response.
+pub fn evaluate_task(
+    policy: &Gpt2,
+    reference: &Gpt2,
+    tk: &Tokenizer,
+    records: &[PromptRecord],
+    reward: &mut dyn Reward,
+    max_new: usize,
+    stops: &[String],
+) -> Result<TaskEvaluation, LmError> {
+    let greedy = GenerationConfig {
+        max_new_tokens: max_new,
+        eos_token_id: policy.config.eos_token_id,
+        stop_strings: stops.to_vec(),
+        ..Default::default()
+    };
+    let (mut score_sum, mut nll_sum, mut tokens, mut len_sum) = (0.0, 0.0, 0usize, 0usize);
+    let n_pos = policy.config.n_positions;
+    for chunk in records.chunks(32) {
+        let ids = chunk
+            .iter()
+            .map(|r| tk.encode(&r.prompt))
+            .collect::<Result<Vec<_>, _>>()?;
+        let g = generate(policy, &ids, &greedy, None, Some(tk))?;
+        let texts: Vec<String> = g
+            .iter()
+            .map(|x| x.text.clone().unwrap_or_default())
+            .collect();
+        let samples: Vec<Sample> = chunk
+            .iter()
+            .zip(&texts)
+            .map(|(r, t)| Sample {
+                prompt: &r.prompt,
+                response: t,
+                references: &r.references,
+            })
+            .collect();
+        score_sum += reward.score(&samples)?.iter().sum::<f64>();
+        let responses: Vec<Vec<u32>> = g.iter().map(|x| x.ids.clone()).collect();
+        len_sum += responses.iter().map(Vec::len).sum::<usize>();
+        if responses.iter().any(|r| !r.is_empty()) {
+            let b = ResponseBatch::new(&ids, &responses, n_pos)?;
+            let (lr, _) = b.logprobs(reference, 1.0, None)?;
+            let lr = lr.flatten_all()?.to_vec1::<f32>()?;
+            for (x, m) in lr.iter().zip(&b.token_mask) {
+                if *m > 0.0 {
+                    nll_sum -= f64::from(*x);
+                    tokens += 1;
+                }
+            }
+        }
+    }
+    let prompts: Vec<String> = records.iter().map(|r| r.prompt.clone()).collect();
+    let kl = kl_to_reference(policy, reference, tk, &prompts, max_new)?;
+    let n = records.len() as f64;
+    Ok(TaskEvaluation {
+        prompts: records.len(),
+        reward_name: reward.name(),
+        reward: score_sum / n,
+        kl,
+        reference_perplexity: if tokens > 0 {
+            (nll_sum / tokens as f64).exp()
+        } else {
+            f64::NAN
+        },
+        response_length: len_sum as f64 / n,
+    })
+}
+
+/// How a model answers held-out problems greedily.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerStats {
+    /// Share of problems answered correctly ([`crate::tasks::extract_answer`]).
+    pub accuracy: f64,
+    /// Share of answers that start with a worked solution (` Work:`).
+    pub worked: f64,
+}
+
+/// Greedy answers to `problems`, each prompt followed by `cue` (`""`, or `" Work:"` /
+/// `" Answer:"` to force one way of answering), up to a newline or 40 tokens.
+pub fn answer_stats(
+    model: &Gpt2,
+    tk: &Tokenizer,
+    problems: &[crate::tasks::Problem],
+    cue: &str,
+) -> Result<AnswerStats, LmError> {
+    let cfg = GenerationConfig {
+        max_new_tokens: 40,
+        eos_token_id: model.config.eos_token_id,
+        stop_strings: vec!["\n".into()],
+        ..Default::default()
+    };
+    let (mut right, mut worked) = (0usize, 0usize);
+    for chunk in problems.chunks(32) {
+        let prompts = chunk
+            .iter()
+            .map(|p| tk.encode(&format!("{}{cue}", p.prompt)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = generate(model, &prompts, &cfg, None, Some(tk))?;
+        for (p, g) in chunk.iter().zip(out) {
+            let text = format!("{cue}{}", g.text.unwrap_or_default());
+            if crate::tasks::extract_answer(&text).as_deref() == Some(p.answer.as_str()) {
+                right += 1;
+            }
+            worked += usize::from(text.trim_start().starts_with(crate::tasks::WORK_MARK));
+        }
+    }
+    let n = problems.len().max(1) as f64;
+    Ok(AnswerStats {
+        accuracy: right as f64 / n,
+        worked: worked as f64 / n,
+    })
+}

@@ -1,0 +1,86 @@
+//! Scores of a whole file of hypotheses, as `rein lm metric` prints them: the corpus-level
+//! score and each sentence's, as JSON.
+
+use crate::metrics as m;
+
+/// A metric of `rein lm metric`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// sacrebleu's BLEU.
+    Bleu,
+    /// sacrebleu's chrF.
+    Chrf,
+    /// rouge-score's ROUGE-1/2/L/Lsum.
+    Rouge,
+    /// vaderSentiment's polarity scores (no references).
+    Vader,
+}
+
+impl std::str::FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "bleu" => Ok(Metric::Bleu),
+            "chrf" => Ok(Metric::Chrf),
+            "rouge" => Ok(Metric::Rouge),
+            "vader" => Ok(Metric::Vader),
+            other => Err(format!(
+                "unknown metric {other:?} (expected bleu, chrf, rouge or vader)"
+            )),
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(x: &T) -> serde_json::Value {
+    serde_json::to_value(x).unwrap_or(serde_json::Value::Null)
+}
+
+/// The corpus score (BLEU, chrF: sacrebleu's corpus statistics; ROUGE, VADER: the mean of the
+/// sentences') and each sentence's score of `hyps` against the aligned `refs` (unused by
+/// VADER); `stem` applies the Porter stemmer to ROUGE.
+pub fn score(
+    metric: Metric,
+    h: &[&str],
+    r: &[&str],
+    stem: bool,
+) -> (serde_json::Value, Vec<serde_json::Value>) {
+    match metric {
+        Metric::Bleu => (
+            json(&m::corpus_bleu(h, std::slice::from_ref(&r.to_vec()))),
+            h.iter()
+                .zip(r)
+                .map(|(x, y)| json(&m::sentence_bleu(x, &[y])))
+                .collect(),
+        ),
+        Metric::Chrf => (
+            serde_json::json!({"score": m::corpus_chrf(h, std::slice::from_ref(&r.to_vec()))}),
+            h.iter()
+                .zip(r)
+                .map(|(x, y)| serde_json::json!({"score": m::sentence_chrf(x, &[y])}))
+                .collect(),
+        ),
+        Metric::Rouge => {
+            let each: Vec<m::Rouge> = h
+                .iter()
+                .zip(r)
+                .map(|(x, y)| m::rouge_with(y, x, stem))
+                .collect();
+            (
+                json(&m::Rouge::mean(&each)),
+                each.iter().map(json).collect(),
+            )
+        }
+        Metric::Vader => {
+            let each: Vec<crate::vader::Polarity> = h
+                .iter()
+                .map(|x| crate::vader::polarity_scores(x).rounded())
+                .collect();
+            let k = each.len().max(1) as f64;
+            let mean = |f: fn(&crate::vader::Polarity) -> f64| each.iter().map(f).sum::<f64>() / k;
+            (
+                serde_json::json!({"neg": mean(|p| p.neg), "neu": mean(|p| p.neu), "pos": mean(|p| p.pos), "compound": mean(|p| p.compound)}),
+                each.iter().map(json).collect(),
+            )
+        }
+    }
+}
