@@ -454,24 +454,6 @@ fn new_lm_run(root: &Path, kind: &str, seed: u64) -> Result<PathBuf> {
     Ok(rein_train::create_run_dir(root, "lm", kind, seed)?)
 }
 
-/// The progress bar of the language-model trainers: `total` optimizer steps, starting at
-/// `done` (a resumed run), hidden with `quiet`.
-pub(crate) fn step_bar(total: u64, done: u64, quiet: bool) -> indicatif::ProgressBar {
-    let bar = if quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(total)
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
-        )
-        .expect("static template"),
-    );
-    bar.set_position(done);
-    bar
-}
-
 /// Runs the trainer to `max_steps` through the library run loop: progress bar, metrics.csv,
 /// loss_curve.png, periodic one-file checkpoints and a Hugging Face export in `run/model/`
 /// (with the tokenizer of `tk_dir`); `command` is how to resume it.

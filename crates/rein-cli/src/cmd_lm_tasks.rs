@@ -6,9 +6,7 @@ use crate::cmd_lm_rl::{read_preset, reward_specs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rein_lm::generate::{generate, GenerationConfig};
-use rein_lm::reward_model::{
-    read_preferences, train_reward_model, RewardModel, RewardModelConfig, RewardModelLog,
-};
+use rein_lm::reward_model::{read_preferences, RewardModel, RewardModelConfig, RewardModelTrainer};
 use rein_lm::rewards::build_reward;
 use std::path::PathBuf;
 
@@ -133,6 +131,10 @@ pub struct TrainRewardModelArgs {
     /// Setting `key=value`; repeatable.
     #[arg(long = "set")]
     set: Vec<String>,
+    /// Continue the interrupted training in --out from its checkpoint (the other arguments
+    /// as before).
+    #[arg(long)]
+    resume: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -147,24 +149,37 @@ pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
     let cfg: RewardModelConfig = serde_json::from_value(v).context("invalid --set value")?;
     let pairs = read_preferences(&a.data)?;
     let (backbone, tk) = load_pair(&a.model)?;
-    let mut rng = rein_core::rng_from_seed(cfg.seed);
-    let mut rm = RewardModel::new(backbone, tk, &mut rng)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("{}", a.out.display()))?;
-    let csv = a.out.join("metrics.csv");
-    let mut logger = rein_core::metrics::CsvLogger::create(&csv, &RewardModelLog::COLUMNS)?;
-    let mut bar: Option<indicatif::ProgressBar> = None;
-    let all = pairs.clone();
-    let (eval, _) = train_reward_model(&mut rm, pairs, &cfg, |log, total| {
-        let b = bar.get_or_insert_with(|| crate::cmd_lm::step_bar(total, 0, a.quiet));
-        b.set_position(log.step);
-        b.set_message(format!("loss {:.3} acc {:.2}", log.loss, log.accuracy));
-        logger
-            .log(&log.row())
-            .map_err(|e| rein_lm::LmError::io(&csv, e))
-    })?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    let ckpt = a.out.join(rein_train::files::CHECKPOINT);
+    let mut t = if a.resume {
+        RewardModelTrainer::load_checkpoint(&ckpt, tk)?
+    } else {
+        let mut rng = rein_core::rng_from_seed(cfg.seed);
+        let rm = RewardModel::new(backbone, tk, &mut rng)?;
+        rein_train::write_config(&a.out, &toml::to_string(&cfg)?)?;
+        RewardModelTrainer::new(rm, pairs, cfg.clone())?
+    };
+    let options = rein_train::RunOptions {
+        resumed: a.resume,
+        ..Default::default()
+    };
+    let end = crate::session::run(
+        &mut t,
+        &a.out,
+        &options,
+        a.quiet,
+        "rein lm train-reward-model --resume --out",
+    )?;
+    let rein_train::RunEnd::Finished(Some(eval)) = end else {
+        unreachable!("runs without max_updates finish or exit")
+    };
+    let t_pairs: Vec<_> = t
+        .training_pairs()
+        .iter()
+        .chain(t.held_out())
+        .cloned()
+        .collect();
+    let mut rm = t.model;
     let texts: Vec<(String, String)> = match (&a.policy, &a.prompts) {
         (Some(p), Some(prompts)) => {
             let (policy, ptk) = load_pair(p)?;
@@ -193,7 +208,7 @@ pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
                 .map(|(r, x)| (r.prompt.clone(), x.text.unwrap_or_default()))
                 .collect()
         }
-        _ => all
+        _ => t_pairs
             .iter()
             .flat_map(|p| {
                 [
@@ -208,14 +223,8 @@ pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
     let std = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / r.len().max(1) as f64).sqrt();
     rm.normalize(mean, std.max(1e-6))?;
     rm.save(&a.out)?;
-    rein_train::plot::csv_curve(
-        &a.out,
-        "loss_curve.png",
-        ("step", "loss"),
-        ("step", "Bradley-Terry loss"),
-    )?;
     let summary = serde_json::json!({
-        "eval": eval,
+        "eval": eval.json,
         "normalization": {"mean": mean, "std": std, "samples": texts.len(),
             "over": if a.policy.is_some() { "reference-policy samples" } else { "training responses" }},
         "out": a.out,

@@ -196,6 +196,14 @@ impl RewardModel {
         Ok(())
     }
 
+    /// The backbone's and head's tensors under their saved names.
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        self.vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect()
+    }
+
     fn vars(&self) -> Vec<(String, Var)> {
         let mut v = self.backbone.named_vars();
         v.push(("score.weight".into(), self.head.weight.clone()));
@@ -336,89 +344,284 @@ pub fn evaluate_preferences(
     })
 }
 
-/// Trains `rm` on `pairs` (a seeded `eval_fraction` held out); `on_step` sees every step's
-/// log. Returns the held-out evaluation and the held-out pairs.
+/// Bradley-Terry training of a reward model, one optimizer step per [`update`]: a seeded
+/// `eval_fraction` of the pairs held out, epochs of shuffled batches, linear warmup then
+/// linear decay to 0, gradient clipping. The `rein_train::Trainer` of `rein lm
+/// train-reward-model`; its checkpoint holds the model, the AdamW moments, the data and the
+/// order, so a resumed run continues exactly.
+///
+/// [`update`]: RewardModelTrainer::train_step
+pub struct RewardModelTrainer {
+    /// The model being trained.
+    pub model: RewardModel,
+    /// Settings.
+    pub config: RewardModelConfig,
+    opt: AdamW,
+    state: RewardModelState,
+}
+
+/// What a reward-model checkpoint keeps besides the tensors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RewardModelState {
+    config: RewardModelConfig,
+    model_config: crate::Gpt2Config,
+    train: Vec<PreferencePair>,
+    eval: Vec<PreferencePair>,
+    order: Vec<usize>,
+    cursor: usize,
+    epoch: usize,
+    step: u64,
+    opt_step: u64,
+    #[serde(with = "rein_core::rng::as_string")]
+    rng: ReinRng,
+}
+
+/// Checkpoint kind of reward-model training.
+pub const REWARD_MODEL_KIND: &str = "lm-reward-model";
+
+impl RewardModelTrainer {
+    /// A trainer of `model` on `pairs`.
+    pub fn new(
+        model: RewardModel,
+        pairs: Vec<PreferencePair>,
+        config: RewardModelConfig,
+    ) -> Result<Self, LmError> {
+        if config.batch_size == 0 || config.epochs == 0 {
+            return Err(LmError::Input(
+                "batch_size and epochs must be at least 1".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&config.eval_fraction) {
+            return Err(LmError::Input(format!(
+                "eval_fraction must lie in [0, 1), got {}",
+                config.eval_fraction
+            )));
+        }
+        let mut rng = rein_core::rng_from_seed(config.seed);
+        let mut pairs = pairs;
+        pairs.shuffle(&mut rng);
+        let n_eval = ((pairs.len() as f64 * config.eval_fraction).round() as usize)
+            .min(pairs.len().saturating_sub(1));
+        let eval = pairs.split_off(pairs.len() - n_eval);
+        let opt = AdamW::new(model.vars(), config.learning_rate, config.weight_decay)?;
+        Ok(Self {
+            state: RewardModelState {
+                config: config.clone(),
+                model_config: model.backbone.config.clone(),
+                order: (0..pairs.len()).collect(),
+                train: pairs,
+                eval,
+                cursor: 0,
+                epoch: 0,
+                step: 0,
+                opt_step: 0,
+                rng,
+            },
+            model,
+            config,
+            opt,
+        })
+    }
+
+    /// Optimizer steps in all (`epochs` passes of `ceil(train / batch_size)` steps).
+    pub fn total_steps(&self) -> u64 {
+        (self.state.train.len().div_ceil(self.config.batch_size) * self.config.epochs) as u64
+    }
+
+    /// Optimizer steps done.
+    pub fn step(&self) -> u64 {
+        self.state.step
+    }
+
+    /// The held-out pairs.
+    pub fn held_out(&self) -> &[PreferencePair] {
+        &self.state.eval
+    }
+
+    /// The training pairs.
+    pub fn training_pairs(&self) -> &[PreferencePair] {
+        &self.state.train
+    }
+
+    /// One optimizer step on the next batch (the order is reshuffled at each epoch's start).
+    pub fn train_step(&mut self) -> Result<RewardModelLog, LmError> {
+        let (cfg, total) = (self.config.clone(), self.total_steps());
+        let st = &mut self.state;
+        if st.cursor == 0 {
+            st.order.shuffle(&mut st.rng);
+        }
+        let chunk: Vec<usize> =
+            st.order[st.cursor..(st.cursor + cfg.batch_size).min(st.order.len())].to_vec();
+        let step = st.step;
+        let lr = if step < cfg.warmup_steps {
+            cfg.learning_rate * (step + 1) as f64 / cfg.warmup_steps as f64
+        } else {
+            let rest = (total - cfg.warmup_steps).max(1) as f64;
+            cfg.learning_rate * (1.0 - (step - cfg.warmup_steps) as f64 / rest)
+        };
+        self.opt.lr = lr;
+        let train = &st.train;
+        let mut texts: Vec<(String, String)> = chunk
+            .iter()
+            .map(|&i| (train[i].prompt.clone(), train[i].chosen.clone()))
+            .collect();
+        texts.extend(
+            chunk
+                .iter()
+                .map(|&i| (train[i].prompt.clone(), train[i].rejected.clone())),
+        );
+        let r = self.model.rewards(&texts)?;
+        let k = chunk.len();
+        let d = (r.narrow(0, 0, k)? - r.narrow(0, k, k)?)?;
+        let loss = bt_loss(&d)?.mean_all()?;
+        let loss_v = f64::from(loss.to_scalar::<f32>()?);
+        if !loss_v.is_finite() {
+            return Err(LmError::NonFinite(format!(
+                "reward-model loss is {loss_v} at step {}",
+                step + 1
+            )));
+        }
+        let grads = loss.backward()?;
+        let mut by_name: HashMap<String, Tensor> = HashMap::new();
+        self.opt.accumulate(&mut by_name, &grads)?;
+        if cfg.max_grad_norm > 0.0 {
+            clip_grad_norm(&mut by_name, cfg.max_grad_norm)?;
+        }
+        self.opt.step_named(&by_name)?;
+        st.step += 1;
+        st.cursor += k;
+        if st.cursor >= st.order.len() {
+            st.cursor = 0;
+            st.epoch += 1;
+        }
+        let dv = d.detach().to_vec1::<f32>()?;
+        Ok(RewardModelLog {
+            step: st.step,
+            loss: loss_v,
+            accuracy: dv.iter().filter(|&&x| x > 0.0).count() as f64 / k as f64,
+            margin: dv.iter().map(|&x| f64::from(x)).sum::<f64>() / k as f64,
+            learning_rate: lr,
+        })
+    }
+
+    /// Writes the model, the optimiser and the data order to one checkpoint, atomically.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), LmError> {
+        use crate::checkpoint::with_prefix;
+        let mut tensors = with_prefix("model", self.model.tensors());
+        tensors.extend(with_prefix("opt", self.opt.state_tensors()));
+        let mut state = self.state.clone();
+        state.opt_step = self.opt.step;
+        let state = serde_json::to_value(&state).map_err(|e| LmError::Format(e.to_string()))?;
+        crate::checkpoint::save_state(path, REWARD_MODEL_KIND, &tensors, &state)
+    }
+
+    /// Rebuilds a trainer from [`RewardModelTrainer::save_checkpoint`] with the model's
+    /// tokenizer.
+    pub fn load_checkpoint(path: &Path, tokenizer: Tokenizer) -> Result<Self, LmError> {
+        let (raw, state) = crate::checkpoint::load_state(path, REWARD_MODEL_KIND)?;
+        let st: RewardModelState = serde_json::from_value(state)
+            .map_err(|e| LmError::Format(format!("{}: trainer state: {e}", path.display())))?;
+        let mut parts = crate::checkpoint::split_prefixes(raw);
+        let mut model_tensors = parts.remove("model").unwrap_or_default();
+        let name = path.display().to_string();
+        let missing = |t: &str| LmError::Format(format!("{name}: no tensor model.{t}"));
+        let weight = model_tensors
+            .remove("score.weight")
+            .ok_or_else(|| missing("score.weight"))?;
+        let bias = model_tensors
+            .remove("score.bias")
+            .ok_or_else(|| missing("score.bias"))?;
+        let backbone = Gpt2::from_tensors(st.model_config.clone(), model_tensors, &name)?;
+        let model = RewardModel {
+            backbone,
+            head: ScalarHead {
+                weight: Var::from_tensor(&weight)?,
+                bias: Var::from_tensor(&bias)?,
+            },
+            tokenizer,
+        };
+        let mut opt = AdamW::new(
+            model.vars(),
+            st.config.learning_rate,
+            st.config.weight_decay,
+        )?;
+        opt.load_state_tensors(&parts.remove("opt").unwrap_or_default())
+            .map_err(|e| LmError::Format(format!("{name}: {e}")))?;
+        opt.step = st.opt_step;
+        Ok(Self {
+            model,
+            config: st.config.clone(),
+            opt,
+            state: st,
+        })
+    }
+}
+
+impl rein_train::Trainer for RewardModelTrainer {
+    fn kind(&self) -> &'static str {
+        REWARD_MODEL_KIND
+    }
+    fn columns(&self) -> &'static [&'static str] {
+        &RewardModelLog::COLUMNS
+    }
+    fn update(&mut self) -> Result<Vec<f64>, rein_train::TrainerError> {
+        Ok(self.train_step()?.row().to_vec())
+    }
+    fn updates(&self) -> u64 {
+        self.state.step
+    }
+    fn progress(&self) -> rein_train::Progress {
+        rein_train::Progress {
+            done: self.state.step,
+            total: self.total_steps(),
+            unit: "steps",
+        }
+    }
+    fn status(&self, row: &[f64]) -> String {
+        format!("loss {:.3} acc {:.2}", row[1], row[2])
+    }
+    fn save_checkpoint(&self, path: &Path) -> Result<(), rein_train::TrainerError> {
+        Ok(RewardModelTrainer::save_checkpoint(self, path)?)
+    }
+    fn curve(&self) -> rein_train::Curve {
+        rein_train::Curve {
+            file: "loss_curve.png",
+            x: ("step", "step"),
+            y: ("loss", "Bradley-Terry loss"),
+        }
+    }
+    /// Accuracy and margin on the held-out pairs.
+    fn evaluate(&mut self) -> Result<Option<rein_train::Evaluation>, rein_train::TrainerError> {
+        let e = evaluate_preferences(&self.model, &self.state.eval)?;
+        let summary = format!(
+            "held-out accuracy {:.3}, margin {:.3} ({} pairs)",
+            e.accuracy, e.margin, e.pairs
+        );
+        Ok(Some(rein_train::Evaluation {
+            json: serde_json::to_value(e)?,
+            summary,
+        }))
+    }
+}
+
+/// Trains `rm` on `pairs` (a seeded `eval_fraction` held out) to the end with
+/// [`RewardModelTrainer`]; `on_step` sees every step's log and the total. Returns the held-out
+/// evaluation and the held-out pairs.
 pub fn train_reward_model(
-    rm: &mut RewardModel,
+    rm: RewardModel,
     pairs: Vec<PreferencePair>,
     cfg: &RewardModelConfig,
     mut on_step: impl FnMut(&RewardModelLog, u64) -> Result<(), LmError>,
-) -> Result<(PreferenceEval, Vec<PreferencePair>), LmError> {
-    if cfg.batch_size == 0 || cfg.epochs == 0 {
-        return Err(LmError::Input(
-            "batch_size and epochs must be at least 1".into(),
-        ));
+) -> Result<(RewardModel, PreferenceEval, Vec<PreferencePair>), LmError> {
+    let mut t = RewardModelTrainer::new(rm, pairs, cfg.clone())?;
+    let total = t.total_steps();
+    while t.step() < total {
+        let log = t.train_step()?;
+        on_step(&log, total)?;
     }
-    if !(0.0..1.0).contains(&cfg.eval_fraction) {
-        return Err(LmError::Input(format!(
-            "eval_fraction must lie in [0, 1), got {}",
-            cfg.eval_fraction
-        )));
-    }
-    let mut rng = rein_core::rng_from_seed(cfg.seed);
-    let mut pairs = pairs;
-    pairs.shuffle(&mut rng);
-    let n_eval = ((pairs.len() as f64 * cfg.eval_fraction).round() as usize)
-        .min(pairs.len().saturating_sub(1));
-    let eval = pairs.split_off(pairs.len() - n_eval);
-    let train = pairs;
-    let steps_per_epoch = train.len().div_ceil(cfg.batch_size) as u64;
-    let total = steps_per_epoch * cfg.epochs as u64;
-    let mut opt = AdamW::new(rm.vars(), cfg.learning_rate, cfg.weight_decay)?;
-    let mut step = 0u64;
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    for _ in 0..cfg.epochs {
-        order.shuffle(&mut rng);
-        for chunk in order.chunks(cfg.batch_size) {
-            let lr = if step < cfg.warmup_steps {
-                cfg.learning_rate * (step + 1) as f64 / cfg.warmup_steps as f64
-            } else {
-                let rest = (total - cfg.warmup_steps).max(1) as f64;
-                cfg.learning_rate * (1.0 - (step - cfg.warmup_steps) as f64 / rest)
-            };
-            opt.lr = lr;
-            let mut texts: Vec<(String, String)> = chunk
-                .iter()
-                .map(|&i| (train[i].prompt.clone(), train[i].chosen.clone()))
-                .collect();
-            texts.extend(
-                chunk
-                    .iter()
-                    .map(|&i| (train[i].prompt.clone(), train[i].rejected.clone())),
-            );
-            let r = rm.rewards(&texts)?;
-            let k = chunk.len();
-            let d = (r.narrow(0, 0, k)? - r.narrow(0, k, k)?)?;
-            let loss = bt_loss(&d)?.mean_all()?;
-            let loss_v = f64::from(loss.to_scalar::<f32>()?);
-            if !loss_v.is_finite() {
-                return Err(LmError::NonFinite(format!(
-                    "reward-model loss is {loss_v} at step {}",
-                    step + 1
-                )));
-            }
-            let grads = loss.backward()?;
-            let mut by_name: HashMap<String, Tensor> = HashMap::new();
-            opt.accumulate(&mut by_name, &grads)?;
-            if cfg.max_grad_norm > 0.0 {
-                clip_grad_norm(&mut by_name, cfg.max_grad_norm)?;
-            }
-            opt.step_named(&by_name)?;
-            step += 1;
-            let dv = d.detach().to_vec1::<f32>()?;
-            on_step(
-                &RewardModelLog {
-                    step,
-                    loss: loss_v,
-                    accuracy: dv.iter().filter(|&&x| x > 0.0).count() as f64 / k as f64,
-                    margin: dv.iter().map(|&x| f64::from(x)).sum::<f64>() / k as f64,
-                    learning_rate: lr,
-                },
-                total,
-            )?;
-        }
-    }
-    Ok((evaluate_preferences(rm, &eval)?, eval))
+    let eval = evaluate_preferences(&t.model, t.held_out())?;
+    let held = t.held_out().to_vec();
+    Ok((t.model, eval, held))
 }
 
 #[cfg(test)]

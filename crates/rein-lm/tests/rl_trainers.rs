@@ -425,6 +425,7 @@ fn ppo_resume_is_exact() {
 
 use rein_lm::reward_model::{
     evaluate_preferences, train_reward_model, PreferencePair, RewardModel, RewardModelConfig,
+    RewardModelTrainer,
 };
 
 /// A reward model learns a preference the backbone knows nothing about (responses with 7s
@@ -440,7 +441,7 @@ fn reward_model_learns_a_preference_and_round_trips() {
             rejected: format!(" {}1", i % 5),
         })
         .collect();
-    let mut rm = RewardModel::new(
+    let rm = RewardModel::new(
         model_for(&tk, 7),
         tk.clone(),
         &mut rein_core::rng_from_seed(1),
@@ -455,7 +456,7 @@ fn reward_model_learns_a_preference_and_round_trips() {
         ..Default::default()
     };
     let mut steps = 0;
-    let (eval, held) = train_reward_model(&mut rm, pairs, &cfg, |_, _| {
+    let (mut rm, eval, held) = train_reward_model(rm, pairs, &cfg, |_, _| {
         steps += 1;
         Ok(())
     })
@@ -538,4 +539,113 @@ fn non_finite_rewards_and_losses_stop_with_a_clear_error() {
     let mut p = PpoLmTrainer::new(cfg, poisoned(), prompts(), &tk).unwrap();
     let e = p.train_step(&mut Chars, &tk);
     assert!(matches!(e, Err(LmError::NonFinite(_))), "{:?}", e.err());
+}
+
+/// Every language-model trainer through the shared exact-resume harness of `rein-train`: a run
+/// stopped twice and resumed from its checkpoints ends byte-identical to an uninterrupted one
+/// (GRPO and PPO through `RlTrainer`, supervised training, reward-model training).
+#[test]
+fn every_lm_trainer_resumes_exactly_through_the_run_loop() {
+    use rein_lm::rl_trainer::{RlMethod, RlTrainer};
+    use rein_lm::train::{blocks_from_text, LmTrainConfig, LmTrainer, SupervisedTrainer};
+    use rein_train::resume_check::check_exact_resume;
+    use rein_train::{Trainer, TrainerError};
+    use std::path::Path;
+    type Built = Result<Box<dyn Trainer>, TrainerError>;
+    let tk = tokenizer("harness");
+    let root = std::env::temp_dir().join(format!("rein_lm_harness_{}", std::process::id()));
+    let rl = |grpo: bool| -> Built {
+        let method = if grpo {
+            let cfg = GrpoConfig {
+                max_steps: 5,
+                prompts_per_step: 2,
+                group_size: 3,
+                max_new_tokens: 4,
+                beta: 0.1,
+                ..Default::default()
+            };
+            RlMethod::Grpo(GrpoTrainer::new(cfg, model_for(&tk, 5), prompts(), &tk)?)
+        } else {
+            let cfg = PpoLmConfig {
+                max_steps: 5,
+                prompts_per_step: 3,
+                max_new_tokens: 4,
+                ..Default::default()
+            };
+            RlMethod::Ppo(PpoLmTrainer::new(cfg, model_for(&tk, 5), prompts(), &tk)?)
+        };
+        Ok(Box::new(RlTrainer {
+            method,
+            reward: Box::new(Sevens),
+            tokenizer: tk.clone(),
+        }))
+    };
+    let load_rl =
+        |p: &Path| -> Built { Ok(Box::new(RlTrainer::load(p, Box::new(Sevens), tk.clone())?)) };
+    for grpo in [true, false] {
+        check_exact_resume(&|| rl(grpo), &load_rl, 2, 1, &root.join("rl"))
+            .unwrap_or_else(|e| panic!("grpo={grpo}: {e}"));
+    }
+
+    let text: String = (0..40)
+        .map(|i| format!("Q: {i} + 1 = ? Answer: {}\n\n", i + 1))
+        .collect();
+    let eos = tk.token_id(rein_lm::tokenizer::END_OF_TEXT).unwrap();
+    let sft = || -> Built {
+        let cfg = LmTrainConfig {
+            max_steps: 5,
+            batch_size: 2,
+            block_size: 16,
+            eval_fraction: 0.2,
+            eval_every: 2,
+            ..Default::default()
+        };
+        let examples = blocks_from_text(&tk, &text, eos, 16)?;
+        let trainer = LmTrainer::new(cfg, model_for(&tk, 6), examples)?;
+        Ok(Box::new(SupervisedTrainer {
+            trainer,
+            tokenizer: tk.clone(),
+        }))
+    };
+    let load_sft = |p: &Path| -> Built {
+        Ok(Box::new(SupervisedTrainer {
+            trainer: LmTrainer::load_checkpoint(p)?,
+            tokenizer: tk.clone(),
+        }))
+    };
+    check_exact_resume(&sft, &load_sft, 2, 1, &root.join("sft")).unwrap();
+
+    let pairs: Vec<PreferencePair> = (0..20)
+        .map(|i| PreferencePair {
+            prompt: format!("Q: {} + 3 = ? Answer:", i % 9),
+            chosen: format!(" {}7", i % 5),
+            rejected: format!(" {}1", i % 5),
+        })
+        .collect();
+    let rm = || -> Built {
+        let cfg = RewardModelConfig {
+            epochs: 2,
+            batch_size: 4,
+            eval_fraction: 0.2,
+            ..Default::default()
+        };
+        let model = RewardModel::new(
+            model_for(&tk, 7),
+            tk.clone(),
+            &mut rein_core::rng_from_seed(1),
+        )?;
+        Ok(Box::new(RewardModelTrainer::new(
+            model,
+            pairs.clone(),
+            cfg,
+        )?))
+    };
+    let load_rm = |p: &Path| -> Built {
+        Ok(Box::new(RewardModelTrainer::load_checkpoint(
+            p,
+            tk.clone(),
+        )?))
+    };
+    check_exact_resume(&rm, &load_rm, 3, 2, &root.join("rm")).unwrap();
+    std::fs::remove_dir_all(&root).ok();
 }
