@@ -79,7 +79,7 @@ pub fn prepare(
         block_size: 128,
         eval_fraction: 0.02,
         eval_every: 300,
-        seed: seed,
+        seed,
         ..Default::default()
     };
     let examples = blocks_from_text(&tk, &text, eos, cfg.block_size)?;

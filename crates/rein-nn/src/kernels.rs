@@ -156,6 +156,23 @@ pub fn add_column_sums(x: &[f32], acc: &mut [f32]) {
     }
 }
 
+/// This machine's one-thread sgemm throughput in GFLOP/s: five 1024^3 products through the
+/// same `gemm` kernels the networks use (after one warm-up), the peak the agents' figures are
+/// compared with.
+pub fn sgemm_peak_gflops() -> f64 {
+    let n = 1024;
+    let a: Vec<f32> = (0..n * n).map(|k| (k % 7) as f32 * 0.1).collect();
+    let b: Vec<f32> = (0..n * n).map(|k| (k % 5) as f32 * 0.1).collect();
+    let mut c = vec![0.0f32; n * n];
+    matmul(Mat::new(&a, n, n), Mat::new(&b, n, n), &mut c, false);
+    let reps = 5;
+    let start = std::time::Instant::now();
+    for _ in 0..reps {
+        matmul(Mat::new(&a, n, n), Mat::new(&b, n, n), &mut c, false);
+    }
+    2.0 * (n * n * n) as f64 * reps as f64 / start.elapsed().as_secs_f64() / 1e9
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,19 +224,3 @@ mod tests {
     }
 }
 
-/// This machine's one-thread sgemm throughput in GFLOP/s: five 1024^3 products through the
-/// same `gemm` kernels the networks use (after one warm-up), the peak the agents' figures are
-/// compared with.
-pub fn sgemm_peak_gflops() -> f64 {
-    let n = 1024;
-    let a: Vec<f32> = (0..n * n).map(|k| (k % 7) as f32 * 0.1).collect();
-    let b: Vec<f32> = (0..n * n).map(|k| (k % 5) as f32 * 0.1).collect();
-    let mut c = vec![0.0f32; n * n];
-    matmul(Mat::new(&a, n, n), Mat::new(&b, n, n), &mut c, false);
-    let reps = 5;
-    let start = std::time::Instant::now();
-    for _ in 0..reps {
-        matmul(Mat::new(&a, n, n), Mat::new(&b, n, n), &mut c, false);
-    }
-    2.0 * (n * n * n) as f64 * reps as f64 / start.elapsed().as_secs_f64() / 1e9
-}
