@@ -1,64 +1,14 @@
-//! `rein lm ...`: language-model commands (generation, logits, benchmarks).
+//! `rein lm generate|logits|train-tokenizer|pretrain|sft|quickstart`: generation and
+//! supervised training of language models.
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand};
+use clap::Args;
 use rein_lm::checkpoint::load_model;
 use rein_lm::generate::{generate, left_pad, GenerationConfig};
 use rein_lm::{ForwardInput, Gpt2, Tokenizer};
 use serde_json::json;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-
-#[derive(Subcommand)]
-pub enum LmCommand {
-    /// Generate continuations of prompts (text, a JSONL file of prompts, or token ids).
-    Generate(GenerateArgs),
-    /// Logits of token sequences run as one left-padded batch (cross-checking checkpoints).
-    Logits(LogitsArgs),
-    /// Train a byte-level BPE tokenizer on text files (writes tokenizer.json).
-    TrainTokenizer(TrainTokenizerArgs),
-    /// Pretrain a new GPT-2 from scratch on plain text.
-    Pretrain(PretrainArgs),
-    /// Fine-tune a model on JSONL prompt/completion or text records.
-    Sft(SftArgs),
-    /// Build the default small model (arithmetic) from nothing, in minutes.
-    Quickstart(QuickstartArgs),
-    /// RL fine-tuning with GRPO, Dr. GRPO, RLOO or REINFORCE on a JSONL prompt file.
-    Grpo(crate::cmd_lm_rl::GrpoArgs),
-    /// RL fine-tuning with PPO (value head, KL-in-reward, adaptive KL) on a JSONL prompt file.
-    Ppo(crate::cmd_lm_rl::PpoArgs),
-    /// The verifiable-arithmetic pipeline: evaluate, GRPO-train, evaluate again.
-    Demo(crate::cmd_lm_rl::DemoArgs),
-    /// Task metric, KL and reference perplexity of a trained model on held-out prompts.
-    Eval(crate::cmd_lm_tasks::EvalArgs),
-    /// Train a Bradley-Terry reward model on preference pairs.
-    TrainRewardModel(crate::cmd_lm_tasks::TrainRewardModelArgs),
-    /// Check a task preset: settings, prompt files, rewards.
-    CheckPreset(crate::cmd_lm_rl::CheckPresetArgs),
-    /// Write the example datasets of the task presets.
-    ExampleData(crate::cmd_lm_tasks::ExampleDataArgs),
-    /// Text metrics: BLEU and chrF as sacrebleu, ROUGE as rouge-score, VADER as vaderSentiment.
-    Metric(crate::cmd_lm_rl::MetricArgs),
-}
-
-pub fn run(c: LmCommand) -> Result<()> {
-    match c {
-        LmCommand::Generate(a) => cmd_generate(&a),
-        LmCommand::Logits(a) => cmd_logits(&a),
-        LmCommand::TrainTokenizer(a) => train_tokenizer(&a),
-        LmCommand::Pretrain(a) => pretrain(&a),
-        LmCommand::Sft(a) => sft(&a),
-        LmCommand::Quickstart(a) => quickstart(&a),
-        LmCommand::Grpo(a) => crate::cmd_lm_rl::grpo(&a),
-        LmCommand::Ppo(a) => crate::cmd_lm_rl::ppo(&a),
-        LmCommand::Demo(a) => crate::cmd_lm_rl::demo(&a),
-        LmCommand::Metric(a) => crate::cmd_lm_rl::metric(&a),
-        LmCommand::Eval(a) => crate::cmd_lm_tasks::eval(&a),
-        LmCommand::TrainRewardModel(a) => crate::cmd_lm_tasks::train_rm(&a),
-        LmCommand::ExampleData(a) => crate::cmd_lm_tasks::example_data(&a),
-        LmCommand::CheckPreset(a) => crate::cmd_lm_rl::check_preset(&a),
-    }
-}
 
 #[derive(Args)]
 #[command(
@@ -132,7 +82,7 @@ fn parse_ids(s: &str, what: &str) -> Result<Vec<u32>> {
         .collect()
 }
 
-fn cmd_generate(a: &GenerateArgs) -> Result<()> {
+pub fn cmd_generate(a: &GenerateArgs) -> Result<()> {
     let (model, tk) = load(&a.model)?;
     let sample = a.sample || a.temperature.is_some() || a.top_k.is_some() || a.top_p.is_some();
     let cfg = GenerationConfig {
@@ -256,7 +206,7 @@ pub struct LogitsArgs {
     json: bool,
 }
 
-fn cmd_logits(a: &LogitsArgs) -> Result<()> {
+pub fn cmd_logits(a: &LogitsArgs) -> Result<()> {
     let model = load_model(&a.model)?;
     let seqs = a
         .ids

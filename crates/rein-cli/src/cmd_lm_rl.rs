@@ -10,8 +10,8 @@ use rein_lm::grpo::{GrpoConfig, GrpoTrainer};
 use rein_lm::ppo_lm::{PpoLmConfig, PpoLmTrainer};
 use rein_lm::rewards::{build_reward, RewardSpec};
 use rein_lm::rl::PromptRecord;
-use rein_lm::rl_trainer::{RlMethod, RlTrainer, TaskPreset, GRPO_KIND, PPO_KIND};
-use rein_lm::{Gpt2, Tokenizer};
+use rein_lm::rl_trainer::{reward_specs, RlMethod, RlTrainer, TaskPreset, GRPO_KIND, PPO_KIND};
+use rein_lm::Tokenizer;
 use rein_train::{files, RunOptions};
 use std::path::{Path, PathBuf};
 
@@ -130,20 +130,6 @@ pub fn check_preset(a: &CheckPresetArgs) -> Result<()> {
     Ok(())
 }
 
-/// Rewards from `--reward` flags, else the preset's, else exact_answer.
-pub fn reward_specs(flags: &[String], preset: Option<&TaskPreset>) -> Result<Vec<RewardSpec>> {
-    if !flags.is_empty() {
-        return Ok(flags
-            .iter()
-            .map(|f| RewardSpec::parse(f))
-            .collect::<Result<_, _>>()?);
-    }
-    match preset {
-        Some(p) if !p.reward.is_empty() => Ok(p.reward.clone()),
-        _ => Ok(vec![RewardSpec::ExactAnswer { weight: 1.0 }]),
-    }
-}
-
 /// Defaults, then the preset's settings, then `--set`; unknown keys are errors.
 fn settings<C: serde::Serialize + serde::de::DeserializeOwned + Default>(
     preset: Option<&TaskPreset>,
@@ -151,18 +137,6 @@ fn settings<C: serde::Serialize + serde::de::DeserializeOwned + Default>(
 ) -> Result<C> {
     let overrides: Vec<_> = crate::options::kv_map(set)?.into_iter().collect();
     Ok(rein_lm::rl_trainer::settings(preset, &overrides)?)
-}
-
-/// A model directory with its tokenizer (an error names the directory when it has none).
-pub(crate) fn load_model_and_tokenizer(dir: &Path) -> Result<(Gpt2, Tokenizer)> {
-    let model = rein_lm::checkpoint::load_model(dir)?;
-    let tk = Tokenizer::from_dir(dir)?.with_context(|| {
-        format!(
-            "{}: no tokenizer.json (or vocab.json + merges.txt)",
-            dir.display()
-        )
-    })?;
-    Ok((model, tk))
 }
 
 /// `rein lm grpo`.
@@ -197,7 +171,7 @@ fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
         }
         (run.clone(), t, true)
     } else {
-        let preset = a.preset.as_deref().map(read_preset).transpose()?;
+        let preset = a.preset.as_deref().map(TaskPreset::read).transpose()?;
         if let Some(p) = &preset {
             if let Some(tr) = p.trainer.as_deref().filter(|t| *t != name) {
                 bail!(
@@ -218,7 +192,7 @@ fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
             .or_else(|| preset.as_ref().and_then(|p| p.prompts.clone()))
             .context("--prompts is required (or a --preset with `prompts`)")?;
         let specs = reward_specs(&a.reward, preset.as_ref())?;
-        let (model, tk) = load_model_and_tokenizer(model_dir)?;
+        let (model, tk) = rein_lm::checkpoint::load_model_and_tokenizer(model_dir)?;
         let records = rein_lm::rl::read_prompts(&prompts)?;
         let (method, config_toml, seed) = if kind == GRPO_KIND {
             let c: GrpoConfig = settings(preset.as_ref(), &a.set)?;
@@ -342,7 +316,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         quickstart(&QuickstartArgs::new(a.model.clone(), a.quiet))?;
     }
     let cfg = demo_config(a)?;
-    let (model, tk) = load_model_and_tokenizer(&a.model)?;
+    let (model, tk) = rein_lm::checkpoint::load_model_and_tokenizer(&a.model)?;
     let held_path = a.model.join("heldout.jsonl");
     let held: Vec<rein_lm::tasks::Problem> = std::fs::read_to_string(&held_path)
         .with_context(|| format!("{}: held-out problems", held_path.display()))?

@@ -2,7 +2,7 @@
 //! `rein lm train-reward-model` (Bradley-Terry reward models) and `rein lm example-data`
 //! (the example datasets of the task presets).
 
-use crate::cmd_lm_rl::{read_preset, reward_specs};
+use rein_lm::rl_trainer::{reward_specs, TaskPreset};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rein_lm::generate::{generate, GenerationConfig};
@@ -41,11 +41,11 @@ pub struct EvalArgs {
     json: bool,
 }
 
-use crate::cmd_lm_rl::load_model_and_tokenizer as load_pair;
+use rein_lm::checkpoint::load_model_and_tokenizer as load_pair;
 
 /// `rein lm eval`.
 pub fn eval(a: &EvalArgs) -> Result<()> {
-    let preset = a.preset.as_deref().map(read_preset).transpose()?;
+    let preset = a.preset.as_deref().map(TaskPreset::read).transpose()?;
     let prompts_path = a
         .prompts
         .clone()

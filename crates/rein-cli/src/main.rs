@@ -45,7 +45,58 @@ enum Command {
     Bench(BenchCommand),
     /// Language models: generation, logits.
     #[command(subcommand)]
-    Lm(cmd_lm::LmCommand),
+    Lm(LmCommand),
+}
+
+#[derive(Subcommand)]
+enum LmCommand {
+    /// Generate continuations of prompts (text, a JSONL file of prompts, or token ids).
+    Generate(cmd_lm::GenerateArgs),
+    /// Logits of token sequences run as one left-padded batch (cross-checking checkpoints).
+    Logits(cmd_lm::LogitsArgs),
+    /// Train a byte-level BPE tokenizer on text files (writes tokenizer.json).
+    TrainTokenizer(cmd_lm::TrainTokenizerArgs),
+    /// Pretrain a new GPT-2 from scratch on plain text.
+    Pretrain(cmd_lm::PretrainArgs),
+    /// Fine-tune a model on JSONL prompt/completion or text records.
+    Sft(cmd_lm::SftArgs),
+    /// Build the default small model (arithmetic) from nothing, in minutes.
+    Quickstart(cmd_lm::QuickstartArgs),
+    /// RL fine-tuning with GRPO, Dr. GRPO, RLOO or REINFORCE on a JSONL prompt file.
+    Grpo(cmd_lm_rl::GrpoArgs),
+    /// RL fine-tuning with PPO (value head, KL-in-reward, adaptive KL) on a JSONL prompt file.
+    Ppo(cmd_lm_rl::PpoArgs),
+    /// The verifiable-arithmetic pipeline: evaluate, GRPO-train, evaluate again.
+    Demo(cmd_lm_rl::DemoArgs),
+    /// Task metric, KL and reference perplexity of a trained model on held-out prompts.
+    Eval(cmd_lm_tasks::EvalArgs),
+    /// Train a Bradley-Terry reward model on preference pairs.
+    TrainRewardModel(cmd_lm_tasks::TrainRewardModelArgs),
+    /// Check a task preset: settings, prompt files, rewards.
+    CheckPreset(cmd_lm_rl::CheckPresetArgs),
+    /// Write the example datasets of the task presets.
+    ExampleData(cmd_lm_tasks::ExampleDataArgs),
+    /// Text metrics: BLEU and chrF as sacrebleu, ROUGE as rouge-score, VADER as vaderSentiment.
+    Metric(cmd_lm_rl::MetricArgs),
+}
+
+fn run_lm(c: LmCommand) -> anyhow::Result<()> {
+    match c {
+        LmCommand::Generate(a) => cmd_lm::cmd_generate(&a),
+        LmCommand::Logits(a) => cmd_lm::cmd_logits(&a),
+        LmCommand::TrainTokenizer(a) => cmd_lm::train_tokenizer(&a),
+        LmCommand::Pretrain(a) => cmd_lm::pretrain(&a),
+        LmCommand::Sft(a) => cmd_lm::sft(&a),
+        LmCommand::Quickstart(a) => cmd_lm::quickstart(&a),
+        LmCommand::Grpo(a) => cmd_lm_rl::grpo(&a),
+        LmCommand::Ppo(a) => cmd_lm_rl::ppo(&a),
+        LmCommand::Demo(a) => cmd_lm_rl::demo(&a),
+        LmCommand::Metric(a) => cmd_lm_rl::metric(&a),
+        LmCommand::Eval(a) => cmd_lm_tasks::eval(&a),
+        LmCommand::TrainRewardModel(a) => cmd_lm_tasks::train_rm(&a),
+        LmCommand::ExampleData(a) => cmd_lm_tasks::example_data(&a),
+        LmCommand::CheckPreset(a) => cmd_lm_rl::check_preset(&a),
+    }
 }
 
 #[derive(Subcommand)]
@@ -103,7 +154,7 @@ fn main() {
         Command::Mdp(c) => cmd_mdp::run(c),
         Command::Train(a) => cmd_train::run(a),
         Command::Eval(a) => cmd_eval::eval(&a),
-        Command::Lm(c) => cmd_lm::run(c),
+        Command::Lm(c) => run_lm(c),
         Command::Bench(BenchCommand::Ppo(a)) => cmd_bench::bench_ppo(&a),
         Command::Bench(BenchCommand::Learn(a)) => cmd_bench::bench_learn(&a),
         Command::Bench(BenchCommand::Dqn(a)) => cmd_bench::bench_dqn(&a),

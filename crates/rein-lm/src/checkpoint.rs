@@ -218,3 +218,15 @@ pub fn load_state(
     let tensors = candle_core::safetensors::load_buffer(ckpt.bytes(), &Device::Cpu)?;
     Ok((tensors, state))
 }
+
+/// A model directory with its tokenizer; a directory without one is an error naming it.
+pub fn load_model_and_tokenizer(dir: &Path) -> Result<(Gpt2, crate::Tokenizer), LmError> {
+    let model = load_model(dir)?;
+    let tk = crate::Tokenizer::from_dir(dir)?.ok_or_else(|| {
+        LmError::Format(format!(
+            "{}: no tokenizer.json (or vocab.json + merges.txt)",
+            dir.display()
+        ))
+    })?;
+    Ok((model, tk))
+}

@@ -242,3 +242,17 @@ pub fn settings<C: Serialize + DeserializeOwned + Default>(
     }
     serde_json::from_value(v).map_err(|e| LmError::Input(format!("invalid setting value: {e}")))
 }
+
+/// Rewards from `--reward` flags, else the preset's, else the exact answer.
+pub fn reward_specs(
+    flags: &[String],
+    preset: Option<&TaskPreset>,
+) -> Result<Vec<RewardSpec>, LmError> {
+    if !flags.is_empty() {
+        return flags.iter().map(|f| RewardSpec::parse(f)).collect();
+    }
+    match preset {
+        Some(p) if !p.reward.is_empty() => Ok(p.reward.clone()),
+        _ => Ok(vec![RewardSpec::ExactAnswer { weight: 1.0 }]),
+    }
+}
