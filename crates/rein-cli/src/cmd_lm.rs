@@ -268,7 +268,7 @@ pub fn cmd_logits(a: &LogitsArgs) -> Result<()> {
 // Supervised training: train-tokenizer, pretrain, sft, quickstart.
 
 use rein_lm::evaluation::answer_stats;
-use rein_lm::train::{blocks_from_text, examples_from_jsonl, Example, LmTrainConfig, LmTrainer};
+use rein_lm::train::{examples_from_jsonl, Example, LmTrainConfig, LmTrainer};
 
 /// Name of the trainer checkpoint inside an LM run directory.
 
@@ -460,7 +460,7 @@ pub fn pretrain(a: &PretrainArgs) -> Result<()> {
         )
     })?;
     let cfg = train_config(&common.set)?;
-    let mut mc = match &a.config {
+    let mc = match &a.config {
         Some(p) => rein_lm::Gpt2Config::load(p)?,
         None => rein_lm::Gpt2Config {
             n_layer: a.n_layer,
@@ -470,45 +470,35 @@ pub fn pretrain(a: &PretrainArgs) -> Result<()> {
             ..Default::default()
         },
     };
-    mc.vocab_size = tk.vocab_size();
-    let eos = tk
-        .token_id(rein_lm::tokenizer::END_OF_TEXT)
-        .with_context(|| format!("{}: the tokenizer has no <|endoftext|>", tk_dir.display()))?;
-    mc.eos_token_id = Some(eos);
-    mc.bos_token_id = Some(eos);
-    if cfg.block_size > mc.n_positions {
-        bail!(
-            "block_size {} exceeds n_positions {}",
-            cfg.block_size,
-            mc.n_positions
-        );
-    }
-    let text = std::fs::read_to_string(&data).with_context(|| format!("{}", data.display()))?;
-    let examples = blocks_from_text(&tk, &text, eos, cfg.block_size)?;
-    if examples.len() < 2 {
-        bail!(
-            "{}: too little text for blocks of {} tokens",
-            data.display(),
-            cfg.block_size
-        );
-    }
-    let mut rng = rein_core::rng_from_seed(cfg.seed);
-    let model = Gpt2::new_random(mc, &mut rng)?;
-    let run = new_lm_run(&common.runs_dir, "pretrain", cfg.seed)?;
-    write_train_config(&run, &cfg)?;
-    std::fs::create_dir_all(run.join("model"))?;
-    tk.save(&run.join("model/tokenizer.json"))?;
-    println!(
-        "run directory: {} ({} blocks of {} tokens, {:.2}M parameters)",
-        run.display(),
+    let (model, examples) = rein_lm::train::pretraining_setup(&tk, &data, &cfg, mc)?;
+    let what = format!(
+        "{} blocks of {} tokens, {:.2}M parameters",
         examples.len(),
         cfg.block_size,
         model.config.num_parameters() as f64 / 1e6
     );
+    start_supervised(&common, "pretrain", cfg, model, tk, examples, &what)
+}
+
+/// A new supervised run of `kind` in `common.runs_dir`: config.toml, the tokenizer in
+/// `model/`, the run loop, and the held-out loss at the end.
+fn start_supervised(
+    common: &TrainCommon,
+    kind: &str,
+    cfg: LmTrainConfig,
+    model: Gpt2,
+    tk: Tokenizer,
+    examples: Vec<Example>,
+    what: &str,
+) -> Result<()> {
+    let run = new_lm_run(&common.runs_dir, kind, cfg.seed)?;
+    write_train_config(&run, &cfg)?;
+    std::fs::create_dir_all(run.join("model"))?;
+    tk.save(&run.join("model/tokenizer.json"))?;
+    println!("run directory: {} ({what})", run.display());
     let t = LmTrainer::new(cfg, model, examples)?;
-    let t = run_trainer(t, &run, &run.join("model"), &common, false)?;
-    report_end(&t)?;
-    Ok(())
+    let t = run_trainer(t, &run, &run.join("model"), common, false)?;
+    report_end(&t)
 }
 
 fn write_train_config(run: &Path, cfg: &LmTrainConfig) -> Result<()> {
@@ -549,19 +539,8 @@ pub fn sft(a: &SftArgs) -> Result<()> {
     let cfg = train_config(&common.set)?;
     let eos = eos_of(&tk, &model, &mdir)?;
     let examples: Vec<Example> = examples_from_jsonl(&tk, &data, eos, model.config.n_positions)?;
-    let run = new_lm_run(&common.runs_dir, "sft", cfg.seed)?;
-    write_train_config(&run, &cfg)?;
-    std::fs::create_dir_all(run.join("model"))?;
-    tk.save(&run.join("model/tokenizer.json"))?;
-    println!(
-        "run directory: {} ({} records)",
-        run.display(),
-        examples.len()
-    );
-    let t = LmTrainer::new(cfg, model, examples)?;
-    let t = run_trainer(t, &run, &run.join("model"), &common, false)?;
-    report_end(&t)?;
-    Ok(())
+    let what = format!("{} records", examples.len());
+    start_supervised(&common, "sft", cfg, model, tk, examples, &what)
 }
 
 #[derive(Args)]

@@ -9,7 +9,6 @@ use rein_lm::evaluation::{answer_stats, kl_to_reference};
 use rein_lm::grpo::{GrpoConfig, GrpoTrainer};
 use rein_lm::ppo_lm::{PpoLmConfig, PpoLmTrainer};
 use rein_lm::rewards::{build_reward, RewardSpec};
-use rein_lm::rl::PromptRecord;
 use rein_lm::rl_trainer::{reward_specs, RlMethod, RlTrainer, TaskPreset, GRPO_KIND, PPO_KIND};
 use rein_lm::Tokenizer;
 use rein_train::{files, RunOptions};
@@ -72,11 +71,6 @@ pub struct PpoArgs {
     rl: RlArgs,
 }
 
-/// Reads a task preset (see `rein_lm::rl_trainer::TaskPreset`).
-pub fn read_preset(path: &Path) -> Result<TaskPreset> {
-    Ok(TaskPreset::read(path)?)
-}
-
 #[derive(Args)]
 #[command(
     after_help = "Example:\n  rein lm check-preset presets/lm/summarization.toml\n\nParses the preset, checks its settings against its trainer's (grpo or ppo), reads its\nprompt files and builds its rewards (a reward model that is not trained yet is reported,\nnot an error)."
@@ -88,45 +82,9 @@ pub struct CheckPresetArgs {
 
 /// `rein lm check-preset`.
 pub fn check_preset(a: &CheckPresetArgs) -> Result<()> {
-    let p = read_preset(&a.preset)?;
-    match p.trainer.as_deref() {
-        Some("grpo") => {
-            let c: GrpoConfig = settings(Some(&p), &[])?;
-            c.validate()?;
-        }
-        Some("ppo") => {
-            let c: PpoLmConfig = settings(Some(&p), &[])?;
-            c.validate()?;
-        }
-        other => bail!(
-            "{}: trainer must be \"grpo\" or \"ppo\", got {other:?}",
-            a.preset.display()
-        ),
+    for line in TaskPreset::read(&a.preset)?.check(&a.preset)? {
+        println!("{line}");
     }
-    for f in [&p.prompts, &p.eval_prompts].into_iter().flatten() {
-        let n = rein_lm::rl::read_prompts(f)?.len();
-        println!("{}: {n} prompts", f.display());
-    }
-    for spec in &p.reward {
-        match spec {
-            RewardSpec::RewardModel { path, .. } if !path.join("model.safetensors").exists() => {
-                println!(
-                    "reward model {} is not trained yet (rein lm train-reward-model --out {})",
-                    path.display(),
-                    path.display()
-                );
-            }
-            _ => {
-                spec.build()?;
-            }
-        }
-    }
-    println!(
-        "{}: ok ({} trainer, {} rewards)",
-        a.preset.display(),
-        p.trainer.as_deref().unwrap_or(""),
-        p.reward.len()
-    );
     Ok(())
 }
 
@@ -285,22 +243,11 @@ pub struct DemoArgs {
     quiet: bool,
 }
 
-/// The demo's GRPO settings (overridable with --set).
+/// The demo's GRPO settings (`rein_lm::demo::settings`), then --set.
 fn demo_config(a: &DemoArgs) -> Result<GrpoConfig> {
-    let mut set = vec![
-        format!("max_steps={}", a.steps),
-        "prompts_per_step=8".into(),
-        "group_size=16".into(),
-        "max_new_tokens=40".into(),
-        "learning_rate=0.00005".into(),
-        "temperature=0.5".into(),
-        "warmup_steps=10".into(),
-        "beta=0".into(),
-        "stop_strings=[\"\\n\"]".into(),
-        format!("seed={}", a.seed),
-    ];
-    set.extend(a.set.iter().cloned());
-    let c: GrpoConfig = settings(None, &set)?;
+    let mut set = rein_lm::demo::settings(a.steps, a.seed);
+    set.extend(crate::options::kv_map(&a.set)?);
+    let c: GrpoConfig = rein_lm::rl_trainer::settings(None, &set)?;
     c.validate()?;
     Ok(c)
 }
@@ -317,41 +264,23 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     }
     let cfg = demo_config(a)?;
     let (model, tk) = rein_lm::checkpoint::load_model_and_tokenizer(&a.model)?;
-    let held_path = a.model.join("heldout.jsonl");
-    let held: Vec<rein_lm::tasks::Problem> = std::fs::read_to_string(&held_path)
-        .with_context(|| format!("{}: held-out problems", held_path.display()))?
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .with_context(|| format!("{}:{}: not a problem record", held_path.display(), i + 1))
-        })
-        .collect::<Result<_>>()?;
+    let held = rein_lm::demo::read_problems(&a.model.join("heldout.jsonl"))?;
     let before = answer_stats(&model, &tk, &held, "")?;
     println!(
         "accuracy before: {:.1}% ({:.1}% of answers worked)",
         100.0 * before.accuracy,
         100.0 * before.worked
     );
-    let held_prompts: std::collections::HashSet<&str> =
-        held.iter().map(|p| p.prompt.as_str()).collect();
-    let train: Vec<PromptRecord> = rein_lm::tasks::arithmetic_problems(20_000, 1_000 + a.seed)
-        .into_iter()
-        .filter(|p| !held_prompts.contains(p.prompt.as_str()))
-        .take(a.pool)
-        .map(|p| PromptRecord {
-            prompt: p.prompt,
-            references: vec![p.answer],
-        })
-        .collect();
+    let train = rein_lm::demo::training_pool(&held, a.pool, a.seed);
     let run = rein_train::create_run_dir(&a.runs_dir, "lm", "demo", a.seed)?;
     tk.save(&run.join("tokenizer.json"))?;
     rein_train::write_config(&run, &toml::to_string(&cfg)?)?;
-    let specs = a
-        .reward
-        .iter()
-        .map(|r| rein_lm::rewards::RewardSpec::parse(r))
-        .collect::<Result<Vec<_>, _>>()?;
+    let specs = reward_specs(&a.reward, None)?;
+    // With the reward list, `rein lm grpo --resume RUN` continues an interrupted demo run.
+    rein_core::metrics::write_atomic(
+        &run.join("reward.json"),
+        serde_json::to_string_pretty(&specs)?.as_bytes(),
+    )?;
     let mut trainer = RlTrainer {
         method: RlMethod::Grpo(GrpoTrainer::new(cfg, model, train, &tk)?),
         reward: rein_lm::rewards::build_reward(&specs)?,

@@ -2,12 +2,12 @@
 //! `rein lm train-reward-model` (Bradley-Terry reward models) and `rein lm example-data`
 //! (the example datasets of the task presets).
 
-use rein_lm::rl_trainer::{reward_specs, TaskPreset};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rein_lm::generate::{generate, GenerationConfig};
 use rein_lm::reward_model::{read_preferences, RewardModel, RewardModelConfig, RewardModelTrainer};
 use rein_lm::rewards::build_reward;
+use rein_lm::rl_trainer::{reward_specs, TaskPreset};
 use std::path::PathBuf;
 
 #[derive(Args)]

@@ -8,6 +8,7 @@ pub mod attention;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod demo;
 pub mod evaluation;
 pub mod generate;
 pub mod grpo;

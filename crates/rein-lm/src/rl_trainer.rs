@@ -222,6 +222,52 @@ impl TaskPreset {
     }
 }
 
+impl TaskPreset {
+    /// Checks the preset read from `path`: its settings against its trainer's (`grpo` or
+    /// `ppo`), its prompt files, its rewards (a reward model not trained yet is reported, not
+    /// an error). Returns the lines of the report.
+    pub fn check(&self, path: &Path) -> Result<Vec<String>, LmError> {
+        match self.trainer.as_deref() {
+            Some("grpo") => settings::<crate::grpo::GrpoConfig>(Some(self), &[])?.validate()?,
+            Some("ppo") => settings::<crate::ppo_lm::PpoLmConfig>(Some(self), &[])?.validate()?,
+            other => {
+                return Err(LmError::Input(format!(
+                    "{}: trainer must be \"grpo\" or \"ppo\", got {other:?}",
+                    path.display()
+                )))
+            }
+        }
+        let mut lines = Vec::new();
+        for f in [&self.prompts, &self.eval_prompts].into_iter().flatten() {
+            let n = crate::rl::read_prompts(f)?.len();
+            lines.push(format!("{}: {n} prompts", f.display()));
+        }
+        for spec in &self.reward {
+            match spec {
+                RewardSpec::RewardModel { path, .. }
+                    if !path.join("model.safetensors").exists() =>
+                {
+                    lines.push(format!(
+                        "reward model {} is not trained yet (rein lm train-reward-model --out {})",
+                        path.display(),
+                        path.display()
+                    ));
+                }
+                _ => {
+                    spec.build()?;
+                }
+            }
+        }
+        lines.push(format!(
+            "{}: ok ({} trainer, {} rewards)",
+            path.display(),
+            self.trainer.as_deref().unwrap_or(""),
+            self.reward.len()
+        ));
+        Ok(lines)
+    }
+}
+
 /// A trainer's settings: its defaults, then the preset's `[settings]`, then `overrides`
 /// (`key`, JSON value) in order; unknown keys are errors naming the key.
 pub fn settings<C: Serialize + DeserializeOwned + Default>(

@@ -549,3 +549,38 @@ impl rein_train::Trainer for SupervisedTrainer {
         Ok(())
     }
 }
+
+/// The model and training blocks of a pretraining run on the text file `data`: `model_config`
+/// gets the tokenizer's vocabulary and its `<|endoftext|>` as BOS and EOS; the text is cut into
+/// blocks of `config.block_size` tokens (at least two, no longer than the context).
+pub fn pretraining_setup(
+    tk: &crate::Tokenizer,
+    data: &Path,
+    config: &LmTrainConfig,
+    mut model_config: crate::Gpt2Config,
+) -> Result<(Gpt2, Vec<Example>), LmError> {
+    model_config.vocab_size = tk.vocab_size();
+    let eos = tk
+        .token_id(crate::tokenizer::END_OF_TEXT)
+        .ok_or_else(|| LmError::Input("the tokenizer has no <|endoftext|>".into()))?;
+    model_config.eos_token_id = Some(eos);
+    model_config.bos_token_id = Some(eos);
+    if config.block_size > model_config.n_positions {
+        return Err(LmError::Input(format!(
+            "block_size {} exceeds n_positions {}",
+            config.block_size, model_config.n_positions
+        )));
+    }
+    let text = std::fs::read_to_string(data).map_err(|e| LmError::io(data, e))?;
+    let examples = blocks_from_text(tk, &text, eos, config.block_size)?;
+    if examples.len() < 2 {
+        return Err(LmError::Input(format!(
+            "{}: too little text for blocks of {} tokens",
+            data.display(),
+            config.block_size
+        )));
+    }
+    let mut rng = rein_core::rng_from_seed(config.seed);
+    let model = Gpt2::new_random(model_config, &mut rng)?;
+    Ok((model, examples))
+}

@@ -223,4 +223,3 @@ mod tests {
         assert_eq!(fast_tanh(-100.0), -1.0);
     }
 }
-
