@@ -405,3 +405,34 @@ impl Trainer for Agent {
         Ok(Some(Evaluation { json, summary }))
     }
 }
+
+/// A `rein train` run directory's `config.toml`: the algorithm, the env id and options, and
+/// every effective setting (`config`), which `--config` accepts back.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunConfig {
+    /// The algorithm's name (`ppo`, `qlearning`, ...).
+    pub algo: String,
+    /// The env id.
+    pub env: String,
+    /// The env's options (Gymnasium's make kwargs).
+    #[serde(default)]
+    pub env_options: serde_json::Map<String, serde_json::Value>,
+    /// Every effective setting.
+    pub config: serde_json::Value,
+}
+
+impl RunConfig {
+    /// Writes `dir/config.toml`, atomically.
+    pub fn write(&self, dir: &Path) -> Result<(), AlgoError> {
+        let text = toml::to_string_pretty(self).map_err(|e| AlgoError::Config(e.to_string()))?;
+        rein_train::write_config(dir, &text).map_err(|e| AlgoError::Config(e.to_string()))
+    }
+
+    /// Reads `dir/config.toml`; errors name the file.
+    pub fn read(dir: &Path) -> Result<Self, AlgoError> {
+        let path = dir.join(rein_train::files::CONFIG);
+        let bad = |m: String| AlgoError::Config(format!("{}: {m}", path.display()));
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| bad(format!("not a run's config.toml: {e}")))
+    }
+}

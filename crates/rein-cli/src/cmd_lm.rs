@@ -4,10 +4,10 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rein_lm::checkpoint::load_model;
-use rein_lm::generate::{generate, left_pad, GenerationConfig};
-use rein_lm::{ForwardInput, Gpt2, Tokenizer};
+use rein_lm::generate::{generate, GenerationConfig};
+use rein_lm::{Gpt2, Tokenizer};
 use serde_json::json;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -152,25 +152,7 @@ pub fn cmd_generate(a: &GenerateArgs) -> Result<()> {
         bail!("give --prompt, --prompts or --prompt-ids");
     };
     let tk = need_tk()?;
-    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    let mut records = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("{}", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .with_context(|| format!("{} line {}: not JSON", path.display(), n + 1))?;
-        let prompt = v["prompt"].as_str().with_context(|| {
-            format!(
-                "{} line {}: expected {{\"prompt\": \"...\"}}",
-                path.display(),
-                n + 1
-            )
-        })?;
-        let seed = v["seed"].as_u64().unwrap_or(a.seed + records.len() as u64);
-        records.push((prompt.to_string(), seed));
-    }
+    let records = rein_lm::generate::read_requests(path, a.seed)?;
     let stdout = std::io::stdout();
     for chunk in records.chunks(a.batch_size.max(1)) {
         let prompts = chunk
@@ -214,36 +196,7 @@ pub fn cmd_logits(a: &LogitsArgs) -> Result<()> {
         .enumerate()
         .map(|(i, s)| parse_ids(s, &format!("--ids sequence {i}")))
         .collect::<Result<Vec<_>>>()?;
-    let vocab = model.config.vocab_size;
-    for (i, s) in seqs.iter().enumerate() {
-        if s.is_empty() {
-            bail!("--ids sequence {i} is empty");
-        }
-        if let Some(bad) = s.iter().find(|&&t| t as usize >= vocab) {
-            bail!("--ids sequence {i}: token id {bad} is outside the vocabulary (size {vocab})");
-        }
-        if s.len() > model.config.n_positions {
-            bail!(
-                "--ids sequence {i} has {} tokens; the model's n_positions is {}",
-                s.len(),
-                model.config.n_positions
-            );
-        }
-    }
-    let (flat, pos, mask, len) = left_pad(&seqs, 0);
-    let b = seqs.len();
-    let dev = candle_core::Device::Cpu;
-    let logits = model.logits(&ForwardInput {
-        ids: &candle_core::Tensor::from_vec(flat, (b, len), &dev)?,
-        positions: &candle_core::Tensor::from_vec(pos, (b, len), &dev)?,
-        mask: Some(&mask),
-    })?;
-    let all: Vec<Vec<Vec<f32>>> = logits.to_vec3()?;
-    let per_seq: Vec<Vec<Vec<f32>>> = seqs
-        .iter()
-        .zip(all)
-        .map(|(s, rows)| rows[len - s.len()..].to_vec())
-        .collect();
+    let per_seq = rein_lm::generate::sequence_logits(&model, &seqs)?;
     if a.json {
         println!("{}", json!({ "logits": per_seq }));
     } else {
@@ -380,11 +333,8 @@ pub fn train_tokenizer(a: &TrainTokenizerArgs) -> Result<()> {
 }
 
 fn train_config(set: &[String]) -> Result<LmTrainConfig> {
-    let mut v = serde_json::to_value(LmTrainConfig::default())?;
-    for (k, val) in crate::options::kv_map(set)? {
-        rein_train::settings::set_path(&mut v, &k, val)?;
-    }
-    let c: LmTrainConfig = serde_json::from_value(v).context("invalid --set value")?;
+    let overrides: Vec<_> = crate::options::kv_map(set)?.into_iter().collect();
+    let c: LmTrainConfig = rein_train::settings::with_overrides(&overrides)?;
     c.validate()?;
     Ok(c)
 }

@@ -7,10 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use rein_lm::evaluation::{answer_stats, kl_to_reference};
 use rein_lm::grpo::{GrpoConfig, GrpoTrainer};
-use rein_lm::ppo_lm::{PpoLmConfig, PpoLmTrainer};
-use rein_lm::rewards::{build_reward, RewardSpec};
 use rein_lm::rl_trainer::{reward_specs, RlMethod, RlTrainer, TaskPreset, GRPO_KIND, PPO_KIND};
-use rein_lm::Tokenizer;
 use rein_train::{files, RunOptions};
 use std::path::{Path, PathBuf};
 
@@ -88,15 +85,6 @@ pub fn check_preset(a: &CheckPresetArgs) -> Result<()> {
     Ok(())
 }
 
-/// Defaults, then the preset's settings, then `--set`; unknown keys are errors.
-fn settings<C: serde::Serialize + serde::de::DeserializeOwned + Default>(
-    preset: Option<&TaskPreset>,
-    set: &[String],
-) -> Result<C> {
-    let overrides: Vec<_> = crate::options::kv_map(set)?.into_iter().collect();
-    Ok(rein_lm::rl_trainer::settings(preset, &overrides)?)
-}
-
 /// `rein lm grpo`.
 pub fn grpo(a: &GrpoArgs) -> Result<()> {
     rl_command(&a.rl, GRPO_KIND)
@@ -111,15 +99,7 @@ pub fn ppo(a: &PpoArgs) -> Result<()> {
 fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
     let name = kind.trim_start_matches("lm-");
     let (run, trainer, resumed) = if let Some(run) = &a.resume {
-        let tk = Tokenizer::from_file(&run.join("tokenizer.json"))?;
-        let specs_path = run.join("reward.json");
-        let specs: Vec<RewardSpec> = serde_json::from_str(
-            &std::fs::read_to_string(&specs_path)
-                .with_context(|| format!("{}", specs_path.display()))?,
-        )
-        .with_context(|| format!("{}: not a reward list", specs_path.display()))?;
-        let ckpt = run.join(files::CHECKPOINT);
-        let t = RlTrainer::load(&ckpt, build_reward(&specs)?, tk)?;
+        let t = RlTrainer::resume(run)?;
         if rein_train::Trainer::kind(&t) != kind {
             bail!(
                 "{} is a `rein lm {}` run; resume it with that command",
@@ -150,42 +130,19 @@ fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
             .or_else(|| preset.as_ref().and_then(|p| p.prompts.clone()))
             .context("--prompts is required (or a --preset with `prompts`)")?;
         let specs = reward_specs(&a.reward, preset.as_ref())?;
-        let (model, tk) = rein_lm::checkpoint::load_model_and_tokenizer(model_dir)?;
+        let overrides: Vec<_> = crate::options::kv_map(&a.set)?.into_iter().collect();
         let records = rein_lm::rl::read_prompts(&prompts)?;
-        let (method, config_toml, seed) = if kind == GRPO_KIND {
-            let c: GrpoConfig = settings(preset.as_ref(), &a.set)?;
-            let (text, seed) = (toml::to_string(&c)?, c.seed);
-            (
-                RlMethod::Grpo(GrpoTrainer::new(c, model, records, &tk)?),
-                text,
-                seed,
-            )
-        } else {
-            let c: PpoLmConfig = settings(preset.as_ref(), &a.set)?;
-            let (text, seed) = (toml::to_string(&c)?, c.seed);
-            (
-                RlMethod::Ppo(PpoLmTrainer::new(c, model, records, &tk)?),
-                text,
-                seed,
-            )
-        };
-        let run = rein_train::create_run_dir(&a.runs_dir, "lm", name, seed)?;
-        tk.save(&run.join("tokenizer.json"))?;
-        rein_train::write_config(&run, &config_toml)?;
-        rein_core::metrics::write_atomic(
-            &run.join("reward.json"),
-            serde_json::to_string_pretty(&specs)?.as_bytes(),
+        let (t, config_toml, seed) = RlTrainer::build(
+            kind,
+            preset.as_ref(),
+            &overrides,
+            model_dir,
+            records,
+            &specs,
         )?;
-        let reward = build_reward(&specs)?;
-        (
-            run,
-            RlTrainer {
-                method,
-                reward,
-                tokenizer: tk,
-            },
-            false,
-        )
+        let run = rein_train::create_run_dir(&a.runs_dir, "lm", name, seed)?;
+        t.write_run_files(&run, &config_toml, &specs)?;
+        (run, t, false)
     };
     println!(
         "run directory: {}; reward: {}",
@@ -273,19 +230,14 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     );
     let train = rein_lm::demo::training_pool(&held, a.pool, a.seed);
     let run = rein_train::create_run_dir(&a.runs_dir, "lm", "demo", a.seed)?;
-    tk.save(&run.join("tokenizer.json"))?;
-    rein_train::write_config(&run, &toml::to_string(&cfg)?)?;
     let specs = reward_specs(&a.reward, None)?;
-    // With the reward list, `rein lm grpo --resume RUN` continues an interrupted demo run.
-    rein_core::metrics::write_atomic(
-        &run.join("reward.json"),
-        serde_json::to_string_pretty(&specs)?.as_bytes(),
-    )?;
     let mut trainer = RlTrainer {
-        method: RlMethod::Grpo(GrpoTrainer::new(cfg, model, train, &tk)?),
+        method: RlMethod::Grpo(GrpoTrainer::new(cfg.clone(), model, train, &tk)?),
         reward: rein_lm::rewards::build_reward(&specs)?,
         tokenizer: tk.clone(),
     };
+    // With the reward list, `rein lm grpo --resume RUN` continues an interrupted demo run.
+    trainer.write_run_files(&run, &toml::to_string(&cfg)?, &specs)?;
     let options = RunOptions {
         checkpoint_every: 50,
         sample_every: 20,
@@ -347,38 +299,12 @@ pub struct MetricArgs {
     json: bool,
 }
 
-fn read_texts(path: &Path, jsonl: bool) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    let mut lines: Vec<&str> = text.split('\n').collect();
-    if lines.last() == Some(&"") {
-        lines.pop();
-    }
-    lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let l = l.strip_suffix('\r').unwrap_or(l);
-            if jsonl {
-                serde_json::from_str::<String>(l).with_context(|| {
-                    format!(
-                        "{}:{}: expected one JSON string per line",
-                        path.display(),
-                        i + 1
-                    )
-                })
-            } else {
-                Ok(l.to_string())
-            }
-        })
-        .collect()
-}
-
 /// `rein lm metric`.
 pub fn metric(a: &MetricArgs) -> Result<()> {
-    let hyps = read_texts(&a.hyps, a.jsonl)?;
+    let hyps = rein_text::report::read_texts(&a.hyps, a.jsonl).map_err(anyhow::Error::msg)?;
     let refs = match (&a.refs, a.metric.as_str()) {
         (Some(path), _) => {
-            let refs = read_texts(path, a.jsonl)?;
+            let refs = rein_text::report::read_texts(path, a.jsonl).map_err(anyhow::Error::msg)?;
             if hyps.len() != refs.len() {
                 bail!(
                     "{} has {} texts but {} has {}: they must be aligned line by line",

@@ -4,7 +4,6 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rein_lm::generate::{generate, GenerationConfig};
 use rein_lm::reward_model::{read_preferences, RewardModel, RewardModelConfig, RewardModelTrainer};
 use rein_lm::rewards::build_reward;
 use rein_lm::rl_trainer::{reward_specs, TaskPreset};
@@ -142,11 +141,8 @@ pub struct TrainRewardModelArgs {
 
 /// `rein lm train-reward-model`.
 pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
-    let mut v = serde_json::to_value(RewardModelConfig::default())?;
-    for (k, val) in crate::options::kv_map(&a.set)? {
-        rein_train::settings::set_path(&mut v, &k, val)?;
-    }
-    let cfg: RewardModelConfig = serde_json::from_value(v).context("invalid --set value")?;
+    let overrides: Vec<_> = crate::options::kv_map(&a.set)?.into_iter().collect();
+    let cfg: RewardModelConfig = rein_train::settings::with_overrides(&overrides)?;
     let pairs = read_preferences(&a.data)?;
     let (backbone, tk) = load_pair(&a.model)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("{}", a.out.display()))?;
@@ -180,43 +176,20 @@ pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
         .cloned()
         .collect();
     let mut rm = t.model;
-    let texts: Vec<(String, String)> = match (&a.policy, &a.prompts) {
+    let texts = match (&a.policy, &a.prompts) {
         (Some(p), Some(prompts)) => {
             let (policy, ptk) = load_pair(p)?;
             let records = rein_lm::rl::read_prompts(prompts)?;
-            let records = &records[..records.len().min(256)];
-            let ids = records
-                .iter()
-                .map(|r| ptk.encode(&r.prompt))
-                .collect::<Result<Vec<_>, _>>()?;
-            let g = generate(
+            let n = records.len().min(256);
+            rein_lm::reward_model::policy_samples(
                 &policy,
-                &ids,
-                &GenerationConfig {
-                    max_new_tokens: a.max_new_tokens,
-                    do_sample: true,
-                    eos_token_id: policy.config.eos_token_id,
-                    seed: cfg.seed,
-                    ..Default::default()
-                },
-                None,
-                Some(&ptk),
-            )?;
-            records
-                .iter()
-                .zip(g)
-                .map(|(r, x)| (r.prompt.clone(), x.text.unwrap_or_default()))
-                .collect()
+                &ptk,
+                &records[..n],
+                a.max_new_tokens,
+                cfg.seed,
+            )?
         }
-        _ => t_pairs
-            .iter()
-            .flat_map(|p| {
-                [
-                    (p.prompt.clone(), p.chosen.clone()),
-                    (p.prompt.clone(), p.rejected.clone()),
-                ]
-            })
-            .collect(),
+        _ => rein_lm::reward_model::pair_texts(&t_pairs),
     };
     let r = rm.score_texts(&texts)?;
     let mean = r.iter().sum::<f64>() / r.len().max(1) as f64;

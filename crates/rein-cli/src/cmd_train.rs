@@ -6,7 +6,7 @@ use crate::options::{kv_map, parse_kv};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use rein_algos::agent::{self, Agent};
+use rein_algos::agent::{self, Agent, RunConfig};
 use rein_algos::onpolicy::EnvFactory;
 use rein_algos::tabular::StateIndexer;
 use rein_algos::{
@@ -118,22 +118,15 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-/// Applies, in order, a config file (TOML) and the --set overrides to `cfg`, rejecting unknown
-/// settings by name.
+/// Applies, in order, a config file (TOML, or a run's config.toml) and the --set overrides to
+/// `cfg`, rejecting unknown settings by name.
 pub fn merge_settings(
     mut cfg: serde_json::Value,
     config: Option<&PathBuf>,
     sets: &[String],
 ) -> Result<serde_json::Value> {
     if let Some(path) = config {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let table: toml::Table = toml::from_str(&text)
-            .with_context(|| format!("{} is not valid TOML", path.display()))?;
-        let file = serde_json::to_value(table)?;
-        for (k, v) in file.as_object().into_iter().flatten() {
-            set_path(&mut cfg, k, v.clone()).with_context(|| format!("in {}", path.display()))?;
-        }
+        rein_train::settings::apply_file(&mut cfg, path)?;
     }
     for item in sets {
         let (k, v) = parse_kv(item)?;
@@ -165,34 +158,9 @@ pub fn env_factory(env_id: &str, kwargs: &Map<String, Json>) -> Result<EnvFactor
     Ok(Arc::new(move |_| rein_envs::make_with(&id, &kw)))
 }
 
-/// A run directory's `config.toml`.
-pub struct RunConfig {
-    /// The algorithm's name.
-    pub algo: String,
-    /// The env id.
-    pub env: String,
-    /// The env's options.
-    pub env_options: Map<String, Json>,
-}
-
 /// Reads the run's `config.toml`.
 pub fn read_run_config(dir: &Path) -> Result<RunConfig> {
-    let path = dir.join(files::CONFIG);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
-    let v = serde_json::to_value(table)?;
-    let field = |k: &str| {
-        v[k].as_str()
-            .map(str::to_string)
-            .with_context(|| format!("{}: no {k:?}", path.display()))
-    };
-    Ok(RunConfig {
-        algo: field("algo")?,
-        env: field("env")?,
-        env_options: v["env_options"].as_object().cloned().unwrap_or_default(),
-    })
+    Ok(RunConfig::read(dir)?)
 }
 
 /// `rein train ppo|a2c|reinforce|dqn|td3|ddpg|sac`: a new run of a deep agent.
@@ -210,9 +178,13 @@ fn train_deep(a: &TrainArgs, algo: agent::Algo, env_id: &str) -> Result<()> {
     }
     let agent = Agent::new(algo, cfg.clone(), env_factory(env_id, &kwargs)?)?;
     let dir = rein_train::create_run_dir(&a.runs_dir, env_id, algo.name(), agent.seed())?;
-    let effective =
-        json!({"algo": algo.name(), "env": env_id, "env_options": kwargs, "config": cfg});
-    rein_train::write_config(&dir, &toml::to_string_pretty(&effective)?)?;
+    let rc = RunConfig {
+        algo: algo.name().into(),
+        env: env_id.into(),
+        env_options: kwargs,
+        config: cfg,
+    };
+    rc.write(&dir)?;
     run_agent(agent, &dir, a, false)
 }
 
@@ -277,10 +249,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
         );
     }
     let dir = rein_train::create_run_dir(&a.runs_dir, &env_id, algo.name(), cfg.seed)?;
-    let effective =
-        json!({"algo": algo.name(), "env": env_id, "env_options": kwargs, "config": cfg});
-    let toml_text = toml::to_string_pretty(&effective).context("serialising config.toml")?;
-    write_atomic(&dir.join("config.toml"), toml_text.as_bytes())?;
+    let rc = RunConfig {
+        algo: algo.name().into(),
+        env: env_id.clone(),
+        env_options: kwargs.clone(),
+        config: serde_json::to_value(&cfg)?,
+    };
+    rc.write(&dir)?;
 
     let mut csv = CsvLogger::create(&dir.join("metrics.csv"), &TabularLog::COLUMNS)?;
     let bar = if a.quiet {

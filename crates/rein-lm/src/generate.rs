@@ -442,3 +442,69 @@ pub fn cut_at_stop(text: &str, stops: &[String]) -> String {
         .unwrap_or(text.len());
     text[..cut].to_string()
 }
+
+/// The logits of each of `seqs` at its own positions, from one left-padded batch (`[len][vocab]`
+/// per sequence): `rein lm logits`, for cross-checking checkpoints against transformers.
+/// Empty sequences, ids outside the vocabulary and sequences longer than the context are
+/// errors naming the sequence.
+pub fn sequence_logits(model: &Gpt2, seqs: &[Vec<u32>]) -> Result<Vec<Vec<Vec<f32>>>, LmError> {
+    let vocab = model.config.vocab_size;
+    for (i, s) in seqs.iter().enumerate() {
+        let bad = |m: String| Err(LmError::Input(format!("--ids sequence {i}{m}")));
+        if s.is_empty() {
+            return bad(" is empty".into());
+        }
+        if let Some(t) = s.iter().find(|&&t| t as usize >= vocab) {
+            return bad(format!(
+                ": token id {t} is outside the vocabulary (size {vocab})"
+            ));
+        }
+        if s.len() > model.config.n_positions {
+            return bad(format!(
+                " has {} tokens; the model's n_positions is {}",
+                s.len(),
+                model.config.n_positions
+            ));
+        }
+    }
+    let (flat, pos, mask, len) = left_pad(seqs, 0);
+    let b = seqs.len();
+    let dev = candle_core::Device::Cpu;
+    let logits = model.logits(&crate::ForwardInput {
+        ids: &Tensor::from_vec(flat, (b, len), &dev)?,
+        positions: &Tensor::from_vec(pos, (b, len), &dev)?,
+        mask: Some(&mask),
+    })?;
+    let all: Vec<Vec<Vec<f32>>> = logits.to_vec3()?;
+    Ok(seqs
+        .iter()
+        .zip(all)
+        .map(|(s, rows)| rows[len - s.len()..].to_vec())
+        .collect())
+}
+
+/// Generation requests of a JSONL file: `{"prompt": "..."}` with an optional `"seed"` (else
+/// `base_seed` + the request's index); errors name the file and line.
+pub fn read_requests(
+    path: &std::path::Path,
+    base_seed: u64,
+) -> Result<Vec<(String, u64)>, LmError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
+    let mut records = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{} line {}", path.display(), n + 1);
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|_| LmError::Format(format!("{}: not JSON", at())))?;
+        let prompt = v["prompt"].as_str().ok_or_else(|| {
+            LmError::Format(format!("{}: expected {{\"prompt\": \"...\"}}", at()))
+        })?;
+        let seed = v["seed"]
+            .as_u64()
+            .unwrap_or(base_seed + records.len() as u64);
+        records.push((prompt.to_string(), seed));
+    }
+    Ok(records)
+}

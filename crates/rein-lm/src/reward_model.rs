@@ -604,6 +604,47 @@ impl rein_train::Trainer for RewardModelTrainer {
     }
 }
 
+/// One sampled response of `policy` per prompt (up to `max_new_tokens`, seed `seed`) as
+/// `(prompt, response)` texts: the samples a reward model is normalised over.
+pub fn policy_samples(
+    policy: &Gpt2,
+    tk: &Tokenizer,
+    records: &[crate::rl::PromptRecord],
+    max_new_tokens: usize,
+    seed: u64,
+) -> Result<Vec<(String, String)>, LmError> {
+    let ids = records
+        .iter()
+        .map(|r| tk.encode(&r.prompt))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cfg = crate::GenerationConfig {
+        max_new_tokens,
+        do_sample: true,
+        eos_token_id: policy.config.eos_token_id,
+        seed,
+        ..Default::default()
+    };
+    let g = crate::generate(policy, &ids, &cfg, None, Some(tk))?;
+    Ok(records
+        .iter()
+        .zip(g)
+        .map(|(r, x)| (r.prompt.clone(), x.text.unwrap_or_default()))
+        .collect())
+}
+
+/// Both responses of every pair as `(prompt, response)` texts.
+pub fn pair_texts(pairs: &[PreferencePair]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .flat_map(|p| {
+            [
+                (p.prompt.clone(), p.chosen.clone()),
+                (p.prompt.clone(), p.rejected.clone()),
+            ]
+        })
+        .collect()
+}
+
 /// Trains `rm` on `pairs` (a seeded `eval_fraction` held out) to the end with
 /// [`RewardModelTrainer`]; `on_step` sees every step's log and the total. Returns the held-out
 /// evaluation and the held-out pairs.

@@ -33,6 +33,11 @@ pub struct RlTrainer {
     pub tokenizer: Tokenizer,
 }
 
+/// Settings as TOML (for `config.toml`).
+fn to_toml<C: Serialize>(c: &C) -> Result<String, LmError> {
+    toml::to_string(c).map_err(|e| LmError::Format(e.to_string()))
+}
+
 /// Checkpoint kinds of the two methods.
 pub const GRPO_KIND: &str = "lm-grpo";
 /// See [`GRPO_KIND`].
@@ -64,6 +69,72 @@ impl RlTrainer {
             reward,
             tokenizer,
         })
+    }
+
+    /// A new trainer of checkpoint kind `kind` ([`GRPO_KIND`] or [`PPO_KIND`]) on the model
+    /// directory `model_dir` (with its tokenizer) and `prompts`, its settings from
+    /// [`settings`], its reward the sum of `specs`. Returns the trainer, its settings as TOML
+    /// and its seed.
+    pub fn build(
+        kind: &str,
+        preset: Option<&TaskPreset>,
+        overrides: &[(String, serde_json::Value)],
+        model_dir: &Path,
+        prompts: Vec<crate::rl::PromptRecord>,
+        specs: &[RewardSpec],
+    ) -> Result<(Self, String, u64), LmError> {
+        let (model, tk) = crate::checkpoint::load_model_and_tokenizer(model_dir)?;
+        let (method, text, seed) = if kind == GRPO_KIND {
+            let c: crate::grpo::GrpoConfig = settings(preset, overrides)?;
+            let (text, seed) = (to_toml(&c)?, c.seed);
+            (
+                RlMethod::Grpo(GrpoTrainer::new(c, model, prompts, &tk)?),
+                text,
+                seed,
+            )
+        } else {
+            let c: crate::ppo_lm::PpoLmConfig = settings(preset, overrides)?;
+            let (text, seed) = (to_toml(&c)?, c.seed);
+            (
+                RlMethod::Ppo(PpoLmTrainer::new(c, model, prompts, &tk)?),
+                text,
+                seed,
+            )
+        };
+        let trainer = Self {
+            method,
+            reward: crate::rewards::build_reward(specs)?,
+            tokenizer: tk,
+        };
+        Ok((trainer, text, seed))
+    }
+
+    /// Writes what `--resume` reads besides the checkpoint into a new run directory: the
+    /// tokenizer, `config.toml` and the reward list `reward.json`.
+    pub fn write_run_files(
+        &self,
+        run: &Path,
+        config_toml: &str,
+        specs: &[RewardSpec],
+    ) -> Result<(), LmError> {
+        self.tokenizer.save(&run.join("tokenizer.json"))?;
+        rein_train::write_config(run, config_toml).map_err(|e| LmError::Format(e.to_string()))?;
+        let path = run.join("reward.json");
+        let json =
+            serde_json::to_string_pretty(specs).map_err(|e| LmError::Format(e.to_string()))?;
+        rein_core::metrics::write_atomic(&path, json.as_bytes()).map_err(|e| LmError::io(&path, e))
+    }
+
+    /// The trainer of a run directory written by [`RlTrainer::write_run_files`] and the run
+    /// loop: its tokenizer, rewards and checkpoint.
+    pub fn resume(run: &Path) -> Result<Self, LmError> {
+        let tk = Tokenizer::from_file(&run.join("tokenizer.json"))?;
+        let path = run.join("reward.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| LmError::io(&path, e))?;
+        let specs: Vec<RewardSpec> = serde_json::from_str(&text)
+            .map_err(|e| LmError::Format(format!("{}: not a reward list: {e}", path.display())))?;
+        let reward = crate::rewards::build_reward(&specs)?;
+        Self::load(&run.join(files::CHECKPOINT), reward, tk)
     }
 
     /// The policy being trained.

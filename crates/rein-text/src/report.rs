@@ -84,3 +84,31 @@ pub fn score(
         }
     }
 }
+
+/// The texts of a file, one per line (a final newline ends the last line, `\r\n` counts as a
+/// line end), or with `jsonl` one JSON string per line (texts with newlines); errors name the
+/// file and line.
+pub fn read_texts(path: &std::path::Path, jsonl: bool) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    if lines.last() == Some(&"") {
+        lines.pop();
+    }
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let l = l.strip_suffix('\r').unwrap_or(l);
+            if !jsonl {
+                return Ok(l.to_string());
+            }
+            serde_json::from_str::<String>(l).map_err(|e| {
+                format!(
+                    "{}:{}: expected one JSON string per line ({e})",
+                    path.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
+}

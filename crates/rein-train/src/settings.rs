@@ -54,6 +54,41 @@ pub fn apply_toml(
     Ok(())
 }
 
+/// Applies a TOML settings file onto `base`. A run directory's `config.toml` (`algo`, `env`,
+/// `env_options` and the settings under `config`) counts as its `config` table, so a run's
+/// settings can be fed back.
+pub fn apply_file(
+    base: &mut serde_json::Value,
+    path: &std::path::Path,
+) -> Result<(), SettingsError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SettingsError(format!("reading {origin}: {e}")))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| SettingsError(format!("{origin} is not valid TOML: {e}")))?;
+    let table = match (table.get("algo"), table.get("config")) {
+        (Some(_), Some(toml::Value::Table(settings))) => settings.clone(),
+        _ => table,
+    };
+    for (k, v) in table {
+        let v = serde_json::to_value(v).map_err(|e| SettingsError(format!("{origin}: {e}")))?;
+        set_path(base, &k, v).map_err(|e| SettingsError(format!("in {origin}: {}", e.0)))?;
+    }
+    Ok(())
+}
+
+/// `C`'s defaults with `overrides` (`key`, value) applied in order, deserialised back; unknown
+/// keys and values of the wrong type are errors naming them.
+pub fn with_overrides<C: serde::Serialize + serde::de::DeserializeOwned + Default>(
+    overrides: &[(String, serde_json::Value)],
+) -> Result<C, SettingsError> {
+    let mut v = serde_json::to_value(C::default()).map_err(|e| SettingsError(e.to_string()))?;
+    for (k, val) in overrides {
+        set_path(&mut v, k, val.clone())?;
+    }
+    serde_json::from_value(v).map_err(|e| SettingsError(format!("invalid setting value: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
