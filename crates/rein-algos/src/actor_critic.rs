@@ -378,6 +378,40 @@ impl ActorCritic {
             .sum()
     }
 
+    /// The RGB frames of one episode of `env` (reset with `seed`) acted on by this policy
+    /// (`deterministic`: the most likely action) with the observation normalisation of
+    /// training; `None` when the env renders text, not frames.
+    pub fn render_episode(
+        &mut self,
+        env: &mut dyn rein_core::Env,
+        norm: Option<&rein_core::wrappers::VecNormalize>,
+        deterministic: bool,
+        seed: u64,
+    ) -> Result<Option<Vec<rein_core::RgbFrame>>, EnvError> {
+        let space = env.observation_space().clone();
+        let mut rng = rein_core::rng_from_seed(seed);
+        let (mut obs, _) = env.reset(Some(seed));
+        let mut frames = Vec::new();
+        let ad = self.kind.action_dim();
+        loop {
+            match env.render()? {
+                rein_core::Render::Rgb(f) => frames.push(f),
+                rein_core::Render::Text(_) => return Ok(None),
+            }
+            let mut x = space.flatten(&obs)?;
+            if let Some(n) = norm {
+                n.apply_obs(&mut x);
+            }
+            let (mut act, mut lp) = (vec![0.0; ad], [0.0f32]);
+            self.act(&x, 1, deterministic, &mut rng, &mut act, &mut lp);
+            let step = env.step(&self.env_action(&act))?;
+            obs = step.obs;
+            if step.terminated || step.truncated {
+                return Ok(Some(frames));
+            }
+        }
+    }
+
     /// Mean and standard deviation of the return over `episodes` episodes of `env` (episode k
     /// reset with `seed + k`), observations normalised by `norm` when given.
     pub fn evaluate(

@@ -129,6 +129,9 @@ pub enum TabularError {
         /// Its action space.
         act: String,
     },
+    /// A file could not be read or is not what was expected (the message names it).
+    #[error("{0}")]
+    File(String),
     /// An invalid hyperparameter.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -214,6 +217,13 @@ pub struct QTable {
 }
 
 impl QTable {
+    /// Reads a Q-table written as JSON (a tabular run's `q_table.json`); errors name the file.
+    pub fn read(path: &std::path::Path) -> Result<Self, TabularError> {
+        let bad = |m: String| TabularError::File(format!("{}: {m}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a Q-table: {e}")))
+    }
+
     /// A zero-initialised table.
     pub fn zeros(n_states: usize, n_actions: usize) -> Self {
         Self {

@@ -115,11 +115,14 @@ pub fn bench_learn(a: &BenchLearnArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-#[command(after_help = "Example:\n  rein bench dqn --total-timesteps 20000")]
-pub struct BenchDqnArgs {
-    /// Environment (its shipped preset is used).
-    #[arg(long, default_value = "CartPole-v1")]
-    env: String,
+#[command(
+    after_help = "Examples:\n  rein bench dqn --total-timesteps 20000\n  rein bench ddpg\n  rein bench td3 --total-timesteps 5000 --json\n  rein bench sac --env MountainCarContinuous-v0"
+)]
+pub struct BenchOffPolicyArgs {
+    /// Environment (its shipped preset is used); default CartPole-v1 for dqn, Pendulum-v1
+    /// for ddpg, td3 and sac.
+    #[arg(long)]
+    env: Option<String>,
     /// Steps to train.
     #[arg(long, default_value_t = 20_000)]
     total_timesteps: u64,
@@ -149,35 +152,21 @@ fn print_off_policy(algo: agent::Algo, env: &str, b: &bench::TrainingBench, json
     }
 }
 
-/// `rein bench dqn`: SB3's DQN (no Double DQN, dueling head, n-step or annealing).
-pub fn bench_dqn(a: &BenchDqnArgs) -> Result<()> {
-    let b = bench::bench_dqn(&a.env, a.total_timesteps, env_factory(&a.env, &Map::new())?)?;
-    print_off_policy(agent::Algo::Dqn, &a.env, &b, a.json);
-    Ok(())
-}
-
-#[derive(Args)]
-#[command(
-    after_help = "Examples:\n  rein bench ddpg\n  rein bench td3 --total-timesteps 5000 --json\n  rein bench sac --env MountainCarContinuous-v0"
-)]
-pub struct BenchContinuousArgs {
-    /// Environment (its shipped preset is used).
-    #[arg(long, default_value = "Pendulum-v1")]
-    env: String,
-    /// Steps to train.
-    #[arg(long, default_value_t = 20_000)]
-    total_timesteps: u64,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-/// `rein bench ddpg|td3|sac`: training throughput with the shipped preset and the achieved
-/// GFLOP/s.
-pub fn bench_continuous(algo: agent::Algo, a: &BenchContinuousArgs) -> Result<()> {
-    let factory = env_factory(&a.env, &Map::new())?;
-    let b = bench::bench_continuous(algo, &a.env, a.total_timesteps, factory)?;
-    print_off_policy(algo, &a.env, &b, a.json);
+/// `rein bench dqn|ddpg|td3|sac`: training throughput with the shipped preset (for DQN as SB3
+/// runs it: no Double DQN, dueling head, n-step returns or annealing) and the achieved GFLOP/s.
+pub fn bench_off_policy(algo: agent::Algo, a: &BenchOffPolicyArgs) -> Result<()> {
+    let default_env = if algo == agent::Algo::Dqn {
+        "CartPole-v1"
+    } else {
+        "Pendulum-v1"
+    };
+    let env = a.env.as_deref().unwrap_or(default_env);
+    let factory = env_factory(env, &Map::new())?;
+    let b = match algo {
+        agent::Algo::Dqn => bench::bench_dqn(env, a.total_timesteps, factory)?,
+        _ => bench::bench_continuous(algo, env, a.total_timesteps, factory)?,
+    };
+    print_off_policy(algo, env, &b, a.json);
     Ok(())
 }
 

@@ -1,9 +1,9 @@
 //! `rein envs` and `rein env ...`.
 
-use crate::options::kv_map;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use rein_core::{Env, Value};
+use rein_train::settings::parse_overrides;
 use serde_json::json;
 
 #[derive(Args)]
@@ -149,7 +149,7 @@ fn read_arg(s: &str, what: &str) -> Result<serde_json::Value> {
 }
 
 fn rollout(a: &RolloutArgs) -> Result<()> {
-    let kwargs = kv_map(&a.options)?;
+    let kwargs = parse_overrides(&a.options)?;
     let mut env = rein_envs::make_with(&a.env, &kwargs)?;
     let actions_json = read_arg(&a.actions, "--actions")?;
     let Some(actions) = actions_json.as_array() else {
@@ -228,7 +228,7 @@ fn bench(a: &BenchArgs) -> Result<()> {
 }
 
 fn check(a: &CheckArgs) -> Result<()> {
-    let kwargs = kv_map(&a.options)?;
+    let kwargs = parse_overrides(&a.options)?;
     let mut env: Box<dyn Env> = rein_envs::make_with(&a.env, &kwargs)?;
     let report = rein_core::check_env(env.as_mut(), a.steps)?;
     println!("{}: passed ({} steps checked)", a.env, report.steps_checked);

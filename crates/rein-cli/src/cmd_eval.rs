@@ -1,8 +1,8 @@
 //! `rein eval RUN_DIR`: the return of a run's policy over fresh episodes, optionally with a GIF
 //! of one episode.
 
-use crate::cmd_train::{env_factory, read_run_config};
-use anyhow::{bail, Context, Result};
+use crate::cmd_train::env_factory;
+use anyhow::{bail, Result};
 use clap::Args;
 use rein_algos::agent::{self, Agent};
 use rein_train::files;
@@ -46,37 +46,17 @@ fn record_gif(
     let Some((policy, norm)) = agent.actor_critic() else {
         bail!("--gif is available for ppo, a2c and reinforce runs");
     };
-    let space = env.observation_space().clone();
-    let mut rng = rein_core::rng_from_seed(seed);
-    let (mut obs, _) = env.reset(Some(seed));
-    let mut frames = Vec::new();
-    let ad = policy.kind.action_dim();
-    loop {
-        match env.render()? {
-            rein_core::Render::Rgb(f) => frames.push(f),
-            rein_core::Render::Text(_) => {
-                bail!("{env_id} renders text, not frames: --gif needs a classic-control env")
-            }
-        }
-        let mut x = space.flatten(&obs)?;
-        if let Some(n) = &norm {
-            n.apply_obs(&mut x);
-        }
-        let (mut act, mut lp) = (vec![0.0; ad], [0.0f32]);
-        policy.act(&x, 1, deterministic, &mut rng, &mut act, &mut lp);
-        let step = env.step(&policy.env_action(&act))?;
-        obs = step.obs;
-        if step.terminated || step.truncated {
-            break;
-        }
-    }
+    let Some(frames) = policy.render_episode(env.as_mut(), norm.as_ref(), deterministic, seed)?
+    else {
+        bail!("{env_id} renders text, not frames: --gif needs a classic-control env")
+    };
     crate::gif::write_gif(path, &frames, 2)?;
     println!("wrote {} frames to {}", frames.len(), path.display());
     Ok(())
 }
 
 pub fn eval(a: &EvalArgs) -> Result<()> {
-    let rc = read_run_config(&a.run_dir)?;
+    let rc = agent::RunConfig::read(&a.run_dir)?;
     let (mean, std) = if agent::Algo::from_name(&rc.algo).is_some() {
         let ckpt = a.run_dir.join(files::CHECKPOINT);
         let mut agent = Agent::load(&ckpt, env_factory(&rc.env, &rc.env_options)?)?;
@@ -95,11 +75,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         if a.gif.is_some() {
             bail!("--gif needs a run of a classic-control env (ppo, a2c or reinforce)");
         }
-        let path = a.run_dir.join("q_table.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let q: rein_algos::QTable = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a Q-table", path.display()))?;
+        let q = rein_algos::QTable::read(&a.run_dir.join("q_table.json"))?;
         let mut env = rein_envs::make_with(&rc.env, &rc.env_options)?;
         let s = rein_algos::evaluate_policy(env.as_mut(), &q.policy(), a.episodes, a.seed)?;
         (s.mean_return, s.std_return)

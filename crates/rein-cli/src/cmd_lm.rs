@@ -66,12 +66,6 @@ pub struct GenerateArgs {
     json: bool,
 }
 
-fn load(dir: &Path) -> Result<(Gpt2, Option<Tokenizer>)> {
-    let model = load_model(dir)?;
-    let tk = Tokenizer::from_dir(dir)?;
-    Ok((model, tk))
-}
-
 fn parse_ids(s: &str, what: &str) -> Result<Vec<u32>> {
     s.split(',')
         .map(|x| {
@@ -83,7 +77,7 @@ fn parse_ids(s: &str, what: &str) -> Result<Vec<u32>> {
 }
 
 pub fn cmd_generate(a: &GenerateArgs) -> Result<()> {
-    let (model, tk) = load(&a.model)?;
+    let (model, tk) = (load_model(&a.model)?, Tokenizer::from_dir(&a.model)?);
     let sample = a.sample || a.temperature.is_some() || a.top_k.is_some() || a.top_p.is_some();
     let cfg = GenerationConfig {
         max_new_tokens: a.max_new_tokens,
@@ -109,65 +103,51 @@ pub fn cmd_generate(a: &GenerateArgs) -> Result<()> {
             )
         })
     };
-    if let Some(ids) = &a.prompt_ids {
-        let prompt = parse_ids(ids, "--prompt-ids")?;
-        let out = generate(&model, &[prompt], &cfg, None, tk.as_ref())?;
-        let g = &out[0];
-        if a.json {
-            println!(
-                "{}",
-                json!({"ids": g.ids, "logprobs": g.logprobs, "finished": g.finished, "text": g.text})
-            );
-        } else {
-            match &g.text {
-                Some(t) => println!("{t}"),
-                None => println!(
-                    "{}",
-                    g.ids
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                ),
+    // One request (--prompt-ids, --prompt) or a file of them, generated in batches.
+    let single = a.prompt_ids.is_some() || a.prompt.is_some();
+    let (requests, tk) = match (&a.prompt_ids, &a.prompt, &a.prompts) {
+        (Some(ids), _, _) => (
+            vec![(None, parse_ids(ids, "--prompt-ids")?, a.seed)],
+            tk.as_ref(),
+        ),
+        (None, Some(text), _) => {
+            let tk = need_tk()?;
+            (
+                vec![(Some(text.clone()), tk.encode(text)?, a.seed)],
+                Some(tk),
+            )
+        }
+        (None, None, Some(path)) => {
+            let tk = need_tk()?;
+            let mut out = Vec::new();
+            for (p, seed) in rein_lm::generate::read_requests(path, a.seed)? {
+                out.push((Some(p.clone()), tk.encode(&p)?, seed));
             }
+            (out, Some(tk))
         }
-        return Ok(());
-    }
-    if let Some(text) = &a.prompt {
-        let tk = need_tk()?;
-        let prompt = tk.encode(text)?;
-        let out = generate(&model, &[prompt], &cfg, None, Some(tk))?;
-        let g = &out[0];
-        if a.json {
-            println!(
-                "{}",
-                json!({"prompt": text, "text": g.text, "ids": g.ids, "logprobs": g.logprobs, "finished": g.finished})
-            );
-        } else {
-            println!("{text}{}", g.text.clone().unwrap_or_default());
-        }
-        return Ok(());
-    }
-    let Some(path) = &a.prompts else {
-        bail!("give --prompt, --prompts or --prompt-ids");
+        _ => bail!("give --prompt, --prompts or --prompt-ids"),
     };
-    let tk = need_tk()?;
-    let records = rein_lm::generate::read_requests(path, a.seed)?;
     let stdout = std::io::stdout();
-    for chunk in records.chunks(a.batch_size.max(1)) {
-        let prompts = chunk
-            .iter()
-            .map(|(p, _)| tk.encode(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let seeds: Vec<u64> = chunk.iter().map(|(_, s)| *s).collect();
-        let out = generate(&model, &prompts, &cfg, Some(&seeds), Some(tk))?;
+    for chunk in requests.chunks(a.batch_size.max(1)) {
+        let prompts: Vec<Vec<u32>> = chunk.iter().map(|r| r.1.clone()).collect();
+        let seeds: Vec<u64> = chunk.iter().map(|r| r.2).collect();
+        let out = generate(&model, &prompts, &cfg, Some(&seeds), tk)?;
         let mut lock = stdout.lock();
-        for ((p, _), g) in chunk.iter().zip(out) {
-            writeln!(
-                lock,
-                "{}",
-                json!({"prompt": p, "text": g.text, "ids": g.ids, "logprobs": g.logprobs, "finished": g.finished})
-            )?;
+        for ((prompt, _, _), g) in chunk.iter().zip(out) {
+            let line = match (single && !a.json, prompt) {
+                (true, Some(p)) => format!("{p}{}", g.text.unwrap_or_default()),
+                (true, None) => g.text.unwrap_or_else(|| {
+                    let ids: Vec<String> = g.ids.iter().map(u32::to_string).collect();
+                    ids.join(",")
+                }),
+                (false, Some(p)) => json!({"prompt": p, "text": g.text, "ids": g.ids,
+                    "logprobs": g.logprobs, "finished": g.finished})
+                .to_string(),
+                (false, None) => json!({"ids": g.ids, "logprobs": g.logprobs,
+                    "finished": g.finished, "text": g.text})
+                .to_string(),
+            };
+            writeln!(lock, "{line}")?;
         }
         lock.flush()?;
     }
@@ -221,7 +201,7 @@ pub fn cmd_logits(a: &LogitsArgs) -> Result<()> {
 // Supervised training: train-tokenizer, pretrain, sft, quickstart.
 
 use rein_lm::evaluation::answer_stats;
-use rein_lm::train::{examples_from_jsonl, Example, LmTrainConfig, LmTrainer};
+use rein_lm::train::{Example, LmTrainConfig, LmTrainer};
 
 /// Name of the trainer checkpoint inside an LM run directory.
 
@@ -333,25 +313,12 @@ pub fn train_tokenizer(a: &TrainTokenizerArgs) -> Result<()> {
 }
 
 fn train_config(set: &[String]) -> Result<LmTrainConfig> {
-    let overrides: Vec<_> = crate::options::kv_map(set)?.into_iter().collect();
+    let overrides: Vec<_> = rein_train::settings::parse_overrides(set)?
+        .into_iter()
+        .collect();
     let c: LmTrainConfig = rein_train::settings::with_overrides(&overrides)?;
     c.validate()?;
     Ok(c)
-}
-
-fn eos_of(tk: &Tokenizer, model: &Gpt2, what: &Path) -> Result<u32> {
-    tk.token_id(rein_lm::tokenizer::END_OF_TEXT)
-        .or(model.config.eos_token_id)
-        .with_context(|| {
-            format!(
-                "{}: no <|endoftext|> token and no eos_token_id",
-                what.display()
-            )
-        })
-}
-
-fn new_lm_run(root: &Path, kind: &str, seed: u64) -> Result<PathBuf> {
-    Ok(rein_train::create_run_dir(root, "lm", kind, seed)?)
 }
 
 /// Runs the trainer to `max_steps` through the library run loop: progress bar, metrics.csv,
@@ -441,7 +408,7 @@ fn start_supervised(
     examples: Vec<Example>,
     what: &str,
 ) -> Result<()> {
-    let run = new_lm_run(&common.runs_dir, kind, cfg.seed)?;
+    let run = rein_train::create_run_dir(&common.runs_dir, "lm", kind, cfg.seed)?;
     write_train_config(&run, &cfg)?;
     std::fs::create_dir_all(run.join("model"))?;
     tk.save(&run.join("model/tokenizer.json"))?;
@@ -479,16 +446,10 @@ pub fn sft(a: &SftArgs) -> Result<()> {
         a.model.clone().unwrap_or_default(),
         a.data.clone().unwrap_or_default(),
     );
-    let (model, tk) = load(&mdir)?;
-    let tk = tk.with_context(|| {
-        format!(
-            "{}: no tokenizer.json (or vocab.json + merges.txt)",
-            mdir.display()
-        )
-    })?;
+    let (model, tk) = rein_lm::checkpoint::load_model_and_tokenizer(&mdir)?;
     let cfg = train_config(&common.set)?;
-    let eos = eos_of(&tk, &model, &mdir)?;
-    let examples: Vec<Example> = examples_from_jsonl(&tk, &data, eos, model.config.n_positions)?;
+    let examples = rein_lm::train::sft_examples(&tk, &model, &data)
+        .with_context(|| format!("fine-tuning {} on {}", mdir.display(), data.display()))?;
     let what = format!("{} records", examples.len());
     start_supervised(&common, "sft", cfg, model, tk, examples, &what)
 }
@@ -552,7 +513,7 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
         quiet: a.quiet,
         resume_command: String::new(),
     };
-    let run = new_lm_run(&work, "quickstart", a.seed)?;
+    let run = rein_train::create_run_dir(&work, "lm", "quickstart", a.seed)?;
     write_train_config(&run, &q.config)?;
     let t = LmTrainer::new(q.config, q.model, q.examples)?;
     let t = run_trainer(t, &run, &tk_dir, &common, false)?;

@@ -130,7 +130,9 @@ fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
             .or_else(|| preset.as_ref().and_then(|p| p.prompts.clone()))
             .context("--prompts is required (or a --preset with `prompts`)")?;
         let specs = reward_specs(&a.reward, preset.as_ref())?;
-        let overrides: Vec<_> = crate::options::kv_map(&a.set)?.into_iter().collect();
+        let overrides: Vec<_> = rein_train::settings::parse_overrides(&a.set)?
+            .into_iter()
+            .collect();
         let records = rein_lm::rl::read_prompts(&prompts)?;
         let (t, config_toml, seed) = RlTrainer::build(
             kind,
@@ -203,7 +205,7 @@ pub struct DemoArgs {
 /// The demo's GRPO settings (`rein_lm::demo::settings`), then --set.
 fn demo_config(a: &DemoArgs) -> Result<GrpoConfig> {
     let mut set = rein_lm::demo::settings(a.steps, a.seed);
-    set.extend(crate::options::kv_map(&a.set)?);
+    set.extend(rein_train::settings::parse_overrides(&a.set)?);
     let c: GrpoConfig = rein_lm::rl_trainer::settings(None, &set)?;
     c.validate()?;
     Ok(c)
@@ -301,28 +303,10 @@ pub struct MetricArgs {
 
 /// `rein lm metric`.
 pub fn metric(a: &MetricArgs) -> Result<()> {
-    let hyps = rein_text::report::read_texts(&a.hyps, a.jsonl).map_err(anyhow::Error::msg)?;
-    let refs = match (&a.refs, a.metric.as_str()) {
-        (Some(path), _) => {
-            let refs = rein_text::report::read_texts(path, a.jsonl).map_err(anyhow::Error::msg)?;
-            if hyps.len() != refs.len() {
-                bail!(
-                    "{} has {} texts but {} has {}: they must be aligned line by line",
-                    a.hyps.display(),
-                    hyps.len(),
-                    path.display(),
-                    refs.len()
-                );
-            }
-            refs
-        }
-        (None, "vader") => Vec::new(),
-        (None, m) => bail!("metric {m} needs --refs"),
-    };
-    let h: Vec<&str> = hyps.iter().map(String::as_str).collect();
-    let r: Vec<&str> = refs.iter().map(String::as_str).collect();
     let metric: rein_text::report::Metric = a.metric.parse().map_err(anyhow::Error::msg)?;
-    let (corpus, sentences) = rein_text::report::score(metric, &h, &r, a.stem);
+    let (corpus, sentences) =
+        rein_text::report::score_files(metric, &a.hyps, a.refs.as_deref(), a.jsonl, a.stem)
+            .map_err(anyhow::Error::msg)?;
     if a.json {
         println!(
             "{}",
@@ -337,7 +321,7 @@ pub fn metric(a: &MetricArgs) -> Result<()> {
         println!(
             "{} = {headline:.4} ({} segments)",
             a.metric.to_uppercase(),
-            h.len()
+            sentences.len()
         );
     }
     Ok(())

@@ -71,18 +71,11 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             policy.config.vocab_size
         );
     }
-    let setting = |k: &str| preset.as_ref().and_then(|p| p.settings.get(k).cloned());
-    let max_new = a
-        .max_new_tokens
-        .or_else(|| {
-            setting("max_new_tokens")
-                .and_then(|v| v.as_integer())
-                .map(|v| v as usize)
-        })
-        .unwrap_or(32);
-    let stops: Vec<String> = setting("stop_strings")
-        .and_then(|v| v.try_into().ok())
+    let (preset_max_new, stops) = preset
+        .as_ref()
+        .map(TaskPreset::generation_limits)
         .unwrap_or_default();
+    let max_new = a.max_new_tokens.or(preset_max_new).unwrap_or(32);
     let e = rein_lm::evaluation::evaluate_task(
         &policy,
         &reference,
@@ -141,7 +134,9 @@ pub struct TrainRewardModelArgs {
 
 /// `rein lm train-reward-model`.
 pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
-    let overrides: Vec<_> = crate::options::kv_map(&a.set)?.into_iter().collect();
+    let overrides: Vec<_> = rein_train::settings::parse_overrides(&a.set)?
+        .into_iter()
+        .collect();
     let cfg: RewardModelConfig = rein_train::settings::with_overrides(&overrides)?;
     let pairs = read_preferences(&a.data)?;
     let (backbone, tk) = load_pair(&a.model)?;
@@ -191,10 +186,7 @@ pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
         }
         _ => rein_lm::reward_model::pair_texts(&t_pairs),
     };
-    let r = rm.score_texts(&texts)?;
-    let mean = r.iter().sum::<f64>() / r.len().max(1) as f64;
-    let std = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / r.len().max(1) as f64).sqrt();
-    rm.normalize(mean, std.max(1e-6))?;
+    let (mean, std) = rm.normalize_over(&texts)?;
     rm.save(&a.out)?;
     let summary = serde_json::json!({
         "eval": eval.json,

@@ -1,10 +1,10 @@
 //! `rein mdp solve`: dynamic programming on toy-text environments or user MDPs.
 
-use crate::options::kv_map;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use rein_envs::mdp::{Solution, TabularMdp};
 use rein_envs::toy_text::ToyKind;
+use rein_train::settings::parse_overrides;
 use serde_json::json;
 
 #[derive(Subcommand)]
@@ -67,18 +67,14 @@ fn solve(a: &SolveArgs) -> Result<()> {
         }
     }
     let (mdp, kind, label) = if let Some(path) = &a.mdp {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON", path.display()))?;
-        let mut mdp = TabularMdp::from_json(&json, &path.display().to_string())?;
+        let mut mdp = TabularMdp::read(path)?;
         if let Some(g) = a.gamma {
             mdp.gamma = g;
         }
         (mdp, None, path.display().to_string())
     } else {
         let id = a.env.as_deref().unwrap_or_default();
-        let mut kwargs = kv_map(&a.options)?;
+        let mut kwargs = parse_overrides(&a.options)?;
         if let Some(m) = &a.map {
             kwargs.insert("map_name".into(), json!(m));
         }
@@ -108,30 +104,22 @@ fn solve(a: &SolveArgs) -> Result<()> {
         mdp.gamma,
         sol.iterations
     );
-    match &kind {
-        Some(ToyKind::FrozenLake { desc }) => {
-            let arrows = ['\u{2190}', '\u{2193}', '\u{2192}', '\u{2191}'];
-            print_grid(desc.len(), desc[0].len(), &sol, |s, r, c| {
-                match desc[r].as_bytes()[c] {
-                    b'H' => 'H',
-                    b'G' => 'G',
-                    _ => arrows[sol.policy[s]],
-                }
-            });
+    if let Some((rows, cols)) = kind.as_ref().and_then(ToyKind::grid_shape) {
+        println!("\ngreedy policy:");
+        for line in kind
+            .as_ref()
+            .and_then(|k| k.policy_picture(&sol.policy))
+            .unwrap_or_default()
+        {
+            println!("{line}");
         }
-        Some(ToyKind::CliffWalking) => {
-            let arrows = ['\u{2191}', '\u{2192}', '\u{2193}', '\u{2190}'];
-            print_grid(4, 12, &sol, |s, r, c| {
-                if r == 3 && c == 11 {
-                    'G'
-                } else if r == 3 && c > 0 {
-                    'C'
-                } else {
-                    arrows[sol.policy[s]]
-                }
-            });
+        println!("\nV*:");
+        for r in 0..rows {
+            let line: Vec<String> = (0..cols)
+                .map(|c| format!("{:>8.4}", sol.v[r * cols + c]))
+                .collect();
+            println!("{}", line.join(" "));
         }
-        _ => {}
     }
     println!("\nstate  V*            greedy action  Q*");
     for s in 0..mdp.n_states() {
@@ -144,26 +132,4 @@ fn solve(a: &SolveArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn print_grid(
-    rows: usize,
-    cols: usize,
-    sol: &Solution,
-    cell: impl Fn(usize, usize, usize) -> char,
-) {
-    println!("\ngreedy policy:");
-    for r in 0..rows {
-        let line: String = (0..cols)
-            .map(|c| format!(" {}", cell(r * cols + c, r, c)))
-            .collect();
-        println!("{line}");
-    }
-    println!("\nV*:");
-    for r in 0..rows {
-        let line: Vec<String> = (0..cols)
-            .map(|c| format!("{:>8.4}", sol.v[r * cols + c]))
-            .collect();
-        println!("{}", line.join(" "));
-    }
 }

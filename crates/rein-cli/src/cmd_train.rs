@@ -2,7 +2,6 @@
 //! configuration (`config.toml`), one metrics row per log interval (`metrics.csv`), the learned
 //! model and the final evaluation (`eval.json`).
 
-use crate::options::{kv_map, parse_kv};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -15,6 +14,7 @@ use rein_algos::{
 use rein_core::metrics::{write_atomic, CsvLogger};
 use rein_envs::mdp::TabularMdp;
 use rein_train::settings::set_path;
+use rein_train::settings::{parse_override, parse_overrides};
 use rein_train::{files, RunEnd, RunOptions};
 use serde_json::{json, Map, Value as Json};
 use std::path::{Path, PathBuf};
@@ -129,7 +129,7 @@ pub fn merge_settings(
         rein_train::settings::apply_file(&mut cfg, path)?;
     }
     for item in sets {
-        let (k, v) = parse_kv(item)?;
+        let (k, v) = parse_override(item)?;
         set_path(&mut cfg, &k, v).with_context(|| format!("--set {item}"))?;
     }
     Ok(cfg)
@@ -158,17 +158,12 @@ pub fn env_factory(env_id: &str, kwargs: &Map<String, Json>) -> Result<EnvFactor
     Ok(Arc::new(move |_| rein_envs::make_with(&id, &kw)))
 }
 
-/// Reads the run's `config.toml`.
-pub fn read_run_config(dir: &Path) -> Result<RunConfig> {
-    Ok(RunConfig::read(dir)?)
-}
-
 /// `rein train ppo|a2c|reinforce|dqn|td3|ddpg|sac`: a new run of a deep agent.
 fn train_deep(a: &TrainArgs, algo: agent::Algo, env_id: &str) -> Result<()> {
     if a.episodes.is_some() {
         bail!("--episodes is for tabular agents; {algo} counts --total-timesteps");
     }
-    let kwargs = kv_map(&a.options)?;
+    let kwargs = parse_overrides(&a.options)?;
     let mut cfg = merge_settings(algo.settings(env_id)?, a.config.as_ref(), &a.set)?;
     if let Some(seed) = a.seed {
         cfg["seed"] = json!(seed);
@@ -190,7 +185,7 @@ fn train_deep(a: &TrainArgs, algo: agent::Algo, env_id: &str) -> Result<()> {
 
 /// `rein train --resume RUN_DIR`: continues a deep agent's run from its checkpoint, exactly.
 fn resume(a: &TrainArgs, dir: &Path) -> Result<()> {
-    let rc = read_run_config(dir)?;
+    let rc = RunConfig::read(dir)?;
     if agent::Algo::from_name(&rc.algo).is_none() {
         bail!(
             "{} runs train in seconds and keep no checkpoints; start a new run",
@@ -237,7 +232,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if a.total_timesteps.is_some() {
         bail!("--total-timesteps is for ppo; tabular agents count --episodes");
     }
-    let kwargs = kv_map(&a.options)?;
+    let kwargs = parse_overrides(&a.options)?;
     let mut env = rein_envs::make_with(&env_id, &kwargs)?;
     let cfg = effective_config(&a, &env_id)?;
     if StateIndexer::new(env.observation_space()).is_none() {

@@ -9,7 +9,6 @@ mod cmd_lm_tasks;
 mod cmd_mdp;
 mod cmd_train;
 mod gif;
-mod options;
 mod session;
 
 use clap::{Parser, Subcommand};
@@ -106,13 +105,13 @@ enum BenchCommand {
     /// Rerun the learning-results table (algorithm x env x seeds) and write it as Markdown.
     Learn(cmd_bench::BenchLearnArgs),
     /// DQN training throughput with the shipped preset, and its fraction of the sgemm peak.
-    Dqn(cmd_bench::BenchDqnArgs),
+    Dqn(cmd_bench::BenchOffPolicyArgs),
     /// DDPG training throughput with the shipped preset, and its fraction of the sgemm peak.
-    Ddpg(cmd_bench::BenchContinuousArgs),
+    Ddpg(cmd_bench::BenchOffPolicyArgs),
     /// TD3 training throughput with the shipped preset, and its fraction of the sgemm peak.
-    Td3(cmd_bench::BenchContinuousArgs),
+    Td3(cmd_bench::BenchOffPolicyArgs),
     /// SAC training throughput with the shipped preset, and its fraction of the sgemm peak.
-    Sac(cmd_bench::BenchContinuousArgs),
+    Sac(cmd_bench::BenchOffPolicyArgs),
     /// Language-model speed: forward, generation and training step of GPT-2 small and a tiny GPT-2.
     Lm(cmd_bench::BenchLmArgs),
     /// Seconds per GRPO and PPO step for language models (tiny GPT-2, 8 completions of 32 tokens).
@@ -157,15 +156,17 @@ fn main() {
         Command::Lm(c) => run_lm(c),
         Command::Bench(BenchCommand::Ppo(a)) => cmd_bench::bench_ppo(&a),
         Command::Bench(BenchCommand::Learn(a)) => cmd_bench::bench_learn(&a),
-        Command::Bench(BenchCommand::Dqn(a)) => cmd_bench::bench_dqn(&a),
+        Command::Bench(BenchCommand::Dqn(a)) => {
+            cmd_bench::bench_off_policy(rein_algos::agent::Algo::Dqn, &a)
+        }
         Command::Bench(BenchCommand::Ddpg(a)) => {
-            cmd_bench::bench_continuous(rein_algos::agent::Algo::Ddpg, &a)
+            cmd_bench::bench_off_policy(rein_algos::agent::Algo::Ddpg, &a)
         }
         Command::Bench(BenchCommand::Td3(a)) => {
-            cmd_bench::bench_continuous(rein_algos::agent::Algo::Td3, &a)
+            cmd_bench::bench_off_policy(rein_algos::agent::Algo::Td3, &a)
         }
         Command::Bench(BenchCommand::Sac(a)) => {
-            cmd_bench::bench_continuous(rein_algos::agent::Algo::Sac, &a)
+            cmd_bench::bench_off_policy(rein_algos::agent::Algo::Sac, &a)
         }
         Command::Bench(BenchCommand::Lm(a)) => cmd_bench::bench_lm(&a),
         Command::Bench(BenchCommand::LmRl(a)) => cmd_bench::bench_lm_rl(&a),

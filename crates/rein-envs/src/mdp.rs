@@ -162,6 +162,23 @@ impl TabularMdp {
     ///
     /// Optional in both: `"initial": [probability per state]`.
     pub fn from_json(json: &Json, source: &str) -> Result<Self, MdpError> {
+        Self::from_json_value(json, source)
+    }
+
+    /// Reads an MDP JSON file (see [`TabularMdp::from_json`]); errors name the file.
+    pub fn read(path: &std::path::Path) -> Result<Self, MdpError> {
+        let source = path.display().to_string();
+        let bad = |message: String| MdpError::Json {
+            location: source.clone(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("reading it: {e}")))?;
+        let json: Json =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        Self::from_json(&json, &source)
+    }
+
+    fn from_json_value(json: &Json, source: &str) -> Result<Self, MdpError> {
         let err = |field: &str, message: String| MdpError::Json {
             location: format!("{source}, field {field:?}"),
             message,

@@ -196,6 +196,17 @@ impl RewardModel {
         Ok(())
     }
 
+    /// Normalises over `texts`: their rewards get mean 0 and standard deviation 1 (a std under
+    /// 1e-6 counts as 1e-6). Returns the mean and std before.
+    pub fn normalize_over(&mut self, texts: &[(String, String)]) -> Result<(f64, f64), LmError> {
+        let r = self.score_texts(texts)?;
+        let n = r.len().max(1) as f64;
+        let mean = r.iter().sum::<f64>() / n;
+        let std = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+        self.normalize(mean, std.max(1e-6))?;
+        Ok((mean, std))
+    }
+
     /// The backbone's and head's tensors under their saved names.
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
         self.vars()

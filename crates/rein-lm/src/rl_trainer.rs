@@ -294,6 +294,21 @@ impl TaskPreset {
 }
 
 impl TaskPreset {
+    /// The preset's `max_new_tokens` and `stop_strings` settings, for evaluating on its task.
+    pub fn generation_limits(&self) -> (Option<usize>, Vec<String>) {
+        let max_new = self
+            .settings
+            .get("max_new_tokens")
+            .and_then(|v| v.as_integer())
+            .map(|v| v as usize);
+        let stops = self
+            .settings
+            .get("stop_strings")
+            .and_then(|v| v.clone().try_into().ok())
+            .unwrap_or_default();
+        (max_new, stops)
+    }
+
     /// Checks the preset read from `path`: its settings against its trainer's (`grpo` or
     /// `ppo`), its prompt files, its rewards (a reward model not trained yet is reported, not
     /// an error). Returns the lines of the report.

@@ -584,3 +584,17 @@ pub fn pretraining_setup(
     let model = Gpt2::new_random(model_config, &mut rng)?;
     Ok((model, examples))
 }
+
+/// The records of the JSONL file `data` for fine-tuning `model` (see [`examples_from_jsonl`]),
+/// ended with the tokenizer's `<|endoftext|>` or the model's `eos_token_id`.
+pub fn sft_examples(
+    tk: &crate::Tokenizer,
+    model: &Gpt2,
+    data: &Path,
+) -> Result<Vec<Example>, LmError> {
+    let eos = tk
+        .token_id(crate::tokenizer::END_OF_TEXT)
+        .or(model.config.eos_token_id)
+        .ok_or_else(|| LmError::Input("no <|endoftext|> token and no eos_token_id".into()))?;
+    examples_from_jsonl(tk, data, eos, model.config.n_positions)
+}

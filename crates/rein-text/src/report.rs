@@ -16,6 +16,18 @@ pub enum Metric {
     Vader,
 }
 
+impl Metric {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Bleu => "bleu",
+            Metric::Chrf => "chrf",
+            Metric::Rouge => "rouge",
+            Metric::Vader => "vader",
+        }
+    }
+}
+
 impl std::str::FromStr for Metric {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -111,4 +123,36 @@ pub fn read_texts(path: &std::path::Path, jsonl: bool) -> Result<Vec<String>, St
             })
         })
         .collect()
+}
+
+/// [`score`] of the texts of the file `hyps` against the aligned file `refs` (not needed for
+/// VADER), read with [`read_texts`]; misaligned files are an error naming both.
+pub fn score_files(
+    metric: Metric,
+    hyps: &std::path::Path,
+    refs: Option<&std::path::Path>,
+    jsonl: bool,
+    stem: bool,
+) -> Result<(serde_json::Value, Vec<serde_json::Value>), String> {
+    let h = read_texts(hyps, jsonl)?;
+    let r = match refs {
+        Some(path) => {
+            let r = read_texts(path, jsonl)?;
+            if h.len() != r.len() {
+                return Err(format!(
+                    "{} has {} texts but {} has {}: they must be aligned line by line",
+                    hyps.display(),
+                    h.len(),
+                    path.display(),
+                    r.len()
+                ));
+            }
+            r
+        }
+        None if metric == Metric::Vader => Vec::new(),
+        None => return Err(format!("metric {} needs --refs", metric.name())),
+    };
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let r: Vec<&str> = r.iter().map(String::as_str).collect();
+    Ok(score(metric, &h, &r, stem))
 }

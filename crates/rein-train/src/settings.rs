@@ -7,6 +7,29 @@
 #[error("{0}")]
 pub struct SettingsError(pub String);
 
+/// Parses `key=value`; the value is read as JSON when it is valid JSON (numbers, booleans,
+/// arrays, null), else taken as a string (`--set`, `--option`).
+pub fn parse_override(s: &str) -> Result<(String, serde_json::Value), SettingsError> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| SettingsError(format!("expected key=value, got {s:?}")))?;
+    if k.is_empty() {
+        return Err(SettingsError(format!(
+            "expected key=value, got {s:?} (empty key)"
+        )));
+    }
+    let value =
+        serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+    Ok((k.to_string(), value))
+}
+
+/// Collects `key=value` items into a JSON object (a later key replaces an earlier one).
+pub fn parse_overrides(
+    items: &[String],
+) -> Result<serde_json::Map<String, serde_json::Value>, SettingsError> {
+    items.iter().map(|i| parse_override(i)).collect()
+}
+
 /// Sets a dotted path (`epsilon.end`) inside a JSON object, failing on unknown keys and naming
 /// the keys that exist there.
 pub fn set_path(
@@ -92,6 +115,21 @@ pub fn with_overrides<C: serde::Serialize + serde::de::DeserializeOwned + Defaul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn override_values_are_json_when_possible() {
+        assert_eq!(parse_override("a=1").unwrap().1, serde_json::json!(1));
+        assert_eq!(
+            parse_override("a=false").unwrap().1,
+            serde_json::json!(false)
+        );
+        assert_eq!(
+            parse_override("map_name=8x8").unwrap().1,
+            serde_json::json!("8x8")
+        );
+        assert!(parse_override("novalue").is_err());
+        assert!(parse_override("=3").is_err());
+    }
 
     #[test]
     fn set_path_rejects_unknown_keys() {

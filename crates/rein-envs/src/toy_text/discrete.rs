@@ -40,6 +40,46 @@ pub enum ToyKind {
     CliffWalking,
 }
 
+impl ToyKind {
+    /// Rows and columns of the grid of FrozenLake and CliffWalking (states numbered row by
+    /// row); `None` for the other games.
+    pub fn grid_shape(&self) -> Option<(usize, usize)> {
+        match self {
+            ToyKind::FrozenLake { desc } => Some((desc.len(), desc[0].len())),
+            ToyKind::CliffWalking => Some((4, 12)),
+            _ => None,
+        }
+    }
+
+    /// A text picture of `policy` (an action per state) on the grid: an arrow per cell in the
+    /// env's action order, `H` for holes, `C` for the cliff and `G` for the goal; rows as
+    /// lines of ` x` cells. `None` for games without a grid.
+    pub fn policy_picture(&self, policy: &[usize]) -> Option<Vec<String>> {
+        let (rows, cols) = self.grid_shape()?;
+        let cell = |s: usize, r: usize, c: usize| -> char {
+            match self {
+                ToyKind::FrozenLake { desc } => match desc[r].as_bytes()[c] {
+                    b'H' => 'H',
+                    b'G' => 'G',
+                    _ => ['\u{2190}', '\u{2193}', '\u{2192}', '\u{2191}'][policy[s]],
+                },
+                _ if r == 3 && c == 11 => 'G',
+                _ if r == 3 && c > 0 => 'C',
+                _ => ['\u{2191}', '\u{2192}', '\u{2193}', '\u{2190}'][policy[s]],
+            }
+        };
+        Some(
+            (0..rows)
+                .map(|r| {
+                    (0..cols)
+                        .map(|c| format!(" {}", cell(r * cols + c, r, c)))
+                        .collect()
+                })
+                .collect(),
+        )
+    }
+}
+
 /// A finite MDP given by its transition table, stepped by sampling as numpy's
 /// `categorical_sample`: outcome `argmax(cumsum(probs) > u)` for `u ~ U[0, 1)`.
 pub struct DiscreteEnv {
