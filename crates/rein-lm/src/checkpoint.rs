@@ -137,11 +137,11 @@ pub fn save_model(model: &Gpt2, dir: &Path, extra: &[(String, Tensor)]) -> Resul
 
 /// Writes named tensors and a JSON state of a trainer of `kind` to one checkpoint, atomically,
 /// in the container every rein trainer uses (`rein_train::Checkpoint`).
-pub fn save_state(
+pub fn save_state<S: serde::Serialize>(
     path: &Path,
     kind: &str,
     tensors: &[(String, Tensor)],
-    state: &serde_json::Value,
+    state: &S,
 ) -> Result<(), LmError> {
     let data = tensors
         .iter()
@@ -172,46 +172,26 @@ pub fn split_prefixes(raw: HashMap<String, Tensor>) -> HashMap<String, HashMap<S
     out
 }
 
-/// Field `key` of a checkpoint's JSON state, typed; the error names the file and the field.
-pub fn state_field<T: serde::de::DeserializeOwned>(
-    state: &serde_json::Value,
-    key: &str,
-    path: &Path,
-) -> Result<T, LmError> {
-    let v = state
-        .get(key)
-        .cloned()
-        .ok_or_else(|| LmError::Format(format!("{}: state has no {key}", path.display())))?;
-    serde_json::from_value(v)
-        .map_err(|e| LmError::Format(format!("{}: state field {key}: {e}", path.display())))
-}
-
 /// Restores AdamW moments (`opt.`-prefixed tensors, split off by [`split_prefixes`]) and the
-/// step counter (`opt_step` in the state) into `opt`, built over the same parameters.
+/// step counter `opt_step` into `opt`, built over the same parameters.
 pub fn restore_adamw(
     opt: &mut crate::optim::AdamW,
     tensors: &HashMap<String, Tensor>,
-    state: &serde_json::Value,
+    opt_step: u64,
     path: &Path,
 ) -> Result<(), LmError> {
     opt.load_state_tensors(tensors)
         .map_err(|e| LmError::Format(format!("{}: {e}", path.display())))?;
-    opt.step = state_field(state, "opt_step", path)?;
+    opt.step = opt_step;
     Ok(())
 }
 
-/// The generator saved under `rng` in a checkpoint's state.
-pub fn state_rng(state: &serde_json::Value, path: &Path) -> Result<rein_core::ReinRng, LmError> {
-    rein_core::rng::rng_from_str(&state_field::<String>(state, "rng", path)?)
-        .map_err(|e| LmError::Format(format!("{}: {e}", path.display())))
-}
-
 /// Reads a checkpoint written by [`save_state`] for a trainer of `kind`: its tensors and its
-/// JSON state (another kind, another format or a damaged file is an error naming the file).
-pub fn load_state(
+/// typed state (another kind, another format or a damaged file is an error naming the file).
+pub fn load_state<S: serde::de::DeserializeOwned>(
     path: &Path,
     kind: &str,
-) -> Result<(HashMap<String, Tensor>, serde_json::Value), LmError> {
+) -> Result<(HashMap<String, Tensor>, S), LmError> {
     let ckpt = rein_train::Checkpoint::read_kind(path, &[kind])
         .map_err(|e| LmError::Format(e.to_string()))?;
     let state = ckpt.state().map_err(|e| LmError::Format(e.to_string()))?;

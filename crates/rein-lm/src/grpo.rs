@@ -20,10 +20,8 @@ use std::path::Path;
 
 use crate::model::Gpt2;
 use crate::optim::{clip_grad_norm, AdamW};
-use crate::rl::{
-    group_advantages, mean_entropy, Baseline, KlEstimator, PromptRecord, ResponseBatch, Reward,
-};
-use crate::rollout::{PromptLoader, Rollout, SamplingSpec};
+use crate::rl::{group_advantages, mean_entropy, Baseline, KlEstimator, PromptRecord, Reward};
+use crate::rollout::{PromptLoader, RlState, Rollout, SamplingSpec, ScoredSample};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
 use candle_core::Tensor;
@@ -190,8 +188,6 @@ impl GrpoLog {
     }
 }
 
-pub use crate::rollout::ScoredSample;
-
 /// The trainer: policy, frozen reference, optimiser, data position and RNG.
 pub struct GrpoTrainer {
     /// Hyperparameters.
@@ -252,7 +248,6 @@ impl GrpoTrainer {
     ) -> Result<GrpoLog, LmError> {
         let start = std::time::Instant::now();
         let c = self.config.clone();
-        let picked = self.loader.next(c.prompts_per_step, &mut self.rng);
         let g = c.group_size;
         let spec = SamplingSpec {
             per_prompt: g,
@@ -261,10 +256,10 @@ impl GrpoTrainer {
             top_k: c.top_k,
             stop_strings: c.stop_strings.clone(),
         };
-        let ro = Rollout::sample(
+        let (ro, batch) = Rollout::next_batch(
             &self.policy,
-            &self.loader,
-            &picked,
+            &mut self.loader,
+            c.prompts_per_step,
             &spec,
             &mut self.rng,
             tk,
@@ -272,11 +267,6 @@ impl GrpoTrainer {
         )?;
         let scores = &ro.scores;
         let adv = group_advantages(scores, g, c.baseline)?;
-        let batch = ResponseBatch::new(
-            &ro.prompt_ids,
-            &ro.responses,
-            self.policy.config.n_positions,
-        )?;
         let mask = batch.mask_tensor()?;
         let n_tokens = batch.token_mask.iter().sum::<f32>().max(1.0);
         // The reference pass only when the loss has a KL term (TRL skips it at beta = 0 too);
@@ -374,23 +364,24 @@ impl GrpoTrainer {
         let mut tensors = with_prefix("policy", self.policy.tensors());
         tensors.extend(with_prefix("ref", self.reference.tensors()));
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
-        let state = serde_json::json!({
-            "config": self.config,
-            "model_config": self.policy.config,
-            "step": self.step,
-            "opt_step": self.opt.step,
-            "loader": self.loader.state(),
-            "rng": rein_core::rng::rng_to_string(&self.rng),
-        });
+        let state = RlState {
+            config: self.config.clone(),
+            model_config: self.policy.config.clone(),
+            step: self.step,
+            opt_step: self.opt.step,
+            loader: self.loader.state(),
+            rng: self.rng.clone(),
+            algo: (),
+        };
         crate::checkpoint::save_state(path, "lm-grpo", &tensors, &state)
     }
 
     /// Rebuilds a trainer from [`GrpoTrainer::save_checkpoint`]; `tk` re-tokenises the prompts.
     pub fn load_checkpoint(path: &Path, tk: &Tokenizer) -> Result<Self, LmError> {
-        use crate::checkpoint::{split_prefixes, state_field as field};
-        let (raw, state) = crate::checkpoint::load_state(path, "lm-grpo")?;
-        let config: GrpoConfig = field(&state, "config", path)?;
-        let model_config: crate::Gpt2Config = field(&state, "model_config", path)?;
+        use crate::checkpoint::split_prefixes;
+        let (raw, st): (_, RlState<GrpoConfig, ()>) =
+            crate::checkpoint::load_state(path, "lm-grpo")?;
+        let (config, model_config) = (st.config, st.model_config);
         let mut parts = split_prefixes(raw);
         let mut part = |p: &str| parts.remove(p).unwrap_or_default();
         let name = path.display().to_string();
@@ -401,9 +392,9 @@ impl GrpoTrainer {
             config.learning_rate,
             config.weight_decay,
         )?;
-        crate::checkpoint::restore_adamw(&mut opt, &part("opt"), &state, path)?;
-        let loader = PromptLoader::from_state(field(&state, "loader", path)?, tk)?;
-        let rng = crate::checkpoint::state_rng(&state, path)?;
+        crate::checkpoint::restore_adamw(&mut opt, &part("opt"), st.opt_step, path)?;
+        let loader = PromptLoader::from_state(st.loader, tk)?;
+        let rng = st.rng;
         Ok(Self {
             config,
             policy,
@@ -411,7 +402,7 @@ impl GrpoTrainer {
             opt,
             loader,
             rng,
-            step: field(&state, "step", path)?,
+            step: st.step,
             last_samples: Vec::new(),
         })
     }

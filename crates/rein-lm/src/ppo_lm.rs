@@ -37,7 +37,7 @@ use crate::rl::{
     mean_entropy, whiten, KlController, KlEstimator, PromptRecord, ResponseBatch, Reward,
     RunningMoments,
 };
-use crate::rollout::{PromptLoader, Rollout, SamplingSpec, ScoredSample};
+use crate::rollout::{PromptLoader, RlState, Rollout, SamplingSpec, ScoredSample};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
 use candle_core::{Device, Module, Tensor, Var};
@@ -612,7 +612,6 @@ impl PpoLmTrainer {
     ) -> Result<PpoLmLog, LmError> {
         let start = std::time::Instant::now();
         let c = self.config.clone();
-        let picked = self.loader.next(c.prompts_per_step, &mut self.rng);
         let spec = SamplingSpec {
             per_prompt: c.samples_per_prompt,
             max_new_tokens: c.max_new_tokens,
@@ -620,21 +619,16 @@ impl PpoLmTrainer {
             top_k: c.top_k,
             stop_strings: c.stop_strings.clone(),
         };
-        let ro = Rollout::sample(
+        let (ro, batch) = Rollout::next_batch(
             &self.policy,
-            &self.loader,
-            &picked,
+            &mut self.loader,
+            c.prompts_per_step,
             &spec,
             &mut self.rng,
             tk,
             reward,
         )?;
         let scores = shape_scores(&c, &mut self.score_moments, &ro.scores, &ro.finished);
-        let batch = ResponseBatch::new(
-            &ro.prompt_ids,
-            &ro.responses,
-            self.policy.config.n_positions,
-        )?;
         let (n, r) = (batch.n, batch.response_len);
         let mask_all = batch.mask_tensor()?;
         let h = batch.hidden(&self.policy, None)?;
@@ -794,26 +788,28 @@ impl PpoLmTrainer {
             tensors.extend(with_prefix("value.backbone", b.tensors()));
         }
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
-        let state = serde_json::json!({
-            "config": self.config,
-            "model_config": self.policy.config,
-            "step": self.step,
-            "opt_step": self.opt.step,
-            "kl_ctl": self.kl_ctl,
-            "score_moments": self.score_moments,
-            "loader": self.loader.state(),
-            "rng": rein_core::rng::rng_to_string(&self.rng),
-        });
+        let state = RlState {
+            config: self.config.clone(),
+            model_config: self.policy.config.clone(),
+            step: self.step,
+            opt_step: self.opt.step,
+            loader: self.loader.state(),
+            rng: self.rng.clone(),
+            algo: PpoLmState {
+                kl_ctl: self.kl_ctl,
+                score_moments: self.score_moments,
+            },
+        };
         crate::checkpoint::save_state(path, "lm-ppo", &tensors, &state)
     }
 
     /// Rebuilds a trainer from [`PpoLmTrainer::save_checkpoint`]; `tk` re-tokenises the
     /// prompts.
     pub fn load_checkpoint(path: &Path, tk: &Tokenizer) -> Result<Self, LmError> {
-        use crate::checkpoint::{split_prefixes, state_field as field};
-        let (raw, state) = crate::checkpoint::load_state(path, "lm-ppo")?;
-        let config: PpoLmConfig = field(&state, "config", path)?;
-        let model_config: crate::Gpt2Config = field(&state, "model_config", path)?;
+        use crate::checkpoint::split_prefixes;
+        let (raw, st): (_, RlState<PpoLmConfig, PpoLmState>) =
+            crate::checkpoint::load_state(path, "lm-ppo")?;
+        let (config, model_config) = (st.config, st.model_config);
         let name = path.display().to_string();
         let mut parts = split_prefixes(raw);
         let mut part = |p: &str| parts.remove(p).unwrap_or_default();
@@ -845,21 +841,21 @@ impl PpoLmTrainer {
             config.learning_rate,
             config.weight_decay,
         )?;
-        crate::checkpoint::restore_adamw(&mut opt, &opt_t, &state, path)?;
-        let loader = PromptLoader::from_state(field(&state, "loader", path)?, tk)?;
-        let rng = crate::checkpoint::state_rng(&state, path)?;
+        crate::checkpoint::restore_adamw(&mut opt, &opt_t, st.opt_step, path)?;
+        let loader = PromptLoader::from_state(st.loader, tk)?;
+        let rng = st.rng;
         Ok(Self {
             config,
             policy,
             reference,
             value_head,
             value_backbone,
-            kl_ctl: field(&state, "kl_ctl", path)?,
-            score_moments: field(&state, "score_moments", path)?,
+            kl_ctl: st.algo.kl_ctl,
+            score_moments: st.algo.score_moments,
             opt,
             loader,
             rng,
-            step: field(&state, "step", path)?,
+            step: st.step,
             last_samples: Vec::new(),
         })
     }
@@ -952,4 +948,11 @@ mod tests {
         };
         assert!(c.validate().unwrap_err().to_string().contains("cliprange"));
     }
+}
+
+/// What only PPO keeps in a checkpoint: the KL controller and the running score moments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PpoLmState {
+    kl_ctl: KlController,
+    score_moments: RunningMoments,
 }

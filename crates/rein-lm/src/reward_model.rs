@@ -522,16 +522,14 @@ impl RewardModelTrainer {
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
         let mut state = self.state.clone();
         state.opt_step = self.opt.step;
-        let state = serde_json::to_value(&state).map_err(|e| LmError::Format(e.to_string()))?;
         crate::checkpoint::save_state(path, REWARD_MODEL_KIND, &tensors, &state)
     }
 
     /// Rebuilds a trainer from [`RewardModelTrainer::save_checkpoint`] with the model's
     /// tokenizer.
     pub fn load_checkpoint(path: &Path, tokenizer: Tokenizer) -> Result<Self, LmError> {
-        let (raw, state) = crate::checkpoint::load_state(path, REWARD_MODEL_KIND)?;
-        let st: RewardModelState = serde_json::from_value(state)
-            .map_err(|e| LmError::Format(format!("{}: trainer state: {e}", path.display())))?;
+        let (raw, st): (_, RewardModelState) =
+            crate::checkpoint::load_state(path, REWARD_MODEL_KIND)?;
         let mut parts = crate::checkpoint::split_prefixes(raw);
         let mut model_tensors = parts.remove("model").unwrap_or_default();
         let name = path.display().to_string();
@@ -556,9 +554,8 @@ impl RewardModelTrainer {
             st.config.learning_rate,
             st.config.weight_decay,
         )?;
-        opt.load_state_tensors(&parts.remove("opt").unwrap_or_default())
-            .map_err(|e| LmError::Format(format!("{name}: {e}")))?;
-        opt.step = st.opt_step;
+        let opt_t = parts.remove("opt").unwrap_or_default();
+        crate::checkpoint::restore_adamw(&mut opt, &opt_t, st.opt_step, path)?;
         Ok(Self {
             model,
             config: st.config.clone(),

@@ -31,8 +31,6 @@ pub trait Reward {
     fn score(&mut self, samples: &[Sample]) -> Result<Vec<f64>, LmError>;
 }
 
-pub use crate::rewards::ExactAnswer;
-
 /// A prompt of an RL dataset with its references.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromptRecord {
@@ -719,7 +717,7 @@ mod tests {
             response: r,
             references: &refs,
         };
-        let got = ExactAnswer
+        let got = crate::rewards::ExactAnswer
             .score(&[s(" 37\n"), s(" 36"), s(" 370"), s(" no")])
             .unwrap();
         assert_eq!(got, vec![1.0, 0.0, 0.0, 0.0]);

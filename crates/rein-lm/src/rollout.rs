@@ -176,6 +176,28 @@ pub struct Rollout {
 }
 
 impl Rollout {
+    /// The opening of every RL step: the loader's next `n_prompts` prompts, `spec.per_prompt`
+    /// scored samples of each ([`Rollout::sample`]), and the batch of their responses.
+    #[allow(clippy::too_many_arguments)]
+    pub fn next_batch(
+        policy: &Gpt2,
+        loader: &mut PromptLoader,
+        n_prompts: usize,
+        spec: &SamplingSpec,
+        rng: &mut ReinRng,
+        tk: &Tokenizer,
+        reward: &mut dyn Reward,
+    ) -> Result<(Self, crate::rl::ResponseBatch), LmError> {
+        let picked = loader.next(n_prompts, rng);
+        let ro = Self::sample(policy, loader, &picked, spec, rng, tk, reward)?;
+        let batch = crate::rl::ResponseBatch::new(
+            &ro.prompt_ids,
+            &ro.responses,
+            policy.config.n_positions,
+        )?;
+        Ok((ro, batch))
+    }
+
     /// Samples `spec.per_prompt` responses to each of `prompts` (loader indices) from
     /// `policy` (EOS from its config), one seed per row drawn from `rng`, and scores them with
     /// `reward`. A reward that returns the wrong number of scores or a non-finite score is an
@@ -282,4 +304,26 @@ impl Rollout {
             })
             .collect()
     }
+}
+
+/// The checkpoint state of an RL trainer for language models besides its tensors: settings,
+/// the policy's architecture, counters, the prompt order and position, the generator, and
+/// `algo`, what only that method keeps (PPO's KL controller and score moments).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RlState<C, A> {
+    /// The trainer's settings.
+    pub config: C,
+    /// The policy's (and reference's) architecture.
+    pub model_config: crate::Gpt2Config,
+    /// Optimizer steps done.
+    pub step: u64,
+    /// AdamW's step counter.
+    pub opt_step: u64,
+    /// The prompt loader.
+    pub loader: LoaderState,
+    /// The sampling generator.
+    #[serde(with = "rein_core::rng::as_string")]
+    pub rng: ReinRng,
+    /// The method's own state.
+    pub algo: A,
 }

@@ -441,27 +441,26 @@ impl LmTrainer {
         use crate::checkpoint::with_prefix;
         let mut tensors = with_prefix("model", self.model.tensors());
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
-        let state = serde_json::json!({
-            "config": self.config,
-            "model_config": self.model.config,
-            "step": self.step,
-            "opt_step": self.opt.step,
-            "epoch": self.epoch,
-            "cursor": self.cursor,
-            "order": self.order,
-            "rng": rein_core::rng::rng_to_string(&self.rng),
-            "train": self.train,
-            "eval": self.eval,
-        });
+        let state = SupervisedState {
+            config: self.config.clone(),
+            model_config: self.model.config.clone(),
+            step: self.step,
+            opt_step: self.opt.step,
+            epoch: self.epoch,
+            cursor: self.cursor,
+            order: self.order.clone(),
+            rng: self.rng.clone(),
+            train: self.train.clone(),
+            eval: self.eval.clone(),
+        };
         crate::checkpoint::save_state(path, "lm-sft", &tensors, &state)
     }
 
     /// Rebuilds a trainer from [`LmTrainer::save_checkpoint`].
     pub fn load_checkpoint(path: &Path) -> Result<Self, LmError> {
-        use crate::checkpoint::{split_prefixes, state_field as from};
-        let (raw, state) = crate::checkpoint::load_state(path, "lm-sft")?;
-        let config: LmTrainConfig = from(&state, "config", path)?;
-        let model_config: crate::Gpt2Config = from(&state, "model_config", path)?;
+        use crate::checkpoint::split_prefixes;
+        let (raw, st): (_, SupervisedState) = crate::checkpoint::load_state(path, "lm-sft")?;
+        let (config, model_config) = (st.config, st.model_config);
         let mut parts = split_prefixes(raw);
         let model = Gpt2::from_tensors(
             model_config,
@@ -476,20 +475,36 @@ impl LmTrainer {
                 config.weight_decay,
             )?,
             model,
-            train: from(&state, "train", path)?,
-            eval: from(&state, "eval", path)?,
-            order: from(&state, "order", path)?,
-            cursor: from(&state, "cursor", path)?,
-            epoch: from(&state, "epoch", path)?,
-            step: from(&state, "step", path)?,
-            rng: crate::checkpoint::state_rng(&state, path)?,
+            train: st.train,
+            eval: st.eval,
+            order: st.order,
+            cursor: st.cursor,
+            epoch: st.epoch,
+            step: st.step,
+            rng: st.rng,
             tokens: 0,
             started: std::time::Instant::now(),
             config,
         };
-        crate::checkpoint::restore_adamw(&mut t.opt, &opt_t, &state, path)?;
+        crate::checkpoint::restore_adamw(&mut t.opt, &opt_t, st.opt_step, path)?;
         Ok(t)
     }
+}
+
+/// What a supervised-training checkpoint keeps besides the model and AdamW tensors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SupervisedState {
+    config: LmTrainConfig,
+    model_config: crate::Gpt2Config,
+    step: u64,
+    opt_step: u64,
+    epoch: u64,
+    cursor: usize,
+    order: Vec<usize>,
+    #[serde(with = "rein_core::rng::as_string")]
+    rng: ReinRng,
+    train: Vec<Example>,
+    eval: Vec<Example>,
 }
 
 /// An [`LmTrainer`] with the tokenizer its model is exported with: the `rein_train::Trainer`
