@@ -21,7 +21,7 @@ const MASKED: f32 = -1e30;
 
 /// The MLP non-linearity named by `activation_function`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
+pub enum ActivationFunction {
     /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (`gelu_new`, `gelu_pytorch_tanh`).
     GeluTanh,
     /// `x Phi(x)` with the exact normal CDF (`gelu`).
@@ -36,7 +36,7 @@ pub enum Activation {
     QuickGelu,
 }
 
-impl Activation {
+impl ActivationFunction {
     /// Parses Hugging Face's `activation_function` names.
     pub fn parse(name: &str) -> Result<Self, String> {
         Ok(match name {
@@ -215,7 +215,7 @@ pub struct Gpt2 {
     wpe: Tensor,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
-    act: Activation,
+    act: ActivationFunction,
 }
 
 /// Inputs of one forward pass.
@@ -321,7 +321,8 @@ impl Gpt2 {
                 mlp_proj: conv(&format!("h.{i}.mlp.c_proj")),
             })
             .collect();
-        let act = Activation::parse(&config.activation_function).map_err(LmError::Format)?;
+        let act =
+            ActivationFunction::parse(&config.activation_function).map_err(LmError::Format)?;
         Ok(Self {
             wte: get("wte.weight"),
             wpe: get("wpe.weight"),
