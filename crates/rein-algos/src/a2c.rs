@@ -14,6 +14,7 @@ use crate::onpolicy::{
 };
 use crate::AlgoError;
 use rein_core::returns::{explained_variance, normalize};
+use rein_core::schedule::Schedule;
 use rein_core::{rng_from_seed, ReinRng};
 use rein_nn::{Activation, Adam, RmsProp};
 use serde::{Deserialize, Serialize};
@@ -29,10 +30,8 @@ pub struct A2cConfig {
     pub num_envs: usize,
     /// Steps per env per update.
     pub n_steps: usize,
-    /// Learning rate.
-    pub learning_rate: f64,
-    /// Anneal the learning rate linearly to 0.
-    pub anneal_lr: bool,
+    /// Learning rate: a number, or a schedule such as `"lin_0.0007"` (linearly to 0).
+    pub learning_rate: Schedule,
     /// Discount.
     pub gamma: f64,
     /// GAE lambda (1: n-step returns).
@@ -73,8 +72,7 @@ impl Default for A2cConfig {
             total_timesteps: 1_000_000,
             num_envs: 1,
             n_steps: 5,
-            learning_rate: 7e-4,
-            anneal_lr: false,
+            learning_rate: Schedule::Constant { value: 7e-4 },
             gamma: 0.99,
             gae_lambda: 1.0,
             ent_coef: 0.0,
@@ -119,12 +117,7 @@ impl A2cConfig {
                 return Err(format!("{name} must be in [0, 1], got {v}"));
             }
         }
-        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
-            return Err(format!(
-                "learning_rate must be positive, got {}",
-                self.learning_rate
-            ));
-        }
+        self.learning_rate.check_positive("learning_rate")?;
         if self.net_arch.is_empty() || self.net_arch.contains(&0) {
             return Err(format!(
                 "net_arch must list positive hidden sizes, got {:?}",
@@ -144,9 +137,14 @@ enum Optim {
 impl Optim {
     fn new(n: usize, cfg: &A2cConfig) -> Self {
         if cfg.use_rms_prop {
-            Optim::Rms(RmsProp::new(n, cfg.learning_rate, 0.99, cfg.rms_prop_eps))
+            Optim::Rms(RmsProp::new(
+                n,
+                cfg.learning_rate.initial(),
+                0.99,
+                cfg.rms_prop_eps,
+            ))
         } else {
-            Optim::Adam(Adam::new(n, cfg.learning_rate, cfg.rms_prop_eps))
+            Optim::Adam(Adam::new(n, cfg.learning_rate.initial(), cfg.rms_prop_eps))
         }
     }
 
@@ -286,13 +284,9 @@ impl A2c {
                 self.update
             )));
         }
-        let progress_remaining =
-            1.0 - (self.global_step() as f64 / cfg.total_timesteps.max(1) as f64).min(1.0);
-        let lr = if cfg.anneal_lr {
-            cfg.learning_rate * progress_remaining
-        } else {
-            cfg.learning_rate
-        };
+        let lr = cfg
+            .learning_rate
+            .value(self.global_step(), cfg.total_timesteps, 0);
         for ((p, g), opt) in self
             .policy
             .param_groups()

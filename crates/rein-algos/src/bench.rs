@@ -96,17 +96,18 @@ pub fn bench_ppo(
 /// target forward on the next observations (6 + 2 per weight and sample).
 pub fn bench_dqn(env: &str, total: u64, make_env: EnvFactory) -> Result<TrainingBench, AlgoError> {
     let off = serde_json::Value::Bool(false);
-    let config: DqnConfig = settings(
+    let mut config: DqnConfig = settings(
         Algo::Dqn,
         env,
         total,
         &[
             ("double_q", off.clone()),
-            ("dueling", off.clone()),
-            ("anneal_lr", off),
+            ("dueling", off),
             ("n_steps", 1.into()),
         ],
     )?;
+    let lr = config.learning_rate.initial();
+    config.learning_rate = rein_core::schedule::Schedule::Constant { value: lr };
     let mut agent = Dqn::new(config.clone(), make_env)?;
     let start = Instant::now();
     let mut last = DqnLog::default();

@@ -18,6 +18,7 @@ use crate::onpolicy::EnvFactory;
 use crate::AlgoError;
 use rand::Rng;
 use rein_core::replay::ReplayBatch;
+use rein_core::schedule::Schedule;
 use rein_core::{rng_from_seed, ReinRng, Space, Value};
 use rein_nn::{clip_grad_norm, Activation, Adam, Mlp, MlpCache};
 use serde::{Deserialize, Serialize};
@@ -29,8 +30,10 @@ use std::time::Instant;
 pub struct DqnConfig {
     /// Environment steps to train for.
     pub total_timesteps: u64,
-    /// Adam learning rate.
-    pub learning_rate: f64,
+    /// Adam learning rate: a number, or a schedule such as `"lin_0.0023"` (linearly to 0 over
+    /// training, the zoo's `lin_` schedules: late updates become small, so the final policy
+    /// does not swing).
+    pub learning_rate: Schedule,
     /// Replay capacity.
     pub buffer_size: usize,
     /// Random-action steps before learning starts.
@@ -66,9 +69,6 @@ pub struct DqnConfig {
     pub dueling: bool,
     /// Rewards summed into each target (n-step returns; 1: one-step TD).
     pub n_steps: usize,
-    /// Decay the learning rate linearly to 0 over training (the zoo's `lin_` schedules):
-    /// late updates become small, so the final policy does not swing.
-    pub anneal_lr: bool,
     /// Seed.
     pub seed: u64,
 }
@@ -77,7 +77,7 @@ impl Default for DqnConfig {
     fn default() -> Self {
         Self {
             total_timesteps: 100_000,
-            learning_rate: 1e-4,
+            learning_rate: Schedule::Constant { value: 1e-4 },
             buffer_size: 1_000_000,
             learning_starts: 100,
             batch_size: 32,
@@ -95,7 +95,6 @@ impl Default for DqnConfig {
             double_q: false,
             dueling: false,
             n_steps: 1,
-            anneal_lr: false,
             seed: 0,
         }
     }
@@ -139,12 +138,7 @@ impl DqnConfig {
                 self.gamma, self.tau
             ));
         }
-        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
-            return Err(format!(
-                "learning_rate must be positive, got {}",
-                self.learning_rate
-            ));
-        }
+        self.learning_rate.check_positive("learning_rate")?;
         if self.net_arch.contains(&0) {
             return Err(format!(
                 "net_arch must list positive sizes, got {:?}",
@@ -271,7 +265,7 @@ impl Dqn {
         let mut q_target = Mlp::new(&sizes, config.activation);
         q_target.copy_params_from(&q);
         Ok(Self {
-            opt: Adam::new(q.params.len(), config.learning_rate, 1e-8),
+            opt: Adam::new(q.params.len(), config.learning_rate.initial(), 1e-8),
             q,
             q_target,
             env,
@@ -325,10 +319,9 @@ impl Dqn {
             }
         }
         let (mut loss_sum, mut q_sum, mut n) = (0.0, 0.0, 0u64);
-        if cfg.anneal_lr {
-            let progress = self.env.global_step as f64 / cfg.total_timesteps.max(1) as f64;
-            self.opt.lr = cfg.learning_rate * (1.0 - progress).max(0.0);
-        }
+        self.opt.lr = cfg
+            .learning_rate
+            .value(self.env.global_step, cfg.total_timesteps, 0);
         if self.env.global_step > cfg.learning_starts {
             for _ in 0..cfg.gradient_steps {
                 let (l, qm) = self.gradient_step()?;

@@ -11,7 +11,7 @@
 //!    `loss = pg + ent_coef * (-H) + vf_coef * value`; stop the epoch loop when
 //!    `approx_kl = mean((r - 1) - log r) > 1.5 * target_kl`; global gradient-norm clipping;
 //!    Adam (eps 1e-5).
-//! 4. Learning rate and clip range optionally annealed linearly to 0 with the fraction of
+//! 4. Learning rate and clip range are schedules (`rein_core::schedule`), e.g. annealed linearly to 0 with the fraction of
 //!    steps remaining (the zoo's `lin_` schedules), updated once per rollout.
 
 use crate::actor_critic::ActorCritic;
@@ -19,6 +19,7 @@ use crate::onpolicy::{load_on_policy, Collector, EnvFactory, OnPolicyState, Upda
 use crate::AlgoError;
 use rand::seq::SliceRandom;
 use rein_core::returns::explained_variance;
+use rein_core::schedule::Schedule;
 use rein_core::{rng_from_seed, ReinRng};
 use rein_nn::{Activation, Adam};
 use serde::{Deserialize, Serialize};
@@ -38,18 +39,14 @@ pub struct PpoConfig {
     pub batch_size: usize,
     /// Passes over each rollout.
     pub n_epochs: usize,
-    /// Adam learning rate (initial value when annealed).
-    pub learning_rate: f64,
-    /// Anneal the learning rate linearly to 0.
-    pub anneal_lr: bool,
+    /// Adam learning rate: a number, or a schedule such as `"lin_0.001"` (linearly to 0).
+    pub learning_rate: Schedule,
     /// Discount.
     pub gamma: f64,
     /// GAE lambda.
     pub gae_lambda: f64,
-    /// Surrogate clip range epsilon (initial value when annealed).
-    pub clip_range: f64,
-    /// Anneal the clip range linearly to 0.
-    pub anneal_clip_range: bool,
+    /// Surrogate clip range epsilon: a number or a schedule (`"lin_0.2"`).
+    pub clip_range: Schedule,
     /// Clip range of the value function around the old values (negative: no clipping).
     pub clip_range_vf: f64,
     /// Normalise advantages per minibatch.
@@ -90,12 +87,10 @@ impl Default for PpoConfig {
             n_steps: 2048,
             batch_size: 64,
             n_epochs: 10,
-            learning_rate: 3e-4,
-            anneal_lr: false,
+            learning_rate: Schedule::Constant { value: 3e-4 },
             gamma: 0.99,
             gae_lambda: 0.95,
-            clip_range: 0.2,
-            anneal_clip_range: false,
+            clip_range: Schedule::Constant { value: 0.2 },
             clip_range_vf: -1.0,
             normalize_advantage: true,
             ent_coef: 0.0,
@@ -163,13 +158,8 @@ impl PpoConfig {
                 return Err(format!("{name} must be in [0, 1], got {v}"));
             }
         }
-        if self.learning_rate.is_nan()
-            || self.learning_rate <= 0.0
-            || self.clip_range.is_nan()
-            || self.clip_range <= 0.0
-        {
-            return Err("learning_rate and clip_range must be positive".into());
-        }
+        self.learning_rate.check_positive("learning_rate")?;
+        self.clip_range.check_positive("clip_range")?;
         if self.net_arch.is_empty() || self.net_arch.contains(&0) {
             return Err(format!(
                 "net_arch must list positive hidden sizes, got {:?}",
@@ -294,7 +284,7 @@ impl Ppo {
             config.shared_trunk,
             &mut rng,
         );
-        let (lr, eps) = (config.learning_rate, config.adam_eps);
+        let (lr, eps) = (config.learning_rate.initial(), config.adam_eps);
         Ok(Self {
             optimizers: policy
                 .param_group_sizes()
@@ -341,18 +331,9 @@ impl Ppo {
         let (adv, returns) = self.collector.gae(cfg.gamma, cfg.gae_lambda);
         let b = &self.collector.buf;
         let explained = explained_variance(&b.values, &returns);
-        let progress_remaining =
-            1.0 - (self.global_step() as f64 / cfg.total_timesteps.max(1) as f64).min(1.0);
-        let lr = if cfg.anneal_lr {
-            cfg.learning_rate * progress_remaining
-        } else {
-            cfg.learning_rate
-        };
-        let clip = if cfg.anneal_clip_range {
-            cfg.clip_range * progress_remaining
-        } else {
-            cfg.clip_range
-        };
+        let (step, steps) = (self.global_step(), cfg.total_timesteps);
+        let lr = cfg.learning_rate.value(step, steps, 0);
+        let clip = cfg.clip_range.value(step, steps, 0);
         for opt in &mut self.optimizers {
             opt.lr = lr;
         }

@@ -3,6 +3,7 @@
 
 use rein_algos::dqn::{Dqn, DqnConfig};
 use rein_algos::onpolicy::EnvFactory;
+use rein_core::schedule::Schedule;
 use std::sync::Arc;
 
 /// `extras`: the preset's Double DQN, dueling head, 3-step returns and lr annealing; without
@@ -16,7 +17,13 @@ fn run(extras: bool, seed: u64) -> f64 {
         double_q: extras,
         dueling: extras,
         n_steps: if extras { 3 } else { 1 },
-        anneal_lr: extras,
+        learning_rate: if extras {
+            preset.learning_rate
+        } else {
+            Schedule::Constant {
+                value: preset.learning_rate.initial(),
+            }
+        },
         ..preset
     };
     let f: EnvFactory = Arc::new(|_| rein_envs::make("CartPole-v1"));

@@ -75,7 +75,7 @@ fn interrupted_and_resumed_run_equals_uninterrupted_run() {
             n_steps: 64,
             batch_size: 64,
             n_epochs: 2,
-            anneal_lr: true,
+            learning_rate: rein_core::schedule::Schedule::LinearToZero { start: 3e-4 },
             normalize_obs: true,
             normalize_reward: true,
             env_threads: 2,
