@@ -1,8 +1,7 @@
-//! Weights on disk as safetensors (the format of Hugging Face and of `torch` users), with
-//! free-form metadata for training state, written atomically.
+//! Networks as named tensors in PyTorch's layout (`{prefix}.{layer}.weight` is `[out, in]`),
+//! the form checkpoints (`rein_train::Checkpoint`) store them in.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 /// A named f32 tensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,108 +12,6 @@ pub struct NamedTensor {
     pub shape: Vec<usize>,
     /// Elements.
     pub data: Vec<f32>,
-}
-
-/// Errors reading or writing weight files; messages name the file and the tensor.
-#[derive(Debug, thiserror::Error)]
-pub enum IoError {
-    /// The file could not be read or written.
-    #[error("{path}: {source}")]
-    File {
-        /// The file.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The file is not valid safetensors or lacks what was expected.
-    #[error("{path}: {message}")]
-    Format {
-        /// The file.
-        path: String,
-        /// What was wrong.
-        message: String,
-    },
-}
-
-/// Serialises tensors and metadata to safetensors bytes.
-pub fn to_safetensors(
-    tensors: &[NamedTensor],
-    metadata: HashMap<String, String>,
-) -> Result<Vec<u8>, String> {
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|t| t.data.iter().flat_map(|x| x.to_le_bytes()).collect())
-        .collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|(t, b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), b)
-                .map(|v| (t.name.clone(), v))
-                .map_err(|e| format!("tensor {}: {e}", t.name))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    safetensors::serialize(views, Some(metadata)).map_err(|e| e.to_string())
-}
-
-/// Writes tensors and metadata to `path` atomically (temporary file, then rename).
-pub fn save(
-    path: &Path,
-    tensors: &[NamedTensor],
-    metadata: HashMap<String, String>,
-) -> Result<(), IoError> {
-    let bytes = to_safetensors(tensors, metadata).map_err(|message| IoError::Format {
-        path: path.display().to_string(),
-        message,
-    })?;
-    rein_core::metrics::write_atomic(path, &bytes).map_err(|source| IoError::File {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
-/// Tensors by name, and the file's metadata.
-pub type Loaded = (HashMap<String, NamedTensor>, HashMap<String, String>);
-
-/// Reads every f32 tensor and the metadata of a safetensors file.
-pub fn load(path: &Path) -> Result<Loaded, IoError> {
-    let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| IoError::File {
-        path: p.clone(),
-        source,
-    })?;
-    let fmt = |message: String| IoError::Format {
-        path: p.clone(),
-        message,
-    };
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| fmt(format!("not a safetensors file: {e}")))?;
-    let (_, meta) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| fmt(e.to_string()))?;
-    let metadata = meta.metadata().clone().unwrap_or_default();
-    let mut out = HashMap::new();
-    for (name, view) in st.tensors() {
-        if view.dtype() != safetensors::Dtype::F32 {
-            return Err(fmt(format!(
-                "tensor {name} has dtype {:?}, expected F32",
-                view.dtype()
-            )));
-        }
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        out.insert(
-            name.clone(),
-            NamedTensor {
-                name,
-                shape: view.shape().to_vec(),
-                data,
-            },
-        );
-    }
-    Ok((out, metadata))
 }
 
 impl crate::mlp::Mlp {
@@ -185,16 +82,14 @@ mod tests {
     use crate::{Activation, Mlp};
 
     #[test]
-    fn mlp_round_trips_through_safetensors() {
+    fn mlp_round_trips_through_named_tensors() {
         let mut a = Mlp::new(&[3, 4, 2], Activation::Tanh);
         a.init_orthogonal(&[1.0, 1.0], &mut rein_core::rng_from_seed(0));
-        let dir = std::env::temp_dir().join(format!("rein-io-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("m.safetensors");
-        let meta = HashMap::from([("k".to_string(), "v".to_string())]);
-        save(&path, &a.to_tensors("actor"), meta).unwrap();
-        let (tensors, meta) = load(&path).unwrap();
-        assert_eq!(meta["k"], "v");
+        let tensors: HashMap<String, NamedTensor> = a
+            .to_tensors("actor")
+            .into_iter()
+            .map(|t| (t.name.clone(), t))
+            .collect();
         assert_eq!(tensors["actor.0.weight"].shape, vec![4, 3]);
         let mut b = Mlp::new(&[3, 4, 2], Activation::Tanh);
         b.load_tensors("actor", &tensors).unwrap();
