@@ -6,8 +6,8 @@ use crate::cmd_lm::{quickstart, QuickstartArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rein_lm::evaluation::{answer_stats, kl_to_reference};
-use rein_lm::grpo::{GrpoConfig, GrpoTrainer};
-use rein_lm::rl_trainer::{reward_specs, RlMethod, RlTrainer, TaskPreset, GRPO_KIND, PPO_KIND};
+use rein_lm::rl::grpo::{GrpoConfig, GrpoTrainer};
+use rein_lm::rl::trainer::{reward_specs, RlMethod, RlTrainer, TaskPreset, GRPO_KIND, PPO_KIND};
 use rein_train::{files, RunOptions};
 use std::path::{Path, PathBuf};
 
@@ -133,7 +133,7 @@ fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
         let overrides: Vec<_> = rein_train::settings::parse_overrides(&a.set)?
             .into_iter()
             .collect();
-        let records = rein_lm::rl::read_prompts(&prompts)?;
+        let records = rein_lm::rl::reward::read_prompts(&prompts)?;
         let (t, config_toml, seed) = RlTrainer::build(
             kind,
             preset.as_ref(),
@@ -206,7 +206,7 @@ pub struct DemoArgs {
 fn demo_config(a: &DemoArgs) -> Result<GrpoConfig> {
     let mut set = rein_lm::demo::settings(a.steps, a.seed);
     set.extend(rein_train::settings::parse_overrides(&a.set)?);
-    let c: GrpoConfig = rein_lm::rl_trainer::settings(None, &set)?;
+    let c: GrpoConfig = rein_lm::rl::trainer::settings(None, &set)?;
     c.validate()?;
     Ok(c)
 }
@@ -235,7 +235,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     let specs = reward_specs(&a.reward, None)?;
     let mut trainer = RlTrainer {
         method: RlMethod::Grpo(GrpoTrainer::new(cfg.clone(), model, train, &tk)?),
-        reward: rein_lm::rewards::build_reward(&specs)?,
+        reward: rein_lm::rl::rewards::build_reward(&specs)?,
         tokenizer: tk.clone(),
     };
     // With the reward list, `rein lm grpo --resume RUN` continues an interrupted demo run.

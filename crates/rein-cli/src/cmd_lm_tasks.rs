@@ -4,9 +4,11 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rein_lm::reward_model::{read_preferences, RewardModel, RewardModelConfig, RewardModelTrainer};
-use rein_lm::rewards::build_reward;
-use rein_lm::rl_trainer::{reward_specs, TaskPreset};
+use rein_lm::rl::reward_model::{
+    read_preferences, RewardModel, RewardModelConfig, RewardModelTrainer,
+};
+use rein_lm::rl::rewards::build_reward;
+use rein_lm::rl::trainer::{reward_specs, TaskPreset};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -50,7 +52,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         .clone()
         .or_else(|| preset.as_ref().and_then(|p| p.eval_prompts.clone()))
         .context("--prompts is required (or a --preset with `eval_prompts`)")?;
-    let mut records = rein_lm::rl::read_prompts(&prompts_path)?;
+    let mut records = rein_lm::rl::reward::read_prompts(&prompts_path)?;
     if let Some(n) = a.limit {
         records.truncate(n);
     }
@@ -174,9 +176,9 @@ pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
     let texts = match (&a.policy, &a.prompts) {
         (Some(p), Some(prompts)) => {
             let (policy, ptk) = load_pair(p)?;
-            let records = rein_lm::rl::read_prompts(prompts)?;
+            let records = rein_lm::rl::reward::read_prompts(prompts)?;
             let n = records.len().min(256);
-            rein_lm::reward_model::policy_samples(
+            rein_lm::rl::reward_model::policy_samples(
                 &policy,
                 &ptk,
                 &records[..n],
@@ -184,7 +186,7 @@ pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
                 cfg.seed,
             )?
         }
-        _ => rein_lm::reward_model::pair_texts(&t_pairs),
+        _ => rein_lm::rl::reward_model::pair_texts(&t_pairs),
     };
     let (mean, std) = rm.normalize_over(&texts)?;
     rm.save(&a.out)?;

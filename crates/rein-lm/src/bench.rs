@@ -6,10 +6,10 @@
 //! on the TRL side). They measure; the binary prints.
 
 use crate::generate::{generate, left_pad, GenerationConfig};
-use crate::grpo::{GrpoConfig, GrpoTrainer};
-use crate::ppo_lm::{PpoLmConfig, PpoLmTrainer};
-use crate::rewards::RuleReward;
-use crate::rl::PromptRecord;
+use crate::rl::grpo::{GrpoConfig, GrpoTrainer};
+use crate::rl::ppo_lm::{PpoLmConfig, PpoLmTrainer};
+use crate::rl::reward::PromptRecord;
+use crate::rl::rewards::RuleReward;
 use crate::{ForwardInput, Gpt2, Gpt2Config, LmError, Tokenizer};
 use rand::Rng;
 use std::path::Path;
@@ -124,7 +124,7 @@ pub fn bench_lm(size: &str) -> Result<LmBench, LmError> {
                 gen.push(start.elapsed().as_secs_f64());
             }
         }
-        let batch = crate::loss::LmBatch {
+        let batch = crate::kernels::loss::LmBatch {
             labels: flat.iter().map(|&x| i64::from(x)).collect(),
             ids: flat,
             positions: pos,
@@ -136,7 +136,7 @@ pub fn bench_lm(size: &str) -> Result<LmBench, LmError> {
         let mut train = Vec::new();
         for r in 0..=2 {
             let start = std::time::Instant::now();
-            let (loss, _) = crate::loss::causal_lm_loss(&model, &batch, None)?;
+            let (loss, _) = crate::kernels::loss::causal_lm_loss(&model, &batch, None)?;
             let grads = loss.backward()?;
             opt.step(&grads)?;
             if r > 0 {

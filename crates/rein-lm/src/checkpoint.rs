@@ -2,8 +2,8 @@
 //! (f32, f16 or bf16 tensors; `transformer.`-prefixed names as `save_pretrained` writes, or the
 //! bare names of the original `gpt2` checkpoint).
 
-use crate::config::Gpt2Config;
-use crate::model::{parameter_shapes, Gpt2};
+use crate::models::config::Gpt2Config;
+use crate::models::gpt2::{parameter_shapes, Gpt2};
 use crate::LmError;
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 //! demo's settings, on a pool of generated problems none of which is held out, evaluated on the
 //! model's held-out problems before and after.
 
-use crate::rl::PromptRecord;
+use crate::rl::reward::PromptRecord;
 use crate::tasks::{arithmetic_problems, Problem};
 use crate::LmError;
 use std::path::Path;

@@ -3,7 +3,9 @@
 //! held-out arithmetic problems (`rein lm demo`, `rein lm quickstart`).
 
 use crate::generate::{generate, GenerationConfig};
-use crate::rl::{KlEstimator, PromptRecord, ResponseBatch, Reward, Sample};
+use crate::rl::batch::ResponseBatch;
+use crate::rl::kl::KlEstimator;
+use crate::rl::reward::{PromptRecord, Reward, Sample};
 use crate::{Gpt2, LmError, Tokenizer};
 
 /// What [`evaluate_task`] measured.
@@ -51,7 +53,7 @@ pub fn kl_to_reference(
         let b = ResponseBatch::new(&ids, &responses, policy.config.n_positions)?;
         let (lp, _) = b.logprobs(policy, 1.0, None)?;
         let (lr, _) = b.logprobs(reference, 1.0, None)?;
-        total += crate::grpo::sequence_kl(&lp, &lr, &b.token_mask, KlEstimator::K1)?
+        total += crate::rl::grpo::sequence_kl(&lp, &lr, &b.token_mask, KlEstimator::K1)?
             * chunk.len() as f64;
     }
     Ok(total / prompts.len().max(1) as f64)

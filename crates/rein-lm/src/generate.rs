@@ -9,7 +9,7 @@
 //! what RLHF trainers compare against the policy's training forward pass. Rows leave the batch
 //! (and the cache) as soon as they finish.
 
-use crate::model::{ForwardInput, Gpt2, KvCache};
+use crate::models::gpt2::{ForwardInput, Gpt2, KvCache};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
 use candle_core::{Device, Tensor};

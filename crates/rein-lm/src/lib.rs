@@ -1,36 +1,29 @@
 //! Language models for rein: GPT-2 compatible with Hugging Face checkpoints (config.json,
-//! model.safetensors, tokenizer.json), batched generation with a KV cache, and the pieces the
-//! RL trainers for language models build on.
+//! model.safetensors, tokenizer.json), batched generation with a KV cache, supervised training
+//! and the RL trainers for language models. Its parts: [`models`] (architectures), [`kernels`]
+//! (the CPU ops they run on), [`tokenizer`], [`generate`], [`train`] (pretraining/SFT), [`rl`]
+//! (rewards, GRPO, PPO), [`checkpoint`] (Hugging Face directories and trainer checkpoints),
+//! [`evaluation`], and the task data of [`tasks`], [`quickstart`] and [`demo`].
 //!
 //! Tensors are candle's (CPU, f32); tokenisation is the `tokenizers` crate's.
 
-pub mod attention;
 pub mod bench;
 pub mod checkpoint;
-pub mod config;
 pub mod demo;
 pub mod evaluation;
 pub mod generate;
-pub mod grpo;
-pub mod loss;
-pub mod model;
-pub mod ops;
+pub mod kernels;
+pub mod models;
 pub mod optim;
-pub mod ppo_lm;
 pub mod quickstart;
-pub mod reward_model;
-pub mod rewards;
 pub mod rl;
-pub mod rl_trainer;
-pub mod rollout;
-mod skinny;
 pub mod tasks;
 pub mod tokenizer;
 pub mod train;
 
-pub use config::Gpt2Config;
 pub use generate::{generate, Generated, GenerationConfig};
-pub use model::{ForwardInput, Gpt2, KvCache, ScalarHead};
+pub use models::config::Gpt2Config;
+pub use models::gpt2::{ForwardInput, Gpt2, KvCache, ScalarHead};
 pub use tokenizer::Tokenizer;
 
 /// Errors of the language-model code; each names the file, tensor, line or value at fault.

@@ -237,8 +237,8 @@ mod tests {
 /// let the presets run end to end; real use brings its own JSONL.
 pub mod examples {
     use super::*;
-    use crate::reward_model::PreferencePair;
-    use crate::rl::PromptRecord;
+    use crate::rl::reward::PromptRecord;
+    use crate::rl::reward_model::PreferencePair;
 
     const SUBJECTS: [&str; 8] = [
         "The movie",

@@ -5,8 +5,8 @@
 //! perplexity on a held-out split), and one-file atomic checkpoints from which `resume`
 //! continues bit for bit (weights, AdamW moments, step, data order and position, generator).
 
-use crate::loss::{causal_lm_loss, LmBatch, IGNORE};
-use crate::model::{Dropout, Gpt2};
+use crate::kernels::loss::{causal_lm_loss, LmBatch, IGNORE};
+use crate::models::gpt2::{Dropout, Gpt2};
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;

@@ -14,13 +14,13 @@ fn shipped_examples_equal_the_generator() {
         assert!(shipped == text, "{rel} differs from the generator");
         if rel.ends_with("preferences.jsonl") {
             assert_eq!(
-                rein_lm::reward_model::read_preferences(&path)
+                rein_lm::rl::reward_model::read_preferences(&path)
                     .unwrap()
                     .len(),
                 256
             );
         } else {
-            assert!(!rein_lm::rl::read_prompts(&path).unwrap().is_empty());
+            assert!(!rein_lm::rl::reward::read_prompts(&path).unwrap().is_empty());
         }
     }
 }

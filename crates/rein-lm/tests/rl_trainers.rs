@@ -5,7 +5,7 @@ mod common;
 
 use common::tensor_diff;
 use rein_lm::generate::generate;
-use rein_lm::rl::ResponseBatch;
+use rein_lm::rl::batch::ResponseBatch;
 use rein_lm::{GenerationConfig, Gpt2, Gpt2Config};
 
 fn tiny_model(seed: u64) -> Gpt2 {
@@ -136,8 +136,8 @@ fn rows_that_repeat_a_prompt_share_its_pass_exactly() {
     }
 }
 
-use rein_lm::grpo::{GrpoConfig, GrpoTrainer};
-use rein_lm::rl::{PromptRecord, Reward, Sample};
+use rein_lm::rl::grpo::{GrpoConfig, GrpoTrainer};
+use rein_lm::rl::reward::{PromptRecord, Reward, Sample};
 use rein_lm::{LmError, Tokenizer};
 
 /// A tokenizer trained here on a few sentences of digits and words.
@@ -297,7 +297,7 @@ fn grpo_resume_is_exact() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-use rein_lm::ppo_lm::{PpoLmConfig, PpoLmTrainer, ScoreScaling, ValueModel};
+use rein_lm::rl::ppo_lm::{PpoLmConfig, PpoLmTrainer, ScoreScaling, ValueModel};
 
 fn max_abs_diff(a: &Gpt2, b: &Gpt2) -> f32 {
     a.named_vars()
@@ -423,7 +423,7 @@ fn ppo_resume_is_exact() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-use rein_lm::reward_model::{
+use rein_lm::rl::reward_model::{
     evaluate_preferences, train_reward_model, PreferencePair, RewardModel, RewardModelConfig,
     RewardModelTrainer,
 };
@@ -546,7 +546,7 @@ fn non_finite_rewards_and_losses_stop_with_a_clear_error() {
 /// (GRPO and PPO through `RlTrainer`, supervised training, reward-model training).
 #[test]
 fn every_lm_trainer_resumes_exactly_through_the_run_loop() {
-    use rein_lm::rl_trainer::{RlMethod, RlTrainer};
+    use rein_lm::rl::trainer::{RlMethod, RlTrainer};
     use rein_lm::train::{blocks_from_text, LmTrainConfig, LmTrainer, SupervisedTrainer};
     use rein_train::resume_check::check_exact_resume;
     use rein_train::{Trainer, TrainerError};

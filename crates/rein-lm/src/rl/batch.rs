@@ -1,334 +1,10 @@
-//! Pieces every RL trainer for language models shares: the reward interface, KL estimators,
-//! whitening, the KL controller, group baselines, and the log-probabilities of sampled
-//! responses under a model.
-//!
-//! Language generation as an MDP: the state is the prompt plus the tokens so far, the action
-//! the next token, the episode ends at EOS or the length limit, and the reward (a task score)
-//! arrives at the end.
+//! The log-probabilities, hidden states and minibatches of sampled responses under a model
+//! ([`ResponseBatch`]), and their mean entropy.
 
-use crate::loss::gather_logprobs;
-use crate::model::{Dropout, ForwardInput, Gpt2};
+use crate::kernels::loss::gather_logprobs;
+use crate::models::gpt2::{Dropout, ForwardInput, Gpt2};
 use crate::LmError;
 use candle_core::{Device, Tensor};
-use serde::{Deserialize, Serialize};
-
-/// One scored sample: the prompt, the model's response and the task's references.
-#[derive(Debug, Clone, Copy)]
-pub struct Sample<'a> {
-    /// Prompt text.
-    pub prompt: &'a str,
-    /// Response text.
-    pub response: &'a str,
-    /// References (answers, summaries, translations); may be empty.
-    pub references: &'a [String],
-}
-
-/// A reward: a batch of samples in, one score per sample out.
-pub trait Reward {
-    /// Short name for logs.
-    fn name(&self) -> String;
-    /// Scores of `samples`, in order.
-    fn score(&mut self, samples: &[Sample]) -> Result<Vec<f64>, LmError>;
-}
-
-/// A prompt of an RL dataset with its references.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PromptRecord {
-    /// Prompt text.
-    pub prompt: String,
-    /// References (empty when the reward needs none).
-    pub references: Vec<String>,
-}
-
-/// Reads JSONL prompts: `{"prompt": ...}` with optional `"answer"`, `"reference"` (string) or
-/// `"references"` (list of strings). Errors name the file and line.
-pub fn read_prompts(path: &std::path::Path) -> Result<Vec<PromptRecord>, LmError> {
-    let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = || format!("{}:{}", path.display(), i + 1);
-        let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| LmError::Format(format!("{}: not JSON: {e}", at())))?;
-        let prompt = v
-            .get("prompt")
-            .and_then(|p| p.as_str())
-            .ok_or_else(|| LmError::Format(format!("{}: no string field \"prompt\"", at())))?;
-        let mut references = Vec::new();
-        for key in ["answer", "reference"] {
-            if let Some(r) = v.get(key) {
-                let r = r.as_str().ok_or_else(|| {
-                    LmError::Format(format!("{}: \"{key}\" must be a string", at()))
-                })?;
-                references.push(r.to_string());
-            }
-        }
-        if let Some(rs) = v.get("references") {
-            let list = rs.as_array().ok_or_else(|| {
-                LmError::Format(format!(
-                    "{}: \"references\" must be a list of strings",
-                    at()
-                ))
-            })?;
-            for r in list {
-                references.push(
-                    r.as_str()
-                        .ok_or_else(|| {
-                            LmError::Format(format!(
-                                "{}: \"references\" must be a list of strings",
-                                at()
-                            ))
-                        })?
-                        .to_string(),
-                );
-            }
-        }
-        out.push(PromptRecord {
-            prompt: prompt.to_string(),
-            references,
-        });
-    }
-    if out.is_empty() {
-        return Err(LmError::Format(format!(
-            "{}: no prompts (expected JSON lines with a \"prompt\" field)",
-            path.display()
-        )));
-    }
-    Ok(out)
-}
-
-/// Per-token estimators of `KL(pi || ref)` from the sampled token's log-probabilities
-/// (Schulman 2020, "Approximating KL divergence"): with `r = logp_ref - logp`,
-/// k1 = `-r`, k2 = `r^2 / 2`, k3 = `exp(r) - 1 - r`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KlEstimator {
-    /// `logp - logp_ref` (unbiased, can be negative).
-    K1,
-    /// `(logp - logp_ref)^2 / 2`.
-    K2,
-    /// `exp(logp_ref - logp) - 1 - (logp_ref - logp)` (unbiased, non-negative).
-    K3,
-}
-
-impl KlEstimator {
-    /// Parses `k1`, `k2` or `k3`.
-    pub fn parse(s: &str) -> Result<Self, LmError> {
-        match s {
-            "k1" => Ok(Self::K1),
-            "k2" => Ok(Self::K2),
-            "k3" => Ok(Self::K3),
-            other => Err(LmError::Input(format!(
-                "unknown KL estimator {other:?} (expected k1, k2 or k3)"
-            ))),
-        }
-    }
-
-    /// The estimate for one token.
-    pub fn per_token(self, logp: f64, logp_ref: f64) -> f64 {
-        let r = logp_ref - logp;
-        match self {
-            Self::K1 => -r,
-            Self::K2 => 0.5 * r * r,
-            Self::K3 => r.exp() - 1.0 - r,
-        }
-    }
-}
-
-/// Whitening as TRL's `masked_whiten`: `(x - mean) / sqrt(var + 1e-8)` with the population
-/// variance; with `shift_mean = false` the mean is added back (TRL does this for rewards).
-pub fn whiten(x: &mut [f64], shift_mean: bool) {
-    if x.is_empty() {
-        return;
-    }
-    let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-    let inv = 1.0 / (var + 1e-8).sqrt();
-    for v in x.iter_mut() {
-        *v = (*v - mean) * inv + if shift_mean { 0.0 } else { mean };
-    }
-}
-
-/// The learning rate at optimiser step `step` (0-based) under linear warmup over
-/// `warmup_steps` steps to `lr`, then constant (the RL trainers' schedule).
-pub fn warmup_lr(lr: f64, warmup_steps: u64, step: u64) -> f64 {
-    if step < warmup_steps {
-        lr * (step + 1) as f64 / warmup_steps as f64
-    } else {
-        lr
-    }
-}
-
-/// Running mean and standard deviation of scores, merged batch by batch with Chan et al.'s
-/// parallel-variance formula, as TRL's `RunningMoments` (starting at mean 0, std 1, a count of
-/// 1e-24). PPO's optional score scaling divides by `std`, and with normalisation first
-/// subtracts `mean`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct RunningMoments {
-    /// Running mean.
-    pub mean: f64,
-    /// Running standard deviation (Bessel-corrected over all scores seen).
-    pub std: f64,
-    /// Running population variance.
-    pub var: f64,
-    /// Scores seen.
-    pub count: f64,
-}
-
-impl Default for RunningMoments {
-    fn default() -> Self {
-        Self {
-            mean: 0.0,
-            std: 1.0,
-            var: 1.0,
-            count: 1e-24,
-        }
-    }
-}
-
-impl RunningMoments {
-    /// Merges a batch (at least one score) into the running moments.
-    pub fn update(&mut self, xs: &[f64]) {
-        if xs.is_empty() {
-            return;
-        }
-        let n = xs.len() as f64;
-        let mean = xs.iter().sum::<f64>() / n;
-        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
-        let delta = mean - self.mean;
-        let total = self.count + n;
-        let m2 = self.var * self.count + delta * delta * self.count * n / total + var * n;
-        self.mean += delta * n / total;
-        self.var = m2 / total;
-        self.std = (self.var * total / (total - 1.0)).max(0.0).sqrt();
-        self.count = total;
-    }
-}
-
-/// The KL coefficient beta: fixed, or adapted toward a target KL as Ziegler et al. (2019)
-/// do: `e = clip(KL / target - 1, -0.2, 0.2)`, `beta <- beta (1 + e n / horizon)` after `n`
-/// episodes.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct KlController {
-    /// Current beta.
-    pub value: f64,
-    /// Target KL (None: fixed beta).
-    pub target: Option<f64>,
-    /// Horizon of the adaptation, in episodes.
-    pub horizon: f64,
-}
-
-impl KlController {
-    /// A constant beta.
-    pub fn fixed(beta: f64) -> Self {
-        Self {
-            value: beta,
-            target: None,
-            horizon: 1.0,
-        }
-    }
-
-    /// An adaptive beta starting at `init`.
-    pub fn adaptive(init: f64, target: f64, horizon: f64) -> Self {
-        Self {
-            value: init,
-            target: Some(target),
-            horizon,
-        }
-    }
-
-    /// Updates beta after `n_episodes` episodes whose mean KL was `current_kl`.
-    pub fn update(&mut self, current_kl: f64, n_episodes: usize) {
-        if let Some(target) = self.target {
-            let e = (current_kl / target - 1.0).clamp(-0.2, 0.2);
-            self.value *= 1.0 + e * n_episodes as f64 / self.horizon;
-        }
-    }
-}
-
-/// How the critic-free trainers turn the scores of a group (the samples of one prompt) into
-/// advantages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Baseline {
-    /// GRPO (Shao et al. 2024): `(r - mean) / (std + 1e-4)` within the group, `std` with
-    /// Bessel's correction as `torch.std` (TRL's default).
-    GroupNormalized,
-    /// Dr. GRPO (Liu et al. 2025): `r - mean` within the group, no std scaling.
-    GroupMean,
-    /// RLOO (Ahmadian et al. 2024): `r - mean of the other k - 1 samples`.
-    LeaveOneOut,
-    /// REINFORCE with the batch-mean baseline: `r - mean` over the whole batch.
-    BatchMean,
-    /// REINFORCE without a baseline (Williams 1992): `A = r`. With a 0/1 reward only the
-    /// rewarded samples move the policy, which makes it rejection-sampling fine-tuning (RAFT,
-    /// ReST): no push-down of the unrewarded ones, so it tolerates larger learning rates.
-    None,
-}
-
-impl Baseline {
-    /// Parses `grpo`, `dr_grpo`, `rloo` or `reinforce`.
-    pub fn parse(s: &str) -> Result<Self, LmError> {
-        match s {
-            "grpo" | "group_normalized" => Ok(Self::GroupNormalized),
-            "dr_grpo" | "group_mean" => Ok(Self::GroupMean),
-            "rloo" | "leave_one_out" => Ok(Self::LeaveOneOut),
-            "reinforce" | "batch_mean" => Ok(Self::BatchMean),
-            "none" => Ok(Self::None),
-            other => Err(LmError::Input(format!(
-                "unknown method {other:?} (expected grpo, dr_grpo, rloo, reinforce or none)"
-            ))),
-        }
-    }
-}
-
-/// Advantages of `rewards`, laid out as consecutive groups of `group` samples per prompt.
-pub fn group_advantages(
-    rewards: &[f64],
-    group: usize,
-    baseline: Baseline,
-) -> Result<Vec<f64>, LmError> {
-    if group == 0 || !rewards.len().is_multiple_of(group) {
-        return Err(LmError::Input(format!(
-            "{} rewards do not split into groups of {group}",
-            rewards.len()
-        )));
-    }
-    if baseline == Baseline::LeaveOneOut && group < 2 {
-        return Err(LmError::Input(
-            "RLOO needs at least 2 samples per prompt".into(),
-        ));
-    }
-    if baseline == Baseline::BatchMean {
-        let mean = rewards.iter().sum::<f64>() / rewards.len().max(1) as f64;
-        return Ok(rewards.iter().map(|r| r - mean).collect());
-    }
-
-    let mut out = Vec::with_capacity(rewards.len());
-    for g in rewards.chunks(group) {
-        let k = g.len() as f64;
-        let sum: f64 = g.iter().sum();
-        let mean = sum / k;
-        match baseline {
-            Baseline::GroupNormalized => {
-                let std = if g.len() > 1 {
-                    (g.iter().map(|r| (r - mean) * (r - mean)).sum::<f64>() / (k - 1.0)).sqrt()
-                } else {
-                    0.0
-                };
-                out.extend(g.iter().map(|r| (r - mean) / (std + 1e-4)));
-            }
-            Baseline::GroupMean => out.extend(g.iter().map(|r| r - mean)),
-            Baseline::LeaveOneOut => out.extend(g.iter().map(|r| r - (sum - r) / (k - 1.0))),
-            Baseline::None => out.extend_from_slice(g),
-            Baseline::BatchMean => unreachable!("handled above"),
-        }
-    }
-    Ok(out)
-}
 
 /// A batch of prompt + response sequences laid out for scoring the responses: prompts
 /// left-padded to a common length `p`, responses right-padded to `r`, so that response token
@@ -469,7 +145,7 @@ impl ResponseBatch {
             .iter()
             .map(|&i| self.mask[i][..p].to_vec())
             .collect();
-        let mut cache = crate::model::KvCache::with_gradients();
+        let mut cache = crate::models::gpt2::KvCache::with_gradients();
         let hp = model.hidden(
             &ForwardInput {
                 ids: &Tensor::from_vec(prompt_ids, (u, p), &dev)?,
@@ -615,6 +291,9 @@ pub fn mean_entropy(logits: &Tensor, mask: &Tensor, temperature: f64) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rl::advantages::*;
+    use crate::rl::kl::*;
+    use crate::rl::reward::{Reward, Sample};
 
     #[test]
     fn kl_estimators_match_their_formulas() {
@@ -717,7 +396,7 @@ mod tests {
             response: r,
             references: &refs,
         };
-        let got = crate::rewards::ExactAnswer
+        let got = crate::rl::rewards::ExactAnswer
             .score(&[s(" 37\n"), s(" 36"), s(" 370"), s(" no")])
             .unwrap();
         assert_eq!(got, vec![1.0, 0.0, 0.0, 0.0]);

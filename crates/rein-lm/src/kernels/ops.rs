@@ -140,11 +140,11 @@ unsafe fn row_parallel_gemm(
         return;
     }
     assert!(a.len() >= m * k);
-    if m <= crate::skinny::MAX_ROWS {
+    if m <= crate::kernels::skinny::MAX_ROWS {
         let rhs = if b_cs == 1 && b_rs == n as isize {
-            Some(crate::skinny::Rhs::KByN(&b[..k * n]))
+            Some(crate::kernels::skinny::Rhs::KByN(&b[..k * n]))
         } else if b_rs == 1 && b_cs == k as isize {
-            Some(crate::skinny::Rhs::NByK(&b[..k * n]))
+            Some(crate::kernels::skinny::Rhs::NByK(&b[..k * n]))
         } else {
             None
         };
@@ -155,7 +155,7 @@ unsafe fn row_parallel_gemm(
                 std::ptr::write_bytes(dst, 0, m * n);
             }
             let y = std::slice::from_raw_parts_mut(dst, m * n);
-            if crate::skinny::skinny_gemm((m, n, k), &a[..m * k], rhs, y, read_dst) {
+            if crate::kernels::skinny::skinny_gemm((m, n, k), &a[..m * k], rhs, y, read_dst) {
                 return;
             }
         }

@@ -11,7 +11,7 @@
 //! Each output element is summed over `k` in order by one thread, so results do not depend on
 //! the number of threads.
 
-use crate::ops::SendPtr;
+use crate::kernels::ops::SendPtr;
 use rayon::prelude::*;
 
 /// Rows up to which [`skinny_gemm`] is used instead of `gemm` (whose packing pays off on more).

@@ -118,7 +118,7 @@ impl Gpt2Config {
                 self.n_embd, self.n_head
             ));
         }
-        crate::model::ActivationFunction::parse(&self.activation_function)?;
+        crate::models::gpt2::ActivationFunction::parse(&self.activation_function)?;
         for (name, p) in [
             ("embd_pdrop", self.embd_pdrop),
             ("attn_pdrop", self.attn_pdrop),

@@ -6,8 +6,8 @@
 //! `transformer.` prefix (`wte.weight`, `h.0.attn.c_attn.weight`, ...), so that the same
 //! tensors serve inference, gradients and checkpoints.
 
-use crate::attention::{attention, AttentionMask};
-use crate::config::Gpt2Config;
+use crate::kernels::attention::{attention, AttentionMask};
+use crate::models::config::Gpt2Config;
 use crate::LmError;
 use candle_core::{DType, Device, Module, Tensor, Var, D};
 use candle_nn::VarMap;
@@ -56,7 +56,7 @@ impl ActivationFunction {
 
     fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Self::GeluTanh => crate::ops::gelu_tanh(x),
+            Self::GeluTanh => crate::kernels::ops::gelu_tanh(x),
             Self::GeluErf => x.gelu_erf(),
             Self::Relu => x.relu(),
             Self::Silu => x.silu(),
@@ -142,7 +142,7 @@ struct LayerNorm {
 
 impl LayerNorm {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        crate::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+        crate::kernels::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 
@@ -156,7 +156,7 @@ impl Conv1D {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let dims = x.dims().to_vec();
         let (rows, inp) = (x.elem_count() / dims[dims.len() - 1], dims[dims.len() - 1]);
-        let y = crate::ops::linear(&x.reshape((rows, inp))?, &self.weight, &self.bias)?;
+        let y = crate::kernels::ops::linear(&x.reshape((rows, inp))?, &self.weight, &self.bias)?;
         let mut out = dims;
         let last = out.len() - 1;
         out[last] = self.weight.dims()[1];
@@ -502,7 +502,7 @@ impl Gpt2 {
     pub fn lm_head(&self, hidden: &Tensor) -> Result<Tensor, LmError> {
         let (b, t, d) = hidden.dims3()?;
         Ok(
-            crate::ops::tied_head(&hidden.reshape((b * t, d))?, &self.wte)?.reshape((
+            crate::kernels::ops::tied_head(&hidden.reshape((b * t, d))?, &self.wte)?.reshape((
                 b,
                 t,
                 self.config.vocab_size,

@@ -31,13 +31,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::model::{Gpt2, ScalarHead};
+use crate::models::gpt2::{Gpt2, ScalarHead};
 use crate::optim::{clip_grad_norm, AdamW};
-use crate::rl::{
-    mean_entropy, whiten, KlController, KlEstimator, PromptRecord, ResponseBatch, Reward,
-    RunningMoments,
-};
-use crate::rollout::{PromptLoader, RlState, Rollout, SamplingSpec, ScoredSample};
+use crate::rl::advantages::{whiten, RunningMoments};
+use crate::rl::batch::{mean_entropy, ResponseBatch};
+use crate::rl::kl::{KlController, KlEstimator};
+use crate::rl::reward::{PromptRecord, Reward};
+use crate::rl::rollout::{PromptLoader, RlState, Rollout, SamplingSpec, ScoredSample};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
 use candle_core::{Device, Module, Tensor, Var};
@@ -654,7 +654,7 @@ impl PpoLmTrainer {
         let kl = kl_rows.iter().sum::<f64>() / n as f64;
         drop((h, lp, logits, values));
 
-        let lr = crate::rl::warmup_lr(c.learning_rate, c.warmup_steps, self.step);
+        let lr = crate::rl::advantages::warmup_lr(c.learning_rate, c.warmup_steps, self.step);
         self.opt.lr = lr;
         let mb_size = n / c.num_mini_batches;
         let micro = mb_size / c.gradient_accumulation_steps;

@@ -4,8 +4,8 @@
 //! call these, so sampling, scoring and the samples log are one copy.
 
 use crate::generate::{generate, GenerationConfig};
-use crate::model::Gpt2;
-use crate::rl::{PromptRecord, Reward, Sample};
+use crate::models::gpt2::Gpt2;
+use crate::rl::reward::{PromptRecord, Reward, Sample};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
 use rand::seq::SliceRandom;
@@ -187,10 +187,10 @@ impl Rollout {
         rng: &mut ReinRng,
         tk: &Tokenizer,
         reward: &mut dyn Reward,
-    ) -> Result<(Self, crate::rl::ResponseBatch), LmError> {
+    ) -> Result<(Self, crate::rl::batch::ResponseBatch), LmError> {
         let picked = loader.next(n_prompts, rng);
         let ro = Self::sample(policy, loader, &picked, spec, rng, tk, reward)?;
-        let batch = crate::rl::ResponseBatch::new(
+        let batch = crate::rl::batch::ResponseBatch::new(
             &ro.prompt_ids,
             &ro.responses,
             policy.config.n_positions,

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::rl::{Reward, Sample};
+use crate::rl::reward::{Reward, Sample};
 use crate::LmError;
 use rein_text::metrics;
 use serde::{Deserialize, Serialize};
@@ -510,7 +510,7 @@ impl RewardSpec {
                 })
             }
             RewardSpec::RewardModel { path, .. } => {
-                Box::new(crate::reward_model::RewardModel::load(path)?)
+                Box::new(crate::rl::reward_model::RewardModel::load(path)?)
             }
         })
     }

@@ -3,10 +3,10 @@
 //! so that the one run loop drives `rein lm grpo`, `rein lm ppo` and `rein lm demo` (and the
 //! Python package) alike. Also the task presets: settings, rewards and data paths in TOML.
 
-use crate::grpo::{GrpoLog, GrpoTrainer};
-use crate::ppo_lm::{PpoLmLog, PpoLmTrainer};
-use crate::rewards::RewardSpec;
-use crate::rl::Reward;
+use crate::rl::grpo::{GrpoLog, GrpoTrainer};
+use crate::rl::ppo_lm::{PpoLmLog, PpoLmTrainer};
+use crate::rl::reward::Reward;
+use crate::rl::rewards::RewardSpec;
 use crate::{LmError, Tokenizer};
 use rein_train::{files, Curve, Progress, Trainer, TrainerError};
 use serde::de::DeserializeOwned;
@@ -80,12 +80,12 @@ impl RlTrainer {
         preset: Option<&TaskPreset>,
         overrides: &[(String, serde_json::Value)],
         model_dir: &Path,
-        prompts: Vec<crate::rl::PromptRecord>,
+        prompts: Vec<crate::rl::reward::PromptRecord>,
         specs: &[RewardSpec],
     ) -> Result<(Self, String, u64), LmError> {
         let (model, tk) = crate::checkpoint::load_model_and_tokenizer(model_dir)?;
         let (method, text, seed) = if kind == GRPO_KIND {
-            let c: crate::grpo::GrpoConfig = settings(preset, overrides)?;
+            let c: crate::rl::grpo::GrpoConfig = settings(preset, overrides)?;
             let (text, seed) = (to_toml(&c)?, c.seed);
             (
                 RlMethod::Grpo(GrpoTrainer::new(c, model, prompts, &tk)?),
@@ -93,7 +93,7 @@ impl RlTrainer {
                 seed,
             )
         } else {
-            let c: crate::ppo_lm::PpoLmConfig = settings(preset, overrides)?;
+            let c: crate::rl::ppo_lm::PpoLmConfig = settings(preset, overrides)?;
             let (text, seed) = (to_toml(&c)?, c.seed);
             (
                 RlMethod::Ppo(PpoLmTrainer::new(c, model, prompts, &tk)?),
@@ -103,7 +103,7 @@ impl RlTrainer {
         };
         let trainer = Self {
             method,
-            reward: crate::rewards::build_reward(specs)?,
+            reward: crate::rl::rewards::build_reward(specs)?,
             tokenizer: tk,
         };
         Ok((trainer, text, seed))
@@ -133,7 +133,7 @@ impl RlTrainer {
         let text = std::fs::read_to_string(&path).map_err(|e| LmError::io(&path, e))?;
         let specs: Vec<RewardSpec> = serde_json::from_str(&text)
             .map_err(|e| LmError::Format(format!("{}: not a reward list: {e}", path.display())))?;
-        let reward = crate::rewards::build_reward(&specs)?;
+        let reward = crate::rl::rewards::build_reward(&specs)?;
         Self::load(&run.join(files::CHECKPOINT), reward, tk)
     }
 
@@ -314,8 +314,10 @@ impl TaskPreset {
     /// an error). Returns the lines of the report.
     pub fn check(&self, path: &Path) -> Result<Vec<String>, LmError> {
         match self.trainer.as_deref() {
-            Some("grpo") => settings::<crate::grpo::GrpoConfig>(Some(self), &[])?.validate()?,
-            Some("ppo") => settings::<crate::ppo_lm::PpoLmConfig>(Some(self), &[])?.validate()?,
+            Some("grpo") => settings::<crate::rl::grpo::GrpoConfig>(Some(self), &[])?.validate()?,
+            Some("ppo") => {
+                settings::<crate::rl::ppo_lm::PpoLmConfig>(Some(self), &[])?.validate()?
+            }
             other => {
                 return Err(LmError::Input(format!(
                     "{}: trainer must be \"grpo\" or \"ppo\", got {other:?}",
@@ -325,7 +327,7 @@ impl TaskPreset {
         }
         let mut lines = Vec::new();
         for f in [&self.prompts, &self.eval_prompts].into_iter().flatten() {
-            let n = crate::rl::read_prompts(f)?.len();
+            let n = crate::rl::reward::read_prompts(f)?.len();
             lines.push(format!("{}: {n} prompts", f.display()));
         }
         for spec in &self.reward {

@@ -18,10 +18,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::model::Gpt2;
+use crate::models::gpt2::Gpt2;
 use crate::optim::{clip_grad_norm, AdamW};
-use crate::rl::{group_advantages, mean_entropy, Baseline, KlEstimator, PromptRecord, Reward};
-use crate::rollout::{PromptLoader, RlState, Rollout, SamplingSpec, ScoredSample};
+use crate::rl::advantages::{group_advantages, Baseline};
+use crate::rl::batch::mean_entropy;
+use crate::rl::kl::KlEstimator;
+use crate::rl::reward::{PromptRecord, Reward};
+use crate::rl::rollout::{PromptLoader, RlState, Rollout, SamplingSpec, ScoredSample};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
 use candle_core::Tensor;
@@ -286,7 +289,7 @@ impl GrpoTrainer {
             (batch.n, 1),
             &candle_core::Device::Cpu,
         )?;
-        let lr = crate::rl::warmup_lr(c.learning_rate, c.warmup_steps, self.step);
+        let lr = crate::rl::advantages::warmup_lr(c.learning_rate, c.warmup_steps, self.step);
         self.opt.lr = lr;
         let mut old: Option<Tensor> = None;
         let (mut loss_v, mut clipfrac, mut kl, mut entropy) = (0.0, 0.0, 0.0, 0.0);

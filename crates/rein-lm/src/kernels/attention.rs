@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use crate::ops::contiguous_slice;
+use crate::kernels::ops::contiguous_slice;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use rein_nn::kernels::{matmul, Mat};

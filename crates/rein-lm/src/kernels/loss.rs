@@ -1,8 +1,8 @@
 //! Token log-probabilities and the causal language-modelling loss.
 
-use crate::attention::fast_exp_nonpos;
-use crate::model::{ForwardInput, Gpt2};
-use crate::ops::contiguous_slice;
+use crate::kernels::attention::fast_exp_nonpos;
+use crate::kernels::ops::contiguous_slice;
+use crate::models::gpt2::{ForwardInput, Gpt2};
 use crate::LmError;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -197,7 +197,7 @@ pub struct LmBatch {
 pub fn causal_lm_loss(
     model: &Gpt2,
     batch: &LmBatch,
-    dropout: Option<&mut crate::model::Dropout>,
+    dropout: Option<&mut crate::models::gpt2::Dropout>,
 ) -> std::result::Result<(Tensor, usize), LmError> {
     let dev = Device::Cpu;
     let (b, t) = (batch.batch, batch.seq);

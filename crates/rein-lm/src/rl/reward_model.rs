@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::generate::left_pad;
-use crate::model::{ForwardInput, Gpt2, ScalarHead};
+use crate::models::gpt2::{ForwardInput, Gpt2, ScalarHead};
 use crate::optim::{clip_grad_norm, AdamW};
-use crate::rl::{Reward, Sample};
+use crate::rl::reward::{Reward, Sample};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
 use candle_core::{Device, Module, Tensor, Var};
@@ -617,7 +617,7 @@ impl rein_train::Trainer for RewardModelTrainer {
 pub fn policy_samples(
     policy: &Gpt2,
     tk: &Tokenizer,
-    records: &[crate::rl::PromptRecord],
+    records: &[crate::rl::reward::PromptRecord],
     max_new_tokens: usize,
     seed: u64,
 ) -> Result<Vec<(String, String)>, LmError> {
