@@ -224,7 +224,7 @@ impl A2c {
     }
 
     /// Collects one rollout and takes one gradient step.
-    pub fn train_update(&mut self) -> Result<UpdateLog, AlgoError> {
+    pub fn update(&mut self) -> Result<UpdateLog, AlgoError> {
         let t0 = Instant::now();
         self.collector
             .collect(&mut self.policy, &mut self.rng, self.config.n_steps)?;

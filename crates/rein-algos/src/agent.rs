@@ -322,16 +322,16 @@ impl Trainer for Agent {
 
     fn update(&mut self) -> Result<Vec<f64>, TrainerError> {
         Ok(match &mut self.inner {
-            AgentImpl::Ppo(a) => a.train_update()?.row().to_vec(),
-            AgentImpl::A2c(a) => a.train_update()?.row().to_vec(),
+            AgentImpl::Ppo(a) => a.update()?.row().to_vec(),
+            AgentImpl::A2c(a) => a.update()?.row().to_vec(),
             AgentImpl::Reinforce(a) => {
-                let mut row = a.train_update()?.row().to_vec();
+                let mut row = a.update()?.row().to_vec();
                 row.remove(8); // explained_variance
                 row
             }
-            AgentImpl::Dqn(a) => a.train_phase()?.row().to_vec(),
-            AgentImpl::Td3(a) => a.train_phase()?.row().to_vec(),
-            AgentImpl::Sac(a) => a.train_phase()?.row().to_vec(),
+            AgentImpl::Dqn(a) => a.update()?.row().to_vec(),
+            AgentImpl::Td3(a) => a.update()?.row().to_vec(),
+            AgentImpl::Sac(a) => a.update()?.row().to_vec(),
         })
     }
 

@@ -70,7 +70,7 @@ pub fn bench_ppo(
     let mut agent = Ppo::new(cfg, Arc::clone(&make_env))?;
     let start = Instant::now();
     while agent.global_step() < agent.config.total_timesteps {
-        agent.train_update()?;
+        agent.update()?;
     }
     let seconds = start.elapsed().as_secs_f64();
     let mut eval_env = make_env(0)?;

@@ -289,7 +289,7 @@ impl Dqn {
     }
 
     /// Steps the env `train_freq` times, then trains; returns the metrics.
-    pub fn train_phase(&mut self) -> Result<DqnLog, AlgoError> {
+    pub fn update(&mut self) -> Result<DqnLog, AlgoError> {
         let cfg = self.config.clone();
         let mut epsilon = cfg.epsilon(self.env.global_step);
         for _ in 0..cfg.train_freq {
@@ -419,7 +419,7 @@ impl Dqn {
     /// Trains until `total_timesteps`, calling `on_log` after every training phase.
     pub fn train(&mut self, on_log: &mut dyn FnMut(&DqnLog)) -> Result<(), AlgoError> {
         while self.env.global_step < self.config.total_timesteps {
-            let log = self.train_phase()?;
+            let log = self.update()?;
             on_log(&log);
         }
         Ok(())

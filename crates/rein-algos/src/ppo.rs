@@ -243,7 +243,7 @@ impl PpoLog {
     }
 }
 
-/// A PPO agent with its environments; `train_update` runs one rollout and one optimisation
+/// A PPO agent with its environments; `update` runs one rollout and one optimisation
 /// phase, `train` runs until `total_timesteps`.
 pub struct Ppo {
     /// Hyperparameters.
@@ -307,7 +307,7 @@ impl Ppo {
     }
 
     /// Collects one rollout and runs one optimisation phase.
-    pub fn train_update(&mut self) -> Result<PpoLog, AlgoError> {
+    pub fn update(&mut self) -> Result<PpoLog, AlgoError> {
         let t0 = Instant::now();
         self.collector
             .collect(&mut self.policy, &mut self.rng, self.config.n_steps)?;

@@ -188,7 +188,7 @@ impl Reinforce {
     }
 
     /// Steps the envs until `batch_episodes` episodes are complete, then updates.
-    pub fn train_update(&mut self) -> Result<UpdateLog, AlgoError> {
+    pub fn update(&mut self) -> Result<UpdateLog, AlgoError> {
         let t0 = Instant::now();
         let (n, d) = (self.config.num_envs, self.policy.obs_dim);
         let ad = self.policy.kind.action_dim();

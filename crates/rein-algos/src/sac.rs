@@ -359,7 +359,7 @@ impl Sac {
     }
 
     /// Steps the env `train_freq` times, then trains; returns the metrics.
-    pub fn train_phase(&mut self) -> Result<SacLog, AlgoError> {
+    pub fn update(&mut self) -> Result<SacLog, AlgoError> {
         let cfg = self.config.clone();
         let ad = self.low.len();
         for _ in 0..cfg.train_freq {
@@ -563,7 +563,7 @@ impl Sac {
     /// Trains until `total_timesteps`, calling `on_log` after every training phase.
     pub fn train(&mut self, on_log: &mut dyn FnMut(&SacLog)) -> Result<(), AlgoError> {
         while self.env.global_step < self.config.total_timesteps {
-            let log = self.train_phase()?;
+            let log = self.update()?;
             on_log(&log);
         }
         Ok(())

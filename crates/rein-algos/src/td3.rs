@@ -354,7 +354,7 @@ impl Td3 {
     }
 
     /// Steps the env `train_freq` times, then trains; returns the metrics.
-    pub fn train_phase(&mut self) -> Result<Td3Log, AlgoError> {
+    pub fn update(&mut self) -> Result<Td3Log, AlgoError> {
         let cfg = self.config.clone();
         let act_dim = self.low.len();
         for _ in 0..cfg.train_freq {
@@ -508,7 +508,7 @@ impl Td3 {
     /// Trains until `total_timesteps`, calling `on_log` after every training phase.
     pub fn train(&mut self, on_log: &mut dyn FnMut(&Td3Log)) -> Result<(), AlgoError> {
         while self.env.global_step < self.config.total_timesteps {
-            let log = self.train_phase()?;
+            let log = self.update()?;
             on_log(&log);
         }
         Ok(())

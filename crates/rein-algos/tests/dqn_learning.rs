@@ -74,7 +74,7 @@ fn dqn_resumes_exactly_with_its_replay_buffer() {
     full.save_checkpoint(&dir.join("full.safetensors")).unwrap();
     let mut part = Dqn::new(cfg, f.clone()).unwrap();
     for _ in 0..20 {
-        part.train_phase().unwrap();
+        part.update().unwrap();
     }
     part.save_checkpoint(&dir.join("part.safetensors")).unwrap();
     drop(part);

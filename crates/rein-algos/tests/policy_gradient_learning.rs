@@ -14,7 +14,7 @@ fn factory(id: &'static str) -> EnvFactory {
 /// Trains `ppo` to its total, calling `on_log` after every update.
 fn train(ppo: &mut Ppo, on_log: &mut dyn FnMut(&PpoLog)) {
     while ppo.global_step() < ppo.config.total_timesteps {
-        on_log(&ppo.train_update().unwrap());
+        on_log(&ppo.update().unwrap());
     }
 }
 
@@ -94,7 +94,7 @@ fn interrupted_and_resumed_run_equals_uninterrupted_run() {
         let mut part = Ppo::new(cfg, factory(id)).unwrap();
         let mut logs = Vec::new();
         for _ in 0..3 {
-            logs.push(part.train_update().unwrap().row()[..13].to_vec());
+            logs.push(part.update().unwrap().row()[..13].to_vec());
         }
         part.save_checkpoint(&ckpt).unwrap();
         drop(part);

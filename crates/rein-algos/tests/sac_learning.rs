@@ -51,7 +51,7 @@ fn sac_resumes_exactly_with_noise_and_temperature() {
     full.save_checkpoint(&dir.join("full.safetensors")).unwrap();
     let mut part = Sac::new(cfg, f.clone()).unwrap();
     for _ in 0..333 {
-        part.train_phase().unwrap();
+        part.update().unwrap();
     }
     part.save_checkpoint(&dir.join("part.safetensors")).unwrap();
     drop(part);

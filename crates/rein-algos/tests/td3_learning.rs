@@ -57,7 +57,7 @@ fn td3_resumes_exactly_with_its_replay_buffer() {
     full.save_checkpoint(&dir.join("full.safetensors")).unwrap();
     let mut part = Td3::new(cfg, f.clone()).unwrap();
     for _ in 0..333 {
-        part.train_phase().unwrap();
+        part.update().unwrap();
     }
     part.save_checkpoint(&dir.join("part.safetensors")).unwrap();
     drop(part);

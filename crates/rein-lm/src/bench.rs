@@ -233,7 +233,7 @@ pub fn bench_rl(model: Gpt2, tk: &Tokenizer, steps: usize) -> Result<RlBench, Lm
     let mut grpo = Vec::new();
     for i in 0..=steps {
         let t = std::time::Instant::now();
-        let log = g.train_step(&mut reward, tk)?;
+        let log = g.update(&mut reward, tk)?;
         if log.response_length != 32.0 {
             return Err(LmError::Input(format!(
                 "benchmark completions must have 32 tokens, got {}",
@@ -256,7 +256,7 @@ pub fn bench_rl(model: Gpt2, tk: &Tokenizer, steps: usize) -> Result<RlBench, Lm
     let mut ppo = Vec::new();
     for i in 0..=steps {
         let t = std::time::Instant::now();
-        p.train_step(&mut reward, tk)?;
+        p.update(&mut reward, tk)?;
         if i > 0 {
             ppo.push(t.elapsed().as_secs_f64());
         }

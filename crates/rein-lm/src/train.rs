@@ -386,7 +386,7 @@ impl LmTrainer {
     }
 
     /// One optimizer step over `grad_accum` micro-batches.
-    pub fn train_step(&mut self) -> Result<LmLog, LmError> {
+    pub fn update(&mut self) -> Result<LmLog, LmError> {
         let cfg = self.config.clone();
         let lr = cfg.lr_at(self.step);
         let mut acc: HashMap<String, Tensor> = HashMap::new();
@@ -527,7 +527,7 @@ impl rein_train::Trainer for SupervisedTrainer {
         &LmLog::COLUMNS
     }
     fn update(&mut self) -> Result<Vec<f64>, rein_train::TrainerError> {
-        Ok(self.trainer.train_step()?.row().to_vec())
+        Ok(self.trainer.update()?.row().to_vec())
     }
     fn updates(&self) -> u64 {
         self.trainer.step

@@ -221,7 +221,7 @@ fn grpo_with_equal_scores_leaves_the_policy_unchanged() {
     };
     let mut t = GrpoTrainer::new(cfg, model_for(&tk, 1), prompts(), &tk).unwrap();
     for _ in 0..3 {
-        let log = t.train_step(&mut Constant, &tk).unwrap();
+        let log = t.update(&mut Constant, &tk).unwrap();
         assert!(log.kl.abs() < 1e-6, "kl {}", log.kl);
     }
     for ((_, a), (_, b)) in t
@@ -249,7 +249,7 @@ fn grpo_learns_to_emit_sevens() {
     let mut t = GrpoTrainer::new(cfg, model_for(&tk, 2), prompts(), &tk).unwrap();
     let mut scores = Vec::new();
     for _ in 0..40 {
-        scores.push(t.train_step(&mut Sevens, &tk).unwrap().scores);
+        scores.push(t.update(&mut Sevens, &tk).unwrap().scores);
     }
     let first: f64 = scores[..5].iter().sum::<f64>() / 5.0;
     let last: f64 = scores[35..].iter().sum::<f64>() / 5.0;
@@ -273,11 +273,11 @@ fn grpo_resume_is_exact() {
     let mut full = GrpoTrainer::new(cfg.clone(), model_for(&tk, 5), prompts(), &tk).unwrap();
     let mut logs_full = Vec::new();
     for _ in 0..4 {
-        logs_full.push(full.train_step(&mut Sevens, &tk).unwrap());
+        logs_full.push(full.update(&mut Sevens, &tk).unwrap());
     }
     let mut first = GrpoTrainer::new(cfg, model_for(&tk, 5), prompts(), &tk).unwrap();
     for _ in 0..2 {
-        first.train_step(&mut Sevens, &tk).unwrap();
+        first.update(&mut Sevens, &tk).unwrap();
     }
     let dir = std::env::temp_dir().join(format!("rein_grpo_resume_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -285,7 +285,7 @@ fn grpo_resume_is_exact() {
     first.save_checkpoint(&path).unwrap();
     let mut second = GrpoTrainer::load_checkpoint(&path, &tk).unwrap();
     for want in &logs_full[2..] {
-        let log = second.train_step(&mut Sevens, &tk).unwrap();
+        let log = second.update(&mut Sevens, &tk).unwrap();
         assert_eq!(log.scores, want.scores);
         assert_eq!(log.kl, want.kl);
     }
@@ -325,7 +325,7 @@ fn ppo_learns_to_emit_sevens() {
     let mut t = PpoLmTrainer::new(cfg, model_for(&tk, 2), prompts(), &tk).unwrap();
     let mut scores = Vec::new();
     for _ in 0..30 {
-        let log = t.train_step(&mut Sevens, &tk).unwrap();
+        let log = t.update(&mut Sevens, &tk).unwrap();
         assert!(log.value_loss.is_finite() && log.approxkl >= 0.0);
         scores.push(log.scores);
     }
@@ -362,7 +362,7 @@ fn ppo_guards_skip_and_stop() {
         ..base.clone()
     };
     let mut t = PpoLmTrainer::new(cfg, model_for(&tk, 3), prompts(), &tk).unwrap();
-    let log = t.train_step(&mut Chars, &tk).unwrap();
+    let log = t.update(&mut Chars, &tk).unwrap();
     assert_eq!(log.skipped_minibatches, 8.0);
     assert_eq!(max_abs_diff(&t.policy, &t.reference), 0.0);
     let cfg = PpoLmConfig {
@@ -370,7 +370,7 @@ fn ppo_guards_skip_and_stop() {
         ..base
     };
     let mut t = PpoLmTrainer::new(cfg, model_for(&tk, 3), prompts(), &tk).unwrap();
-    let log = t.train_step(&mut Chars, &tk).unwrap();
+    let log = t.update(&mut Chars, &tk).unwrap();
     assert_eq!(log.early_stopped, 1.0);
     assert!(max_abs_diff(&t.policy, &t.reference) > 0.0);
 }
@@ -396,12 +396,12 @@ fn ppo_resume_is_exact() {
     };
     let mut full = PpoLmTrainer::new(cfg.clone(), model_for(&tk, 5), prompts(), &tk).unwrap();
     let logs_full: Vec<_> = (0..4)
-        .map(|_| full.train_step(&mut Sevens, &tk).unwrap())
+        .map(|_| full.update(&mut Sevens, &tk).unwrap())
         .collect();
     assert_ne!(logs_full[3].kl_coef, 0.05, "the adaptive controller moved");
     let mut first = PpoLmTrainer::new(cfg, model_for(&tk, 5), prompts(), &tk).unwrap();
     for _ in 0..2 {
-        first.train_step(&mut Sevens, &tk).unwrap();
+        first.update(&mut Sevens, &tk).unwrap();
     }
     let dir = std::env::temp_dir().join(format!("rein_ppo_resume_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -409,7 +409,7 @@ fn ppo_resume_is_exact() {
     first.save_checkpoint(&path).unwrap();
     let mut second = PpoLmTrainer::load_checkpoint(&path, &tk).unwrap();
     for want in &logs_full[2..] {
-        let log = second.train_step(&mut Sevens, &tk).unwrap();
+        let log = second.update(&mut Sevens, &tk).unwrap();
         assert_eq!(log.scores, want.scores);
         assert_eq!(log.kl, want.kl);
         assert_eq!(log.value_loss, want.value_loss);
@@ -516,7 +516,7 @@ fn non_finite_rewards_and_losses_stop_with_a_clear_error() {
         ..Default::default()
     };
     let mut g = GrpoTrainer::new(grpo_cfg.clone(), model_for(&tk, 1), prompts(), &tk).unwrap();
-    let e = g.train_step(&mut NanReward, &tk).unwrap_err().to_string();
+    let e = g.update(&mut NanReward, &tk).unwrap_err().to_string();
     assert!(e.contains("nan") && e.contains("non-finite"), "{e}");
     let poisoned = || {
         let m = model_for(&tk, 1);
@@ -529,7 +529,7 @@ fn non_finite_rewards_and_losses_stop_with_a_clear_error() {
         m
     };
     let mut g = GrpoTrainer::new(grpo_cfg, poisoned(), prompts(), &tk).unwrap();
-    let e = g.train_step(&mut Chars, &tk);
+    let e = g.update(&mut Chars, &tk);
     assert!(matches!(e, Err(LmError::NonFinite(_))), "{:?}", e.err());
     let cfg = PpoLmConfig {
         prompts_per_step: 4,
@@ -537,7 +537,7 @@ fn non_finite_rewards_and_losses_stop_with_a_clear_error() {
         ..Default::default()
     };
     let mut p = PpoLmTrainer::new(cfg, poisoned(), prompts(), &tk).unwrap();
-    let e = p.train_step(&mut Chars, &tk);
+    let e = p.update(&mut Chars, &tk);
     assert!(matches!(e, Err(LmError::NonFinite(_))), "{:?}", e.err());
 }
 

@@ -50,7 +50,7 @@ fn loss_falls_on_predictable_sequences() {
     let first = t.evaluate().unwrap();
     let mut last = None;
     while t.step < 60 {
-        last = Some(t.train_step().unwrap());
+        last = Some(t.update().unwrap());
     }
     let last = last.unwrap();
     assert!(
@@ -71,19 +71,19 @@ fn resume_continues_bit_for_bit() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut full = trainer(12);
     while full.step < 12 {
-        full.train_step().unwrap();
+        full.update().unwrap();
     }
     full.save_checkpoint(&dir.join("full.safetensors")).unwrap();
     let mut part = trainer(12);
     for _ in 0..7 {
-        part.train_step().unwrap();
+        part.update().unwrap();
     }
     part.save_checkpoint(&dir.join("part.safetensors")).unwrap();
     drop(part);
     let mut resumed = LmTrainer::load_checkpoint(&dir.join("part.safetensors")).unwrap();
     assert_eq!(resumed.step, 7);
     while resumed.step < 12 {
-        resumed.train_step().unwrap();
+        resumed.update().unwrap();
     }
     resumed
         .save_checkpoint(&dir.join("resumed.safetensors"))

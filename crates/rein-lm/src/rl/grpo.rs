@@ -244,11 +244,7 @@ impl GrpoTrainer {
     }
 
     /// One step: sample, score, update. `reward` scores the samples; `tk` decodes them.
-    pub fn train_step(
-        &mut self,
-        reward: &mut dyn Reward,
-        tk: &Tokenizer,
-    ) -> Result<GrpoLog, LmError> {
+    pub fn update(&mut self, reward: &mut dyn Reward, tk: &Tokenizer) -> Result<GrpoLog, LmError> {
         let start = std::time::Instant::now();
         let c = self.config.clone();
         let g = c.group_size;

@@ -605,11 +605,7 @@ impl PpoLmTrainer {
 
     /// One PPO iteration: rollout, score, targets, `num_ppo_epochs` passes of minibatch
     /// updates, KL-controller update. `reward` scores the samples; `tk` decodes them.
-    pub fn train_step(
-        &mut self,
-        reward: &mut dyn Reward,
-        tk: &Tokenizer,
-    ) -> Result<PpoLmLog, LmError> {
+    pub fn update(&mut self, reward: &mut dyn Reward, tk: &Tokenizer) -> Result<PpoLmLog, LmError> {
         let start = std::time::Instant::now();
         let c = self.config.clone();
         let spec = SamplingSpec {

@@ -361,7 +361,7 @@ pub fn evaluate_preferences(
 /// train-reward-model`; its checkpoint holds the model, the AdamW moments, the data and the
 /// order, so a resumed run continues exactly.
 ///
-/// [`update`]: RewardModelTrainer::train_step
+/// [`update`]: RewardModelTrainer::update
 pub struct RewardModelTrainer {
     /// The model being trained.
     pub model: RewardModel,
@@ -455,7 +455,7 @@ impl RewardModelTrainer {
     }
 
     /// One optimizer step on the next batch (the order is reshuffled at each epoch's start).
-    pub fn train_step(&mut self) -> Result<RewardModelLog, LmError> {
+    pub fn update(&mut self) -> Result<RewardModelLog, LmError> {
         let (cfg, total) = (self.config.clone(), self.total_steps());
         let st = &mut self.state;
         if st.cursor == 0 {
@@ -573,7 +573,7 @@ impl rein_train::Trainer for RewardModelTrainer {
         &RewardModelLog::COLUMNS
     }
     fn update(&mut self) -> Result<Vec<f64>, rein_train::TrainerError> {
-        Ok(self.train_step()?.row().to_vec())
+        Ok(RewardModelTrainer::update(self)?.row().to_vec())
     }
     fn updates(&self) -> u64 {
         self.state.step
@@ -665,7 +665,7 @@ pub fn train_reward_model(
     let mut t = RewardModelTrainer::new(rm, pairs, cfg.clone())?;
     let total = t.total_steps();
     while t.step() < total {
-        let log = t.train_step()?;
+        let log = t.update()?;
         on_step(&log, total)?;
     }
     let eval = evaluate_preferences(&t.model, t.held_out())?;

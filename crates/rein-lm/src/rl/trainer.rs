@@ -169,8 +169,8 @@ impl Trainer for RlTrainer {
     fn update(&mut self) -> Result<Vec<f64>, TrainerError> {
         let (r, tk) = (self.reward.as_mut(), &self.tokenizer);
         Ok(match &mut self.method {
-            RlMethod::Grpo(t) => t.train_step(r, tk)?.row().to_vec(),
-            RlMethod::Ppo(t) => t.train_step(r, tk)?.row().to_vec(),
+            RlMethod::Grpo(t) => t.update(r, tk)?.row().to_vec(),
+            RlMethod::Ppo(t) => t.update(r, tk)?.row().to_vec(),
         })
     }
     fn updates(&self) -> u64 {
