@@ -8,7 +8,7 @@ use rein_envs::mdp::TabularMdp;
 fn optimal(id: &str, gamma: f64) -> (TabularMdp, rein_envs::mdp::Solution) {
     let env = rein_envs::make_discrete(id, &Default::default()).unwrap();
     let mdp = TabularMdp::from_env(&env, gamma).unwrap();
-    let sol = mdp.value_iteration(1e-12, 1_000_000);
+    let sol = mdp.value_iteration(1e-12, 1_000_000).unwrap();
     (mdp, sol)
 }
 

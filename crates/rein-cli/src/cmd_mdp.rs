@@ -86,7 +86,7 @@ fn solve(a: &SolveArgs) -> Result<()> {
         (mdp, Some(env.kind().clone()), id.to_string())
     };
     let sol: Solution = match a.method {
-        Method::ValueIteration => mdp.value_iteration(a.tol, 10_000_000),
+        Method::ValueIteration => mdp.value_iteration(a.tol, 10_000_000)?,
         Method::PolicyIteration => mdp.policy_iteration(100_000)?,
     };
     if a.json {

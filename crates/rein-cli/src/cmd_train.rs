@@ -312,7 +312,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     // For table-driven envs, compare with the optimal policy of value iteration.
     if let Ok(denv) = rein_envs::make_discrete(&env_id, &kwargs) {
         let mdp = TabularMdp::from_env(&denv, cfg.gamma)?;
-        let sol = mdp.value_iteration(1e-10, 10_000_000);
+        let sol = mdp.value_iteration(1e-10, 10_000_000)?;
         let opt = TabularMdp::optimal_actions(&sol.q, 1e-6);
         let reachable = mdp.reachable(&sol.policy);
         let n = reachable.iter().filter(|&&r| r).count();

@@ -23,6 +23,9 @@ pub enum MdpError {
         /// What was wrong and what is expected.
         message: String,
     },
+    /// Value iteration did not converge (values growing without bound, or the sweep limit).
+    #[error("{0}")]
+    Diverged(String),
     /// The Bellman linear system has no unique solution (gamma = 1 with a policy that never
     /// terminates).
     #[error("the Bellman equations have no unique solution: {0}")]
@@ -189,6 +192,26 @@ impl TabularMdp {
                 "expected a JSON object with \"gamma\" and \"P\" (or \"transition\" and \"reward\")"
                     .into(),
         })?;
+        // Unknown keys (`terminals` for `terminal`) and two layouts at once would silently drop
+        // part of the model: refuse them by name.
+        const KEYS: [&str; 6] = ["gamma", "P", "transition", "reward", "terminal", "initial"];
+        if let Some(k) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(err(
+                k,
+                format!("unknown key; the keys of an MDP file are {KEYS:?}"),
+            ));
+        }
+        if obj.contains_key("P") {
+            if let Some(k) = ["transition", "reward", "terminal"]
+                .into_iter()
+                .find(|k| obj.contains_key(*k))
+            {
+                return Err(err(
+                    k,
+                    "given together with \"P\": use either P[s][a] or the transition/reward/terminal matrices, not both".into(),
+                ));
+            }
+        }
         let gamma = obj
             .get("gamma")
             .ok_or_else(|| err("gamma", "missing; expected a number in [0, 1]".into()))?
@@ -521,9 +544,21 @@ impl TabularMdp {
 
     /// Value iteration: `V(s) <- max_a sum p (r + gamma (1 - done) V(s'))` until the largest
     /// change is below `tol` (or `max_sweeps`), then the greedy policy.
-    pub fn value_iteration(&self, tol: f64, max_sweeps: usize) -> Solution {
+    pub fn value_iteration(&self, tol: f64, max_sweeps: usize) -> Result<Solution, MdpError> {
         let mut v = vec![0.0; self.n_states()];
         let mut sweeps = 0;
+        // Divergence (gamma = 1 with a policy that collects reward forever): the change per
+        // sweep stops shrinking while the values outgrow anything a terminating policy earns.
+        let r_max = self
+            .p
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|o| o.reward.abs())
+            .fold(0.0, f64::max)
+            .max(f64::MIN_POSITIVE);
+        let (mut last_delta, mut flat_sweeps) = (f64::INFINITY, 0usize);
+        let mut converged = false;
         for sweep in 1..=max_sweeps {
             sweeps = sweep;
             let new: Vec<f64> = (0..self.n_states())
@@ -540,17 +575,39 @@ impl TabularMdp {
                 .fold(0.0, f64::max);
             v = new;
             if delta < tol {
+                converged = true;
                 break;
             }
+            flat_sweeps = if delta >= last_delta {
+                flat_sweeps + 1
+            } else {
+                0
+            };
+            last_delta = delta;
+            let v_max = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            if self.gamma >= 1.0 && flat_sweeps >= 1000 && v_max > 1e3 * r_max {
+                return Err(MdpError::Diverged(format!(
+                    "value iteration diverges: after {sweep} sweeps the values still change by \
+                     {delta:.3e} per sweep and reach {v_max:.3e}; with gamma = 1 some policy \
+                     collects reward forever without terminating (use gamma < 1 or make every \
+                     loop end in a terminal state)"
+                )));
+            }
+        }
+        if !converged {
+            return Err(MdpError::Diverged(format!(
+                "value iteration did not converge within {max_sweeps} sweeps (last change \
+                 {last_delta:.3e}, tolerance {tol:e})"
+            )));
         }
         let q = self.q_from_v(&v);
         let policy = Self::greedy(&q);
-        Solution {
+        Ok(Solution {
             v,
             q,
             policy,
             iterations: sweeps,
-        }
+        })
     }
 
     /// Policy iteration (Howard): exact evaluation, then greedy improvement, until the policy
@@ -678,7 +735,7 @@ mod tests {
             vec![vec![t(1.0, 1, 1.0, false)], vec![t(1.0, 1, 1.0, false)]],
         ];
         let mdp = TabularMdp::new(p, 0.9, None).unwrap();
-        let vi = mdp.value_iteration(1e-13, 100_000);
+        let vi = mdp.value_iteration(1e-13, 100_000).unwrap();
         let pi = mdp.policy_iteration(100).unwrap();
         for sol in [&vi, &pi] {
             assert!((sol.v[0] - 9.0).abs() < 1e-9, "{:?}", sol.v);
@@ -733,10 +790,12 @@ mod tests {
             "reward": [[0.0, 0.0], [1.0, 1.0]]});
         let a = TabularMdp::from_json(&gym, "a.json")
             .unwrap()
-            .value_iteration(1e-12, 100000);
+            .value_iteration(1e-12, 100000)
+            .unwrap();
         let b = TabularMdp::from_json(&matrix, "b.json")
             .unwrap()
-            .value_iteration(1e-12, 100000);
+            .value_iteration(1e-12, 100000)
+            .unwrap();
         assert!((a.v[0] - b.v[0]).abs() < 1e-9 && (a.v[0] - 9.0).abs() < 1e-9);
         let e = TabularMdp::from_json(
             &serde_json::json!({"gamma": 0.9, "P": [[[[0.7, 0, 0.0, false]]]]}),
