@@ -1434,3 +1434,34 @@ fn ctrl_c_during_lm_grpo_leaves_an_exact_checkpoint() {
     );
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// A run's config.toml fed back with `--config` gives a run with the same settings (issue 17,
+/// item 1), for a deep and a tabular agent.
+#[test]
+fn a_runs_config_toml_feeds_back_with_config() {
+    let root = std::env::temp_dir().join(format!("rein-config-rt-{}", std::process::id()));
+    for (algo, env, budget) in [
+        ("ppo", "CartPole-v1", ["--total-timesteps", "1024"]),
+        ("qlearning", "Taxi-v4", ["--episodes", "50"]),
+    ] {
+        let run = |dir: &str, extra: &[&str]| -> PathBuf {
+            let runs = root.join(algo).join(dir);
+            let mut args = vec!["train", algo, "--env", env, "--quiet", "--runs-dir"];
+            args.push(runs.to_str().unwrap());
+            args.extend_from_slice(extra);
+            let out = rein(&args);
+            assert!(out.status.success(), "{algo}: {}", stderr(&out));
+            only_run_dir(&runs)
+        };
+        let first = run(
+            "first",
+            &[&budget[..], &["--seed", "4", "--set", "gamma=0.95"]].concat(),
+        );
+        let cfg = first.join("config.toml");
+        let second = run("second", &["--config", cfg.to_str().unwrap()]);
+        let read = |d: &PathBuf| std::fs::read_to_string(d.join("config.toml")).unwrap();
+        assert_eq!(read(&first), read(&second), "{algo}");
+        assert!(read(&second).contains("gamma = 0.95"), "{algo}");
+    }
+    std::fs::remove_dir_all(&root).ok();
+}
