@@ -201,7 +201,7 @@ impl Agent {
     /// The agent saved in the checkpoint at `path`, whatever its algorithm (the checkpoint
     /// names it); `make_env` must make the environments it was trained on.
     pub fn load(path: &Path, make_env: EnvFactory) -> Result<Self, AlgoError> {
-        let kind = rein_train::Checkpoint::read(path)?.kind().to_string();
+        let kind = rein_train::Checkpoint::peek_kind(path)?;
         let algo = Algo::from_name(&kind).ok_or_else(|| {
             AlgoError::Checkpoint(rein_train::CheckpointError::Invalid {
                 path: path.to_path_buf(),

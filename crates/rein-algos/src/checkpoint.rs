@@ -32,9 +32,12 @@ pub(crate) struct Loaded<S> {
     ckpt: Checkpoint,
 }
 
-/// Reads a checkpoint that must have been written by an agent of `kind`.
-pub(crate) fn load<S: DeserializeOwned>(path: &Path, kind: &str) -> Result<Loaded<S>, AlgoError> {
-    let ckpt = Checkpoint::read_kind(path, &[kind])?;
+/// Reads a checkpoint that must have been written by an agent of one of `kinds`.
+pub(crate) fn load<S: DeserializeOwned>(
+    path: &Path,
+    kinds: &[&str],
+) -> Result<Loaded<S>, AlgoError> {
+    let ckpt = Checkpoint::read_kind(path, kinds)?;
     let state = ckpt.state()?;
     let tensors = ckpt
         .f32_tensors()?

@@ -448,7 +448,7 @@ impl Dqn {
         path: &std::path::Path,
         make_env: EnvFactory,
     ) -> Result<Self, AlgoError> {
-        let saved = crate::checkpoint::load::<OffPolicyState<DqnConfig, DqnState>>(path, "dqn")?;
+        let saved = crate::checkpoint::load::<OffPolicyState<DqnConfig, DqnState>>(path, &["dqn"])?;
         let mut agent = Self::new(saved.state.config.clone(), make_env)?;
         saved.load_mlp(&mut agent.q, "q")?;
         saved.load_mlp(&mut agent.q_target, "q_target")?;

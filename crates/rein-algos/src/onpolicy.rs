@@ -312,7 +312,7 @@ where
     C: serde::de::DeserializeOwned + Clone,
     A: serde::de::DeserializeOwned,
 {
-    let saved = crate::checkpoint::load::<OnPolicyState<C, A>>(path, kind)?;
+    let saved = crate::checkpoint::load::<OnPolicyState<C, A>>(path, &[kind])?;
     let mut agent = build(saved.state.config.clone())?;
     let (policy, collector, rng, update) = parts(&mut agent);
     saved.load_policy(policy)?;

@@ -598,7 +598,7 @@ impl Sac {
         path: &std::path::Path,
         make_env: EnvFactory,
     ) -> Result<Self, AlgoError> {
-        let saved = crate::checkpoint::load::<OffPolicyState<SacConfig, SacState>>(path, "sac")?;
+        let saved = crate::checkpoint::load::<OffPolicyState<SacConfig, SacState>>(path, &["sac"])?;
         let mut agent = Self::new(saved.state.config.clone(), make_env)?;
         saved.load_mlp(&mut agent.actor, "actor")?;
         for i in 0..agent.critics.len() {

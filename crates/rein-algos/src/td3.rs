@@ -555,9 +555,8 @@ impl Td3 {
         path: &std::path::Path,
         make_env: EnvFactory,
     ) -> Result<Self, AlgoError> {
-        let ckpt = rein_train::Checkpoint::read_kind(path, &["td3", "ddpg"])?;
         let saved =
-            crate::checkpoint::load::<OffPolicyState<Td3Config, Td3State>>(path, ckpt.kind())?;
+            crate::checkpoint::load::<OffPolicyState<Td3Config, Td3State>>(path, &["td3", "ddpg"])?;
         let mut agent = Self::new(saved.state.config.clone(), make_env)?;
         saved.load_mlp(&mut agent.actor, "actor")?;
         saved.load_mlp(&mut agent.actor_target, "actor_target")?;

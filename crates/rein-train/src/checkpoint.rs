@@ -55,6 +55,38 @@ struct Header<S> {
 /// A tensor's shape and its f32 values.
 pub type ShapedF32 = (Vec<usize>, Vec<f32>);
 
+/// The rein header in a safetensors file's metadata, checked: present (a bare legacy
+/// `rein_state` is named as such), well-formed, of a format this rein reads.
+fn check_header(
+    path: &Path,
+    meta: &HashMap<String, String>,
+) -> Result<Header<serde_json::Value>, CheckpointError> {
+    let invalid = |message: String| CheckpointError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let Some(text) = meta.get(HEADER_KEY) else {
+        return Err(invalid(if meta.contains_key(LEGACY_KEY) {
+            format!(
+                "written by rein before checkpoint format {FORMAT_VERSION}; this version cannot \
+                 resume it (start a new run)"
+            )
+        } else {
+            "no rein checkpoint header (a plain safetensors file, not a rein checkpoint)".into()
+        }));
+    };
+    let header: Header<serde_json::Value> = serde_json::from_str(text)
+        .map_err(|e| invalid(format!("damaged checkpoint header: {e}")))?;
+    if header.format > FORMAT_VERSION {
+        return Err(invalid(format!(
+            "checkpoint format {} (written by rein {}), newer than this rein's format \
+             {FORMAT_VERSION}: upgrade rein to resume it",
+            header.format, header.rein_version
+        )));
+    }
+    Ok(header)
+}
+
 /// A checkpoint read from disk: its header and the bytes its tensors live in.
 pub struct Checkpoint {
     path: PathBuf,
@@ -109,25 +141,7 @@ impl Checkpoint {
             ))
         })?;
         let meta = meta.metadata().clone().unwrap_or_default();
-        let Some(text) = meta.get(HEADER_KEY) else {
-            return Err(invalid(if meta.contains_key(LEGACY_KEY) {
-                format!(
-                    "written by rein before checkpoint format {FORMAT_VERSION}; this version cannot \
-                     resume it (start a new run)"
-                )
-            } else {
-                "no rein checkpoint header (a plain safetensors file, not a rein checkpoint)".into()
-            }));
-        };
-        let header: Header<serde_json::Value> = serde_json::from_str(text)
-            .map_err(|e| invalid(format!("damaged checkpoint header: {e}")))?;
-        if header.format > FORMAT_VERSION {
-            return Err(invalid(format!(
-                "checkpoint format {} (written by rein {}), newer than this rein's format \
-                 {FORMAT_VERSION}: upgrade rein to resume it",
-                header.format, header.rein_version
-            )));
-        }
+        let header = check_header(path, &meta)?;
         // The tensors must parse too, so that a truncated file fails here, by name.
         safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| invalid(format!("damaged tensor data: {e}")))?;
@@ -138,6 +152,48 @@ impl Checkpoint {
             state: header.state,
             bytes,
         })
+    }
+
+    /// The trainer kind of the checkpoint at `path`, from its header alone (the tensors, a
+    /// replay buffer or a language model, are not read): for loaders that dispatch on the kind
+    /// before reading the file once with [`Checkpoint::read_kind`].
+    pub fn peek_kind(path: &Path) -> Result<String, CheckpointError> {
+        use std::io::Read;
+        let invalid = |message: String| CheckpointError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let io = |source| CheckpointError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let not_safetensors = |e: String| {
+            invalid(format!(
+                "not a safetensors file ({e}); the file is damaged or not a checkpoint"
+            ))
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len)
+            .map_err(|e| not_safetensors(e.to_string()))?;
+        let len = u64::from_le_bytes(len);
+        let file_len = file.metadata().map_err(io)?.len();
+        if len > file_len.saturating_sub(8) {
+            return Err(not_safetensors(format!(
+                "header of {len} bytes in a file of {file_len}"
+            )));
+        }
+        let mut text = vec![0u8; len as usize];
+        file.read_exact(&mut text)
+            .map_err(|e| not_safetensors(e.to_string()))?;
+        #[derive(Deserialize)]
+        struct SafetensorsHeader {
+            #[serde(rename = "__metadata__", default)]
+            metadata: HashMap<String, String>,
+        }
+        let h: SafetensorsHeader =
+            serde_json::from_slice(&text).map_err(|e| not_safetensors(e.to_string()))?;
+        Ok(check_header(path, &h.metadata)?.kind)
     }
 
     /// Reads a checkpoint that must be of one of `kinds`.
@@ -209,25 +265,23 @@ impl Checkpoint {
     }
 }
 
-/// A borrowed f32 tensor to write: name, shape and values.
-pub struct F32View<'a> {
+/// An f32 tensor to write: its shape and its values as little-endian bytes.
+pub struct F32View {
     shape: Vec<usize>,
     bytes: Vec<u8>,
-    _data: std::marker::PhantomData<&'a [f32]>,
 }
 
-impl<'a> F32View<'a> {
-    /// A view of `data` with `shape` (row-major).
-    pub fn new(shape: Vec<usize>, data: &'a [f32]) -> Self {
+impl F32View {
+    /// The tensor `data` with `shape` (row-major).
+    pub fn new(shape: Vec<usize>, data: &[f32]) -> Self {
         Self {
             shape,
             bytes: data.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            _data: std::marker::PhantomData,
         }
     }
 }
 
-impl safetensors::View for F32View<'_> {
+impl safetensors::View for F32View {
     fn dtype(&self) -> safetensors::Dtype {
         safetensors::Dtype::F32
     }
@@ -274,6 +328,7 @@ mod tests {
         )
         .unwrap();
         let c = Checkpoint::read_kind(&p, &["ppo"]).unwrap();
+        assert_eq!(Checkpoint::peek_kind(&p).unwrap(), "ppo");
         assert_eq!(c.state::<State>().unwrap(), state);
         assert_eq!(c.f32_tensors().unwrap()["w"], (vec![3], w.to_vec()));
         // Same content, same bytes.
@@ -304,12 +359,16 @@ mod tests {
         std::fs::write(&p, b"not a checkpoint").unwrap();
         let e = Checkpoint::read(&p).err().unwrap().to_string();
         assert!(e.contains("not a safetensors file"), "{e}");
+        let e = Checkpoint::peek_kind(&p).err().unwrap().to_string();
+        assert!(e.contains("not a safetensors file"), "{e}");
 
         // A checkpoint of the format before the container, and one from the future.
         let legacy = HashMap::from([(LEGACY_KEY.to_string(), "{}".to_string())]);
         let bytes = safetensors::serialize(Vec::<(String, F32View)>::new(), Some(legacy)).unwrap();
         std::fs::write(&p, bytes).unwrap();
         let e = Checkpoint::read(&p).err().unwrap().to_string();
+        assert!(e.contains("before checkpoint format 1"), "{e}");
+        let e = Checkpoint::peek_kind(&p).err().unwrap().to_string();
         assert!(e.contains("before checkpoint format 1"), "{e}");
         let future = HashMap::from([(
             HEADER_KEY.to_string(),

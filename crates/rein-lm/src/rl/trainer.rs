@@ -50,10 +50,8 @@ impl RlTrainer {
         reward: Box<dyn Reward>,
         tokenizer: Tokenizer,
     ) -> Result<Self, LmError> {
-        let kind = rein_train::Checkpoint::read(path)
-            .map_err(|e| LmError::Format(e.to_string()))?
-            .kind()
-            .to_string();
+        let kind =
+            rein_train::Checkpoint::peek_kind(path).map_err(|e| LmError::Format(e.to_string()))?;
         let method = match kind.as_str() {
             GRPO_KIND => RlMethod::Grpo(GrpoTrainer::load_checkpoint(path, &tokenizer)?),
             PPO_KIND => RlMethod::Ppo(PpoLmTrainer::load_checkpoint(path, &tokenizer)?),
