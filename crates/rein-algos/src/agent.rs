@@ -325,9 +325,15 @@ impl Trainer for Agent {
             AgentImpl::Ppo(a) => a.update()?.row().to_vec(),
             AgentImpl::A2c(a) => a.update()?.row().to_vec(),
             AgentImpl::Reinforce(a) => {
-                let mut row = a.update()?.row().to_vec();
-                row.remove(8); // explained_variance
-                row
+                let row = a.update()?.row();
+                let keep = UpdateLog::COLUMNS
+                    .iter()
+                    .map(|c| REINFORCE_COLUMNS.contains(c));
+                row.into_iter()
+                    .zip(keep)
+                    .filter(|(_, k)| *k)
+                    .map(|(v, _)| v)
+                    .collect()
             }
             AgentImpl::Dqn(a) => a.update()?.row().to_vec(),
             AgentImpl::Td3(a) => a.update()?.row().to_vec(),
