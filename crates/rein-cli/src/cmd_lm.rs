@@ -90,7 +90,7 @@ pub fn cmd_generate(a: &GenerateArgs) -> Result<()> {
         eos_token_id: if a.ignore_eos {
             None
         } else {
-            model.config.eos_token_id
+            model.eos_token_id()
         },
         stop_strings: a.stop.clone(),
         seed: a.seed,
@@ -403,7 +403,7 @@ fn start_supervised(
     common: &TrainCommon,
     kind: &str,
     cfg: LmTrainConfig,
-    model: Gpt2,
+    model: Model,
     tk: Tokenizer,
     examples: Vec<Example>,
     what: &str,

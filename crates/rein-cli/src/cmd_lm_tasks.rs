@@ -66,11 +66,11 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         Some(r) => rein_lm::checkpoint::load_model(r)?,
         None => policy.deep_copy()?,
     };
-    if reference.config.vocab_size != policy.config.vocab_size {
+    if reference.vocab_size() != policy.vocab_size() {
         bail!(
             "--reference has a vocabulary of {} tokens but --model has {}: they must share a tokenizer",
-            reference.config.vocab_size,
-            policy.config.vocab_size
+            reference.vocab_size(),
+            policy.vocab_size()
         );
     }
     let (preset_max_new, stops) = preset

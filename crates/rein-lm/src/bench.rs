@@ -10,6 +10,7 @@ use crate::rl::grpo::{GrpoConfig, GrpoTrainer};
 use crate::rl::ppo_lm::{PpoLmConfig, PpoLmTrainer};
 use crate::rl::reward::PromptRecord;
 use crate::rl::rewards::RuleReward;
+use crate::models::{CausalLm, Model};
 use crate::{ForwardInput, Gpt2, Gpt2Config, LmError, Tokenizer};
 use rand::Rng;
 use std::path::Path;
@@ -86,7 +87,7 @@ pub fn bench_lm(size: &str) -> Result<LmBench, LmError> {
     {
         let cfg = bench_config(size)?;
         let mut rng = rein_core::rng_from_seed(0);
-        let model = Gpt2::new_random(cfg.clone(), &mut rng)?;
+        let model: Model = Gpt2::new_random(cfg.clone(), &mut rng)?.into();
         let (b, t) = (8usize, 128usize);
         let ids: Vec<u32> = (0..b * t)
             .map(|_| rng.random_range(0..cfg.vocab_size as u32 - 1))
@@ -184,7 +185,7 @@ pub fn bench_tokenizer(dir: &Path) -> Result<Tokenizer, LmError> {
 }
 
 /// The tiny GPT-2 of the RL benchmark (random weights, seed 0, no EOS).
-pub fn bench_model() -> Result<Gpt2, LmError> {
+pub fn bench_model() -> Result<Model, LmError> {
     let c = Gpt2Config {
         vocab_size: VOCAB,
         n_positions: 128,
@@ -198,7 +199,7 @@ pub fn bench_model() -> Result<Gpt2, LmError> {
         eos_token_id: None,
         ..Default::default()
     };
-    Gpt2::new_random(c, &mut rein_core::rng_from_seed(0))
+    Ok(Gpt2::new_random(c, &mut rein_core::rng_from_seed(0))?.into())
 }
 
 /// `n` prompts of 16 words of the benchmark vocabulary.
@@ -216,7 +217,7 @@ pub fn bench_prompts(n: usize) -> Vec<PromptRecord> {
 
 /// `rein bench lm-rl`: `steps` measured GRPO and PPO steps (after one warm-up each) of
 /// [`bench_model`] with tokenizer `tk` (from [`bench_tokenizer`]).
-pub fn bench_rl(model: Gpt2, tk: &Tokenizer, steps: usize) -> Result<RlBench, LmError> {
+pub fn bench_rl(model: Model, tk: &Tokenizer, steps: usize) -> Result<RlBench, LmError> {
     let steps = steps.max(1);
     let mut reward = RuleReward::DistinctN { n: 1 };
     let gcfg = GrpoConfig {

@@ -1,12 +1,13 @@
 //! Reading and writing Hugging Face model directories: `config.json` plus `model.safetensors`
-//! (f32, f16 or bf16 tensors; `transformer.`-prefixed names as `save_pretrained` writes, or the
-//! bare names of the original `gpt2` checkpoint).
+//! or sharded weights (f32, f16 or bf16 tensors), for GPT-2 (`transformer.`-prefixed names as
+//! `save_pretrained` writes, or the bare names of the original `gpt2` checkpoint) and the
+//! Llama family; `.gguf` files through [`crate::gguf`]; and trainer checkpoints.
 
-use crate::models::config::Gpt2Config;
-use crate::models::gpt2::{parameter_shapes, Gpt2};
+use crate::models::gpt2::parameter_shapes;
+use crate::models::{Model, ModelConfig};
 use crate::LmError;
 use candle_core::{DType, Device, Tensor};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// Tensors of a safetensors file, converted to f32, by name.
@@ -50,59 +51,123 @@ pub fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>, LmError>
     Ok(out)
 }
 
-/// Loads `dir/config.json` and `dir/model.safetensors`. Tensors that are not GPT-2 parameters
-/// (a value head, a reward head) are returned alongside, with their names.
-pub fn load_model_with_extras(dir: &Path) -> Result<(Gpt2, HashMap<String, Tensor>), LmError> {
-    let cfg_path = dir.join("config.json");
+/// The weights of a model directory: `model.safetensors`, or the shards listed by
+/// `model.safetensors.index.json` (`weight_map`), converted to f32.
+pub fn read_weights(dir: &Path) -> Result<(HashMap<String, Tensor>, String), LmError> {
+    let single = dir.join("model.safetensors");
+    if single.exists() {
+        return Ok((read_safetensors(&single)?, single.display().to_string()));
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if index.exists() {
+        let text = std::fs::read_to_string(&index).map_err(|e| LmError::io(&index, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| LmError::Format(format!("{}: not JSON: {e}", index.display())))?;
+        let map = v["weight_map"].as_object().ok_or_else(|| {
+            LmError::Format(format!(
+                "{}: expected a \"weight_map\" object of tensor name -> shard file",
+                index.display()
+            ))
+        })?;
+        let mut shards: Vec<&str> = map.values().filter_map(|f| f.as_str()).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let mut all = HashMap::new();
+        for shard in shards {
+            if shard.contains('/') || shard.contains("..") {
+                return Err(LmError::Format(format!(
+                    "{}: shard {shard:?} is not a file name in the directory",
+                    index.display()
+                )));
+            }
+            let path = dir.join(shard);
+            if !path.exists() {
+                return Err(LmError::Format(format!(
+                    "{}: missing (listed in {})",
+                    path.display(),
+                    index.display()
+                )));
+            }
+            all.extend(read_safetensors(&path)?);
+        }
+        return Ok((all, index.display().to_string()));
+    }
+    let hint = if dir.join("pytorch_model.bin").exists() {
+        " (only pytorch_model.bin is there: convert it with save_pretrained(safe_serialization=True))"
+    } else {
+        ""
+    };
+    Err(LmError::Format(format!(
+        "{}: missing, and no model.safetensors.index.json{hint}",
+        single.display()
+    )))
+}
+
+/// Loads a model: a Hugging Face directory (`config.json` of any supported `model_type`
+/// plus its safetensors weights) or a llama.cpp `.gguf` file. Tensors that are not parameters
+/// of the architecture (a value head, a reward head `score.weight`) are returned alongside,
+/// with their names.
+pub fn load_model_with_extras(path: &Path) -> Result<(Model, HashMap<String, Tensor>), LmError> {
+    if crate::gguf::is_gguf(path) {
+        return Ok((crate::gguf::load_model(path)?, HashMap::new()));
+    }
+    let cfg_path = path.join("config.json");
     if !cfg_path.exists() {
         return Err(LmError::Format(format!(
-            "{}: missing (a model directory needs config.json and model.safetensors)",
+            "{}: missing (a model is a directory with config.json and model.safetensors, or a .gguf file)",
             cfg_path.display()
         )));
     }
-    let config = Gpt2Config::load(&cfg_path)?;
-    let weights = dir.join("model.safetensors");
-    if !weights.exists() {
-        let hint = if dir.join("pytorch_model.bin").exists() {
-            " (only pytorch_model.bin is there: convert it with save_pretrained(safe_serialization=True))"
-        } else {
-            ""
-        };
-        return Err(LmError::Format(format!(
-            "{}: missing{hint}",
-            weights.display()
-        )));
-    }
-    let raw = read_safetensors(&weights)?;
+    let config = ModelConfig::load(&cfg_path)?;
+    let (raw, source) = read_weights(path)?;
     let mut params = HashMap::new();
     let mut extras = HashMap::new();
-    let expected: std::collections::HashSet<String> = parameter_shapes(&config)
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    for (name, t) in raw {
-        let bare = name
-            .strip_prefix("transformer.")
-            .unwrap_or(&name)
-            .to_string();
-        if expected.contains(&bare) {
-            params.insert(bare, t);
-        } else if bare == "lm_head.weight"
-            || bare.ends_with("attn.bias")
-            || bare.ends_with("attn.masked_bias")
-        {
-            // Tied LM head, causal-mask buffers: nothing to load.
-        } else {
-            extras.insert(name, t);
+    match &config {
+        ModelConfig::Gpt2(c) => {
+            let expected: HashSet<String> =
+                parameter_shapes(c).into_iter().map(|(n, _)| n).collect();
+            for (name, t) in raw {
+                let bare = name
+                    .strip_prefix("transformer.")
+                    .unwrap_or(&name)
+                    .to_string();
+                if expected.contains(&bare) {
+                    params.insert(bare, t);
+                } else if bare == "lm_head.weight"
+                    || bare.ends_with("attn.bias")
+                    || bare.ends_with("attn.masked_bias")
+                {
+                    // Tied LM head, causal-mask buffers: nothing to load.
+                } else {
+                    extras.insert(name, t);
+                }
+            }
+        }
+        ModelConfig::Llama(c) => {
+            let expected: HashSet<String> = crate::models::llama::parameter_shapes(c)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            for (name, t) in raw {
+                if expected.contains(&name) {
+                    params.insert(name, t);
+                } else if (name == "lm_head.weight" && c.tie_word_embeddings)
+                    || name.ends_with("rotary_emb.inv_freq")
+                {
+                    // A tied head saved anyway, rotary buffers of old checkpoints.
+                } else {
+                    extras.insert(name, t);
+                }
+            }
         }
     }
-    let model = Gpt2::from_tensors(config, params, &weights.display().to_string())?;
+    let model = Model::from_tensors(config, params, &source)?;
     Ok((model, extras))
 }
 
-/// Loads a model directory (see [`load_model_with_extras`]).
-pub fn load_model(dir: &Path) -> Result<Gpt2, LmError> {
-    Ok(load_model_with_extras(dir)?.0)
+/// Loads a model (see [`load_model_with_extras`]).
+pub fn load_model(path: &Path) -> Result<Model, LmError> {
+    Ok(load_model_with_extras(path)?.0)
 }
 
 /// Serialises named tensors to safetensors bytes with `{"format": "pt"}` metadata, which
@@ -117,22 +182,28 @@ pub fn safetensors_bytes(tensors: &[(String, Tensor)]) -> Result<Vec<u8>, LmErro
     safetensors::serialize(data, Some(meta)).map_err(|e| LmError::Format(e.to_string()))
 }
 
-/// Writes `dir/config.json` and `dir/model.safetensors` (names `transformer.`-prefixed, f32,
-/// no `lm_head.weight` since it is tied), loadable by `GPT2LMHeadModel.from_pretrained`.
-/// `extra` tensors (a value head) are stored under their own names. Files are written
-/// atomically.
-pub fn save_model(model: &Gpt2, dir: &Path, extra: &[(String, Tensor)]) -> Result<(), LmError> {
+/// Writes `dir/config.json` and `dir/model.safetensors` (f32) as `save_pretrained` does, so
+/// that transformers' `from_pretrained` loads it: GPT-2's names `transformer.`-prefixed without
+/// the tied `lm_head.weight`, the Llama family's under their own names. `extra` tensors (a value
+/// head, a reward head) are stored under their own names. Files are written atomically.
+pub fn save_model(model: &Model, dir: &Path, extra: &[(String, Tensor)]) -> Result<(), LmError> {
     std::fs::create_dir_all(dir).map_err(|e| LmError::io(dir, e))?;
-    let mut tensors: Vec<(String, Tensor)> = model
-        .named_vars()
-        .into_iter()
-        .map(|(n, v)| (format!("transformer.{n}"), v.as_tensor().clone()))
-        .collect();
+    let mut tensors: Vec<(String, Tensor)> = match model {
+        Model::Gpt2(m) => m
+            .named_vars()
+            .into_iter()
+            .map(|(n, v)| (format!("transformer.{n}"), v.as_tensor().clone()))
+            .collect(),
+        Model::Llama(_) => model.tensors(),
+    };
     tensors.extend(extra.iter().cloned());
     let bytes = safetensors_bytes(&tensors)?;
     let path = dir.join("model.safetensors");
     rein_core::metrics::write_atomic(&path, &bytes).map_err(|e| LmError::io(&path, e))?;
-    model.config.save(&dir.join("config.json"))
+    match model {
+        Model::Gpt2(m) => m.config.save(&dir.join("config.json")),
+        Model::Llama(m) => m.config.save(&dir.join("config.json")),
+    }
 }
 
 /// Writes named tensors and a JSON state of a trainer of `kind` to one checkpoint, atomically,
@@ -200,7 +271,7 @@ pub fn load_state<S: serde::de::DeserializeOwned>(
 }
 
 /// A model directory with its tokenizer; a directory without one is an error naming it.
-pub fn load_model_and_tokenizer(dir: &Path) -> Result<(Gpt2, crate::Tokenizer), LmError> {
+pub fn load_model_and_tokenizer(dir: &Path) -> Result<(Model, crate::Tokenizer), LmError> {
     let model = load_model(dir)?;
     let tk = crate::Tokenizer::from_dir(dir)?.ok_or_else(|| {
         LmError::Format(format!(

@@ -6,7 +6,8 @@ use crate::generate::{generate, GenerationConfig};
 use crate::rl::batch::ResponseBatch;
 use crate::rl::kl::KlEstimator;
 use crate::rl::reward::{PromptRecord, Reward, Sample};
-use crate::{Gpt2, LmError, Tokenizer};
+use crate::models::{CausalLm, Model};
+use crate::{LmError, Tokenizer};
 
 /// What [`evaluate_task`] measured.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -29,8 +30,8 @@ pub struct TaskEvaluation {
 /// one response sampled from `policy` at temperature 1 (seed 12345): the KL to the reference
 /// that `rein lm eval` and `rein lm demo` report.
 pub fn kl_to_reference(
-    policy: &Gpt2,
-    reference: &Gpt2,
+    policy: &Model,
+    reference: &Model,
     tk: &Tokenizer,
     prompts: &[String],
     max_new_tokens: usize,
@@ -38,7 +39,7 @@ pub fn kl_to_reference(
     let cfg = GenerationConfig {
         max_new_tokens,
         do_sample: true,
-        eos_token_id: policy.config.eos_token_id,
+        eos_token_id: policy.eos_token_id(),
         seed: 12_345,
         ..Default::default()
     };
@@ -50,7 +51,7 @@ pub fn kl_to_reference(
             .collect::<Result<Vec<_>, _>>()?;
         let s = generate(policy, &ids, &cfg, None, None)?;
         let responses: Vec<Vec<u32>> = s.into_iter().map(|x| x.ids).collect();
-        let b = ResponseBatch::new(&ids, &responses, policy.config.n_positions)?;
+        let b = ResponseBatch::new(&ids, &responses, policy.max_positions())?;
         let (lp, _) = b.logprobs(policy, 1.0, None)?;
         let (lr, _) = b.logprobs(reference, 1.0, None)?;
         total += crate::rl::grpo::sequence_kl(&lp, &lr, &b.token_mask, KlEstimator::K1)?
@@ -62,8 +63,8 @@ pub fn kl_to_reference(
 /// For each of `records`: one greedy response (up to `max_new` tokens or a stop string) scored
 /// by `reward`, its perplexity under `reference`, and the KL of one sampled response.
 pub fn evaluate_task(
-    policy: &Gpt2,
-    reference: &Gpt2,
+    policy: &Model,
+    reference: &Model,
     tk: &Tokenizer,
     records: &[PromptRecord],
     reward: &mut dyn Reward,
@@ -72,12 +73,12 @@ pub fn evaluate_task(
 ) -> Result<TaskEvaluation, LmError> {
     let greedy = GenerationConfig {
         max_new_tokens: max_new,
-        eos_token_id: policy.config.eos_token_id,
+        eos_token_id: policy.eos_token_id(),
         stop_strings: stops.to_vec(),
         ..Default::default()
     };
     let (mut score_sum, mut nll_sum, mut tokens, mut len_sum) = (0.0, 0.0, 0usize, 0usize);
-    let n_pos = policy.config.n_positions;
+    let n_pos = policy.max_positions();
     for chunk in records.chunks(32) {
         let ids = chunk
             .iter()
@@ -141,14 +142,14 @@ pub struct AnswerStats {
 /// Greedy answers to `problems`, each prompt followed by `cue` (`""`, or `" Work:"` /
 /// `" Answer:"` to force one way of answering), up to a newline or 40 tokens.
 pub fn answer_stats(
-    model: &Gpt2,
+    model: &Model,
     tk: &Tokenizer,
     problems: &[crate::tasks::Problem],
     cue: &str,
 ) -> Result<AnswerStats, LmError> {
     let cfg = GenerationConfig {
         max_new_tokens: 40,
-        eos_token_id: model.config.eos_token_id,
+        eos_token_id: model.eos_token_id(),
         stop_strings: vec!["\n".into()],
         ..Default::default()
     };

@@ -9,7 +9,8 @@
 //! what RLHF trainers compare against the policy's training forward pass. Rows leave the batch
 //! (and the cache) as soon as they finish.
 
-use crate::models::gpt2::{ForwardInput, Gpt2, KvCache};
+use crate::models::common::{ForwardInput, KvCache};
+use crate::models::{CausalLm, Model};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
 use candle_core::{Device, Tensor};
@@ -280,15 +281,15 @@ pub(crate) fn group_repeats<K: std::hash::Hash + Eq>(
 /// and enables stop strings. Padding uses id 0 under a zero attention mask, so its value never
 /// matters.
 pub fn generate(
-    model: &Gpt2,
+    model: &Model,
     prompts: &[Vec<u32>],
     cfg: &GenerationConfig,
     seeds: Option<&[u64]>,
     tokenizer: Option<&Tokenizer>,
 ) -> Result<Vec<Generated>, LmError> {
     cfg.validate()?;
-    let n_pos = model.config.n_positions;
-    let vocab = model.config.vocab_size;
+    let n_pos = model.max_positions();
+    let vocab = model.vocab_size();
     for (i, p) in prompts.iter().enumerate() {
         if p.is_empty() {
             return Err(LmError::Input(format!("prompt {i} has no tokens")));
@@ -447,8 +448,8 @@ pub fn cut_at_stop(text: &str, stops: &[String]) -> String {
 /// per sequence): `rein lm logits`, for cross-checking checkpoints against transformers.
 /// Empty sequences, ids outside the vocabulary and sequences longer than the context are
 /// errors naming the sequence.
-pub fn sequence_logits(model: &Gpt2, seqs: &[Vec<u32>]) -> Result<Vec<Vec<Vec<f32>>>, LmError> {
-    let vocab = model.config.vocab_size;
+pub fn sequence_logits(model: &Model, seqs: &[Vec<u32>]) -> Result<Vec<Vec<Vec<f32>>>, LmError> {
+    let vocab = model.vocab_size();
     for (i, s) in seqs.iter().enumerate() {
         let bad = |m: String| Err(LmError::Input(format!("--ids sequence {i}{m}")));
         if s.is_empty() {
@@ -459,11 +460,11 @@ pub fn sequence_logits(model: &Gpt2, seqs: &[Vec<u32>]) -> Result<Vec<Vec<Vec<f3
                 ": token id {t} is outside the vocabulary (size {vocab})"
             ));
         }
-        if s.len() > model.config.n_positions {
+        if s.len() > model.max_positions() {
             return bad(format!(
                 " has {} tokens; the model's n_positions is {}",
                 s.len(),
-                model.config.n_positions
+                model.max_positions()
             ));
         }
     }

@@ -8,10 +8,12 @@
 //! Tensors are candle's (CPU, f32); tokenisation is the `tokenizers` crate's.
 
 pub mod bench;
+pub mod chat;
 pub mod checkpoint;
 pub mod demo;
 pub mod evaluation;
 pub mod generate;
+pub mod gguf;
 pub mod kernels;
 pub mod models;
 pub mod optim;
@@ -23,7 +25,11 @@ pub mod train;
 
 pub use generate::{generate, Generated, GenerationConfig};
 pub use models::config::Gpt2Config;
-pub use models::gpt2::{ForwardInput, Gpt2, KvCache, ScalarHead};
+pub use models::common::{ForwardInput, KvCache};
+pub use models::gpt2::{Gpt2, ScalarHead};
+pub use models::llama::Llama;
+pub use models::llama_config::LlamaConfig;
+pub use models::{CausalLm, Model, ModelConfig};
 pub use tokenizer::Tokenizer;
 
 /// Errors of the language-model code; each names the file, tensor, line or value at fault.

@@ -5,7 +5,8 @@
 
 use crate::tasks::Problem;
 use crate::train::{blocks_from_text, Example, LmTrainConfig};
-use crate::{Gpt2, LmError, Tokenizer};
+use crate::models::Model;
+use crate::{LmError, Tokenizer};
 use rand::Rng;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +21,7 @@ pub struct QuickstartData {
     /// The folder its `tokenizer.json` was written to.
     pub tokenizer_dir: PathBuf,
     /// The untrained model.
-    pub model: Gpt2,
+    pub model: Model,
     /// Its training settings.
     pub config: LmTrainConfig,
     /// The training blocks.
@@ -84,7 +85,7 @@ pub fn prepare(
     };
     let examples = blocks_from_text(&tk, &text, eos, cfg.block_size)?;
     let mut rng = rein_core::rng_from_seed(seed);
-    let model = Gpt2::new_random(mc, &mut rng)?;
+    let model = crate::Gpt2::new_random(mc, &mut rng)?.into();
     Ok(QuickstartData {
         train_problems: train.len(),
         held_out: held[..500].to_vec(),
@@ -99,7 +100,7 @@ pub fn prepare(
 /// Writes the trained model, its tokenizer and the held-out problems (`heldout.jsonl`) to `dir`.
 pub fn write_model(
     dir: &Path,
-    model: &Gpt2,
+    model: &Model,
     tk: &Tokenizer,
     held_out: &[Problem],
 ) -> Result<(), LmError> {

@@ -112,6 +112,50 @@ impl Tokenizer {
         Ok(Self { inner })
     }
 
+    /// A byte-level BPE (GPT-2's pre-tokenisation, decoder and post-processor) from its parts,
+    /// as a GGUF file stores them: `tokens` (id = index), `merges` (`"left right"`) and llama.cpp's
+    /// token types, where CONTROL (3) tokens become special added tokens and USER_DEFINED (4)
+    /// ones plain added tokens, each matched whole in text.
+    pub fn from_bpe_parts(tokens: &[String], merges: &[String], types: &[i32]) -> Result<Self, String> {
+        let vocab: tokenizers::models::bpe::Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let merges: Vec<(String, String)> = merges
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .ok_or_else(|| format!("tokenizer.ggml.merges[{i}] = {m:?} is not \"left right\""))
+            })
+            .collect::<Result<_, _>>()?;
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(|e| format!("tokenizer: {e}"))?;
+        let mut inner = tokenizers::Tokenizer::new(bpe);
+        inner.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
+        inner.with_decoder(Some(ByteLevelDecoder::default()));
+        inner.with_post_processor(Some(ByteLevel::default().trim_offsets(false)));
+        let of_type = |wanted: i32| -> Vec<AddedToken> {
+            tokens
+                .iter()
+                .zip(types.iter().chain(std::iter::repeat(&1)))
+                .filter(|(_, &ty)| ty == wanted)
+                .map(|(t, _)| AddedToken::from(t.clone(), wanted == 3))
+                .collect()
+        };
+        inner
+            .add_special_tokens(of_type(3))
+            .map_err(|e| format!("tokenizer: {e}"))?;
+        inner
+            .add_tokens(of_type(4))
+            .map_err(|e| format!("tokenizer: {e}"))?;
+        Ok(Self { inner })
+    }
+
     /// Writes `tokenizer.json` atomically.
     pub fn save(&self, path: &Path) -> Result<(), LmError> {
         let json = self

@@ -6,7 +6,8 @@
 //! continues bit for bit (weights, AdamW moments, step, data order and position, generator).
 
 use crate::kernels::loss::{causal_lm_loss, LmBatch, IGNORE};
-use crate::models::gpt2::{Dropout, Gpt2};
+use crate::models::common::Dropout;
+use crate::models::{CausalLm, Model};
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
@@ -292,7 +293,7 @@ pub struct LmTrainer {
     /// Hyperparameters.
     pub config: LmTrainConfig,
     /// The model being trained.
-    pub model: Gpt2,
+    pub model: Model,
     opt: AdamW,
     train: Vec<Example>,
     eval: Vec<Example>,
@@ -311,7 +312,7 @@ impl LmTrainer {
     /// out).
     pub fn new(
         config: LmTrainConfig,
-        model: Gpt2,
+        model: Model,
         mut examples: Vec<Example>,
     ) -> Result<Self, LmError> {
         config.validate()?;
@@ -443,7 +444,7 @@ impl LmTrainer {
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
         let state = SupervisedState {
             config: self.config.clone(),
-            model_config: self.model.config.clone(),
+            model_config: self.model.config(),
             step: self.step,
             opt_step: self.opt.step,
             epoch: self.epoch,
@@ -462,7 +463,7 @@ impl LmTrainer {
         let (raw, st): (_, SupervisedState) = crate::checkpoint::load_state(path, "lm-sft")?;
         let (config, model_config) = (st.config, st.model_config);
         let mut parts = split_prefixes(raw);
-        let model = Gpt2::from_tensors(
+        let model = Model::from_tensors(
             model_config,
             parts.remove("model").unwrap_or_default(),
             &path.display().to_string(),
@@ -495,7 +496,7 @@ impl LmTrainer {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SupervisedState {
     config: LmTrainConfig,
-    model_config: crate::Gpt2Config,
+    model_config: crate::models::ModelConfig,
     step: u64,
     opt_step: u64,
     epoch: u64,
@@ -572,18 +573,17 @@ pub fn pretraining_setup(
     tk: &crate::Tokenizer,
     data: &Path,
     config: &LmTrainConfig,
-    mut model_config: crate::Gpt2Config,
-) -> Result<(Gpt2, Vec<Example>), LmError> {
-    model_config.vocab_size = tk.vocab_size();
+    mut model_config: crate::models::ModelConfig,
+) -> Result<(Model, Vec<Example>), LmError> {
     let eos = tk
         .token_id(crate::tokenizer::END_OF_TEXT)
         .ok_or_else(|| LmError::Input("the tokenizer has no <|endoftext|>".into()))?;
-    model_config.eos_token_id = Some(eos);
-    model_config.bos_token_id = Some(eos);
-    if config.block_size > model_config.n_positions {
+    model_config.set_vocabulary(tk.vocab_size(), eos);
+    if config.block_size > model_config.max_positions() {
         return Err(LmError::Input(format!(
-            "block_size {} exceeds n_positions {}",
-            config.block_size, model_config.n_positions
+            "block_size {} exceeds the model's context of {} positions",
+            config.block_size,
+            model_config.max_positions()
         )));
     }
     let text = std::fs::read_to_string(data).map_err(|e| LmError::io(data, e))?;
@@ -596,7 +596,7 @@ pub fn pretraining_setup(
         )));
     }
     let mut rng = rein_core::rng_from_seed(config.seed);
-    let model = Gpt2::new_random(model_config, &mut rng)?;
+    let model = Model::new_random(model_config, &mut rng)?;
     Ok((model, examples))
 }
 
@@ -604,12 +604,12 @@ pub fn pretraining_setup(
 /// ended with the tokenizer's `<|endoftext|>` or the model's `eos_token_id`.
 pub fn sft_examples(
     tk: &crate::Tokenizer,
-    model: &Gpt2,
+    model: &Model,
     data: &Path,
 ) -> Result<Vec<Example>, LmError> {
     let eos = tk
         .token_id(crate::tokenizer::END_OF_TEXT)
-        .or(model.config.eos_token_id)
+        .or(model.eos_token_id())
         .ok_or_else(|| LmError::Input("no <|endoftext|> token and no eos_token_id".into()))?;
-    examples_from_jsonl(tk, data, eos, model.config.n_positions)
+    examples_from_jsonl(tk, data, eos, model.max_positions())
 }

@@ -28,6 +28,52 @@ pub struct AttentionMask {
     pub row_ok: Option<Arc<Vec<f32>>>,
 }
 
+/// Finite stand-in for minus infinity in attention masks (a fully masked row stays finite and
+/// is zeroed, as PyTorch's SDPA does).
+pub const MASKED: f32 = -1e30;
+
+impl AttentionMask {
+    /// The causal mask of a batch of `b` rows with `t` new positions after `past` cached ones:
+    /// query `q` sees key `k` when `k <= past + q`, the key is real (`mask[row][k] != 0`, all
+    /// real without a mask) and, with a sliding window `w`, `past + q - k < w` (Mistral's
+    /// window over cache indices, as transformers' `sliding_window_causal_mask`).
+    pub fn causal(
+        b: usize,
+        t: usize,
+        past: usize,
+        mask: Option<&[Vec<u8>]>,
+        sliding_window: Option<usize>,
+    ) -> Self {
+        let total = past + t;
+        let mut bias = vec![0f32; b * t * total];
+        let mut row_ok = vec![1f32; b * t];
+        let mut any_dead = false;
+        for bi in 0..b {
+            for qi in 0..t {
+                let mut seen = false;
+                for kj in 0..total {
+                    let allowed = kj <= past + qi
+                        && mask.is_none_or(|m| m[bi][kj] != 0)
+                        && sliding_window.is_none_or(|w| past + qi - kj < w);
+                    if allowed {
+                        seen = true;
+                    } else {
+                        bias[(bi * t + qi) * total + kj] = MASKED;
+                    }
+                }
+                if !seen {
+                    row_ok[bi * t + qi] = 0.0;
+                    any_dead = true;
+                }
+            }
+        }
+        Self {
+            bias: Arc::new(bias),
+            row_ok: any_dead.then(|| Arc::new(row_ok)),
+        }
+    }
+}
+
 /// The attention op for one layer: `q` `[b, h, t, d]`, `k`/`v` `[b, h, T, d]`, contiguous.
 pub struct Attention {
     /// Mask of the batch.
@@ -120,15 +166,26 @@ fn gemm_block(
 struct Dims {
     b: usize,
     h: usize,
+    /// Key/value heads: each serves `h / kv_h` consecutive query heads (grouped-query
+    /// attention, Ainslie et al. 2023; `kv_h == h` is multi-head, `kv_h == 1` multi-query).
+    kv_h: usize,
     t: usize,
     total: usize,
     d: usize,
 }
 
+impl Dims {
+    /// The (batch, key/value head) pair that query pair `i` (batch-major) reads.
+    fn kv_pair(&self, i: usize) -> usize {
+        let (bi, hi) = (i / self.h, i % self.h);
+        bi * self.kv_h + hi / (self.h / self.kv_h)
+    }
+}
+
 fn dims(q: &Layout, k: &Layout, v: &Layout) -> Result<Dims> {
     let (b, h, t, d) = q.shape().dims4()?;
-    let (kb, kh, total, kd) = k.shape().dims4()?;
-    if (kb, kh, kd) != (b, h, d) || v.shape() != k.shape() {
+    let (kb, kv_h, total, kd) = k.shape().dims4()?;
+    if (kb, kd) != (b, d) || kv_h == 0 || h % kv_h != 0 || v.shape() != k.shape() {
         candle_core::bail!(
             "attention: q {:?}, k {:?}, v {:?} do not agree",
             q.shape(),
@@ -136,7 +193,14 @@ fn dims(q: &Layout, k: &Layout, v: &Layout) -> Result<Dims> {
             v.shape()
         );
     }
-    Ok(Dims { b, h, t, total, d })
+    Ok(Dims {
+        b,
+        h,
+        kv_h,
+        t,
+        total,
+        d,
+    })
 }
 
 impl Attention {
@@ -156,9 +220,10 @@ impl Attention {
         let (t, total, d) = (dm.t, dm.total, dm.d);
         let past = total - t;
         let bi = i / dm.h;
+        let kvi = dm.kv_pair(i);
         let (qi, ki) = (
             &q[i * t * d..(i + 1) * t * d],
-            &k[i * total * d..(i + 1) * total * d],
+            &k[kvi * total * d..(kvi + 1) * total * d],
         );
         for r0 in (0..t).step_by(BLOCK) {
             let r1 = (r0 + BLOCK).min(t);
@@ -244,7 +309,8 @@ impl CustomOp3 for Attention {
             || vec![0f32; t * total],
             |p, (i, o)| {
                 self.probs(&dm, i, q, k, p);
-                let vi = &v[i * total * d..(i + 1) * total * d];
+                let kvi = dm.kv_pair(i);
+                let vi = &v[kvi * total * d..(kvi + 1) * total * d];
                 for r0 in (0..t).step_by(BLOCK) {
                     let r1 = (r0 + BLOCK).min(t);
                     let kv = visible_keys(total - t, r1, total);
@@ -275,8 +341,9 @@ impl CustomOp3 for Attention {
         let (qv, kv, vv, go) = (flat(q)?, flat(k)?, flat(v)?, flat(grad_res)?);
         let (t, total, d) = (dm.t, dm.total, dm.d);
         let mut dq = vec![0f32; qv.len()];
-        let mut dk = vec![0f32; kv.len()];
-        let mut dv = vec![0f32; vv.len()];
+        // Per query head; the heads that share a key/value head are summed below.
+        let mut dk = vec![0f32; dm.b * dm.h * total * d];
+        let mut dv = vec![0f32; dm.b * dm.h * total * d];
         dq.par_chunks_mut(t * d)
             .zip(dk.par_chunks_mut(total * d))
             .zip(dv.par_chunks_mut(total * d))
@@ -286,8 +353,9 @@ impl CustomOp3 for Attention {
                 |(p, dp), (i, ((dqi, dki), dvi))| {
                     self.probs(&dm, i, &qv, &kv, p);
                     let doi = &go[i * t * d..(i + 1) * t * d];
-                    let vi = &vv[i * total * d..(i + 1) * total * d];
-                    let ki = &kv[i * total * d..(i + 1) * total * d];
+                    let kvi = dm.kv_pair(i);
+                    let vi = &vv[kvi * total * d..(kvi + 1) * total * d];
+                    let ki = &kv[kvi * total * d..(kvi + 1) * total * d];
                     let qi = &qv[i * t * d..(i + 1) * t * d];
                     matmul(Mat::new(p, t, total).t(), Mat::new(doi, t, d), dvi, false);
                     matmul(Mat::new(doi, t, d), Mat::new(vi, total, d).t(), dp, false);
@@ -301,6 +369,22 @@ impl CustomOp3 for Attention {
                     matmul(Mat::new(dp, t, total).t(), Mat::new(qi, t, d), dki, false);
                 },
             );
+        let (dk, dv) = if dm.kv_h == dm.h {
+            (dk, dv)
+        } else {
+            let (group, block) = (dm.h / dm.kv_h, total * d);
+            let sum_groups = |full: Vec<f32>| -> Vec<f32> {
+                let mut out = vec![0f32; dm.b * dm.kv_h * block];
+                for (i, src) in full.chunks_exact(block).enumerate() {
+                    let j = (i / dm.h) * dm.kv_h + (i % dm.h) / group;
+                    for (o, &g) in out[j * block..(j + 1) * block].iter_mut().zip(src) {
+                        *o += g;
+                    }
+                }
+                out
+            };
+            (sum_groups(dk), sum_groups(dv))
+        };
         let dev = q.device();
         Ok((
             Some(Tensor::from_vec(dq, q.shape(), dev)?),
@@ -310,7 +394,9 @@ impl CustomOp3 for Attention {
     }
 }
 
-/// Attention output `[b, h, t, d]` of contiguous `q`, `k`, `v`; differentiable in all three.
+/// Attention output `[b, h, t, d]` of `q` `[b, h, t, d]` and `k`, `v` `[b, kv_h, T, d]` (`h` a
+/// multiple of `kv_h`: grouped-query attention without repeating the keys); differentiable in
+/// all three.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -349,20 +435,34 @@ mod tests {
     #[test]
     fn matches_the_composed_attention_and_its_gradients() {
         for (t, past) in [(5, 0), (70, 0), (40, 3), (1, 9)] {
-            compare_with_composed(t, past);
+            compare_with_composed(t, past, 3, 3);
+        }
+        // Grouped-query (two query heads per key/value head) and multi-query attention.
+        for (t, past) in [(5, 0), (40, 3), (1, 9)] {
+            compare_with_composed(t, past, 4, 2);
+            compare_with_composed(t, past, 4, 1);
         }
     }
 
-    fn compare_with_composed(t: usize, past: usize) {
+    fn compare_with_composed(t: usize, past: usize, h: usize, kv_h: usize) {
         let dev = Device::Cpu;
-        let (b, h, d) = (2, 3, 4);
+        let (b, d) = (2, 4);
         let total = t + past;
         let gen = |n: usize, s: f32| -> Vec<f32> {
             (0..n).map(|i| (i as f32 * 0.37 + s).sin()).collect()
         };
         let q = Var::from_vec(gen(b * h * t * d, 0.1), (b, h, t, d), &dev).unwrap();
-        let k = Var::from_vec(gen(b * h * total * d, 0.7), (b, h, total, d), &dev).unwrap();
-        let v = Var::from_vec(gen(b * h * total * d, 1.3), (b, h, total, d), &dev).unwrap();
+        let k = Var::from_vec(gen(b * kv_h * total * d, 0.7), (b, kv_h, total, d), &dev).unwrap();
+        let v = Var::from_vec(gen(b * kv_h * total * d, 1.3), (b, kv_h, total, d), &dev).unwrap();
+        // The composition repeats each key/value head for its query heads.
+        let repeat = |x: &Tensor| -> Tensor {
+            x.unsqueeze(2)
+                .unwrap()
+                .broadcast_as((b, kv_h, h / kv_h, total, d))
+                .unwrap()
+                .reshape((b, h, total, d))
+                .unwrap()
+        };
         let mut bias = vec![0f32; b * t * total];
         let mut row_ok = vec![1f32; b * t];
         for bi in 0..b {
@@ -391,7 +491,8 @@ mod tests {
         let fused = attention(&q, &k, &v, &mask, scale).unwrap();
         let bias_t = Tensor::from_vec(bias, (b, 1, t, total), &dev).unwrap();
         let ok_t = Tensor::from_vec(row_ok, (b, 1, t, 1), &dev).unwrap();
-        let scores = (q.matmul(&k.t().unwrap()).unwrap() * scale)
+        let (kr, vr) = (repeat(&k), repeat(&v));
+        let scores = (q.matmul(&kr.t().unwrap()).unwrap() * scale)
             .unwrap()
             .broadcast_add(&bias_t)
             .unwrap();
@@ -399,7 +500,7 @@ mod tests {
             .unwrap()
             .broadcast_mul(&ok_t)
             .unwrap();
-        let composed = probs.matmul(&v).unwrap();
+        let composed = probs.matmul(&vr).unwrap();
         let a = fused.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let c = composed.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         for (x, y) in a.iter().zip(&c) {

@@ -2,7 +2,8 @@
 
 use crate::kernels::attention::fast_exp_nonpos;
 use crate::kernels::ops::contiguous_slice;
-use crate::models::gpt2::{ForwardInput, Gpt2};
+use crate::models::common::ForwardInput;
+use crate::models::{CausalLm, Model};
 use crate::LmError;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -195,9 +196,9 @@ pub struct LmBatch {
 /// predicts label t+1, averaged over labels that are not `IGNORE`. Returns the differentiable
 /// loss and the number of terms. `dropout` makes it a training forward pass.
 pub fn causal_lm_loss(
-    model: &Gpt2,
+    model: &Model,
     batch: &LmBatch,
-    dropout: Option<&mut crate::models::gpt2::Dropout>,
+    dropout: Option<&mut crate::models::common::Dropout>,
 ) -> std::result::Result<(Tensor, usize), LmError> {
     let dev = Device::Cpu;
     let (b, t) = (batch.batch, batch.seq);

@@ -284,6 +284,132 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
         .apply_op3(&w.contiguous()?, &b.contiguous()?, Linear)
 }
 
+/// `y = x W^T (+ b)` with `W` stored `[out, in]` (PyTorch's `nn.Linear`, the layout of every
+/// Llama-family checkpoint): the product reads `W` transposed in place (no copy) and
+/// accumulates onto rows pre-filled with the bias.
+fn linear_t_forward(
+    x: &[f32],
+    lx: &Layout,
+    w: &[f32],
+    lw: &Layout,
+    bias: Option<&[f32]>,
+) -> Result<(CpuStorage, Shape)> {
+    let (rows, inp) = lx.shape().dims2()?;
+    let (out, win) = lw.shape().dims2()?;
+    if win != inp || bias.is_some_and(|b| b.len() != out) {
+        candle_core::bail!(
+            "linear: x {:?} and W {:?} (and bias) do not agree",
+            lx.shape(),
+            lw.shape()
+        );
+    }
+    let n = rows * out;
+    let mut y: Vec<f32> = Vec::with_capacity(n);
+    match bias {
+        Some(b) => {
+            for _ in 0..rows {
+                y.extend_from_slice(b);
+            }
+        }
+        None => y.resize(n, 0.0),
+    }
+    // SAFETY: y holds rows x out initialised floats; x is [rows, in] and W [out, in], both
+    // contiguous and checked above (W read transposed: column stride in, row stride 1).
+    unsafe {
+        row_parallel_gemm(
+            (rows, out, inp),
+            y.as_mut_ptr(),
+            bias.is_some(),
+            x,
+            (w, inp as isize, 1),
+        );
+    }
+    Ok((CpuStorage::F32(y), Shape::from((rows, out))))
+}
+
+/// `dx = dy W`, `dW = dy^T x` of `y = x W^T`.
+fn linear_t_backward(x: &Tensor, w: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
+    Ok((grad.matmul(w)?, grad.t()?.matmul(x)?))
+}
+
+struct LinearT;
+
+impl CustomOp2 for LinearT {
+    fn name(&self) -> &'static str {
+        "rein-linear-t"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_slice::<f32>(s1, l1, self.name())?;
+        let w = contiguous_slice::<f32>(s2, l2, self.name())?;
+        linear_t_forward(x, l1, w, l2, None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = linear_t_backward(x, w, grad)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+struct LinearTBias;
+
+impl CustomOp3 for LinearTBias {
+    fn name(&self) -> &'static str {
+        "rein-linear-t-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_slice::<f32>(s1, l1, self.name())?;
+        let w = contiguous_slice::<f32>(s2, l2, self.name())?;
+        let b = contiguous_slice::<f32>(s3, l3, self.name())?;
+        linear_t_forward(x, l1, w, l2, Some(b))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = linear_t_backward(x, w, grad)?;
+        let ones = Tensor::ones((1, grad.dim(0)?), grad.dtype(), grad.device())?;
+        let db = ones.matmul(grad)?.squeeze(0)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// `x W^T + b` for `x` `[rows, in]`, `W` `[out, in]` (`nn.Linear`'s layout) and an optional
+/// `b` `[out]`; differentiable in all of them.
+pub fn linear_t(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    match b {
+        Some(b) => x.apply_op3(&w.contiguous()?, &b.contiguous()?, LinearTBias),
+        None => x.apply_op2(&w.contiguous()?, LinearT),
+    }
+}
+
 /// `y = x E^T` for the tied LM head (`E` the `[vocab, d]` token embedding) without zero-filling
 /// the `[rows, vocab]` output first, as candle's matmul does: the largest tensor of a forward
 /// pass is written once.

@@ -9,15 +9,10 @@
 use crate::kernels::attention::{attention, AttentionMask};
 use crate::models::config::Gpt2Config;
 use crate::LmError;
+use crate::models::common::{Dropout, ForwardInput, KvCache};
 use candle_core::{DType, Device, Module, Tensor, Var, D};
 use candle_nn::VarMap;
-use rand::Rng;
 use rein_core::ReinRng;
-use std::sync::Arc;
-
-/// Finite stand-in for minus infinity in attention masks (a fully masked row stays finite and
-/// is zeroed afterwards, as PyTorch's SDPA does).
-const MASKED: f32 = -1e30;
 
 /// The MLP non-linearity named by `activation_function`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +49,8 @@ impl ActivationFunction {
         })
     }
 
-    fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// The activation of every element of `x` (differentiable).
+    pub fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Self::GeluTanh => crate::kernels::ops::gelu_tanh(x),
             Self::GeluErf => x.gelu_erf(),
@@ -63,74 +59,6 @@ impl ActivationFunction {
             Self::Tanh => x.tanh(),
             Self::QuickGelu => x * candle_nn::ops::sigmoid(&(x * 1.702)?)?,
         }
-    }
-}
-
-/// Keys and values of earlier positions, per layer (`[batch, heads, past, head_dim]`).
-#[derive(Debug, Clone, Default)]
-pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
-    /// Keep the keys and values in the autograd graph (a prefix computed once and shared by
-    /// several continuations in training); decoding detaches them.
-    with_gradients: bool,
-}
-
-impl KvCache {
-    /// An empty cache whose keys and values stay differentiable, so that a loss on the
-    /// continuations reaches the parameters through the cached prefix too.
-    pub fn with_gradients() -> Self {
-        Self {
-            layers: Vec::new(),
-            with_gradients: true,
-        }
-    }
-
-    /// Number of cached positions.
-    pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| l.as_ref())
-            .map_or(0, |(k, _)| k.dims()[2])
-    }
-
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Keeps only the batch rows `rows` (finished sequences leave the batch).
-    pub fn select_rows(&mut self, rows: &Tensor) -> candle_core::Result<()> {
-        for (k, v) in self.layers.iter_mut().flatten() {
-            *k = k.index_select(rows, 0)?;
-            *v = v.index_select(rows, 0)?;
-        }
-        Ok(())
-    }
-}
-
-/// Dropout with rein's seeded generator (candle's own dropout draws from an unseeded one, which
-/// would break bit-exact resume).
-pub struct Dropout<'a> {
-    /// Generator of the masks.
-    pub rng: &'a mut ReinRng,
-}
-
-impl Dropout<'_> {
-    fn apply(&mut self, x: &Tensor, p: f64) -> candle_core::Result<Tensor> {
-        if p <= 0.0 {
-            return Ok(x.clone());
-        }
-        let scale = (1.0 / (1.0 - p)) as f32;
-        let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| {
-                if self.rng.random::<f64>() < p {
-                    0.0
-                } else {
-                    scale
-                }
-            })
-            .collect();
-        x * Tensor::from_vec(mask, x.shape(), x.device())?
     }
 }
 
@@ -216,17 +144,6 @@ pub struct Gpt2 {
     blocks: Vec<Block>,
     ln_f: LayerNorm,
     act: ActivationFunction,
-}
-
-/// Inputs of one forward pass.
-pub struct ForwardInput<'a> {
-    /// Token ids, `[batch, seq]` (u32).
-    pub ids: &'a Tensor,
-    /// Position ids, `[batch, seq]` (u32).
-    pub positions: &'a Tensor,
-    /// Attention mask over cached plus new positions, `[batch, past + seq]`, 1 on real tokens
-    /// and 0 on padding; `None` means all real.
-    pub mask: Option<&'a [Vec<u8>]>,
 }
 
 impl Gpt2 {
@@ -395,33 +312,8 @@ impl Gpt2 {
         if let Some(dr) = dropout.as_mut() {
             h = dr.apply(&h, cfg.embd_pdrop)?;
         }
-        // Additive attention bias [b, 1, t, total] and, where a query sees no key at all, a
-        // zero row multiplier (PyTorch SDPA's convention for fully masked rows).
-        let mut bias = vec![0f32; b * t * total];
-        let mut row_ok = vec![1f32; b * t];
-        let mut any_dead = false;
-        for bi in 0..b {
-            for qi in 0..t {
-                let mut seen = false;
-                for kj in 0..total {
-                    let allowed = kj <= past + qi && input.mask.is_none_or(|m| m[bi][kj] != 0);
-                    if allowed {
-                        seen = true;
-                    } else {
-                        bias[(bi * t + qi) * total + kj] = MASKED;
-                    }
-                }
-                if !seen {
-                    row_ok[bi * t + qi] = 0.0;
-                    any_dead = true;
-                }
-            }
-        }
         let dev = h.device().clone();
-        let mask = AttentionMask {
-            bias: Arc::new(bias),
-            row_ok: any_dead.then(|| Arc::new(row_ok)),
-        };
+        let mask = AttentionMask::causal(b, t, past, input.mask, None);
         // Dropout on the attention probabilities needs them as a tensor: only then does the
         // composed (slower) path run.
         let attn_dropout = dropout.is_some() && cfg.attn_pdrop > 0.0;

@@ -1,4 +1,13 @@
-//! The language models: GPT-2 ([`gpt2`]) and its Hugging Face configuration ([`config`]).
+//! The language models: GPT-2 ([`gpt2`], configured by [`config`]) and the Llama family
+//! ([`llama`], configured by [`llama_config`]), both behind the causal-LM interface of
+//! [`model`] that generation, training and the RL trainers use; what they share
+//! ([`common`]).
 
+pub mod common;
 pub mod config;
 pub mod gpt2;
+pub mod llama;
+pub mod llama_config;
+pub mod model;
+
+pub use model::{CausalLm, Model, ModelConfig};

@@ -2,7 +2,8 @@
 //! ([`ResponseBatch`]), and their mean entropy.
 
 use crate::kernels::loss::gather_logprobs;
-use crate::models::gpt2::{Dropout, ForwardInput, Gpt2};
+use crate::models::common::{Dropout, ForwardInput};
+use crate::models::{CausalLm, Model};
 use crate::LmError;
 use candle_core::{Device, Tensor};
 
@@ -90,7 +91,7 @@ impl ResponseBatch {
     /// they came from (for the entropy).
     pub fn logprobs(
         &self,
-        model: &Gpt2,
+        model: &Model,
         temperature: f64,
         dropout: Option<&mut Dropout>,
     ) -> Result<(Tensor, Tensor), LmError> {
@@ -106,7 +107,7 @@ impl ResponseBatch {
     /// pass of the prompt: its keys and values, kept in the graph, feed each row's response
     /// (without dropout, whose masks would differ per row; the same values as one pass per
     /// row, tested).
-    pub fn hidden(&self, model: &Gpt2, dropout: Option<&mut Dropout>) -> Result<Tensor, LmError> {
+    pub fn hidden(&self, model: &Model, dropout: Option<&mut Dropout>) -> Result<Tensor, LmError> {
         if dropout.is_none() && self.response_len > 0 {
             if let Some(h) = self.hidden_shared_prompts(model)? {
                 return Ok(h);
@@ -117,7 +118,7 @@ impl ResponseBatch {
 
     /// [`ResponseBatch::hidden`] with one pass per distinct prompt, or `None` when every
     /// prompt is distinct.
-    fn hidden_shared_prompts(&self, model: &Gpt2) -> Result<Option<Tensor>, LmError> {
+    fn hidden_shared_prompts(&self, model: &Model) -> Result<Option<Tensor>, LmError> {
         let dev = Device::Cpu;
         let (p, r) = (self.prompt_len, self.response_len);
         let width = p + r;
@@ -145,7 +146,7 @@ impl ResponseBatch {
             .iter()
             .map(|&i| self.mask[i][..p].to_vec())
             .collect();
-        let mut cache = crate::models::gpt2::KvCache::with_gradients();
+        let mut cache = crate::models::common::KvCache::with_gradients();
         let hp = model.hidden(
             &ForwardInput {
                 ids: &Tensor::from_vec(prompt_ids, (u, p), &dev)?,
@@ -185,7 +186,7 @@ impl ResponseBatch {
     /// [`ResponseBatch::hidden`] as one forward pass over every row's prompt and response.
     fn hidden_per_row(
         &self,
-        model: &Gpt2,
+        model: &Model,
         dropout: Option<&mut Dropout>,
     ) -> Result<Tensor, LmError> {
         let dev = Device::Cpu;
@@ -208,7 +209,7 @@ impl ResponseBatch {
     /// Log-probabilities and logits from the states of [`ResponseBatch::hidden`].
     pub fn logprobs_from_hidden(
         &self,
-        model: &Gpt2,
+        model: &Model,
         hidden: &Tensor,
         temperature: f64,
     ) -> Result<(Tensor, Tensor), LmError> {

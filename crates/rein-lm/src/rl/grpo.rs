@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::models::gpt2::Gpt2;
+use crate::models::{CausalLm, Model};
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::rl::advantages::{group_advantages, Baseline};
 use crate::rl::batch::mean_entropy;
@@ -196,9 +196,9 @@ pub struct GrpoTrainer {
     /// Hyperparameters.
     pub config: GrpoConfig,
     /// The model being trained.
-    pub policy: Gpt2,
+    pub policy: Model,
     /// The frozen starting model (KL reference).
-    pub reference: Gpt2,
+    pub reference: Model,
     opt: AdamW,
     loader: PromptLoader,
     rng: ReinRng,
@@ -212,7 +212,7 @@ impl GrpoTrainer {
     /// A trainer starting from `policy` (the reference is a copy of it).
     pub fn new(
         config: GrpoConfig,
-        policy: Gpt2,
+        policy: Model,
         prompts: Vec<PromptRecord>,
         tk: &Tokenizer,
     ) -> Result<Self, LmError> {
@@ -228,7 +228,7 @@ impl GrpoTrainer {
             prompts,
             tk,
             config.max_new_tokens,
-            policy.config.n_positions,
+            policy.max_positions(),
             &mut rng,
         )?;
         Ok(Self {
@@ -365,7 +365,7 @@ impl GrpoTrainer {
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
         let state = RlState {
             config: self.config.clone(),
-            model_config: self.policy.config.clone(),
+            model_config: self.policy.config(),
             step: self.step,
             opt_step: self.opt.step,
             loader: self.loader.state(),
@@ -384,8 +384,8 @@ impl GrpoTrainer {
         let mut parts = split_prefixes(raw);
         let mut part = |p: &str| parts.remove(p).unwrap_or_default();
         let name = path.display().to_string();
-        let policy = Gpt2::from_tensors(model_config.clone(), part("policy"), &name)?;
-        let reference = Gpt2::from_tensors(model_config, part("ref"), &name)?;
+        let policy = Model::from_tensors(model_config.clone(), part("policy"), &name)?;
+        let reference = Model::from_tensors(model_config, part("ref"), &name)?;
         let mut opt = AdamW::new(
             policy.named_vars(),
             config.learning_rate,

@@ -31,7 +31,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::models::gpt2::{Gpt2, ScalarHead};
+use crate::models::gpt2::ScalarHead;
+use crate::models::{CausalLm, Model};
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::rl::advantages::{whiten, RunningMoments};
 use crate::rl::batch::{mean_entropy, ResponseBatch};
@@ -354,13 +355,13 @@ pub struct PpoLmTrainer {
     /// Hyperparameters.
     pub config: PpoLmConfig,
     /// The model being trained.
-    pub policy: Gpt2,
+    pub policy: Model,
     /// The frozen starting model (KL reference).
-    pub reference: Gpt2,
+    pub reference: Model,
     /// The value head.
     pub value_head: ScalarHead,
     /// The value model's own backbone (`value_model = "separate"`).
-    pub value_backbone: Option<Gpt2>,
+    pub value_backbone: Option<Model>,
     /// The KL coefficient.
     pub kl_ctl: KlController,
     /// Running moments of the scores.
@@ -510,7 +511,7 @@ pub fn shape_scores(
     s
 }
 
-fn optimised_vars(policy: &Gpt2, head: &ScalarHead, backbone: Option<&Gpt2>) -> Vec<(String, Var)> {
+fn optimised_vars(policy: &Model, head: &ScalarHead, backbone: Option<&Model>) -> Vec<(String, Var)> {
     let mut v: Vec<(String, Var)> = policy
         .named_vars()
         .into_iter()
@@ -549,7 +550,7 @@ impl PpoLmTrainer {
     /// copies of it, the value head starts at zero.
     pub fn new(
         config: PpoLmConfig,
-        policy: Gpt2,
+        policy: Model,
         prompts: Vec<PromptRecord>,
         tk: &Tokenizer,
     ) -> Result<Self, LmError> {
@@ -559,7 +560,7 @@ impl PpoLmTrainer {
             ValueModel::Head => None,
             ValueModel::Separate => Some(policy.deep_copy()?),
         };
-        let value_head = ScalarHead::value_head(policy.config.n_embd)?;
+        let value_head = ScalarHead::value_head(policy.hidden_size())?;
         let opt = AdamW::new(
             optimised_vars(&policy, &value_head, value_backbone.as_ref()),
             config.learning_rate,
@@ -570,7 +571,7 @@ impl PpoLmTrainer {
             prompts,
             tk,
             config.max_new_tokens,
-            policy.config.n_positions,
+            policy.max_positions(),
             &mut rng,
         )?;
         let kl_ctl = match config.target_kl {
@@ -786,7 +787,7 @@ impl PpoLmTrainer {
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
         let state = RlState {
             config: self.config.clone(),
-            model_config: self.policy.config.clone(),
+            model_config: self.policy.config(),
             step: self.step,
             opt_step: self.opt.step,
             loader: self.loader.state(),
@@ -809,8 +810,8 @@ impl PpoLmTrainer {
         let name = path.display().to_string();
         let mut parts = split_prefixes(raw);
         let mut part = |p: &str| parts.remove(p).unwrap_or_default();
-        let policy = Gpt2::from_tensors(model_config.clone(), part("policy"), &name)?;
-        let reference = Gpt2::from_tensors(model_config.clone(), part("ref"), &name)?;
+        let policy = Model::from_tensors(model_config.clone(), part("policy"), &name)?;
+        let reference = Model::from_tensors(model_config.clone(), part("ref"), &name)?;
         let opt_t = part("opt");
         let mut value = split_prefixes(part("value"));
         let mut head_t = value.remove("head").unwrap_or_default();
@@ -826,7 +827,7 @@ impl PpoLmTrainer {
         };
         let value_backbone = match config.value_model {
             ValueModel::Head => None,
-            ValueModel::Separate => Some(Gpt2::from_tensors(
+            ValueModel::Separate => Some(Model::from_tensors(
                 model_config,
                 value.remove("backbone").unwrap_or_default(),
                 &name,

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::generate::left_pad;
-use crate::models::gpt2::{ForwardInput, Gpt2, ScalarHead};
+use crate::models::common::ForwardInput;
+use crate::models::gpt2::ScalarHead;
+use crate::models::{CausalLm, Model};
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::rl::reward::{Reward, Sample};
 use crate::tokenizer::Tokenizer;
@@ -62,10 +64,81 @@ pub fn read_preferences(path: &Path) -> Result<Vec<PreferencePair>, LmError> {
     Ok(out)
 }
 
+/// The backbone and scalar head of a reward-model directory: transformers'
+/// `*ForSequenceClassification` with `num_labels` 1 (`score.weight` `[1, hidden]`, no bias) or
+/// rein's own (`score.bias` `[1]` holding the normalisation offset).
+pub fn load_backbone_and_head(dir: &Path) -> Result<(Model, ScalarHead), LmError> {
+    let (backbone, mut extra) = crate::checkpoint::load_model_with_extras(dir)?;
+    let n = backbone.hidden_size();
+    let w = extra.remove("score.weight").ok_or_else(|| {
+        LmError::Format(format!(
+            "{}: the weights have no score.weight: not a reward model (train one with `rein lm train-reward-model`)",
+            dir.display()
+        ))
+    })?;
+    if w.dims() != [1, n] {
+        return Err(LmError::Format(format!(
+            "{}: score.weight has shape {:?}, expected [1, {n}] (one label)",
+            dir.display(),
+            w.dims()
+        )));
+    }
+    let b = match extra.remove("score.bias") {
+        Some(b) => b.reshape(1)?,
+        None => Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu)?,
+    };
+    let head = ScalarHead {
+        weight: Var::from_tensor(&w)?,
+        bias: Var::from_tensor(&b)?,
+    };
+    Ok((backbone, head))
+}
+
+/// `[n]` rewards of token sequences (differentiable in the backbone and head): one
+/// left-padded forward pass, the head on each row's last token, which is transformers' score at
+/// the last non-pad token of a right-padded row. Empty sequences and ids outside the vocabulary
+/// are errors naming the sequence.
+pub fn sequence_rewards(
+    backbone: &Model,
+    head: &ScalarHead,
+    seqs: &[Vec<u32>],
+) -> Result<Tensor, LmError> {
+    if seqs.is_empty() {
+        return Ok(Tensor::zeros(0, candle_core::DType::F32, &Device::Cpu)?);
+    }
+    let vocab = backbone.vocab_size();
+    for (i, s) in seqs.iter().enumerate() {
+        if s.is_empty() {
+            return Err(LmError::Input(format!("sequence {i} is empty")));
+        }
+        if let Some(t) = s.iter().find(|&&t| t as usize >= vocab) {
+            return Err(LmError::Input(format!(
+                "sequence {i}: token id {t} is outside the vocabulary (size {vocab})"
+            )));
+        }
+    }
+    let (ids, pos, mask, len) = left_pad(seqs, 0);
+    let n = seqs.len();
+    let dev = Device::Cpu;
+    let ids = Tensor::from_vec(ids, (n, len), &dev)?;
+    let pos = Tensor::from_vec(pos, (n, len), &dev)?;
+    let h = backbone.hidden(
+        &ForwardInput {
+            ids: &ids,
+            positions: &pos,
+            mask: Some(&mask),
+        },
+        None,
+        None,
+    )?;
+    let last = h.narrow(1, len - 1, 1)?.squeeze(1)?.contiguous()?;
+    Ok(head.forward(&last)?)
+}
+
 /// A reward model: backbone, head and the tokenizer its text goes through.
 pub struct RewardModel {
     /// The transformer.
-    pub backbone: Gpt2,
+    pub backbone: Model,
     /// The scalar head.
     pub head: ScalarHead,
     /// Its tokenizer.
@@ -74,8 +147,8 @@ pub struct RewardModel {
 
 impl RewardModel {
     /// A fresh head (`N(0, 1/sqrt(n_embd + 1))`) on `backbone`.
-    pub fn new(backbone: Gpt2, tokenizer: Tokenizer, rng: &mut ReinRng) -> Result<Self, LmError> {
-        let head = ScalarHead::reward_head(backbone.config.n_embd, rng)?;
+    pub fn new(backbone: Model, tokenizer: Tokenizer, rng: &mut ReinRng) -> Result<Self, LmError> {
+        let head = ScalarHead::reward_head(backbone.hidden_size(), rng)?;
         Ok(Self {
             backbone,
             head,
@@ -83,35 +156,14 @@ impl RewardModel {
         })
     }
 
-    /// Loads a directory written by [`RewardModel::save`].
+    /// Loads a reward-model directory (see [`load_backbone_and_head`]) with its tokenizer.
     pub fn load(dir: &Path) -> Result<Self, LmError> {
-        let (backbone, mut extra) = crate::checkpoint::load_model_with_extras(dir)?;
-        let n = backbone.config.n_embd;
-        let w = extra.remove("score.weight").ok_or_else(|| {
-            LmError::Format(format!(
-                "{}: model.safetensors has no score.weight: not a reward model (train one with `rein lm train-reward-model`)",
-                dir.display()
-            ))
-        })?;
-        if w.dims() != [1, n] {
-            return Err(LmError::Format(format!(
-                "{}: score.weight has shape {:?}, expected [1, {n}]",
-                dir.display(),
-                w.dims()
-            )));
-        }
-        let b = match extra.remove("score.bias") {
-            Some(b) => b.reshape(1)?,
-            None => Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu)?,
-        };
+        let (backbone, head) = load_backbone_and_head(dir)?;
         let tokenizer = Tokenizer::from_dir(dir)?
             .ok_or_else(|| LmError::Format(format!("{}: no tokenizer.json", dir.display())))?;
         Ok(Self {
             backbone,
-            head: ScalarHead {
-                weight: Var::from_tensor(&w)?,
-                bias: Var::from_tensor(&b)?,
-            },
+            head,
             tokenizer,
         })
     }
@@ -134,41 +186,23 @@ impl RewardModel {
     fn encode(&self, prompt: &str, response: &str) -> Result<Vec<u32>, LmError> {
         let mut ids = self.tokenizer.encode(&format!("{prompt}{response}"))?;
         if ids.is_empty() {
-            ids.push(self.backbone.config.eos_token_id.unwrap_or(0));
+            ids.push(self.backbone.eos_token_id().unwrap_or(0));
         }
-        let cap = self.backbone.config.n_positions;
+        let cap = self.backbone.max_positions();
         if ids.len() > cap {
             ids.drain(..ids.len() - cap);
         }
         Ok(ids)
     }
 
-    /// `[n]` rewards of the texts (differentiable in the backbone and head): left-padded,
-    /// one forward pass, the head on the last token's hidden state.
+    /// `[n]` rewards of the texts (differentiable in the backbone and head): see
+    /// [`sequence_rewards`].
     pub fn rewards(&self, texts: &[(String, String)]) -> Result<Tensor, LmError> {
-        if texts.is_empty() {
-            return Ok(Tensor::zeros(0, candle_core::DType::F32, &Device::Cpu)?);
-        }
         let seqs = texts
             .iter()
             .map(|(p, r)| self.encode(p, r))
             .collect::<Result<Vec<_>, _>>()?;
-        let (ids, pos, mask, len) = left_pad(&seqs, 0);
-        let n = seqs.len();
-        let dev = Device::Cpu;
-        let ids = Tensor::from_vec(ids, (n, len), &dev)?;
-        let pos = Tensor::from_vec(pos, (n, len), &dev)?;
-        let h = self.backbone.hidden(
-            &ForwardInput {
-                ids: &ids,
-                positions: &pos,
-                mask: Some(&mask),
-            },
-            None,
-            None,
-        )?;
-        let last = h.narrow(1, len - 1, 1)?.squeeze(1)?.contiguous()?;
-        Ok(self.head.forward(&last)?)
+        sequence_rewards(&self.backbone, &self.head, &seqs)
     }
 
     /// Rewards as numbers, in chunks of 32.
@@ -375,7 +409,7 @@ pub struct RewardModelTrainer {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RewardModelState {
     config: RewardModelConfig,
-    model_config: crate::Gpt2Config,
+    model_config: crate::models::ModelConfig,
     train: Vec<PreferencePair>,
     eval: Vec<PreferencePair>,
     order: Vec<usize>,
@@ -418,7 +452,7 @@ impl RewardModelTrainer {
         Ok(Self {
             state: RewardModelState {
                 config: config.clone(),
-                model_config: model.backbone.config.clone(),
+                model_config: model.backbone.config(),
                 order: (0..pairs.len()).collect(),
                 train: pairs,
                 eval,
@@ -540,7 +574,7 @@ impl RewardModelTrainer {
         let bias = model_tensors
             .remove("score.bias")
             .ok_or_else(|| missing("score.bias"))?;
-        let backbone = Gpt2::from_tensors(st.model_config.clone(), model_tensors, &name)?;
+        let backbone = Model::from_tensors(st.model_config.clone(), model_tensors, &name)?;
         let model = RewardModel {
             backbone,
             head: ScalarHead {
@@ -615,7 +649,7 @@ impl rein_train::Trainer for RewardModelTrainer {
 /// One sampled response of `policy` per prompt (up to `max_new_tokens`, seed `seed`) as
 /// `(prompt, response)` texts: the samples a reward model is normalised over.
 pub fn policy_samples(
-    policy: &Gpt2,
+    policy: &Model,
     tk: &Tokenizer,
     records: &[crate::rl::reward::PromptRecord],
     max_new_tokens: usize,
@@ -628,7 +662,7 @@ pub fn policy_samples(
     let cfg = crate::GenerationConfig {
         max_new_tokens,
         do_sample: true,
-        eos_token_id: policy.config.eos_token_id,
+        eos_token_id: policy.eos_token_id(),
         seed,
         ..Default::default()
     };

@@ -4,7 +4,7 @@
 //! call these, so sampling, scoring and the samples log are one copy.
 
 use crate::generate::{generate, GenerationConfig};
-use crate::models::gpt2::Gpt2;
+use crate::models::{CausalLm, Model};
 use crate::rl::reward::{PromptRecord, Reward, Sample};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
@@ -180,7 +180,7 @@ impl Rollout {
     /// scored samples of each ([`Rollout::sample`]), and the batch of their responses.
     #[allow(clippy::too_many_arguments)]
     pub fn next_batch(
-        policy: &Gpt2,
+        policy: &Model,
         loader: &mut PromptLoader,
         n_prompts: usize,
         spec: &SamplingSpec,
@@ -193,7 +193,7 @@ impl Rollout {
         let batch = crate::rl::batch::ResponseBatch::new(
             &ro.prompt_ids,
             &ro.responses,
-            policy.config.n_positions,
+            policy.max_positions(),
         )?;
         Ok((ro, batch))
     }
@@ -203,7 +203,7 @@ impl Rollout {
     /// `reward`. A reward that returns the wrong number of scores or a non-finite score is an
     /// error naming the reward.
     pub fn sample(
-        policy: &Gpt2,
+        policy: &Model,
         loader: &PromptLoader,
         prompts: &[usize],
         spec: &SamplingSpec,
@@ -217,7 +217,7 @@ impl Rollout {
             do_sample: true,
             temperature: spec.temperature as f32,
             top_k: spec.top_k,
-            eos_token_id: policy.config.eos_token_id,
+            eos_token_id: policy.eos_token_id(),
             stop_strings: spec.stop_strings.clone(),
             ..Default::default()
         };
@@ -314,7 +314,7 @@ pub struct RlState<C, A> {
     /// The trainer's settings.
     pub config: C,
     /// The policy's (and reference's) architecture.
-    pub model_config: crate::Gpt2Config,
+    pub model_config: crate::models::ModelConfig,
     /// Optimizer steps done.
     pub step: u64,
     /// AdamW's step counter.

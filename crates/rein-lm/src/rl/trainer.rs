@@ -136,7 +136,7 @@ impl RlTrainer {
     }
 
     /// The policy being trained.
-    pub fn policy(&self) -> &crate::Gpt2 {
+    pub fn policy(&self) -> &crate::Model {
         match &self.method {
             RlMethod::Grpo(t) => &t.policy,
             RlMethod::Ppo(t) => &t.policy,

@@ -1,0 +1,348 @@
+//! The Llama family (Touvron et al. 2023; Mistral, Qwen2, Qwen3) as transformers'
+//! `LlamaForCausalLM` and its siblings compute it: token embedding, pre-RMSNorm decoder layers
+//! with rotary grouped-query attention and a SwiGLU MLP (Shazeer 2020,
+//! `down(silu(gate(x)) * up(x))`), a final RMSNorm and an LM head (tied to the embedding or
+//! its own). Qwen3 adds an RMSNorm per query and key head before the rotation.
+//!
+//! Parameters live in one candle `VarMap` under transformers' full names
+//! (`model.embed_tokens.weight`, `model.layers.0.self_attn.q_proj.weight`, `lm_head.weight`),
+//! linear weights in `nn.Linear`'s `[out, in]` layout, so that checkpoints, gradients and
+//! PEFT's adapter names line up without renaming.
+
+use crate::kernels::attention::{attention, AttentionMask};
+use crate::kernels::ops::{linear_t, tied_head};
+use crate::kernels::rms_norm::rms_norm;
+use crate::kernels::rotary::{apply_rotary, RotaryAngles};
+use crate::models::common::{Dropout, ForwardInput, KvCache};
+use crate::models::gpt2::ActivationFunction;
+use crate::models::llama_config::{Family, LlamaConfig};
+use crate::LmError;
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
+use rein_core::ReinRng;
+use std::collections::HashMap;
+
+/// A linear layer in `nn.Linear`'s layout.
+struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// `x W^T + b` over the last dimension of `x`.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let inp = dims[dims.len() - 1];
+        let y = linear_t(&x.reshape((x.elem_count() / inp, inp))?, &self.weight, self.bias.as_ref())?;
+        let mut out = dims;
+        let last = out.len() - 1;
+        out[last] = self.weight.dims()[0];
+        y.reshape(out)
+    }
+}
+
+struct Layer {
+    input_layernorm: Tensor,
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
+    post_attention_layernorm: Tensor,
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+/// The parameter names and shapes of a configuration, in transformers' names.
+pub fn parameter_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
+    let (d, f, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim);
+    let (q, kv) = (cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd);
+    let mut out = vec![("model.embed_tokens.weight".to_string(), vec![cfg.vocab_size, d])];
+    for i in 0..cfg.num_hidden_layers {
+        let p = format!("model.layers.{i}.");
+        let mut push = |name: &str, shape: Vec<usize>| out.push((format!("{p}{name}"), shape));
+        push("input_layernorm.weight", vec![d]);
+        for (name, rows) in [("q_proj", q), ("k_proj", kv), ("v_proj", kv)] {
+            push(&format!("self_attn.{name}.weight"), vec![rows, d]);
+            if cfg.qkv_bias {
+                push(&format!("self_attn.{name}.bias"), vec![rows]);
+            }
+        }
+        push("self_attn.o_proj.weight", vec![d, q]);
+        if cfg.o_bias {
+            push("self_attn.o_proj.bias", vec![d]);
+        }
+        if cfg.family == Family::Qwen3 {
+            push("self_attn.q_norm.weight", vec![hd]);
+            push("self_attn.k_norm.weight", vec![hd]);
+        }
+        push("post_attention_layernorm.weight", vec![d]);
+        for (name, shape) in [("gate_proj", vec![f, d]), ("up_proj", vec![f, d]), ("down_proj", vec![d, f])] {
+            let rows = shape[0];
+            push(&format!("mlp.{name}.weight"), shape);
+            if cfg.mlp_bias {
+                push(&format!("mlp.{name}.bias"), vec![rows]);
+            }
+        }
+    }
+    out.push(("model.norm.weight".into(), vec![d]));
+    if !cfg.tie_word_embeddings && !cfg.sequence_classification {
+        out.push(("lm_head.weight".into(), vec![cfg.vocab_size, d]));
+    }
+    out
+}
+
+/// A Llama-family language model.
+pub struct Llama {
+    /// Architecture.
+    pub config: LlamaConfig,
+    /// All parameters (trainable `Var`s), by transformers' name.
+    pub varmap: VarMap,
+    embed_tokens: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    /// `None` for a sequence-classification backbone.
+    lm_head: Option<Tensor>,
+    inv_freq: Vec<f32>,
+    act: ActivationFunction,
+}
+
+impl Llama {
+    /// A model from named tensors (transformers' names), checking every name and shape; f16 and
+    /// bf16 tensors are converted to f32.
+    pub fn from_tensors(
+        config: LlamaConfig,
+        mut tensors: HashMap<String, Tensor>,
+        source: &str,
+    ) -> Result<Self, LmError> {
+        config
+            .validate()
+            .map_err(|e| LmError::Format(format!("{source}: {e}")))?;
+        let varmap = VarMap::new();
+        {
+            let mut data = varmap.data().lock().expect("varmap lock");
+            for (name, shape) in parameter_shapes(&config) {
+                let t = tensors.remove(&name).ok_or_else(|| {
+                    LmError::Format(format!(
+                        "{source}: tensor {name} (shape {shape:?}) is missing"
+                    ))
+                })?;
+                if t.dims() != shape.as_slice() {
+                    return Err(LmError::Format(format!(
+                        "{source}: tensor {name} has shape {:?}, the config needs {shape:?}",
+                        t.dims()
+                    )));
+                }
+                data.insert(name, Var::from_tensor(&t.to_dtype(DType::F32)?)?);
+            }
+        }
+        Self::from_varmap(config, varmap)
+    }
+
+    /// A new model initialised as transformers' `_init_weights`: normal(0, initializer_range)
+    /// matrices and embedding, zero biases, unit norms.
+    pub fn new_random(config: LlamaConfig, rng: &mut ReinRng) -> Result<Self, LmError> {
+        config
+            .validate()
+            .map_err(|e| LmError::Format(format!("config: {e}")))?;
+        let std = config.initializer_range;
+        let mut tensors = HashMap::new();
+        for (name, shape) in parameter_shapes(&config) {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = if name.contains("norm") {
+                vec![1.0; n]
+            } else if name.ends_with("bias") {
+                vec![0.0; n]
+            } else {
+                (0..n)
+                    .map(|_| {
+                        let z: f64 =
+                            rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng);
+                        (z * std) as f32
+                    })
+                    .collect()
+            };
+            tensors.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
+        }
+        Self::from_tensors(config, tensors, "new model")
+    }
+
+    fn from_varmap(config: LlamaConfig, varmap: VarMap) -> Result<Self, LmError> {
+        let get = |name: &str| -> Option<Tensor> {
+            varmap
+                .data()
+                .lock()
+                .expect("varmap lock")
+                .get(name)
+                .map(|v| v.as_tensor().clone())
+        };
+        let must = |name: &str| -> Result<Tensor, LmError> {
+            get(name).ok_or_else(|| LmError::Format(format!("tensor {name} is missing")))
+        };
+        let linear = |p: &str| -> Result<Linear, LmError> {
+            Ok(Linear {
+                weight: must(&format!("{p}.weight"))?,
+                bias: get(&format!("{p}.bias")),
+            })
+        };
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for i in 0..config.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            layers.push(Layer {
+                input_layernorm: must(&format!("{p}.input_layernorm.weight"))?,
+                q_proj: linear(&format!("{p}.self_attn.q_proj"))?,
+                k_proj: linear(&format!("{p}.self_attn.k_proj"))?,
+                v_proj: linear(&format!("{p}.self_attn.v_proj"))?,
+                o_proj: linear(&format!("{p}.self_attn.o_proj"))?,
+                q_norm: get(&format!("{p}.self_attn.q_norm.weight")),
+                k_norm: get(&format!("{p}.self_attn.k_norm.weight")),
+                post_attention_layernorm: must(&format!("{p}.post_attention_layernorm.weight"))?,
+                gate_proj: linear(&format!("{p}.mlp.gate_proj"))?,
+                up_proj: linear(&format!("{p}.mlp.up_proj"))?,
+                down_proj: linear(&format!("{p}.mlp.down_proj"))?,
+            });
+        }
+        let embed_tokens = must("model.embed_tokens.weight")?;
+        let lm_head = if config.tie_word_embeddings {
+            Some(embed_tokens.clone())
+        } else if config.sequence_classification {
+            None
+        } else {
+            Some(must("lm_head.weight")?)
+        };
+        let act = ActivationFunction::parse(&config.hidden_act).map_err(LmError::Format)?;
+        Ok(Self {
+            inv_freq: config.inv_freq(),
+            norm: must("model.norm.weight")?,
+            embed_tokens,
+            lm_head,
+            layers,
+            act,
+            config,
+            varmap,
+        })
+    }
+
+    /// The trainable parameters with their names, in a fixed (sorted) order.
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
+        let data = self.varmap.data().lock().expect("varmap lock");
+        let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// An independent copy (fresh variables with the same values).
+    pub fn deep_copy(&self) -> Result<Self, LmError> {
+        let tensors = self
+            .named_vars()
+            .into_iter()
+            .map(|(n, v)| Ok((n, v.as_tensor().copy()?)))
+            .collect::<Result<HashMap<_, _>, LmError>>()?;
+        Self::from_tensors(self.config.clone(), tensors, "copy")
+    }
+
+    /// Final hidden states `[batch, seq, hidden_size]` (after the last RMSNorm). With `cache`,
+    /// keys and values of earlier calls are attended to and this call's (rotated, one per
+    /// key/value head) appended. `_dropout` is accepted for the common interface: the family
+    /// runs without dropout (a nonzero `attention_dropout` is refused when the config is read).
+    pub fn hidden(
+        &self,
+        input: &ForwardInput,
+        mut cache: Option<&mut KvCache>,
+        _dropout: Option<&mut Dropout>,
+    ) -> Result<Tensor, LmError> {
+        let cfg = &self.config;
+        let (b, t) = input.ids.dims2()?;
+        let past = cache.as_ref().map_or(0, |c| c.len());
+        let total = past + t;
+        if let Some(m) = input.mask {
+            if m.len() != b || m.iter().any(|r| r.len() != total) {
+                return Err(LmError::Input(format!(
+                    "attention mask must be {b} rows of {total} entries"
+                )));
+            }
+        }
+        let positions: Vec<u32> = input.positions.flatten_all()?.to_vec1()?;
+        if let Some(&p) = positions.iter().max() {
+            if p as usize >= cfg.max_position_embeddings {
+                return Err(LmError::Input(format!(
+                    "position {p} is beyond the model's max_position_embeddings = {}",
+                    cfg.max_position_embeddings
+                )));
+            }
+        }
+        let d = cfg.hidden_size;
+        let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+        let mut h = self
+            .embed_tokens
+            .index_select(&input.ids.flatten_all()?, 0)?
+            .reshape((b, t, d))?;
+        // A window at least as long as the sequence changes nothing.
+        let window = cfg.sliding_window.filter(|&w| w < total);
+        let mask = AttentionMask::causal(b, t, past, input.mask, window);
+        let angles = RotaryAngles::new(&positions, b, t, &self.inv_freq);
+        let scale = 1.0 / (hd as f64).sqrt();
+        let heads = |x: Tensor, n: usize| -> candle_core::Result<Tensor> {
+            x.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()
+        };
+        let mut new_layers = Vec::with_capacity(self.layers.len());
+        for (li, layer) in self.layers.iter().enumerate() {
+            let x = rms_norm(&h, &layer.input_layernorm, cfg.rms_norm_eps)?;
+            let mut q = heads(layer.q_proj.forward(&x)?, nh)?;
+            let mut k = heads(layer.k_proj.forward(&x)?, nkv)?;
+            let mut v = heads(layer.v_proj.forward(&x)?, nkv)?;
+            if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+                q = rms_norm(&q, qn, cfg.rms_norm_eps)?;
+                k = rms_norm(&k, kn, cfg.rms_norm_eps)?;
+            }
+            q = apply_rotary(&q, &angles)?;
+            k = apply_rotary(&k, &angles)?;
+            if let Some(c) = cache.as_ref() {
+                if let Some(Some((pk, pv))) = c.layers.get(li) {
+                    k = Tensor::cat(&[pk, &k], 2)?;
+                    v = Tensor::cat(&[pv, &v], 2)?;
+                }
+            }
+            let o = attention(&q, &k, &v, &mask, scale)?;
+            let o = o.transpose(1, 2)?.contiguous()?.reshape((b, t, nh * hd))?;
+            h = (h + layer.o_proj.forward(&o)?)?;
+            let x = rms_norm(&h, &layer.post_attention_layernorm, cfg.rms_norm_eps)?;
+            let gate = self.act.apply(&layer.gate_proj.forward(&x)?)?;
+            let m = layer.down_proj.forward(&(gate * layer.up_proj.forward(&x)?)?)?;
+            h = (h + m)?;
+            match cache.as_ref() {
+                Some(c) if c.with_gradients => new_layers.push(Some((k, v))),
+                Some(_) => new_layers.push(Some((k.detach(), v.detach()))),
+                None => {}
+            }
+        }
+        if let Some(c) = cache.as_mut() {
+            c.layers = new_layers;
+        }
+        Ok(rms_norm(&h, &self.norm, cfg.rms_norm_eps)?)
+    }
+
+    /// Logits `[batch, seq, vocab]` of hidden states (an error for a sequence-classification
+    /// backbone, which has no LM head).
+    pub fn lm_head(&self, hidden: &Tensor) -> Result<Tensor, LmError> {
+        let (b, t, d) = hidden.dims3()?;
+        let head = self.lm_head.as_ref().ok_or_else(|| {
+            LmError::Input(
+                "this is a sequence-classification (reward) checkpoint: it has no LM head to give logits".into(),
+            )
+        })?;
+        Ok(tied_head(&hidden.reshape((b * t, d))?, head)?.reshape((
+            b,
+            t,
+            self.config.vocab_size,
+        ))?)
+    }
+
+    /// Logits for a batch without cache.
+    pub fn logits(&self, input: &ForwardInput) -> Result<Tensor, LmError> {
+        let h = self.hidden(input, None, None)?;
+        self.lm_head(&h)
+    }
+}
