@@ -1,33 +1,59 @@
-//! `rein lm generate|logits|train-tokenizer|pretrain|sft|quickstart`: generation and
-//! supervised training of language models.
+//! `rein lm generate|chat|logits|score|chat-template|convert|train-tokenizer|pretrain|sft|quickstart`:
+//! generation, chat, inspection and supervised training of language models.
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rein_lm::checkpoint::load_model;
 use rein_lm::generate::{generate, GenerationConfig};
-use rein_lm::{Gpt2, Tokenizer};
+use rein_lm::chat::Message;
+use rein_lm::generate::PromptText;
+use rein_lm::models::{CausalLm, Model};
+use rein_lm::pretrained::Pretrained;
+use rein_lm::Tokenizer;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  rein lm generate --model runs/lm/quickstart --prompt \"12 + 7 =\"\n  rein lm generate --model DIR --prompt \"Once\" --temperature 0.8 --top-p 0.95 --max-new-tokens 40 --seed 1\n  rein lm generate --model DIR --prompts prompts.jsonl > out.jsonl\n  rein lm generate --model DIR --prompt-ids 15496,11 --json\n\nDecoding is greedy unless --sample, --temperature, --top-k or --top-p is given.\nA --prompts file holds one JSON object per line: {\"prompt\": \"...\"} with optional \"seed\";\nresults stream out as JSON lines {\"prompt\", \"text\", \"ids\", \"logprobs\", \"finished\"}."
+    after_help = "Examples:\n  rein lm generate --model runs/lm/quickstart --prompt \"12 + 7 =\"\n  rein lm generate --model SmolLM2-135M-Instruct.Q4_1.gguf --chat \"What is 12 + 30?\"\n  rein lm generate --model DIR --prompt \"Once\" --temperature 0.8 --top-p 0.95 --max-new-tokens 40 --seed 1\n  rein lm generate --model DIR --prompts prompts.jsonl > out.jsonl\n  rein lm generate --model DIR --prompt-ids 15496,11 --json\n\nDecoding is greedy unless --sample, --temperature, --top-k or --top-p is given (--sample alone\ntakes generation_config.json's temperature, top_k and top_p). --chat renders the message with\nthe model's chat template and prints the assistant's reply, stopped at the end-of-turn token.\nA --prompts file holds one JSON object per line: {\"prompt\": \"...\"} or {\"prompt\": [{\"role\":\n\"user\", \"content\": \"...\"}]} (chat form) with optional \"seed\"; results stream out as JSON lines\n{\"prompt\", \"text\", \"ids\", \"logprobs\", \"finished\"}."
 )]
 pub struct GenerateArgs {
-    /// Model directory (config.json, model.safetensors, and tokenizer.json or
-    /// vocab.json + merges.txt for text prompts).
+    /// Model: a directory (config.json, model.safetensors, tokenizer.json for text) or a .gguf
+    /// file.
     #[arg(long)]
     model: PathBuf,
     /// One text prompt.
-    #[arg(long, conflicts_with_all = ["prompts", "prompt_ids"])]
+    #[arg(long, conflicts_with_all = ["prompts", "prompt_ids", "chat"])]
     prompt: Option<String>,
+    /// One user message, rendered with the model's chat template; prints the reply.
+    #[arg(long, conflicts_with_all = ["prompts", "prompt_ids"])]
+    chat: Option<String>,
+    /// A system message before the --chat message.
+    #[arg(long, requires = "chat")]
+    system: Option<String>,
     /// JSONL file of prompts (batch mode, streams JSON lines).
     #[arg(long, conflicts_with = "prompt_ids")]
     prompts: Option<PathBuf>,
     /// Prompt as comma-separated token ids (no tokenizer needed).
     #[arg(long)]
     prompt_ids: Option<String>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Seed (request i of a batch uses seed + i unless its JSON line has "seed").
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Prompts per batch in --prompts mode.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Print JSON (ids and log-probs) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How to decode (shared by `generate` and `chat`).
+#[derive(Args, Clone)]
+pub struct SamplingArgs {
     /// Most new tokens.
     #[arg(long, default_value_t = 32)]
     max_new_tokens: usize,
@@ -46,24 +72,56 @@ pub struct GenerateArgs {
     /// Nucleus (top-p) filter (implies --sample).
     #[arg(long)]
     top_p: Option<f32>,
-    /// Repetition penalty (1 = off).
-    #[arg(long, default_value_t = 1.0)]
-    repetition_penalty: f32,
+    /// Repetition penalty (1 = off; generation_config.json's with --sample).
+    #[arg(long)]
+    repetition_penalty: Option<f32>,
     /// Stop string (repeatable).
     #[arg(long = "stop")]
     stop: Vec<String>,
     /// Do not stop at the config's EOS token.
     #[arg(long)]
     ignore_eos: bool,
-    /// Seed (request i of a batch uses seed + i unless its JSON line has "seed").
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Prompts per batch in --prompts mode.
-    #[arg(long, default_value_t = 8)]
-    batch_size: usize,
-    /// Print JSON (ids and log-probs) instead of text.
-    #[arg(long)]
-    json: bool,
+}
+
+impl SamplingArgs {
+    /// The generation settings: flags first, then (when sampling) generation_config.json's
+    /// defaults; EOS ids from the config and generation_config.json, plus the end-of-turn
+    /// tokens for chat.
+    fn config(&self, p: &Pretrained, seed: u64, chat: bool) -> GenerationConfig {
+        let g = &p.generation;
+        let sample = self.sample
+            || self.temperature.is_some()
+            || self.top_k.is_some()
+            || self.top_p.is_some();
+        let stops = if self.ignore_eos {
+            Vec::new()
+        } else if chat {
+            p.end_of_turn_ids()
+        } else {
+            let mut ids = g.eos_token_ids.clone();
+            ids.extend(p.model.eos_token_ids());
+            ids
+        };
+        GenerationConfig {
+            max_new_tokens: self.max_new_tokens,
+            min_new_tokens: self.min_new_tokens,
+            do_sample: sample,
+            temperature: self
+                .temperature
+                .or(g.temperature.filter(|_| sample))
+                .unwrap_or(1.0),
+            top_k: self.top_k.or(g.top_k.filter(|_| sample)).unwrap_or(0),
+            top_p: self.top_p.or(g.top_p.filter(|_| sample)).unwrap_or(1.0),
+            repetition_penalty: self
+                .repetition_penalty
+                .or(g.repetition_penalty.filter(|_| sample))
+                .unwrap_or(1.0),
+            eos_token_id: stops.first().copied(),
+            stop_token_ids: stops,
+            stop_strings: self.stop.clone(),
+            seed,
+        }
+    }
 }
 
 fn parse_ids(s: &str, what: &str) -> Result<Vec<u32>> {
@@ -77,70 +135,66 @@ fn parse_ids(s: &str, what: &str) -> Result<Vec<u32>> {
 }
 
 pub fn cmd_generate(a: &GenerateArgs) -> Result<()> {
-    let (model, tk) = (load_model(&a.model)?, Tokenizer::from_dir(&a.model)?);
-    let sample = a.sample || a.temperature.is_some() || a.top_k.is_some() || a.top_p.is_some();
-    let cfg = GenerationConfig {
-        max_new_tokens: a.max_new_tokens,
-        min_new_tokens: a.min_new_tokens,
-        do_sample: sample,
-        temperature: a.temperature.unwrap_or(1.0),
-        top_k: a.top_k.unwrap_or(0),
-        top_p: a.top_p.unwrap_or(1.0),
-        repetition_penalty: a.repetition_penalty,
-        eos_token_id: if a.ignore_eos {
-            None
-        } else {
-            model.eos_token_id()
-        },
-        stop_strings: a.stop.clone(),
-        seed: a.seed,
-    };
-    let need_tk = || -> Result<&Tokenizer> {
-        tk.as_ref().with_context(|| {
-            format!(
-                "{}: no tokenizer.json (or vocab.json + merges.txt); use --prompt-ids",
-                a.model.display()
-            )
+    let p = Pretrained::load(&a.model)?;
+    let chat_mode = a.chat.is_some()
+        || a.prompts.as_ref().is_some_and(|f| {
+            std::fs::read_to_string(f).is_ok_and(|t| t.contains("\"role\""))
+        });
+    let cfg = a.sampling.config(&p, a.seed, chat_mode);
+    // One request (--prompt-ids, --prompt, --chat) or a file of them, generated in batches.
+    let single = a.prompt_ids.is_some() || a.prompt.is_some() || a.chat.is_some();
+    let encode = |prompt: &PromptText| -> Result<Vec<u32>> {
+        Ok(match prompt {
+            PromptText::Plain(t) => p.need_tokenizer()?.encode(t)?,
+            PromptText::Chat(m) => p.apply_chat_template(m, true)?.1,
         })
     };
-    // One request (--prompt-ids, --prompt) or a file of them, generated in batches.
-    let single = a.prompt_ids.is_some() || a.prompt.is_some();
-    let (requests, tk) = match (&a.prompt_ids, &a.prompt, &a.prompts) {
-        (Some(ids), _, _) => (
-            vec![(None, parse_ids(ids, "--prompt-ids")?, a.seed)],
-            tk.as_ref(),
-        ),
-        (None, Some(text), _) => {
-            let tk = need_tk()?;
-            (
-                vec![(Some(text.clone()), tk.encode(text)?, a.seed)],
-                Some(tk),
-            )
-        }
-        (None, None, Some(path)) => {
-            let tk = need_tk()?;
-            let mut out = Vec::new();
-            for (p, seed) in rein_lm::generate::read_requests(path, a.seed)? {
-                out.push((Some(p.clone()), tk.encode(&p)?, seed));
+    let requests: Vec<(Option<PromptText>, Vec<u32>, u64)> =
+        match (&a.prompt_ids, &a.prompt, &a.chat, &a.prompts) {
+            (Some(ids), _, _, _) => vec![(None, parse_ids(ids, "--prompt-ids")?, a.seed)],
+            (None, Some(text), _, _) => {
+                let pt = PromptText::Plain(text.clone());
+                vec![(Some(pt.clone()), encode(&pt)?, a.seed)]
             }
-            (out, Some(tk))
-        }
-        _ => bail!("give --prompt, --prompts or --prompt-ids"),
-    };
+            (None, None, Some(text), _) => {
+                let mut m = Vec::new();
+                if let Some(sys) = &a.system {
+                    m.push(Message::new("system", sys));
+                }
+                m.push(Message::new("user", text));
+                let pt = PromptText::Chat(m);
+                vec![(Some(pt.clone()), encode(&pt)?, a.seed)]
+            }
+            (None, None, None, Some(path)) => {
+                let mut out = Vec::new();
+                for (pt, seed) in rein_lm::generate::read_requests(path, a.seed)? {
+                    let ids = encode(&pt)?;
+                    out.push((Some(pt), ids, seed));
+                }
+                out
+            }
+            _ => bail!("give --prompt, --chat, --prompts or --prompt-ids"),
+        };
+    let tk = p.tokenizer.as_ref();
     let stdout = std::io::stdout();
     for chunk in requests.chunks(a.batch_size.max(1)) {
         let prompts: Vec<Vec<u32>> = chunk.iter().map(|r| r.1.clone()).collect();
         let seeds: Vec<u64> = chunk.iter().map(|r| r.2).collect();
-        let out = generate(&model, &prompts, &cfg, Some(&seeds), tk)?;
+        let out = generate(&p.model, &prompts, &cfg, Some(&seeds), tk)?;
         let mut lock = stdout.lock();
         for ((prompt, _, _), g) in chunk.iter().zip(out) {
+            let prompt_json = |pt: &PromptText| match pt {
+                PromptText::Plain(t) => json!(t),
+                PromptText::Chat(m) => json!(m),
+            };
             let line = match (single && !a.json, prompt) {
-                (true, Some(p)) => format!("{p}{}", g.text.unwrap_or_default()),
+                (true, Some(PromptText::Plain(p))) => format!("{p}{}", g.text.unwrap_or_default()),
+                (true, Some(PromptText::Chat(_))) => g.text.unwrap_or_default(),
                 (true, None) => g.text.unwrap_or_else(|| {
                     let ids: Vec<String> = g.ids.iter().map(u32::to_string).collect();
                     ids.join(",")
                 }),
-                (false, Some(p)) => json!({"prompt": p, "text": g.text, "ids": g.ids,
+                (false, Some(pt)) => json!({"prompt": prompt_json(pt), "text": g.text, "ids": g.ids,
                     "logprobs": g.logprobs, "finished": g.finished})
                 .to_string(),
                 (false, None) => json!({"ids": g.ids, "logprobs": g.logprobs,
@@ -155,9 +209,107 @@ pub fn cmd_generate(a: &GenerateArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-#[command(after_help = "Example:\n  rein lm logits --model DIR --ids '1,2,3;4,5' --json")]
+#[command(
+    after_help = "Examples:\n  rein lm chat --model SmolLM2-135M-Instruct.Q4_1.gguf\n  rein lm chat --model DIR --system \"You are terse.\" --max-new-tokens 200 --sample\n\nType a message and press Enter; the reply streams as it is generated. /reset clears the\nconversation, /exit (or end of input) quits."
+)]
+pub struct ChatArgs {
+    /// Model directory or .gguf file with a chat template.
+    #[arg(long)]
+    model: PathBuf,
+    /// A system message at the start of the conversation.
+    #[arg(long)]
+    system: Option<String>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Seed of sampling (turn i uses seed + i).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// `rein lm chat`: a multi-turn conversation on stdin/stdout, the reply streamed token by token.
+pub fn cmd_chat(a: &ChatArgs) -> Result<()> {
+    let p = Pretrained::load(&a.model)?;
+    let tk = p.need_tokenizer()?;
+    if p.chat_template.is_none() {
+        bail!("{}: the model has no chat template", a.model.display());
+    }
+    let fresh = || -> Vec<Message> {
+        a.system
+            .iter()
+            .map(|s| Message::new("system", s))
+            .collect()
+    };
+    let mut history = fresh();
+    let stdin = std::io::stdin();
+    let mut turn = 0u64;
+    eprintln!("chatting with {} (/reset, /exit)", a.model.display());
+    loop {
+        eprint!("> ");
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        if stdin.read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        match line.trim() {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                history = fresh();
+                eprintln!("(conversation cleared)");
+                continue;
+            }
+            _ => {}
+        }
+        history.push(Message::new("user", line));
+        let (_, ids) = p.apply_chat_template(&history, true)?;
+        let mut cfg = a.sampling.config(&p, a.seed + turn, true);
+        let room = p.model.max_positions().saturating_sub(ids.len());
+        if room == 0 {
+            history.pop();
+            eprintln!("(the conversation fills the model's context; /reset to start over)");
+            continue;
+        }
+        cfg.max_new_tokens = cfg.max_new_tokens.min(room);
+        let stops = cfg.stop_token_ids.clone();
+        let mut reply_ids: Vec<u32> = Vec::new();
+        let mut printed = 0usize;
+        let mut out = std::io::stdout();
+        let mut on_token = |_: usize, tok: u32| {
+            if stops.contains(&tok) {
+                return;
+            }
+            reply_ids.push(tok);
+            // Print the decoded text's new part once it is whole UTF-8 (a character may span
+            // tokens).
+            if let Ok(text) = tk.decode(&reply_ids, true) {
+                if !text.ends_with('\u{fffd}') && text.len() > printed {
+                    let _ = write!(out, "{}", &text[printed..]);
+                    let _ = out.flush();
+                    printed = text.len();
+                }
+            }
+        };
+        let g = rein_lm::generate::generate_streaming(
+            &p.model,
+            &[ids],
+            &cfg,
+            None,
+            Some(tk),
+            Some(&mut on_token),
+        )?;
+        println!();
+        let reply = g[0].text.clone().unwrap_or_default();
+        history.push(Message::new("assistant", reply.trim()));
+        turn += 1;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  rein lm logits --model DIR --ids '1,2,3;4,5' --json\n  rein lm logits --model model.gguf --ids '1,2,3' --json")]
 pub struct LogitsArgs {
-    /// Model directory.
+    /// Model directory or .gguf file.
     #[arg(long)]
     model: PathBuf,
     /// Sequences of token ids: comma-separated ids, sequences separated by ';'.
@@ -168,14 +320,16 @@ pub struct LogitsArgs {
     json: bool,
 }
 
-pub fn cmd_logits(a: &LogitsArgs) -> Result<()> {
-    let model = load_model(&a.model)?;
-    let seqs = a
-        .ids
-        .split(';')
+fn parse_sequences(ids: &str) -> Result<Vec<Vec<u32>>> {
+    ids.split(';')
         .enumerate()
         .map(|(i, s)| parse_ids(s, &format!("--ids sequence {i}")))
-        .collect::<Result<Vec<_>>>()?;
+        .collect()
+}
+
+pub fn cmd_logits(a: &LogitsArgs) -> Result<()> {
+    let model = load_model(&a.model)?;
+    let seqs = parse_sequences(&a.ids)?;
     let per_seq = rein_lm::generate::sequence_logits(&model, &seqs)?;
     if a.json {
         println!("{}", json!({ "logits": per_seq }));
@@ -194,6 +348,98 @@ pub fn cmd_logits(a: &LogitsArgs) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  rein lm score --model reward_model/ --ids '1,2;3,4,5' --json\n\nThe model is a sequence-classification checkpoint (transformers' *ForSequenceClassification with\none label: score.weight, or a reward model trained by `rein lm train-reward-model`); each row is\nscored at its last real token.")]
+pub struct ScoreArgs {
+    /// Reward-model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Sequences of token ids: comma-separated ids, sequences separated by ';'.
+    #[arg(long)]
+    ids: String,
+    /// Print JSON `{"scores": [...]}`.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn cmd_score(a: &ScoreArgs) -> Result<()> {
+    let (model, head) = rein_lm::rl::reward_model::load_backbone_and_head(&a.model)?;
+    let seqs = parse_sequences(&a.ids)?;
+    let scores: Vec<f32> =
+        rein_lm::rl::reward_model::sequence_rewards(&model, &head, &seqs)?.to_vec1()?;
+    if a.json {
+        println!("{}", json!({ "scores": scores }));
+    } else {
+        for (i, s) in scores.iter().enumerate() {
+            println!("sequence {i}: {s:.6}");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  rein lm chat-template --model DIR --messages chat.json --add-generation-prompt --json\n\nchat.json holds a JSON list of {\"role\", \"content\"} messages.")]
+pub struct ChatTemplateArgs {
+    /// Model directory or .gguf file with a chat template.
+    #[arg(long)]
+    model: PathBuf,
+    /// JSON file with a list of messages.
+    #[arg(long)]
+    messages: PathBuf,
+    /// Open the assistant's turn at the end.
+    #[arg(long)]
+    add_generation_prompt: bool,
+    /// Print JSON `{"text": ..., "input_ids": [...]}` instead of the text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn cmd_chat_template(a: &ChatTemplateArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&a.messages)
+        .with_context(|| format!("{}: cannot read", a.messages.display()))?;
+    let messages: Vec<Message> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: expected a JSON list of {{\"role\", \"content\"}} messages",
+            a.messages.display()
+        )
+    })?;
+    let (tokenizer, template) = rein_lm::pretrained::Pretrained::load_tokenizer_and_template(&a.model)?;
+    let template = template
+        .with_context(|| format!("{}: no chat template", a.model.display()))?;
+    let rendered = template.render(&messages, a.add_generation_prompt)?;
+    if a.json {
+        let tk = tokenizer.with_context(|| format!("{}: no tokenizer", a.model.display()))?;
+        println!("{}", json!({"text": rendered, "input_ids": tk.encode(&rendered)?}));
+    } else {
+        print!("{rendered}");
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  rein lm convert --model SmolLM2-135M-Instruct.Q4_1.gguf --out models/smollm2\n\nWrites a save_pretrained-style directory (config.json, model.safetensors in f32, tokenizer.json,\ntokenizer_config.json, chat_template.jinja, generation_config.json) that transformers'\nfrom_pretrained loads.")]
+pub struct ConvertArgs {
+    /// Model directory or .gguf file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn cmd_convert(a: &ConvertArgs) -> Result<()> {
+    let p = Pretrained::load(&a.model)?;
+    p.save_pretrained(&a.out)?;
+    println!(
+        "{} ({}, {:.1}M parameters) -> {}",
+        a.model.display(),
+        p.model.config().model_type(),
+        p.model.num_parameters() as f64 / 1e6,
+        a.out.display()
+    );
     Ok(())
 }
 
@@ -260,7 +506,7 @@ pub struct PretrainArgs {
     /// Plain-text training file.
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
-    /// A GPT-2 config.json to start from (else the sizes below, GPT-2 defaults elsewhere).
+    /// A config.json to start from: GPT-2 or a Llama-family model_type (else the GPT-2 sizes below).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Blocks.
@@ -378,21 +624,21 @@ pub fn pretrain(a: &PretrainArgs) -> Result<()> {
     })?;
     let cfg = train_config(&common.set)?;
     let mc = match &a.config {
-        Some(p) => rein_lm::Gpt2Config::load(p)?,
-        None => rein_lm::Gpt2Config {
+        Some(p) => rein_lm::ModelConfig::load(p)?,
+        None => rein_lm::ModelConfig::Gpt2(rein_lm::Gpt2Config {
             n_layer: a.n_layer,
             n_embd: a.n_embd,
             n_head: a.n_head,
             n_positions: a.n_positions,
             ..Default::default()
-        },
+        }),
     };
     let (model, examples) = rein_lm::train::pretraining_setup(&tk, &data, &cfg, mc)?;
     let what = format!(
         "{} blocks of {} tokens, {:.2}M parameters",
         examples.len(),
         cfg.block_size,
-        model.config.num_parameters() as f64 / 1e6
+        model.num_parameters() as f64 / 1e6
     );
     start_supervised(&common, "pretrain", cfg, model, tk, examples, &what)
 }
@@ -502,7 +748,7 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
         q.train_problems,
         q.examples.len(),
         q.tokenizer.vocab_size(),
-        q.model.config.num_parameters() as f64 / 1e6
+        q.model.num_parameters() as f64 / 1e6
     );
     let (tk, tk_dir, eval) = (q.tokenizer, q.tokenizer_dir, q.held_out);
     let common = TrainCommon {

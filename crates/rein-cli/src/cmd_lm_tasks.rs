@@ -43,6 +43,7 @@ pub struct EvalArgs {
 }
 
 use rein_lm::checkpoint::load_model_and_tokenizer as load_pair;
+use rein_lm::models::CausalLm;
 
 /// `rein lm eval`.
 pub fn eval(a: &EvalArgs) -> Result<()> {

@@ -42,7 +42,7 @@ enum Command {
     /// Benchmarks of training speed.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Language models: generation, logits.
+    /// Language models: generation, chat, training, RL fine-tuning, evaluation.
     #[command(subcommand)]
     Lm(LmCommand),
 }
@@ -51,8 +51,16 @@ enum Command {
 enum LmCommand {
     /// Generate continuations of prompts (text, a JSONL file of prompts, or token ids).
     Generate(cmd_lm::GenerateArgs),
+    /// Interactive multi-turn chat with a model's chat template, streaming the reply.
+    Chat(cmd_lm::ChatArgs),
     /// Logits of token sequences run as one left-padded batch (cross-checking checkpoints).
     Logits(cmd_lm::LogitsArgs),
+    /// Scores of token sequences under a reward (sequence-classification) model.
+    Score(cmd_lm::ScoreArgs),
+    /// The chat template's text and token ids of a list of messages.
+    ChatTemplate(cmd_lm::ChatTemplateArgs),
+    /// Writes a model (directory or .gguf file) as a Hugging Face directory.
+    Convert(cmd_lm::ConvertArgs),
     /// Train a byte-level BPE tokenizer on text files (writes tokenizer.json).
     TrainTokenizer(cmd_lm::TrainTokenizerArgs),
     /// Pretrain a new GPT-2 from scratch on plain text.
@@ -82,7 +90,11 @@ enum LmCommand {
 fn run_lm(c: LmCommand) -> anyhow::Result<()> {
     match c {
         LmCommand::Generate(a) => cmd_lm::cmd_generate(&a),
+        LmCommand::Chat(a) => cmd_lm::cmd_chat(&a),
         LmCommand::Logits(a) => cmd_lm::cmd_logits(&a),
+        LmCommand::Score(a) => cmd_lm::cmd_score(&a),
+        LmCommand::ChatTemplate(a) => cmd_lm::cmd_chat_template(&a),
+        LmCommand::Convert(a) => cmd_lm::cmd_convert(&a),
         LmCommand::TrainTokenizer(a) => cmd_lm::train_tokenizer(&a),
         LmCommand::Pretrain(a) => cmd_lm::pretrain(&a),
         LmCommand::Sft(a) => cmd_lm::sft(&a),

@@ -270,14 +270,10 @@ pub fn load_state<S: serde::de::DeserializeOwned>(
     Ok((tensors, state))
 }
 
-/// A model directory with its tokenizer; a directory without one is an error naming it.
-pub fn load_model_and_tokenizer(dir: &Path) -> Result<(Model, crate::Tokenizer), LmError> {
-    let model = load_model(dir)?;
-    let tk = crate::Tokenizer::from_dir(dir)?.ok_or_else(|| {
-        LmError::Format(format!(
-            "{}: no tokenizer.json (or vocab.json + merges.txt)",
-            dir.display()
-        ))
-    })?;
-    Ok((model, tk))
+/// A model (a directory or a `.gguf` file) with its tokenizer; one without a tokenizer is an
+/// error naming it.
+pub fn load_model_and_tokenizer(path: &Path) -> Result<(Model, crate::Tokenizer), LmError> {
+    let p = crate::pretrained::Pretrained::load(path)?;
+    p.need_tokenizer()?;
+    Ok((p.model, p.tokenizer.expect("checked above")))
 }

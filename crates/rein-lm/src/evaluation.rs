@@ -40,6 +40,7 @@ pub fn kl_to_reference(
         max_new_tokens,
         do_sample: true,
         eos_token_id: policy.eos_token_id(),
+        stop_token_ids: policy.eos_token_ids(),
         seed: 12_345,
         ..Default::default()
     };
@@ -74,6 +75,7 @@ pub fn evaluate_task(
     let greedy = GenerationConfig {
         max_new_tokens: max_new,
         eos_token_id: policy.eos_token_id(),
+        stop_token_ids: policy.eos_token_ids(),
         stop_strings: stops.to_vec(),
         ..Default::default()
     };
@@ -150,6 +152,7 @@ pub fn answer_stats(
     let cfg = GenerationConfig {
         max_new_tokens: 40,
         eos_token_id: model.eos_token_id(),
+        stop_token_ids: model.eos_token_ids(),
         stop_strings: vec!["\n".into()],
         ..Default::default()
     };

@@ -39,6 +39,9 @@ pub struct GenerationConfig {
     pub repetition_penalty: f32,
     /// Stop a sequence at this token (it is kept in the output).
     pub eos_token_id: Option<u32>,
+    /// Further tokens that stop a sequence (kept in the output): a chat model's end-of-turn
+    /// tokens, the other ids of a list-valued `eos_token_id`.
+    pub stop_token_ids: Vec<u32>,
     /// Stop a sequence once its decoded text contains one of these (needs a tokenizer; the
     /// text is cut before the stop string).
     pub stop_strings: Vec<String>,
@@ -57,6 +60,7 @@ impl Default for GenerationConfig {
             top_p: 1.0,
             repetition_penalty: 1.0,
             eos_token_id: None,
+            stop_token_ids: Vec::new(),
             stop_strings: Vec::new(),
             seed: 0,
         }
@@ -287,6 +291,18 @@ pub fn generate(
     seeds: Option<&[u64]>,
     tokenizer: Option<&Tokenizer>,
 ) -> Result<Vec<Generated>, LmError> {
+    generate_streaming(model, prompts, cfg, seeds, tokenizer, None)
+}
+
+/// [`generate`], calling `on_token(request, token)` as each token is chosen (streaming output).
+pub fn generate_streaming(
+    model: &Model,
+    prompts: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    seeds: Option<&[u64]>,
+    tokenizer: Option<&Tokenizer>,
+    mut on_token: Option<&mut dyn FnMut(usize, u32)>,
+) -> Result<Vec<Generated>, LmError> {
     cfg.validate()?;
     let n_pos = model.max_positions();
     let vocab = model.vocab_size();
@@ -376,7 +392,10 @@ pub fn generate(
             let (tok, lp) = pick(&rows[r], &history, step, cfg, &mut rngs[req]);
             g.ids.push(tok);
             g.logprobs.push(lp);
-            let mut done = cfg.eos_token_id == Some(tok);
+            if let Some(f) = on_token.as_mut() {
+                f(req, tok);
+            }
+            let mut done = cfg.eos_token_id == Some(tok) || cfg.stop_token_ids.contains(&tok);
             if !done && !cfg.stop_strings.is_empty() {
                 if let Some(tk) = tokenizer {
                     let text = tk.decode(&g.ids, false)?;
@@ -484,12 +503,22 @@ pub fn sequence_logits(model: &Model, seqs: &[Vec<u32>]) -> Result<Vec<Vec<Vec<f
         .collect())
 }
 
-/// Generation requests of a JSONL file: `{"prompt": "..."}` with an optional `"seed"` (else
-/// `base_seed` + the request's index); errors name the file and line.
+/// A generation request's prompt: plain text, or chat messages for the model's chat template.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptText {
+    /// Text, tokenized as it is.
+    Plain(String),
+    /// Messages, rendered with the chat template and `add_generation_prompt`.
+    Chat(Vec<crate::chat::Message>),
+}
+
+/// Generation requests of a JSONL file: `{"prompt": "..."}` or `{"prompt": [{"role",
+/// "content"}, ...]}` (TRL's conversational form), with an optional `"seed"` (else `base_seed` +
+/// the request's index); errors name the file and line.
 pub fn read_requests(
     path: &std::path::Path,
     base_seed: u64,
-) -> Result<Vec<(String, u64)>, LmError> {
+) -> Result<Vec<(PromptText, u64)>, LmError> {
     let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
     let mut records = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -499,13 +528,27 @@ pub fn read_requests(
         let at = || format!("{} line {}", path.display(), n + 1);
         let v: serde_json::Value = serde_json::from_str(line)
             .map_err(|_| LmError::Format(format!("{}: not JSON", at())))?;
-        let prompt = v["prompt"].as_str().ok_or_else(|| {
-            LmError::Format(format!("{}: expected {{\"prompt\": \"...\"}}", at()))
-        })?;
+        let prompt = match &v["prompt"] {
+            serde_json::Value::String(s) => PromptText::Plain(s.clone()),
+            list @ serde_json::Value::Array(_) => PromptText::Chat(
+                serde_json::from_value(list.clone()).map_err(|e| {
+                    LmError::Format(format!(
+                        "{}: \"prompt\" must be a list of {{\"role\", \"content\"}} messages: {e}",
+                        at()
+                    ))
+                })?,
+            ),
+            _ => {
+                return Err(LmError::Format(format!(
+                    "{}: expected {{\"prompt\": \"...\"}} or {{\"prompt\": [{{\"role\": ..., \"content\": ...}}]}}",
+                    at()
+                )))
+            }
+        };
         let seed = v["seed"]
             .as_u64()
             .unwrap_or(base_seed + records.len() as u64);
-        records.push((prompt.to_string(), seed));
+        records.push((prompt, seed));
     }
     Ok(records)
 }

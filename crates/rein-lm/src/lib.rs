@@ -17,6 +17,7 @@ pub mod gguf;
 pub mod kernels;
 pub mod models;
 pub mod optim;
+pub mod pretrained;
 pub mod quickstart;
 pub mod rl;
 pub mod tasks;

@@ -663,6 +663,7 @@ pub fn policy_samples(
         max_new_tokens,
         do_sample: true,
         eos_token_id: policy.eos_token_id(),
+        stop_token_ids: policy.eos_token_ids(),
         seed,
         ..Default::default()
     };

@@ -218,6 +218,7 @@ impl Rollout {
             temperature: spec.temperature as f32,
             top_k: spec.top_k,
             eos_token_id: policy.eos_token_id(),
+            stop_token_ids: policy.eos_token_ids(),
             stop_strings: spec.stop_strings.clone(),
             ..Default::default()
         };

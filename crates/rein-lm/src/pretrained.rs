@@ -1,0 +1,215 @@
+//! A pretrained model with everything that comes with it: the decoder, its tokenizer, its chat
+//! template and its generation defaults, from a Hugging Face directory or a GGUF file, and
+//! written back as a `save_pretrained`-style directory that transformers loads.
+
+use crate::chat::{ChatTemplate, Message};
+use crate::models::{CausalLm, Model};
+use crate::{LmError, Tokenizer};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// End-of-turn tokens of the common chat formats: a chat reply stops at any of them that the
+/// vocabulary has (ChatML's, Llama 3's, Phi's, Gemma's).
+pub const END_OF_TURN_TOKENS: [&str; 4] = ["<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"];
+
+/// `generation_config.json`: the stop ids and the default sampling settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenerationDefaults {
+    /// `eos_token_id` (one id or a list).
+    pub eos_token_ids: Vec<u32>,
+    /// `do_sample`.
+    pub do_sample: Option<bool>,
+    /// `temperature`.
+    pub temperature: Option<f32>,
+    /// `top_p`.
+    pub top_p: Option<f32>,
+    /// `top_k`.
+    pub top_k: Option<usize>,
+    /// `repetition_penalty`.
+    pub repetition_penalty: Option<f32>,
+    /// The file's object, written back on save.
+    pub raw: serde_json::Map<String, Value>,
+}
+
+impl GenerationDefaults {
+    /// Reads `generation_config.json` (absent: no defaults); bad values name the key.
+    pub fn load(path: &Path) -> Result<Self, LmError> {
+        if !path.exists() {
+            return Ok(Self::default());
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| LmError::Format(format!("{}: not JSON: {e}", path.display())))?;
+        let bad = |key: &str| LmError::Format(format!("{}: {key} has a bad value", path.display()));
+        let eos_token_ids = match &v["eos_token_id"] {
+            Value::Null => Vec::new(),
+            Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_u64().map(|n| n as u32).ok_or_else(|| bad("eos_token_id")))
+                .collect::<Result<_, _>>()?,
+            x => vec![x.as_u64().ok_or_else(|| bad("eos_token_id"))? as u32],
+        };
+        let f = |key: &str| -> Result<Option<f32>, LmError> {
+            match &v[key] {
+                Value::Null => Ok(None),
+                x => x.as_f64().map(|f| Some(f as f32)).ok_or_else(|| bad(key)),
+            }
+        };
+        Ok(Self {
+            eos_token_ids,
+            do_sample: v["do_sample"].as_bool(),
+            temperature: f("temperature")?,
+            top_p: f("top_p")?,
+            top_k: v["top_k"].as_u64().map(|k| k as usize),
+            repetition_penalty: f("repetition_penalty")?,
+            raw: v.as_object().cloned().unwrap_or_default(),
+        })
+    }
+}
+
+/// A model with its tokenizer, chat template and generation defaults.
+pub struct Pretrained {
+    /// The decoder.
+    pub model: Model,
+    /// Its tokenizer, if the source has one.
+    pub tokenizer: Option<Tokenizer>,
+    /// Its chat template, if the source has one.
+    pub chat_template: Option<ChatTemplate>,
+    /// `generation_config.json`'s settings.
+    pub generation: GenerationDefaults,
+    /// Where it was loaded from.
+    pub source: PathBuf,
+}
+
+impl Pretrained {
+    /// Loads a model directory (config, weights, `tokenizer.json`, `tokenizer_config.json`,
+    /// `chat_template.jinja`, `generation_config.json`) or a `.gguf` file (model, tokenizer and
+    /// chat template from its metadata).
+    pub fn load(path: &Path) -> Result<Self, LmError> {
+        if crate::gguf::is_gguf(path) {
+            let file = crate::gguf::GgufFile::open(path)?;
+            let model: Model = file.model()?.into();
+            let tokenizer = file.tokenizer()?;
+            let chat_template = file.chat_template_with_tokens(&tokenizer)?;
+            let generation = GenerationDefaults {
+                eos_token_ids: file.special_id("eos").into_iter().collect(),
+                ..Default::default()
+            };
+            return Ok(Self {
+                model,
+                tokenizer: Some(tokenizer),
+                chat_template,
+                generation,
+                source: path.to_path_buf(),
+            });
+        }
+        if path.is_file() {
+            return Err(LmError::Format(format!(
+                "{}: not a GGUF file (a model is a directory with config.json and model.safetensors, or a .gguf file)",
+                path.display()
+            )));
+        }
+        let model = crate::checkpoint::load_model(path)?;
+        Ok(Self {
+            model,
+            tokenizer: Tokenizer::from_dir(path)?,
+            chat_template: ChatTemplate::from_dir(path)?,
+            generation: GenerationDefaults::load(&path.join("generation_config.json"))?,
+            source: path.to_path_buf(),
+        })
+    }
+
+    /// Only the tokenizer and chat template of a directory or GGUF file (no weights read, or
+    /// for GGUF no tensor data).
+    pub fn load_tokenizer_and_template(
+        path: &Path,
+    ) -> Result<(Option<Tokenizer>, Option<ChatTemplate>), LmError> {
+        if crate::gguf::is_gguf(path) {
+            let file = crate::gguf::GgufFile::open(path)?;
+            let tk = file.tokenizer()?;
+            let t = file.chat_template_with_tokens(&tk)?;
+            return Ok((Some(tk), t));
+        }
+        Ok((Tokenizer::from_dir(path)?, ChatTemplate::from_dir(path)?))
+    }
+
+    /// The tokenizer, or an error naming the source.
+    pub fn need_tokenizer(&self) -> Result<&Tokenizer, LmError> {
+        self.tokenizer.as_ref().ok_or_else(|| {
+            LmError::Format(format!(
+                "{}: no tokenizer.json (or vocab.json + merges.txt)",
+                self.source.display()
+            ))
+        })
+    }
+
+    /// Ids that end a chat reply: `generation_config.json`'s and the config's EOS ids and the
+    /// end-of-turn tokens of [`END_OF_TURN_TOKENS`] the vocabulary has, without repeats.
+    pub fn end_of_turn_ids(&self) -> Vec<u32> {
+        let mut ids = self.generation.eos_token_ids.clone();
+        ids.extend(self.model.eos_token_ids());
+        if let Some(tk) = &self.tokenizer {
+            ids.extend(END_OF_TURN_TOKENS.iter().filter_map(|t| tk.token_id(t)));
+        }
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(*id));
+        ids
+    }
+
+    /// The chat template's text of `messages` and its token ids (transformers'
+    /// `apply_chat_template` with `tokenize=False` and `tokenize=True`).
+    pub fn apply_chat_template(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<(String, Vec<u32>), LmError> {
+        let template = self.chat_template.as_ref().ok_or_else(|| {
+            LmError::Format(format!(
+                "{}: no chat template (chat_template.jinja, tokenizer_config.json's chat_template or a GGUF tokenizer.chat_template)",
+                self.source.display()
+            ))
+        })?;
+        let text = template.render(messages, add_generation_prompt)?;
+        let ids = self.need_tokenizer()?.encode(&text)?;
+        Ok((text, ids))
+    }
+
+    /// Writes a `save_pretrained`-style directory: `config.json`, `model.safetensors` (f32),
+    /// `tokenizer.json`, `tokenizer_config.json` (special tokens, chat template),
+    /// `chat_template.jinja` and `generation_config.json`, each atomically.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<(), LmError> {
+        crate::checkpoint::save_model(&self.model, dir, &[])?;
+        let write = |name: &str, text: &str| -> Result<(), LmError> {
+            let p = dir.join(name);
+            rein_core::metrics::write_atomic(&p, text.as_bytes()).map_err(|e| LmError::io(&p, e))
+        };
+        let mut tk_cfg = serde_json::Map::new();
+        tk_cfg.insert("tokenizer_class".into(), "PreTrainedTokenizerFast".into());
+        if let Some(tk) = &self.tokenizer {
+            tk.save(&dir.join("tokenizer.json"))?;
+        }
+        if let Some(t) = &self.chat_template {
+            for (k, v) in &t.special_tokens {
+                tk_cfg.insert(k.clone(), v.clone().into());
+            }
+            tk_cfg.insert("chat_template".into(), t.source.clone().into());
+            write("chat_template.jinja", &t.source)?;
+        }
+        write(
+            "tokenizer_config.json",
+            &serde_json::to_string_pretty(&Value::Object(tk_cfg)).expect("JSON"),
+        )?;
+        let mut gen = self.generation.raw.clone();
+        if !self.generation.eos_token_ids.is_empty() {
+            let ids = &self.generation.eos_token_ids;
+            gen.insert(
+                "eos_token_id".into(),
+                if ids.len() == 1 { json!(ids[0]) } else { json!(ids) },
+            );
+        }
+        write(
+            "generation_config.json",
+            &serde_json::to_string_pretty(&Value::Object(gen)).expect("JSON"),
+        )
+    }
+}
