@@ -180,12 +180,19 @@ pub fn bench_gemm() -> Result<()> {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  rein bench lm\n  rein bench lm --sizes tiny --json\n\nSizes: small = GPT-2 small (124M, random weights), tiny = 4 layers, 256 wide, vocab 8192."
+    after_help = "Examples:\n  rein bench lm\n  rein bench lm --sizes tiny --json\n  rein bench lm --model SmolLM2-135M-Instruct.Q4_1.gguf\n  rein bench lm --model DIR --reps 5 --json\n\nSizes: small = GPT-2 small (124M, random weights), tiny = 4 layers, 256 wide, vocab 8192."
 )]
 pub struct BenchLmArgs {
-    /// Comma-separated model sizes: tiny, small.
+    /// Comma-separated model sizes: tiny, small (random GPT-2s).
     #[arg(long, default_value = "tiny,small")]
     sizes: String,
+    /// Benchmark this model (a directory or .gguf file) on the transformers comparison's
+    /// workloads instead: forward 4x128, greedy generation at batch 1 and 8, a training step.
+    #[arg(long, conflicts_with = "sizes")]
+    model: Option<PathBuf>,
+    /// Timed repetitions per workload with --model (median reported).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -193,6 +200,9 @@ pub struct BenchLmArgs {
 
 /// `rein bench lm`.
 pub fn bench_lm(a: &BenchLmArgs) -> Result<()> {
+    if let Some(path) = &a.model {
+        return bench_lm_model(path, a);
+    }
     let mut results = Vec::new();
     for size in a.sizes.split(',').map(str::trim) {
         let r = rein_lm::bench::bench_lm(size)?;
@@ -211,6 +221,42 @@ pub fn bench_lm(a: &BenchLmArgs) -> Result<()> {
         let threads = rein_lm::bench::rayon_threads();
         println!("{}", json!({"threads": threads, "results": results}));
     }
+    Ok(())
+}
+
+/// `rein bench lm --model PATH`: one line per workload, with the memory-bandwidth bound of
+/// batch-1 decoding and the training step's arithmetic rate.
+fn bench_lm_model(path: &std::path::Path, a: &BenchLmArgs) -> Result<()> {
+    let model = rein_lm::checkpoint::load_model(path)?;
+    let r = rein_lm::bench::bench_model_workloads(&model, a.reps)?;
+    let threads = rein_lm::bench::rayon_threads();
+    if a.json {
+        println!("{}", json!({"model": path.display().to_string(), "threads": threads, "result": r}));
+        return Ok(());
+    }
+    let gflops = r.train_step_flops / r.train_step_4x128_seconds / 1e9;
+    println!(
+        "{} ({:.1}M parameters, {:.0} MB of f32 weights, {threads} threads)",
+        path.display(),
+        r.parameters as f64 / 1e6,
+        r.weight_bytes as f64 / 1e6
+    );
+    println!("forward 4x128 {:.3} s", r.forward_4x128_seconds);
+    println!(
+        "generation batch 1: {:.1} tokens/s (each token reads the {:.0} MB of weights: {:.1} GB/s)",
+        r.generation_batch1_tokens_per_second,
+        r.weight_bytes as f64 / 1e6,
+        r.generation_batch1_tokens_per_second * r.weight_bytes as f64 / 1e9
+    );
+    println!(
+        "generation batch 8: {:.1} tokens/s",
+        r.generation_batch8_tokens_per_second
+    );
+    println!(
+        "train step 4x128 {:.3} s ({:.1} GFLOP at {gflops:.1} GFLOP/s; compare `rein bench gemm`)",
+        r.train_step_4x128_seconds,
+        r.train_step_flops / 1e9
+    );
     Ok(())
 }
 

@@ -154,6 +154,111 @@ pub fn bench_lm(size: &str) -> Result<LmBench, LmError> {
     }
 }
 
+/// The figures of `rein bench lm --model PATH`, the workloads of the transformers comparison
+/// (`bench/lm_model_transformers.py`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelBench {
+    /// Parameters of the model.
+    pub parameters: usize,
+    /// Bytes of f32 weights (what decoding at batch 1 reads per token).
+    pub weight_bytes: usize,
+    /// Median seconds of an eval forward pass (no gradients) of 4 x 128 tokens.
+    pub forward_4x128_seconds: f64,
+    /// Greedy generation, batch 1, 16-token prompt, 64 new tokens (EOS ignored).
+    pub generation_batch1_tokens_per_second: f64,
+    /// The same at batch 8 (tokens of all rows per second).
+    pub generation_batch8_tokens_per_second: f64,
+    /// Median seconds of forward + backward + AdamW on 4 x 128 tokens.
+    pub train_step_4x128_seconds: f64,
+    /// Floating-point operations of one training step (6 x parameters x tokens plus the
+    /// attention products, Kaplan et al. 2020's estimate).
+    pub train_step_flops: f64,
+}
+
+/// Measures `model` on the transformers comparison's workloads: `reps` timed repetitions of
+/// each after one warm-up (median reported). Token ids are drawn with seed 0 below the
+/// vocabulary size.
+pub fn bench_model_workloads(model: &Model, reps: usize) -> Result<ModelBench, LmError> {
+    let reps = reps.max(1);
+    let vocab = model.vocab_size() as u32;
+    let mut rng = rein_core::rng_from_seed(0);
+    let (b, t) = (4usize, 128usize);
+    if t > model.max_positions() {
+        return Err(LmError::Input(format!(
+            "the benchmark needs 128 positions; the model has {}",
+            model.max_positions()
+        )));
+    }
+    let ids: Vec<u32> = (0..b * t).map(|_| rng.random_range(1..vocab)).collect();
+    let seqs: Vec<Vec<u32>> = ids.chunks(t).map(<[u32]>::to_vec).collect();
+    let (flat, pos, mask, _) = left_pad(&seqs, 0);
+    let dev = candle_core::Device::Cpu;
+    let ids_t = candle_core::Tensor::from_vec(flat.clone(), (b, t), &dev)?;
+    let pos_t = candle_core::Tensor::from_vec(pos.clone(), (b, t), &dev)?;
+    let timed = |f: &mut dyn FnMut() -> Result<(), LmError>| -> Result<f64, LmError> {
+        let mut v = Vec::new();
+        for r in 0..=reps {
+            let start = std::time::Instant::now();
+            f()?;
+            if r > 0 {
+                v.push(start.elapsed().as_secs_f64());
+            }
+        }
+        Ok(median(v))
+    };
+    let forward = timed(&mut || {
+        let l = model.logits(&ForwardInput {
+            ids: &ids_t,
+            positions: &pos_t,
+            mask: Some(&mask),
+        })?;
+        l.sum_all()?.to_scalar::<f32>()?;
+        Ok(())
+    })?;
+    let gcfg = GenerationConfig {
+        max_new_tokens: 64,
+        ..Default::default()
+    };
+    let prompts: Vec<Vec<u32>> = (0..8).map(|i| ids[i * 16..(i + 1) * 16].to_vec()).collect();
+    let gen1 = timed(&mut || generate(model, &prompts[..1], &gcfg, None, None).map(|_| ()))?;
+    let gen8 = timed(&mut || generate(model, &prompts, &gcfg, None, None).map(|_| ()))?;
+    let batch = crate::kernels::loss::LmBatch {
+        labels: flat.iter().map(|&x| i64::from(x)).collect(),
+        ids: flat,
+        positions: pos,
+        mask,
+        batch: b,
+        seq: t,
+    };
+    let mut opt = crate::optim::AdamW::new(model.named_vars(), 1e-6, 0.0)?;
+    let train = timed(&mut || {
+        let (loss, _) = crate::kernels::loss::causal_lm_loss(model, &batch, None)?;
+        let grads = loss.backward()?;
+        opt.step(&grads)?;
+        Ok(())
+    })?;
+    let parameters = model.num_parameters();
+    let tokens = (b * t) as f64;
+    let (layers, width) = match model {
+        Model::Gpt2(m) => (m.config.n_layer, m.config.n_embd),
+        Model::Llama(m) => (
+            m.config.num_hidden_layers,
+            m.config.num_attention_heads * m.config.head_dim,
+        ),
+    };
+    // Q K^T and P V: 2 products of t x t x width per layer and row, x3 for forward + backward.
+    let attention = 3.0 * 2.0 * 2.0 * (b * t * t * width * layers) as f64;
+    Ok(ModelBench {
+        parameters,
+        weight_bytes: 4 * parameters,
+        forward_4x128_seconds: forward,
+        generation_batch1_tokens_per_second: 64.0 / gen1,
+        generation_batch8_tokens_per_second: 8.0 * 64.0 / gen8,
+        train_step_4x128_seconds: train,
+        train_step_flops: 6.0 * parameters as f64 * tokens + attention,
+    })
+}
+
 /// The RL benchmark's vocabulary size.
 pub const VOCAB: usize = 8192;
 

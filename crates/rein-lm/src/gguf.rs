@@ -35,7 +35,10 @@ pub struct GgufFile {
 }
 
 fn err(path: &Path, e: impl std::fmt::Display) -> LmError {
-    LmError::Format(format!("{}: {e}", path.display()))
+    // candle's errors may carry a backtrace after the first line: keep the message only.
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    LmError::Format(format!("{}: {first}", path.display()))
 }
 
 impl GgufFile {
@@ -46,7 +49,10 @@ impl GgufFile {
         let content = Content::read(&mut f).map_err(|e| {
             err(
                 path,
-                format!("not a readable GGUF file ({e}); supported tensor types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K"),
+                format!(
+                    "not a readable GGUF file ({}); supported tensor types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K",
+                    e.to_string().lines().next().unwrap_or_default()
+                ),
             )
         })?;
         Ok(Self {

@@ -20,17 +20,17 @@ pub struct AdamW {
     /// Steps taken.
     pub step: u64,
     params: Vec<(String, Var)>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
 }
 
 impl AdamW {
     /// Zero moments for `params` (name, variable).
     pub fn new(params: Vec<(String, Var)>, lr: f64, weight_decay: f64) -> Result<Self, LmError> {
-        let m = params
+        let m: Vec<Vec<f32>> = params
             .iter()
-            .map(|(_, p)| p.as_tensor().zeros_like())
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(_, p)| vec![0f32; p.as_tensor().elem_count()])
+            .collect();
         let v = m.clone();
         Ok(Self {
             lr,
@@ -105,30 +105,30 @@ impl AdamW {
                     shape.dims()
                 )));
             }
-            let flat = |x: &Tensor| -> Result<Vec<f32>, LmError> {
-                Ok(x.detach().flatten_all()?.to_vec1::<f32>()?)
-            };
-            let g = flat(g)?;
-            let mut pv = flat(p.as_tensor())?;
-            let mut m = flat(&self.m[i])?;
-            let mut v = flat(&self.v[i])?;
-            pv.par_chunks_mut(1 << 14)
-                .zip(m.par_chunks_mut(1 << 14))
-                .zip(v.par_chunks_mut(1 << 14))
-                .zip(g.par_chunks(1 << 14))
-                .for_each(|(((pc, mc), vc), gc)| {
-                    for j in 0..pc.len() {
-                        let gj = gc[j];
-                        mc[j] = b1 * mc[j] + (1.0 - b1) * gj;
-                        vc[j] = b2 * vc[j] + (1.0 - b2) * gj * gj;
-                        let denom = vc[j].sqrt() / bc2_sqrt + eps;
-                        pc[j] = pc[j] * decay - step_size * mc[j] / denom;
-                    }
-                });
+            let (m, v) = (&mut self.m[i], &mut self.v[i]);
+            // The new values are computed from the parameter and gradient read in place (no
+            // copies out of candle's storage) and written back with one `set`.
+            let new = with_f32(p.as_tensor(), |pv| {
+                with_f32(g, |gv| {
+                    let mut out = vec![0f32; pv.len()];
+                    out.par_chunks_mut(1 << 14)
+                        .zip(m.par_chunks_mut(1 << 14))
+                        .zip(v.par_chunks_mut(1 << 14))
+                        .zip(gv.par_chunks(1 << 14).zip(pv.par_chunks(1 << 14)))
+                        .for_each(|(((oc, mc), vc), (gc, pc))| {
+                            for j in 0..oc.len() {
+                                let gj = gc[j];
+                                mc[j] = b1 * mc[j] + (1.0 - b1) * gj;
+                                vc[j] = b2 * vc[j] + (1.0 - b2) * gj * gj;
+                                let denom = vc[j].sqrt() / bc2_sqrt + eps;
+                                oc[j] = pc[j] * decay - step_size * mc[j] / denom;
+                            }
+                        });
+                    Ok(out)
+                })
+            })?;
             let dev = p.as_tensor().device().clone();
-            p.set(&Tensor::from_vec(pv, shape.clone(), &dev)?)?;
-            self.m[i] = Tensor::from_vec(m, shape.clone(), &dev)?;
-            self.v[i] = Tensor::from_vec(v, shape, &dev)?;
+            p.set(&Tensor::from_vec(new, shape, &dev)?)?;
         }
         Ok(())
     }
@@ -136,12 +136,36 @@ impl AdamW {
     /// Moments as named tensors (`m.<name>`, `v.<name>`) for a checkpoint.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
-        for (i, (n, _)) in self.params.iter().enumerate() {
-            out.push((format!("m.{n}"), self.m[i].clone()));
-            out.push((format!("v.{n}"), self.v[i].clone()));
+        for (i, (n, p)) in self.params.iter().enumerate() {
+            let shape = p.as_tensor().shape().clone();
+            let dev = p.as_tensor().device();
+            for (key, data) in [(format!("m.{n}"), &self.m[i]), (format!("v.{n}"), &self.v[i])] {
+                let t = Tensor::from_slice(data, shape.clone(), dev)
+                    .expect("a moment has its parameter's element count");
+                out.push((key, t));
+            }
         }
         out
     }
+}
+
+/// Calls `f` with the f32 elements of `t`: borrowed from candle's storage when `t` is a
+/// contiguous CPU f32 tensor, else a copy.
+fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R, LmError>) -> Result<R, LmError> {
+    use candle_core::{CpuStorage, Storage};
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (Storage::Cpu(CpuStorage::F32(data)), Some((a, b))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return f(&data[a..b]);
+        }
+    }
+    let copy = t
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1::<f32>()?;
+    f(&copy)
 }
 
 impl AdamW {
@@ -162,10 +186,15 @@ impl AdamW {
                         p.as_tensor().dims()
                     ));
                 }
+                let data = t
+                    .flatten_all()
+                    .and_then(|x| x.to_dtype(candle_core::DType::F32))
+                    .and_then(|x| x.to_vec1::<f32>())
+                    .map_err(|e| format!("optimizer tensor {key}: {e}"))?;
                 if slot == 0 {
-                    self.m[i] = t.clone();
+                    self.m[i] = data;
                 } else {
-                    self.v[i] = t.clone();
+                    self.v[i] = data;
                 }
             }
         }

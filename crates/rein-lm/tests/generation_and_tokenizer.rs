@@ -1,11 +1,12 @@
 //! Sampling semantics of `generate` and the BPE tokenizer trained here.
 
+use rein_lm::models::CausalLm;
 use rein_lm::checkpoint::load_model;
 use rein_lm::generate::{generate, GenerationConfig};
 use rein_lm::Tokenizer;
 use std::path::PathBuf;
 
-fn model() -> rein_lm::Gpt2 {
+fn model() -> rein_lm::Model {
     load_model(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gpt2/model"))
         .unwrap()
 }

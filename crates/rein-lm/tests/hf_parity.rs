@@ -9,7 +9,8 @@ use common::tensor_diff;
 use rein_lm::checkpoint::{load_model, save_model};
 use rein_lm::generate::{generate, left_pad, GenerationConfig};
 use rein_lm::kernels::loss::{causal_lm_loss, LmBatch, IGNORE};
-use rein_lm::models::gpt2::ForwardInput;
+use rein_lm::models::CausalLm;
+use rein_lm::ForwardInput;
 use serde_json::Value;
 use std::path::PathBuf;
 

@@ -6,9 +6,10 @@ mod common;
 use common::tensor_diff;
 use rein_lm::generate::generate;
 use rein_lm::rl::batch::ResponseBatch;
+use rein_lm::models::{CausalLm, Model};
 use rein_lm::{GenerationConfig, Gpt2, Gpt2Config};
 
-fn tiny_model(seed: u64) -> Gpt2 {
+fn tiny_model(seed: u64) -> Model {
     let cfg = Gpt2Config {
         vocab_size: 50,
         n_positions: 32,
@@ -20,7 +21,7 @@ fn tiny_model(seed: u64) -> Gpt2 {
         resid_pdrop: 0.0,
         ..Default::default()
     };
-    Gpt2::new_random(cfg, &mut rein_core::rng_from_seed(seed)).unwrap()
+    Gpt2::new_random(cfg, &mut rein_core::rng_from_seed(seed)).unwrap().into()
 }
 
 /// The trainer's log-probs of a response (prompt left-padded, response right-padded, one
@@ -79,7 +80,7 @@ fn rows_that_repeat_a_prompt_share_its_pass_exactly() {
         vec![2, 3, 4, 5],
         vec![11, 12, 13],
     ];
-    let d = model.config.n_embd;
+    let d = model.hidden_size();
     // A fixed weighting of each row's real positions (zero on padding), so that the loss is
     // the same function of the parameters in both layouts.
     let weights = |rows: &[usize], width: usize| -> Tensor {
@@ -160,7 +161,7 @@ fn tokenizer(tag: &str) -> Tokenizer {
     tk
 }
 
-fn model_for(tk: &Tokenizer, seed: u64) -> Gpt2 {
+fn model_for(tk: &Tokenizer, seed: u64) -> Model {
     let cfg = Gpt2Config {
         vocab_size: tk.vocab_size(),
         n_positions: 32,
@@ -172,7 +173,7 @@ fn model_for(tk: &Tokenizer, seed: u64) -> Gpt2 {
         resid_pdrop: 0.0,
         ..Default::default()
     };
-    Gpt2::new_random(cfg, &mut rein_core::rng_from_seed(seed)).unwrap()
+    Gpt2::new_random(cfg, &mut rein_core::rng_from_seed(seed)).unwrap().into()
 }
 
 struct Constant;
@@ -299,7 +300,7 @@ fn grpo_resume_is_exact() {
 
 use rein_lm::rl::ppo_lm::{PpoLmConfig, PpoLmTrainer, ScoreScaling, ValueModel};
 
-fn max_abs_diff(a: &Gpt2, b: &Gpt2) -> f32 {
+fn max_abs_diff(a: &Model, b: &Model) -> f32 {
     a.named_vars()
         .iter()
         .zip(b.named_vars().iter())

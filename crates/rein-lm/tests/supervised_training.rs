@@ -41,7 +41,7 @@ fn trainer(max_steps: u64) -> LmTrainer {
     };
     let mut rng = rein_core::rng_from_seed(1);
     let model = Gpt2::new_random(tiny_config(50), &mut rng).unwrap();
-    LmTrainer::new(cfg, model, counting_examples()).unwrap()
+    LmTrainer::new(cfg, model.into(), counting_examples()).unwrap()
 }
 
 #[test]

@@ -268,8 +268,8 @@ impl CustomOp3 for Linear {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dx = grad.matmul(&w.t()?)?;
-        let dw = x.t()?.matmul(grad)?;
+        let dx = matmul(grad, &w.t()?)?;
+        let dw = matmul(&x.t()?, grad)?;
         // Column sums as a product with a row of ones: candle's `sum(0)` reduces across rows
         // element by element, which took a tenth of a training step.
         let ones = Tensor::ones((1, grad.dim(0)?), grad.dtype(), grad.device())?;
@@ -305,16 +305,15 @@ fn linear_t_forward(
     }
     let n = rows * out;
     let mut y: Vec<f32> = Vec::with_capacity(n);
-    match bias {
-        Some(b) => {
-            for _ in 0..rows {
-                y.extend_from_slice(b);
-            }
+    if let Some(b) = bias {
+        for _ in 0..rows {
+            y.extend_from_slice(b);
         }
-        None => y.resize(n, 0.0),
     }
-    // SAFETY: y holds rows x out initialised floats; x is [rows, in] and W [out, in], both
-    // contiguous and checked above (W read transposed: column stride in, row stride 1).
+    // SAFETY: y has capacity rows x out; with a bias it holds that many initialised floats the
+    // product adds onto, without one the product writes every element (without reading) before
+    // set_len exposes them. x is [rows, in] and W [out, in], both contiguous and checked above
+    // (W read transposed: column stride in, row stride 1).
     unsafe {
         row_parallel_gemm(
             (rows, out, inp),
@@ -323,13 +322,93 @@ fn linear_t_forward(
             x,
             (w, inp as isize, 1),
         );
+        y.set_len(n);
     }
     Ok((CpuStorage::F32(y), Shape::from((rows, out))))
 }
 
 /// `dx = dy W`, `dW = dy^T x` of `y = x W^T`.
 fn linear_t_backward(x: &Tensor, w: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
-    Ok((grad.matmul(w)?, grad.t()?.matmul(x)?))
+    Ok((matmul(grad, w)?, matmul(&grad.t()?, x)?))
+}
+
+/// `a b` of two 2-D f32 tensors of any strides (transposed views read in place), the output
+/// written once (no zero fill) with its rows split into one single-threaded product per rayon
+/// thread. Why not candle's `matmul`: it zero-fills the output first and splits the product with
+/// gemm's own parallelism, which on these 2 cores runs below two independent one-thread
+/// products (see [`row_parallel_gemm`]); the backward passes of the linear layers and the LM
+/// head are most of a training step.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    use candle_core::Storage;
+    use rayon::prelude::*;
+    let (m, k) = a.dims2()?;
+    let (kb, n) = b.dims2()?;
+    if k != kb {
+        candle_core::bail!("matmul: {:?} x {:?}", a.shape(), b.shape());
+    }
+    let (sa, la) = a.storage_and_layout();
+    let (sb, lb) = b.storage_and_layout();
+    let (Storage::Cpu(CpuStorage::F32(av)), Storage::Cpu(CpuStorage::F32(bv))) = (&*sa, &*sb) else {
+        drop((sa, sb));
+        return a.matmul(b);
+    };
+    let (a_rs, a_cs) = (la.stride()[0] as isize, la.stride()[1] as isize);
+    let (b_rs, b_cs) = (lb.stride()[0] as isize, lb.stride()[1] as isize);
+    let (a0, b0) = (la.start_offset(), lb.start_offset());
+    let len = m * n;
+    let mut y: Vec<f32> = Vec::with_capacity(len);
+    if m == 0 || n == 0 || k == 0 {
+        drop((sa, sb));
+        return Tensor::zeros((m, n), candle_core::DType::F32, a.device());
+    }
+    // Bounds of every element the products read (strides are non-negative for these views).
+    let a_end = a0 + (m - 1) * a_rs as usize + (k - 1) * a_cs as usize;
+    let b_end = b0 + (k - 1) * b_rs as usize + (n - 1) * b_cs as usize;
+    if a_end >= av.len() || b_end >= bv.len() {
+        candle_core::bail!("matmul: a view reaches beyond its storage");
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let blocks = if m * n * k >= 1 << 18 { threads.min(m) } else { 1 };
+    let per = m.div_ceil(blocks);
+    let out = SendPtr(y.as_mut_ptr());
+    let (ap, bp) = (av.as_ptr() as usize, bv.as_ptr() as usize);
+    // SAFETY: each block writes its own rows of y (capacity m x n) and reads a and b within the
+    // bounds checked above; every element of y is written before set_len.
+    let product = |i: usize| unsafe {
+        let r0 = i * per;
+        let rows = per.min(m - r0);
+        gemm::gemm(
+            rows,
+            n,
+            k,
+            out.ptr().add(r0 * n),
+            1,
+            n as isize,
+            false,
+            (ap as *const f32).add(a0).offset(r0 as isize * a_rs),
+            a_cs,
+            a_rs,
+            (bp as *const f32).add(b0),
+            b_cs,
+            b_rs,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    };
+    let nblocks = m.div_ceil(per);
+    if nblocks == 1 {
+        product(0);
+    } else {
+        (0..nblocks).into_par_iter().for_each(product);
+    }
+    // SAFETY: all m x n elements were written above.
+    unsafe { y.set_len(len) };
+    drop((sa, sb));
+    Tensor::from_vec(y, (m, n), a.device())
 }
 
 struct LinearT;
@@ -410,6 +489,87 @@ pub fn linear_t(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     }
 }
 
+/// SwiGLU's gate (Shazeer 2020): `y = silu(g) * u = g sigmoid(g) u`, in one pass instead of
+/// candle's `silu` and a product (two passes and a temporary of the MLP's width).
+/// Backward with `s = sigmoid(g)`: `dg = dy u s (1 + g (1 - s))`, `du = dy g s`.
+struct SwiGlu;
+
+/// Rows of work per parallel task of the element-wise kernels.
+const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl CustomOp2 for SwiGlu {
+    fn name(&self) -> &'static str {
+        "rein-swiglu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let g = contiguous_slice::<f32>(s1, l1, self.name())?;
+        let u = contiguous_slice::<f32>(s2, l2, self.name())?;
+        if l1.shape() != l2.shape() {
+            candle_core::bail!("swiglu: gate {:?} and up {:?} differ", l1.shape(), l2.shape());
+        }
+        let mut y = vec![0f32; g.len()];
+        y.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(g.par_chunks(ELEMENTWISE_CHUNK).zip(u.par_chunks(ELEMENTWISE_CHUNK)))
+            .for_each(|(yc, (gc, uc))| {
+                for ((o, &gv), &uv) in yc.iter_mut().zip(gc).zip(uc) {
+                    *o = gv * sigmoid(gv) * uv;
+                }
+            });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        g: &Tensor,
+        u: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        use rayon::prelude::*;
+        let (gv, uv, dy) = (
+            g.flatten_all()?.to_vec1::<f32>()?,
+            u.flatten_all()?.to_vec1::<f32>()?,
+            grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?,
+        );
+        let mut dg = vec![0f32; gv.len()];
+        let mut du = vec![0f32; gv.len()];
+        dg.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(du.par_chunks_mut(ELEMENTWISE_CHUNK))
+            .enumerate()
+            .for_each(|(c, (dgc, duc))| {
+                let o = c * ELEMENTWISE_CHUNK;
+                for j in 0..dgc.len() {
+                    let (x, up, d) = (gv[o + j], uv[o + j], dy[o + j]);
+                    let s = sigmoid(x);
+                    dgc[j] = d * up * s * (1.0 + x * (1.0 - s));
+                    duc[j] = d * x * s;
+                }
+            });
+        Ok((
+            Some(Tensor::from_vec(dg, g.shape(), g.device())?),
+            Some(Tensor::from_vec(du, u.shape(), u.device())?),
+        ))
+    }
+}
+
+/// `silu(gate) * up` (same shapes); differentiable in both.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
+}
+
 /// `y = x E^T` for the tied LM head (`E` the `[vocab, d]` token embedding) without zero-filling
 /// the `[rows, vocab]` output first, as candle's matmul does: the largest tensor of a forward
 /// pass is written once.
@@ -465,7 +625,7 @@ impl CustomOp2 for TiedHead {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        Ok((Some(grad.matmul(e)?), Some(grad.t()?.matmul(x)?)))
+        Ok((Some(matmul(grad, e)?), Some(matmul(&grad.t()?, x)?)))
     }
 }
 
@@ -627,5 +787,43 @@ mod tests {
         for (a, b) in candle.iter().zip(&ours) {
             assert!((a - b).abs() < 1e-6);
         }
+    }
+
+    /// SwiGLU and the strided product against candle's compositions (values and gradients).
+    #[test]
+    fn swiglu_and_matmul_match_candle() {
+        use candle_core::{Device, Var};
+        let dev = Device::Cpu;
+        let gen = |n: usize, s: f32| -> Vec<f32> {
+            (0..n).map(|i| (i as f32 * 0.37 + s).sin() * 3.0).collect()
+        };
+        let g = Var::from_vec(gen(40_000, 0.1), (200, 200), &dev).unwrap();
+        let u = Var::from_vec(gen(40_000, 0.7), (200, 200), &dev).unwrap();
+        let probe = Tensor::from_vec(gen(40_000, 1.9), (200, 200), &dev).unwrap();
+        let fused = swiglu(&g, &u).unwrap();
+        let composed = (g.silu().unwrap() * u.as_tensor()).unwrap();
+        let close = |a: &Tensor, b: &Tensor, tol: f32| {
+            let (a, b) = (
+                a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                b.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{x} vs {y}");
+            }
+        };
+        close(&fused, &composed, 1e-6);
+        let gf = (fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gc = (composed * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&g, &u] {
+            close(gf.get(v).unwrap(), gc.get(v).unwrap(), 1e-5);
+        }
+        let a = Tensor::from_vec(gen(300 * 70, 0.3), (300, 70), &dev).unwrap();
+        let b = Tensor::from_vec(gen(70 * 90, 0.5), (90, 70), &dev).unwrap();
+        close(&matmul(&a, &b.t().unwrap()).unwrap(), &a.matmul(&b.t().unwrap()).unwrap(), 1e-5);
+        close(
+            &matmul(&a.t().unwrap(), &a).unwrap(),
+            &a.t().unwrap().matmul(&a).unwrap(),
+            1e-5,
+        );
     }
 }

@@ -10,7 +10,7 @@
 //! PEFT's adapter names line up without renaming.
 
 use crate::kernels::attention::{attention, AttentionMask};
-use crate::kernels::ops::{linear_t, tied_head};
+use crate::kernels::ops::{linear_t, swiglu, tied_head};
 use crate::kernels::rms_norm::rms_norm;
 use crate::kernels::rotary::{apply_rotary, RotaryAngles};
 use crate::models::common::{Dropout, ForwardInput, KvCache};
@@ -309,8 +309,12 @@ impl Llama {
             let o = o.transpose(1, 2)?.contiguous()?.reshape((b, t, nh * hd))?;
             h = (h + layer.o_proj.forward(&o)?)?;
             let x = rms_norm(&h, &layer.post_attention_layernorm, cfg.rms_norm_eps)?;
-            let gate = self.act.apply(&layer.gate_proj.forward(&x)?)?;
-            let m = layer.down_proj.forward(&(gate * layer.up_proj.forward(&x)?)?)?;
+            let (gate, up) = (layer.gate_proj.forward(&x)?, layer.up_proj.forward(&x)?);
+            let gated = match self.act {
+                ActivationFunction::Silu => swiglu(&gate, &up)?,
+                other => (other.apply(&gate)? * up)?,
+            };
+            let m = layer.down_proj.forward(&gated)?;
             h = (h + m)?;
             match cache.as_ref() {
                 Some(c) if c.with_gradients => new_layers.push(Some((k, v))),
