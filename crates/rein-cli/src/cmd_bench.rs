@@ -231,7 +231,10 @@ fn bench_lm_model(path: &std::path::Path, a: &BenchLmArgs) -> Result<()> {
     let r = rein_lm::bench::bench_model_workloads(&model, a.reps)?;
     let threads = rein_lm::bench::rayon_threads();
     if a.json {
-        println!("{}", json!({"model": path.display().to_string(), "threads": threads, "result": r}));
+        println!(
+            "{}",
+            json!({"model": path.display().to_string(), "threads": threads, "result": r})
+        );
         return Ok(());
     }
     let gflops = r.train_step_flops / r.train_step_4x128_seconds / 1e9;

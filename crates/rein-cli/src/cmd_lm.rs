@@ -3,10 +3,10 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rein_lm::checkpoint::load_model;
-use rein_lm::generate::{generate, GenerationConfig};
 use rein_lm::chat::Message;
+use rein_lm::checkpoint::load_model;
 use rein_lm::generate::PromptText;
+use rein_lm::generate::{generate, GenerationConfig};
 use rein_lm::models::{CausalLm, Model};
 use rein_lm::pretrained::Pretrained;
 use rein_lm::Tokenizer;
@@ -137,9 +137,9 @@ fn parse_ids(s: &str, what: &str) -> Result<Vec<u32>> {
 pub fn cmd_generate(a: &GenerateArgs) -> Result<()> {
     let p = Pretrained::load(&a.model)?;
     let chat_mode = a.chat.is_some()
-        || a.prompts.as_ref().is_some_and(|f| {
-            std::fs::read_to_string(f).is_ok_and(|t| t.contains("\"role\""))
-        });
+        || a.prompts
+            .as_ref()
+            .is_some_and(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("\"role\"")));
     let cfg = a.sampling.config(&p, a.seed, chat_mode);
     // One request (--prompt-ids, --prompt, --chat) or a file of them, generated in batches.
     let single = a.prompt_ids.is_some() || a.prompt.is_some() || a.chat.is_some();
@@ -194,9 +194,11 @@ pub fn cmd_generate(a: &GenerateArgs) -> Result<()> {
                     let ids: Vec<String> = g.ids.iter().map(u32::to_string).collect();
                     ids.join(",")
                 }),
-                (false, Some(pt)) => json!({"prompt": prompt_json(pt), "text": g.text, "ids": g.ids,
+                (false, Some(pt)) => {
+                    json!({"prompt": prompt_json(pt), "text": g.text, "ids": g.ids,
                     "logprobs": g.logprobs, "finished": g.finished})
-                .to_string(),
+                    .to_string()
+                }
                 (false, None) => json!({"ids": g.ids, "logprobs": g.logprobs,
                     "finished": g.finished, "text": g.text})
                 .to_string(),
@@ -233,12 +235,7 @@ pub fn cmd_chat(a: &ChatArgs) -> Result<()> {
     if p.chat_template.is_none() {
         bail!("{}: the model has no chat template", a.model.display());
     }
-    let fresh = || -> Vec<Message> {
-        a.system
-            .iter()
-            .map(|s| Message::new("system", s))
-            .collect()
-    };
+    let fresh = || -> Vec<Message> { a.system.iter().map(|s| Message::new("system", s)).collect() };
     let mut history = fresh();
     let stdin = std::io::stdin();
     let mut turn = 0u64;
@@ -307,7 +304,9 @@ pub fn cmd_chat(a: &ChatArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-#[command(after_help = "Examples:\n  rein lm logits --model DIR --ids '1,2,3;4,5' --json\n  rein lm logits --model model.gguf --ids '1,2,3' --json")]
+#[command(
+    after_help = "Examples:\n  rein lm logits --model DIR --ids '1,2,3;4,5' --json\n  rein lm logits --model model.gguf --ids '1,2,3' --json"
+)]
 pub struct LogitsArgs {
     /// Model directory or .gguf file.
     #[arg(long)]
@@ -352,7 +351,9 @@ pub fn cmd_logits(a: &LogitsArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-#[command(after_help = "Example:\n  rein lm score --model reward_model/ --ids '1,2;3,4,5' --json\n\nThe model is a sequence-classification checkpoint (transformers' *ForSequenceClassification with\none label: score.weight, or a reward model trained by `rein lm train-reward-model`); each row is\nscored at its last real token.")]
+#[command(
+    after_help = "Example:\n  rein lm score --model reward_model/ --ids '1,2;3,4,5' --json\n\nThe model is a sequence-classification checkpoint (transformers' *ForSequenceClassification with\none label: score.weight, or a reward model trained by `rein lm train-reward-model`); each row is\nscored at its last real token."
+)]
 pub struct ScoreArgs {
     /// Reward-model directory.
     #[arg(long)]
@@ -381,7 +382,9 @@ pub fn cmd_score(a: &ScoreArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-#[command(after_help = "Example:\n  rein lm chat-template --model DIR --messages chat.json --add-generation-prompt --json\n\nchat.json holds a JSON list of {\"role\", \"content\"} messages.")]
+#[command(
+    after_help = "Example:\n  rein lm chat-template --model DIR --messages chat.json --add-generation-prompt --json\n\nchat.json holds a JSON list of {\"role\", \"content\"} messages."
+)]
 pub struct ChatTemplateArgs {
     /// Model directory or .gguf file with a chat template.
     #[arg(long)]
@@ -406,13 +409,16 @@ pub fn cmd_chat_template(a: &ChatTemplateArgs) -> Result<()> {
             a.messages.display()
         )
     })?;
-    let (tokenizer, template) = rein_lm::pretrained::Pretrained::load_tokenizer_and_template(&a.model)?;
-    let template = template
-        .with_context(|| format!("{}: no chat template", a.model.display()))?;
+    let (tokenizer, template) =
+        rein_lm::pretrained::Pretrained::load_tokenizer_and_template(&a.model)?;
+    let template = template.with_context(|| format!("{}: no chat template", a.model.display()))?;
     let rendered = template.render(&messages, a.add_generation_prompt)?;
     if a.json {
         let tk = tokenizer.with_context(|| format!("{}: no tokenizer", a.model.display()))?;
-        println!("{}", json!({"text": rendered, "input_ids": tk.encode(&rendered)?}));
+        println!(
+            "{}",
+            json!({"text": rendered, "input_ids": tk.encode(&rendered)?})
+        );
     } else {
         print!("{rendered}");
     }
@@ -420,7 +426,9 @@ pub fn cmd_chat_template(a: &ChatTemplateArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-#[command(after_help = "Example:\n  rein lm convert --model SmolLM2-135M-Instruct.Q4_1.gguf --out models/smollm2\n\nWrites a save_pretrained-style directory (config.json, model.safetensors in f32, tokenizer.json,\ntokenizer_config.json, chat_template.jinja, generation_config.json) that transformers'\nfrom_pretrained loads.")]
+#[command(
+    after_help = "Example:\n  rein lm convert --model SmolLM2-135M-Instruct.Q4_1.gguf --out models/smollm2\n\nWrites a save_pretrained-style directory (config.json, model.safetensors in f32, tokenizer.json,\ntokenizer_config.json, chat_template.jinja, generation_config.json) that transformers'\nfrom_pretrained loads."
+)]
 pub struct ConvertArgs {
     /// Model directory or .gguf file.
     #[arg(long)]

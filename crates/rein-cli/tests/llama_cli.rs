@@ -61,13 +61,37 @@ fn logits_of_a_directory_and_of_a_gguf_file_match_transformers() {
     let c = cases("qwen3");
     let lp = &c["left_padded"];
     let dir = decoders("qwen3");
-    let got = ok_json(&rein(&["lm", "logits", "--model", dir.to_str().unwrap(), "--ids", &ids_arg(&lp["sequences"]), "--json"]));
-    for (i, want) in lp["logits_at_real_positions"].as_array().unwrap().iter().enumerate() {
-        assert!(max_diff(&got["logits"][i], want) < 1e-4, "qwen3 sequence {i}");
+    let got = ok_json(&rein(&[
+        "lm",
+        "logits",
+        "--model",
+        dir.to_str().unwrap(),
+        "--ids",
+        &ids_arg(&lp["sequences"]),
+        "--json",
+    ]));
+    for (i, want) in lp["logits_at_real_positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        assert!(
+            max_diff(&got["logits"][i], want) < 1e-4,
+            "qwen3 sequence {i}"
+        );
     }
     let g = cases("gguf");
     let file = decoders("gguf").join("tiny-llama-Q4_0.gguf");
-    let got = ok_json(&rein(&["lm", "logits", "--model", file.to_str().unwrap(), "--ids", &ids_arg(&g["sequences"]), "--json"]));
+    let got = ok_json(&rein(&[
+        "lm",
+        "logits",
+        "--model",
+        file.to_str().unwrap(),
+        "--ids",
+        &ids_arg(&g["sequences"]),
+        "--json",
+    ]));
     let want = &g["files"]["tiny-llama-Q4_0.gguf"]["logits_at_real_positions"];
     for (i, w) in want.as_array().unwrap().iter().enumerate() {
         assert!(max_diff(&got["logits"][i], w) < 1e-4, "gguf sequence {i}");
@@ -78,12 +102,33 @@ fn logits_of_a_directory_and_of_a_gguf_file_match_transformers() {
 fn score_gives_the_reward_heads_scores() {
     let c = cases("llama_reward");
     let dir = decoders("llama_reward");
-    let got = ok_json(&rein(&["lm", "score", "--model", dir.to_str().unwrap(), "--ids", &ids_arg(&c["sequences"]), "--json"]));
-    for (g, w) in got["scores"].as_array().unwrap().iter().zip(c["scores"].as_array().unwrap()) {
+    let got = ok_json(&rein(&[
+        "lm",
+        "score",
+        "--model",
+        dir.to_str().unwrap(),
+        "--ids",
+        &ids_arg(&c["sequences"]),
+        "--json",
+    ]));
+    for (g, w) in got["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(c["scores"].as_array().unwrap())
+    {
         assert!((g.as_f64().unwrap() - w.as_f64().unwrap()).abs() < 1e-4);
     }
     // A causal LM is not a reward model.
-    let o = rein(&["lm", "score", "--model", decoders("llama").to_str().unwrap(), "--ids", "1,2", "--json"]);
+    let o = rein(&[
+        "lm",
+        "score",
+        "--model",
+        decoders("llama").to_str().unwrap(),
+        "--ids",
+        "1,2",
+        "--json",
+    ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("score.weight"));
 }
@@ -99,7 +144,15 @@ fn chat_template_prints_transformers_text_and_ids() {
         for (i, case) in cases(fixture).as_array().unwrap().iter().enumerate() {
             let msgs = scratch.join(format!("{fixture}-{i}.json"));
             std::fs::write(&msgs, case["messages"].to_string()).unwrap();
-            let mut args = vec!["lm", "chat-template", "--model", model.to_str().unwrap(), "--messages", msgs.to_str().unwrap(), "--json"];
+            let mut args = vec![
+                "lm",
+                "chat-template",
+                "--model",
+                model.to_str().unwrap(),
+                "--messages",
+                msgs.to_str().unwrap(),
+                "--json",
+            ];
             if case["add_generation_prompt"].as_bool().unwrap() {
                 args.push("--add-generation-prompt");
             }
@@ -117,16 +170,54 @@ fn chat_template_prints_transformers_text_and_ids() {
 fn generate_chat_and_the_interactive_chat_reply_on_a_gguf_model() {
     let file = decoders("gguf").join("tiny-llama-F32.gguf");
     let f = file.to_str().unwrap();
-    let o = rein(&["lm", "generate", "--model", f, "--chat", "what is the answer", "--max-new-tokens", "6", "--json"]);
+    let o = rein(&[
+        "lm",
+        "generate",
+        "--model",
+        f,
+        "--chat",
+        "what is the answer",
+        "--max-new-tokens",
+        "6",
+        "--json",
+    ]);
     let line = ok_json(&o);
     assert_eq!(line["ids"].as_array().unwrap().len(), 6);
     let scratch = std::env::temp_dir().join(format!("rein-chat-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let msgs = scratch.join("m.json");
-    std::fs::write(&msgs, r#"[{"role": "user", "content": "what is the answer"}]"#).unwrap();
-    let rendered = ok_json(&rein(&["lm", "chat-template", "--model", f, "--messages", msgs.to_str().unwrap(), "--add-generation-prompt", "--json"]));
-    let prompt_ids: Vec<String> = rendered["input_ids"].as_array().unwrap().iter().map(|x| x.to_string()).collect();
-    let by_ids = ok_json(&rein(&["lm", "generate", "--model", f, "--prompt-ids", &prompt_ids.join(","), "--max-new-tokens", "6", "--json"]));
+    std::fs::write(
+        &msgs,
+        r#"[{"role": "user", "content": "what is the answer"}]"#,
+    )
+    .unwrap();
+    let rendered = ok_json(&rein(&[
+        "lm",
+        "chat-template",
+        "--model",
+        f,
+        "--messages",
+        msgs.to_str().unwrap(),
+        "--add-generation-prompt",
+        "--json",
+    ]));
+    let prompt_ids: Vec<String> = rendered["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+    let by_ids = ok_json(&rein(&[
+        "lm",
+        "generate",
+        "--model",
+        f,
+        "--prompt-ids",
+        &prompt_ids.join(","),
+        "--max-new-tokens",
+        "6",
+        "--json",
+    ]));
     assert_eq!(by_ids["ids"], line["ids"]);
     // The interactive chat streams the same reply, then /reset and /exit.
     let mut child = Command::new(env!("CARGO_BIN_EXE_rein"))
@@ -143,11 +234,26 @@ fn generate_chat_and_the_interactive_chat_reply_on_a_gguf_model() {
         .write_all(b"what is the answer\n/reset\nwhat is the answer\n/exit\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let replies: Vec<&str> = text.lines().collect();
-    let plain = rein(&["lm", "generate", "--model", f, "--chat", "what is the answer", "--max-new-tokens", "6"]);
-    let want = String::from_utf8_lossy(&plain.stdout).trim_end().to_string();
+    let plain = rein(&[
+        "lm",
+        "generate",
+        "--model",
+        f,
+        "--chat",
+        "what is the answer",
+        "--max-new-tokens",
+        "6",
+    ]);
+    let want = String::from_utf8_lossy(&plain.stdout)
+        .trim_end()
+        .to_string();
     assert_eq!(replies, vec![want.as_str(), want.as_str()], "{text}");
     std::fs::remove_dir_all(&scratch).ok();
 }
@@ -157,13 +263,35 @@ fn generate_chat_and_the_interactive_chat_reply_on_a_gguf_model() {
 fn convert_writes_a_directory_with_the_same_logits() {
     let out = std::env::temp_dir().join(format!("rein-convert-{}", std::process::id()));
     let file = decoders("gguf").join("tiny-llama-Q8_0.gguf");
-    let o = rein(&["lm", "convert", "--model", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = rein(&[
+        "lm",
+        "convert",
+        "--model",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+        "generation_config.json",
+    ] {
         assert!(out.join(f).exists(), "{f}");
     }
     let g = cases("gguf");
-    let got = ok_json(&rein(&["lm", "logits", "--model", out.to_str().unwrap(), "--ids", &ids_arg(&g["sequences"]), "--json"]));
+    let got = ok_json(&rein(&[
+        "lm",
+        "logits",
+        "--model",
+        out.to_str().unwrap(),
+        "--ids",
+        &ids_arg(&g["sequences"]),
+        "--json",
+    ]));
     let want = &g["files"]["tiny-llama-Q8_0.gguf"]["logits_at_real_positions"];
     for (i, w) in want.as_array().unwrap().iter().enumerate() {
         assert!(max_diff(&got["logits"][i], w) < 1e-4, "sequence {i}");
@@ -177,7 +305,14 @@ fn bad_models_are_clear_errors() {
     let scratch = std::env::temp_dir().join(format!("rein-bad-models-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let err = |model: &std::path::Path| -> String {
-        let o = rein(&["lm", "logits", "--model", model.to_str().unwrap(), "--ids", "1,2"]);
+        let o = rein(&[
+            "lm",
+            "logits",
+            "--model",
+            model.to_str().unwrap(),
+            "--ids",
+            "1,2",
+        ]);
         assert!(!o.status.success());
         let e = String::from_utf8_lossy(&o.stderr).to_string();
         assert!(!e.contains("panicked"), "{e}");
@@ -186,12 +321,22 @@ fn bad_models_are_clear_errors() {
     // An unknown model_type.
     let d = scratch.join("unknown");
     std::fs::create_dir_all(&d).unwrap();
-    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(decoders("llama").join("config.json")).unwrap()).unwrap();
+    let mut cfg: Value = serde_json::from_str(
+        &std::fs::read_to_string(decoders("llama").join("config.json")).unwrap(),
+    )
+    .unwrap();
     cfg["model_type"] = "falcon".into();
     std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
-    std::fs::copy(decoders("llama").join("model.safetensors"), d.join("model.safetensors")).unwrap();
+    std::fs::copy(
+        decoders("llama").join("model.safetensors"),
+        d.join("model.safetensors"),
+    )
+    .unwrap();
     let e = err(&d);
-    assert!(e.contains("falcon") && e.contains("llama, mistral, qwen2, qwen3"), "{e}");
+    assert!(
+        e.contains("falcon") && e.contains("llama, mistral, qwen2, qwen3"),
+        "{e}"
+    );
     // A misshapen tensor: the config says more layers' width than the weights have.
     cfg["model_type"] = "llama".into();
     cfg["intermediate_size"] = 100.into();
@@ -236,10 +381,21 @@ fn bad_models_are_clear_errors() {
     for f in ["tokenizer.json", "tokenizer_config.json"] {
         std::fs::copy(decoders("chat_chatml").join(f), t.join(f)).unwrap();
     }
-    std::fs::write(t.join("chat_template.jinja"), "{% for m in messages %}\n{{ m.content }\n{% endfor %}").unwrap();
+    std::fs::write(
+        t.join("chat_template.jinja"),
+        "{% for m in messages %}\n{{ m.content }\n{% endfor %}",
+    )
+    .unwrap();
     let msgs = scratch.join("m.json");
     std::fs::write(&msgs, r#"[{"role": "user", "content": "hi"}]"#).unwrap();
-    let o = rein(&["lm", "chat-template", "--model", t.to_str().unwrap(), "--messages", msgs.to_str().unwrap()]);
+    let o = rein(&[
+        "lm",
+        "chat-template",
+        "--model",
+        t.to_str().unwrap(),
+        "--messages",
+        msgs.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("chat_template.jinja line 2"), "{e}");

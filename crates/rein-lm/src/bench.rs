@@ -6,11 +6,11 @@
 //! on the TRL side). They measure; the binary prints.
 
 use crate::generate::{generate, left_pad, GenerationConfig};
+use crate::models::{CausalLm, Model};
 use crate::rl::grpo::{GrpoConfig, GrpoTrainer};
 use crate::rl::ppo_lm::{PpoLmConfig, PpoLmTrainer};
 use crate::rl::reward::PromptRecord;
 use crate::rl::rewards::RuleReward;
-use crate::models::{CausalLm, Model};
 use crate::{ForwardInput, Gpt2, Gpt2Config, LmError, Tokenizer};
 use rand::Rng;
 use std::path::Path;

@@ -55,7 +55,10 @@ pub struct ChatTemplate {
 fn token_text(v: &serde_json::Value) -> Option<String> {
     match v {
         serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Object(o) => o.get("content").and_then(|c| c.as_str()).map(str::to_string),
+        serde_json::Value::Object(o) => o
+            .get("content")
+            .and_then(|c| c.as_str())
+            .map(str::to_string),
         _ => None,
     }
 }
@@ -92,12 +95,19 @@ impl ChatTemplate {
         let source = match &cfg["chat_template"] {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Array(list) => {
-                let default = list.iter().find(|t| t["name"] == "default").ok_or_else(|| {
-                    LmError::Format(format!("{origin}: a list of templates without one named \"default\""))
-                })?;
+                let default = list
+                    .iter()
+                    .find(|t| t["name"] == "default")
+                    .ok_or_else(|| {
+                        LmError::Format(format!(
+                            "{origin}: a list of templates without one named \"default\""
+                        ))
+                    })?;
                 default["template"]
                     .as_str()
-                    .ok_or_else(|| LmError::Format(format!("{origin}: the default template is not a string")))?
+                    .ok_or_else(|| {
+                        LmError::Format(format!("{origin}: the default template is not a string"))
+                    })?
                     .to_string()
             }
             serde_json::Value::Null => return Ok(None),
@@ -116,7 +126,11 @@ impl ChatTemplate {
 
     /// Renders `messages` (`add_generation_prompt` opens the assistant's turn). Template errors
     /// (syntax, `raise_exception`, a bad value) name the template and line.
-    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, LmError> {
+    pub fn render(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String, LmError> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
@@ -139,7 +153,10 @@ impl ChatTemplate {
             .map(|(k, v)| (k.clone(), JValue::from(v.clone())))
             .collect();
         ctx.insert("messages".into(), JValue::from_serialize(messages));
-        ctx.insert("add_generation_prompt".into(), JValue::from(add_generation_prompt));
+        ctx.insert(
+            "add_generation_prompt".into(),
+            JValue::from(add_generation_prompt),
+        );
         tmpl.render(ctx).map_err(at)
     }
 }
@@ -238,10 +255,28 @@ fn days_to_january_first(year: i64) -> i64 {
 /// only need is the date line of Llama 3.x templates, not worth a date-time crate.)
 fn strftime(fmt: &str, unix: i64) -> String {
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
-    const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+    const DAYS: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
@@ -295,20 +330,38 @@ mod tests {
     #[test]
     fn dates_tojson_and_errors_behave_as_in_transformers() {
         // 2024-07-23 12:34:56 UTC was a Tuesday, day 205 of the year.
-        assert_eq!(strftime("%d %b %Y %A %H:%M:%S %j", 1_721_738_096), "23 Jul 2024 Tuesday 12:34:56 205");
+        assert_eq!(
+            strftime("%d %b %Y %A %H:%M:%S %j", 1_721_738_096),
+            "23 Jul 2024 Tuesday 12:34:56 205"
+        );
         let t = template("{{ bos_token }}{{ {'a': [1, 2.0, 'é<'], 'b': {}} | tojson }}");
-        assert_eq!(t.render(&[], false).unwrap(), "<s>{\"a\": [1, 2.0, \"é<\"], \"b\": {}}");
+        assert_eq!(
+            t.render(&[], false).unwrap(),
+            "<s>{\"a\": [1, 2.0, \"é<\"], \"b\": {}}"
+        );
         let t = template("{{ messages[0].content.strip().upper() }}\n{% if messages|length > 1 %}{{ raise_exception('one message only') }}{% endif %}");
-        assert_eq!(t.render(&[Message::new("user", " hi ")], false).unwrap(), "HI\n");
+        assert_eq!(
+            t.render(&[Message::new("user", " hi ")], false).unwrap(),
+            "HI\n"
+        );
         let e = t
-            .render(&[Message::new("user", "a"), Message::new("user", "b")], false)
+            .render(
+                &[Message::new("user", "a"), Message::new("user", "b")],
+                false,
+            )
             .unwrap_err()
             .to_string();
-        assert!(e.contains("one message only") && e.contains("test.jinja line 2"), "{e}");
+        assert!(
+            e.contains("one message only") && e.contains("test.jinja line 2"),
+            "{e}"
+        );
         let e = template("{% for m in messages %}\n{{ m.content }\n{% endfor %}")
             .render(&[], false)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("test.jinja line 2") && e.contains("syntax"), "{e}");
+        assert!(
+            e.contains("test.jinja line 2") && e.contains("syntax"),
+            "{e}"
+        );
     }
 }

@@ -3,10 +3,10 @@
 //! held-out arithmetic problems (`rein lm demo`, `rein lm quickstart`).
 
 use crate::generate::{generate, GenerationConfig};
+use crate::models::{CausalLm, Model};
 use crate::rl::batch::ResponseBatch;
 use crate::rl::kl::KlEstimator;
 use crate::rl::reward::{PromptRecord, Reward, Sample};
-use crate::models::{CausalLm, Model};
 use crate::{LmError, Tokenizer};
 
 /// What [`evaluate_task`] measured.

@@ -89,7 +89,9 @@ impl GgufFile {
     }
 
     fn meta_str(&self, key: &str) -> Option<&str> {
-        self.meta(key).and_then(|v| v.to_string().ok()).map(String::as_str)
+        self.meta(key)
+            .and_then(|v| v.to_string().ok())
+            .map(String::as_str)
     }
 
     fn meta_strings(&self, key: &str) -> Result<Vec<String>, LmError> {
@@ -116,7 +118,12 @@ impl GgufFile {
             return Ok(None);
         };
         let mut special_tokens = std::collections::BTreeMap::new();
-        for (name, key) in [("bos_token", "bos"), ("eos_token", "eos"), ("pad_token", "padding"), ("unk_token", "unknown")] {
+        for (name, key) in [
+            ("bos_token", "bos"),
+            ("eos_token", "eos"),
+            ("pad_token", "padding"),
+            ("unk_token", "unknown"),
+        ] {
             if let Some(id) = self.special_id(key) {
                 special_tokens.insert(name.to_string(), tk.decode(&[id], false)?);
             }
@@ -157,11 +164,15 @@ impl GgufFile {
             Some(v) => v
                 .to_vec()
                 .and_then(|a| a.iter().map(Value::to_i32).collect())
-                .map_err(|e| err(&self.path, format!("metadata tokenizer.ggml.token_type: {e}")))?,
+                .map_err(|e| {
+                    err(
+                        &self.path,
+                        format!("metadata tokenizer.ggml.token_type: {e}"),
+                    )
+                })?,
             None => vec![1; tokens.len()],
         };
-        crate::Tokenizer::from_bpe_parts(&tokens, &merges, &types)
-            .map_err(|e| err(&self.path, e))
+        crate::Tokenizer::from_bpe_parts(&tokens, &merges, &types).map_err(|e| err(&self.path, e))
     }
 
     /// The model configuration of the `{arch}.*` metadata.
@@ -234,7 +245,10 @@ impl GgufFile {
             rope_theta: self.meta_f64(&k("rope.freq_base"))?.unwrap_or(10000.0),
             rope_scaling,
             qkv_bias,
-            o_bias: self.content.tensor_infos.contains_key("blk.0.attn_output.bias"),
+            o_bias: self
+                .content
+                .tensor_infos
+                .contains_key("blk.0.attn_output.bias"),
             mlp_bias: self.content.tensor_infos.contains_key("blk.0.ffn_up.bias"),
             tie_word_embeddings: tied,
             sequence_classification: false,
@@ -255,12 +269,19 @@ impl GgufFile {
         let cfg = self.config()?;
         let mut f = std::fs::File::open(&self.path).map_err(|e| LmError::io(&self.path, e))?;
         let mut tensors = HashMap::new();
-        let (hd, heads, kv_heads) = (cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads);
+        let (hd, heads, kv_heads) = (
+            cfg.head_dim,
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+        );
         for name in self.content.tensor_infos.keys() {
             let Some(hf) = hf_name(name) else {
                 return Err(err(
                     &self.path,
-                    format!("tensor {name} has no counterpart in the {} architecture", cfg.family.model_type()),
+                    format!(
+                        "tensor {name} has no counterpart in the {} architecture",
+                        cfg.family.model_type()
+                    ),
                 ));
             };
             let q = self
@@ -334,7 +355,8 @@ fn unpermute_rows(t: &Tensor, heads: usize, hd: usize) -> Result<Tensor, LmError
             for s in 0..2 {
                 let from = h * hd + 2 * j + s;
                 let to = h * hd + s * half + j;
-                dst[to * cols..(to + 1) * cols].copy_from_slice(&src[from * cols..(from + 1) * cols]);
+                dst[to * cols..(to + 1) * cols]
+                    .copy_from_slice(&src[from * cols..(from + 1) * cols]);
             }
         }
     }
@@ -361,7 +383,8 @@ mod tests {
                 for j in 0..hd / 2 {
                     let src = h * hd + s * (hd / 2) + j;
                     let dst = h * hd + j * 2 + s;
-                    file[dst * cols..(dst + 1) * cols].copy_from_slice(&hf[src * cols..(src + 1) * cols]);
+                    file[dst * cols..(dst + 1) * cols]
+                        .copy_from_slice(&hf[src * cols..(src + 1) * cols]);
                 }
             }
         }
@@ -373,7 +396,10 @@ mod tests {
             .to_vec1()
             .unwrap();
         assert_eq!(back, hf);
-        assert_eq!(hf_name("blk.3.attn_output.weight").unwrap(), "model.layers.3.self_attn.o_proj.weight");
+        assert_eq!(
+            hf_name("blk.3.attn_output.weight").unwrap(),
+            "model.layers.3.self_attn.o_proj.weight"
+        );
         assert_eq!(hf_name("blk.x.attn_q.weight"), None);
     }
 }

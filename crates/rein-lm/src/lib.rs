@@ -25,8 +25,8 @@ pub mod tokenizer;
 pub mod train;
 
 pub use generate::{generate, Generated, GenerationConfig};
-pub use models::config::Gpt2Config;
 pub use models::common::{ForwardInput, KvCache};
+pub use models::config::Gpt2Config;
 pub use models::gpt2::{Gpt2, ScalarHead};
 pub use models::llama::Llama;
 pub use models::llama_config::LlamaConfig;

@@ -139,7 +139,10 @@ impl AdamW {
         for (i, (n, p)) in self.params.iter().enumerate() {
             let shape = p.as_tensor().shape().clone();
             let dev = p.as_tensor().device();
-            for (key, data) in [(format!("m.{n}"), &self.m[i]), (format!("v.{n}"), &self.v[i])] {
+            for (key, data) in [
+                (format!("m.{n}"), &self.m[i]),
+                (format!("v.{n}"), &self.v[i]),
+            ] {
                 let t = Tensor::from_slice(data, shape.clone(), dev)
                     .expect("a moment has its parameter's element count");
                 out.push((key, t));

@@ -45,7 +45,11 @@ impl GenerationDefaults {
             Value::Null => Vec::new(),
             Value::Array(a) => a
                 .iter()
-                .map(|x| x.as_u64().map(|n| n as u32).ok_or_else(|| bad("eos_token_id")))
+                .map(|x| {
+                    x.as_u64()
+                        .map(|n| n as u32)
+                        .ok_or_else(|| bad("eos_token_id"))
+                })
                 .collect::<Result<_, _>>()?,
             x => vec![x.as_u64().ok_or_else(|| bad("eos_token_id"))? as u32],
         };
@@ -204,7 +208,11 @@ impl Pretrained {
             let ids = &self.generation.eos_token_ids;
             gen.insert(
                 "eos_token_id".into(),
-                if ids.len() == 1 { json!(ids[0]) } else { json!(ids) },
+                if ids.len() == 1 {
+                    json!(ids[0])
+                } else {
+                    json!(ids)
+                },
             );
         }
         write(

@@ -3,9 +3,9 @@
 //! worked solution; 500 of the rest held out), a 512-entry byte-level BPE trained on them and a
 //! 4-layer, 128-wide GPT-2 with its training settings. The binary runs the training.
 
+use crate::models::Model;
 use crate::tasks::Problem;
 use crate::train::{blocks_from_text, Example, LmTrainConfig};
-use crate::models::Model;
 use crate::{LmError, Tokenizer};
 use rand::Rng;
 use std::path::{Path, PathBuf};

@@ -116,7 +116,11 @@ impl Tokenizer {
     /// as a GGUF file stores them: `tokens` (id = index), `merges` (`"left right"`) and llama.cpp's
     /// token types, where CONTROL (3) tokens become special added tokens and USER_DEFINED (4)
     /// ones plain added tokens, each matched whole in text.
-    pub fn from_bpe_parts(tokens: &[String], merges: &[String], types: &[i32]) -> Result<Self, String> {
+    pub fn from_bpe_parts(
+        tokens: &[String],
+        merges: &[String],
+        types: &[i32],
+    ) -> Result<Self, String> {
         let vocab: tokenizers::models::bpe::Vocab = tokens
             .iter()
             .enumerate()
@@ -128,7 +132,9 @@ impl Tokenizer {
             .map(|(i, m)| {
                 m.split_once(' ')
                     .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .ok_or_else(|| format!("tokenizer.ggml.merges[{i}] = {m:?} is not \"left right\""))
+                    .ok_or_else(|| {
+                        format!("tokenizer.ggml.merges[{i}] = {m:?} is not \"left right\"")
+                    })
             })
             .collect::<Result<_, _>>()?;
         let bpe = BPE::builder()

@@ -118,17 +118,31 @@ fn real_only_loss_and_every_gradient_norm_match_transformers() {
         let (loss, _) = causal_lm_loss(&model, &batch, None).unwrap();
         let got = f64::from(loss.to_scalar::<f32>().unwrap());
         let want = lp["loss_real_only"].as_f64().unwrap();
-        assert!(((got - want) / want).abs() < 1e-5, "{name}: loss {got} vs {want}");
+        assert!(
+            ((got - want) / want).abs() < 1e-5,
+            "{name}: loss {got} vs {want}"
+        );
         let grads = loss.backward().unwrap();
         let per = lp["grad_l2_norm_per_tensor_real_only"].as_object().unwrap();
         let mut total = 0f64;
         let vars = model.named_vars();
         assert_eq!(vars.len(), per.len(), "{name}: one gradient per parameter");
         for (pname, var) in vars {
-            let g = grads.get(var.as_tensor()).expect("every parameter has a gradient");
-            let sq = f64::from(g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap());
+            let g = grads
+                .get(var.as_tensor())
+                .expect("every parameter has a gradient");
+            let sq = f64::from(
+                g.sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap(),
+            );
             total += sq;
-            let want = per[&pname].as_f64().unwrap_or_else(|| panic!("{name}: {pname}"));
+            let want = per[&pname]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name}: {pname}"));
             assert!(
                 (sq.sqrt() - want).abs() <= 1e-4 * want.max(1e-3),
                 "{name} {pname}: gradient norm {} vs {want}",
@@ -136,7 +150,10 @@ fn real_only_loss_and_every_gradient_norm_match_transformers() {
             );
         }
         let want = lp["grad_global_l2_norm_real_only"].as_f64().unwrap();
-        assert!(((total.sqrt() - want) / want).abs() < 1e-4, "{name}: global norm");
+        assert!(
+            ((total.sqrt() - want) / want).abs() < 1e-4,
+            "{name}: global norm"
+        );
     }
 }
 
@@ -169,10 +186,17 @@ fn saved_directories_load_back_to_the_same_logits() {
         let c = cases(name);
         check_padded_logits(&back, &c["left_padded"], &format!("{name} saved"));
         let cfg: Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap())
+                .unwrap();
         let orig: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir(name).join("config.json")).unwrap()).unwrap();
-        for key in ["model_type", "rope_parameters", "num_key_value_heads", "tie_word_embeddings"] {
+            serde_json::from_str(&std::fs::read_to_string(dir(name).join("config.json")).unwrap())
+                .unwrap();
+        for key in [
+            "model_type",
+            "rope_parameters",
+            "num_key_value_heads",
+            "tie_word_embeddings",
+        ] {
             assert_eq!(cfg[key], orig[key], "{name}: {key}");
         }
     }
@@ -218,7 +242,9 @@ fn every_gguf_file_gives_transformers_logits() {
 fn chat_templates_render_and_tokenize_as_transformers() {
     use rein_lm::chat::{ChatTemplate, Message};
     for name in ["chat_chatml", "chat_llama3"] {
-        let template = ChatTemplate::from_dir(&dir(name)).unwrap().expect("a template");
+        let template = ChatTemplate::from_dir(&dir(name))
+            .unwrap()
+            .expect("a template");
         let tk = rein_lm::Tokenizer::from_dir(&dir(name)).unwrap().unwrap();
         let c = cases(name);
         for (i, case) in c.as_array().unwrap().iter().enumerate() {
@@ -238,8 +264,13 @@ fn gguf_files_carry_their_tokenizer_and_chat_template() {
     use rein_lm::chat::{ChatTemplate, Message};
     let file = rein_lm::gguf::GgufFile::open(&dir("gguf").join("tiny-llama-Q8_0.gguf")).unwrap();
     let tk = file.tokenizer().unwrap();
-    let template = file.chat_template_with_tokens(&tk).unwrap().expect("a template");
-    let reference = ChatTemplate::from_dir(&dir("chat_chatml")).unwrap().unwrap();
+    let template = file
+        .chat_template_with_tokens(&tk)
+        .unwrap()
+        .expect("a template");
+    let reference = ChatTemplate::from_dir(&dir("chat_chatml"))
+        .unwrap()
+        .unwrap();
     assert_eq!(template.source, reference.source);
     let c = cases("chat_chatml");
     for case in c.as_array().unwrap() {

@@ -1,8 +1,8 @@
 //! Sampling semantics of `generate` and the BPE tokenizer trained here.
 
-use rein_lm::models::CausalLm;
 use rein_lm::checkpoint::load_model;
 use rein_lm::generate::{generate, GenerationConfig};
+use rein_lm::models::CausalLm;
 use rein_lm::Tokenizer;
 use std::path::PathBuf;
 

@@ -5,8 +5,8 @@ mod common;
 
 use common::tensor_diff;
 use rein_lm::generate::generate;
-use rein_lm::rl::batch::ResponseBatch;
 use rein_lm::models::{CausalLm, Model};
+use rein_lm::rl::batch::ResponseBatch;
 use rein_lm::{GenerationConfig, Gpt2, Gpt2Config};
 
 fn tiny_model(seed: u64) -> Model {
@@ -21,7 +21,9 @@ fn tiny_model(seed: u64) -> Model {
         resid_pdrop: 0.0,
         ..Default::default()
     };
-    Gpt2::new_random(cfg, &mut rein_core::rng_from_seed(seed)).unwrap().into()
+    Gpt2::new_random(cfg, &mut rein_core::rng_from_seed(seed))
+        .unwrap()
+        .into()
 }
 
 /// The trainer's log-probs of a response (prompt left-padded, response right-padded, one
@@ -173,7 +175,9 @@ fn model_for(tk: &Tokenizer, seed: u64) -> Model {
         resid_pdrop: 0.0,
         ..Default::default()
     };
-    Gpt2::new_random(cfg, &mut rein_core::rng_from_seed(seed)).unwrap().into()
+    Gpt2::new_random(cfg, &mut rein_core::rng_from_seed(seed))
+        .unwrap()
+        .into()
 }
 
 struct Constant;
@@ -648,5 +652,83 @@ fn every_lm_trainer_resumes_exactly_through_the_run_loop() {
         )?))
     };
     check_exact_resume(&rm, &load_rm, 3, 2, &root.join("rm")).unwrap();
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// The same trainers (one copy each) on a Llama-family model: GRPO, PPO with a value head and
+/// SFT on the tiny GGUF Llama with its own tokenizer continue exactly from a checkpoint.
+#[test]
+fn llama_family_trainers_resume_exactly_through_the_run_loop() {
+    use rein_lm::rl::trainer::{RlMethod, RlTrainer};
+    use rein_lm::train::{blocks_from_text, LmTrainConfig, LmTrainer, SupervisedTrainer};
+    use rein_train::resume_check::check_exact_resume;
+    use rein_train::{Trainer, TrainerError};
+    use std::path::Path;
+    type Built = Result<Box<dyn Trainer>, TrainerError>;
+    let gguf = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/decoders/gguf/tiny-llama-F32.gguf");
+    let load = || rein_lm::pretrained::Pretrained::load(&gguf).unwrap();
+    let tk = load().tokenizer.unwrap();
+    assert!(matches!(load().model, Model::Llama(_)));
+    let root = std::env::temp_dir().join(format!("rein_llama_harness_{}", std::process::id()));
+    let rl = |grpo: bool| -> Built {
+        let method = if grpo {
+            let cfg = GrpoConfig {
+                max_steps: 5,
+                prompts_per_step: 2,
+                group_size: 3,
+                max_new_tokens: 4,
+                beta: 0.1,
+                ..Default::default()
+            };
+            RlMethod::Grpo(GrpoTrainer::new(cfg, load().model, prompts(), &tk)?)
+        } else {
+            let cfg = PpoLmConfig {
+                max_steps: 5,
+                prompts_per_step: 3,
+                max_new_tokens: 4,
+                ..Default::default()
+            };
+            RlMethod::Ppo(PpoLmTrainer::new(cfg, load().model, prompts(), &tk)?)
+        };
+        Ok(Box::new(RlTrainer {
+            method,
+            reward: Box::new(Sevens),
+            tokenizer: tk.clone(),
+        }))
+    };
+    let load_rl =
+        |p: &Path| -> Built { Ok(Box::new(RlTrainer::load(p, Box::new(Sevens), tk.clone())?)) };
+    for grpo in [true, false] {
+        check_exact_resume(&|| rl(grpo), &load_rl, 2, 1, &root.join("rl"))
+            .unwrap_or_else(|e| panic!("llama grpo={grpo}: {e}"));
+    }
+    let text: String = (0..40)
+        .map(|i| format!("is the answer {i} on three\n\n"))
+        .collect();
+    let eos = tk.token_id(rein_lm::tokenizer::END_OF_TEXT).unwrap();
+    let sft = || -> Built {
+        let cfg = LmTrainConfig {
+            max_steps: 5,
+            batch_size: 2,
+            block_size: 16,
+            eval_fraction: 0.2,
+            eval_every: 2,
+            ..Default::default()
+        };
+        let examples = blocks_from_text(&tk, &text, eos, 16)?;
+        let trainer = LmTrainer::new(cfg, load().model, examples)?;
+        Ok(Box::new(SupervisedTrainer {
+            trainer,
+            tokenizer: tk.clone(),
+        }))
+    };
+    let load_sft = |p: &Path| -> Built {
+        Ok(Box::new(SupervisedTrainer {
+            trainer: LmTrainer::load_checkpoint(p)?,
+            tokenizer: tk.clone(),
+        }))
+    };
+    check_exact_resume(&sft, &load_sft, 2, 1, &root.join("sft")).unwrap();
     std::fs::remove_dir_all(&root).ok();
 }

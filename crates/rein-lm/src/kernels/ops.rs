@@ -348,7 +348,8 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
     let (sa, la) = a.storage_and_layout();
     let (sb, lb) = b.storage_and_layout();
-    let (Storage::Cpu(CpuStorage::F32(av)), Storage::Cpu(CpuStorage::F32(bv))) = (&*sa, &*sb) else {
+    let (Storage::Cpu(CpuStorage::F32(av)), Storage::Cpu(CpuStorage::F32(bv))) = (&*sa, &*sb)
+    else {
         drop((sa, sb));
         return a.matmul(b);
     };
@@ -368,7 +369,11 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         candle_core::bail!("matmul: a view reaches beyond its storage");
     }
     let threads = rayon::current_num_threads().max(1);
-    let blocks = if m * n * k >= 1 << 18 { threads.min(m) } else { 1 };
+    let blocks = if m * n * k >= 1 << 18 {
+        threads.min(m)
+    } else {
+        1
+    };
     let per = m.div_ceil(blocks);
     let out = SendPtr(y.as_mut_ptr());
     let (ap, bp) = (av.as_ptr() as usize, bv.as_ptr() as usize);
@@ -518,11 +523,18 @@ impl CustomOp2 for SwiGlu {
         let g = contiguous_slice::<f32>(s1, l1, self.name())?;
         let u = contiguous_slice::<f32>(s2, l2, self.name())?;
         if l1.shape() != l2.shape() {
-            candle_core::bail!("swiglu: gate {:?} and up {:?} differ", l1.shape(), l2.shape());
+            candle_core::bail!(
+                "swiglu: gate {:?} and up {:?} differ",
+                l1.shape(),
+                l2.shape()
+            );
         }
         let mut y = vec![0f32; g.len()];
         y.par_chunks_mut(ELEMENTWISE_CHUNK)
-            .zip(g.par_chunks(ELEMENTWISE_CHUNK).zip(u.par_chunks(ELEMENTWISE_CHUNK)))
+            .zip(
+                g.par_chunks(ELEMENTWISE_CHUNK)
+                    .zip(u.par_chunks(ELEMENTWISE_CHUNK)),
+            )
             .for_each(|(yc, (gc, uc))| {
                 for ((o, &gv), &uv) in yc.iter_mut().zip(gc).zip(uc) {
                     *o = gv * sigmoid(gv) * uv;
@@ -812,14 +824,28 @@ mod tests {
             }
         };
         close(&fused, &composed, 1e-6);
-        let gf = (fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        let gc = (composed * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gf = (fused * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gc = (composed * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         for v in [&g, &u] {
             close(gf.get(v).unwrap(), gc.get(v).unwrap(), 1e-5);
         }
         let a = Tensor::from_vec(gen(300 * 70, 0.3), (300, 70), &dev).unwrap();
         let b = Tensor::from_vec(gen(70 * 90, 0.5), (90, 70), &dev).unwrap();
-        close(&matmul(&a, &b.t().unwrap()).unwrap(), &a.matmul(&b.t().unwrap()).unwrap(), 1e-5);
+        close(
+            &matmul(&a, &b.t().unwrap()).unwrap(),
+            &a.matmul(&b.t().unwrap()).unwrap(),
+            1e-5,
+        );
         close(
             &matmul(&a.t().unwrap(), &a).unwrap(),
             &a.t().unwrap().matmul(&a).unwrap(),

@@ -149,7 +149,12 @@ mod tests {
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-5, "{x} vs {y}");
         }
-        let gf = (fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gf = (fused * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         let gc = (composed * &probe)
             .unwrap()
             .sum_all()
@@ -157,8 +162,20 @@ mod tests {
             .backward()
             .unwrap();
         for var in [&x, &w] {
-            let a = gf.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let b = gc.get(var).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let a = gf
+                .get(var)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let b = gc
+                .get(var)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             for (x, y) in a.iter().zip(&b) {
                 assert!((x - y).abs() < 1e-4 * (1.0 + y.abs()), "{x} vs {y}");
             }

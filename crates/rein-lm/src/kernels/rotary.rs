@@ -130,7 +130,9 @@ mod tests {
         };
         let x = Var::from_vec(gen(b * h * t * d, 0.2), (b, h, t, d), &dev).unwrap();
         let positions: Vec<u32> = (0..(b * t) as u32).map(|i| i * 3 % 11).collect();
-        let inv: Vec<f32> = (0..d / 2).map(|i| 10000f32.powf(-(2.0 * i as f32) / d as f32)).collect();
+        let inv: Vec<f32> = (0..d / 2)
+            .map(|i| 10000f32.powf(-(2.0 * i as f32) / d as f32))
+            .collect();
         let angles = RotaryAngles::new(&positions, b, t, &inv);
         let fused = apply_rotary(&x, &angles).unwrap();
         let full = |v: &[f32]| -> Tensor {
@@ -148,10 +150,32 @@ mod tests {
         for (p, q) in a.iter().zip(&c) {
             assert!((p - q).abs() < 1e-6);
         }
-        let gf = (fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        let gc = (composed * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        let a = gf.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let c = gc.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let gf = (fused * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gc = (composed * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let a = gf
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let c = gc
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         for (p, q) in a.iter().zip(&c) {
             assert!((p - q).abs() < 1e-5);
         }

@@ -1,9 +1,12 @@
 //! What every decoder of [`crate::models`] shares: the inputs of a forward pass, the KV cache
 //! of generation and seeded dropout.
 
-use candle_core::Tensor;
+use crate::LmError;
+use candle_core::{DType, Tensor, Var};
+use candle_nn::VarMap;
 use rand::Rng;
 use rein_core::ReinRng;
+use std::collections::HashMap;
 
 /// Inputs of one forward pass.
 pub struct ForwardInput<'a> {
@@ -84,3 +87,46 @@ impl Dropout<'_> {
     }
 }
 
+/// A `VarMap` of exactly the parameters `shapes` names, taken from `tensors` (converted to f32),
+/// every name and shape checked: a missing or misshapen tensor is an error naming it and
+/// `source`.
+pub(crate) fn checked_varmap(
+    shapes: Vec<(String, Vec<usize>)>,
+    mut tensors: HashMap<String, Tensor>,
+    source: &str,
+) -> Result<VarMap, LmError> {
+    let varmap = VarMap::new();
+    {
+        let mut data = varmap.data().lock().expect("varmap lock");
+        for (name, shape) in shapes {
+            let t = tensors.remove(&name).ok_or_else(|| {
+                LmError::Format(format!(
+                    "{source}: tensor {name} (shape {shape:?}) is missing"
+                ))
+            })?;
+            if t.dims() != shape.as_slice() {
+                return Err(LmError::Format(format!(
+                    "{source}: tensor {name} has shape {:?}, the config needs {shape:?}",
+                    t.dims()
+                )));
+            }
+            data.insert(name, Var::from_tensor(&t.to_dtype(DType::F32)?)?);
+        }
+    }
+    Ok(varmap)
+}
+
+/// The variables of `varmap` with their names, sorted by name.
+pub(crate) fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
+    let data = varmap.data().lock().expect("varmap lock");
+    let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Fresh copies of the variables' values, by name (a model's independent copy).
+pub(crate) fn copied_tensors(vars: Vec<(String, Var)>) -> Result<HashMap<String, Tensor>, LmError> {
+    vars.into_iter()
+        .map(|(n, v)| Ok((n, v.as_tensor().copy()?)))
+        .collect()
+}

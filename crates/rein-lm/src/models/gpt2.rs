@@ -7,9 +7,11 @@
 //! tensors serve inference, gradients and checkpoints.
 
 use crate::kernels::attention::{attention, AttentionMask};
+use crate::models::common::{
+    checked_varmap, copied_tensors, sorted_vars, Dropout, ForwardInput, KvCache,
+};
 use crate::models::config::Gpt2Config;
 use crate::LmError;
-use crate::models::common::{Dropout, ForwardInput, KvCache};
 use candle_core::{DType, Device, Module, Tensor, Var, D};
 use candle_nn::VarMap;
 use rein_core::ReinRng;
@@ -150,31 +152,13 @@ impl Gpt2 {
     /// A model from named tensors (HF names without prefix), checking every shape.
     pub fn from_tensors(
         config: Gpt2Config,
-        mut tensors: std::collections::HashMap<String, Tensor>,
+        tensors: std::collections::HashMap<String, Tensor>,
         source: &str,
     ) -> Result<Self, LmError> {
         config
             .validate()
             .map_err(|e| LmError::Format(format!("{source}: {e}")))?;
-        let varmap = VarMap::new();
-        {
-            let mut data = varmap.data().lock().expect("varmap lock");
-            for (name, shape) in parameter_shapes(&config) {
-                let t = tensors.remove(&name).ok_or_else(|| {
-                    LmError::Format(format!(
-                        "{source}: tensor {name} (shape {shape:?}) is missing"
-                    ))
-                })?;
-                if t.dims() != shape.as_slice() {
-                    return Err(LmError::Format(format!(
-                        "{source}: tensor {name} has shape {:?}, the config needs {shape:?}",
-                        t.dims()
-                    )));
-                }
-                let t = t.to_dtype(DType::F32)?;
-                data.insert(name, Var::from_tensor(&t)?);
-            }
-        }
+        let varmap = checked_varmap(parameter_shapes(&config), tensors, source)?;
         Self::from_varmap(config, varmap)
     }
 
@@ -253,10 +237,7 @@ impl Gpt2 {
 
     /// The trainable parameters with their names, in a fixed (sorted) order.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
-        let data = self.varmap.data().lock().expect("varmap lock");
-        let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+        sorted_vars(&self.varmap)
     }
 
     /// The parameters' current values with their names (for checkpoints).
@@ -270,12 +251,11 @@ impl Gpt2 {
     /// An independent copy (fresh variables with the same values): the frozen reference model
     /// of the RL trainers.
     pub fn deep_copy(&self) -> Result<Self, LmError> {
-        let tensors = self
-            .named_vars()
-            .into_iter()
-            .map(|(n, v)| Ok((n, v.as_tensor().copy()?)))
-            .collect::<Result<std::collections::HashMap<_, _>, LmError>>()?;
-        Self::from_tensors(self.config.clone(), tensors, "copy")
+        Self::from_tensors(
+            self.config.clone(),
+            copied_tensors(self.named_vars())?,
+            "copy",
+        )
     }
 
     /// Final hidden states `[batch, seq, n_embd]` (after `ln_f`). With `cache`, keys and values

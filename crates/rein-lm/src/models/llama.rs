@@ -13,11 +13,13 @@ use crate::kernels::attention::{attention, AttentionMask};
 use crate::kernels::ops::{linear_t, swiglu, tied_head};
 use crate::kernels::rms_norm::rms_norm;
 use crate::kernels::rotary::{apply_rotary, RotaryAngles};
-use crate::models::common::{Dropout, ForwardInput, KvCache};
+use crate::models::common::{
+    checked_varmap, copied_tensors, sorted_vars, Dropout, ForwardInput, KvCache,
+};
 use crate::models::gpt2::ActivationFunction;
 use crate::models::llama_config::{Family, LlamaConfig};
 use crate::LmError;
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 use rein_core::ReinRng;
 use std::collections::HashMap;
@@ -33,7 +35,11 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let dims = x.dims().to_vec();
         let inp = dims[dims.len() - 1];
-        let y = linear_t(&x.reshape((x.elem_count() / inp, inp))?, &self.weight, self.bias.as_ref())?;
+        let y = linear_t(
+            &x.reshape((x.elem_count() / inp, inp))?,
+            &self.weight,
+            self.bias.as_ref(),
+        )?;
         let mut out = dims;
         let last = out.len() - 1;
         out[last] = self.weight.dims()[0];
@@ -59,7 +65,10 @@ struct Layer {
 pub fn parameter_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
     let (d, f, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim);
     let (q, kv) = (cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd);
-    let mut out = vec![("model.embed_tokens.weight".to_string(), vec![cfg.vocab_size, d])];
+    let mut out = vec![(
+        "model.embed_tokens.weight".to_string(),
+        vec![cfg.vocab_size, d],
+    )];
     for i in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{i}.");
         let mut push = |name: &str, shape: Vec<usize>| out.push((format!("{p}{name}"), shape));
@@ -79,7 +88,11 @@ pub fn parameter_shapes(cfg: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
             push("self_attn.k_norm.weight", vec![hd]);
         }
         push("post_attention_layernorm.weight", vec![d]);
-        for (name, shape) in [("gate_proj", vec![f, d]), ("up_proj", vec![f, d]), ("down_proj", vec![d, f])] {
+        for (name, shape) in [
+            ("gate_proj", vec![f, d]),
+            ("up_proj", vec![f, d]),
+            ("down_proj", vec![d, f]),
+        ] {
             let rows = shape[0];
             push(&format!("mlp.{name}.weight"), shape);
             if cfg.mlp_bias {
@@ -114,30 +127,13 @@ impl Llama {
     /// bf16 tensors are converted to f32.
     pub fn from_tensors(
         config: LlamaConfig,
-        mut tensors: HashMap<String, Tensor>,
+        tensors: HashMap<String, Tensor>,
         source: &str,
     ) -> Result<Self, LmError> {
         config
             .validate()
             .map_err(|e| LmError::Format(format!("{source}: {e}")))?;
-        let varmap = VarMap::new();
-        {
-            let mut data = varmap.data().lock().expect("varmap lock");
-            for (name, shape) in parameter_shapes(&config) {
-                let t = tensors.remove(&name).ok_or_else(|| {
-                    LmError::Format(format!(
-                        "{source}: tensor {name} (shape {shape:?}) is missing"
-                    ))
-                })?;
-                if t.dims() != shape.as_slice() {
-                    return Err(LmError::Format(format!(
-                        "{source}: tensor {name} has shape {:?}, the config needs {shape:?}",
-                        t.dims()
-                    )));
-                }
-                data.insert(name, Var::from_tensor(&t.to_dtype(DType::F32)?)?);
-            }
-        }
+        let varmap = checked_varmap(parameter_shapes(&config), tensors, source)?;
         Self::from_varmap(config, varmap)
     }
 
@@ -227,20 +223,16 @@ impl Llama {
 
     /// The trainable parameters with their names, in a fixed (sorted) order.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
-        let data = self.varmap.data().lock().expect("varmap lock");
-        let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+        sorted_vars(&self.varmap)
     }
 
     /// An independent copy (fresh variables with the same values).
     pub fn deep_copy(&self) -> Result<Self, LmError> {
-        let tensors = self
-            .named_vars()
-            .into_iter()
-            .map(|(n, v)| Ok((n, v.as_tensor().copy()?)))
-            .collect::<Result<HashMap<_, _>, LmError>>()?;
-        Self::from_tensors(self.config.clone(), tensors, "copy")
+        Self::from_tensors(
+            self.config.clone(),
+            copied_tensors(self.named_vars())?,
+            "copy",
+        )
     }
 
     /// Final hidden states `[batch, seq, hidden_size]` (after the last RMSNorm). With `cache`,
@@ -274,7 +266,11 @@ impl Llama {
             }
         }
         let d = cfg.hidden_size;
-        let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+        let (nh, nkv, hd) = (
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+            cfg.head_dim,
+        );
         let mut h = self
             .embed_tokens
             .index_select(&input.ids.flatten_all()?, 0)?

@@ -227,7 +227,9 @@ fn parse_rope(obj: &Map<String, Value>) -> Result<(f64, RopeScaling), String> {
         get_f64(p, key)
             .map_err(|e| format!("{where_}.{e}"))?
             .filter(|v| *v > 0.0 && v.is_finite())
-            .ok_or_else(|| format!("{where_}.{key} must be a positive number for rope_type {kind:?}"))
+            .ok_or_else(|| {
+                format!("{where_}.{key} must be a positive number for rope_type {kind:?}")
+            })
     };
     let scaling = match kind {
         "default" => RopeScaling::Default,
@@ -338,8 +340,10 @@ impl LlamaConfig {
                 .get("architectures")
                 .and_then(Value::as_array)
                 .is_some_and(|a| {
-                    a.iter()
-                        .any(|c| c.as_str().is_some_and(|c| c.ends_with("ForSequenceClassification")))
+                    a.iter().any(|c| {
+                        c.as_str()
+                            .is_some_and(|c| c.ends_with("ForSequenceClassification"))
+                    })
                 }),
             sliding_window,
             hidden_act: obj
@@ -381,7 +385,10 @@ impl LlamaConfig {
                 return Err(format!("{name} must be at least 1"));
             }
         }
-        if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
             return Err(format!(
                 "num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
                 self.num_attention_heads, self.num_key_value_heads
@@ -479,7 +486,10 @@ impl LlamaConfig {
             o.insert(k.into(), v.into());
         }
         o.insert("rms_norm_eps".into(), self.rms_norm_eps.into());
-        o.insert("tie_word_embeddings".into(), self.tie_word_embeddings.into());
+        o.insert(
+            "tie_word_embeddings".into(),
+            self.tie_word_embeddings.into(),
+        );
         o.insert("hidden_act".into(), self.hidden_act.clone().into());
         o.insert("initializer_range".into(), self.initializer_range.into());
         match f {
@@ -593,7 +603,10 @@ mod tests {
         let mut v5 = base();
         v5["rope_parameters"] = json!({"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0});
         let e = LlamaConfig::from_json(&v5).unwrap_err();
-        assert!(e.contains("rope_type \"yarn\"") && e.contains("llama3"), "{e}");
+        assert!(
+            e.contains("rope_type \"yarn\"") && e.contains("llama3"),
+            "{e}"
+        );
         let mut bad = base();
         bad["model_type"] = json!("falcon");
         let e = LlamaConfig::from_json(&bad).unwrap_err();

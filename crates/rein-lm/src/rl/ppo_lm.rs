@@ -511,7 +511,11 @@ pub fn shape_scores(
     s
 }
 
-fn optimised_vars(policy: &Model, head: &ScalarHead, backbone: Option<&Model>) -> Vec<(String, Var)> {
+fn optimised_vars(
+    policy: &Model,
+    head: &ScalarHead,
+    backbone: Option<&Model>,
+) -> Vec<(String, Var)> {
     let mut v: Vec<(String, Var)> = policy
         .named_vars()
         .into_iter()
