@@ -63,7 +63,7 @@ enum LmCommand {
     Convert(cmd_lm::ConvertArgs),
     /// Train a byte-level BPE tokenizer on text files (writes tokenizer.json).
     TrainTokenizer(cmd_lm::TrainTokenizerArgs),
-    /// Pretrain a new GPT-2 from scratch on plain text.
+    /// Pretrain a new model from scratch on plain text (GPT-2, or the config.json given with --config).
     Pretrain(cmd_lm::PretrainArgs),
     /// Fine-tune a model on JSONL prompt/completion or text records.
     Sft(cmd_lm::SftArgs),
