@@ -136,11 +136,6 @@ fn parse_ids(s: &str, what: &str) -> Result<Vec<u32>> {
 
 pub fn cmd_generate(a: &GenerateArgs) -> Result<()> {
     let p = Pretrained::load(&a.model)?;
-    let chat_mode = a.chat.is_some()
-        || a.prompts
-            .as_ref()
-            .is_some_and(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("\"role\"")));
-    let cfg = a.sampling.config(&p, a.seed, chat_mode);
     // One request (--prompt-ids, --prompt, --chat) or a file of them, generated in batches.
     let single = a.prompt_ids.is_some() || a.prompt.is_some() || a.chat.is_some();
     let encode = |prompt: &PromptText| -> Result<Vec<u32>> {
@@ -175,6 +170,11 @@ pub fn cmd_generate(a: &GenerateArgs) -> Result<()> {
             }
             _ => bail!("give --prompt, --chat, --prompts or --prompt-ids"),
         };
+    // Chat prompts stop at the end-of-turn tokens too.
+    let chat_mode = requests
+        .iter()
+        .any(|r| matches!(r.0, Some(PromptText::Chat(_))));
+    let cfg = a.sampling.config(&p, a.seed, chat_mode);
     let tk = p.tokenizer.as_ref();
     let stdout = std::io::stdout();
     for chunk in requests.chunks(a.batch_size.max(1)) {

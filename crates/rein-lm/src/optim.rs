@@ -2,6 +2,7 @@
 //! with its moments kept as named tensors so that checkpoints can hold them (candle's own
 //! AdamW keeps them private).
 
+use crate::kernels::ops::with_f32_slice;
 use crate::LmError;
 use candle_core::{backprop::GradStore, Tensor, Var};
 
@@ -108,8 +109,8 @@ impl AdamW {
             let (m, v) = (&mut self.m[i], &mut self.v[i]);
             // The new values are computed from the parameter and gradient read in place (no
             // copies out of candle's storage) and written back with one `set`.
-            let new = with_f32(p.as_tensor(), |pv| {
-                with_f32(g, |gv| {
+            let new = with_f32_slice(p.as_tensor(), |pv| {
+                with_f32_slice(g, |gv| {
                     let mut out = vec![0f32; pv.len()];
                     out.par_chunks_mut(1 << 14)
                         .zip(m.par_chunks_mut(1 << 14))
@@ -124,7 +125,7 @@ impl AdamW {
                                 oc[j] = pc[j] * decay - step_size * mc[j] / denom;
                             }
                         });
-                    Ok(out)
+                    Ok::<_, LmError>(out)
                 })
             })?;
             let dev = p.as_tensor().device().clone();
@@ -150,25 +151,6 @@ impl AdamW {
         }
         out
     }
-}
-
-/// Calls `f` with the f32 elements of `t`: borrowed from candle's storage when `t` is a
-/// contiguous CPU f32 tensor, else a copy.
-fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R, LmError>) -> Result<R, LmError> {
-    use candle_core::{CpuStorage, Storage};
-    {
-        let (storage, layout) = t.storage_and_layout();
-        if let (Storage::Cpu(CpuStorage::F32(data)), Some((a, b))) =
-            (&*storage, layout.contiguous_offsets())
-        {
-            return f(&data[a..b]);
-        }
-    }
-    let copy = t
-        .flatten_all()?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec1::<f32>()?;
-    f(&copy)
 }
 
 impl AdamW {

@@ -517,8 +517,13 @@ fn sigmoid(x: f32) -> f32 {
 }
 
 /// Calls `f` with the f32 elements of `t`, borrowed from candle's storage when it is a
-/// contiguous CPU f32 tensor (the inputs of a backward pass usually are), else a copy.
-pub(crate) fn with_f32_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+/// contiguous CPU f32 tensor (the inputs of a backward pass and the parameters usually are),
+/// else a converted copy. Generic over the error type so that candle ops and the optimiser
+/// share it.
+pub(crate) fn with_f32_slice<R, E: From<candle_core::Error>>(
+    t: &Tensor,
+    f: impl FnOnce(&[f32]) -> std::result::Result<R, E>,
+) -> std::result::Result<R, E> {
     use candle_core::Storage;
     {
         let (storage, layout) = t.storage_and_layout();
@@ -528,7 +533,10 @@ pub(crate) fn with_f32_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>)
             return f(&data[a..b]);
         }
     }
-    let copy = t.flatten_all()?.to_vec1::<f32>()?;
+    let copy = t
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1::<f32>()?;
     f(&copy)
 }
 
