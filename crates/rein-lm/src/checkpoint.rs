@@ -183,11 +183,19 @@ pub fn safetensors_bytes(tensors: &[(String, Tensor)]) -> Result<Vec<u8>, LmErro
 }
 
 /// Writes `dir/config.json` and `dir/model.safetensors` (f32) as `save_pretrained` does, so
-/// that transformers' `from_pretrained` loads it: GPT-2's names `transformer.`-prefixed without
+/// that transformers' `from_pretrained` loads it (a model with a LoRA adapter merged): GPT-2's names `transformer.`-prefixed without
 /// the tied `lm_head.weight`, the Llama family's under their own names. `extra` tensors (a value
 /// head, a reward head) are stored under their own names. Files are written atomically.
 pub fn save_model(model: &Model, dir: &Path, extra: &[(String, Tensor)]) -> Result<(), LmError> {
     std::fs::create_dir_all(dir).map_err(|e| LmError::io(dir, e))?;
+    // A model with a LoRA adapter is written merged (PEFT's `merge_and_unload`).
+    let merged;
+    let model = if model.adapter().is_some() {
+        merged = model.merged()?;
+        &merged
+    } else {
+        model
+    };
     let mut tensors: Vec<(String, Tensor)> = match model {
         Model::Gpt2(m) => m
             .named_vars()

@@ -327,9 +327,16 @@ fn linear_t_forward(
     Ok((CpuStorage::F32(y), Shape::from((rows, out))))
 }
 
-/// `dx = dy W`, `dW = dy^T x` of `y = x W^T`.
-fn linear_t_backward(x: &Tensor, w: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
-    Ok((matmul(grad, w)?, matmul(&grad.t()?, x)?))
+/// `dx = dy W`, `dW = dy^T x` of `y = x W^T`, each only for an operand in the autograd graph
+/// (a frozen weight under a LoRA adapter takes none: that product is most of a backward pass).
+fn linear_t_backward(
+    x: &Tensor,
+    w: &Tensor,
+    grad: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let dx = x.track_op().then(|| matmul(grad, w)).transpose()?;
+    let dw = w.track_op().then(|| matmul(&grad.t()?, x)).transpose()?;
+    Ok((dx, dw))
 }
 
 /// `a b` of two 2-D f32 tensors of any strides (transposed views read in place), the output
@@ -442,8 +449,7 @@ impl CustomOp2 for LinearT {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = linear_t_backward(x, w, grad)?;
-        Ok((Some(dx), Some(dw)))
+        linear_t_backward(x, w, grad)
     }
 }
 
@@ -473,14 +479,18 @@ impl CustomOp3 for LinearTBias {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _b: &Tensor,
+        b: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dw) = linear_t_backward(x, w, grad)?;
-        let ones = Tensor::ones((1, grad.dim(0)?), grad.dtype(), grad.device())?;
-        let db = ones.matmul(grad)?.squeeze(0)?;
-        Ok((Some(dx), Some(dw), Some(db)))
+        let db = if b.track_op() {
+            let ones = Tensor::ones((1, grad.dim(0)?), grad.dtype(), grad.device())?;
+            Some(ones.matmul(grad)?.squeeze(0)?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db))
     }
 }
 
@@ -681,7 +691,11 @@ impl CustomOp2 for TiedHead {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        Ok((Some(matmul(grad, e)?), Some(matmul(&grad.t()?, x)?)))
+        // A frozen embedding (under a LoRA adapter) takes no gradient: the `[vocab, d]` product
+        // is the largest of the backward pass.
+        let dx = x.track_op().then(|| matmul(grad, e)).transpose()?;
+        let de = e.track_op().then(|| matmul(&grad.t()?, x)).transpose()?;
+        Ok((dx, de))
     }
 }
 

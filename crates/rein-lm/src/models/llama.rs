@@ -18,32 +18,49 @@ use crate::models::common::{
 };
 use crate::models::gpt2::ActivationFunction;
 use crate::models::llama_config::{Family, LlamaConfig};
+use crate::models::lora::LoraAdapter;
 use crate::LmError;
 use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 use rein_core::ReinRng;
 use std::collections::HashMap;
 
-/// A linear layer in `nn.Linear`'s layout.
+/// A linear layer in `nn.Linear`'s layout, with an optional LoRA adapter.
 struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    lora: Option<LoraLinear>,
+}
+
+/// The adapter of one linear layer: `A` `[r, in]`, `B` `[out, r]`, the factor `alpha / r` and
+/// the dropout on the adapter's input.
+struct LoraLinear {
+    a: Tensor,
+    b: Tensor,
+    scale: f64,
+    dropout: f64,
 }
 
 impl Linear {
-    /// `x W^T + b` over the last dimension of `x`.
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// `x W^T + b` over the last dimension of `x`, plus `scale * (drop(x) A^T) B^T` with an
+    /// adapter (LoRA, eq. 3; PEFT applies the dropout to the adapter's input only).
+    fn forward(&self, x: &Tensor, dropout: &mut Option<&mut Dropout>) -> Result<Tensor, LmError> {
         let dims = x.dims().to_vec();
         let inp = dims[dims.len() - 1];
-        let y = linear_t(
-            &x.reshape((x.elem_count() / inp, inp))?,
-            &self.weight,
-            self.bias.as_ref(),
-        )?;
+        let x2 = x.reshape((x.elem_count() / inp, inp))?;
+        let mut y = linear_t(&x2, &self.weight, self.bias.as_ref())?;
+        if let Some(l) = &self.lora {
+            let xin = match dropout.as_deref_mut() {
+                Some(d) => d.apply(&x2, l.dropout)?,
+                None => x2,
+            };
+            let low = (linear_t(&xin, &l.a, None)? * l.scale)?;
+            y = (y + linear_t(&low, &l.b, None)?)?;
+        }
         let mut out = dims;
         let last = out.len() - 1;
         out[last] = self.weight.dims()[0];
-        y.reshape(out)
+        Ok(y.reshape(out)?)
     }
 }
 
@@ -120,6 +137,11 @@ pub struct Llama {
     lm_head: Option<Tensor>,
     inv_freq: Vec<f32>,
     act: ActivationFunction,
+    /// The LoRA adapter, if any (the base weights are then frozen).
+    adapter: Option<LoraAdapter>,
+    /// Whether the base weights take no gradient (with an adapter, and for the adapter-off
+    /// view that serves as the KL reference).
+    frozen: bool,
 }
 
 impl Llama {
@@ -134,7 +156,7 @@ impl Llama {
             .validate()
             .map_err(|e| LmError::Format(format!("{source}: {e}")))?;
         let varmap = checked_varmap(parameter_shapes(&config), tensors, source)?;
-        Self::from_varmap(config, varmap)
+        Self::from_varmap(config, varmap, None, false)
     }
 
     /// A new model initialised as transformers' `_init_weights`: normal(0, initializer_range)
@@ -165,22 +187,47 @@ impl Llama {
         Self::from_tensors(config, tensors, "new model")
     }
 
-    fn from_varmap(config: LlamaConfig, varmap: VarMap) -> Result<Self, LmError> {
+    /// The model over `varmap`'s base weights; with `adapter`, its matrices are added to the
+    /// linear layers it targets. `frozen` (always, with an adapter) takes the base weights out
+    /// of the autograd graph: they are shared, not copied, and the backward pass computes no
+    /// gradient for them.
+    fn from_varmap(
+        config: LlamaConfig,
+        varmap: VarMap,
+        adapter: Option<LoraAdapter>,
+        frozen: bool,
+    ) -> Result<Self, LmError> {
+        let frozen = frozen || adapter.is_some();
         let get = |name: &str| -> Option<Tensor> {
             varmap
                 .data()
                 .lock()
                 .expect("varmap lock")
                 .get(name)
-                .map(|v| v.as_tensor().clone())
+                .map(|v| {
+                    if frozen {
+                        v.as_tensor().detach()
+                    } else {
+                        v.as_tensor().clone()
+                    }
+                })
         };
         let must = |name: &str| -> Result<Tensor, LmError> {
             get(name).ok_or_else(|| LmError::Format(format!("tensor {name} is missing")))
         };
         let linear = |p: &str| -> Result<Linear, LmError> {
+            let lora = adapter.as_ref().and_then(|ad| {
+                ad.pair(p).map(|(a, b)| LoraLinear {
+                    a,
+                    b,
+                    scale: ad.config.scale(),
+                    dropout: ad.config.lora_dropout,
+                })
+            });
             Ok(Linear {
                 weight: must(&format!("{p}.weight"))?,
                 bias: get(&format!("{p}.bias")),
+                lora,
             })
         };
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
@@ -218,32 +265,100 @@ impl Llama {
             act,
             config,
             varmap,
+            adapter,
+            frozen,
         })
     }
 
-    /// The trainable parameters with their names, in a fixed (sorted) order.
+    /// The trainable parameters with their names, in a fixed (sorted) order: the adapter's `A`
+    /// and `B` matrices when the model has one, else every weight.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
+        match &self.adapter {
+            Some(a) => a.named_vars(),
+            None => sorted_vars(&self.varmap),
+        }
+    }
+
+    /// The base weights with their names, sorted (with or without an adapter).
+    pub fn base_vars(&self) -> Vec<(String, Var)> {
         sorted_vars(&self.varmap)
     }
 
-    /// An independent copy (fresh variables with the same values).
+    /// An independent copy (fresh variables with the same values, the adapter's too).
     pub fn deep_copy(&self) -> Result<Self, LmError> {
-        Self::from_tensors(
-            self.config.clone(),
-            copied_tensors(self.named_vars())?,
+        let base = checked_varmap(
+            parameter_shapes(&self.config),
+            copied_tensors(self.base_vars())?,
             "copy",
-        )
+        )?;
+        let adapter = self.adapter.as_ref().map(|a| a.deep_copy()).transpose()?;
+        Self::from_varmap(self.config.clone(), base, adapter, self.frozen)
+    }
+
+    /// The LoRA adapter, if the model has one.
+    pub fn adapter(&self) -> Option<&LoraAdapter> {
+        self.adapter.as_ref()
+    }
+
+    /// This model with `adapter` on its linear layers (replacing any other); the base weights
+    /// are shared and frozen. An adapter made for another architecture is an error.
+    pub fn with_adapter(&self, adapter: LoraAdapter) -> Result<Self, LmError> {
+        let targets = adapter
+            .config
+            .targeted_modules(&self.config)
+            .map_err(|e| LmError::Format(format!("adapter: {e}")))?;
+        for (module, inp, out) in targets {
+            let (a, b) = adapter.pair(&module).ok_or_else(|| {
+                LmError::Format(format!("adapter: no matrices for the targeted {module}"))
+            })?;
+            if a.dims() != [adapter.config.r, inp] || b.dims() != [out, adapter.config.r] {
+                return Err(LmError::Format(format!(
+                    "adapter: {module} has A {:?} and B {:?}; the model needs [{}, {inp}] and [{out}, {}]",
+                    a.dims(),
+                    b.dims(),
+                    adapter.config.r,
+                    adapter.config.r
+                )));
+            }
+        }
+        Self::from_varmap(self.config.clone(), self.varmap.clone(), Some(adapter), true)
+    }
+
+    /// The base model with the adapter switched off: the same (shared, frozen) weights, no copy
+    /// — the KL reference of a LoRA run.
+    pub fn without_adapter(&self) -> Result<Self, LmError> {
+        Self::from_varmap(self.config.clone(), self.varmap.clone(), None, true)
+    }
+
+    /// The model with its adapter merged into the weights (`W + (alpha / r) B A`), as PEFT's
+    /// `merge_and_unload`: a plain model of fresh, trainable weights.
+    pub fn merged(&self) -> Result<Self, LmError> {
+        let mut tensors = copied_tensors(self.base_vars())?;
+        if let Some(ad) = &self.adapter {
+            let scale = ad.config.scale();
+            for (name, w) in tensors.iter_mut() {
+                let Some(module) = name.strip_suffix(".weight") else {
+                    continue;
+                };
+                if let Some((a, b)) = ad.pair(module) {
+                    let delta = (crate::kernels::ops::matmul(&b, &a)? * scale)?;
+                    *w = (&*w + delta)?;
+                }
+            }
+        }
+        Self::from_tensors(self.config.clone(), tensors, "merged model")
     }
 
     /// Final hidden states `[batch, seq, hidden_size]` (after the last RMSNorm). With `cache`,
     /// keys and values of earlier calls are attended to and this call's (rotated, one per
-    /// key/value head) appended. `_dropout` is accepted for the common interface: the family
-    /// runs without dropout (a nonzero `attention_dropout` is refused when the config is read).
+    /// key/value head) appended. With `dropout`, a LoRA adapter's `lora_dropout` applies
+    /// (the family itself runs without dropout: a nonzero `attention_dropout` is refused when
+    /// the config is read).
     pub fn hidden(
         &self,
         input: &ForwardInput,
         mut cache: Option<&mut KvCache>,
-        _dropout: Option<&mut Dropout>,
+        mut dropout: Option<&mut Dropout>,
     ) -> Result<Tensor, LmError> {
         let cfg = &self.config;
         let (b, t) = input.ids.dims2()?;
@@ -286,9 +401,9 @@ impl Llama {
         let mut new_layers = Vec::with_capacity(self.layers.len());
         for (li, layer) in self.layers.iter().enumerate() {
             let x = rms_norm(&h, &layer.input_layernorm, cfg.rms_norm_eps)?;
-            let mut q = heads(layer.q_proj.forward(&x)?, nh)?;
-            let mut k = heads(layer.k_proj.forward(&x)?, nkv)?;
-            let mut v = heads(layer.v_proj.forward(&x)?, nkv)?;
+            let mut q = heads(layer.q_proj.forward(&x, &mut dropout)?, nh)?;
+            let mut k = heads(layer.k_proj.forward(&x, &mut dropout)?, nkv)?;
+            let mut v = heads(layer.v_proj.forward(&x, &mut dropout)?, nkv)?;
             if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
                 q = rms_norm(&q, qn, cfg.rms_norm_eps)?;
                 k = rms_norm(&k, kn, cfg.rms_norm_eps)?;
@@ -303,14 +418,15 @@ impl Llama {
             }
             let o = attention(&q, &k, &v, &mask, scale)?;
             let o = o.transpose(1, 2)?.contiguous()?.reshape((b, t, nh * hd))?;
-            h = (h + layer.o_proj.forward(&o)?)?;
+            h = (h + layer.o_proj.forward(&o, &mut dropout)?)?;
             let x = rms_norm(&h, &layer.post_attention_layernorm, cfg.rms_norm_eps)?;
-            let (gate, up) = (layer.gate_proj.forward(&x)?, layer.up_proj.forward(&x)?);
+            let gate = layer.gate_proj.forward(&x, &mut dropout)?;
+            let up = layer.up_proj.forward(&x, &mut dropout)?;
             let gated = match self.act {
                 ActivationFunction::Silu => swiglu(&gate, &up)?,
                 other => (other.apply(&gate)? * up)?,
             };
-            let m = layer.down_proj.forward(&gated)?;
+            let m = layer.down_proj.forward(&gated, &mut dropout)?;
             h = (h + m)?;
             match cache.as_ref() {
                 Some(c) if c.with_gradients => new_layers.push(Some((k, v))),

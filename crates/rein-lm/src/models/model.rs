@@ -7,6 +7,7 @@ use crate::models::config::Gpt2Config;
 use crate::models::gpt2::Gpt2;
 use crate::models::llama::Llama;
 use crate::models::llama_config::{LlamaConfig, SUPPORTED_MODEL_TYPES};
+use crate::models::lora::{LoraAdapter, LoraSettings};
 use crate::LmError;
 use candle_core::{Tensor, Var};
 use rein_core::ReinRng;
@@ -209,6 +210,12 @@ impl<'de> Deserialize<'de> for ModelConfig {
     }
 }
 
+const LORA_ON_GPT2: &str = "LoRA adapters are implemented for the Llama family (llama, mistral, qwen2, qwen3), not GPT-2";
+
+/// Mixed into the seed of a fresh adapter's initialisation, so that it does not repeat the
+/// sampling stream of the same seed.
+const LORA_SEED_STREAM: u64 = 0x4c6f_5241;
+
 /// A decoder of any supported architecture.
 pub enum Model {
     /// GPT-2.
@@ -297,8 +304,7 @@ impl Model {
         }
     }
 
-    /// An independent copy (fresh variables with the same values): the frozen reference model
-    /// of the RL trainers.
+    /// An independent copy (fresh variables with the same values).
     pub fn deep_copy(&self) -> Result<Self, LmError> {
         Ok(match self {
             Model::Gpt2(m) => m.deep_copy()?.into(),
@@ -306,7 +312,78 @@ impl Model {
         })
     }
 
-    /// The parameters' current values with their names (for checkpoints).
+    /// The frozen reference of the RL trainers: a copy of the starting model, or for a model
+    /// with a LoRA adapter the base with the adapter off (its weights shared, not copied).
+    pub fn reference_model(&self) -> Result<Self, LmError> {
+        match self {
+            Model::Llama(m) if m.adapter().is_some() => Ok(m.without_adapter()?.into()),
+            _ => self.deep_copy(),
+        }
+    }
+
+    /// The LoRA adapter, if the model has one.
+    pub fn adapter(&self) -> Option<&LoraAdapter> {
+        match self {
+            Model::Gpt2(_) => None,
+            Model::Llama(m) => m.adapter(),
+        }
+    }
+
+    /// This model with `adapter` on its linear layers (its base weights shared and frozen).
+    /// GPT-2 takes no adapter: LoRA is implemented for the Llama family.
+    pub fn with_adapter(&self, adapter: LoraAdapter) -> Result<Self, LmError> {
+        match self {
+            Model::Gpt2(_) => Err(LmError::Input(LORA_ON_GPT2.into())),
+            Model::Llama(m) => Ok(m.with_adapter(adapter)?.into()),
+        }
+    }
+
+    /// A fresh adapter of `settings` (seeded by `seed`) on this model; `base` is recorded as
+    /// the adapter's `base_model_name_or_path`.
+    pub fn with_new_adapter(
+        &self,
+        settings: &LoraSettings,
+        base: Option<&std::path::Path>,
+        seed: u64,
+    ) -> Result<Self, LmError> {
+        let Model::Llama(m) = self else {
+            return Err(LmError::Input(LORA_ON_GPT2.into()));
+        };
+        let mut rng = rein_core::rng_from_seed(seed ^ LORA_SEED_STREAM);
+        let adapter = LoraAdapter::new(settings.to_config(base)?, &m.config, &mut rng)?;
+        Ok(m.with_adapter(adapter)?.into())
+    }
+
+    /// The adapter read from a PEFT directory `dir` on this model.
+    pub fn with_adapter_dir(&self, dir: &std::path::Path) -> Result<Self, LmError> {
+        let Model::Llama(m) = self else {
+            return Err(LmError::Input(LORA_ON_GPT2.into()));
+        };
+        let adapter = LoraAdapter::load(dir, &m.config)?;
+        Ok(m.with_adapter(adapter)?.into())
+    }
+
+    /// The model with its adapter merged into the weights (itself, copied, without one).
+    pub fn merged(&self) -> Result<Self, LmError> {
+        match self {
+            Model::Llama(m) if m.adapter().is_some() => Ok(m.merged()?.into()),
+            _ => self.deep_copy(),
+        }
+    }
+
+    /// The base weights with their names (every weight of a model without an adapter).
+    pub fn base_tensors(&self) -> Vec<(String, Tensor)> {
+        let vars = match self {
+            Model::Gpt2(m) => m.named_vars(),
+            Model::Llama(m) => m.base_vars(),
+        };
+        vars.into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect()
+    }
+
+    /// The trainable parameters' current values with their names (for checkpoints): with a
+    /// LoRA adapter only its matrices.
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
         self.named_vars()
             .into_iter()
