@@ -4,9 +4,10 @@
       writes {"peft": ..., "sequences", "logits_at_real_positions", "merged_logits_at_real_positions"}
       (the adapted model's logits at the real positions of a left-padded batch, and those of
       merge_and_unload()) for the sequences of ADAPTER_DIR/cases.json, or three fixed ones.
-  python bench/peft_lora_logits.py BASE_DIR ADAPTER_DIR --compare REIN.json
-      loads ADAPTER_DIR with PeftModel.from_pretrained and compares its logits with
-      `rein lm logits --adapter ... --json` output (REIN.json); exits 1 above 1e-4.
+  python bench/peft_lora_logits.py BASE_DIR ADAPTER_DIR --compare REIN.json IDS
+      loads ADAPTER_DIR with PeftModel.from_pretrained and compares its logits on IDS
+      ('1,2,3;4,5') with `rein lm logits --adapter ADAPTER_DIR --ids IDS --json` output
+      (REIN.json); exits 1 above 1e-4.
 
 Needs torch, transformers and peft (tested with transformers 5.24, peft 0.21.2).
 """
@@ -37,7 +38,7 @@ def main():
     model = PeftModel.from_pretrained(model, adapter).eval()
     if sys.argv[3] == "--compare":
         rein = json.load(open(sys.argv[4]))
-        seqs = rein["sequences"]
+        seqs = [[int(x) for x in s.split(",")] for s in sys.argv[5].split(";")]
         got = real_logits(model, seqs)
         worst = max(
             abs(a - b)

@@ -3,7 +3,7 @@
 //! `lm-rl`); the measuring lives in the libraries (`rein_lm::bench`), printing here.
 
 use crate::cmd_train::env_factory;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use rein_algos::{agent, bench};
 use rein_core::metrics::write_atomic;
@@ -265,9 +265,16 @@ fn bench_lm_model(path: &std::path::Path, a: &BenchLmArgs) -> Result<()> {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  rein bench lm-rl\n  rein bench lm-rl --steps 10 --json\n  rein bench lm-rl --save-model /tmp/tiny   # also writes the model for bench/grpo_trl.py\n\nbench/lm_rl_vs_trl.sh runs this and TRL's GRPOTrainer on the same model in one invocation\nand prints the ratio."
+    after_help = "Examples:\n  rein bench lm-rl\n  rein bench lm-rl --steps 10 --json\n  rein bench lm-rl --save-model /tmp/tiny   # also writes the model for bench/grpo_trl.py\n  rein bench lm-rl --model SmolLM2-135M-Instruct.Q4_1.gguf --steps 3\n  rein bench lm-rl --model models/smollm2 --lora\n\nWithout --model: GRPO and PPO steps on a tiny random GPT-2. With --model: GRPO steps on that\nmodel as TRL's GRPOTrainer benchmark runs them (2 chat prompts x 4 completions x exactly 32\ntokens, beta 0, one iteration; --lora: an adapter r 16, alpha 32 on q/k/v/o_proj), printing\n`GRPO step S s`, where the time goes and the peak resident memory.\nbench/lm_rl_vs_trl.sh and bench/lm_rl_model_vs_trl.sh run these and TRL in one invocation\nand print the ratio."
 )]
 pub struct BenchLmRlArgs {
+    /// A real model (directory or .gguf) to time GRPO steps on instead of the tiny GPT-2.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// With --model: train a LoRA adapter (r 16, alpha 32, q/k/v/o_proj) instead of every
+    /// weight.
+    #[arg(long, requires = "model")]
+    lora: bool,
     /// Measured steps per trainer (after one warm-up step).
     #[arg(long, default_value_t = 10)]
     steps: usize,
@@ -279,8 +286,72 @@ pub struct BenchLmRlArgs {
     json: bool,
 }
 
+/// Peak resident memory of this process in MiB (Linux `VmHWM`), if known.
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// `rein bench lm-rl --model`: GRPO steps on a real model.
+fn bench_lm_rl_model(path: &std::path::Path, a: &BenchLmRlArgs) -> Result<()> {
+    use rein_lm::models::lora::LoraSettings;
+    let p = rein_lm::pretrained::Pretrained::load(path)?;
+    let tk = p.need_tokenizer()?.clone();
+    let template = p
+        .chat_template
+        .clone()
+        .with_context(|| format!("{}: the model has no chat template", path.display()))?;
+    let mut model = p.model;
+    if a.lora {
+        let lora = LoraSettings {
+            enabled: true,
+            ..Default::default()
+        };
+        model = model.with_new_adapter(&lora, Some(path), 0)?;
+    }
+    let r = rein_lm::bench::bench_grpo_on_model(model, &template, &tk, a.steps)?;
+    let peak = peak_rss_mib();
+    let out = json!({
+        "model": path,
+        "lora": a.lora,
+        "threads": rein_lm::bench::rayon_threads(),
+        "grpo_seconds_per_step": r.seconds_per_step,
+        "phases": r.phases,
+        "trainable_parameters": r.trainable_parameters,
+        "peak_rss_mib": peak,
+        "steps": r.steps,
+        "shape": "2 chat prompts x 4 completions x 32 tokens, beta 0, 1 iteration",
+    });
+    if a.json {
+        println!("{out}");
+    } else {
+        let ph = &r.phases;
+        println!("GRPO step {:.3} s", r.seconds_per_step);
+        println!(
+            "  generation {:.3} s, log-probs {:.3} s, backward {:.3} s, optimizer {:.3} s (medians of {} steps, {} threads, {} trainable parameters{})",
+            ph.generation,
+            ph.logprobs,
+            ph.backward,
+            ph.optimizer,
+            r.steps,
+            rein_lm::bench::rayon_threads(),
+            r.trainable_parameters,
+            if a.lora { ", LoRA r 16" } else { "" }
+        );
+        if let Some(m) = peak {
+            println!("  peak resident memory {m:.0} MiB");
+        }
+    }
+    Ok(())
+}
+
 /// `rein bench lm-rl`.
 pub fn bench_lm_rl(a: &BenchLmRlArgs) -> Result<()> {
+    if let Some(path) = &a.model {
+        return bench_lm_rl_model(path, a);
+    }
     use rein_lm::bench::{bench_model, bench_prompts, bench_rl, bench_tokenizer, rayon_threads};
     let dir = a.save_model.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("rein_bench_lm_rl_{}", std::process::id()))

@@ -23,6 +23,10 @@ pub struct GenerateArgs {
     /// file.
     #[arg(long)]
     model: PathBuf,
+    /// A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) applied
+    /// to the model.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// One text prompt.
     #[arg(long, conflicts_with_all = ["prompts", "prompt_ids", "chat"])]
     prompt: Option<String>,
@@ -135,7 +139,7 @@ fn parse_ids(s: &str, what: &str) -> Result<Vec<u32>> {
 }
 
 pub fn cmd_generate(a: &GenerateArgs) -> Result<()> {
-    let p = Pretrained::load(&a.model)?;
+    let p = Pretrained::load_with_adapter(&a.model, a.adapter.as_deref())?;
     // One request (--prompt-ids, --prompt, --chat) or a file of them, generated in batches.
     let single = a.prompt_ids.is_some() || a.prompt.is_some() || a.chat.is_some();
     let encode = |prompt: &PromptText| -> Result<Vec<u32>> {
@@ -218,6 +222,10 @@ pub struct ChatArgs {
     /// Model directory or .gguf file with a chat template.
     #[arg(long)]
     model: PathBuf,
+    /// A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) applied
+    /// to the model.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// A system message at the start of the conversation.
     #[arg(long)]
     system: Option<String>,
@@ -230,7 +238,7 @@ pub struct ChatArgs {
 
 /// `rein lm chat`: a multi-turn conversation on stdin/stdout, the reply streamed token by token.
 pub fn cmd_chat(a: &ChatArgs) -> Result<()> {
-    let p = Pretrained::load(&a.model)?;
+    let p = Pretrained::load_with_adapter(&a.model, a.adapter.as_deref())?;
     let tk = p.need_tokenizer()?;
     if p.chat_template.is_none() {
         bail!("{}: the model has no chat template", a.model.display());
@@ -305,12 +313,16 @@ pub fn cmd_chat(a: &ChatArgs) -> Result<()> {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  rein lm logits --model DIR --ids '1,2,3;4,5' --json\n  rein lm logits --model model.gguf --ids '1,2,3' --json"
+    after_help = "Examples:\n  rein lm logits --model DIR --ids '1,2,3;4,5' --json\n  rein lm logits --model model.gguf --ids '1,2,3' --json\n  rein lm logits --model DIR --adapter LORA_DIR --ids '1,2,3;4,5' --json"
 )]
 pub struct LogitsArgs {
     /// Model directory or .gguf file.
     #[arg(long)]
     model: PathBuf,
+    /// A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) applied
+    /// to the model.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// Sequences of token ids: comma-separated ids, sequences separated by ';'.
     #[arg(long)]
     ids: String,
@@ -327,7 +339,10 @@ fn parse_sequences(ids: &str) -> Result<Vec<Vec<u32>>> {
 }
 
 pub fn cmd_logits(a: &LogitsArgs) -> Result<()> {
-    let model = load_model(&a.model)?;
+    let mut model = load_model(&a.model)?;
+    if let Some(dir) = &a.adapter {
+        model = model.with_adapter_dir(dir)?;
+    }
     let seqs = parse_sequences(&a.ids)?;
     let per_seq = rein_lm::generate::sequence_logits(&model, &seqs)?;
     if a.json {
@@ -389,6 +404,10 @@ pub struct ChatTemplateArgs {
     /// Model directory or .gguf file with a chat template.
     #[arg(long)]
     model: PathBuf,
+    /// A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) applied
+    /// to the model.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// JSON file with a list of messages.
     #[arg(long)]
     messages: PathBuf,
@@ -448,6 +467,39 @@ pub fn cmd_convert(a: &ConvertArgs) -> Result<()> {
         p.model.num_parameters() as f64 / 1e6,
         a.out.display()
     );
+    Ok(())
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  rein lm merge-lora --model models/smollm2 --adapter runs/lm/<run>/adapter --out models/smollm2-arith\n\nWrites W + (lora_alpha / r) B A into every adapted linear layer (PEFT's merge_and_unload) and\nsaves the result as a Hugging Face directory (config.json, model.safetensors in f32, tokenizer\nand chat template of the base), which needs no adapter to run."
+)]
+pub struct MergeLoraArgs {
+    /// The base model: a directory or a .gguf file.
+    #[arg(long)]
+    model: PathBuf,
+    /// The PEFT adapter directory.
+    #[arg(long)]
+    adapter: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `rein lm merge-lora`.
+pub fn cmd_merge_lora(a: &MergeLoraArgs) -> Result<()> {
+    let p = Pretrained::load_with_adapter(&a.model, Some(&a.adapter))?;
+    let ad = p.model.adapter().expect("an adapter was applied");
+    println!(
+        "{} + {} (r {}, alpha {}, {} adapter parameters) -> {}",
+        a.model.display(),
+        a.adapter.display(),
+        ad.config.r,
+        ad.config.lora_alpha,
+        ad.num_parameters(),
+        a.out.display()
+    );
+    p.save_pretrained(&a.out)?;
     Ok(())
 }
 
@@ -700,11 +752,21 @@ pub fn sft(a: &SftArgs) -> Result<()> {
         a.model.clone().unwrap_or_default(),
         a.data.clone().unwrap_or_default(),
     );
-    let (model, tk) = rein_lm::checkpoint::load_model_and_tokenizer(&mdir)?;
+    let p = Pretrained::load(&mdir)?;
+    let tk = p.need_tokenizer()?.clone();
     let cfg = train_config(&common.set)?;
-    let examples = rein_lm::train::sft_examples(&tk, &model, &data)
+    let examples = rein_lm::train::sft_examples(&tk, &p.model, &data, p.chat_template.as_ref())
         .with_context(|| format!("fine-tuning {} on {}", mdir.display(), data.display()))?;
-    let what = format!("{} records", examples.len());
+    let model = rein_lm::rl::trainer::with_lora(p.model, &cfg.lora, &mdir, cfg.seed)?;
+    let what = match model.adapter() {
+        Some(ad) => format!(
+            "{} records, LoRA r {} on {} adapter parameters",
+            examples.len(),
+            ad.config.r,
+            ad.num_parameters()
+        ),
+        None => format!("{} records", examples.len()),
+    };
     start_supervised(&common, "sft", cfg, model, tk, examples, &what)
 }
 

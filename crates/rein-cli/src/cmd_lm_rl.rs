@@ -5,7 +5,7 @@
 use crate::cmd_lm::{quickstart, QuickstartArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rein_lm::evaluation::{answer_stats, kl_to_reference};
+use rein_lm::evaluation::{answer_stats, greedy_scored, kl_to_reference, EvalDecoding};
 use rein_lm::rl::grpo::{GrpoConfig, GrpoTrainer};
 use rein_lm::rl::trainer::{reward_specs, RlMethod, RlTrainer, TaskPreset, GRPO_KIND, PPO_KIND};
 use rein_train::{files, RunOptions};
@@ -170,30 +170,41 @@ fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
 
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  rein lm demo                  # builds models/quickstart first when it is missing\n  rein lm demo --steps 60 --quiet\n  rein lm demo --reward exact_answer          # correctness only (does not switch to worked answers)\n\nThe quickstart model answers most problems directly and knows worked solutions\n(` Work: 23 + 5 = 28, 28 - 7 = 21. Answer: 21`), which are right more often when decoded greedily.\nGRPO with the reward `correct answer + 0.2 for starting with a worked solution` (sampling\ntemperature 0.5) teaches it to work problems out. Prints `accuracy before: N%` and\n`accuracy after: N%` (greedy answers to the model's 500 held-out problems, with the share of\nworked answers) and the KL to the starting model; the run directory holds metrics.csv,\nreward_curve.png (objective/scores per step), samples.jsonl and the trained model."
+    after_help = "Examples:\n  rein lm demo                  # builds models/quickstart first when it is missing\n  rein lm demo --steps 60 --quiet\n  rein lm demo --reward exact_answer          # correctness only (does not switch to worked answers)\n  rein lm demo --model SmolLM2-135M-Instruct.Q4_1.gguf --preset presets/lm/smollm2-arithmetic.toml\n  rein lm demo --model SmolLM2-135M-Instruct.Q4_1.gguf --preset presets/lm/smollm2-arithmetic.toml --lora\n\nWithout --preset: the quickstart model answers most problems directly and knows worked solutions\n(` Work: 23 + 5 = 28, 28 - 7 = 21. Answer: 21`), which are right more often when decoded greedily.\nGRPO with the reward `correct answer + 0.2 for starting with a worked solution` (sampling\ntemperature 0.5) teaches it to work problems out.\nWith --preset: GRPO on the preset's (chat) prompts with its rewards and settings, accuracy\nmeasured by its exact_answer reward on its eval_prompts; --lora trains a LoRA adapter (the\npreset's [settings.lora]) instead of every weight.\nPrints `accuracy before: N%` and `accuracy after: N%` (greedy answers to the held-out problems),\nexamples before and after, and the KL to the starting model; the run directory holds metrics.csv,\nreward_curve.png (objective/scores per step), samples.jsonl and the trained model (and adapter/)."
 )]
 pub struct DemoArgs {
-    /// The supervised starting model (built by `rein lm quickstart` when missing).
+    /// The starting model: a directory or .gguf file (default: the supervised quickstart model,
+    /// built by `rein lm quickstart` when missing).
     #[arg(long, default_value = "models/quickstart")]
     model: PathBuf,
-    /// GRPO steps.
-    #[arg(long, default_value_t = 100)]
-    steps: u64,
+    /// A task preset (TOML) with chat prompts, eval_prompts, an exact_answer reward and GRPO
+    /// settings, e.g. presets/lm/smollm2-arithmetic.toml.
+    #[arg(long)]
+    preset: Option<PathBuf>,
+    /// Train a LoRA adapter instead of every weight.
+    #[arg(long)]
+    lora: bool,
+    /// GRPO steps (default: the preset's max_steps, else 100).
+    #[arg(long)]
+    steps: Option<u64>,
     /// Extra GRPO setting `key=value`; repeatable.
     #[arg(long = "set")]
     set: Vec<String>,
-    /// Reward terms as for `rein lm grpo --reward`; repeatable. Default: the correct answer
-    /// plus 0.2 for a response that starts with a worked solution (a format reward, as
-    /// DeepSeek-R1-Zero's).
-    #[arg(long = "reward", default_values_t = ["exact_answer".to_string(), "regex:pattern=^ Work:@0.2".to_string()])]
+    /// Reward terms as for `rein lm grpo --reward`; repeatable. Default: the preset's, else the
+    /// correct answer plus 0.2 for a response that starts with a worked solution (a format
+    /// reward, as DeepSeek-R1-Zero's).
+    #[arg(long = "reward")]
     reward: Vec<String>,
     /// Where the run directory goes.
     #[arg(long, default_value = "runs/lm")]
     runs_dir: PathBuf,
-    /// Training problems (generated, none of them a held-out prompt); each comes back every
-    /// `pool / prompts_per_step` steps.
+    /// Training problems of the quickstart demo (generated, none of them a held-out prompt);
+    /// each comes back every `pool / prompts_per_step` steps.
     #[arg(long, default_value_t = 1000)]
     pool: usize,
+    /// Held-out examples printed before and after.
+    #[arg(long, default_value_t = 4)]
+    examples: usize,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -204,7 +215,10 @@ pub struct DemoArgs {
 
 /// The demo's GRPO settings (`rein_lm::demo::settings`), then --set.
 fn demo_config(a: &DemoArgs) -> Result<GrpoConfig> {
-    let mut set = rein_lm::demo::settings(a.steps, a.seed);
+    let mut set = rein_lm::demo::settings(a.steps.unwrap_or(100), a.seed);
+    if a.lora {
+        set.push(("lora.enabled".into(), true.into()));
+    }
     set.extend(rein_train::settings::parse_overrides(&a.set)?);
     let c: GrpoConfig = rein_lm::rl::trainer::settings(None, &set)?;
     c.validate()?;
@@ -213,6 +227,9 @@ fn demo_config(a: &DemoArgs) -> Result<GrpoConfig> {
 
 /// `rein lm demo`.
 pub fn demo(a: &DemoArgs) -> Result<()> {
+    if let Some(p) = &a.preset {
+        return demo_preset(a, p);
+    }
     let start = std::time::Instant::now();
     if !a.model.join("model.safetensors").exists() {
         println!(
@@ -232,11 +249,21 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     );
     let train = rein_lm::demo::training_pool(&held, a.pool, a.seed);
     let run = rein_train::create_run_dir(&a.runs_dir, "lm", "demo", a.seed)?;
-    let specs = reward_specs(&a.reward, None)?;
+    let rewards = if a.reward.is_empty() {
+        vec![
+            "exact_answer".to_string(),
+            "regex:pattern=^ Work:@0.2".to_string(),
+        ]
+    } else {
+        a.reward.clone()
+    };
+    let specs = reward_specs(&rewards, None)?;
+    let model = rein_lm::rl::trainer::with_lora(model, &cfg.lora, &a.model, cfg.seed)?;
     let mut trainer = RlTrainer {
         method: RlMethod::Grpo(GrpoTrainer::new(cfg.clone(), model, train, &tk)?),
         reward: rein_lm::rl::rewards::build_reward(&specs)?,
         tokenizer: tk.clone(),
+        chat_template: None,
     };
     // With the reward list, `rein lm grpo --resume RUN` continues an interrupted demo run.
     trainer.write_run_files(&run, &toml::to_string(&cfg)?, &specs)?;
@@ -257,18 +284,158 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     };
     let after = answer_stats(&t.policy, &tk, &held, "")?;
     let prompts: Vec<String> = held.iter().map(|p| p.prompt.clone()).collect();
-    let kl = kl_to_reference(
-        &t.policy,
-        &t.reference,
-        &tk,
-        &prompts,
-        t.config.max_new_tokens,
-    )?;
+    let start_model = starting_model(&t, &a.model)?;
+    let decoding = EvalDecoding {
+        max_new_tokens: t.config.max_new_tokens,
+        ..Default::default()
+    };
+    let kl = kl_to_reference(&t.policy, &start_model, &tk, &prompts, &decoding)?;
     println!(
         "accuracy after: {:.1}% ({:.1}% of answers worked)",
         100.0 * after.accuracy,
         100.0 * after.worked
     );
+    println!(
+        "KL(policy || start) on held-out prompts: {kl:.4} nats per response (k1, one sample each); run directory {}; {:.0} s in all",
+        run.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The model a GRPO run started from: its reference when it keeps one (a LoRA run's base with
+/// the adapter off, or a KL run's copy), else read again from `path`.
+fn starting_model(t: &GrpoTrainer, path: &Path) -> Result<rein_lm::Model> {
+    Ok(match &t.reference {
+        Some(r) => r.reference_model()?,
+        None => rein_lm::checkpoint::load_model(path)?,
+    })
+}
+
+/// Share of `scored` replies with score 1, in percent.
+fn accuracy_percent(scored: &[(String, f64)]) -> f64 {
+    100.0 * scored.iter().filter(|(_, s)| *s >= 1.0).count() as f64 / scored.len().max(1) as f64
+}
+
+/// `rein lm demo --preset`: GRPO on a preset's task with any model, accuracy by the preset's
+/// exact_answer reward on its eval prompts before and after.
+fn demo_preset(a: &DemoArgs, preset_path: &Path) -> Result<()> {
+    use rein_lm::rl::reward::{read_prompts, render_conversations};
+    use rein_lm::rl::rewards::RewardSpec;
+    let start = std::time::Instant::now();
+    let preset = TaskPreset::read(preset_path)?;
+    if preset.trainer.as_deref().is_some_and(|t| t != "grpo") {
+        bail!(
+            "{}: the demo trains GRPO; this preset is for `rein lm {}`",
+            preset_path.display(),
+            preset.trainer.as_deref().unwrap_or("")
+        );
+    }
+    if !preset.description.is_empty() {
+        println!("task: {}", preset.description);
+    }
+    let need = |p: &Option<PathBuf>, key: &str| {
+        p.clone()
+            .with_context(|| format!("{}: the demo needs `{key}`", preset_path.display()))
+    };
+    let pre = rein_lm::pretrained::Pretrained::load(&a.model)?;
+    let tk = pre.need_tokenizer()?.clone();
+    let source = a.model.display().to_string();
+    let mut train = read_prompts(&need(&preset.prompts, "prompts")?)?;
+    let mut held = read_prompts(&need(&preset.eval_prompts, "eval_prompts")?)?;
+    render_conversations(&mut train, pre.chat_template.as_ref(), &source)?;
+    render_conversations(&mut held, pre.chat_template.as_ref(), &source)?;
+    let specs = reward_specs(&a.reward, Some(&preset))?;
+    let accuracy_spec = specs
+        .iter()
+        .find(|s| matches!(s, RewardSpec::ExactAnswer { .. }))
+        .cloned()
+        .with_context(|| {
+            format!(
+                "{}: the demo measures accuracy with an exact_answer reward, and the rewards have none",
+                preset_path.display()
+            )
+        })?;
+    let mut accuracy_reward = accuracy_spec.build()?;
+    let mut set: Vec<(String, serde_json::Value)> = Vec::new();
+    if let Some(n) = a.steps {
+        set.push(("max_steps".into(), n.into()));
+    }
+    if a.lora {
+        set.push(("lora.enabled".into(), true.into()));
+    }
+    set.extend(rein_train::settings::parse_overrides(&a.set)?);
+    let cfg: GrpoConfig = rein_lm::rl::trainer::settings(Some(&preset), &set)?;
+    cfg.validate()?;
+    let decoding = EvalDecoding {
+        max_new_tokens: cfg.max_new_tokens,
+        stop_strings: cfg.stop_strings.clone(),
+        stop_token_ids: pre.end_of_turn_ids(),
+    };
+    let before = greedy_scored(&pre.model, &tk, &held, accuracy_reward.as_mut(), &decoding)?;
+    println!(
+        "accuracy before: {:.1}% ({} held-out problems, greedy)",
+        accuracy_percent(&before),
+        held.len()
+    );
+    let chat_template = pre.chat_template.clone();
+    let model = rein_lm::rl::trainer::with_lora(pre.model, &cfg.lora, &a.model, cfg.seed)?;
+    if let Some(ad) = model.adapter() {
+        println!(
+            "LoRA: r {}, alpha {}, {} adapter parameters on {:?}",
+            ad.config.r,
+            ad.config.lora_alpha,
+            ad.num_parameters(),
+            cfg.lora.target_modules
+        );
+    }
+    let run = rein_train::create_run_dir(&a.runs_dir, "lm", "demo", cfg.seed)?;
+    let mut trainer = RlTrainer {
+        method: RlMethod::Grpo(GrpoTrainer::new(cfg.clone(), model, train, &tk)?),
+        reward: rein_lm::rl::rewards::build_reward(&specs)?,
+        tokenizer: tk.clone(),
+        chat_template,
+    };
+    trainer.write_run_files(&run, &toml::to_string(&cfg)?, &specs)?;
+    let options = RunOptions {
+        checkpoint_every: 25,
+        sample_every: 10,
+        ..RunOptions::default()
+    };
+    crate::session::run(
+        &mut trainer,
+        &run,
+        &options,
+        a.quiet,
+        "rein lm grpo --resume",
+    )?;
+    let RlMethod::Grpo(t) = trainer.method else {
+        unreachable!("the demo trains GRPO")
+    };
+    let after = greedy_scored(&t.policy, &tk, &held, accuracy_reward.as_mut(), &decoding)?;
+    for (i, r) in held.iter().take(a.examples).enumerate() {
+        let q = r
+            .messages
+            .as_ref()
+            .and_then(|m| m.iter().rev().find(|m| m.role == "user"))
+            .map_or(r.prompt.as_str(), |m| m.content.as_str());
+        let mark = |s: f64| if s >= 1.0 { "right" } else { "wrong" };
+        println!(
+            "example {}: {q:?} (answer {})",
+            i + 1,
+            r.references.first().map_or("?", |s| s.as_str())
+        );
+        println!("  before: {:?} ({})", before[i].0.trim(), mark(before[i].1));
+        println!("  after:  {:?} ({})", after[i].0.trim(), mark(after[i].1));
+    }
+    println!(
+        "accuracy after: {:.1}% ({} held-out problems, greedy)",
+        accuracy_percent(&after),
+        held.len()
+    );
+    let start_model = starting_model(&t, &a.model)?;
+    let prompts: Vec<String> = held.iter().map(|p| p.prompt.clone()).collect();
+    let kl = kl_to_reference(&t.policy, &start_model, &tk, &prompts, &decoding)?;
     println!(
         "KL(policy || start) on held-out prompts: {kl:.4} nats per response (k1, one sample each); run directory {}; {:.0} s in all",
         run.display(),

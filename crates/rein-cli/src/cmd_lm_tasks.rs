@@ -16,9 +16,13 @@ use std::path::PathBuf;
     after_help = "Examples:\n  rein lm eval --model runs/lm/<run>/model --reference models/quickstart --preset presets/lm/arithmetic.toml --prompts models/quickstart/heldout.jsonl\n  rein lm eval --model runs/lm/<run>/model --reference START --preset presets/lm/summarization.toml --json\n\nFor each held-out prompt: one greedy response (the task metric, `reward`), and one sampled\nresponse at temperature 1 for the cost: `kl` = mean summed log(pi/pi_ref) over its tokens (k1),\n`reference_perplexity` = perplexity of the greedy responses under the reference model (fluency\nas the starting model judges it). Reward hacking shows up as reward up with KL and reference\nperplexity far up: both are printed."
 )]
 pub struct EvalArgs {
-    /// The trained model directory.
+    /// The trained model (a directory or .gguf file).
     #[arg(long)]
     model: PathBuf,
+    /// A PEFT LoRA adapter directory applied to --model (the reference defaults to the model
+    /// without it).
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// The starting (reference) model directory; default: --model itself.
     #[arg(long)]
     reference: Option<PathBuf>,
@@ -62,10 +66,22 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
     }
     let specs = reward_specs(&a.reward, preset.as_ref())?;
     let mut reward = build_reward(&specs)?;
-    let (policy, tk) = load_pair(&a.model)?;
+    let p = rein_lm::pretrained::Pretrained::load_with_adapter(&a.model, a.adapter.as_deref())?;
+    let tk = p.need_tokenizer()?.clone();
+    rein_lm::rl::reward::render_conversations(
+        &mut records,
+        p.chat_template.as_ref(),
+        &a.model.display().to_string(),
+    )?;
+    let stop_token_ids = if rein_lm::rl::reward::any_conversation(&records) {
+        p.end_of_turn_ids()
+    } else {
+        Vec::new()
+    };
+    let policy = p.model;
     let reference = match &a.reference {
         Some(r) => rein_lm::checkpoint::load_model(r)?,
-        None => policy.deep_copy()?,
+        None => policy.reference_model()?,
     };
     if reference.vocab_size() != policy.vocab_size() {
         bail!(
@@ -78,15 +94,18 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         .as_ref()
         .map(TaskPreset::generation_limits)
         .unwrap_or_default();
-    let max_new = a.max_new_tokens.or(preset_max_new).unwrap_or(32);
+    let decoding = rein_lm::evaluation::EvalDecoding {
+        max_new_tokens: a.max_new_tokens.or(preset_max_new).unwrap_or(32),
+        stop_strings: stops,
+        stop_token_ids,
+    };
     let e = rein_lm::evaluation::evaluate_task(
         &policy,
         &reference,
         &tk,
         &records,
         reward.as_mut(),
-        max_new,
-        &stops,
+        &decoding,
     )?;
     let out = serde_json::to_value(&e)?;
     if a.json {

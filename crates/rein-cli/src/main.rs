@@ -61,6 +61,8 @@ enum LmCommand {
     ChatTemplate(cmd_lm::ChatTemplateArgs),
     /// Writes a model (directory or .gguf file) as a Hugging Face directory.
     Convert(cmd_lm::ConvertArgs),
+    /// Merges a PEFT LoRA adapter into its base model and writes a Hugging Face directory.
+    MergeLora(cmd_lm::MergeLoraArgs),
     /// Train a byte-level BPE tokenizer on text files (writes tokenizer.json).
     TrainTokenizer(cmd_lm::TrainTokenizerArgs),
     /// Pretrain a new model from scratch on plain text (GPT-2, or the config.json given with --config).
@@ -95,6 +97,7 @@ fn run_lm(c: LmCommand) -> anyhow::Result<()> {
         LmCommand::Score(a) => cmd_lm::cmd_score(&a),
         LmCommand::ChatTemplate(a) => cmd_lm::cmd_chat_template(&a),
         LmCommand::Convert(a) => cmd_lm::cmd_convert(&a),
+        LmCommand::MergeLora(a) => cmd_lm::cmd_merge_lora(&a),
         LmCommand::TrainTokenizer(a) => cmd_lm::train_tokenizer(&a),
         LmCommand::Pretrain(a) => cmd_lm::pretrain(&a),
         LmCommand::Sft(a) => cmd_lm::sft(&a),

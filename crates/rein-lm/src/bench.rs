@@ -316,6 +316,7 @@ pub fn bench_prompts(n: usize) -> Vec<PromptRecord> {
                 .collect::<Vec<_>>()
                 .join(" "),
             references: Vec::new(),
+            ..Default::default()
         })
         .collect()
 }
@@ -371,5 +372,93 @@ pub fn bench_rl(model: Model, tk: &Tokenizer, steps: usize) -> Result<RlBench, L
         grpo_seconds_per_step: median(grpo),
         ppo_seconds_per_step: median(ppo),
         steps,
+    })
+}
+
+/// The two chat prompts of `rein bench lm-rl --model` (the TRL script uses the same).
+pub const MODEL_RL_PROMPTS: [&str; 2] = ["What is 12 + 30?", "Write one sentence about the sea."];
+
+/// Medians of `rein bench lm-rl --model`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelRlBench {
+    /// Seconds per GRPO step.
+    pub seconds_per_step: f64,
+    /// Median seconds of each phase of a step.
+    pub phases: crate::rl::rollout::StepTimes,
+    /// Measured steps (after one warm-up step).
+    pub steps: usize,
+    /// Parameters the optimiser updates (the adapter's with LoRA).
+    pub trainable_parameters: usize,
+}
+
+/// GRPO steps on a real model as TRL's benchmark runs them: [`MODEL_RL_PROMPTS`] rendered with
+/// the model's chat template (`template`), 4 completions each of exactly 32 tokens (EOS off),
+/// temperature 1, beta 0, one pass, lr 1e-6, reward distinct-1; `model` as given (with a LoRA
+/// adapter when the caller put one on). One warm-up step, then `steps` measured.
+pub fn bench_grpo_on_model(
+    mut model: Model,
+    template: &crate::chat::ChatTemplate,
+    tk: &Tokenizer,
+    steps: usize,
+) -> Result<ModelRlBench, LmError> {
+    let steps = steps.max(1);
+    match &mut model {
+        Model::Gpt2(m) => m.config.eos_token_id = None,
+        Model::Llama(m) => m.config.eos_token_ids.clear(),
+    }
+    let prompts = MODEL_RL_PROMPTS
+        .iter()
+        .map(|q| {
+            Ok(PromptRecord::new(
+                template.render(&[crate::chat::Message::new("user", q)], true)?,
+                Vec::new(),
+            ))
+        })
+        .collect::<Result<Vec<_>, LmError>>()?;
+    let cfg = GrpoConfig {
+        max_steps: (steps + 1) as u64,
+        prompts_per_step: 2,
+        group_size: 4,
+        max_new_tokens: 32,
+        temperature: 1.0,
+        learning_rate: 1e-6,
+        beta: 0.0,
+        ..Default::default()
+    };
+    let trainable_parameters = model
+        .named_vars()
+        .iter()
+        .map(|(_, v)| v.as_tensor().elem_count())
+        .sum();
+    let mut g = GrpoTrainer::new(cfg, model, prompts, tk)?;
+    let mut reward = RuleReward::DistinctN { n: 1 };
+    let mut totals = Vec::new();
+    let mut phases: Vec<crate::rl::rollout::StepTimes> = Vec::new();
+    for i in 0..=steps {
+        let t = std::time::Instant::now();
+        let log = g.update(&mut reward, tk)?;
+        if log.response_length != 32.0 {
+            return Err(LmError::Input(format!(
+                "benchmark completions must have 32 tokens, got {}",
+                log.response_length
+            )));
+        }
+        if i > 0 {
+            totals.push(t.elapsed().as_secs_f64());
+            phases.push(g.last_times);
+        }
+    }
+    let med = |f: fn(&crate::rl::rollout::StepTimes) -> f64| median(phases.iter().map(f).collect());
+    Ok(ModelRlBench {
+        seconds_per_step: median(totals),
+        phases: crate::rl::rollout::StepTimes {
+            generation: med(|p| p.generation),
+            reference_logprobs: med(|p| p.reference_logprobs),
+            logprobs: med(|p| p.logprobs),
+            backward: med(|p| p.backward),
+            optimizer: med(|p| p.optimizer),
+        },
+        steps,
+        trainable_parameters,
     })
 }

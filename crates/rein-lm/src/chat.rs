@@ -38,6 +38,29 @@ impl Message {
     }
 }
 
+/// The messages of a JSON list in TRL's conversational form (`[{"role", "content"}, ...]`).
+/// With `needs_user`, a conversation without a `user` turn is an error (a prompt must ask
+/// something). Errors say which message is wrong.
+pub fn parse_conversation(v: &serde_json::Value, needs_user: bool) -> Result<Vec<Message>, String> {
+    let list = v
+        .as_array()
+        .ok_or("must be a list of {\"role\", \"content\"} messages")?;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, m) in list.iter().enumerate() {
+        let msg: Message = serde_json::from_value(m.clone()).map_err(|e| {
+            format!("message {i} is not a {{\"role\": string, \"content\": string}} object: {e}")
+        })?;
+        out.push(msg);
+    }
+    if out.is_empty() {
+        return Err("the conversation is empty".into());
+    }
+    if needs_user && !out.iter().any(|m| m.role == "user") {
+        return Err("the conversation has no user turn".into());
+    }
+    Ok(out)
+}
+
 /// A model's chat template with the special tokens it may refer to.
 #[derive(Debug, Clone)]
 pub struct ChatTemplate {
@@ -122,6 +145,26 @@ impl ChatTemplate {
             origin,
             special_tokens,
         }))
+    }
+
+    /// Writes `chat_template.jinja` and a `tokenizer_config.json` with the template and its
+    /// special tokens (what [`ChatTemplate::from_dir`] and transformers read), atomically.
+    pub fn save(&self, dir: &Path) -> Result<(), LmError> {
+        let write = |name: &str, text: &str| -> Result<(), LmError> {
+            let p = dir.join(name);
+            rein_core::metrics::write_atomic(&p, text.as_bytes()).map_err(|e| LmError::io(&p, e))
+        };
+        let mut cfg = serde_json::Map::new();
+        cfg.insert("tokenizer_class".into(), "PreTrainedTokenizerFast".into());
+        for (k, v) in &self.special_tokens {
+            cfg.insert(k.clone(), v.clone().into());
+        }
+        cfg.insert("chat_template".into(), self.source.clone().into());
+        write("chat_template.jinja", &self.source)?;
+        write(
+            "tokenizer_config.json",
+            &serde_json::to_string_pretty(&serde_json::Value::Object(cfg)).expect("JSON"),
+        )
     }
 
     /// Renders `messages` (`add_generation_prompt` opens the assistant's turn). Template errors

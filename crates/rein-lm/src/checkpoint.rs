@@ -285,3 +285,81 @@ pub fn load_model_and_tokenizer(path: &Path) -> Result<(Model, crate::Tokenizer)
     p.need_tokenizer()?;
     Ok((p.model, p.tokenizer.expect("checked above")))
 }
+
+/// How a trainer checkpoint records a policy with a LoRA adapter: the adapter's configuration
+/// and the frozen base it sits on (a path and a checksum of its weights); the checkpoint's
+/// policy tensors are then the adapter's matrices only, not the base's weights.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdapterRecord {
+    /// The adapter's `adapter_config.json` content.
+    pub config: serde_json::Value,
+    /// The base model (directory or `.gguf` file), as given when the run started.
+    pub base_model: std::path::PathBuf,
+    /// [`crate::models::lora::base_fingerprint`] of the base weights.
+    pub base_fingerprint: String,
+}
+
+impl AdapterRecord {
+    /// The record of `model`'s adapter (`None` without one). An adapter that does not name
+    /// its base model (`base_model_name_or_path`) cannot be resumed: an error.
+    pub fn of(model: &Model) -> Result<Option<Self>, LmError> {
+        let Some(ad) = model.adapter() else {
+            return Ok(None);
+        };
+        let base = ad.config.base_model_name_or_path.clone().ok_or_else(|| {
+            LmError::Input(
+                "a LoRA adapter without base_model_name_or_path cannot be checkpointed: the base model must be a path".into(),
+            )
+        })?;
+        Ok(Some(Self {
+            config: ad.config.to_json(),
+            base_model: base.into(),
+            base_fingerprint: crate::models::lora::base_fingerprint(&model.base_tensors())?,
+        }))
+    }
+}
+
+/// The policy of a trainer checkpoint: built from its tensors, or with an adapter record its
+/// adapter (the tensors) on the recorded base model, which must still have the architecture
+/// `config` and the recorded weights (else an error naming the base and what changed).
+pub fn checkpoint_model(
+    config: ModelConfig,
+    tensors: HashMap<String, Tensor>,
+    adapter: Option<&AdapterRecord>,
+    source: &str,
+) -> Result<Model, LmError> {
+    let Some(rec) = adapter else {
+        return Model::from_tensors(config, tensors, source);
+    };
+    let base = load_model(&rec.base_model).map_err(|e| {
+        LmError::Format(format!(
+            "{source}: the LoRA run's base model {} does not load: {e}",
+            rec.base_model.display()
+        ))
+    })?;
+    // Compared as a checkpoint stores it (its JSON form), which is how `config` was read.
+    let base_config = ModelConfig::from_json(&base.config().to_json()).map_err(LmError::Format)?;
+    if base_config != config {
+        return Err(LmError::Format(format!(
+            "{source}: the base model {} has another architecture than the run's",
+            rec.base_model.display()
+        )));
+    }
+    let now = crate::models::lora::base_fingerprint(&base.base_tensors())?;
+    if now != rec.base_fingerprint {
+        return Err(LmError::Format(format!(
+            "{source}: the base model {} changed since the run started (weights checksum {now}, recorded {})",
+            rec.base_model.display(),
+            rec.base_fingerprint
+        )));
+    }
+    let lora = crate::models::lora::LoraConfig::from_json(&rec.config)
+        .map_err(|e| LmError::Format(format!("{source}: adapter config: {e}")))?;
+    let Model::Llama(m) = &base else {
+        return Err(LmError::Format(format!(
+            "{source}: a LoRA record on a GPT-2 base"
+        )));
+    };
+    let adapter = crate::models::lora::LoraAdapter::from_tensors(lora, tensors, &m.config, source)?;
+    base.with_adapter(adapter)
+}

@@ -56,6 +56,7 @@ pub fn training_pool(held_out: &[Problem], pool: usize, seed: u64) -> Vec<Prompt
         .map(|p| PromptRecord {
             prompt: p.prompt,
             references: vec![p.answer],
+            ..Default::default()
         })
         .collect()
 }

@@ -26,31 +26,78 @@ pub struct TaskEvaluation {
     pub response_length: f64,
 }
 
+/// How an evaluation decodes: the length limit, stop strings, and stop tokens besides the
+/// model's EOS (a conversation's end-of-turn tokens).
+#[derive(Debug, Clone, Default)]
+pub struct EvalDecoding {
+    /// Most new tokens.
+    pub max_new_tokens: usize,
+    /// A reply ends at the first of these.
+    pub stop_strings: Vec<String>,
+    /// Tokens that end a reply besides the model's EOS ids.
+    pub stop_token_ids: Vec<u32>,
+}
+
+impl EvalDecoding {
+    /// Greedy (or, with `sample`, temperature-1 sampling from `seed`) settings for `model`.
+    fn config(&self, model: &Model, sample: bool, seed: u64) -> GenerationConfig {
+        let mut stops = model.eos_token_ids();
+        stops.extend(&self.stop_token_ids);
+        GenerationConfig {
+            max_new_tokens: self.max_new_tokens,
+            do_sample: sample,
+            eos_token_id: stops.first().copied(),
+            stop_token_ids: stops,
+            stop_strings: self.stop_strings.clone(),
+            seed,
+            ..Default::default()
+        }
+    }
+}
+
+/// Greedy replies of `policy` to `records` (rendered prompts) with their scores under
+/// `reward`, in order.
+pub fn greedy_scored(
+    policy: &Model,
+    tk: &Tokenizer,
+    records: &[PromptRecord],
+    reward: &mut dyn Reward,
+    decoding: &EvalDecoding,
+) -> Result<Vec<(String, f64)>, LmError> {
+    let cfg = decoding.config(policy, false, 0);
+    let mut out = Vec::with_capacity(records.len());
+    for chunk in records.chunks(32) {
+        let ids = chunk
+            .iter()
+            .map(|r| tk.encode(&r.prompt))
+            .collect::<Result<Vec<_>, _>>()?;
+        let g = generate(policy, &ids, &cfg, None, Some(tk))?;
+        let texts: Vec<String> = g.into_iter().map(|x| x.text.unwrap_or_default()).collect();
+        let samples: Vec<Sample> = chunk.iter().zip(&texts).map(|(r, t)| r.sample(t)).collect();
+        let scores = reward.score(&samples)?;
+        out.extend(texts.into_iter().zip(scores));
+    }
+    Ok(out)
+}
+
 /// Mean over `prompts` of the summed per-token k1 estimate `log pi(y_t) - log pi_ref(y_t)` of
-/// one response sampled from `policy` at temperature 1 (seed 12345): the KL to the reference
-/// that `rein lm eval` and `rein lm demo` report.
+/// one response sampled from `policy` at temperature 1 (seed 12345), decoded as `decoding`
+/// says: the KL to the reference that `rein lm eval` and `rein lm demo` report.
 pub fn kl_to_reference(
     policy: &Model,
     reference: &Model,
     tk: &Tokenizer,
     prompts: &[String],
-    max_new_tokens: usize,
+    decoding: &EvalDecoding,
 ) -> Result<f64, LmError> {
-    let cfg = GenerationConfig {
-        max_new_tokens,
-        do_sample: true,
-        eos_token_id: policy.eos_token_id(),
-        stop_token_ids: policy.eos_token_ids(),
-        seed: 12_345,
-        ..Default::default()
-    };
+    let cfg = decoding.config(policy, true, 12_345);
     let mut total = 0.0;
     for chunk in prompts.chunks(32) {
         let ids = chunk
             .iter()
             .map(|p| tk.encode(p))
             .collect::<Result<Vec<_>, _>>()?;
-        let s = generate(policy, &ids, &cfg, None, None)?;
+        let s = generate(policy, &ids, &cfg, None, Some(tk))?;
         let responses: Vec<Vec<u32>> = s.into_iter().map(|x| x.ids).collect();
         let b = ResponseBatch::new(&ids, &responses, policy.max_positions())?;
         let (lp, _) = b.logprobs(policy, 1.0, None)?;
@@ -61,24 +108,17 @@ pub fn kl_to_reference(
     Ok(total / prompts.len().max(1) as f64)
 }
 
-/// For each of `records`: one greedy response (up to `max_new` tokens or a stop string) scored
-/// by `reward`, its perplexity under `reference`, and the KL of one sampled response.
+/// For each of `records`: one greedy response (decoded as `decoding` says) scored by
+/// `reward`, its perplexity under `reference`, and the KL of one sampled response.
 pub fn evaluate_task(
     policy: &Model,
     reference: &Model,
     tk: &Tokenizer,
     records: &[PromptRecord],
     reward: &mut dyn Reward,
-    max_new: usize,
-    stops: &[String],
+    decoding: &EvalDecoding,
 ) -> Result<TaskEvaluation, LmError> {
-    let greedy = GenerationConfig {
-        max_new_tokens: max_new,
-        eos_token_id: policy.eos_token_id(),
-        stop_token_ids: policy.eos_token_ids(),
-        stop_strings: stops.to_vec(),
-        ..Default::default()
-    };
+    let greedy = decoding.config(policy, false, 0);
     let (mut score_sum, mut nll_sum, mut tokens, mut len_sum) = (0.0, 0.0, 0usize, 0usize);
     let n_pos = policy.max_positions();
     for chunk in records.chunks(32) {
@@ -91,15 +131,7 @@ pub fn evaluate_task(
             .iter()
             .map(|x| x.text.clone().unwrap_or_default())
             .collect();
-        let samples: Vec<Sample> = chunk
-            .iter()
-            .zip(&texts)
-            .map(|(r, t)| Sample {
-                prompt: &r.prompt,
-                response: t,
-                references: &r.references,
-            })
-            .collect();
+        let samples: Vec<Sample> = chunk.iter().zip(&texts).map(|(r, t)| r.sample(t)).collect();
         score_sum += reward.score(&samples)?.iter().sum::<f64>();
         let responses: Vec<Vec<u32>> = g.iter().map(|x| x.ids.clone()).collect();
         len_sum += responses.iter().map(Vec::len).sum::<usize>();
@@ -116,7 +148,7 @@ pub fn evaluate_task(
         }
     }
     let prompts: Vec<String> = records.iter().map(|r| r.prompt.clone()).collect();
-    let kl = kl_to_reference(policy, reference, tk, &prompts, max_new)?;
+    let kl = kl_to_reference(policy, reference, tk, &prompts, decoding)?;
     let n = records.len() as f64;
     Ok(TaskEvaluation {
         prompts: records.len(),

@@ -531,12 +531,8 @@ pub fn read_requests(
         let prompt = match &v["prompt"] {
             serde_json::Value::String(s) => PromptText::Plain(s.clone()),
             list @ serde_json::Value::Array(_) => PromptText::Chat(
-                serde_json::from_value(list.clone()).map_err(|e| {
-                    LmError::Format(format!(
-                        "{}: \"prompt\" must be a list of {{\"role\", \"content\"}} messages: {e}",
-                        at()
-                    ))
-                })?,
+                crate::chat::parse_conversation(list, true)
+                    .map_err(|e| LmError::Format(format!("{}: \"prompt\": {e}", at())))?,
             ),
             _ => {
                 return Err(LmError::Format(format!(

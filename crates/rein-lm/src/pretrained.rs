@@ -123,6 +123,16 @@ impl Pretrained {
         })
     }
 
+    /// [`Pretrained::load`], then the PEFT LoRA adapter in the directory `adapter` (when given)
+    /// on the model.
+    pub fn load_with_adapter(path: &Path, adapter: Option<&Path>) -> Result<Self, LmError> {
+        let mut p = Self::load(path)?;
+        if let Some(dir) = adapter {
+            p.model = p.model.with_adapter_dir(dir)?;
+        }
+        Ok(p)
+    }
+
     /// Only the tokenizer and chat template of a directory or GGUF file (no weights read, or
     /// for GGUF no tensor data).
     pub fn load_tokenizer_and_template(
@@ -187,22 +197,19 @@ impl Pretrained {
             let p = dir.join(name);
             rein_core::metrics::write_atomic(&p, text.as_bytes()).map_err(|e| LmError::io(&p, e))
         };
-        let mut tk_cfg = serde_json::Map::new();
-        tk_cfg.insert("tokenizer_class".into(), "PreTrainedTokenizerFast".into());
         if let Some(tk) = &self.tokenizer {
             tk.save(&dir.join("tokenizer.json"))?;
         }
-        if let Some(t) = &self.chat_template {
-            for (k, v) in &t.special_tokens {
-                tk_cfg.insert(k.clone(), v.clone().into());
-            }
-            tk_cfg.insert("chat_template".into(), t.source.clone().into());
-            write("chat_template.jinja", &t.source)?;
+        match &self.chat_template {
+            Some(t) => t.save(dir)?,
+            None => write(
+                "tokenizer_config.json",
+                &serde_json::to_string_pretty(
+                    &json!({"tokenizer_class": "PreTrainedTokenizerFast"}),
+                )
+                .expect("JSON"),
+            )?,
         }
-        write(
-            "tokenizer_config.json",
-            &serde_json::to_string_pretty(&Value::Object(tk_cfg)).expect("JSON"),
-        )?;
         let mut gen = self.generation.raw.clone();
         if !self.generation.eos_token_ids.is_empty() {
             let ids = &self.generation.eos_token_ids;

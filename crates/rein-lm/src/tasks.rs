@@ -130,6 +130,34 @@ pub fn extract_number(text: &str) -> Option<String> {
     ))
 }
 
+/// The last integer in `text` (an optional minus sign directly before its digits; digit groups
+/// separated by commas, as in `1,234`, read as one number): the final answer of a reply that
+/// works the problem out first (`12 + 30 = 42`).
+pub fn extract_last_number(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut end = bytes.iter().rposition(|b| b.is_ascii_digit())? + 1;
+    let mut start = end;
+    let mut digits = String::new();
+    loop {
+        while start > 0 && bytes[start - 1].is_ascii_digit() {
+            start -= 1;
+        }
+        digits.insert_str(0, &text[start..end]);
+        // A thousands separator: a comma between digits, followed by exactly three.
+        let grouped = start >= 2
+            && bytes[start - 1] == b','
+            && bytes[start - 2].is_ascii_digit()
+            && end - start == 3;
+        if !grouped {
+            break;
+        }
+        end = start - 1;
+        start = end;
+    }
+    let neg = start > 0 && bytes[start - 1] == b'-';
+    Some(format!("{}{digits}", if neg { "-" } else { "" }))
+}
+
 /// A model's final answer, as the verifiable tasks read it: the first integer after the first
 /// `Answer:` when the text has one (so a worked solution's intermediate numbers do not count),
 /// otherwise the first integer of the text (a prompt that already ends in `Answer:`).
@@ -143,6 +171,19 @@ pub fn extract_answer(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_number_reads_the_final_result() {
+        assert_eq!(extract_last_number("12 + 30 = 42").as_deref(), Some("42"));
+        assert_eq!(extract_last_number("43 - 50 = -7.").as_deref(), Some("-7"));
+        assert_eq!(
+            extract_last_number("It is 1,234,567").as_deref(),
+            Some("1234567")
+        );
+        assert_eq!(extract_last_number("a 12,34").as_deref(), Some("34"));
+        assert_eq!(extract_last_number("no digits"), None);
+        assert_eq!(extract_last_number("7").as_deref(), Some("7"));
+    }
 
     #[test]
     fn problems_are_reproducible_and_correct() {
@@ -272,6 +313,7 @@ pub mod examples {
             .map(|_| PromptRecord {
                 prompt: format!("{} {}", pick(&mut rng, &SUBJECTS), pick(&mut rng, &OPENERS)),
                 references: Vec::new(),
+                ..Default::default()
             })
             .collect()
     }
@@ -323,6 +365,7 @@ pub mod examples {
                         "Article: On {day}, {who} went to {place}. {f1} There {who} {act}. {f2}\nSummary:"
                     ),
                     references: vec![format!(" {who} {short} at {place} on {day}.")],
+                    ..Default::default()
                 }
             })
             .collect()
@@ -385,6 +428,7 @@ pub mod examples {
                 PromptRecord {
                     prompt: format!("English: {} {v_en} {o_en}.\nFrench:", cap(&s_en)),
                     references: vec![format!(" {} {v_fr} {o_fr}.", cap(&s_fr))],
+                    ..Default::default()
                 }
             })
             .collect()
@@ -415,6 +459,7 @@ pub mod examples {
                 PromptRecord {
                     prompt: format!("User: {} {q}\nAssistant:", pick(&mut rng, &GREETINGS)),
                     references: vec![format!(" {a}")],
+                    ..Default::default()
                 }
             })
             .collect()
@@ -465,9 +510,59 @@ pub mod examples {
             .map(|p| PromptRecord {
                 prompt: p.prompt,
                 references: vec![p.answer],
+                ..Default::default()
             })
             .collect();
         out.push(("arithmetic/train.jsonl".into(), jsonl(&arith)));
+        let (train, heldout) = chat_arithmetic_split(1000, 200, 5);
+        out.push(("chat-arithmetic/train.jsonl".into(), jsonl(&train)));
+        out.push(("chat-arithmetic/heldout.jsonl".into(), jsonl(&heldout)));
         out
+    }
+
+    /// One chat arithmetic question in TRL's conversational form with its answer:
+    /// `{"prompt": [{"role": "user", "content": "What is 17 + 25? Reply with only the number."}],
+    /// "answer": "42"}`: a sum of two numbers from 2 to 30 (seven in ten) or a difference of a
+    /// number from 10 to 50 and a smaller one (841 sums and 1,189 differences in all). SmolLM2-135M-Instruct answers about a fifth of
+    /// them right when decoding greedily, and sampling gives a group of eight a mix of right and
+    /// wrong replies, so GRPO has a signal.
+    pub fn chat_arithmetic(rng: &mut ReinRng) -> serde_json::Value {
+        let (question, answer) = if rng.random_range(0..10) < 7 {
+            let (a, b) = (rng.random_range(2..=30), rng.random_range(2..=30));
+            (format!("{a} + {b}"), a + b)
+        } else {
+            let a: i64 = rng.random_range(10..=50);
+            let b = rng.random_range(1..a);
+            (format!("{a} - {b}"), a - b)
+        };
+        serde_json::json!({
+            "prompt": [{"role": "user", "content": format!("What is {question}? Reply with only the number.")}],
+            "answer": answer.to_string(),
+        })
+    }
+
+    /// `train` and `heldout` distinct chat arithmetic questions ([`chat_arithmetic`]); no
+    /// held-out question is among the training ones.
+    pub fn chat_arithmetic_split(
+        train: usize,
+        heldout: usize,
+        seed: u64,
+    ) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+        let mut rng = rng_from_seed(seed);
+        let mut seen = std::collections::HashSet::new();
+        let mut all = Vec::with_capacity(train + heldout);
+        // 2,030 distinct questions exist; asking for more would never end.
+        assert!(
+            train + heldout <= 1500,
+            "chat_arithmetic_split: at most 1500 questions"
+        );
+        while all.len() < train + heldout {
+            let q = chat_arithmetic(&mut rng);
+            if seen.insert(q["prompt"][0]["content"].to_string()) {
+                all.push(q);
+            }
+        }
+        let rest = all.split_off(heldout);
+        (rest, all)
     }
 }

@@ -58,6 +58,8 @@ pub struct LmTrainConfig {
     pub eval_every: u64,
     /// Seed of the data order and dropout.
     pub seed: u64,
+    /// Train a LoRA adapter instead of every weight (`lora.enabled = true`, `lora.r`, ...).
+    pub lora: crate::models::lora::LoraSettings,
 }
 
 impl Default for LmTrainConfig {
@@ -75,6 +77,7 @@ impl Default for LmTrainConfig {
             eval_fraction: 0.05,
             eval_every: 100,
             seed: 0,
+            lora: crate::models::lora::LoraSettings::default(),
         }
     }
 }
@@ -82,6 +85,7 @@ impl Default for LmTrainConfig {
 impl LmTrainConfig {
     /// Checks the values, naming the first bad one.
     pub fn validate(&self) -> Result<(), LmError> {
+        self.lora.validate()?;
         if self.batch_size == 0 || self.grad_accum == 0 || self.block_size < 2 {
             return Err(LmError::Input(
                 "batch_size and grad_accum must be at least 1 and block_size at least 2".into(),
@@ -106,7 +110,7 @@ impl LmTrainConfig {
     /// `warmup_steps`, then the schedule's decay to 0 at `max_steps` (transformers'
     /// `get_cosine_schedule_with_warmup` / `get_linear_schedule_with_warmup`).
     pub fn lr_at(&self, step: u64) -> f64 {
-        let peak = self.learning_rate;
+        let peak = self.lora.learning_rate_or(self.learning_rate);
         if step < self.warmup_steps {
             return peak * step as f64 / self.warmup_steps.max(1) as f64;
         }
@@ -121,12 +125,16 @@ impl LmTrainConfig {
 }
 
 /// One training example: token ids and which of them are learned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Example {
     /// Token ids.
     pub ids: Vec<u32>,
     /// Number of leading tokens not learned (the prompt).
     pub prompt_len: usize,
+    /// When not empty, only the tokens in these `[start, end)` ranges are learned (the
+    /// assistant turns of a conversation, TRL's `assistant_only_loss`), and `prompt_len` is 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learned: Vec<(usize, usize)>,
 }
 
 /// Plain text to fixed blocks: the text's documents (separated by blank lines) are tokenised,
@@ -147,19 +155,80 @@ pub fn blocks_from_text(
         .chunks_exact(block_size)
         .map(|c| Example {
             ids: c.to_vec(),
-            prompt_len: 0,
+            ..Default::default()
         })
         .collect())
 }
 
-/// SFT records from JSONL: `{"prompt", "completion"}` (loss on the completion and the final
-/// EOS only) or `{"text"}` (loss on every token), the formats TRL documents. Errors name the
-/// line.
+/// A conversation as one SFT example, rendered with `template`, the loss on the assistant turns
+/// from message `first_learned` on (each turn's text and its end-of-turn token, TRL's
+/// `assistant_only_loss`). The turns are found by rendering growing prefixes of the
+/// conversation (with the generation prompt before each assistant turn); a template whose
+/// renderings are not prefixes of each other, or a tokenization that does not split at the
+/// turn boundaries, is refused rather than guessed.
+pub fn conversation_example(
+    tk: &Tokenizer,
+    template: &crate::chat::ChatTemplate,
+    messages: &[crate::chat::Message],
+    first_learned: usize,
+) -> Result<Example, LmError> {
+    let full = template.render(messages, false)?;
+    let mut ids = Vec::new();
+    let mut learned = Vec::new();
+    let mut done = 0usize; // characters of `full` tokenised so far
+    for k in first_learned..messages.len() {
+        if messages[k].role != "assistant" {
+            continue;
+        }
+        let before = template.render(&messages[..k], true)?;
+        let upto = template.render(&messages[..=k], false)?;
+        if !full.starts_with(&before) || !full.starts_with(&upto) || before.len() < done {
+            return Err(LmError::Input(format!(
+                "the chat template does not render message {k} as a continuation of the ones before it; cannot find the assistant turn"
+            )));
+        }
+        ids.extend(tk.encode(&full[done..before.len()])?);
+        // The turn ends after its end-of-turn token when the template writes one.
+        let turn = &upto[before.len()..];
+        let end = crate::pretrained::END_OF_TURN_TOKENS
+            .iter()
+            .filter_map(|t| turn.find(t).map(|i| i + t.len()))
+            .min()
+            .unwrap_or(turn.len());
+        let start = ids.len();
+        ids.extend(tk.encode(&turn[..end])?);
+        learned.push((start, ids.len()));
+        done = before.len() + end;
+    }
+    ids.extend(tk.encode(&full[done..])?);
+    if learned.is_empty() {
+        return Err(LmError::Input(
+            "the conversation has no assistant turn to learn".into(),
+        ));
+    }
+    if ids != tk.encode(&full)? {
+        return Err(LmError::Input(
+            "the tokenizer does not split the rendered conversation at its turn boundaries; cannot mark the assistant tokens".into(),
+        ));
+    }
+    Ok(Example {
+        ids,
+        prompt_len: 0,
+        learned,
+    })
+}
+
+/// SFT records from JSONL in TRL's formats: `{"prompt", "completion"}` (loss on the completion
+/// and the final EOS only), `{"text"}` (loss on every token), and, rendered with the model's
+/// chat `template`, conversational `{"messages": [...]}` (loss on the assistant turns only) and
+/// `{"prompt": [...], "completion": [...]}` (loss on the completion's assistant turns). Errors
+/// name the line.
 pub fn examples_from_jsonl(
     tk: &Tokenizer,
     path: &Path,
     eos: u32,
     n_positions: usize,
+    template: Option<&crate::chat::ChatTemplate>,
 ) -> Result<Vec<Example>, LmError> {
     let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
     let mut out = Vec::new();
@@ -170,6 +239,39 @@ pub fn examples_from_jsonl(
         let at = || format!("{} line {}", path.display(), n + 1);
         let v: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| LmError::Format(format!("{}: not JSON ({e})", at())))?;
+        let conversational =
+            v.get("messages").is_some() || v.get("prompt").is_some_and(|p| p.is_array());
+        if conversational {
+            let t = template.ok_or_else(|| {
+                LmError::Input(format!(
+                    "{}: a conversation, but the model has no chat template",
+                    at()
+                ))
+            })?;
+            let conv = |key: &str, needs_user: bool| {
+                crate::chat::parse_conversation(&v[key], needs_user)
+                    .map_err(|e| LmError::Format(format!("{}: \"{key}\": {e}", at())))
+            };
+            let (messages, first) = if v.get("messages").is_some() {
+                (conv("messages", true)?, 0)
+            } else {
+                let mut m = conv("prompt", true)?;
+                let first = m.len();
+                m.extend(conv("completion", false)?);
+                (m, first)
+            };
+            let ex = conversation_example(tk, t, &messages, first)
+                .map_err(|e| LmError::Input(format!("{}: {e}", at())))?;
+            if ex.ids.len() > n_positions {
+                return Err(LmError::Input(format!(
+                    "{}: {} tokens, longer than the model's n_positions = {n_positions}",
+                    at(),
+                    ex.ids.len()
+                )));
+            }
+            out.push(ex);
+            continue;
+        }
         let ex = match (v.get("prompt"), v.get("completion"), v.get("text")) {
             (Some(p), Some(c), _) => {
                 let (p, c) = (p.as_str(), c.as_str());
@@ -183,7 +285,11 @@ pub fn examples_from_jsonl(
                 let prompt_len = ids.len();
                 ids.extend(tk.encode(c)?);
                 ids.push(eos);
-                Example { ids, prompt_len }
+                Example {
+                    ids,
+                    prompt_len,
+                    ..Default::default()
+                }
             }
             (_, _, Some(t)) => {
                 let t = t.as_str().ok_or_else(|| {
@@ -191,11 +297,14 @@ pub fn examples_from_jsonl(
                 })?;
                 let mut ids = tk.encode(t)?;
                 ids.push(eos);
-                Example { ids, prompt_len: 0 }
+                Example {
+                    ids,
+                    ..Default::default()
+                }
             }
             _ => {
                 return Err(LmError::Format(format!(
-                    "{}: expected {{\"prompt\", \"completion\"}} or {{\"text\"}}",
+                    "{}: expected {{\"prompt\", \"completion\"}}, {{\"text\"}} or {{\"messages\"}}",
                     at()
                 )))
             }
@@ -235,7 +344,12 @@ pub fn collate(examples: &[&Example]) -> LmBatch {
             batch.ids[r * seq + c] = t;
             batch.positions[r * seq + c] = c as u32;
             batch.mask[r][c] = 1;
-            if c >= e.prompt_len {
+            let learned = if e.learned.is_empty() {
+                c >= e.prompt_len
+            } else {
+                e.learned.iter().any(|&(a, b)| (a..b).contains(&c))
+            };
+            if learned {
                 batch.labels[r * seq + c] = i64::from(t);
             }
         }
@@ -328,7 +442,7 @@ impl LmTrainer {
         let eval = examples.split_off(examples.len() - n_eval);
         let opt = AdamW::new(
             model.named_vars(),
-            config.learning_rate,
+            config.lora.learning_rate_or(config.learning_rate),
             config.weight_decay,
         )?;
         let mut t = Self {
@@ -443,6 +557,7 @@ impl LmTrainer {
         let mut tensors = with_prefix("model", self.model.tensors());
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
         let state = SupervisedState {
+            adapter: crate::checkpoint::AdapterRecord::of(&self.model)?,
             config: self.config.clone(),
             model_config: self.model.config(),
             step: self.step,
@@ -463,9 +578,10 @@ impl LmTrainer {
         let (raw, st): (_, SupervisedState) = crate::checkpoint::load_state(path, "lm-sft")?;
         let (config, model_config) = (st.config, st.model_config);
         let mut parts = split_prefixes(raw);
-        let model = Model::from_tensors(
+        let model = crate::checkpoint::checkpoint_model(
             model_config,
             parts.remove("model").unwrap_or_default(),
+            st.adapter.as_ref(),
             &path.display().to_string(),
         )?;
         let opt_t = parts.remove("opt").unwrap_or_default();
@@ -506,6 +622,8 @@ struct SupervisedState {
     rng: ReinRng,
     train: Vec<Example>,
     eval: Vec<Example>,
+    #[serde(default)]
+    adapter: Option<crate::checkpoint::AdapterRecord>,
 }
 
 /// An [`LmTrainer`] with the tokenizer its model is exported with: the `rein_train::Trainer`
@@ -562,6 +680,9 @@ impl rein_train::Trainer for SupervisedTrainer {
         let dir = run_dir.join(rein_train::files::MODEL);
         crate::checkpoint::save_model(&self.trainer.model, &dir, &[])?;
         self.tokenizer.save(&dir.join("tokenizer.json"))?;
+        if let Some(a) = self.trainer.model.adapter() {
+            a.save(&run_dir.join(crate::rl::trainer::ADAPTER_DIR))?;
+        }
         Ok(())
     }
 }
@@ -601,15 +722,17 @@ pub fn pretraining_setup(
 }
 
 /// The records of the JSONL file `data` for fine-tuning `model` (see [`examples_from_jsonl`]),
-/// ended with the tokenizer's `<|endoftext|>` or the model's `eos_token_id`.
+/// plain ones ended with the model's `eos_token_id` or the tokenizer's `<|endoftext|>`,
+/// conversations rendered with `template`.
 pub fn sft_examples(
     tk: &crate::Tokenizer,
     model: &Model,
     data: &Path,
+    template: Option<&crate::chat::ChatTemplate>,
 ) -> Result<Vec<Example>, LmError> {
     let eos = tk
         .token_id(crate::tokenizer::END_OF_TEXT)
         .or(model.eos_token_id())
         .ok_or_else(|| LmError::Input("no <|endoftext|> token and no eos_token_id".into()))?;
-    examples_from_jsonl(tk, data, eos, model.max_positions())
+    examples_from_jsonl(tk, data, eos, model.max_positions(), template)
 }

@@ -133,8 +133,8 @@ fn saved_adapter_reads_back_under_peft_names() {
     let model = adapted();
     let out = scratch("saved");
     model.adapter().unwrap().save(&out).unwrap();
-    let raw = rein_lm::checkpoint::read_safetensors(&out.join("adapter_model.safetensors"))
-        .unwrap();
+    let raw =
+        rein_lm::checkpoint::read_safetensors(&out.join("adapter_model.safetensors")).unwrap();
     let want =
         rein_lm::checkpoint::read_safetensors(&dir("llama_lora").join("adapter_model.safetensors"))
             .unwrap();
@@ -143,10 +143,9 @@ fn saved_adapter_reads_back_under_peft_names() {
     a.sort();
     b.sort();
     assert_eq!(a, b, "tensor names as PEFT writes them");
-    let cfg: Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("adapter_config.json")).unwrap(),
-    )
-    .unwrap();
+    let cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("adapter_config.json")).unwrap())
+            .unwrap();
     assert_eq!(cfg["peft_type"], "LORA");
     assert_eq!(cfg["r"], 4);
     let again = load_model(&dir("llama"))
@@ -178,12 +177,23 @@ fn gradients_reach_only_the_adapter() {
     let (loss, _) = causal_lm_loss(&model, &batch, None).unwrap();
     let grads = loss.backward().unwrap();
     for (n, v) in &vars {
-        let g = grads.get(v.as_tensor()).unwrap_or_else(|| panic!("{n}: no gradient"));
-        let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let g = grads
+            .get(v.as_tensor())
+            .unwrap_or_else(|| panic!("{n}: no gradient"));
+        let norm = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(norm > 0.0, "{n}: zero gradient");
     }
     for (n, t) in model.base_tensors() {
-        assert!(grads.get(&t).is_none(), "{n}: a frozen weight took a gradient");
+        assert!(
+            grads.get(&t).is_none(),
+            "{n}: a frozen weight took a gradient"
+        );
     }
 }
 
@@ -244,14 +254,20 @@ fn bad_adapters_are_refused_by_name() {
     let mut cfg = fixture_cfg.clone();
     cfg["use_dora"] = true.into();
     let e = err(cfg, &[], "dora");
-    assert!(e.contains("use_dora") && e.contains("adapter_config.json"), "{e}");
+    assert!(
+        e.contains("use_dora") && e.contains("adapter_config.json"),
+        "{e}"
+    );
 
     let mut cfg = fixture_cfg.clone();
     cfg["target_modules"] = serde_json::json!(["q_proj"]);
     let a = Tensor::zeros((4, 7), candle_core::DType::F32, cpu).unwrap();
     let e = err(
         cfg.clone(),
-        &[("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", a)],
+        &[(
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+            a,
+        )],
         "bad_shape",
     );
     assert!(e.contains("q_proj.lora_A.weight has shape [4, 7]"), "{e}");

@@ -208,6 +208,7 @@ fn prompts() -> Vec<PromptRecord> {
         .map(|i| PromptRecord {
             prompt: format!("Q: {i} + 3 = ? Answer:"),
             references: vec![(i + 3).to_string()],
+            ..Default::default()
         })
         .collect()
 }
@@ -229,12 +230,8 @@ fn grpo_with_equal_scores_leaves_the_policy_unchanged() {
         let log = t.update(&mut Constant, &tk).unwrap();
         assert!(log.kl.abs() < 1e-6, "kl {}", log.kl);
     }
-    for ((_, a), (_, b)) in t
-        .policy
-        .named_vars()
-        .iter()
-        .zip(t.reference.named_vars().iter())
-    {
+    let start = model_for(&tk, 1);
+    for ((_, a), (_, b)) in t.policy.named_vars().iter().zip(start.named_vars().iter()) {
         assert_eq!(tensor_diff(a.as_tensor(), b.as_tensor()), 0.0);
     }
 }
@@ -583,10 +580,17 @@ fn every_lm_trainer_resumes_exactly_through_the_run_loop() {
             method,
             reward: Box::new(Sevens),
             tokenizer: tk.clone(),
+            chat_template: None,
         }))
     };
-    let load_rl =
-        |p: &Path| -> Built { Ok(Box::new(RlTrainer::load(p, Box::new(Sevens), tk.clone())?)) };
+    let load_rl = |p: &Path| -> Built {
+        Ok(Box::new(RlTrainer::load(
+            p,
+            Box::new(Sevens),
+            tk.clone(),
+            None,
+        )?))
+    };
     for grpo in [true, false] {
         check_exact_resume(&|| rl(grpo), &load_rl, 2, 1, &root.join("rl"))
             .unwrap_or_else(|e| panic!("grpo={grpo}: {e}"));
@@ -695,10 +699,17 @@ fn llama_family_trainers_resume_exactly_through_the_run_loop() {
             method,
             reward: Box::new(Sevens),
             tokenizer: tk.clone(),
+            chat_template: None,
         }))
     };
-    let load_rl =
-        |p: &Path| -> Built { Ok(Box::new(RlTrainer::load(p, Box::new(Sevens), tk.clone())?)) };
+    let load_rl = |p: &Path| -> Built {
+        Ok(Box::new(RlTrainer::load(
+            p,
+            Box::new(Sevens),
+            tk.clone(),
+            None,
+        )?))
+    };
     for grpo in [true, false] {
         check_exact_resume(&|| rl(grpo), &load_rl, 2, 1, &root.join("rl"))
             .unwrap_or_else(|e| panic!("llama grpo={grpo}: {e}"));
@@ -730,5 +741,160 @@ fn llama_family_trainers_resume_exactly_through_the_run_loop() {
         }))
     };
     check_exact_resume(&sft, &load_sft, 2, 1, &root.join("sft")).unwrap();
+    // SFT with a LoRA adapter resumes exactly too (the checkpoint names the base GGUF).
+    let lora_sft = || -> Built {
+        let cfg = LmTrainConfig {
+            max_steps: 5,
+            batch_size: 2,
+            block_size: 16,
+            eval_fraction: 0.2,
+            eval_every: 2,
+            lora: rein_lm::models::lora::LoraSettings {
+                enabled: true,
+                r: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let examples = blocks_from_text(&tk, &text, eos, 16)?;
+        let model = load().model.with_new_adapter(&cfg.lora, Some(&gguf), 0)?;
+        let trainer = LmTrainer::new(cfg, model, examples)?;
+        Ok(Box::new(SupervisedTrainer {
+            trainer,
+            tokenizer: tk.clone(),
+        }))
+    };
+    check_exact_resume(&lora_sft, &load_sft, 2, 1, &root.join("lora_sft")).unwrap();
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// LoRA in the RL trainers on the tiny GGUF Llama: GRPO (with a KL term, whose reference is the
+/// base with the adapter off) and PPO (value head) train only the adapter (and the head), keep
+/// the base weights bit for bit, write checkpoints without the base weights, and resume exactly.
+#[test]
+fn lora_rl_trainers_train_only_the_adapter_and_resume_exactly() {
+    use rein_lm::models::lora::LoraSettings;
+    use rein_lm::rl::trainer::{RlMethod, RlTrainer};
+    use rein_train::resume_check::check_exact_resume;
+    use rein_train::{Trainer, TrainerError};
+    use std::path::Path;
+    type Built = Result<Box<dyn Trainer>, TrainerError>;
+    let gguf = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/decoders/gguf/tiny-llama-F32.gguf");
+    let load = || rein_lm::pretrained::Pretrained::load(&gguf).unwrap();
+    let tk = load().tokenizer.unwrap();
+    let lora = LoraSettings {
+        enabled: true,
+        r: 4,
+        alpha: 8.0,
+        target_modules: vec!["all-linear".into()],
+        learning_rate: Some(1e-2),
+        ..Default::default()
+    };
+    let adapted = || {
+        load()
+            .model
+            .with_new_adapter(&lora, Some(&gguf), 0)
+            .unwrap()
+    };
+    let root = std::env::temp_dir().join(format!("rein_lora_harness_{}", std::process::id()));
+    let grpo_cfg = GrpoConfig {
+        max_steps: 5,
+        prompts_per_step: 2,
+        group_size: 3,
+        max_new_tokens: 4,
+        beta: 0.1,
+        lora: lora.clone(),
+        ..Default::default()
+    };
+    let ppo_cfg = PpoLmConfig {
+        max_steps: 5,
+        prompts_per_step: 3,
+        max_new_tokens: 4,
+        lora: lora.clone(),
+        ..Default::default()
+    };
+    let rl = |grpo: bool| -> Built {
+        let method = if grpo {
+            RlMethod::Grpo(GrpoTrainer::new(
+                grpo_cfg.clone(),
+                adapted(),
+                prompts(),
+                &tk,
+            )?)
+        } else {
+            RlMethod::Ppo(PpoLmTrainer::new(
+                ppo_cfg.clone(),
+                adapted(),
+                prompts(),
+                &tk,
+            )?)
+        };
+        Ok(Box::new(RlTrainer {
+            method,
+            reward: Box::new(Sevens),
+            tokenizer: tk.clone(),
+            chat_template: None,
+        }))
+    };
+    let load_rl = |p: &Path| -> Built {
+        Ok(Box::new(RlTrainer::load(
+            p,
+            Box::new(Sevens),
+            tk.clone(),
+            None,
+        )?))
+    };
+    for grpo in [true, false] {
+        check_exact_resume(&|| rl(grpo), &load_rl, 2, 1, &root.join("rl"))
+            .unwrap_or_else(|e| panic!("lora grpo={grpo}: {e}"));
+    }
+
+    // Three GRPO steps: the adapter moves, the base does not, the reference is the base.
+    let base = load().model;
+    let mut t = GrpoTrainer::new(grpo_cfg, adapted(), prompts(), &tk).unwrap();
+    let start: Vec<_> = t
+        .policy
+        .tensors()
+        .into_iter()
+        .map(|(n, x)| (n, x.copy().unwrap()))
+        .collect();
+    for _ in 0..3 {
+        t.update(&mut Chars, &tk).unwrap();
+    }
+    let moved: f32 = t
+        .policy
+        .tensors()
+        .iter()
+        .zip(&start)
+        .map(|((n, a), (m, b))| {
+            assert_eq!(n, m);
+            assert!(n.contains(".lora_"), "{n} is not an adapter matrix");
+            tensor_diff(a, b)
+        })
+        .sum();
+    assert!(moved > 0.0, "the adapter did not train");
+    for ((n, a), (_, b)) in t
+        .policy
+        .base_tensors()
+        .iter()
+        .zip(base.base_tensors().iter())
+    {
+        assert_eq!(tensor_diff(a, b), 0.0, "{n} changed");
+    }
+    let reference = t.reference.as_ref().unwrap();
+    assert!(reference.adapter().is_none());
+    assert_eq!(max_abs_diff(reference, &base), 0.0);
+    // The checkpoint holds the adapter and its moments, not the base weights.
+    let ck = root.join("lora.ckpt");
+    t.save_checkpoint(&ck).unwrap();
+    let (raw, _): (_, serde_json::Value) = rein_lm::checkpoint::load_state(&ck, "lm-grpo").unwrap();
+    assert!(
+        raw.keys().all(|k| k.contains(".lora_")),
+        "{:?}",
+        raw.keys().collect::<Vec<_>>()
+    );
+    let merged = t.policy.merged().unwrap();
+    assert!(max_abs_diff(&merged, &base) > 0.0);
     std::fs::remove_dir_all(&root).ok();
 }

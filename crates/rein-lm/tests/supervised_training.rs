@@ -23,7 +23,7 @@ fn counting_examples() -> Vec<Example> {
     (0..64)
         .map(|k| Example {
             ids: (0..16).map(|i| ((k + i) % 50) as u32).collect(),
-            prompt_len: 0,
+            ..Default::default()
         })
         .collect()
 }
@@ -130,7 +130,7 @@ fn sft_learns_only_completions_and_names_bad_lines() {
         "{\"prompt\": \"what is one plus two?\", \"completion\": \" three\"}\n{\"text\": \"one two\"}\n",
     )
     .unwrap();
-    let ex = examples_from_jsonl(&tk, &data, eos, 64).unwrap();
+    let ex = examples_from_jsonl(&tk, &data, eos, 64, None).unwrap();
     let batch = collate(&[&ex[0], &ex[1]]);
     let p = ex[0].prompt_len;
     assert!(p > 0);
@@ -142,7 +142,7 @@ fn sft_learns_only_completions_and_names_bad_lines() {
     assert_eq!(*ex[0].ids.last().unwrap(), eos);
     assert_eq!(ex[1].prompt_len, 0);
     std::fs::write(&data, "{\"prompt\": \"x\"}\n").unwrap();
-    let err = examples_from_jsonl(&tk, &data, eos, 64)
+    let err = examples_from_jsonl(&tk, &data, eos, 64, None)
         .err()
         .unwrap()
         .to_string();
@@ -155,7 +155,7 @@ fn sft_learns_only_completions_and_names_bad_lines() {
         format!("{{\"text\": \"{}\"}}\n", "one two three ".repeat(40)),
     )
     .unwrap();
-    let err = examples_from_jsonl(&tk, &data, eos, 64)
+    let err = examples_from_jsonl(&tk, &data, eos, 64, None)
         .err()
         .unwrap()
         .to_string();

@@ -321,7 +321,12 @@ impl Llama {
                 )));
             }
         }
-        Self::from_varmap(self.config.clone(), self.varmap.clone(), Some(adapter), true)
+        Self::from_varmap(
+            self.config.clone(),
+            self.varmap.clone(),
+            Some(adapter),
+            true,
+        )
     }
 
     /// The base model with the adapter switched off: the same (shared, frozen) weights, no copy

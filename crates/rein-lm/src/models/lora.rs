@@ -166,7 +166,10 @@ impl LoraConfig {
             return Err("r must be at least 1".into());
         }
         if !(self.lora_alpha.is_finite() && self.lora_alpha > 0.0) {
-            return Err(format!("lora_alpha must be positive, got {}", self.lora_alpha));
+            return Err(format!(
+                "lora_alpha must be positive, got {}",
+                self.lora_alpha
+            ));
         }
         if !(0.0..1.0).contains(&self.lora_dropout) {
             return Err(format!(
@@ -176,8 +179,9 @@ impl LoraConfig {
         }
         if let TargetModules::Pattern(p) = &self.target_modules {
             if p != "all-linear" {
-                regex::Regex::new(&format!("^(?:{p})$"))
-                    .map_err(|e| format!("target_modules {p:?} is not a regular expression: {e}"))?;
+                regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| {
+                    format!("target_modules {p:?} is not a regular expression: {e}")
+                })?;
             }
         }
         Ok(())
@@ -238,7 +242,10 @@ impl LoraConfig {
                         LLAMA_LINEAR_MODULES.join(", ")
                     ));
                 }
-                if !out.iter().any(|(m, _, _)| m == t || m.ends_with(&format!(".{t}"))) {
+                if !out
+                    .iter()
+                    .any(|(m, _, _)| m == t || m.ends_with(&format!(".{t}")))
+                {
                     return Err(format!(
                         "target_modules: {t:?} matches no linear layer of the model (its layers: {})",
                         LLAMA_LINEAR_MODULES.join(", ")
@@ -299,6 +306,9 @@ pub struct LoraSettings {
     pub target_modules: Vec<String>,
     /// rsLoRA scaling.
     pub use_rslora: bool,
+    /// The learning rate while the adapter trains (adapters want a larger one than full
+    /// fine-tuning, so one preset serves both); `None`: the trainer's `learning_rate`.
+    pub learning_rate: Option<f64>,
 }
 
 impl Default for LoraSettings {
@@ -312,18 +322,46 @@ impl Default for LoraSettings {
                 .map(String::from)
                 .to_vec(),
             use_rslora: false,
+            learning_rate: None,
         }
     }
 }
 
 impl LoraSettings {
+    /// Checks ranges; names the field at fault (`lora.r`, `lora.learning_rate`, ...).
+    pub fn validate(&self) -> Result<(), LmError> {
+        if let Some(lr) = self.learning_rate {
+            if !(lr.is_finite() && lr > 0.0) {
+                return Err(LmError::Input(format!(
+                    "lora.learning_rate: must be positive, got {lr}"
+                )));
+            }
+        }
+        if self.target_modules.is_empty() {
+            return Err(LmError::Input(
+                "lora.target_modules: name at least one module (or \"all-linear\")".into(),
+            ));
+        }
+        self.to_config(None).map(|_| ())
+    }
+
+    /// The learning rate a trainer uses: `learning_rate` of these settings when the adapter
+    /// trains and it is set, else the trainer's own `full`.
+    pub fn learning_rate_or(&self, full: f64) -> f64 {
+        match (self.enabled, self.learning_rate) {
+            (true, Some(lr)) => lr,
+            _ => full,
+        }
+    }
+
     /// The adapter configuration of these settings for the base model at `base`.
     pub fn to_config(&self, base: Option<&Path>) -> Result<LoraConfig, LmError> {
-        let target_modules = if self.target_modules.len() == 1 && self.target_modules[0] == "all-linear" {
-            TargetModules::Pattern("all-linear".into())
-        } else {
-            TargetModules::Names(self.target_modules.clone())
-        };
+        let target_modules =
+            if self.target_modules.len() == 1 && self.target_modules[0] == "all-linear" {
+                TargetModules::Pattern("all-linear".into())
+            } else {
+                TargetModules::Names(self.target_modules.clone())
+            };
         let c = LoraConfig {
             r: self.r,
             lora_alpha: self.alpha,
@@ -338,8 +376,12 @@ impl LoraSettings {
                     .to_string()
             }),
         };
-        c.validate()
-            .map_err(|e| LmError::Input(format!("lora: {e}")))?;
+        c.validate().map_err(|e| {
+            let e = e
+                .replace("lora_alpha", "alpha")
+                .replace("lora_dropout", "dropout");
+            LmError::Input(format!("lora.{e}"))
+        })?;
         Ok(c)
     }
 }
@@ -358,7 +400,11 @@ impl LoraAdapter {
     /// A fresh adapter for `model` initialised as PEFT's `init_lora_weights=True`: `A`
     /// Kaiming-uniform with `a = sqrt(5)` (uniform in `±1/sqrt(in)`), `B` zero, so that the
     /// adapted model starts equal to the base.
-    pub fn new(config: LoraConfig, model: &LlamaConfig, rng: &mut ReinRng) -> Result<Self, LmError> {
+    pub fn new(
+        config: LoraConfig,
+        model: &LlamaConfig,
+        rng: &mut ReinRng,
+    ) -> Result<Self, LmError> {
         let targets = config
             .targeted_modules(model)
             .map_err(|e| LmError::Input(format!("lora: {e}")))?;
@@ -396,7 +442,11 @@ impl LoraAdapter {
             .map(|(n, t)| {
                 let n = n.strip_prefix(PEFT_PREFIX).unwrap_or(&n);
                 // PEFT writes no adapter name; a `.default.` left in a name is dropped too.
-                (n.replace(".lora_A.default.", ".lora_A.").replace(".lora_B.default.", ".lora_B."), t)
+                (
+                    n.replace(".lora_A.default.", ".lora_A.")
+                        .replace(".lora_B.default.", ".lora_B."),
+                    t,
+                )
             })
             .collect();
         let varmap = VarMap::new();

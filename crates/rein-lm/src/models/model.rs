@@ -210,7 +210,8 @@ impl<'de> Deserialize<'de> for ModelConfig {
     }
 }
 
-const LORA_ON_GPT2: &str = "LoRA adapters are implemented for the Llama family (llama, mistral, qwen2, qwen3), not GPT-2";
+const LORA_ON_GPT2: &str =
+    "LoRA adapters are implemented for the Llama family (llama, mistral, qwen2, qwen3), not GPT-2";
 
 /// Mixed into the seed of a fresh adapter's initialisation, so that it does not repeat the
 /// sampling stream of the same seed.

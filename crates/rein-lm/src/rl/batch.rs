@@ -392,14 +392,12 @@ mod tests {
     #[test]
     fn exact_answer_reads_the_first_number() {
         let refs = vec!["37".to_string()];
-        let s = |r: &'static str| Sample {
-            prompt: "Q: 20 + 17 = ? Answer:",
-            response: r,
-            references: &refs,
-        };
-        let got = crate::rl::rewards::ExactAnswer
-            .score(&[s(" 37\n"), s(" 36"), s(" 370"), s(" no")])
-            .unwrap();
+        let s = |r: &'static str| Sample::new("Q: 20 + 17 = ? Answer:", r, &refs);
+        let got = crate::rl::rewards::ExactAnswer {
+            take: Default::default(),
+        }
+        .score(&[s(" 37\n"), s(" 36"), s(" 370"), s(" no")])
+        .unwrap();
         assert_eq!(got, vec![1.0, 0.0, 0.0, 0.0]);
     }
 

@@ -18,13 +18,14 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::models::lora::LoraSettings;
 use crate::models::{CausalLm, Model};
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::rl::advantages::{group_advantages, Baseline};
 use crate::rl::batch::mean_entropy;
 use crate::rl::kl::KlEstimator;
 use crate::rl::reward::{PromptRecord, Reward};
-use crate::rl::rollout::{PromptLoader, RlState, Rollout, SamplingSpec, ScoredSample};
+use crate::rl::rollout::{PromptLoader, RlState, Rollout, SamplingSpec, ScoredSample, StepTimes};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
 use candle_core::Tensor;
@@ -69,6 +70,8 @@ pub struct GrpoConfig {
     pub stop_strings: Vec<String>,
     /// Seed of the data order and the samples.
     pub seed: u64,
+    /// Train a LoRA adapter instead of every weight (`lora.enabled = true`, `lora.r`, ...).
+    pub lora: LoraSettings,
 }
 
 impl Default for GrpoConfig {
@@ -91,6 +94,7 @@ impl Default for GrpoConfig {
             baseline: Baseline::GroupNormalized,
             stop_strings: Vec::new(),
             seed: 0,
+            lora: LoraSettings::default(),
         }
     }
 }
@@ -98,6 +102,7 @@ impl Default for GrpoConfig {
 impl GrpoConfig {
     /// Checks ranges; names the field at fault.
     pub fn validate(&self) -> Result<(), LmError> {
+        self.lora.validate()?;
         let bad = |f: &str, why: &str| Err(LmError::Input(format!("{f}: {why}")));
         if self.prompts_per_step == 0 {
             return bad("prompts_per_step", "must be at least 1");
@@ -197,8 +202,10 @@ pub struct GrpoTrainer {
     pub config: GrpoConfig,
     /// The model being trained.
     pub policy: Model,
-    /// The frozen starting model (KL reference).
-    pub reference: Model,
+    /// The frozen starting model (KL reference): only when the loss has a KL term (`beta > 0`)
+    /// or the policy trains a LoRA adapter (then it is the base with the adapter off, sharing
+    /// its weights); at `beta = 0` full fine-tuning keeps no second copy, as TRL.
+    pub reference: Option<Model>,
     opt: AdamW,
     loader: PromptLoader,
     rng: ReinRng,
@@ -206,10 +213,14 @@ pub struct GrpoTrainer {
     pub step: u64,
     /// Samples of the last step.
     pub last_samples: Vec<ScoredSample>,
+    /// Where the last step's time went.
+    pub last_times: StepTimes,
 }
 
 impl GrpoTrainer {
-    /// A trainer starting from `policy` (the reference is a copy of it).
+    /// A trainer starting from `policy` (the reference is a copy of it, or with a LoRA adapter
+    /// the base with the adapter off). `config.lora` is applied by the caller that knows the
+    /// base model's path ([`Model::with_new_adapter`]); the trainer trains whatever is trainable.
     pub fn new(
         config: GrpoConfig,
         policy: Model,
@@ -217,10 +228,14 @@ impl GrpoTrainer {
         tk: &Tokenizer,
     ) -> Result<Self, LmError> {
         config.validate()?;
-        let reference = policy.deep_copy()?;
+        let reference = if config.beta > 0.0 || policy.adapter().is_some() {
+            Some(policy.reference_model()?)
+        } else {
+            None
+        };
         let opt = AdamW::new(
             policy.named_vars(),
-            config.learning_rate,
+            config.lora.learning_rate_or(config.learning_rate),
             config.weight_decay,
         )?;
         let mut rng = rein_core::rng_from_seed(config.seed);
@@ -240,7 +255,13 @@ impl GrpoTrainer {
             rng,
             step: 0,
             last_samples: Vec::new(),
+            last_times: StepTimes::default(),
         })
+    }
+
+    /// The prompt loader (data order, position, end-of-turn tokens).
+    pub fn loader(&self) -> &PromptLoader {
+        &self.loader
     }
 
     /// One step: sample, score, update. `reward` scores the samples; `tk` decodes them.
@@ -255,6 +276,8 @@ impl GrpoTrainer {
             top_k: c.top_k,
             stop_strings: c.stop_strings.clone(),
         };
+        let mut times = StepTimes::default();
+        let clock = std::time::Instant::now();
         let (ro, batch) = Rollout::next_batch(
             &self.policy,
             &mut self.loader,
@@ -264,32 +287,34 @@ impl GrpoTrainer {
             tk,
             reward,
         )?;
+        times.generation = clock.elapsed().as_secs_f64();
         let scores = &ro.scores;
         let adv = group_advantages(scores, g, c.baseline)?;
         let mask = batch.mask_tensor()?;
         let n_tokens = batch.token_mask.iter().sum::<f32>().max(1.0);
         // The reference pass only when the loss has a KL term (TRL skips it at beta = 0 too);
         // objective/kl is then logged as 0.
-        let ref_lp = if c.beta > 0.0 {
-            Some(
-                batch
-                    .logprobs(&self.reference, c.temperature, None)?
-                    .0
-                    .detach(),
-            )
-        } else {
-            None
+        let clock = std::time::Instant::now();
+        let ref_lp = match (&self.reference, c.beta > 0.0) {
+            (Some(r), true) => Some(batch.logprobs(r, c.temperature, None)?.0.detach()),
+            _ => None,
         };
+        times.reference_logprobs = clock.elapsed().as_secs_f64();
         let adv_t = Tensor::from_vec(
             adv.iter().map(|&a| a as f32).collect::<Vec<_>>(),
             (batch.n, 1),
             &candle_core::Device::Cpu,
         )?;
-        let lr = crate::rl::advantages::warmup_lr(c.learning_rate, c.warmup_steps, self.step);
+        let lr = crate::rl::advantages::warmup_lr(
+            c.lora.learning_rate_or(c.learning_rate),
+            c.warmup_steps,
+            self.step,
+        );
         self.opt.lr = lr;
         let mut old: Option<Tensor> = None;
         let (mut loss_v, mut clipfrac, mut kl, mut entropy) = (0.0, 0.0, 0.0, 0.0);
         for pass in 0..c.epochs {
+            let clock = std::time::Instant::now();
             let (lp, logits) = batch.logprobs(&self.policy, c.temperature, None)?;
             if pass == 0 {
                 entropy = mean_entropy(&logits, &mask, c.temperature)?;
@@ -333,13 +358,21 @@ impl GrpoTrainer {
                 .sum_all()?
                 .to_scalar::<f32>()?;
             clipfrac = f64::from(was_clipped / n_tokens);
+            times.logprobs += clock.elapsed().as_secs_f64();
+            let clock = std::time::Instant::now();
+            let grads = loss.backward()?;
+            times.backward += clock.elapsed().as_secs_f64();
+            let clock = std::time::Instant::now();
             let mut by_name: HashMap<String, Tensor> = HashMap::new();
-            self.opt.accumulate(&mut by_name, &loss.backward()?)?;
+            self.opt.accumulate(&mut by_name, &grads)?;
+            drop(grads);
             if c.max_grad_norm > 0.0 {
                 clip_grad_norm(&mut by_name, c.max_grad_norm)?;
             }
             self.opt.step_named(&by_name)?;
+            times.optimizer += clock.elapsed().as_secs_f64();
         }
+        self.last_times = times;
         self.step += 1;
         self.last_samples = ro.scored_samples(&self.loader);
         Ok(GrpoLog {
@@ -360,10 +393,14 @@ impl GrpoTrainer {
     /// (atomically: write then rename).
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), LmError> {
         use crate::checkpoint::with_prefix;
+        let adapter = crate::checkpoint::AdapterRecord::of(&self.policy)?;
         let mut tensors = with_prefix("policy", self.policy.tensors());
-        tensors.extend(with_prefix("ref", self.reference.tensors()));
+        if let (None, Some(r)) = (&adapter, &self.reference) {
+            tensors.extend(with_prefix("ref", r.tensors()));
+        }
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
         let state = RlState {
+            adapter,
             config: self.config.clone(),
             model_config: self.policy.config(),
             step: self.step,
@@ -384,11 +421,20 @@ impl GrpoTrainer {
         let mut parts = split_prefixes(raw);
         let mut part = |p: &str| parts.remove(p).unwrap_or_default();
         let name = path.display().to_string();
-        let policy = Model::from_tensors(model_config.clone(), part("policy"), &name)?;
-        let reference = Model::from_tensors(model_config, part("ref"), &name)?;
+        let policy = crate::checkpoint::checkpoint_model(
+            model_config.clone(),
+            part("policy"),
+            st.adapter.as_ref(),
+            &name,
+        )?;
+        let reference = match (&st.adapter, config.beta > 0.0) {
+            (Some(_), _) => Some(policy.reference_model()?),
+            (None, true) => Some(Model::from_tensors(model_config, part("ref"), &name)?),
+            (None, false) => None,
+        };
         let mut opt = AdamW::new(
             policy.named_vars(),
-            config.learning_rate,
+            config.lora.learning_rate_or(config.learning_rate),
             config.weight_decay,
         )?;
         crate::checkpoint::restore_adamw(&mut opt, &part("opt"), st.opt_step, path)?;
@@ -403,6 +449,7 @@ impl GrpoTrainer {
             rng,
             step: st.step,
             last_samples: Vec::new(),
+            last_times: StepTimes::default(),
         })
     }
 }

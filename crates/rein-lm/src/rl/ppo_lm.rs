@@ -135,6 +135,8 @@ pub struct PpoLmConfig {
     pub value_model: ValueModel,
     /// Seed of sampling and minibatch order.
     pub seed: u64,
+    /// Train a LoRA adapter (and the value head) instead of every weight.
+    pub lora: crate::models::lora::LoraSettings,
 }
 
 impl Default for PpoLmConfig {
@@ -171,6 +173,7 @@ impl Default for PpoLmConfig {
             early_stop_kl: None,
             value_model: ValueModel::Head,
             seed: 0,
+            lora: crate::models::lora::LoraSettings::default(),
         }
     }
 }
@@ -178,6 +181,7 @@ impl Default for PpoLmConfig {
 impl PpoLmConfig {
     /// Checks ranges; names the field at fault.
     pub fn validate(&self) -> Result<(), LmError> {
+        self.lora.validate()?;
         let bad = |f: &str, why: &str| Err(LmError::Input(format!("{f}: {why}")));
         let rows = self.prompts_per_step * self.samples_per_prompt;
         if rows == 0 {
@@ -559,7 +563,12 @@ impl PpoLmTrainer {
         tk: &Tokenizer,
     ) -> Result<Self, LmError> {
         config.validate()?;
-        let reference = policy.deep_copy()?;
+        if policy.adapter().is_some() && config.value_model == ValueModel::Separate {
+            return Err(LmError::Input(
+                "value_model = separate with a LoRA adapter would copy the whole base model as the value model; use value_model = head (trained with the adapter)".into(),
+            ));
+        }
+        let reference = policy.reference_model()?;
         let value_backbone = match config.value_model {
             ValueModel::Head => None,
             ValueModel::Separate => Some(policy.deep_copy()?),
@@ -567,7 +576,7 @@ impl PpoLmTrainer {
         let value_head = ScalarHead::value_head(policy.hidden_size())?;
         let opt = AdamW::new(
             optimised_vars(&policy, &value_head, value_backbone.as_ref()),
-            config.learning_rate,
+            config.lora.learning_rate_or(config.learning_rate),
             config.weight_decay,
         )?;
         let mut rng = rein_core::rng_from_seed(config.seed);
@@ -655,7 +664,11 @@ impl PpoLmTrainer {
         let kl = kl_rows.iter().sum::<f64>() / n as f64;
         drop((h, lp, logits, values));
 
-        let lr = crate::rl::advantages::warmup_lr(c.learning_rate, c.warmup_steps, self.step);
+        let lr = crate::rl::advantages::warmup_lr(
+            c.lora.learning_rate_or(c.learning_rate),
+            c.warmup_steps,
+            self.step,
+        );
         self.opt.lr = lr;
         let mb_size = n / c.num_mini_batches;
         let micro = mb_size / c.gradient_accumulation_steps;
@@ -775,8 +788,11 @@ impl PpoLmTrainer {
     /// data position and RNG to one file, atomically (write then rename).
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), LmError> {
         use crate::checkpoint::with_prefix;
+        let adapter = crate::checkpoint::AdapterRecord::of(&self.policy)?;
         let mut tensors = with_prefix("policy", self.policy.tensors());
-        tensors.extend(with_prefix("ref", self.reference.tensors()));
+        if adapter.is_none() {
+            tensors.extend(with_prefix("ref", self.reference.tensors()));
+        }
         tensors.push((
             "value.head.weight".into(),
             self.value_head.weight.as_tensor().clone(),
@@ -790,6 +806,7 @@ impl PpoLmTrainer {
         }
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
         let state = RlState {
+            adapter,
             config: self.config.clone(),
             model_config: self.policy.config(),
             step: self.step,
@@ -814,8 +831,16 @@ impl PpoLmTrainer {
         let name = path.display().to_string();
         let mut parts = split_prefixes(raw);
         let mut part = |p: &str| parts.remove(p).unwrap_or_default();
-        let policy = Model::from_tensors(model_config.clone(), part("policy"), &name)?;
-        let reference = Model::from_tensors(model_config.clone(), part("ref"), &name)?;
+        let policy = crate::checkpoint::checkpoint_model(
+            model_config.clone(),
+            part("policy"),
+            st.adapter.as_ref(),
+            &name,
+        )?;
+        let reference = match st.adapter {
+            Some(_) => policy.reference_model()?,
+            None => Model::from_tensors(model_config.clone(), part("ref"), &name)?,
+        };
         let opt_t = part("opt");
         let mut value = split_prefixes(part("value"));
         let mut head_t = value.remove("head").unwrap_or_default();
@@ -839,7 +864,7 @@ impl PpoLmTrainer {
         };
         let mut opt = AdamW::new(
             optimised_vars(&policy, &value_head, value_backbone.as_ref()),
-            config.learning_rate,
+            config.lora.learning_rate_or(config.learning_rate),
             config.weight_decay,
         )?;
         crate::checkpoint::restore_adamw(&mut opt, &opt_t, st.opt_step, path)?;

@@ -12,20 +12,41 @@ use crate::LmError;
 use rein_text::metrics;
 use serde::{Deserialize, Serialize};
 
-/// 1 when the response's answer (the number after `Answer:`, else its first integer; see
-/// [`crate::tasks::extract_answer`]) equals the first reference (verifiable tasks).
-pub struct ExactAnswer;
+/// Which number of a response is its answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerTake {
+    /// The number after `Answer:`, else the first integer ([`crate::tasks::extract_answer`]).
+    #[default]
+    First,
+    /// The last integer ([`crate::tasks::extract_last_number`]): the result of a reply that
+    /// works the problem out (`12 + 30 = 42`), as chat models answer.
+    Last,
+}
+
+/// 1 when the response's answer (see [`AnswerTake`]) equals the first reference (verifiable
+/// tasks).
+pub struct ExactAnswer {
+    /// Which number is the answer.
+    pub take: AnswerTake,
+}
 
 impl Reward for ExactAnswer {
     fn name(&self) -> String {
-        "exact_answer".into()
+        match self.take {
+            AnswerTake::First => "exact_answer".into(),
+            AnswerTake::Last => "exact_answer (last number)".into(),
+        }
     }
     fn score(&mut self, samples: &[Sample]) -> Result<Vec<f64>, LmError> {
         samples
             .iter()
             .map(|s| {
                 let want = need_reference(s)?.first().map(|w| w.trim()).unwrap_or("");
-                let got = crate::tasks::extract_answer(s.response);
+                let got = match self.take {
+                    AnswerTake::First => crate::tasks::extract_answer(s.response),
+                    AnswerTake::Last => crate::tasks::extract_last_number(s.response),
+                };
                 Ok(f64::from(u8::from(got.as_deref() == Some(want))))
             })
             .collect()
@@ -194,7 +215,8 @@ impl Reward for WeightedSum {
 }
 
 /// A user's reward program: each batch starts `program args...`, writes one JSON object per
-/// sample to its stdin (`{"prompt": ..., "response": ..., "references": [...]}`), closes
+/// sample to its stdin (`{"prompt": ..., "response": ..., "references": [...]}`, plus the prompt
+/// row's other columns such as `answer`, and `messages` for a conversation), closes
 /// stdin and reads one number per line from its stdout. A program that runs past `timeout`
 /// is killed; a non-zero exit, a missing line or a line that is not a number is an error that
 /// quotes the line.
@@ -225,10 +247,14 @@ impl Reward for ExternalCommand {
             .map_err(|e| fail(format!("cannot start: {e}")))?;
         let mut input = String::new();
         for s in samples {
-            input.push_str(
-                &serde_json::json!({"prompt": s.prompt, "response": s.response, "references": s.references})
-                    .to_string(),
-            );
+            let mut row = s.columns.clone();
+            row.insert("prompt".into(), s.prompt.into());
+            row.insert("response".into(), s.response.into());
+            row.insert("references".into(), serde_json::json!(s.references));
+            if let Some(m) = s.messages {
+                row.insert("messages".into(), serde_json::json!(m));
+            }
+            input.push_str(&serde_json::Value::Object(row).to_string());
             input.push('\n');
         }
         let mut stdin = child.stdin.take().ok_or_else(|| fail("no stdin".into()))?;
@@ -329,6 +355,9 @@ fn default_variant() -> TextMetric {
 pub enum RewardSpec {
     /// [`ExactAnswer`].
     ExactAnswer {
+        /// Which number is the answer (`first`, the default, or `last`).
+        #[serde(default)]
+        take: AnswerTake,
         /// Weight.
         #[serde(default = "default_weight")]
         weight: f64,
@@ -408,7 +437,7 @@ impl RewardSpec {
     /// The weight in the sum.
     pub fn weight(&self) -> f64 {
         match self {
-            RewardSpec::ExactAnswer { weight }
+            RewardSpec::ExactAnswer { weight, .. }
             | RewardSpec::Metric { weight, .. }
             | RewardSpec::Vader { weight }
             | RewardSpec::Length { weight, .. }
@@ -467,7 +496,7 @@ impl RewardSpec {
     /// Builds the reward (unweighted).
     pub fn build(&self) -> Result<Box<dyn Reward>, LmError> {
         Ok(match self {
-            RewardSpec::ExactAnswer { .. } => Box::new(ExactAnswer),
+            RewardSpec::ExactAnswer { take, .. } => Box::new(ExactAnswer { take: *take }),
             RewardSpec::Metric { metric, stem, .. } => Box::new(MetricReward {
                 metric: *metric,
                 stem: *stem,
@@ -561,11 +590,7 @@ mod tests {
     use super::*;
 
     fn sample<'a>(response: &'a str, refs: &'a [String]) -> Sample<'a> {
-        Sample {
-            prompt: "p",
-            response,
-            references: refs,
-        }
+        Sample::new("p", response, refs)
     }
 
     fn sh(script: &str, timeout_s: f64) -> ExternalCommand {

@@ -23,6 +23,9 @@ pub struct PromptLoader {
     order: Vec<usize>,
     cursor: usize,
     epoch: u64,
+    /// Tokens that end a reply besides the model's EOS: the end-of-turn tokens of the
+    /// vocabulary when the prompts are conversations.
+    pub end_of_turn_ids: Vec<u32>,
 }
 
 /// The loader's resumable position (saved in trainer checkpoints).
@@ -32,6 +35,20 @@ pub struct LoaderState {
     order: Vec<usize>,
     cursor: usize,
     epoch: u64,
+    #[serde(default)]
+    end_of_turn_ids: Vec<u32>,
+}
+
+/// The end-of-turn tokens of `tk` ([`crate::pretrained::END_OF_TURN_TOKENS`]) when any record
+/// is a conversation, else none.
+fn end_of_turn_ids(prompts: &[PromptRecord], tk: &Tokenizer) -> Vec<u32> {
+    if !crate::rl::reward::any_conversation(prompts) {
+        return Vec::new();
+    }
+    crate::pretrained::END_OF_TURN_TOKENS
+        .iter()
+        .filter_map(|t| tk.token_id(t))
+        .collect()
 }
 
 impl PromptLoader {
@@ -57,6 +74,7 @@ impl PromptLoader {
         let mut order: Vec<usize> = (0..prompts.len()).collect();
         order.shuffle(rng);
         Ok(Self {
+            end_of_turn_ids: end_of_turn_ids(&prompts, tk),
             prompts,
             ids,
             order,
@@ -92,6 +110,7 @@ impl PromptLoader {
             order: self.order.clone(),
             cursor: self.cursor,
             epoch: self.epoch,
+            end_of_turn_ids: self.end_of_turn_ids.clone(),
         }
     }
 
@@ -114,6 +133,7 @@ impl PromptLoader {
             order: s.order,
             cursor: s.cursor,
             epoch: s.epoch,
+            end_of_turn_ids: s.end_of_turn_ids,
         })
     }
 }
@@ -123,6 +143,12 @@ fn tokenize_prompts(tk: &Tokenizer, prompts: &[PromptRecord]) -> Result<Vec<Vec<
         .iter()
         .enumerate()
         .map(|(i, p)| {
+            if p.messages.is_some() && p.prompt.is_empty() {
+                return Err(LmError::Input(format!(
+                    "prompt {} is a conversation not rendered with a chat template (rl::reward::render_conversations)",
+                    i + 1
+                )));
+            }
             let ids = tk.encode(&p.prompt)?;
             if ids.is_empty() {
                 return Err(LmError::Input(format!("prompt {} is empty", i + 1)));
@@ -130,6 +156,21 @@ fn tokenize_prompts(tk: &Tokenizer, prompts: &[PromptRecord]) -> Result<Vec<Vec<
             Ok(ids)
         })
         .collect()
+}
+
+/// Where one RL step's time went, in seconds (the benchmark's breakdown).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StepTimes {
+    /// Sampling the responses (with decoding and scoring them).
+    pub generation: f64,
+    /// Log-probabilities of the responses under the frozen reference (0 without a KL term).
+    pub reference_logprobs: f64,
+    /// The policy's forward pass over the responses and the loss (every pass).
+    pub logprobs: f64,
+    /// The backward pass (every pass).
+    pub backward: f64,
+    /// Gradient clipping and the optimizer step (every pass).
+    pub optimizer: f64,
 }
 
 /// One generation (prompt, response, score) as the samples JSONL records it.
@@ -218,7 +259,11 @@ impl Rollout {
             temperature: spec.temperature as f32,
             top_k: spec.top_k,
             eos_token_id: policy.eos_token_id(),
-            stop_token_ids: policy.eos_token_ids(),
+            stop_token_ids: policy
+                .eos_token_ids()
+                .into_iter()
+                .chain(loader.end_of_turn_ids.iter().copied())
+                .collect(),
             stop_strings: spec.stop_strings.clone(),
             ..Default::default()
         };
@@ -236,11 +281,7 @@ impl Rollout {
         let samples: Vec<Sample> = texts
             .iter()
             .zip(&picked)
-            .map(|(t, &i)| Sample {
-                prompt: &loader.prompts[i].prompt,
-                response: t,
-                references: &loader.prompts[i].references,
-            })
+            .map(|(t, &i)| loader.prompts[i].sample(t))
             .collect();
         let scores = reward.score(&samples)?;
         if scores.len() != samples.len() {
@@ -327,4 +368,8 @@ pub struct RlState<C, A> {
     pub rng: ReinRng,
     /// The method's own state.
     pub algo: A,
+    /// With a LoRA adapter: its configuration and base model (the policy tensors are then the
+    /// adapter's, and the reference is the base with the adapter off).
+    #[serde(default)]
+    pub adapter: Option<crate::checkpoint::AdapterRecord>,
 }

@@ -3,6 +3,7 @@
 //! so that the one run loop drives `rein lm grpo`, `rein lm ppo` and `rein lm demo` (and the
 //! Python package) alike. Also the task presets: settings, rewards and data paths in TOML.
 
+use crate::chat::ChatTemplate;
 use crate::rl::grpo::{GrpoLog, GrpoTrainer};
 use crate::rl::ppo_lm::{PpoLmLog, PpoLmTrainer};
 use crate::rl::reward::Reward;
@@ -31,12 +32,33 @@ pub struct RlTrainer {
     pub reward: Box<dyn Reward>,
     /// The policy's tokenizer (exported next to the model).
     pub tokenizer: Tokenizer,
+    /// The policy's chat template, if it has one (exported next to the model, and kept in the
+    /// run directory for `--resume`).
+    pub chat_template: Option<ChatTemplate>,
+}
+
+/// `model` with a fresh LoRA adapter when `lora.enabled` (its base recorded as `base`, the
+/// model's path), else `model` itself.
+pub fn with_lora(
+    model: crate::Model,
+    lora: &crate::models::lora::LoraSettings,
+    base: &Path,
+    seed: u64,
+) -> Result<crate::Model, LmError> {
+    if lora.enabled {
+        model.with_new_adapter(lora, Some(base), seed)
+    } else {
+        Ok(model)
+    }
 }
 
 /// Settings as TOML (for `config.toml`).
 fn to_toml<C: Serialize>(c: &C) -> Result<String, LmError> {
     toml::to_string(c).map_err(|e| LmError::Format(e.to_string()))
 }
+
+/// Where a LoRA run's adapter goes in its run directory (PEFT's layout).
+pub const ADAPTER_DIR: &str = "adapter";
 
 /// Checkpoint kinds of the two methods.
 pub const GRPO_KIND: &str = "lm-grpo";
@@ -49,6 +71,7 @@ impl RlTrainer {
         path: &Path,
         reward: Box<dyn Reward>,
         tokenizer: Tokenizer,
+        chat_template: Option<ChatTemplate>,
     ) -> Result<Self, LmError> {
         let kind =
             rein_train::Checkpoint::peek_kind(path).map_err(|e| LmError::Format(e.to_string()))?;
@@ -66,25 +89,35 @@ impl RlTrainer {
             method,
             reward,
             tokenizer,
+            chat_template,
         })
     }
 
     /// A new trainer of checkpoint kind `kind` ([`GRPO_KIND`] or [`PPO_KIND`]) on the model
-    /// directory `model_dir` (with its tokenizer) and `prompts`, its settings from
-    /// [`settings`], its reward the sum of `specs`. Returns the trainer, its settings as TOML
-    /// and its seed.
+    /// `model_dir` (a directory or `.gguf` file, with its tokenizer) and `prompts`
+    /// (conversations rendered with the model's chat template), its settings from
+    /// [`settings`], its reward the sum of `specs`; with `lora.enabled` a fresh adapter is
+    /// trained on the frozen model. Returns the trainer, its settings as TOML and its seed.
     pub fn build(
         kind: &str,
         preset: Option<&TaskPreset>,
         overrides: &[(String, serde_json::Value)],
         model_dir: &Path,
-        prompts: Vec<crate::rl::reward::PromptRecord>,
+        mut prompts: Vec<crate::rl::reward::PromptRecord>,
         specs: &[RewardSpec],
     ) -> Result<(Self, String, u64), LmError> {
-        let (model, tk) = crate::checkpoint::load_model_and_tokenizer(model_dir)?;
+        let p = crate::pretrained::Pretrained::load(model_dir)?;
+        p.need_tokenizer()?;
+        crate::rl::reward::render_conversations(
+            &mut prompts,
+            p.chat_template.as_ref(),
+            &model_dir.display().to_string(),
+        )?;
+        let (model, tk, chat_template) = (p.model, p.tokenizer.expect("checked"), p.chat_template);
         let (method, text, seed) = if kind == GRPO_KIND {
             let c: crate::rl::grpo::GrpoConfig = settings(preset, overrides)?;
             let (text, seed) = (to_toml(&c)?, c.seed);
+            let model = with_lora(model, &c.lora, model_dir, c.seed)?;
             (
                 RlMethod::Grpo(GrpoTrainer::new(c, model, prompts, &tk)?),
                 text,
@@ -93,6 +126,7 @@ impl RlTrainer {
         } else {
             let c: crate::rl::ppo_lm::PpoLmConfig = settings(preset, overrides)?;
             let (text, seed) = (to_toml(&c)?, c.seed);
+            let model = with_lora(model, &c.lora, model_dir, c.seed)?;
             (
                 RlMethod::Ppo(PpoLmTrainer::new(c, model, prompts, &tk)?),
                 text,
@@ -103,12 +137,13 @@ impl RlTrainer {
             method,
             reward: crate::rl::rewards::build_reward(specs)?,
             tokenizer: tk,
+            chat_template,
         };
         Ok((trainer, text, seed))
     }
 
     /// Writes what `--resume` reads besides the checkpoint into a new run directory: the
-    /// tokenizer, `config.toml` and the reward list `reward.json`.
+    /// tokenizer (and chat template), `config.toml` and the reward list `reward.json`.
     pub fn write_run_files(
         &self,
         run: &Path,
@@ -116,6 +151,9 @@ impl RlTrainer {
         specs: &[RewardSpec],
     ) -> Result<(), LmError> {
         self.tokenizer.save(&run.join("tokenizer.json"))?;
+        if let Some(t) = &self.chat_template {
+            t.save(run)?;
+        }
         rein_train::write_config(run, config_toml).map_err(|e| LmError::Format(e.to_string()))?;
         let path = run.join("reward.json");
         let json =
@@ -132,7 +170,8 @@ impl RlTrainer {
         let specs: Vec<RewardSpec> = serde_json::from_str(&text)
             .map_err(|e| LmError::Format(format!("{}: not a reward list: {e}", path.display())))?;
         let reward = crate::rl::rewards::build_reward(&specs)?;
-        Self::load(&run.join(files::CHECKPOINT), reward, tk)
+        let template = ChatTemplate::from_dir(run)?;
+        Self::load(&run.join(files::CHECKPOINT), reward, tk, template)
     }
 
     /// The policy being trained.
@@ -215,11 +254,18 @@ impl Trainer for RlTrainer {
             y: ("objective/scores", "mean task score"),
         }
     }
-    /// The policy as a Hugging Face directory `model/` with its tokenizer.
+    /// The policy as a Hugging Face directory `model/` with its tokenizer (merged, for a LoRA
+    /// run, whose adapter alone also goes to `adapter/` in PEFT's format).
     fn export(&self, run_dir: &Path) -> Result<(), TrainerError> {
         let dir = run_dir.join(files::MODEL);
         crate::checkpoint::save_model(self.policy(), &dir, &[])?;
         self.tokenizer.save(&dir.join("tokenizer.json"))?;
+        if let Some(t) = &self.chat_template {
+            t.save(&dir)?;
+        }
+        if let Some(a) = self.policy().adapter() {
+            a.save(&run_dir.join(ADAPTER_DIR))?;
+        }
         Ok(())
     }
     /// The first 8 samples of the step.
@@ -363,9 +409,26 @@ pub fn settings<C: Serialize + DeserializeOwned + Default>(
     let bad = |e: rein_train::settings::SettingsError| LmError::Input(e.0);
     let mut v = serde_json::to_value(C::default()).map_err(|e| LmError::Input(e.to_string()))?;
     if let Some(p) = preset {
-        for (k, val) in &p.settings {
+        // A sub-table (`[settings.lora]`) sets its keys one by one, keeping the defaults of
+        // the keys it does not name.
+        fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+            for (k, val) in table {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match val {
+                    toml::Value::Table(t) => flatten(&key, t, out),
+                    other => out.push((key, other.clone())),
+                }
+            }
+        }
+        let mut flat = Vec::new();
+        flatten("", &p.settings, &mut flat);
+        for (k, val) in flat {
             let val = serde_json::to_value(val).map_err(|e| LmError::Input(e.to_string()))?;
-            rein_train::settings::set_path(&mut v, k, val)
+            rein_train::settings::set_path(&mut v, &k, val)
                 .map_err(|e| LmError::Input(format!("in the preset's [settings]: {}", e.0)))?;
         }
     }
@@ -385,6 +448,9 @@ pub fn reward_specs(
     }
     match preset {
         Some(p) if !p.reward.is_empty() => Ok(p.reward.clone()),
-        _ => Ok(vec![RewardSpec::ExactAnswer { weight: 1.0 }]),
+        _ => Ok(vec![RewardSpec::ExactAnswer {
+            take: Default::default(),
+            weight: 1.0,
+        }]),
     }
 }
