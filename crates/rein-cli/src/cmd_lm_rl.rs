@@ -259,29 +259,13 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     };
     let specs = reward_specs(&rewards, None)?;
     let model = rein_lm::rl::trainer::with_lora(model, &cfg.lora, &a.model, cfg.seed)?;
-    let mut trainer = RlTrainer {
+    let trainer = RlTrainer {
         method: RlMethod::Grpo(GrpoTrainer::new(cfg.clone(), model, train, &tk)?),
         reward: rein_lm::rl::rewards::build_reward(&specs)?,
         tokenizer: tk.clone(),
         chat_template: None,
     };
-    // With the reward list, `rein lm grpo --resume RUN` continues an interrupted demo run.
-    trainer.write_run_files(&run, &toml::to_string(&cfg)?, &specs)?;
-    let options = RunOptions {
-        checkpoint_every: 50,
-        sample_every: 20,
-        ..RunOptions::default()
-    };
-    crate::session::run(
-        &mut trainer,
-        &run,
-        &options,
-        a.quiet,
-        "rein lm grpo --resume",
-    )?;
-    let RlMethod::Grpo(t) = trainer.method else {
-        unreachable!("the demo trains GRPO")
-    };
+    let t = train_demo(trainer, &run, &cfg, &specs, 50, a.quiet)?;
     let after = answer_stats(&t.policy, &tk, &held, "")?;
     let prompts: Vec<String> = held.iter().map(|p| p.prompt.clone()).collect();
     let start_model = starting_model(&t, &a.model)?;
@@ -301,6 +285,30 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The demo's GRPO run in `run` (files that `rein lm grpo --resume RUN` reads, so an
+/// interrupted demo continues with that command; a checkpoint every `checkpoint_every` steps),
+/// returning the trained GRPO trainer.
+fn train_demo(
+    mut trainer: RlTrainer,
+    run: &Path,
+    cfg: &GrpoConfig,
+    specs: &[rein_lm::rl::rewards::RewardSpec],
+    checkpoint_every: u64,
+    quiet: bool,
+) -> Result<GrpoTrainer> {
+    trainer.write_run_files(run, &toml::to_string(cfg)?, specs)?;
+    let options = RunOptions {
+        checkpoint_every,
+        sample_every: checkpoint_every / 2,
+        ..RunOptions::default()
+    };
+    crate::session::run(&mut trainer, run, &options, quiet, "rein lm grpo --resume")?;
+    let RlMethod::Grpo(t) = trainer.method else {
+        unreachable!("the demo trains GRPO")
+    };
+    Ok(t)
 }
 
 /// The model a GRPO run started from: its reference when it keeps one (a LoRA run's base with
@@ -390,28 +398,13 @@ fn demo_preset(a: &DemoArgs, preset_path: &Path) -> Result<()> {
         );
     }
     let run = rein_train::create_run_dir(&a.runs_dir, "lm", "demo", cfg.seed)?;
-    let mut trainer = RlTrainer {
+    let trainer = RlTrainer {
         method: RlMethod::Grpo(GrpoTrainer::new(cfg.clone(), model, train, &tk)?),
         reward: rein_lm::rl::rewards::build_reward(&specs)?,
         tokenizer: tk.clone(),
         chat_template,
     };
-    trainer.write_run_files(&run, &toml::to_string(&cfg)?, &specs)?;
-    let options = RunOptions {
-        checkpoint_every: 25,
-        sample_every: 10,
-        ..RunOptions::default()
-    };
-    crate::session::run(
-        &mut trainer,
-        &run,
-        &options,
-        a.quiet,
-        "rein lm grpo --resume",
-    )?;
-    let RlMethod::Grpo(t) = trainer.method else {
-        unreachable!("the demo trains GRPO")
-    };
+    let t = train_demo(trainer, &run, &cfg, &specs, 25, a.quiet)?;
     let after = greedy_scored(&t.policy, &tk, &held, accuracy_reward.as_mut(), &decoding)?;
     for (i, r) in held.iter().take(a.examples).enumerate() {
         let q = r

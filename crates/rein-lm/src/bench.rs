@@ -321,12 +321,10 @@ pub fn bench_prompts(n: usize) -> Vec<PromptRecord> {
         .collect()
 }
 
-/// `rein bench lm-rl`: `steps` measured GRPO and PPO steps (after one warm-up each) of
-/// [`bench_model`] with tokenizer `tk` (from [`bench_tokenizer`]).
-pub fn bench_rl(model: Model, tk: &Tokenizer, steps: usize) -> Result<RlBench, LmError> {
-    let steps = steps.max(1);
-    let mut reward = RuleReward::DistinctN { n: 1 };
-    let gcfg = GrpoConfig {
+/// The GRPO settings of both RL benchmarks (TRL's comparison): 2 prompts x 4 completions x 32
+/// tokens, temperature 1, lr 1e-6, beta 0, one pass; one warm-up step plus `steps`.
+fn grpo_config(steps: usize) -> GrpoConfig {
+    GrpoConfig {
         max_steps: (steps + 1) as u64,
         prompts_per_step: 2,
         group_size: 4,
@@ -335,12 +333,21 @@ pub fn bench_rl(model: Model, tk: &Tokenizer, steps: usize) -> Result<RlBench, L
         learning_rate: 1e-6,
         beta: 0.0,
         ..Default::default()
-    };
-    let mut g = GrpoTrainer::new(gcfg, model.deep_copy()?, bench_prompts(2), tk)?;
-    let mut grpo = Vec::new();
+    }
+}
+
+/// One warm-up step, then `steps` timed ones: each step's seconds and phases. Every completion
+/// must have 32 tokens (EOS off), or the comparison would not be like for like.
+fn timed_grpo_steps(
+    g: &mut GrpoTrainer,
+    reward: &mut RuleReward,
+    tk: &Tokenizer,
+    steps: usize,
+) -> Result<(Vec<f64>, Vec<crate::rl::rollout::StepTimes>), LmError> {
+    let (mut totals, mut phases) = (Vec::new(), Vec::new());
     for i in 0..=steps {
         let t = std::time::Instant::now();
-        let log = g.update(&mut reward, tk)?;
+        let log = g.update(reward, tk)?;
         if log.response_length != 32.0 {
             return Err(LmError::Input(format!(
                 "benchmark completions must have 32 tokens, got {}",
@@ -348,9 +355,20 @@ pub fn bench_rl(model: Model, tk: &Tokenizer, steps: usize) -> Result<RlBench, L
             )));
         }
         if i > 0 {
-            grpo.push(t.elapsed().as_secs_f64());
+            totals.push(t.elapsed().as_secs_f64());
+            phases.push(g.last_times);
         }
     }
+    Ok((totals, phases))
+}
+
+/// `rein bench lm-rl`: `steps` measured GRPO and PPO steps (after one warm-up each) of
+/// [`bench_model`] with tokenizer `tk` (from [`bench_tokenizer`]).
+pub fn bench_rl(model: Model, tk: &Tokenizer, steps: usize) -> Result<RlBench, LmError> {
+    let steps = steps.max(1);
+    let mut reward = RuleReward::DistinctN { n: 1 };
+    let mut g = GrpoTrainer::new(grpo_config(steps), model.deep_copy()?, bench_prompts(2), tk)?;
+    let (grpo, _) = timed_grpo_steps(&mut g, &mut reward, tk, steps)?;
     let pcfg = PpoLmConfig {
         max_steps: (steps + 1) as u64,
         prompts_per_step: 8,
@@ -415,39 +433,14 @@ pub fn bench_grpo_on_model(
             ))
         })
         .collect::<Result<Vec<_>, LmError>>()?;
-    let cfg = GrpoConfig {
-        max_steps: (steps + 1) as u64,
-        prompts_per_step: 2,
-        group_size: 4,
-        max_new_tokens: 32,
-        temperature: 1.0,
-        learning_rate: 1e-6,
-        beta: 0.0,
-        ..Default::default()
-    };
     let trainable_parameters = model
         .named_vars()
         .iter()
         .map(|(_, v)| v.as_tensor().elem_count())
         .sum();
-    let mut g = GrpoTrainer::new(cfg, model, prompts, tk)?;
+    let mut g = GrpoTrainer::new(grpo_config(steps), model, prompts, tk)?;
     let mut reward = RuleReward::DistinctN { n: 1 };
-    let mut totals = Vec::new();
-    let mut phases: Vec<crate::rl::rollout::StepTimes> = Vec::new();
-    for i in 0..=steps {
-        let t = std::time::Instant::now();
-        let log = g.update(&mut reward, tk)?;
-        if log.response_length != 32.0 {
-            return Err(LmError::Input(format!(
-                "benchmark completions must have 32 tokens, got {}",
-                log.response_length
-            )));
-        }
-        if i > 0 {
-            totals.push(t.elapsed().as_secs_f64());
-            phases.push(g.last_times);
-        }
-    }
+    let (totals, phases) = timed_grpo_steps(&mut g, &mut reward, tk, steps)?;
     let med = |f: fn(&crate::rl::rollout::StepTimes) -> f64| median(phases.iter().map(f).collect());
     Ok(ModelRlBench {
         seconds_per_step: median(totals),

@@ -6,6 +6,68 @@ use crate::kernels::ops::with_f32_slice;
 use crate::LmError;
 use candle_core::{backprop::GradStore, Tensor, Var};
 
+/// One AdamW update of a parameter in place (`torch.optim.AdamW`'s arithmetic): its gradient,
+/// its two moments and the step's constants.
+struct AdamWUpdate<'a> {
+    grad: &'a [f32],
+    moments: std::cell::RefCell<(&'a mut [f32], &'a mut [f32])>,
+    b1: f32,
+    b2: f32,
+    step_size: f32,
+    bc2_sqrt: f32,
+    decay: f32,
+    eps: f32,
+}
+
+impl candle_core::InplaceOp1 for AdamWUpdate<'_> {
+    fn name(&self) -> &'static str {
+        "rein-adamw"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &mut candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        use rayon::prelude::*;
+        let candle_core::CpuStorage::F32(all) = storage else {
+            candle_core::bail!("AdamW: the parameter is not f32");
+        };
+        let (start, n) = (layout.start_offset(), layout.shape().elem_count());
+        if !layout.is_contiguous() || start + n > all.len() || n != self.grad.len() {
+            candle_core::bail!(
+                "AdamW: the parameter is not one contiguous block of its gradient's size"
+            );
+        }
+        let mut moments = self.moments.borrow_mut();
+        let (m, v) = &mut *moments;
+        let (b1, b2, step_size, bc2_sqrt, decay, eps) = (
+            self.b1,
+            self.b2,
+            self.step_size,
+            self.bc2_sqrt,
+            self.decay,
+            self.eps,
+        );
+        const CHUNK: usize = 1 << 14;
+        all[start..start + n]
+            .par_chunks_mut(CHUNK)
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .zip(self.grad.par_chunks(CHUNK))
+            .for_each(|(((pc, mc), vc), gc)| {
+                for j in 0..pc.len() {
+                    let gj = gc[j];
+                    mc[j] = b1 * mc[j] + (1.0 - b1) * gj;
+                    vc[j] = b2 * vc[j] + (1.0 - b2) * gj * gj;
+                    let denom = vc[j].sqrt() / bc2_sqrt + eps;
+                    pc[j] = pc[j] * decay - step_size * mc[j] / denom;
+                }
+            });
+        Ok(())
+    }
+}
+
 /// AdamW hyperparameters and state.
 pub struct AdamW {
     /// Learning rate (set it every step for schedules).
@@ -86,7 +148,6 @@ impl AdamW {
         &mut self,
         grads: &std::collections::HashMap<String, Tensor>,
     ) -> Result<(), LmError> {
-        use rayon::prelude::*;
         self.step += 1;
         let t = self.step as i32;
         let (b1, b2) = (self.beta1 as f32, self.beta2 as f32);
@@ -107,29 +168,21 @@ impl AdamW {
                 )));
             }
             let (m, v) = (&mut self.m[i], &mut self.v[i]);
-            // The new values are computed from the parameter and gradient read in place (no
-            // copies out of candle's storage) and written back with one `set`.
-            let new = with_f32_slice(p.as_tensor(), |pv| {
-                with_f32_slice(g, |gv| {
-                    let mut out = vec![0f32; pv.len()];
-                    out.par_chunks_mut(1 << 14)
-                        .zip(m.par_chunks_mut(1 << 14))
-                        .zip(v.par_chunks_mut(1 << 14))
-                        .zip(gv.par_chunks(1 << 14).zip(pv.par_chunks(1 << 14)))
-                        .for_each(|(((oc, mc), vc), (gc, pc))| {
-                            for j in 0..oc.len() {
-                                let gj = gc[j];
-                                mc[j] = b1 * mc[j] + (1.0 - b1) * gj;
-                                vc[j] = b2 * vc[j] + (1.0 - b2) * gj * gj;
-                                let denom = vc[j].sqrt() / bc2_sqrt + eps;
-                                oc[j] = pc[j] * decay - step_size * mc[j] / denom;
-                            }
-                        });
-                    Ok::<_, LmError>(out)
-                })
+            // The parameter is updated in its own storage (candle's in-place op) from the
+            // gradient read in place: no copy of either, one pass over each buffer.
+            with_f32_slice(g, |gv| {
+                let update = AdamWUpdate {
+                    grad: gv,
+                    moments: std::cell::RefCell::new((m.as_mut_slice(), v.as_mut_slice())),
+                    b1,
+                    b2,
+                    step_size,
+                    bc2_sqrt,
+                    decay,
+                    eps,
+                };
+                p.as_tensor().inplace_op1(&update).map_err(LmError::from)
             })?;
-            let dev = p.as_tensor().device().clone();
-            p.set(&Tensor::from_vec(new, shape, &dev)?)?;
         }
         Ok(())
     }
