@@ -121,7 +121,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  rein lm train-reward-model --model models/quickstart --data examples/lm/dialogue/preferences.jsonl --out models/dialogue-rm\n  rein lm train-reward-model --model BASE --data prefs.jsonl --out RM --policy BASE --prompts prompts.jsonl --set epochs=2\n\nData: JSON lines {\"prompt\", \"chosen\", \"rejected\"}. Loss: -log sigmoid(r_chosen - r_rejected).\nPrints held-out accuracy and margin. The rewards are then normalised to mean 0 / std 1 over\nsamples of the reference policy (--policy and --prompts: one response per prompt, at most 256),\nor over the training responses when no policy is given.\nSettings (--set key=value): epochs, batch_size, learning_rate, warmup_steps, weight_decay,\nmax_grad_norm, eval_fraction, seed."
+    after_help = "Examples:\n  rein lm train-reward-model --model models/quickstart --data examples/lm/dialogue/preferences.jsonl --out models/dialogue-rm\n  rein lm train-reward-model --model BASE --data prefs.jsonl --out RM --policy BASE --prompts prompts.jsonl --set epochs=2\n\nData: JSON lines {\"prompt\", \"chosen\", \"rejected\"} (texts), or TRL's conversational form with\nmessage lists (an explicit \"prompt\", or \"chosen\"/\"rejected\" conversations sharing their first\nmessages), rendered with the model's chat template. --set lora.enabled=true trains a LoRA\nadapter and the head. Loss: -log sigmoid(r_chosen - r_rejected).\nPrints held-out accuracy and margin. The rewards are then normalised to mean 0 / std 1 over\nsamples of the reference policy (--policy and --prompts: one response per prompt, at most 256),\nor over the training responses when no policy is given.\nSettings (--set key=value): epochs, batch_size, learning_rate, warmup_steps, weight_decay,\nmax_grad_norm, eval_fraction, seed."
 )]
 pub struct TrainRewardModelArgs {
     /// Backbone model directory (its tokenizer goes with it).
@@ -160,8 +160,10 @@ pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
         .into_iter()
         .collect();
     let cfg: RewardModelConfig = rein_train::settings::with_overrides(&overrides)?;
-    let pairs = read_preferences(&a.data)?;
-    let (backbone, tk) = load_pair(&a.model)?;
+    let pre = rein_lm::pretrained::Pretrained::load(&a.model)?;
+    let tk = pre.need_tokenizer()?.clone();
+    let pairs = read_preferences(&a.data, pre.chat_template.as_ref())?;
+    let backbone = rein_lm::rl::trainer::with_lora(pre.model, &cfg.lora, &a.model, cfg.seed)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("{}", a.out.display()))?;
     let ckpt = a.out.join(rein_train::files::CHECKPOINT);
     let mut t = if a.resume {

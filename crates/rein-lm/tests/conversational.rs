@@ -222,3 +222,47 @@ fn sft_conversations_learn_the_assistant_turns_only() {
         .to_string();
     assert!(e.contains("no assistant turn to learn"), "{e}");
 }
+
+/// Reward-model pairs in TRL's conversational forms: an explicit prompt and the implicit one
+/// (whole conversations sharing their first messages) give the same text pair: the prompt
+/// rendered with the generation prompt, each reply the rest of its rendering.
+#[test]
+fn conversational_preferences_render_to_text_pairs() {
+    use rein_lm::rl::reward_model::read_preferences;
+    let chat = ChatTemplate::from_dir(&fixture("chat_chatml"))
+        .unwrap()
+        .unwrap();
+    let f = scratch("prefs").join("p.jsonl");
+    let user = r#"{"role": "user", "content": "sat on the"}"#;
+    let good = r#"{"role": "assistant", "content": "three"}"#;
+    let bad = r#"{"role": "assistant", "content": "is is"}"#;
+    std::fs::write(
+        &f,
+        format!(
+            "{{\"prompt\": [{user}], \"chosen\": [{good}], \"rejected\": [{bad}]}}\n{{\"chosen\": [{user}, {good}], \"rejected\": [{user}, {bad}]}}\n"
+        ),
+    )
+    .unwrap();
+    let pairs = read_preferences(&f, Some(&chat)).unwrap();
+    assert_eq!(pairs[0], pairs[1]);
+    let m = |r: &str, c: &str| rein_lm::chat::Message::new(r, c);
+    let head = chat.render(&[m("user", "sat on the")], true).unwrap();
+    assert_eq!(pairs[0].prompt, head);
+    let full = chat
+        .render(&[m("user", "sat on the"), m("assistant", "three")], false)
+        .unwrap();
+    assert_eq!(format!("{}{}", pairs[0].prompt, pairs[0].chosen), full);
+    assert!(pairs[0].rejected.starts_with("is is"));
+    let e = read_preferences(&f, None).unwrap_err().to_string();
+    assert!(
+        e.contains("p.jsonl:1: a conversation, but the model has no chat template"),
+        "{e}"
+    );
+    std::fs::write(
+        &f,
+        format!("{{\"chosen\": [{good}], \"rejected\": [{bad}]}}\n{{\"chosen\": [{good}], \"rejected\": [{bad}]}}\n"),
+    )
+    .unwrap();
+    let e = read_preferences(&f, Some(&chat)).unwrap_err().to_string();
+    assert!(e.contains("has no user turn"), "{e}");
+}

@@ -14,7 +14,7 @@ fn shipped_examples_equal_the_generator() {
         assert!(shipped == text, "{rel} differs from the generator");
         if rel.ends_with("preferences.jsonl") {
             assert_eq!(
-                rein_lm::rl::reward_model::read_preferences(&path)
+                rein_lm::rl::reward_model::read_preferences(&path, None)
                     .unwrap()
                     .len(),
                 256

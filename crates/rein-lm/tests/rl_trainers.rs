@@ -896,5 +896,36 @@ fn lora_rl_trainers_train_only_the_adapter_and_resume_exactly() {
     );
     let merged = t.policy.merged().unwrap();
     assert!(max_abs_diff(&merged, &base) > 0.0);
+
+    // A reward model with a LoRA backbone resumes exactly, and its checkpoint names the base.
+    let pairs: Vec<PreferencePair> = (0..20)
+        .map(|i| PreferencePair {
+            prompt: format!("sat on {}", i % 3),
+            chosen: " three".into(),
+            rejected: " is".into(),
+        })
+        .collect();
+    let rm_cfg = RewardModelConfig {
+        epochs: 2,
+        batch_size: 4,
+        eval_fraction: 0.2,
+        lora: lora.clone(),
+        ..Default::default()
+    };
+    let rm = || -> Built {
+        let model = RewardModel::new(adapted(), tk.clone(), &mut rein_core::rng_from_seed(1))?;
+        Ok(Box::new(RewardModelTrainer::new(
+            model,
+            pairs.clone(),
+            rm_cfg.clone(),
+        )?))
+    };
+    let load_rm = |p: &Path| -> Built {
+        Ok(Box::new(RewardModelTrainer::load_checkpoint(
+            p,
+            tk.clone(),
+        )?))
+    };
+    check_exact_resume(&rm, &load_rm, 3, 2, &root.join("rm")).unwrap();
     std::fs::remove_dir_all(&root).ok();
 }

@@ -37,21 +37,36 @@ pub struct PreferencePair {
     pub rejected: String,
 }
 
-/// Reads JSONL `{"prompt", "chosen", "rejected"}`; errors name the file and line.
-pub fn read_preferences(path: &Path) -> Result<Vec<PreferencePair>, LmError> {
+/// Reads JSONL preference pairs in TRL's formats: standard `{"prompt", "chosen", "rejected"}`
+/// texts (the prompt may be absent: implicit), and, rendered with the model's chat `template`,
+/// conversational `{"prompt": [messages], "chosen": [messages], "rejected": [messages]}` or the
+/// implicit-prompt form where `chosen` and `rejected` are whole conversations whose common
+/// leading messages are the prompt. A conversational pair becomes the rendered prompt (with the
+/// generation prompt) and each reply's rendered rest. Errors name the file and line.
+pub fn read_preferences(
+    path: &Path,
+    template: Option<&crate::chat::ChatTemplate>,
+) -> Result<Vec<PreferencePair>, LmError> {
     let text = std::fs::read_to_string(path).map_err(|e| LmError::io(path, e))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let p: PreferencePair = serde_json::from_str(line).map_err(|e| {
-            LmError::Format(format!(
-                "{}:{}: expected {{\"prompt\", \"chosen\", \"rejected\"}}: {e}",
-                path.display(),
-                i + 1
-            ))
-        })?;
+        let at = || format!("{}:{}", path.display(), i + 1);
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| LmError::Format(format!("{}: not JSON: {e}", at())))?;
+        let p = if v.get("chosen").is_some_and(|c| c.is_array()) {
+            conversational_pair(&v, template)
+                .map_err(|e| LmError::Format(format!("{}: {e}", at())))?
+        } else {
+            serde_json::from_value(v).map_err(|e| {
+                LmError::Format(format!(
+                    "{}: expected {{\"prompt\", \"chosen\", \"rejected\"}}: {e}",
+                    at()
+                ))
+            })?
+        };
         out.push(p);
     }
     if out.len() < 2 {
@@ -62,6 +77,52 @@ pub fn read_preferences(path: &Path) -> Result<Vec<PreferencePair>, LmError> {
         )));
     }
     Ok(out)
+}
+
+/// A conversational preference row as a text pair (see [`read_preferences`]).
+fn conversational_pair(
+    v: &serde_json::Value,
+    template: Option<&crate::chat::ChatTemplate>,
+) -> Result<PreferencePair, String> {
+    use crate::chat::{parse_conversation, Message};
+    let t = template.ok_or("a conversation, but the model has no chat template")?;
+    let list = |key: &str| -> Result<Vec<Message>, String> {
+        parse_conversation(&v[key], false).map_err(|e| format!("\"{key}\": {e}"))
+    };
+    let (prompt, chosen, rejected) = match v.get("prompt") {
+        Some(_) => {
+            let prompt = list("prompt")?;
+            let join = |reply: Vec<Message>| [prompt.clone(), reply].concat();
+            (
+                prompt.clone(),
+                join(list("chosen")?),
+                join(list("rejected")?),
+            )
+        }
+        None => {
+            let (c, r) = (list("chosen")?, list("rejected")?);
+            let shared = c.iter().zip(&r).take_while(|(a, b)| a == b).count();
+            (c[..shared].to_vec(), c, r)
+        }
+    };
+    if !prompt.iter().any(|m| m.role == "user") {
+        return Err("the prompt (the messages before the replies) has no user turn".into());
+    }
+    if chosen.len() == prompt.len() || rejected.len() == prompt.len() {
+        return Err("\"chosen\" and \"rejected\" need a reply after the prompt".into());
+    }
+    let head = t.render(&prompt, true).map_err(|e| e.to_string())?;
+    let rest = |conv: &[Message], key: &str| -> Result<String, String> {
+        let full = t.render(conv, false).map_err(|e| e.to_string())?;
+        full.strip_prefix(&head).map(str::to_string).ok_or(format!(
+            "the chat template does not render \"{key}\" as a continuation of the prompt"
+        ))
+    };
+    Ok(PreferencePair {
+        chosen: rest(&chosen, "chosen")?,
+        rejected: rest(&rejected, "rejected")?,
+        prompt: head,
+    })
 }
 
 /// The backbone and scalar head of a reward-model directory: transformers'
@@ -290,6 +351,8 @@ pub struct RewardModelConfig {
     pub eval_fraction: f64,
     /// Seed of the split, the order and the head.
     pub seed: u64,
+    /// Train a LoRA adapter on the backbone (and the head) instead of every weight.
+    pub lora: crate::models::lora::LoraSettings,
 }
 
 impl Default for RewardModelConfig {
@@ -303,6 +366,7 @@ impl Default for RewardModelConfig {
             max_grad_norm: 1.0,
             eval_fraction: 0.1,
             seed: 0,
+            lora: crate::models::lora::LoraSettings::default(),
         }
     }
 }
@@ -419,6 +483,10 @@ struct RewardModelState {
     opt_step: u64,
     #[serde(with = "rein_core::rng::as_string")]
     rng: ReinRng,
+    /// With a LoRA adapter: its configuration and base model (the backbone tensors are then
+    /// the adapter's).
+    #[serde(default)]
+    adapter: Option<crate::checkpoint::AdapterRecord>,
 }
 
 /// Checkpoint kind of reward-model training.
@@ -442,13 +510,18 @@ impl RewardModelTrainer {
                 config.eval_fraction
             )));
         }
+        config.lora.validate()?;
         let mut rng = rein_core::rng_from_seed(config.seed);
         let mut pairs = pairs;
         pairs.shuffle(&mut rng);
         let n_eval = ((pairs.len() as f64 * config.eval_fraction).round() as usize)
             .min(pairs.len().saturating_sub(1));
         let eval = pairs.split_off(pairs.len() - n_eval);
-        let opt = AdamW::new(model.vars(), config.learning_rate, config.weight_decay)?;
+        let opt = AdamW::new(
+            model.vars(),
+            config.lora.learning_rate_or(config.learning_rate),
+            config.weight_decay,
+        )?;
         Ok(Self {
             state: RewardModelState {
                 config: config.clone(),
@@ -461,6 +534,7 @@ impl RewardModelTrainer {
                 step: 0,
                 opt_step: 0,
                 rng,
+                adapter: None,
             },
             model,
             config,
@@ -498,11 +572,12 @@ impl RewardModelTrainer {
         let chunk: Vec<usize> =
             st.order[st.cursor..(st.cursor + cfg.batch_size).min(st.order.len())].to_vec();
         let step = st.step;
+        let peak = cfg.lora.learning_rate_or(cfg.learning_rate);
         let lr = if step < cfg.warmup_steps {
-            cfg.learning_rate * (step + 1) as f64 / cfg.warmup_steps as f64
+            peak * (step + 1) as f64 / cfg.warmup_steps as f64
         } else {
             let rest = (total - cfg.warmup_steps).max(1) as f64;
-            cfg.learning_rate * (1.0 - (step - cfg.warmup_steps) as f64 / rest)
+            peak * (1.0 - (step - cfg.warmup_steps) as f64 / rest)
         };
         self.opt.lr = lr;
         let train = &st.train;
@@ -556,6 +631,7 @@ impl RewardModelTrainer {
         tensors.extend(with_prefix("opt", self.opt.state_tensors()));
         let mut state = self.state.clone();
         state.opt_step = self.opt.step;
+        state.adapter = crate::checkpoint::AdapterRecord::of(&self.model.backbone)?;
         crate::checkpoint::save_state(path, REWARD_MODEL_KIND, &tensors, &state)
     }
 
@@ -574,7 +650,12 @@ impl RewardModelTrainer {
         let bias = model_tensors
             .remove("score.bias")
             .ok_or_else(|| missing("score.bias"))?;
-        let backbone = Model::from_tensors(st.model_config.clone(), model_tensors, &name)?;
+        let backbone = crate::checkpoint::checkpoint_model(
+            st.model_config.clone(),
+            model_tensors,
+            st.adapter.as_ref(),
+            &name,
+        )?;
         let model = RewardModel {
             backbone,
             head: ScalarHead {
@@ -585,7 +666,7 @@ impl RewardModelTrainer {
         };
         let mut opt = AdamW::new(
             model.vars(),
-            st.config.learning_rate,
+            st.config.lora.learning_rate_or(st.config.learning_rate),
             st.config.weight_decay,
         )?;
         let opt_t = parts.remove("opt").unwrap_or_default();
