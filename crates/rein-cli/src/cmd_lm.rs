@@ -757,7 +757,7 @@ pub fn sft(a: &SftArgs) -> Result<()> {
     let cfg = train_config(&common.set)?;
     let examples = rein_lm::train::sft_examples(&tk, &p.model, &data, p.chat_template.as_ref())
         .with_context(|| format!("fine-tuning {} on {}", mdir.display(), data.display()))?;
-    let model = rein_lm::rl::trainer::with_lora(p.model, &cfg.lora, &mdir, cfg.seed)?;
+    let model = p.model.with_lora(&cfg.lora, &mdir, cfg.seed)?;
     let what = match model.adapter() {
         Some(ad) => format!(
             "{} records, LoRA r {} on {} adapter parameters",

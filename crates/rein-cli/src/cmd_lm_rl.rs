@@ -258,7 +258,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         a.reward.clone()
     };
     let specs = reward_specs(&rewards, None)?;
-    let model = rein_lm::rl::trainer::with_lora(model, &cfg.lora, &a.model, cfg.seed)?;
+    let model = model.with_lora(&cfg.lora, &a.model, cfg.seed)?;
     let trainer = RlTrainer {
         method: RlMethod::Grpo(GrpoTrainer::new(cfg.clone(), model, train, &tk)?),
         reward: rein_lm::rl::rewards::build_reward(&specs)?,
@@ -267,13 +267,12 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     };
     let t = train_demo(trainer, &run, &cfg, &specs, 50, a.quiet)?;
     let after = answer_stats(&t.policy, &tk, &held, "")?;
-    let prompts: Vec<String> = held.iter().map(|p| p.prompt.clone()).collect();
-    let start_model = starting_model(&t, &a.model)?;
     let decoding = EvalDecoding {
         max_new_tokens: t.config.max_new_tokens,
         ..Default::default()
     };
-    let kl = kl_to_reference(&t.policy, &start_model, &tk, &prompts, &decoding)?;
+    let prompts: Vec<String> = held.iter().map(|p| p.prompt.clone()).collect();
+    let kl = kl_to_start(&t, &a.model, &tk, &prompts, &decoding)?;
     println!(
         "accuracy after: {:.1}% ({:.1}% of answers worked)",
         100.0 * after.accuracy,
@@ -311,13 +310,25 @@ fn train_demo(
     Ok(t)
 }
 
-/// The model a GRPO run started from: its reference when it keeps one (a LoRA run's base with
-/// the adapter off, or a KL run's copy), else read again from `path`.
-fn starting_model(t: &GrpoTrainer, path: &Path) -> Result<rein_lm::Model> {
-    Ok(match &t.reference {
-        Some(r) => r.reference_model()?,
-        None => rein_lm::checkpoint::load_model(path)?,
-    })
+/// [`kl_to_reference`] of the trained policy to the model the run started from: its reference
+/// when it keeps one (a LoRA run's base with the adapter off, or a KL run's copy), else the
+/// start read again from `path`.
+fn kl_to_start(
+    t: &GrpoTrainer,
+    path: &Path,
+    tk: &rein_lm::Tokenizer,
+    prompts: &[String],
+    decoding: &EvalDecoding,
+) -> Result<f64> {
+    let loaded;
+    let start = match &t.reference {
+        Some(r) => r,
+        None => {
+            loaded = rein_lm::checkpoint::load_model(path)?;
+            &loaded
+        }
+    };
+    Ok(kl_to_reference(&t.policy, start, tk, prompts, decoding)?)
 }
 
 /// Share of `scored` replies with score 1, in percent.
@@ -387,7 +398,7 @@ fn demo_preset(a: &DemoArgs, preset_path: &Path) -> Result<()> {
         held.len()
     );
     let chat_template = pre.chat_template.clone();
-    let model = rein_lm::rl::trainer::with_lora(pre.model, &cfg.lora, &a.model, cfg.seed)?;
+    let model = pre.model.with_lora(&cfg.lora, &a.model, cfg.seed)?;
     if let Some(ad) = model.adapter() {
         println!(
             "LoRA: r {}, alpha {}, {} adapter parameters on {:?}",
@@ -426,9 +437,8 @@ fn demo_preset(a: &DemoArgs, preset_path: &Path) -> Result<()> {
         accuracy_percent(&after),
         held.len()
     );
-    let start_model = starting_model(&t, &a.model)?;
     let prompts: Vec<String> = held.iter().map(|p| p.prompt.clone()).collect();
-    let kl = kl_to_reference(&t.policy, &start_model, &tk, &prompts, &decoding)?;
+    let kl = kl_to_start(&t, &a.model, &tk, &prompts, &decoding)?;
     println!(
         "KL(policy || start) on held-out prompts: {kl:.4} nats per response (k1, one sample each); run directory {}; {:.0} s in all",
         run.display(),

@@ -163,7 +163,7 @@ pub fn train_rm(a: &TrainRewardModelArgs) -> Result<()> {
     let pre = rein_lm::pretrained::Pretrained::load(&a.model)?;
     let tk = pre.need_tokenizer()?.clone();
     let pairs = read_preferences(&a.data, pre.chat_template.as_ref())?;
-    let backbone = rein_lm::rl::trainer::with_lora(pre.model, &cfg.lora, &a.model, cfg.seed)?;
+    let backbone = pre.model.with_lora(&cfg.lora, &a.model, cfg.seed)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("{}", a.out.display()))?;
     let ckpt = a.out.join(rein_train::files::CHECKPOINT);
     let mut t = if a.resume {

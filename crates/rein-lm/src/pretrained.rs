@@ -12,6 +12,14 @@ use std::path::{Path, PathBuf};
 /// vocabulary has (ChatML's, Llama 3's, Phi's, Gemma's).
 pub const END_OF_TURN_TOKENS: [&str; 4] = ["<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"];
 
+/// The ids of the [`END_OF_TURN_TOKENS`] that `tk`'s vocabulary has.
+pub fn end_of_turn_token_ids(tk: &Tokenizer) -> Vec<u32> {
+    END_OF_TURN_TOKENS
+        .iter()
+        .filter_map(|t| tk.token_id(t))
+        .collect()
+}
+
 /// `generation_config.json`: the stop ids and the default sampling settings.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GenerationDefaults {
@@ -163,7 +171,7 @@ impl Pretrained {
         let mut ids = self.generation.eos_token_ids.clone();
         ids.extend(self.model.eos_token_ids());
         if let Some(tk) = &self.tokenizer {
-            ids.extend(END_OF_TURN_TOKENS.iter().filter_map(|t| tk.token_id(t)));
+            ids.extend(end_of_turn_token_ids(tk));
         }
         let mut seen = std::collections::HashSet::new();
         ids.retain(|id| seen.insert(*id));

@@ -553,13 +553,16 @@ impl LoraAdapter {
 pub fn base_fingerprint(tensors: &[(String, Tensor)]) -> Result<String, LmError> {
     let (mut n, mut s, mut s2) = (0usize, 0f64, 0f64);
     for (_, t) in tensors {
-        let v = t.flatten_all()?.to_vec1::<f32>()?;
-        n += v.len();
-        for x in v {
-            let x = f64::from(x);
-            s += x;
-            s2 += x * x;
-        }
+        // Read in place: a copy would allocate each weight matrix again at every checkpoint.
+        crate::kernels::ops::with_f32_slice(t, |v| {
+            n += v.len();
+            for &x in v {
+                let x = f64::from(x);
+                s += x;
+                s2 += x * x;
+            }
+            Ok::<_, LmError>(())
+        })?;
     }
     Ok(format!("{n}:{s:.9e}:{s2:.9e}"))
 }

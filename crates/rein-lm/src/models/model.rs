@@ -355,6 +355,21 @@ impl Model {
         Ok(m.with_adapter(adapter)?.into())
     }
 
+    /// The model a trainer trains for `settings`: with a fresh adapter (seeded by `seed`, its
+    /// base recorded as `base`, the model's path) when `settings.enabled`, else itself.
+    pub fn with_lora(
+        self,
+        settings: &LoraSettings,
+        base: &std::path::Path,
+        seed: u64,
+    ) -> Result<Self, LmError> {
+        if settings.enabled {
+            self.with_new_adapter(settings, Some(base), seed)
+        } else {
+            Ok(self)
+        }
+    }
+
     /// The adapter read from a PEFT directory `dir` on this model.
     pub fn with_adapter_dir(&self, dir: &std::path::Path) -> Result<Self, LmError> {
         let Model::Llama(m) = self else {

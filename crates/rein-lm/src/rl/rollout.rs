@@ -45,10 +45,7 @@ fn end_of_turn_ids(prompts: &[PromptRecord], tk: &Tokenizer) -> Vec<u32> {
     if !crate::rl::reward::any_conversation(prompts) {
         return Vec::new();
     }
-    crate::pretrained::END_OF_TURN_TOKENS
-        .iter()
-        .filter_map(|t| tk.token_id(t))
-        .collect()
+    crate::pretrained::end_of_turn_token_ids(tk)
 }
 
 impl PromptLoader {

@@ -37,21 +37,6 @@ pub struct RlTrainer {
     pub chat_template: Option<ChatTemplate>,
 }
 
-/// `model` with a fresh LoRA adapter when `lora.enabled` (its base recorded as `base`, the
-/// model's path), else `model` itself.
-pub fn with_lora(
-    model: crate::Model,
-    lora: &crate::models::lora::LoraSettings,
-    base: &Path,
-    seed: u64,
-) -> Result<crate::Model, LmError> {
-    if lora.enabled {
-        model.with_new_adapter(lora, Some(base), seed)
-    } else {
-        Ok(model)
-    }
-}
-
 /// Settings as TOML (for `config.toml`).
 fn to_toml<C: Serialize>(c: &C) -> Result<String, LmError> {
     toml::to_string(c).map_err(|e| LmError::Format(e.to_string()))
@@ -117,7 +102,7 @@ impl RlTrainer {
         let (method, text, seed) = if kind == GRPO_KIND {
             let c: crate::rl::grpo::GrpoConfig = settings(preset, overrides)?;
             let (text, seed) = (to_toml(&c)?, c.seed);
-            let model = with_lora(model, &c.lora, model_dir, c.seed)?;
+            let model = model.with_lora(&c.lora, model_dir, c.seed)?;
             (
                 RlMethod::Grpo(GrpoTrainer::new(c, model, prompts, &tk)?),
                 text,
@@ -126,7 +111,7 @@ impl RlTrainer {
         } else {
             let c: crate::rl::ppo_lm::PpoLmConfig = settings(preset, overrides)?;
             let (text, seed) = (to_toml(&c)?, c.seed);
-            let model = with_lora(model, &c.lora, model_dir, c.seed)?;
+            let model = model.with_lora(&c.lora, model_dir, c.seed)?;
             (
                 RlMethod::Ppo(PpoLmTrainer::new(c, model, prompts, &tk)?),
                 text,
