@@ -110,8 +110,9 @@ impl Algo {
         };
         if let Some(text) = preset {
             let origin = format!("the shipped {} preset for {env_id}", self.name());
-            rein_train::settings::apply_toml(&mut base, text, &origin)
-                .map_err(|e| AlgoError::Config(e.0))?;
+            let mut sources = rein_train::settings::Sources::default();
+            rein_train::settings::apply_toml(&mut base, text, &origin, &mut sources)
+                .map_err(|e| AlgoError::Config(e.message))?;
         }
         Ok(base)
     }
@@ -170,8 +171,8 @@ const EVAL_EPISODES: u64 = 10;
 const EVAL_SEED_OFFSET: u64 = 1_000_000;
 
 fn parse<C: DeserializeOwned>(settings: serde_json::Value) -> Result<C, AlgoError> {
-    serde_json::from_value(settings)
-        .map_err(|e| AlgoError::Config(format!("invalid settings: {e}")))
+    let none = rein_train::settings::Sources::default();
+    Ok(rein_train::settings::deserialize(settings, &none)?)
 }
 
 impl Agent {
@@ -263,6 +264,29 @@ impl Agent {
             AgentImpl::Td3(a) => a.config.total_timesteps,
             AgentImpl::Sac(a) => a.config.total_timesteps,
         }
+    }
+
+    /// Sets the run's budget to `total` environment steps, for a resumed run trained longer
+    /// (or shorter): SB3's `learn(total, reset_num_timesteps=False)`. Schedules read the
+    /// progress `global_step / total`, so they stretch to the new total (a linear learning
+    /// rate continues from its value at that fraction, which rises when the budget grows),
+    /// as SB3's do. A budget below the steps already trained is refused.
+    pub fn set_total_timesteps(&mut self, total: u64) -> Result<(), AlgoError> {
+        let done = self.global_step();
+        if total < done {
+            return Err(AlgoError::Config(format!(
+                "total_timesteps {total} is less than the {done} steps this run has already trained"
+            )));
+        }
+        match &mut self.inner {
+            AgentImpl::Ppo(a) => a.config.total_timesteps = total,
+            AgentImpl::A2c(a) => a.config.total_timesteps = total,
+            AgentImpl::Reinforce(a) => a.config.total_timesteps = total,
+            AgentImpl::Dqn(a) => a.config.total_timesteps = total,
+            AgentImpl::Td3(a) => a.config.total_timesteps = total,
+            AgentImpl::Sac(a) => a.config.total_timesteps = total,
+        }
+        Ok(())
     }
 
     /// The policy and its observation normaliser, for the agents with an [`ActorCritic`]

@@ -39,6 +39,9 @@ pub enum AlgoError {
     /// The environment failed or does not fit.
     #[error(transparent)]
     Env(#[from] rein_core::EnvError),
+    /// A setting of the wrong type (its key in [`rein_train::settings::SettingsError::key`]).
+    #[error("invalid settings: {0}")]
+    Settings(#[from] rein_train::settings::SettingsError),
     /// Training diverged.
     #[error("training diverged: {0}")]
     NonFinite(String),

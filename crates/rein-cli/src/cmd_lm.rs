@@ -581,8 +581,9 @@ pub struct PretrainArgs {
     /// Context length.
     #[arg(long, default_value_t = 256)]
     n_positions: usize,
-    /// Continue the run in this directory exactly where its checkpoint stopped.
-    #[arg(long)]
+    /// Continue the run in this directory exactly where its checkpoint stopped (with
+    /// --set max_steps=N: train on to step N).
+    #[arg(long, conflicts_with_all = ["tokenizer", "data", "config", "n_layer", "n_embd", "n_head", "n_positions", "runs_dir"])]
     resume: Option<PathBuf>,
     #[command(flatten)]
     common: TrainCommon,
@@ -599,8 +600,9 @@ pub struct SftArgs {
     /// JSONL records.
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
-    /// Continue the run in this directory exactly where its checkpoint stopped.
-    #[arg(long)]
+    /// Continue the run in this directory exactly where its checkpoint stopped (with
+    /// --set max_steps=N: train on to step N).
+    #[arg(long, conflicts_with_all = ["model", "data", "runs_dir"])]
     resume: Option<PathBuf>,
     #[command(flatten)]
     common: TrainCommon,
@@ -653,13 +655,43 @@ fn run_trainer(
     Ok(s.trainer)
 }
 
+/// The new `max_steps` of a resumed language-model run, from its `--set` flags: a resumed
+/// run keeps its settings (its config.toml and checkpoint hold them), so `max_steps`, to
+/// train longer, is the only one it takes; any other is refused by name.
+pub fn resumed_max_steps(sets: &[String], dir: &Path) -> Result<Option<u64>> {
+    let mut max_steps = None;
+    for (key, value) in rein_train::settings::parse_overrides(sets)? {
+        if key != "max_steps" {
+            bail!(
+                "--set {key}: a resumed run keeps the settings in {}; only max_steps (to train \
+                 longer) can be set",
+                dir.join(rein_train::files::CONFIG).display()
+            );
+        }
+        max_steps = Some(value.as_u64().with_context(|| {
+            format!("--set max_steps={value}: expected a whole number of steps")
+        })?);
+    }
+    Ok(max_steps)
+}
+
 fn resume_lm(dir: &Path, common: &TrainCommon) -> Result<()> {
     let ckpt = dir.join(rein_train::files::CHECKPOINT);
     if !ckpt.exists() {
         bail!("{}: no checkpoint to resume from", ckpt.display());
     }
-    let t = LmTrainer::load_checkpoint(&ckpt)?;
-    eprintln!("resuming {} at step {}", dir.display(), t.step);
+    let max_steps = resumed_max_steps(&common.set, dir)?;
+    let mut t = LmTrainer::load_checkpoint(&ckpt)?;
+    if let Some(n) = max_steps {
+        t.set_max_steps(n)?;
+        write_train_config(dir, &t.config)?;
+    }
+    eprintln!(
+        "resuming {} at step {} of {}",
+        dir.display(),
+        t.step,
+        t.config.max_steps
+    );
     let tk_dir = dir.join("model");
     let t = run_trainer(t, dir, &tk_dir, common, true)?;
     println!("step {}; model in {}", t.step, dir.join("model").display());

@@ -39,8 +39,9 @@ pub struct RlArgs {
     /// Steps between sample dumps to samples.jsonl.
     #[arg(long, default_value_t = 20)]
     sample_every: u64,
-    /// Continue a run directory from its checkpoint.
-    #[arg(long)]
+    /// Continue a run directory from its checkpoint (with --set max_steps=N: train on to
+    /// step N; no other setting changes a resumed run).
+    #[arg(long, conflicts_with_all = ["model", "prompts", "preset", "reward", "runs_dir"])]
     resume: Option<PathBuf>,
     /// Stop after this many steps in this invocation (with a checkpoint).
     #[arg(long)]
@@ -99,13 +100,18 @@ pub fn ppo(a: &PpoArgs) -> Result<()> {
 fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
     let name = kind.trim_start_matches("lm-");
     let (run, trainer, resumed) = if let Some(run) = &a.resume {
-        let t = RlTrainer::resume(run)?;
+        let max_steps = crate::cmd_lm::resumed_max_steps(&a.set, run)?;
+        let mut t = RlTrainer::resume(run)?;
         if rein_train::Trainer::kind(&t) != kind {
             bail!(
                 "{} is a `rein lm {}` run; resume it with that command",
                 run.display(),
                 rein_train::Trainer::kind(&t).trim_start_matches("lm-")
             );
+        }
+        if let Some(n) = max_steps {
+            t.set_max_steps(n)?;
+            rein_train::write_config(run, &t.settings_toml()?)?;
         }
         (run.clone(), t, true)
     } else {

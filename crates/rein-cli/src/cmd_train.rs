@@ -14,7 +14,7 @@ use rein_algos::{
 use rein_core::metrics::{write_atomic, CsvLogger};
 use rein_envs::mdp::TabularMdp;
 use rein_train::settings::set_path;
-use rein_train::settings::{parse_override, parse_overrides};
+use rein_train::settings::{parse_override, parse_overrides, Sources};
 use rein_train::{files, RunEnd, RunOptions};
 use serde_json::{json, Map, Value as Json};
 use std::path::{Path, PathBuf};
@@ -99,7 +99,10 @@ pub struct TrainArgs {
     #[arg(long, default_value = "runs")]
     pub runs_dir: PathBuf,
     /// Continue the run in this directory from its last checkpoint, exactly where it stopped.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["algo", "env", "config", "set", "seed", "options"])]
+    /// With --resume, --total-timesteps sets a new budget (a longer run, as SB3's
+    /// `learn(reset_num_timesteps=False)`; schedules stretch to the new total) and
+    /// --checkpoint-every, --max-updates and --quiet apply; the run's settings are its own.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["algo", "env", "config", "set", "seed", "options", "episodes", "runs_dir"])]
     pub resume: Option<PathBuf>,
     /// Write a checkpoint each time training passes a multiple of this many environment
     /// steps (every algorithm; 0: only when the run stops), and always at the end. Before
@@ -119,33 +122,48 @@ pub struct TrainArgs {
 }
 
 /// Applies, in order, a config file (TOML, or a run's config.toml) and the --set overrides to
-/// `cfg`, rejecting unknown settings by name.
+/// `cfg`, rejecting unknown settings by name; returns where each setting was given.
 pub fn merge_settings(
     mut cfg: serde_json::Value,
     config: Option<&PathBuf>,
     sets: &[String],
-) -> Result<serde_json::Value> {
+) -> Result<(serde_json::Value, Sources)> {
+    let mut sources = Sources::default();
     if let Some(path) = config {
-        rein_train::settings::apply_file(&mut cfg, path)?;
+        rein_train::settings::apply_file(&mut cfg, path, &mut sources)?;
     }
     for item in sets {
         let (k, v) = parse_override(item)?;
         set_path(&mut cfg, &k, v).with_context(|| format!("--set {item}"))?;
     }
-    Ok(cfg)
+    sources.record_flags(sets);
+    Ok((cfg, sources))
+}
+
+/// `e` saying which flag or file line set the setting it names, when it names one.
+fn explain(e: rein_algos::AlgoError, sources: &Sources) -> anyhow::Error {
+    match e {
+        rein_algos::AlgoError::Settings(s) => {
+            anyhow::anyhow!("invalid settings: {}", sources.explain(s))
+        }
+        e => e.into(),
+    }
 }
 
 /// The preset for the env, then the config file, then --set, then --seed/--episodes.
 fn effective_config(a: &TrainArgs, env: &str) -> Result<TabularConfig> {
     let base = serde_json::to_value(TabularConfig::preset(env))?;
-    let mut cfg = merge_settings(base, a.config.as_ref(), &a.set)?;
+    let (mut cfg, mut sources) = merge_settings(base, a.config.as_ref(), &a.set)?;
     if let Some(seed) = a.seed {
         cfg["seed"] = json!(seed);
+        sources.record("seed", "--seed".into());
     }
     if let Some(n) = a.episodes {
         cfg["episodes"] = json!(n);
+        sources.record("episodes", "--episodes".into());
     }
-    let cfg: TabularConfig = serde_json::from_value(cfg).context("invalid settings")?;
+    let cfg: TabularConfig = rein_train::settings::deserialize(cfg, &sources)
+        .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
     cfg.validate()
         .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
     Ok(cfg)
@@ -164,14 +182,15 @@ fn train_deep(a: &TrainArgs, algo: agent::Algo, env_id: &str) -> Result<()> {
         bail!("--episodes is for tabular agents; {algo} counts --total-timesteps");
     }
     let kwargs = parse_overrides(&a.options)?;
-    let mut cfg = merge_settings(algo.settings(env_id)?, a.config.as_ref(), &a.set)?;
+    let (mut cfg, sources) = merge_settings(algo.settings(env_id)?, a.config.as_ref(), &a.set)?;
     if let Some(seed) = a.seed {
         cfg["seed"] = json!(seed);
     }
     if let Some(n) = a.total_timesteps {
         cfg["total_timesteps"] = json!(n);
     }
-    let agent = Agent::new(algo, cfg.clone(), env_factory(env_id, &kwargs)?)?;
+    let agent = Agent::new(algo, cfg.clone(), env_factory(env_id, &kwargs)?)
+        .map_err(|e| explain(e, &sources))?;
     let dir = rein_train::create_run_dir(&a.runs_dir, env_id, algo.name(), agent.seed())?;
     let rc = RunConfig {
         algo: algo.name().into(),
@@ -199,8 +218,22 @@ fn resume(a: &TrainArgs, dir: &Path) -> Result<()> {
             ckpt.display()
         );
     }
-    let agent = Agent::load(&ckpt, env_factory(&rc.env, &rc.env_options)?)?;
-    eprintln!("resuming {} at step {}", dir.display(), agent.global_step());
+    let mut agent = Agent::load(&ckpt, env_factory(&rc.env, &rc.env_options)?)?;
+    if let Some(total) = a.total_timesteps {
+        agent
+            .set_total_timesteps(total)
+            .with_context(|| format!("--total-timesteps {total} for {}", dir.display()))?;
+        // config.toml keeps the run's effective settings, so `--config` gives the new budget.
+        let mut rc = rc;
+        rc.config["total_timesteps"] = json!(total);
+        rc.write(dir)?;
+    }
+    eprintln!(
+        "resuming {} at step {} of {}",
+        dir.display(),
+        agent.global_step(),
+        agent.total_timesteps()
+    );
     run_agent(agent, dir, a, true)
 }
 

@@ -158,7 +158,20 @@ fn limit_candle_spinning() {
     }
 }
 
+/// Lets a closed pipe end the process quietly, as it ends `ls` or `grep`: Rust ignores SIGPIPE,
+/// so `rein envs | head -1` made every later `println!` panic with "failed printing to stdout:
+/// Broken pipe". Checkpoints are written atomically, so a training run ended this way keeps its
+/// last checkpoint.
+fn die_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal; called before any other thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    die_quietly_on_closed_pipe();
     keep_freed_memory();
     limit_candle_spinning();
     let cli = Cli::parse();

@@ -745,6 +745,27 @@ fn lm_pretrain_resumes_to_the_same_checkpoint_and_exports_a_loadable_model() {
     assert_eq!(without_speed(&full), without_speed(&part));
     assert_eq!(without_speed(&full).len(), 7);
     assert!(full.join("loss_curve.png").exists());
+    // A finished run trains on with a larger max_steps; other settings and flags are refused.
+    let full_s = full.to_str().unwrap();
+    let resume = |extra: &[&str]| {
+        let mut args = vec!["lm", "pretrain", "--resume", full_s, "--quiet"];
+        args.extend_from_slice(extra);
+        rein(&args)
+    };
+    let o = resume(&["--set", "max_steps=8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(without_speed(&full).len(), 9);
+    let config = std::fs::read_to_string(full.join("config.toml")).unwrap();
+    assert!(config.contains("max_steps = 8"), "{config}");
+    for (extra, says) in [
+        (&["--set", "learning_rate=1"][..], "only max_steps"),
+        (&["--set", "max_steps=3"][..], "less than the 8 steps"),
+        (&["--data", "other.txt"][..], "cannot be used with"),
+    ] {
+        let o = resume(extra);
+        assert!(!o.status.success(), "{extra:?}");
+        assert!(stderr(&o).contains(says), "{extra:?}: {}", stderr(&o));
+    }
     // The exported model directory works with generate (tokenizer included).
     let model = full.join("model");
     let o = rein(&[
@@ -1472,4 +1493,146 @@ fn a_runs_config_toml_feeds_back_with_config() {
         assert!(read(&second).contains("gamma = 0.95"), "{algo}");
     }
     std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn a_closed_stdout_pipe_ends_the_process_without_a_panic() {
+    // `rein envs | head -1`: the reader is gone before rein writes its first line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_rein"))
+        .args(["envs"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc_sigpipe()),
+        "{:?}",
+        out.status
+    );
+}
+
+/// SIGPIPE's number on Linux and the BSDs.
+fn libc_sigpipe() -> i32 {
+    13
+}
+
+#[test]
+fn resume_with_a_larger_budget_trains_on_as_one_longer_run() {
+    let base = std::env::temp_dir().join(format!("rein-extend-cli-{}", std::process::id()));
+    let (full_root, part_root) = (base.join("full"), base.join("part"));
+    // Constant schedules: then a run extended from 1024 to 3072 steps is the 3072-step run.
+    let common = [
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--seed",
+        "5",
+        "--quiet",
+        "--set",
+        "learning_rate=0.0003",
+        "--set",
+        "clip_range=0.2",
+    ];
+    let mut args: Vec<&str> = common.to_vec();
+    args.extend(["--total-timesteps", "3072"]);
+    args.extend(["--runs-dir", full_root.to_str().unwrap()]);
+    let out = rein(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let full = only_run_dir(&full_root);
+
+    let mut args: Vec<&str> = common.to_vec();
+    args.extend(["--total-timesteps", "1024"]);
+    args.extend(["--runs-dir", part_root.to_str().unwrap()]);
+    let out = rein(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("trained 1024 steps"),
+        "{}",
+        stdout(&out)
+    );
+    let part = only_run_dir(&part_root);
+    let part_s = part.to_str().unwrap();
+    let out = rein(&[
+        "train",
+        "--resume",
+        part_s,
+        "--total-timesteps",
+        "3072",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("trained 3072 steps"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(metrics_without_sps(&full), metrics_without_sps(&part));
+    let read = |d: &PathBuf, f: &str| std::fs::read(d.join(f)).unwrap();
+    assert_eq!(
+        read(&full, "checkpoint.safetensors"),
+        read(&part, "checkpoint.safetensors")
+    );
+    // config.toml records the new budget, so it feeds back with --config.
+    assert_eq!(read(&full, "config.toml"), read(&part, "config.toml"));
+
+    // Less than already trained, and flags a resumed run cannot honour, are refused.
+    let out = rein(&["train", "--resume", part_s, "--total-timesteps", "2000"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("less than the 3072 steps"),
+        "{}",
+        stderr(&out)
+    );
+    for flag in [["--episodes", "10"], ["--runs-dir", "elsewhere"]] {
+        let out = rein(&["train", "--resume", part_s, flag[0], flag[1]]);
+        assert!(!out.status.success(), "{flag:?}");
+        assert!(
+            stderr(&out).contains("cannot be used with"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn a_setting_of_the_wrong_type_names_the_key_and_where_it_was_set() {
+    let dir = std::env::temp_dir().join(format!("rein-types-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("my.toml");
+    std::fs::write(&file, "# mine\ngamma = 0.9\nn_steps = \"many\"\n").unwrap();
+    let file_s = file.to_str().unwrap();
+    for (args, says) in [
+        (
+            &["train", "ppo", "--env", "CartPole-v1", "--set", "total_timesteps=abc"][..],
+            "setting total_timesteps: invalid type: string \"abc\", expected u64 (set by --set total_timesteps=abc)",
+        ),
+        (
+            &["train", "ppo", "--env", "CartPole-v1", "--config", file_s][..],
+            "setting n_steps: invalid type: string \"many\", expected usize (set by ",
+        ),
+        (
+            &["train", "qlearning", "--env", "Taxi-v4", "--set", "gamma=[1]"][..],
+            "setting gamma: invalid type: sequence, expected f64 (set by --set gamma=[1])",
+        ),
+    ] {
+        let out = rein(args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let out = rein(&["train", "ppo", "--env", "CartPole-v1", "--config", file_s]);
+    assert!(
+        stderr(&out).contains("my.toml, line 3)"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -402,6 +402,16 @@ impl LmLog {
     }
 }
 
+/// Refuses a new run length below the steps already done (a resumed run cannot un-train).
+pub fn check_budget(max_steps: u64, done: u64) -> Result<(), LmError> {
+    if max_steps < done {
+        return Err(LmError::Input(format!(
+            "max_steps {max_steps} is less than the {done} steps this run has already trained"
+        )));
+    }
+    Ok(())
+}
+
 /// A supervised trainer: model, optimizer, data and position.
 pub struct LmTrainer {
     /// Hyperparameters.
@@ -422,6 +432,15 @@ pub struct LmTrainer {
 }
 
 impl LmTrainer {
+    /// Sets the run's length to `max_steps`, for a resumed run trained longer (or shorter):
+    /// the learning-rate schedule stretches to the new end (transformers' `get_*_schedule`
+    /// read with the new `num_training_steps`); fewer steps than already done are refused.
+    pub fn set_max_steps(&mut self, max_steps: u64) -> Result<(), LmError> {
+        check_budget(max_steps, self.step)?;
+        self.config.max_steps = max_steps;
+        Ok(())
+    }
+
     /// A trainer on `examples` (the last `eval_fraction` of them, after a seeded shuffle, held
     /// out).
     pub fn new(

@@ -214,11 +214,29 @@ impl Reward for WeightedSum {
     }
 }
 
+/// The process group a reward program runs in (its id is the program's pid), killed with
+/// everything in it when dropped.
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Ok(id) = i32::try_from(self.0) {
+            // SAFETY: kill(2) with a negative id signals that process group and nothing else;
+            // an empty group only makes it return ESRCH.
+            unsafe {
+                libc::kill(-id, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 /// A user's reward program: each batch starts `program args...`, writes one JSON object per
 /// sample to its stdin (`{"prompt": ..., "response": ..., "references": [...]}`, plus the prompt
 /// row's other columns such as `answer`, and `messages` for a conversation), closes
-/// stdin and reads one number per line from its stdout. A program that runs past `timeout`
-/// is killed; a non-zero exit, a missing line or a line that is not a number is an error that
+/// stdin and reads one number per line from its stdout. The program runs in its own process
+/// group; one that runs past `timeout` is killed with every process it started, and what it
+/// leaves running when it exits is ended too. A non-zero exit, a missing line or a line that is not a number is an error that
 /// quotes the line.
 pub struct ExternalCommand {
     /// Program and arguments.
@@ -238,13 +256,20 @@ impl Reward for ExternalCommand {
             .command
             .split_first()
             .ok_or_else(|| fail("no program given".into()))?;
-        let mut child = std::process::Command::new(program)
+        let mut command = std::process::Command::new(program);
+        command
             .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command
             .spawn()
             .map_err(|e| fail(format!("cannot start: {e}")))?;
+        // Whatever the program started (a `sleep` in a script, a server it forgot) ends with
+        // it: on time-out, on exit and on every early return.
+        let _group = ProcessGroup(child.id());
         let mut input = String::new();
         for s in samples {
             let mut row = s.columns.clone();
@@ -298,6 +323,8 @@ impl Reward for ExternalCommand {
                 Err(e) => return Err(fail(format!("wait failed: {e}"))),
             }
         };
+        // The program is done: end what it left running, which may hold its stdout open.
+        drop(_group);
         let _ = writer.join();
         let out = reader
             .join()
@@ -699,5 +726,46 @@ mod tests {
         let e = sh("sleep 5", 0.3).score(&s).unwrap_err().to_string();
         assert!(e.contains("no answer within 0.3 s"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(3));
+    }
+
+    /// The state letter of process `pid` in /proc (None once it is gone).
+    fn process_state(pid: &str) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(") ")?.1.chars().next()
+    }
+
+    #[test]
+    fn a_reward_command_takes_what_it_started_with_it() {
+        let none: Vec<String> = Vec::new();
+        let s = [sample("a", &none)];
+        let dir = std::env::temp_dir().join(format!("rein-group-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let gone = |file: &std::path::Path| {
+            let pid = std::fs::read_to_string(file).unwrap();
+            let pid = pid.trim();
+            let t = Instant::now();
+            // Killed processes may stay zombies until their new parent reaps them.
+            while !matches!(process_state(pid), None | Some('Z')) {
+                assert!(t.elapsed() < Duration::from_secs(5), "{pid} still runs");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        // Timed out: the script's background `sleep` dies with it.
+        let file = dir.join("timeout.pid");
+        let script = format!("sleep 1000 & echo $! > {}; wait", file.display());
+        let t = Instant::now();
+        let e = sh(&script, 0.5).score(&s).unwrap_err().to_string();
+        assert!(e.contains("no answer within"), "{e}");
+        gone(&file);
+        // Exited with a child left running (holding stdout open): scored, and the child ends.
+        let file = dir.join("exit.pid");
+        let script = format!(
+            "cat > /dev/null; sleep 1000 & echo $! > {}; echo 2",
+            file.display()
+        );
+        assert_eq!(sh(&script, 30.0).score(&s).unwrap(), vec![2.0]);
+        gone(&file);
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -167,6 +167,26 @@ impl RlTrainer {
         }
     }
 
+    /// Sets the run's length to `max_steps`, for a resumed run trained longer (or shorter):
+    /// warm-up and the end move with it; fewer steps than already done are refused.
+    pub fn set_max_steps(&mut self, max_steps: u64) -> Result<(), LmError> {
+        let done = self.steps().0;
+        crate::train::check_budget(max_steps, done)?;
+        match &mut self.method {
+            RlMethod::Grpo(t) => t.config.max_steps = max_steps,
+            RlMethod::Ppo(t) => t.config.max_steps = max_steps,
+        }
+        Ok(())
+    }
+
+    /// The trainer's settings as `config.toml` holds them (what `--config`/presets take).
+    pub fn settings_toml(&self) -> Result<String, LmError> {
+        match &self.method {
+            RlMethod::Grpo(t) => to_toml(&t.config),
+            RlMethod::Ppo(t) => to_toml(&t.config),
+        }
+    }
+
     fn steps(&self) -> (u64, u64) {
         match &self.method {
             RlMethod::Grpo(t) => (t.step, t.config.max_steps),
@@ -289,6 +309,9 @@ pub struct TaskPreset {
     /// Trainer settings.
     #[serde(default)]
     pub settings: toml::Table,
+    /// The file it was read from and its text, so errors can name a setting's line.
+    #[serde(skip)]
+    pub source: Option<(PathBuf, String)>,
 }
 
 impl TaskPreset {
@@ -318,6 +341,7 @@ impl TaskPreset {
                 }
             }
         }
+        p.source = Some((path.to_path_buf(), text));
         Ok(p)
     }
 }
@@ -391,8 +415,10 @@ pub fn settings<C: Serialize + DeserializeOwned + Default>(
     preset: Option<&TaskPreset>,
     overrides: &[(String, serde_json::Value)],
 ) -> Result<C, LmError> {
-    let bad = |e: rein_train::settings::SettingsError| LmError::Input(e.0);
+    use rein_train::settings::{flag_text, set_path, toml_line, Sources};
+    let bad = |e: rein_train::settings::SettingsError| LmError::Input(e.message);
     let mut v = serde_json::to_value(C::default()).map_err(|e| LmError::Input(e.to_string()))?;
+    let mut sources = Sources::default();
     if let Some(p) = preset {
         // A sub-table (`[settings.lora]`) sets its keys one by one, keeping the defaults of
         // the keys it does not name.
@@ -412,15 +438,24 @@ pub fn settings<C: Serialize + DeserializeOwned + Default>(
         let mut flat = Vec::new();
         flatten("", &p.settings, &mut flat);
         for (k, val) in flat {
+            let at = match &p.source {
+                Some((path, text)) => match toml_line(text, &format!("settings.{k}")) {
+                    Some(line) => format!("{}, line {line}", path.display()),
+                    None => path.display().to_string(),
+                },
+                None => "the preset's [settings]".to_string(),
+            };
             let val = serde_json::to_value(val).map_err(|e| LmError::Input(e.to_string()))?;
-            rein_train::settings::set_path(&mut v, &k, val)
-                .map_err(|e| LmError::Input(format!("in the preset's [settings]: {}", e.0)))?;
+            set_path(&mut v, &k, val)
+                .map_err(|e| LmError::Input(format!("{at}: {}", e.message)))?;
+            sources.record(&k, at);
         }
     }
     for (k, val) in overrides {
-        rein_train::settings::set_path(&mut v, k, val.clone()).map_err(bad)?;
+        set_path(&mut v, k, val.clone()).map_err(bad)?;
+        sources.record(k, flag_text(k, val));
     }
-    serde_json::from_value(v).map_err(|e| LmError::Input(format!("invalid setting value: {e}")))
+    rein_train::settings::deserialize(v, &sources).map_err(bad)
 }
 
 /// Rewards from `--reward` flags, else the preset's, else the exact answer.
