@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 pub struct EvalArgs {
     /// A run directory written by `rein train`.
     run_dir: PathBuf,
-    /// Episodes to run.
-    #[arg(long, default_value_t = 10)]
+    /// Episodes to run (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     episodes: u64,
     /// Act with the most likely action (the mean for Box actions) instead of sampling.
     #[arg(long)]

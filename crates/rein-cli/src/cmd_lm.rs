@@ -68,13 +68,13 @@ pub struct SamplingArgs {
     #[arg(long)]
     sample: bool,
     /// Sampling temperature (implies --sample).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     temperature: Option<f32>,
     /// Top-k filter (implies --sample).
     #[arg(long)]
     top_k: Option<usize>,
     /// Nucleus (top-p) filter (implies --sample).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     top_p: Option<f32>,
     /// Repetition penalty (1 = off; generation_config.json's with --sample).
     #[arg(long)]
@@ -676,10 +676,8 @@ pub fn resumed_max_steps(sets: &[String], dir: &Path) -> Result<Option<u64>> {
 }
 
 fn resume_lm(dir: &Path, common: &TrainCommon) -> Result<()> {
+    crate::session::check_run_kind(dir, &[rein_lm::train::SUPERVISED_KIND])?;
     let ckpt = dir.join(rein_train::files::CHECKPOINT);
-    if !ckpt.exists() {
-        bail!("{}: no checkpoint to resume from", ckpt.display());
-    }
     let max_steps = resumed_max_steps(&common.set, dir)?;
     let mut t = LmTrainer::load_checkpoint(&ckpt)?;
     if let Some(n) = max_steps {

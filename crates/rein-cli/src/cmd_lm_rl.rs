@@ -100,15 +100,9 @@ pub fn ppo(a: &PpoArgs) -> Result<()> {
 fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
     let name = kind.trim_start_matches("lm-");
     let (run, trainer, resumed) = if let Some(run) = &a.resume {
+        crate::session::check_run_kind(run, &[kind])?;
         let max_steps = crate::cmd_lm::resumed_max_steps(&a.set, run)?;
         let mut t = RlTrainer::resume(run)?;
-        if rein_train::Trainer::kind(&t) != kind {
-            bail!(
-                "{} is a `rein lm {}` run; resume it with that command",
-                run.display(),
-                rein_train::Trainer::kind(&t).trim_start_matches("lm-")
-            );
-        }
         if let Some(n) = max_steps {
             t.set_max_steps(n)?;
             rein_train::write_config(run, &t.settings_toml()?)?;

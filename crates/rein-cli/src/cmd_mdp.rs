@@ -23,10 +23,11 @@ enum Method {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["env", "mdp"])))]
 pub struct SolveArgs {
     /// A table-driven toy-text env: FrozenLake-v1, FrozenLake8x8-v1, Taxi-v4, CliffWalking-v1,
     /// CliffWalkingSlippery-v1.
-    #[arg(long, conflicts_with = "mdp", required_unless_present = "mdp")]
+    #[arg(long)]
     env: Option<String>,
     /// A JSON file with a user MDP.
     #[arg(long)]

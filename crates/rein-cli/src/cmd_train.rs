@@ -204,6 +204,13 @@ fn train_deep(a: &TrainArgs, algo: agent::Algo, env_id: &str) -> Result<()> {
 
 /// `rein train --resume RUN_DIR`: continues a deep agent's run from its checkpoint, exactly.
 fn resume(a: &TrainArgs, dir: &Path) -> Result<()> {
+    let ckpt = dir.join(files::CHECKPOINT);
+    if let Ok(kind) = rein_train::Checkpoint::peek_kind(&ckpt) {
+        if kind.starts_with("lm-") {
+            // A language-model run: say which command resumes it.
+            crate::session::check_run_kind(dir, &["ppo"])?;
+        }
+    }
     let rc = RunConfig::read(dir)?;
     if agent::Algo::from_name(&rc.algo).is_none() {
         bail!(
@@ -211,7 +218,6 @@ fn resume(a: &TrainArgs, dir: &Path) -> Result<()> {
             rc.algo
         );
     }
-    let ckpt = dir.join(files::CHECKPOINT);
     if !ckpt.exists() {
         bail!(
             "{}: no checkpoint to resume from (the run stopped before its first checkpoint)",

@@ -87,3 +87,42 @@ pub fn run(
     }
     Ok(end)
 }
+
+/// The command that resumes runs whose checkpoints are of `kind`.
+fn command_of_kind(kind: &str) -> String {
+    match kind {
+        "lm-sft" => "rein lm sft (or pretrain)".into(),
+        "lm-reward-model" => "rein lm train-reward-model".into(),
+        k if k.starts_with("lm-") => format!("rein lm {}", &k[3..]),
+        _ => "rein train".into(),
+    }
+}
+
+/// Checks that the run in `dir` has a checkpoint of one of `kinds` before anything else of
+/// it is read, so resuming a run with the wrong command says which command it needs
+/// instead of naming a file that kind of run does not have.
+pub fn check_run_kind(dir: &Path, kinds: &[&str]) -> Result<()> {
+    let ckpt = dir.join(rein_train::files::CHECKPOINT);
+    if !dir.is_dir() {
+        anyhow::bail!("{}: no such run directory", dir.display());
+    }
+    if !ckpt.exists() {
+        anyhow::bail!(
+            "{}: no checkpoint to resume from (the run stopped before its first checkpoint)",
+            ckpt.display()
+        );
+    }
+    let kind = rein_train::Checkpoint::peek_kind(&ckpt)?;
+    if !kinds.contains(&kind.as_str()) {
+        let wanted: Vec<String> = kinds.iter().map(|k| command_of_kind(k)).collect();
+        anyhow::bail!(
+            "{} is a run of `{}` (a {kind} checkpoint), not of `{}`; resume it with `{} --resume {}`",
+            dir.display(),
+            command_of_kind(&kind),
+            wanted.join("` or `"),
+            command_of_kind(&kind),
+            dir.display()
+        );
+    }
+    Ok(())
+}

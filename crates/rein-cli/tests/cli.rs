@@ -1636,3 +1636,53 @@ fn a_setting_of_the_wrong_type_names_the_key_and_where_it_was_set() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn usage_errors_say_what_was_expected() {
+    let out = rein(&["mdp", "solve"]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("--env") && e.contains("--mdp"), "{e}");
+    let out = rein(&["eval", "runs/x", "--episodes", "0"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("0 is not in 1.."), "{}", stderr(&out));
+
+    let root = std::env::temp_dir().join(format!("rein-usage-cli-{}", std::process::id()));
+    let model = tiny_lm(&root);
+    let model_s = model.to_str().unwrap();
+    let gen = |t: &str| {
+        rein(&[
+            "lm",
+            "generate",
+            "--model",
+            model_s,
+            "--prompt",
+            "Q",
+            "--temperature",
+            t,
+        ])
+    };
+    let out = gen("-1");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("temperature must be positive, got -1"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(gen("0.7").status.success());
+    // The pretraining run behind the model, resumed with the RL and classic commands.
+    let run = model.parent().unwrap().to_str().unwrap().to_string();
+    for cmd in [&["lm", "grpo"][..], &["lm", "ppo"], &["train"]] {
+        let mut args = cmd.to_vec();
+        args.extend(["--resume", &run]);
+        let out = rein(&args);
+        assert!(!out.status.success(), "{cmd:?}");
+        let e = stderr(&out);
+        assert!(
+            e.contains("is a run of `rein lm sft (or pretrain)` (a lm-sft checkpoint)")
+                && e.contains("resume it with `rein lm sft (or pretrain) --resume"),
+            "{cmd:?}: {e}"
+        );
+    }
+    std::fs::remove_dir_all(&root).ok();
+}

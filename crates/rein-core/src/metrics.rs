@@ -80,18 +80,60 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    {
-        let mut f = File::create(&tmp)?;
+    let tmp = dir.join(format!(".{name}{TEMPORARY_INFIX}{}", std::process::id()));
+    let written = File::create(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
-        f.sync_all()?;
+        f.sync_all()
+    });
+    // A failed write (a full disk, a read-only directory) leaves the old file as it was and
+    // no half-written temporary behind.
+    if let Err(e) = written.and_then(|_| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, path)
+    Ok(())
+}
+
+/// What [`write_atomic`] puts between a file's name and the writer's pid in its temporary
+/// file (`.checkpoint.safetensors.tmp1234`).
+pub const TEMPORARY_INFIX: &str = ".tmp";
+
+/// Whether `name` is a temporary file of [`write_atomic`]'s (`.NAME.tmpPID`): a process
+/// killed while writing leaves one.
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.')
+        && name
+            .rsplit_once(TEMPORARY_INFIX)
+            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atomic_writes_leave_no_temporary_behind() {
+        let dir = std::env::temp_dir().join(format!("rein-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c.bin");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        // Renaming onto a directory fails: the old content stays, no temporary remains.
+        let blocked = dir.join("sub");
+        std::fs::create_dir_all(blocked.join("x")).unwrap();
+        assert!(write_atomic(&blocked, b"three").is_err());
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| is_temporary(n)), "{names:?}");
+        assert!(is_temporary(".checkpoint.safetensors.tmp1234"));
+        assert!(!is_temporary("checkpoint.safetensors"));
+        assert!(!is_temporary(".x.tmp"));
+        assert!(!is_temporary(".x.tmpabc"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn csv_rows_must_match_header() {

@@ -43,13 +43,40 @@ pub enum CheckpointError {
     },
 }
 
-/// The JSON header in the metadata.
+/// The JSON header in the metadata. `checksum` (CRC-32 of the state's JSON text and of every
+/// tensor, [`checksum`]) makes flipped bytes inside a well-formed file an error; files
+/// written before it have none and are read unchecked.
 #[derive(Serialize, Deserialize)]
 struct Header<S> {
     format: u32,
     kind: String,
     rein_version: String,
     state: S,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checksum: Option<String>,
+}
+
+/// CRC-32 (crc32fast: the checksum gzip and PNG use) of the state's exact JSON text and of
+/// each tensor's name, dtype, shape and bytes in name order, as `crc32:xxxxxxxx`. Any flipped
+/// bit in either changes it; the tensors' layout in the file does not.
+fn checksum<'a>(
+    state: &str,
+    tensors: impl Iterator<Item = (&'a str, String, &'a [usize], &'a [u8])>,
+) -> String {
+    let mut h = crc32fast::Hasher::new();
+    h.update(state.as_bytes());
+    let mut tensors: Vec<_> = tensors.collect();
+    tensors.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, dtype, shape, data) in tensors {
+        h.update(name.as_bytes());
+        h.update(&[0]);
+        h.update(dtype.as_bytes());
+        for d in shape {
+            h.update(&(*d as u64).to_le_bytes());
+        }
+        h.update(data);
+    }
+    format!("crc32:{:08x}", h.finalize())
 }
 
 /// A tensor's shape and its f32 values.
@@ -87,6 +114,45 @@ fn check_header(
     Ok(header)
 }
 
+/// Says how a safetensors file is cut short, if it is: shorter than its 8-byte header length,
+/// than the header it declares, or than the tensor data its header describes.
+fn truncation(bytes: &[u8]) -> Result<(), String> {
+    let n = bytes.len();
+    let truncated = |what: String| {
+        Err(format!(
+            "the file is truncated ({n} bytes, {what}); it was cut short (a copy or a disk that \
+             ran out of space) and cannot be resumed"
+        ))
+    };
+    let Some(len) = bytes.get(..8) else {
+        return truncated("less than the 8-byte header length".into());
+    };
+    let len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
+    let header_end = 8u64.saturating_add(len);
+    if header_end > n as u64 {
+        // A length no real header has is damage, not truncation: let the parser say so.
+        if len > 100 << 20 {
+            return Ok(());
+        }
+        return truncated(format!("its header alone declares {header_end}"));
+    }
+    let Ok(header) = serde_json::from_slice::<HashMap<String, serde_json::Value>>(
+        &bytes[8..header_end as usize],
+    ) else {
+        return Ok(());
+    };
+    let data_end = header
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .filter_map(|(_, t)| t.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    if header_end + data_end > n as u64 {
+        return truncated(format!("its tensors need {}", header_end + data_end));
+    }
+    Ok(())
+}
+
 /// A checkpoint read from disk: its header and the bytes its tensors live in.
 pub struct Checkpoint {
     path: PathBuf,
@@ -108,11 +174,25 @@ impl Checkpoint {
             path: path.to_path_buf(),
             message,
         };
+        let state_text = serde_json::to_string(state)
+            .map_err(|e| invalid(format!("serialising the trainer state: {e}")))?;
+        let datas: Vec<_> = tensors.iter().map(|(_, v)| v.data()).collect();
+        let sum = checksum(
+            &state_text,
+            tensors
+                .iter()
+                .zip(&datas)
+                .map(|((n, v), d)| (n.as_str(), format!("{:?}", v.dtype()), v.shape(), &d[..])),
+        );
+        drop(datas);
+        let state = serde_json::value::RawValue::from_string(state_text)
+            .map_err(|e| invalid(format!("serialising the trainer state: {e}")))?;
         let header = Header {
             format: FORMAT_VERSION,
             kind: kind.to_string(),
             rein_version: env!("CARGO_PKG_VERSION").to_string(),
             state,
+            checksum: Some(sum),
         };
         let json = serde_json::to_string(&header)
             .map_err(|e| invalid(format!("serialising the trainer state: {e}")))?;
@@ -135,6 +215,7 @@ impl Checkpoint {
             path: path.to_path_buf(),
             message,
         };
+        truncation(&bytes).map_err(invalid)?;
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
             invalid(format!(
                 "not a safetensors file ({e}); the file is damaged or not a checkpoint"
@@ -143,8 +224,26 @@ impl Checkpoint {
         let meta = meta.metadata().clone().unwrap_or_default();
         let header = check_header(path, &meta)?;
         // The tensors must parse too, so that a truncated file fails here, by name.
-        safetensors::SafeTensors::deserialize(&bytes)
+        let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| invalid(format!("damaged tensor data: {e}")))?;
+        let raw: Header<Box<serde_json::value::RawValue>> = serde_json::from_str(&meta[HEADER_KEY])
+            .map_err(|e| invalid(format!("damaged checkpoint header: {e}")))?;
+        if let Some(stored) = &raw.checksum {
+            let views = st.tensors();
+            let found = checksum(
+                raw.state.get(),
+                views
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), format!("{:?}", v.dtype()), v.shape(), v.data())),
+            );
+            if &found != stored {
+                return Err(invalid(format!(
+                    "the file is damaged: its checksum is {found}, it was written as {stored} \
+                     (flipped bytes; restore the file or start again from an older copy)"
+                )));
+            }
+        }
+        drop(st);
         Ok(Self {
             path: path.to_path_buf(),
             kind: header.kind,
@@ -174,14 +273,21 @@ impl Checkpoint {
         };
         let mut file = std::fs::File::open(path).map_err(io)?;
         let mut len = [0u8; 8];
-        file.read_exact(&mut len)
-            .map_err(|e| not_safetensors(e.to_string()))?;
+        file.read_exact(&mut len).map_err(|_| {
+            invalid("the file is truncated (less than the 8-byte header length)".into())
+        })?;
         let len = u64::from_le_bytes(len);
         let file_len = file.metadata().map_err(io)?.len();
         if len > file_len.saturating_sub(8) {
-            return Err(not_safetensors(format!(
-                "header of {len} bytes in a file of {file_len}"
-            )));
+            return Err(if len <= 100 << 20 {
+                invalid(format!(
+                    "the file is truncated ({file_len} bytes, its header alone declares {}); \
+                     it was cut short and cannot be resumed",
+                    len + 8
+                ))
+            } else {
+                not_safetensors(format!("header of {len} bytes in a file of {file_len}"))
+            });
         }
         let mut text = vec![0u8; len as usize];
         file.read_exact(&mut text)
@@ -355,7 +461,35 @@ mod tests {
 
         std::fs::write(&p, &first[..first.len() - 3]).unwrap();
         let e = Checkpoint::read(&p).err().unwrap().to_string();
-        assert!(e.contains("damaged"), "{e}");
+        assert!(e.contains("the file is truncated"), "{e}");
+        for cut in [first.len() / 2, 20, 5] {
+            std::fs::write(&p, &first[..cut]).unwrap();
+            let e = Checkpoint::read(&p).err().unwrap().to_string();
+            assert!(e.contains("the file is truncated"), "{cut}: {e}");
+            let e = Checkpoint::peek_kind(&p).err().unwrap().to_string();
+            assert!(e.contains("truncated"), "{cut}: {e}");
+        }
+        // A flipped bit in a tensor or in the state, the file still well-formed.
+        let mut flipped = first.clone();
+        *flipped.last_mut().unwrap() ^= 0x10;
+        std::fs::write(&p, &flipped).unwrap();
+        let e = Checkpoint::read(&p).err().unwrap().to_string();
+        assert!(
+            e.contains("c.safetensors: the file is damaged: its checksum"),
+            "{e}"
+        );
+        let needle = b"\\\"update\\\":7";
+        let at = first
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .expect("state in the header")
+            + needle.len()
+            - 1;
+        let mut flipped = first.clone();
+        flipped[at] = b'8';
+        std::fs::write(&p, &flipped).unwrap();
+        let e = Checkpoint::read(&p).err().unwrap().to_string();
+        assert!(e.contains("the file is damaged: its checksum"), "{e}");
         std::fs::write(&p, b"not a checkpoint").unwrap();
         let e = Checkpoint::read(&p).err().unwrap().to_string();
         assert!(e.contains("not a safetensors file"), "{e}");

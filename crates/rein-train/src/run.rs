@@ -167,6 +167,28 @@ pub fn write_config(dir: &Path, text: &str) -> Result<(), RunError> {
     write_atomic(&path, text.as_bytes()).map_err(|source| RunError::Io { path, source })
 }
 
+/// Removes the temporary files a killed writer left in a run directory and the folders it
+/// exports (`.checkpoint.safetensors.tmpPID`, [`rein_core::metrics::is_temporary`]): one run
+/// directory has one writer, so at resume every such file is debris.
+pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<()> {
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if entry.file_type()?.is_dir() {
+                if d == dir {
+                    dirs.push(entry.path());
+                }
+            } else if rein_core::metrics::is_temporary(&name) {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Trains `trainer` in `dir` until it finishes, `max_updates` updates are done, or the
 /// observer stops it. Every way out but an error leaves a checkpoint from which the trainer's
 /// loader continues exactly; a finished run also gets its curve, export and `eval.json`.
@@ -177,6 +199,9 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<RunEnd, RunError> {
     let io = |path: PathBuf| move |source| RunError::Io { path, source };
+    if options.resumed {
+        remove_stale_temporaries(dir).map_err(io(dir.to_path_buf()))?;
+    }
     let csv_path = dir.join(files::METRICS);
     let mut csv = if options.resumed {
         CsvLogger::resume(&csv_path, trainer.columns(), trainer.updates() as usize)

@@ -154,10 +154,24 @@ fn interrupted_and_resumed_runs_end_byte_identical_to_uninterrupted() {
     assert_eq!(stop.checkpoints, vec![21, 27]);
     let mut t = Counter::load(&part.join(files::CHECKPOINT));
     assert_eq!(t.updates, 9);
+    // What a kill -9 during a checkpoint write leaves: removed at resume, nothing else is.
+    std::fs::create_dir_all(part.join("model")).unwrap();
+    let debris = [
+        part.join(".checkpoint.safetensors.tmp4242"),
+        part.join("model/.model.safetensors.tmp17"),
+    ];
+    for d in &debris {
+        std::fs::write(d, b"half").unwrap();
+    }
+    std::fs::write(part.join("model/.keep.tmpx"), b"not ours").unwrap();
     assert_eq!(
         run(&mut t, &part, &resumed, &mut Silent).unwrap(),
         RunEnd::Finished(None)
     );
+    for d in &debris {
+        assert!(!d.exists(), "{} left", d.display());
+    }
+    assert!(part.join("model/.keep.tmpx").exists());
     for f in [files::CHECKPOINT, files::METRICS] {
         assert_eq!(
             std::fs::read(whole.join(f)).unwrap(),

@@ -485,6 +485,19 @@ impl RewardSpec {
         let bad = |why: String| LmError::Input(format!("reward {s:?}: {why}"));
         let (body, weight) = match s.rsplit_once('@') {
             Some((b, w)) if w.trim().parse::<f64>().is_ok() => (b, Some(w.trim())),
+            // After a bare kind (`exact_answer@abc`), or when it starts like a number
+            // (`@0.5x`), what follows `@` can only be a weight; elsewhere an `@` may belong
+            // to a value (`regex:pattern=\w+@\w+`).
+            Some((b, w))
+                if !b.contains(':')
+                    || w.trim()
+                        .starts_with(|c: char| c.is_ascii_digit() || "+-.".contains(c)) =>
+            {
+                return Err(bad(format!(
+                    "the weight after @ must be a number, got {:?}",
+                    w.trim()
+                )));
+            }
             _ => (s, None),
         };
         let (kind, rest) = body.split_once(':').unwrap_or((body, ""));
@@ -677,6 +690,15 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("pattern"), "{e}");
+        for spec in ["exact_answer@abc", "length:target=3@0.5x"] {
+            let e = RewardSpec::parse(spec).unwrap_err().to_string();
+            assert!(e.contains("the weight after @ must be a number"), "{e}");
+        }
+        // An `@` inside a value stays part of it.
+        assert_eq!(
+            RewardSpec::parse("regex:pattern=a@b").unwrap(),
+            RewardSpec::parse("regex:pattern=a@b@1").unwrap()
+        );
     }
 
     #[test]
