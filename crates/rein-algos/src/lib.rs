@@ -28,7 +28,9 @@ pub mod td3;
 
 pub use qlearning::train_q_learning;
 pub use sarsa::{train_sarsa, SarsaTarget};
-pub use tabular::{evaluate_policy, EvalStats, QTable, TabularConfig, TabularError, TabularLog};
+pub use tabular::{
+    evaluate_policy, EvalStats, QTable, SuccessRule, TabularConfig, TabularError, TabularLog,
+};
 
 /// Errors of the deep agents (on-policy and off-policy).
 #[derive(Debug, thiserror::Error)]

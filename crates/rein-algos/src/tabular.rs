@@ -395,23 +395,49 @@ pub struct EvalStats {
     pub mean_return: f64,
     /// Standard deviation of the return.
     pub std_return: f64,
-    /// Fraction of episodes with a positive return (reaching the goal in FrozenLake).
+    /// Fraction of episodes that reached the goal, as [`SuccessRule`] tells it.
     pub success_rate: f64,
     /// Mean episode length.
     pub mean_length: f64,
 }
 
+/// What counts as reaching the goal in a toy-text episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuccessRule {
+    /// The episode terminated on a positive reward: FrozenLake's goal (its holes terminate
+    /// with 0), a won Blackjack hand.
+    PositiveFinalReward,
+    /// The episode terminated at all (not truncated): CliffWalking, whose only terminal state
+    /// is the goal (every step, the last included, costs -1), and Taxi, which terminates only
+    /// on a correct drop-off.
+    Terminated,
+}
+
+impl SuccessRule {
+    /// The rule for a registered env id.
+    pub fn for_env(id: &str) -> Self {
+        if id.starts_with("CliffWalking") || id.starts_with("Taxi") {
+            SuccessRule::Terminated
+        } else {
+            SuccessRule::PositiveFinalReward
+        }
+    }
+}
+
 /// Runs `episodes` episodes of the deterministic policy `policy[s]` (episode k reset with
-/// `seed + k`) and summarises the returns. Episodes that never end are cut at 100,000 steps.
+/// `seed + k`) and summarises the returns; `success` says which episodes reached the goal.
+/// Episodes that never end are cut at 100,000 steps.
 pub fn evaluate_policy(
     env: &mut dyn Env,
     policy: &[usize],
     episodes: u64,
     seed: u64,
+    success: SuccessRule,
 ) -> Result<EvalStats, TabularError> {
     let (idx, _) = tabular_spaces(env)?;
     let mut returns = Vec::with_capacity(episodes as usize);
     let mut lengths = 0u64;
+    let mut successes = 0u64;
     for k in 0..episodes {
         let (mut obs, _) = env.reset(Some(seed.wrapping_add(k)));
         let mut ret = 0.0;
@@ -421,6 +447,13 @@ pub fn evaluate_policy(
             ret += step.reward;
             lengths += 1;
             obs = step.obs;
+            if step.terminated {
+                let reached = match success {
+                    SuccessRule::PositiveFinalReward => step.reward > 0.0,
+                    SuccessRule::Terminated => true,
+                };
+                successes += u64::from(reached);
+            }
             if step.terminated || step.truncated {
                 break;
             }
@@ -434,7 +467,7 @@ pub fn evaluate_policy(
         episodes,
         mean_return: mean,
         std_return: var.sqrt(),
-        success_rate: returns.iter().filter(|&&r| r > 0.0).count() as f64 / n,
+        success_rate: successes as f64 / n,
         mean_length: lengths as f64 / n,
     })
 }

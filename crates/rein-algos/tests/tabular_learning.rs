@@ -1,7 +1,7 @@
 //! Learning tests: the tabular agents must find the policy that value iteration finds.
 
 use rein_algos::{
-    evaluate_policy, train_q_learning, train_sarsa, QTable, SarsaTarget, TabularConfig,
+    evaluate_policy, train_q_learning, train_sarsa, QTable, SarsaTarget, SuccessRule, TabularConfig,
 };
 use rein_envs::mdp::TabularMdp;
 
@@ -66,8 +66,11 @@ fn q_learning_solves_cliff_walking() {
     let q = train_q_learning(env.as_mut(), &cfg, &mut |_| {}).unwrap();
     assert_optimal_on_reachable("CliffWalking-v1", &q, cfg.gamma);
     // The optimal path along the cliff edge: 13 steps, return -13.
-    let stats = evaluate_policy(env.as_mut(), &q.policy(), 10, 0).unwrap();
+    let rule = SuccessRule::for_env("CliffWalking-v1");
+    let stats = evaluate_policy(env.as_mut(), &q.policy(), 10, 0, rule).unwrap();
     assert_eq!(stats.mean_return, -13.0);
+    // Every episode reaches the goal, though every return is negative.
+    assert_eq!(stats.success_rate, 1.0);
 }
 
 #[test]
@@ -79,8 +82,9 @@ fn q_learning_on_slippery_frozen_lake_is_within_two_points_of_optimal() {
     let mut env = rein_envs::make("FrozenLake-v1").unwrap();
     let q = train_q_learning(env.as_mut(), &cfg, &mut |_| {}).unwrap();
     let (_, sol) = optimal("FrozenLake-v1", cfg.gamma);
-    let learned = evaluate_policy(env.as_mut(), &q.policy(), 10_000, 1_000_000).unwrap();
-    let best = evaluate_policy(env.as_mut(), &sol.policy, 10_000, 1_000_000).unwrap();
+    let rule = SuccessRule::for_env("FrozenLake-v1");
+    let learned = evaluate_policy(env.as_mut(), &q.policy(), 10_000, 1_000_000, rule).unwrap();
+    let best = evaluate_policy(env.as_mut(), &sol.policy, 10_000, 1_000_000, rule).unwrap();
     eprintln!(
         "success: learned {:.4}, optimal {:.4}",
         learned.success_rate, best.success_rate
@@ -112,9 +116,15 @@ fn sarsa_and_expected_sarsa_learn_taxi() {
         // On-policy methods need not be exact in rarely visited states: 95% of them.
         let (n, bad) = reachable_mismatches("Taxi-v4", &q, cfg.gamma);
         assert!(bad * 20 <= n, "{target:?}: {bad} of {n} states not optimal");
-        let stats = evaluate_policy(env.as_mut(), &q.policy(), 1000, 0).unwrap();
+        let rule = SuccessRule::for_env("Taxi-v4");
+        let stats = evaluate_policy(env.as_mut(), &q.policy(), 1000, 0, rule).unwrap();
         // Taxi-v4's reward threshold is 8.
         assert!(stats.mean_return > 7.5, "{target:?}: {}", stats.mean_return);
+        assert!(
+            stats.success_rate > 0.99,
+            "{target:?}: {}",
+            stats.success_rate
+        );
     }
 }
 
@@ -130,7 +140,8 @@ fn sarsa_takes_the_safe_path_on_the_cliff() {
     };
     let mut env = rein_envs::make("CliffWalking-v1").unwrap();
     let q = train_sarsa(env.as_mut(), &cfg, SarsaTarget::Sarsa, &mut |_| {}).unwrap();
-    let stats = evaluate_policy(env.as_mut(), &q.policy(), 1, 0).unwrap();
+    let rule = SuccessRule::for_env("CliffWalking-v1");
+    let stats = evaluate_policy(env.as_mut(), &q.policy(), 1, 0, rule).unwrap();
     assert!(
         stats.mean_return < -13.0 && stats.mean_return >= -17.0,
         "{}",

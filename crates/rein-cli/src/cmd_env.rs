@@ -27,6 +27,9 @@ pub enum EnvCommand {
     )]
     Bench(BenchArgs),
     /// Run the environment checker (API contract, determinism under seeding) on an env.
+    #[command(
+        after_help = "Examples:\n  rein env check --env CartPole-v1\n  rein env check --env FrozenLake-v1 --option map_name=8x8"
+    )]
     Check(CheckArgs),
 }
 
@@ -118,14 +121,33 @@ pub fn list(args: &EnvsArgs) -> Result<()> {
         }
         return Ok(());
     }
-    println!(
-        "{:<26} {:<10} {:<9} {:<40} ACTIONS",
-        "ID", "THRESHOLD", "MAX STEPS", "OBSERVATIONS"
-    );
-    for (spec, obs, act) in rows {
-        let thr = spec.reward_threshold.map_or("-".into(), |t| t.to_string());
-        let steps = spec.max_episode_steps.map_or("-".into(), |t| t.to_string());
-        println!("{:<26} {thr:<10} {steps:<9} {obs:<40} {act}", spec.id);
+    // Columns as wide as their widest entry; the observation space, the longest, goes last.
+    let table: Vec<[String; 5]> = rows
+        .into_iter()
+        .map(|(spec, obs, act)| {
+            [
+                spec.id.clone(),
+                spec.reward_threshold.map_or("-".into(), |t| t.to_string()),
+                spec.max_episode_steps.map_or("-".into(), |t| t.to_string()),
+                act,
+                obs,
+            ]
+        })
+        .collect();
+    let header = ["ID", "THRESHOLD", "MAX STEPS", "ACTIONS", "OBSERVATIONS"].map(String::from);
+    let mut width = [0usize; 4];
+    for row in std::iter::once(&header).chain(&table) {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&table) {
+        let mut line = String::new();
+        for (w, cell) in width.iter().zip(row) {
+            line.push_str(&format!("{cell:<w$}  "));
+        }
+        line.push_str(&row[4]);
+        println!("{line}");
     }
     Ok(())
 }

@@ -77,7 +77,13 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         }
         let q = rein_algos::QTable::read(&a.run_dir.join("q_table.json"))?;
         let mut env = rein_envs::make_with(&rc.env, &rc.env_options)?;
-        let s = rein_algos::evaluate_policy(env.as_mut(), &q.policy(), a.episodes, a.seed)?;
+        let s = rein_algos::evaluate_policy(
+            env.as_mut(),
+            &q.policy(),
+            a.episodes,
+            a.seed,
+            rein_algos::SuccessRule::for_env(&rc.env),
+        )?;
         (s.mean_return, s.std_return)
     };
     let (env_id, algo) = (&rc.env, &rc.algo);

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  rein lm generate --model runs/lm/quickstart --prompt \"12 + 7 =\"\n  rein lm generate --model SmolLM2-135M-Instruct.Q4_1.gguf --chat \"What is 12 + 30?\"\n  rein lm generate --model DIR --prompt \"Once\" --temperature 0.8 --top-p 0.95 --max-new-tokens 40 --seed 1\n  rein lm generate --model DIR --prompts prompts.jsonl > out.jsonl\n  rein lm generate --model DIR --prompt-ids 15496,11 --json\n\nDecoding is greedy unless --sample, --temperature, --top-k or --top-p is given (--sample alone\ntakes generation_config.json's temperature, top_k and top_p). --chat renders the message with\nthe model's chat template and prints the assistant's reply, stopped at the end-of-turn token.\nA --prompts file holds one JSON object per line: {\"prompt\": \"...\"} or {\"prompt\": [{\"role\":\n\"user\", \"content\": \"...\"}]} (chat form) with optional \"seed\"; results stream out as JSON lines\n{\"prompt\", \"text\", \"ids\", \"logprobs\", \"finished\"}."
+    after_help = "Examples:\n  rein lm generate --model models/quickstart --prompt \"12 + 7 =\"\n  rein lm generate --model SmolLM2-135M-Instruct.Q4_1.gguf --chat \"What is 12 + 30?\"\n  rein lm generate --model DIR --prompt \"Once\" --temperature 0.8 --top-p 0.95 --max-new-tokens 40 --seed 1\n  rein lm generate --model DIR --prompts prompts.jsonl > out.jsonl\n  rein lm generate --model DIR --prompt-ids 15496,11 --json\n\nDecoding is greedy unless --sample, --temperature, --top-k or --top-p is given (--sample alone\ntakes generation_config.json's temperature, top_k and top_p). --chat renders the message with\nthe model's chat template and prints the assistant's reply, stopped at the end-of-turn token.\nA --prompts file holds one JSON object per line: {\"prompt\": \"...\"} or {\"prompt\": [{\"role\":\n\"user\", \"content\": \"...\"}]} (chat form) with optional \"seed\"; results stream out as JSON lines\n{\"prompt\", \"text\", \"ids\", \"logprobs\", \"finished\"}."
 )]
 pub struct GenerateArgs {
     /// Model: a directory (config.json, model.safetensors, tokenizer.json for text) or a .gguf
@@ -541,9 +541,13 @@ pub struct TrainCommon {
     /// Where run directories go.
     #[arg(long, default_value = "runs/lm")]
     runs_dir: PathBuf,
-    /// Optimizer steps between checkpoints (0: only at the end).
+    /// Optimizer steps between checkpoints (0: not by steps; always at the end).
     #[arg(long, default_value_t = 100)]
     checkpoint_every: u64,
+    /// Also a checkpoint after the first step that ends this many seconds after the last
+    /// one (0, the default: not by time).
+    #[arg(long, default_value_t = 0.0)]
+    checkpoint_seconds: f64,
     /// Stop after this many steps in this invocation (with a checkpoint; resume later).
     #[arg(long)]
     max_updates: Option<u64>,
@@ -591,7 +595,7 @@ pub struct PretrainArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  rein lm sft --model runs/lm/quickstart/model --data train.jsonl --set max_steps=200\n  rein lm sft --resume runs/lm/<run directory>\n\nRecords: {\"prompt\": ..., \"completion\": ...} (loss on the completion and EOS only) or\n{\"text\": ...} (loss on every token), one JSON object per line."
+    after_help = "Examples:\n  rein lm sft --model models/quickstart --data train.jsonl --set max_steps=200\n  rein lm sft --resume runs/lm/<run directory>\n\nRecords: {\"prompt\": ..., \"completion\": ...} (loss on the completion and EOS only) or\n{\"text\": ...} (loss on every token), one JSON object per line."
 )]
 pub struct SftArgs {
     /// Model directory to fine-tune (with a tokenizer).
@@ -647,6 +651,7 @@ fn run_trainer(
     };
     let options = rein_train::RunOptions {
         checkpoint_every: common.checkpoint_every,
+        checkpoint_seconds: common.checkpoint_seconds,
         max_updates: common.max_updates,
         sample_every: 0,
         resumed,
@@ -855,6 +860,7 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
         set: Vec::new(),
         runs_dir: work.clone(),
         checkpoint_every: 100,
+        checkpoint_seconds: 0.0,
         max_updates: None,
         quiet: a.quiet,
         resume_command: String::new(),

@@ -33,9 +33,13 @@ pub struct RlArgs {
     /// Where run directories go.
     #[arg(long, default_value = "runs/lm")]
     runs_dir: PathBuf,
-    /// Steps between checkpoints (0: only at the end).
+    /// Steps between checkpoints (0: not by steps; always at the end).
     #[arg(long, default_value_t = 50)]
     checkpoint_every: u64,
+    /// Also a checkpoint after the first step that ends this many seconds after the last
+    /// one (0, the default: not by time).
+    #[arg(long, default_value_t = 0.0)]
+    checkpoint_seconds: f64,
     /// Steps between sample dumps to samples.jsonl.
     #[arg(long, default_value_t = 20)]
     sample_every: u64,
@@ -154,6 +158,7 @@ fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
     let mut trainer = trainer;
     let options = RunOptions {
         checkpoint_every: a.checkpoint_every,
+        checkpoint_seconds: a.checkpoint_seconds,
         max_updates: a.max_updates,
         sample_every: a.sample_every,
         resumed,

@@ -68,7 +68,7 @@ impl Algo {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  rein train qlearning --env Taxi-v4\n  rein train qlearning --env FrozenLake-v1 --seed 3 --set learning_rate=0.05 --set epsilon.end=0.01\n  rein train sarsa --env CliffWalking-v1 --episodes 500\n  rein train ppo --env CartPole-v1 --seed 1\n  rein train ppo --env Pendulum-v1 --total-timesteps 50000 --config my.toml\n  rein train --resume runs/CartPole-v1__ppo__1__20261128-230000\n\nSettings (see config.toml in any run directory). Tabular: episodes, learning_rate, gamma,\nepsilon (a schedule), seed, eval_episodes, log_interval.\nppo: total_timesteps, num_envs, n_steps, batch_size, n_epochs, learning_rate (a schedule),\ngamma, gae_lambda, clip_range (a schedule), clip_range_vf, normalize_advantage,\nent_coef, vf_coef, max_grad_norm, target_kl, net_arch, activation, log_std_init,\nnormalize_obs, normalize_reward, adam_eps, seed, env_threads. Presets with the\nrl-baselines3-zoo hyperparameters apply first where rein ships one (crates/rein-algos/presets).\nA schedule is a number, \"lin_X\" (X linearly to 0 over training, the zoo's form), or a table:\n{kind = \"linear\", start, end, fraction} or {kind = \"exponential_per_episode\", start, end, decay}.\nExample: --set 'learning_rate=\"lin_0.0003\"'."
+    after_help = "Examples:\n  rein train qlearning --env Taxi-v4\n  rein train qlearning --env FrozenLake-v1 --seed 3 --set learning_rate=0.05 --set epsilon.end=0.01\n  rein train sarsa --env CliffWalking-v1 --episodes 500\n  rein train ppo --env CartPole-v1 --seed 1\n  rein train ppo --env Pendulum-v1 --total-timesteps 50000 --config my.toml\n  rein train --resume runs/CartPole-v1__ppo__1__20261128-230000\n\nSettings (see config.toml in any run directory). Tabular: episodes, learning_rate, gamma,\nepsilon (a schedule), seed, eval_episodes, log_interval.\nppo: total_timesteps, num_envs, n_steps, batch_size, n_epochs, learning_rate (a schedule),\ngamma, gae_lambda, clip_range (a schedule), clip_range_vf, normalize_advantage,\nent_coef, vf_coef, max_grad_norm, target_kl, net_arch, activation, log_std_init,\nnormalize_obs, normalize_reward, adam_eps, seed, env_threads.\na2c: total_timesteps, num_envs, n_steps, learning_rate, gamma, gae_lambda, ent_coef, vf_coef,\nmax_grad_norm, use_rms_prop, rms_prop_eps, normalize_advantage, net_arch, shared_trunk,\nactivation, log_std_init, normalize_obs, normalize_reward, seed, env_threads.\nreinforce: total_timesteps, num_envs, batch_episodes, learning_rate, value_learning_rate, gamma,\nuse_baseline, normalize_advantage, ent_coef, max_grad_norm, net_arch, activation, log_std_init,\nseed, env_threads.\ndqn: total_timesteps, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma,\ntrain_freq, gradient_steps, target_update_interval, exploration_fraction,\nexploration_initial_eps, exploration_final_eps, max_grad_norm, net_arch, activation, double_q,\ndueling, n_steps, seed.\ntd3, ddpg: total_timesteps, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma,\ntrain_freq, gradient_steps, action_noise_std, action_noise, ou_theta, ou_dt, n_steps, n_critics,\npolicy_delay, target_policy_noise, target_noise_clip, net_arch, seed.\nsac: total_timesteps, learning_rate, buffer_size, learning_starts, batch_size, tau, gamma,\ntrain_freq, gradient_steps, target_update_interval, auto_ent_coef, ent_coef, target_entropy,\naction_noise_std, action_noise, ou_theta, ou_dt, n_steps, net_arch, seed. Presets with the\nrl-baselines3-zoo hyperparameters apply first where rein ships one (crates/rein-algos/presets).\nA schedule is a number, \"lin_X\" (X linearly to 0 over training, the zoo's form), or a table:\n{kind = \"linear\", start, end, fraction} or {kind = \"exponential_per_episode\", start, end, decay}.\nExample: --set 'learning_rate=\"lin_0.0003\"'."
 )]
 pub struct TrainArgs {
     /// Algorithm (not needed with --resume).
@@ -83,7 +83,8 @@ pub struct TrainArgs {
     /// Number of training episodes (tabular agents; same as --set episodes=N).
     #[arg(long)]
     pub episodes: Option<u64>,
-    /// Environment steps to train for (ppo; same as --set total_timesteps=N).
+    /// Environment steps to train for (every deep agent: ppo, a2c, reinforce, dqn, td3, ddpg,
+    /// sac; same as --set total_timesteps=N). With --resume: the run's new budget.
     #[arg(long)]
     pub total_timesteps: Option<u64>,
     /// A TOML file of settings, applied over the preset for the env.
@@ -101,15 +102,20 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its last checkpoint, exactly where it stopped.
     /// With --resume, --total-timesteps sets a new budget (a longer run, as SB3's
     /// `learn(reset_num_timesteps=False)`; schedules stretch to the new total) and
-    /// --checkpoint-every, --max-updates and --quiet apply; the run's settings are its own.
+    /// --checkpoint-every, --checkpoint-seconds, --max-updates and --quiet apply; the run's
+    /// settings are its own.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["algo", "env", "config", "set", "seed", "options", "episodes", "runs_dir"])]
     pub resume: Option<PathBuf>,
-    /// Write a checkpoint each time training passes a multiple of this many environment
-    /// steps (every algorithm; 0: only when the run stops), and always at the end. Before
-    /// rein 0.2 it counted updates for ppo/a2c/reinforce and thousands of steps for
-    /// dqn/td3/ddpg/sac.
-    #[arg(long, default_value_t = 10_000)]
+    /// Also write a checkpoint each time training passes a multiple of this many environment
+    /// steps (every algorithm; 0, the default: by time only). Checkpoints are always written
+    /// at the end and when the run stops.
+    #[arg(long, default_value_t = 0)]
     pub checkpoint_every: u64,
+    /// Write a checkpoint after the first update that ends this many seconds after the last
+    /// one (0: not by time). By time rather than steps so that a fast run (A2C on CartPole
+    /// does thousands of steps a second) does not spend its time writing checkpoints.
+    #[arg(long, default_value_t = 30.0)]
+    pub checkpoint_seconds: f64,
     /// Stop after this many updates in this invocation (an update is a rollout and its
     /// optimisation for ppo/a2c/reinforce, a training phase of train_freq env steps for
     /// dqn/td3/ddpg/sac), with a checkpoint: for time-sliced training; continue later with
@@ -246,6 +252,7 @@ fn resume(a: &TrainArgs, dir: &Path) -> Result<()> {
 fn run_agent(mut agent: Agent, dir: &Path, a: &TrainArgs, resumed: bool) -> Result<()> {
     let options = RunOptions {
         checkpoint_every: a.checkpoint_every,
+        checkpoint_seconds: a.checkpoint_seconds,
         max_updates: a.max_updates,
         sample_every: 0,
         resumed,
@@ -338,7 +345,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
 
     let policy = q.policy();
     let eval_seed = 1_000_000 + cfg.seed;
-    let stats = evaluate_policy(env.as_mut(), &policy, cfg.eval_episodes, eval_seed)?;
+    let success = rein_algos::SuccessRule::for_env(&env_id);
+    let stats = evaluate_policy(env.as_mut(), &policy, cfg.eval_episodes, eval_seed, success)?;
     println!("run directory: {}", dir.display());
     println!(
         "greedy policy over {} episodes: return {:.4} +/- {:.4}, success rate {:.4}, length {:.1}",
@@ -358,7 +366,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
         let agree = (0..mdp.n_states())
             .filter(|&s| reachable[s] && opt[s].contains(&policy[s]))
             .count();
-        let best = evaluate_policy(env.as_mut(), &sol.policy, cfg.eval_episodes, eval_seed)?;
+        let best = evaluate_policy(
+            env.as_mut(),
+            &sol.policy,
+            cfg.eval_episodes,
+            eval_seed,
+            success,
+        )?;
         println!(
             "value iteration (gamma {}): optimal policy return {:.4}, success rate {:.4}; \
              learned greedy action is optimal in {agree} of {n} states the optimal policy reaches",

@@ -28,6 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List every registered environment with its spaces, reward threshold and episode limit.
+    #[command(after_help = "Examples:\n  rein envs\n  rein envs --json")]
     Envs(cmd_env::EnvsArgs),
     /// Work with one environment: roll out actions, benchmark, check.
     #[command(subcommand)]
@@ -40,7 +41,10 @@ enum Command {
     /// Evaluate the policy of a run directory.
     Eval(cmd_eval::EvalArgs),
     /// Benchmarks of training speed.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rein bench ppo --env CartPole-v1\n  rein bench dqn --total-timesteps 20000\n  rein bench lm --sizes tiny\n  rein bench lm-rl --model SmolLM2-135M-Instruct.Q4_1.gguf\n  rein bench gemm"
+    )]
     Bench(BenchCommand),
     /// Language models: generation, chat, training, RL fine-tuning, evaluation.
     #[command(subcommand)]
@@ -158,20 +162,30 @@ fn limit_candle_spinning() {
     }
 }
 
-/// Lets a closed pipe end the process quietly, as it ends `ls` or `grep`: Rust ignores SIGPIPE,
-/// so `rein envs | head -1` made every later `println!` panic with "failed printing to stdout:
-/// Broken pipe". Checkpoints are written atomically, so a training run ended this way keeps its
-/// last checkpoint.
-fn die_quietly_on_closed_pipe() {
-    #[cfg(unix)]
-    // SAFETY: restores the default disposition of one signal; called before any other thread.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+/// Lets a closed stdout end the process quietly, as it ends `ls` or `grep`: `rein envs | head
+/// -1` made the next `println!` panic with "failed printing to stdout: Broken pipe". SIGPIPE
+/// stays ignored (its default would also kill rein when a reward command exits without
+/// reading its stdin); instead that one panic exits with status 141, the shell's code for a
+/// process ended by SIGPIPE. Checkpoints are written atomically, so a training run ended
+/// this way keeps its last checkpoint.
+fn exit_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 fn main() {
-    die_quietly_on_closed_pipe();
+    exit_quietly_on_closed_stdout();
     keep_freed_memory();
     limit_candle_spinning();
     let cli = Cli::parse();

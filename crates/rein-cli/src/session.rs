@@ -24,24 +24,32 @@ fn install_interrupt_handler() {
     });
 }
 
-/// A progress bar over the trainer's progress unit.
-struct Bar(ProgressBar);
+/// A progress bar over the trainer's progress unit, and what checkpoints cost.
+struct Bar {
+    bar: ProgressBar,
+    checkpoints: u64,
+    checkpoint_seconds: f64,
+}
 
 impl Observer for Bar {
     fn on_start(&mut self, p: Progress) {
-        self.0.set_length(p.total);
-        self.0.set_position(p.done);
+        self.bar.set_length(p.total);
+        self.bar.set_position(p.done);
         let template = format!(
             "{{spinner}} [{{elapsed_precise}}<{{eta_precise}}] {{bar:30}} {{pos}}/{{len}} {} {{msg}}",
             p.unit
         );
         if let Ok(style) = ProgressStyle::with_template(&template) {
-            self.0.set_style(style);
+            self.bar.set_style(style);
         }
     }
     fn on_update(&mut self, p: Progress, _row: &[f64], status: &str) {
-        self.0.set_position(p.done);
-        self.0.set_message(status.to_string());
+        self.bar.set_position(p.done);
+        self.bar.set_message(status.to_string());
+    }
+    fn on_checkpoint(&mut self, _: &Path, seconds: f64) {
+        self.checkpoints += 1;
+        self.checkpoint_seconds += seconds;
     }
     fn should_stop(&mut self) -> bool {
         INTERRUPTED.load(Ordering::SeqCst)
@@ -64,10 +72,18 @@ pub fn run(
     } else {
         ProgressBar::new(0)
     };
-    let mut observer = Bar(bar);
+    let mut observer = Bar {
+        bar,
+        checkpoints: 0,
+        checkpoint_seconds: 0.0,
+    };
+    let clock = std::time::Instant::now();
     let end = rein_train::run(trainer, dir, options, &mut observer);
-    observer.0.finish_and_clear();
-    let end = end?;
+    observer.bar.finish_and_clear();
+    let end = match end {
+        Ok(end) => end,
+        Err(e) => return Err(discard_failed_start(dir, options, e.into())),
+    };
     let p = trainer.progress();
     let stopped = format!(
         "after update {} at {} of {} {}; continue with: {resume_command} {}",
@@ -76,6 +92,16 @@ pub fn run(
         p.total,
         p.unit,
         dir.display()
+    );
+    // What the run's wall time went to, so a cadence that costs more than it should shows.
+    let total = clock.elapsed().as_secs_f64();
+    // On stderr, with the progress bar: stdout stays the results (some commands print JSON).
+    eprintln!(
+        "ran {:.2} s, of which {:.3} s writing {} checkpoints ({:.1}%)",
+        total,
+        observer.checkpoint_seconds,
+        observer.checkpoints,
+        100.0 * observer.checkpoint_seconds / total.max(1e-9)
     );
     match end {
         RunEnd::MaxUpdates => println!("stopped {stopped}"),
@@ -86,6 +112,22 @@ pub fn run(
         RunEnd::Finished(_) => {}
     }
     Ok(end)
+}
+
+/// A new run that failed before its first checkpoint (a reward command that fails, a model
+/// that does not fit) leaves nothing to resume: its half-made run directory is removed, and
+/// the error says so. Resumed runs and runs with a checkpoint are kept as they are.
+fn discard_failed_start(dir: &Path, options: &RunOptions, e: anyhow::Error) -> anyhow::Error {
+    if options.resumed || dir.join(rein_train::files::CHECKPOINT).exists() {
+        return e;
+    }
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => anyhow::anyhow!(
+            "{e:#}\n(the run failed before its first checkpoint, so its directory {} was removed)",
+            dir.display()
+        ),
+        Err(_) => e,
+    }
 }
 
 /// The command that resumes runs whose checkpoints are of `kind`.

@@ -80,9 +80,11 @@ pub fn greedy_scored(
     Ok(out)
 }
 
-/// Mean over `prompts` of the summed per-token k1 estimate `log pi(y_t) - log pi_ref(y_t)` of
-/// one response sampled from `policy` at temperature 1 (seed 12345), decoded as `decoding`
-/// says: the KL to the reference that `rein lm eval` and `rein lm demo` report.
+/// Mean over `prompts` of the summed per-token k3 estimate `exp(r_t) - r_t - 1`, `r_t = log
+/// pi_ref(y_t) - log pi(y_t)` (Schulman, "Approximating KL divergence", 2020: unbiased for
+/// KL(pi || pi_ref) and never negative, unlike k1's `-r_t`, whose one-sample estimates printed
+/// negative KLs) of one response sampled from `policy` at temperature 1 (seed 12345), decoded
+/// as `decoding` says: the KL to the reference that `rein lm eval` and `rein lm demo` report.
 pub fn kl_to_reference(
     policy: &Model,
     reference: &Model,
@@ -102,7 +104,7 @@ pub fn kl_to_reference(
         let b = ResponseBatch::new(&ids, &responses, policy.max_positions())?;
         let (lp, _) = b.logprobs(policy, 1.0, None)?;
         let (lr, _) = b.logprobs(reference, 1.0, None)?;
-        total += crate::rl::grpo::sequence_kl(&lp, &lr, &b.token_mask, KlEstimator::K1)?
+        total += crate::rl::grpo::sequence_kl(&lp, &lr, &b.token_mask, KlEstimator::K3)?
             * chunk.len() as f64;
     }
     Ok(total / prompts.len().max(1) as f64)

@@ -82,9 +82,10 @@ pub trait Observer {
     fn on_update(&mut self, progress: Progress, row: &[f64], status: &str) {
         let _ = (progress, row, status);
     }
-    /// After a checkpoint is written.
-    fn on_checkpoint(&mut self, path: &Path) {
-        let _ = path;
+    /// After a checkpoint is written (with the model export, if any), with the seconds the
+    /// writing took.
+    fn on_checkpoint(&mut self, path: &Path, seconds: f64) {
+        let _ = (path, seconds);
     }
     /// Polled after every update: `true` ends the run with a checkpoint ([`RunEnd::Interrupted`]).
     fn should_stop(&mut self) -> bool {
@@ -101,8 +102,13 @@ impl Observer for Silent {}
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunOptions {
     /// A checkpoint each time progress crosses a multiple of this many units (the trainer's
-    /// unit: environment steps, optimizer steps); 0: only when the run stops.
+    /// unit: environment steps, optimizer steps); 0: not by progress.
     pub checkpoint_every: u64,
+    /// A checkpoint after the first update that ends at least this many seconds after the
+    /// last checkpoint (or the start); 0: not by time. Both cadences may be on; with both 0,
+    /// only when the run stops. Where a checkpoint falls never changes training: resuming
+    /// from any of them continues exactly.
+    pub checkpoint_seconds: f64,
     /// Stop after this many updates in this invocation (with a checkpoint).
     pub max_updates: Option<u64>,
     /// Append the trainer's samples to `samples.jsonl` every this many updates (0: never).
@@ -211,7 +217,9 @@ pub fn run(
     .map_err(io(csv_path.clone()))?;
     let ckpt = dir.join(files::CHECKPOINT);
     let samples_path = dir.join(files::SAMPLES);
+    let mut last_save = std::time::Instant::now();
     let save = |t: &dyn Trainer, observer: &mut dyn Observer| -> Result<(), RunError> {
+        let clock = std::time::Instant::now();
         t.save_checkpoint(&ckpt)
             .map_err(|source| RunError::Checkpoint {
                 path: ckpt.clone(),
@@ -221,7 +229,7 @@ pub fn run(
             path: dir.join(files::MODEL),
             source,
         })?;
-        observer.on_checkpoint(&ckpt);
+        observer.on_checkpoint(&ckpt, clock.elapsed().as_secs_f64());
         Ok(())
     };
     observer.on_start(trainer.progress());
@@ -254,7 +262,9 @@ pub fn run(
             break;
         }
         let every = options.checkpoint_every;
-        let due = every > 0 && progress.done / every > before / every;
+        let secs = options.checkpoint_seconds;
+        let due = (every > 0 && progress.done / every > before / every)
+            || (secs > 0.0 && last_save.elapsed().as_secs_f64() >= secs);
         let stop = if observer.should_stop() {
             Some(RunEnd::Interrupted)
         } else if options.max_updates.is_some_and(|m| done_here >= m) {
@@ -264,6 +274,7 @@ pub fn run(
         };
         if due || stop.is_some() {
             save(trainer, observer)?;
+            last_save = std::time::Instant::now();
         }
         if let Some(end) = stop {
             return Ok(end);

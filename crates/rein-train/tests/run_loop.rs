@@ -104,7 +104,7 @@ impl Observer for StopAt {
     fn on_update(&mut self, p: Progress, _: &[f64], _: &str) {
         self.seen = p.done;
     }
-    fn on_checkpoint(&mut self, _: &Path) {
+    fn on_checkpoint(&mut self, _: &Path, _: f64) {
         self.checkpoints.push(self.seen);
     }
     fn should_stop(&mut self) -> bool {
