@@ -51,7 +51,21 @@ impl Tokenizer {
         if !path.exists() {
             return Err(LmError::Format(format!("{}: missing", path.display())));
         }
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| tk_err(path, e))?;
+        // The tokenizers crate unwraps inside some of its deserialisers (a damaged decoder
+        // section panics in `decoders/mod.rs`): a damaged file must be an error, not a crash.
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let loaded = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_file(path));
+        std::panic::set_hook(quiet);
+        let inner = match loaded {
+            Ok(r) => r.map_err(|e| tk_err(path, e))?,
+            Err(_) => {
+                return Err(LmError::Format(format!(
+                    "{}: not a valid tokenizer.json (the tokenizers library could not read it)",
+                    path.display()
+                )))
+            }
+        };
         Ok(Self { inner })
     }
 

@@ -47,6 +47,7 @@ pub enum CheckpointError {
 /// tensor, [`checksum`]) makes flipped bytes inside a well-formed file an error; files
 /// written before it have none and are read unchecked.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Header<S> {
     format: u32,
     kind: String,

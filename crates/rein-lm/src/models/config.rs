@@ -101,15 +101,22 @@ impl Gpt2Config {
 
     /// Checks that the numbers describe a buildable model, naming the first bad field.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("vocab_size", self.vocab_size),
-            ("n_positions", self.n_positions),
-            ("n_embd", self.n_embd),
-            ("n_layer", self.n_layer),
-            ("n_head", self.n_head),
+        // Upper bounds far above any GPT-2 (XL: 48 layers, 1600 wide, 25 heads, 1024
+        // positions): a damaged config.json is refused before its sizes are allocated.
+        for (name, v, most) in [
+            ("vocab_size", self.vocab_size, 1 << 24),
+            ("n_positions", self.n_positions, 1 << 20),
+            ("n_embd", self.n_embd, 1 << 16),
+            ("n_layer", self.n_layer, 1 << 12),
+            ("n_head", self.n_head, 1 << 12),
         ] {
             if v == 0 {
                 return Err(format!("{name} must be at least 1"));
+            }
+            if v > most {
+                return Err(format!(
+                    "{name} is {v}, more than any real model has (at most {most}): the file is damaged"
+                ));
             }
         }
         if !self.n_embd.is_multiple_of(self.n_head) {

@@ -371,18 +371,30 @@ impl LlamaConfig {
 
     /// Checks that the numbers describe a buildable model, naming the first bad field.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("vocab_size", self.vocab_size),
-            ("hidden_size", self.hidden_size),
-            ("intermediate_size", self.intermediate_size),
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("num_key_value_heads", self.num_key_value_heads),
-            ("head_dim", self.head_dim),
-            ("max_position_embeddings", self.max_position_embeddings),
+        // Upper bounds far above any released model (Llama 3.1 405B: 126 layers, 16384 wide,
+        // 53248 MLP, 128 heads, vocab 128256; Gemma: vocab 256000): a damaged config.json
+        // with a huge size is refused before anything is allocated for it.
+        for (name, v, most) in [
+            ("vocab_size", self.vocab_size, 1 << 24),
+            ("hidden_size", self.hidden_size, 1 << 17),
+            ("intermediate_size", self.intermediate_size, 1 << 20),
+            ("num_hidden_layers", self.num_hidden_layers, 1 << 12),
+            ("num_attention_heads", self.num_attention_heads, 1 << 12),
+            ("num_key_value_heads", self.num_key_value_heads, 1 << 12),
+            ("head_dim", self.head_dim, 1 << 14),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                1 << 26,
+            ),
         ] {
             if v == 0 {
                 return Err(format!("{name} must be at least 1"));
+            }
+            if v > most {
+                return Err(format!(
+                    "{name} is {v}, more than any real model has (at most {most}): the file is damaged"
+                ));
             }
         }
         if !self

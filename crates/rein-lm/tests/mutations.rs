@@ -1,0 +1,293 @@
+//! Mutation tests of every language-model loader: thousands of seeded mutations of a valid
+//! file (bit flips, truncations, splices, random bytes, huge numbers, NaN, deep nesting) per
+//! run, each of which must load or fail with an error, never panic, and finish quickly.
+
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/decoders")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rein-mutations-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// One seeded mutation of `valid`.
+fn mutate(valid: &[u8], rng: &mut Pcg64) -> Vec<u8> {
+    let mut b = valid.to_vec();
+    let n = b.len().max(1);
+    match rng.random_range(0..8u32) {
+        // Flip a few bits.
+        0 => {
+            for _ in 0..rng.random_range(1..=8usize) {
+                let i = rng.random_range(0..n);
+                if let Some(x) = b.get_mut(i) {
+                    *x ^= 1 << rng.random_range(0..8u32);
+                }
+            }
+        }
+        // Cut it short.
+        1 => b.truncate(rng.random_range(0..n)),
+        // Copy a chunk over another place.
+        2 => {
+            let (from, to) = (rng.random_range(0..n), rng.random_range(0..n));
+            let len = rng.random_range(1..=64usize).min(n - from.max(to));
+            let chunk = b[from..from + len].to_vec();
+            b[to..to + len].copy_from_slice(&chunk);
+        }
+        // Random bytes over a stretch.
+        3 => {
+            let at = rng.random_range(0..n);
+            for x in b.iter_mut().skip(at).take(rng.random_range(1..=32usize)) {
+                *x = rng.random();
+            }
+        }
+        // A number replaced by a huge, negative or non-number value.
+        4 | 5 => {
+            let digits: Vec<usize> = (0..b.len()).filter(|&i| b[i].is_ascii_digit()).collect();
+            if let Some(&i) = digits.get(rng.random_range(0..digits.len().max(1))) {
+                let with: &[u8] = match rng.random_range(0..5u32) {
+                    0 => b"99999999999999999999",
+                    1 => b"-1",
+                    2 => b"NaN",
+                    3 => b"1e309",
+                    _ => b"18446744073709551615",
+                };
+                b.splice(i..i + 1, with.iter().copied());
+            } else {
+                b.truncate(n / 2);
+            }
+        }
+        // Deep nesting in front.
+        6 => {
+            let depth = rng.random_range(100..5000usize);
+            let mut v = vec![b'['; depth];
+            v.extend_from_slice(&b);
+            b = v;
+        }
+        // Bytes inserted.
+        _ => {
+            let at = rng.random_range(0..=b.len());
+            let ins: Vec<u8> = (0..rng.random_range(1..=16usize))
+                .map(|_| rng.random())
+                .collect();
+            b.splice(at..at, ins);
+        }
+    }
+    b
+}
+
+/// Writes `count` mutations of the file `name` of `valid_dir` (copied into a scratch
+/// directory with the rest of its files) and runs `load` on the directory or file each time:
+/// no panic, and each within `limit`. Returns how many loaded.
+fn hammer(
+    what: &str,
+    valid_dir: &Path,
+    name: &str,
+    count: u64,
+    limit: Duration,
+    load: impl Fn(&Path) -> bool,
+) -> u64 {
+    let dir = scratch(what);
+    for e in std::fs::read_dir(valid_dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let valid = std::fs::read(valid_dir.join(name)).unwrap();
+    assert!(load(&dir.join(name)), "{what}: the valid file must load");
+    let mut rng = Pcg64::seed_from_u64(0x5eed ^ count);
+    let mut loaded = 0;
+    for k in 0..count {
+        let bytes = mutate(&valid, &mut rng);
+        std::fs::write(dir.join(name), &bytes).unwrap();
+        let t = Instant::now();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load(&dir.join(name))));
+        let elapsed = t.elapsed();
+        match r {
+            Ok(ok) => loaded += u64::from(ok),
+            Err(_) => {
+                let keep = std::env::temp_dir().join(format!("rein-panic-{what}-{k}"));
+                std::fs::write(&keep, &bytes).unwrap();
+                panic!("{what}: mutation {k} panicked (kept in {})", keep.display());
+            }
+        }
+        assert!(elapsed < limit, "{what}: mutation {k} took {elapsed:?}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    loaded
+}
+
+#[test]
+fn model_directories_survive_mutated_config_and_weights() {
+    let llama = fixtures().join("llama");
+    let load = |p: &Path| rein_lm::pretrained::Pretrained::load(p.parent().unwrap()).is_ok();
+    hammer(
+        "config",
+        &llama,
+        "config.json",
+        2000,
+        Duration::from_secs(5),
+        load,
+    );
+    hammer(
+        "safetensors",
+        &llama,
+        "model.safetensors",
+        1000,
+        Duration::from_secs(5),
+        load,
+    );
+    hammer(
+        "generation",
+        &llama,
+        "generation_config.json",
+        1000,
+        Duration::from_secs(5),
+        load,
+    );
+}
+
+#[test]
+fn gguf_files_survive_mutations() {
+    let gguf = fixtures().join("gguf");
+    let load = |p: &Path| rein_lm::gguf::load_model(p).is_ok();
+    hammer(
+        "gguf",
+        &gguf,
+        "tiny-llama-Q8_0.gguf",
+        1000,
+        Duration::from_secs(5),
+        load,
+    );
+}
+
+#[test]
+fn tokenizers_survive_mutations() {
+    let chat = fixtures().join("chat_chatml");
+    let tk = |p: &Path| rein_lm::Tokenizer::from_file(p).is_ok();
+    hammer(
+        "tokenizer",
+        &chat,
+        "tokenizer.json",
+        1000,
+        Duration::from_secs(5),
+        tk,
+    );
+}
+
+#[test]
+fn peft_adapters_survive_mutations() {
+    let lora = fixtures().join("llama_lora");
+    let base = rein_lm::LlamaConfig::load(&fixtures().join("llama/config.json")).unwrap();
+    let load =
+        |p: &Path| rein_lm::models::lora::LoraAdapter::load(p.parent().unwrap(), &base).is_ok();
+    let adapter = lora.join("adapter");
+    let dir = if adapter.is_dir() { adapter } else { lora };
+    hammer(
+        "adapter_config",
+        &dir,
+        "adapter_config.json",
+        2000,
+        Duration::from_secs(5),
+        load,
+    );
+    hammer(
+        "adapter_model",
+        &dir,
+        "adapter_model.safetensors",
+        1000,
+        Duration::from_secs(5),
+        load,
+    );
+}
+
+#[test]
+fn prompt_files_and_presets_survive_mutations() {
+    let dir = scratch("valid-jsonl");
+    std::fs::write(
+        dir.join("prompts.jsonl"),
+        concat!(
+            "{\"prompt\": \"What is 2 + 3?\", \"answer\": \"5\"}\n",
+            "{\"prompt\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"answer\": \"7\"}\n",
+            "{\"prompt\": \"x\", \"reference\": \"a b\"}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("preset.toml"),
+        concat!(
+            "description = \"d\"\ntrainer = \"grpo\"\nprompts = \"prompts.jsonl\"\n",
+            "[[reward]]\nkind = \"exact_answer\"\nweight = 1.0\n",
+            "[settings]\nmax_steps = 3\nlearning_rate = 1e-5\n[settings.lora]\nr = 8\n"
+        ),
+    )
+    .unwrap();
+    let prompts = |p: &Path| rein_lm::rl::reward::read_prompts(p).is_ok();
+    hammer(
+        "prompts",
+        &dir,
+        "prompts.jsonl",
+        3000,
+        Duration::from_secs(5),
+        prompts,
+    );
+    let preset = |p: &Path| {
+        rein_lm::rl::trainer::TaskPreset::read(p).is_ok_and(|t| {
+            rein_lm::rl::trainer::settings::<rein_lm::rl::grpo::GrpoConfig>(Some(&t), &[]).is_ok()
+        })
+    };
+    hammer(
+        "preset",
+        &dir,
+        "preset.toml",
+        3000,
+        Duration::from_secs(5),
+        preset,
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn checkpoints_survive_mutations_and_none_loads_silently_changed() {
+    let dir = scratch("valid-ckpt");
+    let w: Vec<f32> = (0..64).map(|i| i as f32 * 0.5).collect();
+    let state = serde_json::json!({"update": 3, "rng": [1, 2, 3], "name": "x"});
+    let path = dir.join("checkpoint.safetensors");
+    rein_train::Checkpoint::write(
+        &path,
+        "ppo",
+        &state,
+        vec![("w".to_string(), rein_train::F32View::new(vec![8, 8], &w))],
+    )
+    .unwrap();
+    let valid = std::fs::read(&path).unwrap();
+    // A mutation that still loads must be the same checkpoint (the checksum sees the rest).
+    let load = |p: &Path| match rein_train::Checkpoint::read(p) {
+        Ok(c) => {
+            let same = c.state::<serde_json::Value>().ok() == Some(state.clone())
+                && c.f32_tensors().ok().and_then(|t| t.get("w").cloned())
+                    == Some((vec![8, 8], w.clone()));
+            assert!(same, "a damaged checkpoint loaded with other content");
+            true
+        }
+        Err(_) => false,
+    };
+    let loaded = hammer(
+        "checkpoint",
+        &dir,
+        "checkpoint.safetensors",
+        3000,
+        Duration::from_secs(2),
+        load,
+    );
+    assert!(loaded < 3000, "some mutations must be refused");
+    assert!(std::fs::read(&path).is_ok_and(|b| b != valid) || loaded > 0);
+    std::fs::remove_dir_all(&dir).ok();
+}
