@@ -302,6 +302,37 @@ impl Agent {
         }
     }
 
+    /// One episode (reset with `seed`) of the policy, every state rendered, for GIFs: the
+    /// greedy Q policy of DQN, the deterministic actor of TD3/DDPG/SAC, and the on-policy
+    /// agents' policy (most likely action when `deterministic`). `None` when the env renders
+    /// text, not frames.
+    pub fn render_episode(
+        &mut self,
+        deterministic: bool,
+        seed: u64,
+    ) -> Result<Option<Vec<rein_core::RgbFrame>>, AlgoError> {
+        use crate::offpolicy::render_policy_episode;
+        let mut env = (self.make_env)(0)?;
+        let env = env.as_mut();
+        match &mut self.inner {
+            AgentImpl::Dqn(a) => render_policy_episode(env, seed, &mut |x| {
+                rein_core::Value::Discrete(a.greedy(x) as i64)
+            }),
+            AgentImpl::Td3(a) => render_policy_episode(env, seed, &mut |x| {
+                let act = a.policy_action(x);
+                a.env_action(&act)
+            }),
+            AgentImpl::Sac(a) => render_policy_episode(env, seed, &mut |x| {
+                let act = a.deterministic_action(x);
+                a.env_action(&act)
+            }),
+            _ => {
+                let (policy, norm) = self.actor_critic().expect("on-policy agents have one");
+                Ok(policy.render_episode(env, norm.as_ref(), deterministic, seed)?)
+            }
+        }
+    }
+
     /// Mean and population standard deviation of the return over `episodes` fresh episodes
     /// (episode k seeded `seed + k`); `deterministic` acts with the most likely action (the
     /// greedy or deterministic policy; the off-policy agents always act so).

@@ -273,6 +273,30 @@ pub(crate) fn evaluate_policy(
     ))
 }
 
+/// One episode of `policy` on `env` (reset with `seed`), every state rendered, for GIFs;
+/// `None` when the env renders text rather than frames.
+pub(crate) fn render_policy_episode(
+    env: &mut dyn rein_core::Env,
+    seed: u64,
+    policy: &mut dyn FnMut(&[f32]) -> rein_core::Value,
+) -> Result<Option<Vec<rein_core::RgbFrame>>, AlgoError> {
+    let space = env.observation_space().clone();
+    let (mut obs, _) = env.reset(Some(seed));
+    let mut frames = Vec::new();
+    loop {
+        match env.render()? {
+            rein_core::Render::Rgb(f) => frames.push(f),
+            rein_core::Render::Text(_) => return Ok(None),
+        }
+        let x = space.flatten(&obs)?;
+        let step = env.step(&policy(&x))?;
+        obs = step.obs;
+        if step.terminated || step.truncated {
+            return Ok(Some(frames));
+        }
+    }
+}
+
 /// Bounds of a bounded Box action space, for agents whose policy acts in [-1, 1].
 pub(crate) fn box_bounds(
     space: &rein_core::Space,

@@ -354,7 +354,7 @@ impl Sac {
             .collect()
     }
 
-    fn env_action(&self, a: &[f32]) -> Value {
+    pub(crate) fn env_action(&self, a: &[f32]) -> Value {
         unscale_action(a, &self.low, &self.high)
     }
 

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use rein_algos::agent::{self, Agent};
 use rein_train::files;
-use serde_json::{json, Map, Value as Json};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -37,17 +37,11 @@ pub struct EvalArgs {
 fn record_gif(
     agent: &mut Agent,
     env_id: &str,
-    kwargs: &Map<String, Json>,
     deterministic: bool,
     seed: u64,
     path: &Path,
 ) -> Result<()> {
-    let mut env = rein_envs::make_with(env_id, kwargs)?;
-    let Some((policy, norm)) = agent.actor_critic() else {
-        bail!("--gif is available for ppo, a2c and reinforce runs");
-    };
-    let Some(frames) = policy.render_episode(env.as_mut(), norm.as_ref(), deterministic, seed)?
-    else {
+    let Some(frames) = agent.render_episode(deterministic, seed)? else {
         bail!("{env_id} renders text, not frames: --gif needs a classic-control env")
     };
     crate::gif::write_gif(path, &frames, 2)?;
@@ -61,19 +55,16 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         let ckpt = a.run_dir.join(files::CHECKPOINT);
         let mut agent = Agent::load(&ckpt, env_factory(&rc.env, &rc.env_options)?)?;
         if let Some(path) = &a.gif {
-            record_gif(
-                &mut agent,
-                &rc.env,
-                &rc.env_options,
-                a.deterministic,
-                a.seed,
-                path,
-            )?;
+            record_gif(&mut agent, &rc.env, a.deterministic, a.seed, path)?;
         }
         agent.evaluate_returns(a.episodes, a.deterministic, a.seed)?
     } else {
         if a.gif.is_some() {
-            bail!("--gif needs a run of a classic-control env (ppo, a2c or reinforce)");
+            bail!(
+                "--gif needs frames: {} renders text, and tabular agents train only on the \
+                 toy-text envs",
+                rc.env
+            );
         }
         let q = rein_algos::QTable::read(&a.run_dir.join("q_table.json"))?;
         let mut env = rein_envs::make_with(&rc.env, &rc.env_options)?;

@@ -1713,3 +1713,40 @@ fn a_run_that_fails_before_its_first_checkpoint_leaves_no_run_directory() {
     assert!(left.is_empty(), "{left:?}");
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn eval_gif_renders_off_policy_agents() {
+    let root = std::env::temp_dir().join(format!("rein-gif-cli-{}", std::process::id()));
+    for (algo, env, steps) in [("dqn", "CartPole-v1", "600"), ("sac", "Pendulum-v1", "300")] {
+        let runs = root.join(algo);
+        let out = rein(&[
+            "train",
+            algo,
+            "--env",
+            env,
+            "--total-timesteps",
+            steps,
+            "--set",
+            "learning_starts=100",
+            "--quiet",
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{algo}: {}", stderr(&out));
+        let run = only_run_dir(&runs);
+        let gif = root.join(format!("{algo}.gif"));
+        let out = rein(&[
+            "eval",
+            run.to_str().unwrap(),
+            "--episodes",
+            "1",
+            "--gif",
+            gif.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{algo}: {}", stderr(&out));
+        assert!(stdout(&out).contains("frames to"), "{}", stdout(&out));
+        let bytes = std::fs::read(&gif).unwrap();
+        assert_eq!(&bytes[..6], b"GIF89a", "{algo}");
+    }
+    std::fs::remove_dir_all(&root).ok();
+}
