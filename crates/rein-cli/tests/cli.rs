@@ -1750,3 +1750,216 @@ fn eval_gif_renders_off_policy_agents() {
     }
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// Seeded delays in milliseconds (a small LCG: the test must not depend on a clock's luck).
+fn delays(seed: u64, n: usize, lo: u64, hi: u64) -> Vec<u64> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            lo + (s >> 33) % (hi - lo)
+        })
+        .collect()
+}
+
+fn temporaries(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().unwrap().is_dir() {
+            found.extend(temporaries(&e.path()));
+        } else if name.starts_with('.') && name.contains(".tmp") {
+            found.push(name);
+        }
+    }
+    found
+}
+
+/// kill -9 at seeded random moments (often inside a checkpoint write: one per update),
+/// `--resume` after each, until the run finishes: the final checkpoint and metrics equal an
+/// uninterrupted run's and no temporary file remains.
+#[test]
+fn kill_9_at_random_points_then_resume_ends_byte_identical() {
+    let base = std::env::temp_dir().join(format!("rein-soak-cli-{}", std::process::id()));
+    for (algo, env, steps, seed) in [
+        ("ppo", "CartPole-v1", "8192", 11u64),
+        ("dqn", "CartPole-v1", "6000", 12),
+    ] {
+        let (full_root, soak_root) = (
+            base.join(format!("{algo}-full")),
+            base.join(format!("{algo}-soak")),
+        );
+        let args = |root: &std::path::Path| -> Vec<String> {
+            [
+                "train",
+                algo,
+                "--env",
+                env,
+                "--seed",
+                "2",
+                "--total-timesteps",
+                steps,
+                "--checkpoint-every",
+                "64",
+                "--quiet",
+                "--runs-dir",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([root.to_str().unwrap().to_string()])
+            .collect()
+        };
+        let out = Command::new(env!("CARGO_BIN_EXE_rein"))
+            .args(args(&full_root))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let full = only_run_dir(&full_root);
+
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rein"))
+            .args(args(&soak_root))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut kills = 0;
+        let mut finished = false;
+        for ms in delays(seed, 30, 20, 400) {
+            // Wait for the first checkpoint, so that there is something to resume.
+            let t = std::time::Instant::now();
+            while !soak_root.exists()
+                || std::fs::read_dir(&soak_root).unwrap().next().is_none()
+                || !only_run_dir(&soak_root)
+                    .join("checkpoint.safetensors")
+                    .exists()
+            {
+                assert!(t.elapsed().as_secs() < 60, "{algo}: no checkpoint");
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "{algo}: {status:?}");
+                finished = true;
+                break;
+            }
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            kills += 1;
+            let run = only_run_dir(&soak_root);
+            child = Command::new(env!("CARGO_BIN_EXE_rein"))
+                .args([
+                    "train",
+                    "--resume",
+                    run.to_str().unwrap(),
+                    "--checkpoint-every",
+                    "64",
+                    "--quiet",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+        }
+        if !finished {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{algo}: {}", stderr(&out));
+        }
+        assert!(
+            kills >= 3,
+            "{algo}: only {kills} kills; the run is too short for the test"
+        );
+        let soak = only_run_dir(&soak_root);
+        assert_eq!(
+            metrics_without_sps(&full),
+            metrics_without_sps(&soak),
+            "{algo}"
+        );
+        let read = |d: &PathBuf| std::fs::read(d.join("checkpoint.safetensors")).unwrap();
+        assert!(
+            read(&full) == read(&soak),
+            "{algo}: checkpoints differ after {kills} kills"
+        );
+        assert_eq!(temporaries(&soak), Vec::<String>::new(), "{algo}");
+    }
+    std::fs::remove_dir_all(&base).ok();
+}
+
+/// A full disk (simulated with a file-size limit, RLIMIT_FSIZE, which binds root too) while
+/// writing a checkpoint: a clear error naming the file, the previous checkpoint intact, no
+/// temporary left.
+#[test]
+fn a_full_disk_during_a_checkpoint_is_a_clear_error_and_keeps_the_last_one() {
+    use std::os::unix::process::CommandExt;
+    let root = std::env::temp_dir().join(format!("rein-diskfull-cli-{}", std::process::id()));
+    let out = rein(&[
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--total-timesteps",
+        "4096",
+        "--max-updates",
+        "2",
+        "--quiet",
+        "--runs-dir",
+        root.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = only_run_dir(&root);
+    let ckpt = run.join("checkpoint.safetensors");
+    let before = std::fs::read(&ckpt).unwrap();
+    let limit = before.len() as u64 / 2;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rein"));
+    cmd.args([
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--max-updates",
+        "1",
+        "--quiet",
+    ]);
+    // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+            // Without this the kernel ends the process (SIGXFSZ) instead of failing the write.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(
+        e.contains("checkpoint.safetensors") && e.contains("File too large"),
+        "{e}"
+    );
+    assert!(!e.contains("panicked"), "{e}");
+    assert_eq!(
+        std::fs::read(&ckpt).unwrap(),
+        before,
+        "the last checkpoint changed"
+    );
+    assert_eq!(temporaries(&run), Vec::<String>::new());
+    // And the run still resumes from it.
+    let out = rein(&[
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--max-updates",
+        "1",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::remove_dir_all(&root).ok();
+}
