@@ -8,7 +8,7 @@ steps=${1:-20000}
 cargo build --release -q -p rein-cli
 runs=$(mktemp -d)
 start=$(date +%s.%N)
-target/release/rein train ddpg --env Pendulum-v1 --total-timesteps "$steps" --checkpoint-every 0 --quiet --runs-dir "$runs" > "$runs/out.txt"
+target/release/rein train ddpg --env Pendulum-v1 --total-timesteps "$steps" --checkpoint-every 0 --checkpoint-seconds 0 --quiet --runs-dir "$runs" > "$runs/out.txt"
 end=$(date +%s.%N)
 rein_eval=$(python3 -c "import json,glob; print(json.load(open(glob.glob('$runs/*/eval.json')[0]))['mean_return'])")
 rein_sps=$(python3 -c "print($steps / ($end - $start))")

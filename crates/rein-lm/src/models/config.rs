@@ -103,22 +103,13 @@ impl Gpt2Config {
     pub fn validate(&self) -> Result<(), String> {
         // Upper bounds far above any GPT-2 (XL: 48 layers, 1600 wide, 25 heads, 1024
         // positions): a damaged config.json is refused before its sizes are allocated.
-        for (name, v, most) in [
+        check_sizes(&[
             ("vocab_size", self.vocab_size, 1 << 24),
             ("n_positions", self.n_positions, 1 << 20),
             ("n_embd", self.n_embd, 1 << 16),
             ("n_layer", self.n_layer, 1 << 12),
             ("n_head", self.n_head, 1 << 12),
-        ] {
-            if v == 0 {
-                return Err(format!("{name} must be at least 1"));
-            }
-            if v > most {
-                return Err(format!(
-                    "{name} is {v}, more than any real model has (at most {most}): the file is damaged"
-                ));
-            }
-        }
+        ])?;
         if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(format!(
                 "n_embd ({}) must be a multiple of n_head ({})",
@@ -160,4 +151,21 @@ impl Gpt2Config {
         let block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
         self.vocab_size * d + self.n_positions * d + self.n_layer * block + 2 * d
     }
+}
+
+/// Checks `(name, value, most)` sizes of a config.json: each at least 1 and at most `most`, a
+/// bound far above any released model, so that a damaged file is refused before anything is
+/// allocated for it.
+pub(crate) fn check_sizes(sizes: &[(&str, usize, usize)]) -> Result<(), String> {
+    for &(name, v, most) in sizes {
+        if v == 0 {
+            return Err(format!("{name} must be at least 1"));
+        }
+        if v > most {
+            return Err(format!(
+                "{name} is {v}, more than any real model has (at most {most}): the file is damaged"
+            ));
+        }
+    }
+    Ok(())
 }

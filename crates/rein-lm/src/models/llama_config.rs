@@ -374,7 +374,7 @@ impl LlamaConfig {
         // Upper bounds far above any released model (Llama 3.1 405B: 126 layers, 16384 wide,
         // 53248 MLP, 128 heads, vocab 128256; Gemma: vocab 256000): a damaged config.json
         // with a huge size is refused before anything is allocated for it.
-        for (name, v, most) in [
+        crate::models::config::check_sizes(&[
             ("vocab_size", self.vocab_size, 1 << 24),
             ("hidden_size", self.hidden_size, 1 << 17),
             ("intermediate_size", self.intermediate_size, 1 << 20),
@@ -387,16 +387,7 @@ impl LlamaConfig {
                 self.max_position_embeddings,
                 1 << 26,
             ),
-        ] {
-            if v == 0 {
-                return Err(format!("{name} must be at least 1"));
-            }
-            if v > most {
-                return Err(format!(
-                    "{name} is {v}, more than any real model has (at most {most}): the file is damaged"
-                ));
-            }
-        }
+        ])?;
         if !self
             .num_attention_heads
             .is_multiple_of(self.num_key_value_heads)
