@@ -316,7 +316,7 @@ impl Agent {
         let env = env.as_mut();
         match &mut self.inner {
             AgentImpl::Dqn(a) => render_policy_episode(env, seed, &mut |x| {
-                rein_core::Value::Discrete(a.greedy(x) as i64)
+                rein_core::Value::Discrete(a.policy_action(x) as i64)
             }),
             AgentImpl::Td3(a) => render_policy_episode(env, seed, &mut |x| {
                 let act = a.policy_action(x);

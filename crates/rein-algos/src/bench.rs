@@ -91,7 +91,8 @@ pub fn bench_ppo(
     })
 }
 
-/// DQN as SB3 runs it (no Double DQN, dueling head, n-step returns or annealing) with the
+/// DQN as SB3 runs it (no Double DQN, dueling head, n-step returns, annealing or periodic
+/// evaluation) with the
 /// shipped preset's sizes: FLOPs of the online forward and backward on the batch and the
 /// target forward on the next observations (6 + 2 per weight and sample).
 pub fn bench_dqn(env: &str, total: u64, make_env: EnvFactory) -> Result<TrainingBench, AlgoError> {
@@ -104,6 +105,7 @@ pub fn bench_dqn(env: &str, total: u64, make_env: EnvFactory) -> Result<Training
             ("double_q", off.clone()),
             ("dueling", off),
             ("n_steps", 1.into()),
+            ("eval_freq", 0.into()),
         ],
     )?;
     let lr = config.learning_rate.initial();

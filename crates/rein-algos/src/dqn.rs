@@ -69,6 +69,15 @@ pub struct DqnConfig {
     pub dueling: bool,
     /// Rewards summed into each target (n-step returns; 1: one-step TD).
     pub n_steps: usize,
+    /// Env steps between evaluations of the greedy policy (0: none), SB3's `EvalCallback`
+    /// with `best_model_save_path`: the network with the best mean return so far is kept,
+    /// and it is the policy the run delivers (its final evaluation, `rein eval`, `--gif`).
+    /// Training itself is unchanged by it (the evaluation has its own envs and no
+    /// randomness).
+    pub eval_freq: u64,
+    /// Episodes per evaluation (seeded `2_000_000 + seed + k`, apart from the final
+    /// evaluation's).
+    pub eval_episodes: u64,
     /// Seed.
     pub seed: u64,
 }
@@ -95,6 +104,8 @@ impl Default for DqnConfig {
             double_q: false,
             dueling: false,
             n_steps: 1,
+            eval_freq: 0,
+            eval_episodes: 5,
             seed: 0,
         }
     }
@@ -227,13 +238,24 @@ pub struct Dqn {
     target_cache: MlpCache,
     batch: ReplayBatch,
     started: Instant,
+    make_env: EnvFactory,
+    /// The best evaluation's mean return and network so far (with `eval_freq`).
+    best: Option<(f64, Mlp)>,
 }
+
+/// Offset of the periodic evaluations' seeds from the run's.
+const EVAL_SEED_OFFSET: u64 = 2_000_000;
 
 impl Dqn {
     /// Builds the agent on one environment from `make_env`.
     pub fn new(config: DqnConfig, make_env: EnvFactory) -> Result<Self, AlgoError> {
         config.validate().map_err(AlgoError::Config)?;
-        let env = OffPolicyEnv::new(make_env, config.seed, config.buffer_size, 1)?;
+        let env = OffPolicyEnv::new(
+            std::sync::Arc::clone(&make_env),
+            config.seed,
+            config.buffer_size,
+            1,
+        )?;
         let venv = &env.venv;
         let n_actions = match venv.single_action_space() {
             Space::Discrete { n, start: 0 } => *n as usize,
@@ -276,8 +298,45 @@ impl Dqn {
             target_cache: MlpCache::default(),
             batch: ReplayBatch::default(),
             started: Instant::now(),
+            make_env,
+            best: None,
             config,
         })
+    }
+
+    /// The network the run delivers: the best evaluated one with `eval_freq`, else the
+    /// online network.
+    pub fn policy_network(&self) -> &Mlp {
+        self.best.as_ref().map_or(&self.q, |(_, net)| net)
+    }
+
+    /// Greedy action of the delivered network ([`Dqn::policy_network`]).
+    pub fn policy_action(&mut self, obs: &[f32]) -> usize {
+        let net = self.best.as_ref().map_or(&self.q, |(_, net)| net);
+        net.forward(obs, 1, &mut self.cache);
+        let row = &q_values(self.cache.output(), self.n_actions, self.config.dueling);
+        let best = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        row.iter().position(|&x| x == best).unwrap_or(0)
+    }
+
+    /// After a training phase that crossed a multiple of `eval_freq`: evaluates the online
+    /// network and keeps it when its mean return beats the best so far (strictly, as SB3's
+    /// `EvalCallback`: of equal ones the first is kept).
+    fn maybe_evaluate(&mut self, before: u64) -> Result<(), AlgoError> {
+        let every = self.config.eval_freq;
+        let now = self.env.global_step;
+        if every == 0 || now / every == before / every {
+            return Ok(());
+        }
+        let seed = EVAL_SEED_OFFSET + self.config.seed;
+        let make_env = std::sync::Arc::clone(&self.make_env);
+        let (mean, _) = evaluate_policy(&make_env, self.config.eval_episodes, seed, &mut |x| {
+            Value::Discrete(self.greedy(x) as i64)
+        })?;
+        if self.best.as_ref().is_none_or(|(b, _)| mean > *b) {
+            self.best = Some((mean, self.q.clone()));
+        }
+        Ok(())
     }
 
     /// Greedy action for one observation.
@@ -291,6 +350,7 @@ impl Dqn {
     /// Steps the env `train_freq` times, then trains; returns the metrics.
     pub fn update(&mut self) -> Result<DqnLog, AlgoError> {
         let cfg = self.config.clone();
+        let before = self.env.global_step;
         let mut epsilon = cfg.epsilon(self.env.global_step);
         for _ in 0..cfg.train_freq {
             epsilon = cfg.epsilon(self.env.global_step);
@@ -330,6 +390,7 @@ impl Dqn {
                 n += 1;
             }
         }
+        self.maybe_evaluate(before)?;
         Ok(DqnLog {
             global_step: self.env.global_step,
             episodes: self.env.episodes(),
@@ -430,6 +491,9 @@ impl Dqn {
     pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
         let mut tensors = self.q.to_tensors("q");
         tensors.extend(self.q_target.to_tensors("q_target"));
+        if let Some((_, net)) = &self.best {
+            tensors.extend(net.to_tensors("q_best"));
+        }
         tensors.extend(self.env.tensors());
         let state = OffPolicyState {
             config: self.config.clone(),
@@ -438,6 +502,7 @@ impl Dqn {
             algo: DqnState {
                 grad_steps: self.grad_steps,
                 opt: self.opt.clone(),
+                best_return: self.best.as_ref().map(|(b, _)| *b),
             },
         };
         crate::checkpoint::save(path, "dqn", &state, &tensors)
@@ -457,10 +522,16 @@ impl Dqn {
         agent.rng = s.rng;
         agent.grad_steps = s.algo.grad_steps;
         agent.opt = s.algo.opt;
+        if let Some(b) = s.algo.best_return {
+            let mut net = agent.q.clone();
+            saved.load_mlp(&mut net, "q_best")?;
+            agent.best = Some((b, net));
+        }
         Ok(agent)
     }
 
-    /// Mean and standard deviation of the greedy policy's return over fresh episodes.
+    /// Mean and standard deviation of the delivered policy's return ([`Dqn::policy_network`],
+    /// greedy) over fresh episodes.
     pub fn evaluate(
         &mut self,
         make_env: &EnvFactory,
@@ -468,7 +539,7 @@ impl Dqn {
         seed: u64,
     ) -> Result<(f64, f64), AlgoError> {
         evaluate_policy(make_env, episodes, seed, &mut |x| {
-            Value::Discrete(self.greedy(x) as i64)
+            Value::Discrete(self.policy_action(x) as i64)
         })
     }
 
@@ -509,6 +580,9 @@ fn dueling_grad(grad_q: &[f32], n_actions: usize) -> Vec<f32> {
 pub struct DqnState {
     grad_steps: u64,
     opt: Adam,
+    /// The best evaluation's mean return (its network is the `q_best` tensors).
+    #[serde(default)]
+    best_return: Option<f64>,
 }
 
 #[cfg(test)]

@@ -62,7 +62,8 @@ fn off_policy_agents_resume_exactly() {
         Algo::Dqn,
         "CartPole-v1",
         serde_json::json!({"total_timesteps": 3000, "learning_starts": 500, "train_freq": 64,
-                           "gradient_steps": 8, "net_arch": [32, 32], "seed": 3}),
+                           "gradient_steps": 8, "net_arch": [32, 32], "eval_freq": 700,
+                           "eval_episodes": 2, "seed": 3}),
         10,
         7,
     );
@@ -71,4 +72,44 @@ fn off_policy_agents_resume_exactly() {
     check(Algo::Td3, "Pendulum-v1", continuous.clone(), 250, 200);
     check(Algo::Ddpg, "Pendulum-v1", continuous.clone(), 250, 200);
     check(Algo::Sac, "Pendulum-v1", continuous, 250, 200);
+}
+
+/// With `eval_freq`, DQN delivers its best evaluated network: the final evaluation is that
+/// network's, and it survives a checkpoint round trip.
+#[test]
+fn dqn_delivers_its_best_evaluated_network() {
+    let s = settings(
+        Algo::Dqn,
+        "CartPole-v1",
+        serde_json::json!({"total_timesteps": 4000, "learning_starts": 500, "train_freq": 64,
+                           "gradient_steps": 8, "net_arch": [32, 32], "eval_freq": 1000,
+                           "eval_episodes": 3, "seed": 1}),
+    );
+    let mut agent = Agent::new(Algo::Dqn, s, factory("CartPole-v1")).unwrap();
+    while agent.global_step() < 4000 {
+        Trainer::update(&mut agent).unwrap();
+    }
+    let rein_algos::agent::AgentImpl::Dqn(dqn) = &mut agent.inner else {
+        unreachable!()
+    };
+    assert!(
+        !std::ptr::eq(dqn.policy_network(), &dqn.q),
+        "evaluations every 1000 steps keep a best network"
+    );
+    let best = dqn.policy_network().clone();
+    let delivered = agent.evaluate_returns(3, true, 2_000_001).unwrap();
+    let dir = std::env::temp_dir().join(format!("rein-dqn-best-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("c.safetensors");
+    Trainer::save_checkpoint(&agent, &path).unwrap();
+    let mut loaded = Agent::load(&path, factory("CartPole-v1")).unwrap();
+    assert_eq!(
+        loaded.evaluate_returns(3, true, 2_000_001).unwrap(),
+        delivered
+    );
+    let rein_algos::agent::AgentImpl::Dqn(l) = &loaded.inner else {
+        unreachable!()
+    };
+    assert_eq!(l.policy_network().params, best.params);
+    std::fs::remove_dir_all(&dir).ok();
 }
