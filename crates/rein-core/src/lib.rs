@@ -8,6 +8,7 @@ pub mod canvas;
 pub mod checker;
 pub mod env;
 pub mod error;
+pub mod fuzz;
 pub mod metrics;
 pub mod replay;
 pub mod returns;

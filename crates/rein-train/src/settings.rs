@@ -357,4 +357,23 @@ mod tests {
         assert_eq!(toml_line("a = 1\n\"b\" = 2", "b"), Some(2));
         assert_eq!(toml_line("ab = 1", "a"), None);
     }
+
+    #[test]
+    fn settings_files_survive_mutations() {
+        let base = serde_json::json!({"learning_rate": 0.1, "max_steps": 3, "eps": {"end": 0.1}});
+        let valid = "# mine\nlearning_rate = 0.5\nmax_steps = 7\n\n[eps]\nend = 0.2\n";
+        let mut rng = rein_core::rng_from_seed(3);
+        for k in 0..3000 {
+            let bytes = rein_core::fuzz::mutate(valid.as_bytes(), &mut rng);
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let r = std::panic::catch_unwind(|| {
+                let mut v = base.clone();
+                let mut sources = Sources::default();
+                apply_toml(&mut v, &text, "m.toml", &mut sources)
+                    .and_then(|()| deserialize::<Cfg>(v, &sources).map(|_| ()))
+                    .is_ok()
+            });
+            assert!(r.is_ok(), "mutation {k} panicked: {text:?}");
+        }
+    }
 }
