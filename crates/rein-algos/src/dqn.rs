@@ -313,10 +313,13 @@ impl Dqn {
     /// Greedy action of the delivered network ([`Dqn::policy_network`]).
     pub fn policy_action(&mut self, obs: &[f32]) -> usize {
         let net = self.best.as_ref().map_or(&self.q, |(_, net)| net);
-        net.forward(obs, 1, &mut self.cache);
-        let row = &q_values(self.cache.output(), self.n_actions, self.config.dueling);
-        let best = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        row.iter().position(|&x| x == best).unwrap_or(0)
+        greedy_action(
+            net,
+            obs,
+            &mut self.cache,
+            self.n_actions,
+            self.config.dueling,
+        )
     }
 
     /// After a training phase that crossed a multiple of `eval_freq`: evaluates the online
@@ -341,10 +344,13 @@ impl Dqn {
 
     /// Greedy action for one observation.
     pub fn greedy(&mut self, obs: &[f32]) -> usize {
-        self.q.forward(obs, 1, &mut self.cache);
-        let row = &q_values(self.cache.output(), self.n_actions, self.config.dueling);
-        let best = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        row.iter().position(|&x| x == best).unwrap_or(0)
+        greedy_action(
+            &self.q,
+            obs,
+            &mut self.cache,
+            self.n_actions,
+            self.config.dueling,
+        )
     }
 
     /// Steps the env `train_freq` times, then trains; returns the metrics.
@@ -547,6 +553,20 @@ impl Dqn {
     pub fn global_step(&self) -> u64 {
         self.env.global_step
     }
+}
+
+/// The action of largest Q-value of `net` for one observation (the first of equal ones).
+fn greedy_action(
+    net: &Mlp,
+    obs: &[f32],
+    cache: &mut MlpCache,
+    n_actions: usize,
+    dueling: bool,
+) -> usize {
+    net.forward(obs, 1, cache);
+    let row = &q_values(cache.output(), n_actions, dueling);
+    let best = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    row.iter().position(|&x| x == best).unwrap_or(0)
 }
 
 /// Q-values (`batch x n_actions`) from the network's raw output: the output itself, or for a

@@ -216,9 +216,13 @@ impl Checkpoint {
             path: path.to_path_buf(),
             message,
         };
-        truncation(&bytes).map_err(invalid)?;
+        // Only a file that does not parse is measured for truncation, to say so by name.
+        let cut_short = |other: String| match truncation(&bytes) {
+            Err(truncated) => invalid(truncated),
+            Ok(()) => invalid(other),
+        };
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
-            invalid(format!(
+            cut_short(format!(
                 "not a safetensors file ({e}); the file is damaged or not a checkpoint"
             ))
         })?;
@@ -226,7 +230,7 @@ impl Checkpoint {
         let header = check_header(path, &meta)?;
         // The tensors must parse too, so that a truncated file fails here, by name.
         let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| invalid(format!("damaged tensor data: {e}")))?;
+            .map_err(|e| cut_short(format!("damaged tensor data: {e}")))?;
         let raw: Header<Box<serde_json::value::RawValue>> = serde_json::from_str(&meta[HEADER_KEY])
             .map_err(|e| invalid(format!("damaged checkpoint header: {e}")))?;
         if let Some(stored) = &raw.checksum {

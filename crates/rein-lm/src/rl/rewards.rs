@@ -269,7 +269,7 @@ impl Reward for ExternalCommand {
             .map_err(|e| fail(format!("cannot start: {e}")))?;
         // Whatever the program started (a `sleep` in a script, a server it forgot) ends with
         // it: on time-out, on exit and on every early return.
-        let _group = ProcessGroup(child.id());
+        let group = ProcessGroup(child.id());
         let mut input = String::new();
         for s in samples {
             let mut row = s.columns.clone();
@@ -324,7 +324,7 @@ impl Reward for ExternalCommand {
             }
         };
         // The program is done: end what it left running, which may hold its stdout open.
-        drop(_group);
+        drop(group);
         let _ = writer.join();
         let out = reader
             .join()
