@@ -1355,27 +1355,11 @@ fn ctrl_c_then_resume_matches_uninterrupted(
     assert!(out.status.success(), "{}", stderr(&out));
     let read = |d: &PathBuf| std::fs::read(d.join("checkpoint.safetensors")).unwrap();
     assert!(read(&whole) == read(&part), "{args:?}: checkpoints differ");
-    let keep = |d: &PathBuf| -> Vec<String> {
-        let text = std::fs::read_to_string(d.join("metrics.csv")).unwrap();
-        let header: Vec<String> = text
-            .lines()
-            .next()
-            .unwrap()
-            .split(',')
-            .map(String::from)
-            .collect();
-        text.lines()
-            .map(|l| {
-                l.split(',')
-                    .zip(&header)
-                    .filter(|(_, h)| !(*h == "sps" || h.ends_with("_per_second")))
-                    .map(|(v, _)| v)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .collect()
-    };
-    assert_eq!(keep(&whole), keep(&part), "{args:?}: metrics differ");
+    assert_eq!(
+        metrics_without_wall_clock(&whole),
+        metrics_without_wall_clock(&part),
+        "{args:?}: metrics differ"
+    );
     std::fs::remove_dir_all(root).unwrap();
 }
 
@@ -1778,116 +1762,325 @@ fn temporaries(dir: &std::path::Path) -> Vec<String> {
     found
 }
 
-/// kill -9 at seeded random moments (often inside a checkpoint write: one per update),
-/// `--resume` after each, until the run finishes: the final checkpoint and metrics equal an
-/// uninterrupted run's and no temporary file remains.
+/// metrics.csv without its wall-clock columns (`sps`, `*_per_second`).
+fn metrics_without_wall_clock(d: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(d.join("metrics.csv")).unwrap();
+    let header: Vec<String> = text
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .map(String::from)
+        .collect();
+    text.lines()
+        .map(|l| {
+            l.split(',')
+                .zip(&header)
+                .filter(|(_, h)| !(*h == "sps" || h.ends_with("_per_second")))
+                .map(|(v, _)| v)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+/// Runs `rein <args> --runs-dir <root>/full` to the end, then the same in `<root>/soak`
+/// killed with SIGKILL at `kills` seeded moments (20-400 ms after a first checkpoint exists,
+/// so many kills land inside a checkpoint write) and resumed each time with
+/// `rein <resume> RUN <resume_extra>`: the final checkpoint and metrics must equal the
+/// uninterrupted run's and no temporary file may remain.
+fn kill_9_soak(
+    name: &str,
+    root: &std::path::Path,
+    args: &[&str],
+    resume: &[&str],
+    resume_extra: &[&str],
+    seed: u64,
+    kills: usize,
+) {
+    let (full_root, soak_root) = (root.join("full"), root.join("soak"));
+    let with_dir = |dir: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(["--runs-dir".into(), dir.display().to_string()]);
+        v
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_rein"))
+        .args(with_dir(&full_root))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{name}: {}", stderr(&out));
+    let full = only_run_dir(&full_root);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rein"))
+        .args(with_dir(&soak_root))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut done_kills = 0;
+    let mut finished = false;
+    for ms in delays(seed, kills, 20, 400) {
+        // Wait for the first checkpoint, so that there is something to resume.
+        let t = std::time::Instant::now();
+        while !soak_root.exists()
+            || std::fs::read_dir(&soak_root).unwrap().next().is_none()
+            || !only_run_dir(&soak_root)
+                .join("checkpoint.safetensors")
+                .exists()
+        {
+            assert!(t.elapsed().as_secs() < 60, "{name}: no checkpoint");
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{name}: {status:?}");
+            finished = true;
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        done_kills += 1;
+        let run = only_run_dir(&soak_root);
+        let mut resume_args: Vec<String> = resume.iter().map(|s| s.to_string()).collect();
+        resume_args.push(run.display().to_string());
+        resume_args.extend(resume_extra.iter().map(|s| s.to_string()));
+        child = Command::new(env!("CARGO_BIN_EXE_rein"))
+            .args(resume_args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    }
+    if !finished {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+    }
+    assert!(
+        done_kills >= 3,
+        "{name}: only {done_kills} kills; the run is too short for the test"
+    );
+    let soak = only_run_dir(&soak_root);
+    assert_eq!(
+        metrics_without_wall_clock(&full),
+        metrics_without_wall_clock(&soak),
+        "{name}"
+    );
+    let read = |d: &PathBuf| std::fs::read(d.join("checkpoint.safetensors")).unwrap();
+    assert!(
+        read(&full) == read(&soak),
+        "{name}: checkpoints differ after {done_kills} kills"
+    );
+    assert_eq!(temporaries(&soak), Vec::<String>::new(), "{name}");
+}
+
+/// kill -9 at seeded random moments, `--resume` after each, for every kind of trainer: the
+/// on-policy agents (PPO, A2C), the off-policy ones (DQN; SAC on a continuous env) and the
+/// language-model trainers (pretraining, whose trainer SFT shares, and GRPO). Tabular runs
+/// train in seconds and keep no checkpoint, so there is nothing of theirs to resume.
 #[test]
 fn kill_9_at_random_points_then_resume_ends_byte_identical() {
     let base = std::env::temp_dir().join(format!("rein-soak-cli-{}", std::process::id()));
+    let every = ["--checkpoint-every", "64", "--quiet"];
     for (algo, env, steps, seed) in [
         ("ppo", "CartPole-v1", "8192", 11u64),
         ("dqn", "CartPole-v1", "6000", 12),
+        ("a2c", "CartPole-v1", "200000", 13),
     ] {
-        let (full_root, soak_root) = (
-            base.join(format!("{algo}-full")),
-            base.join(format!("{algo}-soak")),
+        let mut args = vec![
+            "train",
+            algo,
+            "--env",
+            env,
+            "--seed",
+            "2",
+            "--total-timesteps",
+            steps,
+        ];
+        args.extend(every);
+        kill_9_soak(
+            algo,
+            &base.join(algo),
+            &args,
+            &["train", "--resume"],
+            &every,
+            seed,
+            30,
         );
-        let args = |root: &std::path::Path| -> Vec<String> {
-            [
-                "train",
-                algo,
-                "--env",
-                env,
-                "--seed",
-                "2",
-                "--total-timesteps",
-                steps,
-                "--checkpoint-every",
-                "64",
-                "--quiet",
-                "--runs-dir",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([root.to_str().unwrap().to_string()])
-            .collect()
-        };
-        let out = Command::new(env!("CARGO_BIN_EXE_rein"))
-            .args(args(&full_root))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        let full = only_run_dir(&full_root);
-
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rein"))
-            .args(args(&soak_root))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut kills = 0;
-        let mut finished = false;
-        for ms in delays(seed, 30, 20, 400) {
-            // Wait for the first checkpoint, so that there is something to resume.
-            let t = std::time::Instant::now();
-            while !soak_root.exists()
-                || std::fs::read_dir(&soak_root).unwrap().next().is_none()
-                || !only_run_dir(&soak_root)
-                    .join("checkpoint.safetensors")
-                    .exists()
-            {
-                assert!(t.elapsed().as_secs() < 60, "{algo}: no checkpoint");
-                if child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "{algo}: {status:?}");
-                finished = true;
-                break;
-            }
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            kills += 1;
-            let run = only_run_dir(&soak_root);
-            child = Command::new(env!("CARGO_BIN_EXE_rein"))
-                .args([
-                    "train",
-                    "--resume",
-                    run.to_str().unwrap(),
-                    "--checkpoint-every",
-                    "64",
-                    "--quiet",
-                ])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-        }
-        if !finished {
-            let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "{algo}: {}", stderr(&out));
-        }
-        assert!(
-            kills >= 3,
-            "{algo}: only {kills} kills; the run is too short for the test"
-        );
-        let soak = only_run_dir(&soak_root);
-        assert_eq!(
-            metrics_without_sps(&full),
-            metrics_without_sps(&soak),
-            "{algo}"
-        );
-        let read = |d: &PathBuf| std::fs::read(d.join("checkpoint.safetensors")).unwrap();
-        assert!(
-            read(&full) == read(&soak),
-            "{algo}: checkpoints differ after {kills} kills"
-        );
-        assert_eq!(temporaries(&soak), Vec::<String>::new(), "{algo}");
     }
+    let mut sac = vec![
+        "train",
+        "sac",
+        "--env",
+        "Pendulum-v1",
+        "--total-timesteps",
+        "12000",
+        "--set",
+        "net_arch=[16,16]",
+        "--set",
+        "learning_starts=100",
+    ];
+    sac.extend(every);
+    kill_9_soak(
+        "sac",
+        &base.join("sac"),
+        &sac,
+        &["train", "--resume"],
+        &every,
+        14,
+        12,
+    );
+    // Language models: the tiny GPT-2 pretrained on the test corpus, then GRPO on it.
+    let (corpus, tok) = corpus_and_tokenizer(&base.join("lm-data"));
+    let (corpus, tok) = (corpus.display().to_string(), tok.display().to_string());
+    let lm_every = ["--checkpoint-every", "1", "--quiet"];
+    let mut pretrain = vec![
+        "lm",
+        "pretrain",
+        "--tokenizer",
+        &tok,
+        "--data",
+        &corpus,
+        "--n-layer",
+        "1",
+        "--n-embd",
+        "16",
+        "--n-head",
+        "2",
+        "--n-positions",
+        "32",
+        "--set",
+        "max_steps=2000",
+        "--set",
+        "batch_size=4",
+        "--set",
+        "block_size=16",
+    ];
+    pretrain.extend(lm_every);
+    kill_9_soak(
+        "lm pretrain",
+        &base.join("lm-pretrain"),
+        &pretrain,
+        &["lm", "pretrain", "--resume"],
+        &lm_every,
+        16,
+        12,
+    );
+    let model = tiny_lm(&base.join("lm-model")).display().to_string();
+    let prompts = base.join("prompts.jsonl");
+    let text: String = (0..6)
+        .map(|i| {
+            format!(
+                "{{\"prompt\": \"Q: {i} + 1 = ? Answer:\", \"answer\": \"{}\"}}\n",
+                i + 1
+            )
+        })
+        .collect();
+    std::fs::write(&prompts, text).unwrap();
+    let prompts = prompts.display().to_string();
+    let mut grpo = vec![
+        "lm",
+        "grpo",
+        "--model",
+        &model,
+        "--prompts",
+        &prompts,
+        "--set",
+        "max_steps=1000",
+        "--set",
+        "prompts_per_step=2",
+        "--set",
+        "group_size=3",
+        "--set",
+        "max_new_tokens=4",
+    ];
+    grpo.extend(lm_every);
+    kill_9_soak(
+        "lm grpo",
+        &base.join("lm-grpo"),
+        &grpo,
+        &["lm", "grpo", "--resume"],
+        &lm_every,
+        17,
+        12,
+    );
     std::fs::remove_dir_all(&base).ok();
+}
+
+/// A run directory that cannot be written (read-only for the user resuming it; as root, which
+/// ignores permissions, the resume runs as the user `nobody` over root's files): a clear error
+/// naming the file and the reason, no panic, the last checkpoint intact and still resumable.
+#[test]
+fn a_read_only_run_directory_is_a_clear_error_and_keeps_the_last_checkpoint() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let root = std::env::temp_dir().join(format!("rein-readonly-cli-{}", std::process::id()));
+    let out = rein(&[
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--total-timesteps",
+        "4096",
+        "--max-updates",
+        "2",
+        "--quiet",
+        "--runs-dir",
+        root.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = only_run_dir(&root);
+    let ckpt = run.join("checkpoint.safetensors");
+    let before = std::fs::read(&ckpt).unwrap();
+    let set_mode = |dir_mode: u32, file_mode: u32| {
+        for e in std::fs::read_dir(&run).unwrap() {
+            let p = e.unwrap().path();
+            let mode = if p.is_dir() { dir_mode } else { file_mode };
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+    };
+    set_mode(0o555, 0o444);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rein"));
+    cmd.args([
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--max-updates",
+        "1",
+        "--quiet",
+    ]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().unwrap();
+    set_mode(0o755, 0o644);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(
+        e.contains(run.to_str().unwrap()) && e.contains("Permission denied"),
+        "{e}"
+    );
+    assert!(!e.contains("panicked"), "{e}");
+    assert_eq!(
+        std::fs::read(&ckpt).unwrap(),
+        before,
+        "the checkpoint changed"
+    );
+    assert_eq!(temporaries(&run), Vec::<String>::new());
+    let out = rein(&[
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--max-updates",
+        "1",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::remove_dir_all(&root).ok();
 }
 
 /// A full disk (simulated with a file-size limit, RLIMIT_FSIZE, which binds root too) while

@@ -86,6 +86,12 @@ fn token_text(v: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// The most template instructions one render may run (minijinja's fuel). Real templates
+/// spend a few hundred per message (SmolLM2's ChatML: ~40), so this allows conversations of
+/// tens of thousands of messages while a damaged template that loops ends in about a second
+/// with an error instead of hanging the run.
+const TEMPLATE_FUEL: u64 = 20_000_000;
+
 const SPECIAL_NAMES: [&str; 4] = ["bos_token", "eos_token", "pad_token", "unk_token"];
 
 impl ChatTemplate {
@@ -175,6 +181,7 @@ impl ChatTemplate {
         add_generation_prompt: bool,
     ) -> Result<String, LmError> {
         let mut env = Environment::new();
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -187,6 +194,14 @@ impl ChatTemplate {
         env.add_filter("tojson", tojson);
         let at = |e: Error| {
             let line = e.line().map(|l| format!(" line {l}")).unwrap_or_default();
+            if e.kind() == ErrorKind::OutOfFuel {
+                return LmError::Format(format!(
+                    "{}{line}: chat template error: the template ran more than {TEMPLATE_FUEL} \
+                     instructions for {} messages (a loop that never ends?)",
+                    self.origin,
+                    messages.len()
+                ));
+            }
             LmError::Format(format!("{}{line}: chat template error: {e}", self.origin))
         };
         let tmpl = env.template_from_str(&self.source).map_err(at)?;
@@ -368,6 +383,30 @@ mod tests {
             origin: "test.jinja".into(),
             special_tokens: [("bos_token".to_string(), "<s>".to_string())].into(),
         }
+    }
+
+    /// A template that would loop for ever runs out of fuel with an error naming it, while a
+    /// long real conversation (ChatML, 20,000 messages) renders well within the fuel.
+    #[test]
+    fn a_template_that_never_ends_runs_out_of_fuel_and_long_conversations_do_not() {
+        let t = template(
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+        );
+        let e = t.render(&[], false).unwrap_err().to_string();
+        assert!(
+            e.contains("test.jinja") && e.contains("ran more than 20000000 instructions"),
+            "{e}"
+        );
+        let chatml = template(
+            "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + \
+             message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}\
+             {% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+        );
+        let long: Vec<Message> = (0..20_000)
+            .map(|i| Message::new(if i % 2 == 0 { "user" } else { "assistant" }, "hi"))
+            .collect();
+        let text = chatml.render(&long, true).unwrap();
+        assert_eq!(text.matches("<|im_end|>").count(), 20_000);
     }
 
     #[test]

@@ -1,12 +1,59 @@
 //! Mutation tests of every language-model loader: thousands of seeded mutations of a valid
 //! file (bit flips, truncations, splices, random bytes, huge numbers, NaN, deep nesting) per
-//! run, each of which must load or fail with an error, never panic, and finish quickly.
+//! run, each of which must load or fail with an error, never panic, finish quickly and
+//! allocate no more than [`ALLOCATION_BOUND`] bytes beyond what was live before it.
 
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use rein_core::fuzz::mutate;
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// The most heap one loading attempt may add: the fixtures are kilobytes, so anything near
+/// this is a size read from the damaged file and believed (the 10^20-layer config).
+const ALLOCATION_BOUND: usize = 1 << 30;
+
+/// The system allocator, counting live bytes and their high-water mark, so that each
+/// mutation's peak allocation is measured (tests of this binary run in parallel, so a peak
+/// includes the other tests' live bytes: the bound is generous for that).
+struct CountingAllocator;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only counters are added.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                let grow = new_size - layout.size();
+                let live = LIVE.fetch_add(grow, Ordering::Relaxed) + grow;
+                PEAK.fetch_max(live, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/decoders")
@@ -43,9 +90,16 @@ fn hammer(
     for k in 0..count {
         let bytes = mutate(&valid, &mut rng);
         std::fs::write(dir.join(name), &bytes).unwrap();
+        let before = LIVE.load(Ordering::Relaxed);
+        PEAK.store(before, Ordering::Relaxed);
         let t = Instant::now();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load(&dir.join(name))));
         let elapsed = t.elapsed();
+        let grew = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+        assert!(
+            grew < ALLOCATION_BOUND,
+            "{what}: mutation {k} allocated {grew} bytes at its peak"
+        );
         match r {
             Ok(ok) => loaded += u64::from(ok),
             Err(_) => {
@@ -225,5 +279,81 @@ fn checkpoints_survive_mutations_and_none_loads_silently_changed() {
     );
     assert!(loaded < 3000, "some mutations must be refused");
     assert!(std::fs::read(&path).is_ok_and(|b| b != valid) || loaded > 0);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A chat template with tools, dates and loops (the Llama 3 fixture's) and a ChatML one, each
+/// mutated and rendered: a template that loops for ever runs out of minijinja's fuel with an
+/// error naming the template; none panics.
+#[test]
+fn chat_templates_survive_mutations() {
+    let messages = vec![
+        rein_lm::chat::Message::new("system", "Be brief."),
+        rein_lm::chat::Message::new("user", "What is 12 + 30?"),
+        rein_lm::chat::Message::new("assistant", "42"),
+        rein_lm::chat::Message::new("user", "And 1 + 1?"),
+    ];
+    for case in ["chat_llama3", "chat_chatml"] {
+        let render = |p: &Path| {
+            rein_lm::chat::ChatTemplate::from_dir(p.parent().unwrap())
+                .ok()
+                .flatten()
+                .is_some_and(|t| t.render(&messages, true).is_ok())
+        };
+        hammer(
+            case,
+            &fixtures().join(case),
+            "chat_template.jinja",
+            1500,
+            Duration::from_secs(5),
+            render,
+        );
+    }
+}
+
+/// SFT files in every TRL layout (text, prompt/completion, messages, conversational
+/// prompt/completion) and preference files (explicit and implicit prompts, text and
+/// conversations), mutated and read with the GGUF fixture's tokenizer and ChatML template.
+#[test]
+fn sft_and_preference_files_survive_mutations() {
+    let p = rein_lm::pretrained::Pretrained::load(&fixtures().join("gguf/tiny-llama-F32.gguf"))
+        .unwrap();
+    let (tk, template) = (p.tokenizer.unwrap(), p.chat_template.unwrap());
+    let dir = scratch("valid-sft");
+    let user = r#"{"role": "user", "content": "sat on the"}"#;
+    let good = r#"{"role": "assistant", "content": "three"}"#;
+    let bad = r#"{"role": "assistant", "content": "is is"}"#;
+    std::fs::write(
+        dir.join("sft.jsonl"),
+        format!(
+            "{{\"text\": \"the cat sat on the mat\"}}\n\
+             {{\"prompt\": \"sat on\", \"completion\": \" the three\"}}\n\
+             {{\"messages\": [{user}, {good}, {user}, {bad}]}}\n\
+             {{\"prompt\": [{user}], \"completion\": [{good}]}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("prefs.jsonl"),
+        format!(
+            "{{\"prompt\": \"sat\", \"chosen\": \" on\", \"rejected\": \" is\"}}\n\
+             {{\"chosen\": \"the three\", \"rejected\": \"is is\"}}\n\
+             {{\"prompt\": [{user}], \"chosen\": [{good}], \"rejected\": [{bad}]}}\n\
+             {{\"chosen\": [{user}, {good}], \"rejected\": [{user}, {bad}]}}\n"
+        ),
+    )
+    .unwrap();
+    let sft =
+        |p: &Path| rein_lm::train::examples_from_jsonl(&tk, p, 0, 512, Some(&template)).is_ok();
+    hammer("sft", &dir, "sft.jsonl", 3000, Duration::from_secs(5), sft);
+    let prefs = |p: &Path| rein_lm::rl::reward_model::read_preferences(p, Some(&template)).is_ok();
+    hammer(
+        "preferences",
+        &dir,
+        "prefs.jsonl",
+        3000,
+        Duration::from_secs(5),
+        prefs,
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -37,9 +37,16 @@ impl Default for Acrobot {
     }
 }
 
-/// `wrap` of Gymnasium's acrobot: shifts `x` by multiples of `M - m` into `[m, M]`.
+/// `wrap` of Gymnasium's acrobot: shifts `x` by multiples of `M - m` into `[m, M]`, one
+/// period at a time as Gymnasium does (so the roundings are its own). A value many periods
+/// away (only a state set by hand, e.g. `--state '[1e20, ...]'`) first jumps near the range
+/// with one remainder, where the loop would run for ever (1e20 - 2 pi == 1e20, and infinity);
+/// a non-finite value becomes NaN.
 fn wrap(mut x: f64, m: f64, big_m: f64) -> f64 {
     let diff = big_m - m;
+    if !(x > m - 64.0 * diff && x < big_m + 64.0 * diff) {
+        x = m + (x - m).rem_euclid(diff);
+    }
     while x > big_m {
         x -= diff;
     }
