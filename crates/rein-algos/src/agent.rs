@@ -302,6 +302,41 @@ impl Agent {
         }
     }
 
+    /// The trained policy's action for one flat observation (`obs` as `Space::flatten`
+    /// writes it), for serving a policy (Python's `predict`): the on-policy agents normalise
+    /// the observation as in training, then sample (or, with `deterministic`, take the most
+    /// likely action); DQN acts greedily with its delivered network and TD3/DDPG/SAC with the
+    /// deterministic actor, whatever `deterministic` says, as their evaluation does.
+    pub fn policy_action(
+        &mut self,
+        obs: &[f32],
+        deterministic: bool,
+        rng: &mut rein_core::ReinRng,
+    ) -> rein_core::Value {
+        match &mut self.inner {
+            AgentImpl::Dqn(a) => rein_core::Value::Discrete(a.policy_action(obs) as i64),
+            AgentImpl::Td3(a) => {
+                let act = a.policy_action(obs);
+                a.env_action(&act)
+            }
+            AgentImpl::Sac(a) => {
+                let act = a.deterministic_action(obs);
+                a.env_action(&act)
+            }
+            _ => {
+                let (policy, norm) = self.actor_critic().expect("on-policy agents have one");
+                let mut x = obs.to_vec();
+                if let Some(norm) = &norm {
+                    norm.apply_obs(&mut x);
+                }
+                let mut raw = vec![0.0; policy.kind.action_dim()];
+                let mut log_prob = [0.0];
+                policy.act(&x, 1, deterministic, rng, &mut raw, &mut log_prob);
+                policy.env_action(&raw)
+            }
+        }
+    }
+
     /// One episode (reset with `seed`) of the policy, every state rendered, for GIFs: the
     /// greedy Q policy of DQN, the deterministic actor of TD3/DDPG/SAC, and the on-policy
     /// agents' policy (most likely action when `deterministic`). `None` when the env renders

@@ -621,6 +621,20 @@ impl VectorEnv {
         Ok(())
     }
 
+    /// The outputs of the last [`VectorEnv::step`] (after [`VectorEnv::reset`]: the reset
+    /// observations and infos, zero rewards, no flags), for callers that step from another
+    /// thread or without keeping the borrow `step` returns (the Python vector env steps
+    /// without the GIL, then reads them).
+    pub fn last_step(&self) -> VecStep<'_> {
+        VecStep {
+            obs: &self.obs,
+            rewards: &self.rewards,
+            terminated: &self.terminated,
+            truncated: &self.truncated,
+            infos: &self.infos,
+        }
+    }
+
     /// The current flat observations.
     pub fn obs(&self) -> &[f32] {
         &self.obs

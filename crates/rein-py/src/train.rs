@@ -1,0 +1,342 @@
+//! `rein.train` and `rein.load`: the deep agents trained through the same run loop as
+//! `rein train` (`rein_train::run`), with an observer that calls Python back per metrics row,
+//! and trained policies served with SB3's `predict`.
+
+use crate::convert::{py_to_json, py_to_value};
+use numpy::{PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use rein_algos::agent::{Agent, Algo, RunConfig};
+use rein_algos::onpolicy::EnvFactory;
+use rein_core::{Space, Value};
+use rein_train::settings::{set_path, Sources};
+use rein_train::{files, Observer, Progress, RunEnd, RunOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn runtime(e: impl std::fmt::Display) -> PyErr {
+    PyRuntimeError::new_err(e.to_string())
+}
+
+/// The env of a run, made for every sub-env.
+fn env_factory(env: &str, options: &serde_json::Map<String, serde_json::Value>) -> PyResult<EnvFactory> {
+    rein_envs::make_with(env, options).map_err(crate::env::env_err)?;
+    let (id, kw) = (env.to_string(), options.clone());
+    Ok(Arc::new(move |_| rein_envs::make_with(&id, &kw)))
+}
+
+/// Calls the user's `callback(row)` with each metrics row as a dict; a `False` return or a
+/// KeyboardInterrupt (Ctrl-C) stops the run after the update, with a checkpoint.
+struct PythonObserver {
+    callback: Option<Py<PyAny>>,
+    columns: Vec<String>,
+    rows: Vec<Vec<f64>>,
+    stop: bool,
+    /// An exception the callback raised (other than KeyboardInterrupt), raised again after
+    /// the run stopped with its checkpoint.
+    error: Option<PyErr>,
+    interrupted: bool,
+}
+
+impl Observer for PythonObserver {
+    fn on_update(&mut self, _progress: Progress, row: &[f64], _status: &str) {
+        self.rows.push(row.to_vec());
+        Python::attach(|py| {
+            if let Err(e) = py.check_signals() {
+                self.interrupted = e.is_instance_of::<PyKeyboardInterrupt>(py);
+                if !self.interrupted {
+                    self.error = Some(e);
+                }
+                self.stop = true;
+                return;
+            }
+            let Some(cb) = &self.callback else { return };
+            let d = PyDict::new(py);
+            for (c, v) in self.columns.iter().zip(row) {
+                if d.set_item(c, v).is_err() {
+                    return;
+                }
+            }
+            match cb.call1(py, (d,)) {
+                Ok(r) => {
+                    if r.bind(py).is(&pyo3::types::PyBool::new(py, false).to_owned()) {
+                        self.stop = true;
+                    }
+                }
+                Err(e) => {
+                    self.interrupted = e.is_instance_of::<PyKeyboardInterrupt>(py);
+                    if !self.interrupted {
+                        self.error = Some(e);
+                    }
+                    self.stop = true;
+                }
+            }
+        });
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.stop
+    }
+}
+
+/// Trains `algo` on `env` (a new run in `runs_dir`, or `resume`, a run directory, continued
+/// exactly) through rein's run loop; returns `(run_dir, columns, rows, eval_json, ended)`
+/// where `ended` is `finished`, `max_updates` or `stopped`.
+#[pyfunction]
+#[pyo3(signature = (algo, env, seed, total_timesteps, settings, env_options, runs_dir, resume, callback, checkpoint_seconds, max_updates))]
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    py: Python<'_>,
+    algo: Option<String>,
+    env: Option<String>,
+    seed: Option<u64>,
+    total_timesteps: Option<u64>,
+    settings: &Bound<'_, PyAny>,
+    env_options: &Bound<'_, PyAny>,
+    runs_dir: PathBuf,
+    resume: Option<PathBuf>,
+    callback: Option<Py<PyAny>>,
+    checkpoint_seconds: f64,
+    max_updates: Option<u64>,
+) -> PyResult<(String, Vec<String>, Vec<Vec<f64>>, Option<String>, String)> {
+    let (mut agent, dir, resumed) = match &resume {
+        Some(dir) => {
+            let rc = RunConfig::read(dir).map_err(runtime)?;
+            let ckpt = dir.join(files::CHECKPOINT);
+            let mut agent = Agent::load(&ckpt, env_factory(&rc.env, &rc.env_options)?)
+                .map_err(runtime)?;
+            if let Some(total) = total_timesteps {
+                agent.set_total_timesteps(total).map_err(runtime)?;
+                let mut rc = rc;
+                rc.config["total_timesteps"] = serde_json::json!(total);
+                rc.write(dir).map_err(runtime)?;
+            }
+            (agent, dir.clone(), true)
+        }
+        None => {
+            let name = algo.ok_or_else(|| PyValueError::new_err("an algorithm is required"))?;
+            let env = env.ok_or_else(|| PyValueError::new_err("env= is required"))?;
+            let algo = Algo::from_name(&name).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "unknown algorithm {name:?}: expected one of ppo, a2c, reinforce, dqn, td3, ddpg, sac"
+                ))
+            })?;
+            let options = match py_to_json(env_options)? {
+                serde_json::Value::Object(o) => o,
+                _ => Default::default(),
+            };
+            let mut cfg = algo.settings(&env).map_err(runtime)?;
+            let mut sources = Sources::default();
+            if let serde_json::Value::Object(s) = py_to_json(settings)? {
+                for (k, v) in s {
+                    set_path(&mut cfg, &k, v)
+                        .map_err(|e| PyValueError::new_err(format!("setting {k}: {e}")))?;
+                    sources.record(&k, format!("the keyword argument {k}"));
+                }
+            }
+            if let Some(s) = seed {
+                cfg["seed"] = serde_json::json!(s);
+            }
+            if let Some(n) = total_timesteps {
+                cfg["total_timesteps"] = serde_json::json!(n);
+            }
+            let agent = Agent::new(algo, cfg.clone(), env_factory(&env, &options)?).map_err(
+                |e| match e {
+                    rein_algos::AlgoError::Settings(s) => PyValueError::new_err(format!(
+                        "invalid settings: {}",
+                        sources.explain(s)
+                    )),
+                    e => runtime(e),
+                },
+            )?;
+            let dir = rein_train::create_run_dir(&runs_dir, &env, algo.name(), agent.seed())
+                .map_err(runtime)?;
+            let rc = RunConfig {
+                algo: algo.name().into(),
+                env: env.clone(),
+                env_options: options,
+                config: cfg,
+            };
+            rc.write(&dir).map_err(runtime)?;
+            (agent, dir, false)
+        }
+    };
+    let mut observer = PythonObserver {
+        callback,
+        columns: rein_train::Trainer::columns(&agent)
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        rows: Vec::new(),
+        stop: false,
+        error: None,
+        interrupted: false,
+    };
+    let options = RunOptions {
+        checkpoint_every: 0,
+        checkpoint_seconds,
+        max_updates,
+        sample_every: 0,
+        resumed,
+    };
+    let end = py.detach(|| rein_train::run(&mut agent, &dir, &options, &mut observer));
+    if let Some(e) = observer.error.take() {
+        return Err(e);
+    }
+    let end = end.map_err(runtime)?;
+    if observer.interrupted {
+        return Err(PyKeyboardInterrupt::new_err(format!(
+            "training stopped with a checkpoint; continue with rein.train(resume={:?})",
+            dir.display().to_string()
+        )));
+    }
+    // All rows of the run (a resumed run's earlier rows too), from its metrics.csv.
+    let rows = read_rows(&dir).unwrap_or(observer.rows);
+    let (eval, ended) = match end {
+        RunEnd::Finished(e) => (e.map(|e| e.json.to_string()), "finished"),
+        RunEnd::MaxUpdates => (None, "max_updates"),
+        RunEnd::Interrupted => (None, "stopped"),
+    };
+    Ok((
+        dir.display().to_string(),
+        observer.columns,
+        rows,
+        eval,
+        ended.to_string(),
+    ))
+}
+
+/// The numeric rows of a run's metrics.csv.
+fn read_rows(dir: &Path) -> Option<Vec<Vec<f64>>> {
+    let text = std::fs::read_to_string(dir.join(files::METRICS)).ok()?;
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|x| x.parse::<f64>().ok()).collect())
+        .collect()
+}
+
+/// A trained deep agent loaded from its run directory, serving actions.
+#[pyclass(module = "rein._rein")]
+pub struct RustPolicy {
+    agent: Agent,
+    observation_space: Space,
+    action_space: Space,
+    rng: rein_core::ReinRng,
+    flat: Vec<f32>,
+}
+
+#[pymethods]
+impl RustPolicy {
+    /// Loads the run in `run_dir` (its checkpoint and config.toml).
+    #[new]
+    fn new(run_dir: PathBuf) -> PyResult<Self> {
+        let rc = RunConfig::read(&run_dir).map_err(runtime)?;
+        let env = rein_envs::make_with(&rc.env, &rc.env_options).map_err(crate::env::env_err)?;
+        let agent = Agent::load(
+            &run_dir.join(files::CHECKPOINT),
+            env_factory(&rc.env, &rc.env_options)?,
+        )
+        .map_err(runtime)?;
+        Ok(Self {
+            rng: rein_core::rng_from_seed(agent.seed()),
+            agent,
+            observation_space: env.observation_space().clone(),
+            action_space: env.action_space().clone(),
+            flat: Vec::new(),
+        })
+    }
+
+    /// The run's env id and options as JSON text.
+    #[staticmethod]
+    fn run_env(run_dir: PathBuf) -> PyResult<(String, String)> {
+        let rc = RunConfig::read(&run_dir).map_err(runtime)?;
+        Ok((
+            rc.env,
+            serde_json::Value::Object(rc.env_options).to_string(),
+        ))
+    }
+
+    /// The observation and action spaces as JSON text.
+    fn spaces_json(&self) -> (String, String) {
+        let j = |s: &Space| serde_json::to_string(s).expect("a space serialises");
+        (j(&self.observation_space), j(&self.action_space))
+    }
+
+    /// The action for one observation (as the env gives it).
+    fn act_one<'py>(
+        &mut self,
+        py: Python<'py>,
+        obs: &Bound<'py, PyAny>,
+        deterministic: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let v = observation(obs, &self.observation_space)?;
+        self.flat.resize(self.observation_space.flat_dim(), 0.0);
+        self.observation_space
+            .flatten_into(&v, &mut self.flat)
+            .map_err(crate::env::env_err)?;
+        let a = self.agent.policy_action(&self.flat, deterministic, &mut self.rng);
+        crate::convert::value_to_py(py, &a, &self.action_space)
+    }
+
+    /// Actions for a batch of flat observations (`n x flat_dim` float32), as an array:
+    /// int64 `(n,)` for discrete actions, float32 `(n, *shape)` for boxes.
+    fn act_flat_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        obs: numpy::PyReadonlyArray2<'py, f32>,
+        deterministic: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let a = obs.as_array();
+        let mut discrete = Vec::new();
+        let mut boxes = Vec::new();
+        for row in a.rows() {
+            let x: Vec<f32> = row.iter().copied().collect();
+            match self.agent.policy_action(&x, deterministic, &mut self.rng) {
+                Value::Discrete(i) => discrete.push(i),
+                Value::Box(b) => boxes.extend_from_slice(&b),
+                other => return Err(runtime(format!("unexpected action {other:?}"))),
+            }
+        }
+        let n = a.nrows();
+        Ok(match &self.action_space {
+            Space::Discrete { .. } => PyArray1::from_slice(py, &discrete).into_any(),
+            Space::Box { shape, .. } => {
+                let mut s = vec![n];
+                s.extend(shape);
+                PyArray1::from_slice(py, &boxes).reshape(s)?.into_any()
+            }
+            s => return Err(runtime(format!("actions of space {s} are not served"))),
+        })
+    }
+}
+
+/// One observation from Python as a value of `space` (the action conversion, with errors
+/// that say "observation").
+fn observation(obs: &Bound<'_, PyAny>, space: &Space) -> PyResult<Value> {
+    py_to_value(obs, space).map_err(|e| {
+        PyValueError::new_err(
+            e.to_string()
+                .replace("ValueError: ", "")
+                .replace("the action", "the observation")
+                .replace("action space", "observation space"),
+        )
+    })
+}
+
+/// Whether `obs` is one observation of `space` or a batch of them (a leading axis).
+#[pyfunction]
+pub fn is_batch(obs: &Bound<'_, PyAny>, space_json: &str) -> PyResult<bool> {
+    let space: Space = serde_json::from_str(space_json).map_err(runtime)?;
+    Ok(match &space {
+        Space::Box { shape, .. } => obs
+            .cast::<PyUntypedArray>()
+            .map(|a| a.ndim() == shape.len() + 1)
+            .unwrap_or(false),
+        Space::Discrete { .. } => obs
+            .cast::<PyUntypedArray>()
+            .map(|a| a.ndim() == 1)
+            .unwrap_or_else(|_| obs.cast::<PyList>().is_ok()),
+        _ => false,
+    })
+}
