@@ -101,7 +101,6 @@ class Policy:
         obs_json, act_json = self._policy.spaces_json()
         self.observation_space = space_from_json(obs_json)
         self.action_space = space_from_json(act_json)
-        self._obs_json = obs_json
         env_id, options = _rein.RustPolicy.run_env(self.run_dir)
         self.env_id = env_id
         self.env_options = json.loads(options)
@@ -110,7 +109,7 @@ class Policy:
         """`(action, None)` for one observation, or `(actions, None)` for a batch (a leading
         axis), as Stable-Baselines3's `predict`. On-policy agents sample unless
         `deterministic`; DQN, TD3/DDPG and SAC act with their greedy/deterministic policy."""
-        if _rein.is_batch(observation, self._obs_json):
+        if np.ndim(observation) == len(self.observation_space.shape) + 1:
             from .spaces import flat_dim
 
             obs = np.asarray(observation)

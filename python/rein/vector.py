@@ -62,8 +62,14 @@ class ReinVectorEnv(VectorEnv):
         self._rewards = np.zeros(num_envs, np.float64)
         self._terminated = np.zeros(num_envs, np.bool_)
         self._truncated = np.zeros(num_envs, np.bool_)
+        self._venv.set_buffers(self._flat, self._rewards, self._terminated, self._truncated)
+        self._discrete = isinstance(self.single_action_space, spaces.Discrete)
+        self._box_obs = isinstance(self.single_observation_space, spaces.Box)
+        self._obs_view = self._flat.reshape((num_envs, *self.single_observation_space.shape)) if self._box_obs else None
 
     def _obs(self):
+        if self._box_obs:
+            return self._obs_view.copy() if self.copy else self._obs_view
         return unflatten_batch(self.single_observation_space, self._flat, self.copy)
 
     def reset(self, *, seed: int | list | None = None, options: dict | None = None):
@@ -76,7 +82,7 @@ class ReinVectorEnv(VectorEnv):
             raise ValueError(f"reset options are not supported (got {sorted(options)})")
         super().reset(seed=seed)
         infos: dict = {}
-        for i, info in enumerate(self._venv.reset(self._flat, seed)):
+        for i, info in enumerate(self._venv.reset(seed)):
             infos = self._add_info(infos, info, i)
         return self._obs(), infos
 
@@ -84,15 +90,12 @@ class ReinVectorEnv(VectorEnv):
         space = self.single_action_space
         a = np.asarray(actions)
         n = self.num_envs
-        if isinstance(space, spaces.Discrete):
+        if self._discrete:
             if a.shape != (n,) or a.dtype.kind not in "iu":
                 raise ValueError(
                     f"actions must be {n} integers (shape ({n},)) for the action space "
                     f"{self.action_space}, got shape {a.shape} of {a.dtype}"
                 )
-            lo, hi = int(space.start), int(space.start + space.n)
-            if a.size and (a.min() < lo or a.max() >= hi):
-                raise ValueError(f"actions {a} are not in the action space {self.action_space}")
             return np.ascontiguousarray(a, dtype=np.int64), True
         if isinstance(space, spaces.Box):
             if a.shape != (n, *space.shape) or a.dtype.kind not in "fiu":
@@ -105,12 +108,21 @@ class ReinVectorEnv(VectorEnv):
 
     def step(self, actions):
         """One step of every env: `(obs, rewards, terminated, truncated, infos)`."""
-        a, discrete = self._actions(actions)
-        out = (self._flat, self._rewards, self._terminated, self._truncated)
-        if discrete:
-            env_infos, finals = self._venv.step_discrete(a, out)
+        if (
+            self._discrete
+            and type(actions) is np.ndarray
+            and actions.dtype == np.int64
+            and actions.shape == (self.num_envs,)
+            and actions.flags.c_contiguous
+        ):
+            env_infos, finals = self._venv.step_discrete(actions)  # the fast path
         else:
-            env_infos, finals = self._venv.step_box(a, out)
+            a, discrete = self._actions(actions)
+            try:
+                env_infos, finals = self._venv.step_discrete(a) if discrete else self._venv.step_box(a)
+            except ValueError as e:
+                raise ValueError(f"{e} (the vector action space is {self.action_space})") from None
+
         infos: dict = {}
         if self._mode == AutoresetMode.SAME_STEP and finals:
             final_obs = {i: unflatten_one(self.single_observation_space, f) for i, f in finals}

@@ -15,12 +15,12 @@ use rein_core::{Space, Value};
 pub fn value_to_py<'py>(py: Python<'py>, v: &Value, space: &Space) -> PyResult<Bound<'py, PyAny>> {
     Ok(match (v, space) {
         (Value::Discrete(i), _) => i.into_pyobject(py)?.into_any(),
-        (Value::Box(x), Space::Box { shape, .. }) => {
-            PyArray1::from_slice(py, x).reshape(shape.clone())?.into_any()
-        }
-        (Value::BoxF64(x), Space::Box { shape, .. }) => {
-            PyArray1::from_slice(py, x).reshape(shape.clone())?.into_any()
-        }
+        (Value::Box(x), Space::Box { shape, .. }) => PyArray1::from_slice(py, x)
+            .reshape(shape.clone())?
+            .into_any(),
+        (Value::BoxF64(x), Space::Box { shape, .. }) => PyArray1::from_slice(py, x)
+            .reshape(shape.clone())?
+            .into_any(),
         (Value::MultiDiscrete(x), _) => PyArray1::from_slice(py, x).into_any(),
         (Value::Tuple(parts), Space::Tuple { spaces }) => {
             let items = parts
@@ -117,9 +117,7 @@ pub fn py_to_value(obj: &Bound<'_, PyAny>, space: &Space) -> PyResult<Value> {
         Space::MultiDiscrete { nvec } => {
             let x = real_array(obj, &[nvec.len()])?
                 .filter(|x| x.iter().all(|v| v.fract() == 0.0))
-                .ok_or_else(|| {
-                    bad_action(obj, space, &format!("{} integers", nvec.len()))
-                })?;
+                .ok_or_else(|| bad_action(obj, space, &format!("{} integers", nvec.len())))?;
             let v = Value::MultiDiscrete(x.iter().map(|&v| v as i64).collect());
             if !space.contains(&v) {
                 return Err(bad_action(obj, space, "each component below its nvec"));

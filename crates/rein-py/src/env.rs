@@ -36,7 +36,11 @@ impl RustEnv {
         let options = match py_to_json(options)? {
             serde_json::Value::Object(o) => o,
             serde_json::Value::Null => Default::default(),
-            other => return Err(PyValueError::new_err(format!("options must be a dict, got {other}"))),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "options must be a dict, got {other}"
+                )))
+            }
         };
         let env = rein_envs::make_with(id, &options).map_err(env_err)?;
         // What the env renders, seen on a reset copy (rendering needs a state).
@@ -75,7 +79,11 @@ impl RustEnv {
     }
 
     /// One step; returns `(obs, reward, terminated, truncated, info)`.
-    fn step<'py>(&mut self, py: Python<'py>, action: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    fn step<'py>(
+        &mut self,
+        py: Python<'py>,
+        action: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
         let a = py_to_value(action, &self.action_space)?;
         let s = self.env_mut().step(&a).map_err(env_err)?;
         PyTuple::new(
@@ -83,8 +91,12 @@ impl RustEnv {
             [
                 value_to_py(py, &s.obs, &self.observation_space)?,
                 s.reward.into_pyobject(py)?.into_any(),
-                pyo3::types::PyBool::new(py, s.terminated).to_owned().into_any(),
-                pyo3::types::PyBool::new(py, s.truncated).to_owned().into_any(),
+                pyo3::types::PyBool::new(py, s.terminated)
+                    .to_owned()
+                    .into_any(),
+                pyo3::types::PyBool::new(py, s.truncated)
+                    .to_owned()
+                    .into_any(),
                 dict_from_json(py, &s.info)?.into_any(),
             ],
         )

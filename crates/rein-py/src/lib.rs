@@ -19,7 +19,6 @@ fn _rein(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<train::RustPolicy>()?;
     m.add_function(wrap_pyfunction!(env::registry_json, m)?)?;
     m.add_function(wrap_pyfunction!(train::train, m)?)?;
-    m.add_function(wrap_pyfunction!(train::is_batch, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::corpus_bleu, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::sentence_bleu, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::corpus_chrf, m)?)?;

@@ -3,10 +3,10 @@
 //! and trained policies served with SB3's `predict`.
 
 use crate::convert::{py_to_json, py_to_value};
-use numpy::{PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArrayMethods};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 use rein_algos::agent::{Agent, Algo, RunConfig};
 use rein_algos::onpolicy::EnvFactory;
 use rein_core::{Space, Value};
@@ -20,7 +20,10 @@ fn runtime(e: impl std::fmt::Display) -> PyErr {
 }
 
 /// The env of a run, made for every sub-env.
-fn env_factory(env: &str, options: &serde_json::Map<String, serde_json::Value>) -> PyResult<EnvFactory> {
+fn env_factory(
+    env: &str,
+    options: &serde_json::Map<String, serde_json::Value>,
+) -> PyResult<EnvFactory> {
     rein_envs::make_with(env, options).map_err(crate::env::env_err)?;
     let (id, kw) = (env.to_string(), options.clone());
     Ok(Arc::new(move |_| rein_envs::make_with(&id, &kw)))
@@ -60,7 +63,9 @@ impl Observer for PythonObserver {
             }
             match cb.call1(py, (d,)) {
                 Ok(r) => {
-                    if r.bind(py).is(&pyo3::types::PyBool::new(py, false).to_owned()) {
+                    if r.bind(py)
+                        .is(pyo3::types::PyBool::new(py, false).to_owned())
+                    {
                         self.stop = true;
                     }
                 }
@@ -79,6 +84,9 @@ impl Observer for PythonObserver {
         self.stop
     }
 }
+
+/// What `train` returns to Python: `(run_dir, columns, rows, eval_json, ended)`.
+type TrainOutcome = (String, Vec<String>, Vec<Vec<f64>>, Option<String>, String);
 
 /// Trains `algo` on `env` (a new run in `runs_dir`, or `resume`, a run directory, continued
 /// exactly) through rein's run loop; returns `(run_dir, columns, rows, eval_json, ended)`
@@ -99,13 +107,13 @@ pub fn train(
     callback: Option<Py<PyAny>>,
     checkpoint_seconds: f64,
     max_updates: Option<u64>,
-) -> PyResult<(String, Vec<String>, Vec<Vec<f64>>, Option<String>, String)> {
+) -> PyResult<TrainOutcome> {
     let (mut agent, dir, resumed) = match &resume {
         Some(dir) => {
             let rc = RunConfig::read(dir).map_err(runtime)?;
             let ckpt = dir.join(files::CHECKPOINT);
-            let mut agent = Agent::load(&ckpt, env_factory(&rc.env, &rc.env_options)?)
-                .map_err(runtime)?;
+            let mut agent =
+                Agent::load(&ckpt, env_factory(&rc.env, &rc.env_options)?).map_err(runtime)?;
             if let Some(total) = total_timesteps {
                 agent.set_total_timesteps(total).map_err(runtime)?;
                 let mut rc = rc;
@@ -143,10 +151,9 @@ pub fn train(
             }
             let agent = Agent::new(algo, cfg.clone(), env_factory(&env, &options)?).map_err(
                 |e| match e {
-                    rein_algos::AlgoError::Settings(s) => PyValueError::new_err(format!(
-                        "invalid settings: {}",
-                        sources.explain(s)
-                    )),
+                    rein_algos::AlgoError::Settings(s) => {
+                        PyValueError::new_err(format!("invalid settings: {}", sources.explain(s)))
+                    }
                     e => runtime(e),
                 },
             )?;
@@ -275,7 +282,9 @@ impl RustPolicy {
         self.observation_space
             .flatten_into(&v, &mut self.flat)
             .map_err(crate::env::env_err)?;
-        let a = self.agent.policy_action(&self.flat, deterministic, &mut self.rng);
+        let a = self
+            .agent
+            .policy_action(&self.flat, deterministic, &mut self.rng);
         crate::convert::value_to_py(py, &a, &self.action_space)
     }
 
@@ -321,22 +330,5 @@ fn observation(obs: &Bound<'_, PyAny>, space: &Space) -> PyResult<Value> {
                 .replace("the action", "the observation")
                 .replace("action space", "observation space"),
         )
-    })
-}
-
-/// Whether `obs` is one observation of `space` or a batch of them (a leading axis).
-#[pyfunction]
-pub fn is_batch(obs: &Bound<'_, PyAny>, space_json: &str) -> PyResult<bool> {
-    let space: Space = serde_json::from_str(space_json).map_err(runtime)?;
-    Ok(match &space {
-        Space::Box { shape, .. } => obs
-            .cast::<PyUntypedArray>()
-            .map(|a| a.ndim() == shape.len() + 1)
-            .unwrap_or(false),
-        Space::Discrete { .. } => obs
-            .cast::<PyUntypedArray>()
-            .map(|a| a.ndim() == 1)
-            .unwrap_or_else(|_| obs.cast::<PyList>().is_ok()),
-        _ => false,
     })
 }
