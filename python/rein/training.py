@@ -64,7 +64,7 @@ def train(
 
     for k, v in settings.items():
         put(k, v)
-    run_dir, columns, rows, evaluation, ended = _rein.train(
+    return _finish(_rein.train(
         algo,
         env,
         seed,
@@ -76,7 +76,12 @@ def train(
         None if callback is None else _row_callback(callback),
         float(checkpoint_seconds),
         max_updates,
-    )
+    ))
+
+
+def _finish(outcome) -> Run:
+    """The Run of what the Rust run loop returned."""
+    run_dir, columns, rows, evaluation, ended = outcome
     return Run(
         run_dir=run_dir,
         rows=[dict(zip(columns, r)) for r in rows],

@@ -8,7 +8,7 @@ use rein_lm::checkpoint::load_model;
 use rein_lm::generate::PromptText;
 use rein_lm::generate::{generate, GenerationConfig};
 use rein_lm::models::{CausalLm, Model};
-use rein_lm::pretrained::Pretrained;
+use rein_lm::pretrained::{Pretrained, SamplingRequest};
 use rein_lm::Tokenizer;
 use serde_json::json;
 use std::io::Write;
@@ -89,42 +89,23 @@ pub struct SamplingArgs {
 
 impl SamplingArgs {
     /// The generation settings: flags first, then (when sampling) generation_config.json's
-    /// defaults; EOS ids from the config and generation_config.json, plus the end-of-turn
-    /// tokens for chat.
+    /// defaults ([`Pretrained::generation_config`]).
     fn config(&self, p: &Pretrained, seed: u64, chat: bool) -> GenerationConfig {
-        let g = &p.generation;
-        let sample = self.sample
-            || self.temperature.is_some()
-            || self.top_k.is_some()
-            || self.top_p.is_some();
-        let stops = if self.ignore_eos {
-            Vec::new()
-        } else if chat {
-            p.end_of_turn_ids()
-        } else {
-            let mut ids = g.eos_token_ids.clone();
-            ids.extend(p.model.eos_token_ids());
-            ids
-        };
-        GenerationConfig {
-            max_new_tokens: self.max_new_tokens,
-            min_new_tokens: self.min_new_tokens,
-            do_sample: sample,
-            temperature: self
-                .temperature
-                .or(g.temperature.filter(|_| sample))
-                .unwrap_or(1.0),
-            top_k: self.top_k.or(g.top_k.filter(|_| sample)).unwrap_or(0),
-            top_p: self.top_p.or(g.top_p.filter(|_| sample)).unwrap_or(1.0),
-            repetition_penalty: self
-                .repetition_penalty
-                .or(g.repetition_penalty.filter(|_| sample))
-                .unwrap_or(1.0),
-            eos_token_id: stops.first().copied(),
-            stop_token_ids: stops,
-            stop_strings: self.stop.clone(),
+        p.generation_config(
+            &SamplingRequest {
+                max_new_tokens: self.max_new_tokens,
+                min_new_tokens: self.min_new_tokens,
+                sample: self.sample,
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                repetition_penalty: self.repetition_penalty,
+                stop_strings: self.stop.clone(),
+                ignore_eos: self.ignore_eos,
+            },
             seed,
-        }
+            chat,
+        )
     }
 }
 

@@ -20,6 +20,46 @@ pub fn end_of_turn_token_ids(tk: &Tokenizer) -> Vec<u32> {
         .collect()
 }
 
+/// What a caller of generation asks for (`rein lm generate`'s flags, Python's keyword
+/// arguments); `None` leaves a value to `generation_config.json` or the default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingRequest {
+    /// Most new tokens.
+    pub max_new_tokens: usize,
+    /// Fewest new tokens before EOS is allowed.
+    pub min_new_tokens: usize,
+    /// Sample rather than decode greedily.
+    pub sample: bool,
+    /// Sampling temperature (implies sampling).
+    pub temperature: Option<f32>,
+    /// Top-k filter (implies sampling).
+    pub top_k: Option<usize>,
+    /// Nucleus filter (implies sampling).
+    pub top_p: Option<f32>,
+    /// CTRL's repetition penalty.
+    pub repetition_penalty: Option<f32>,
+    /// Stop strings.
+    pub stop_strings: Vec<String>,
+    /// Do not stop at EOS or end-of-turn tokens.
+    pub ignore_eos: bool,
+}
+
+impl Default for SamplingRequest {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 32,
+            min_new_tokens: 0,
+            sample: false,
+            temperature: None,
+            top_k: None,
+            top_p: None,
+            repetition_penalty: None,
+            stop_strings: Vec::new(),
+            ignore_eos: false,
+        }
+    }
+}
+
 /// `generation_config.json`: the stop ids and the default sampling settings.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GenerationDefaults {
@@ -176,6 +216,49 @@ impl Pretrained {
         let mut seen = std::collections::HashSet::new();
         ids.retain(|id| seen.insert(*id));
         ids
+    }
+
+    /// The generation settings of a request: its own values first, then (when it samples)
+    /// `generation_config.json`'s defaults, as transformers' `generate` merges them; stops at
+    /// the EOS ids of the config and `generation_config.json`, or for `chat` at the
+    /// end-of-turn tokens too, unless `ignore_eos`. A request samples when it says so or sets
+    /// a temperature, top-k or top-p.
+    pub fn generation_config(
+        &self,
+        r: &SamplingRequest,
+        seed: u64,
+        chat: bool,
+    ) -> crate::generate::GenerationConfig {
+        let g = &self.generation;
+        let sample = r.sample || r.temperature.is_some() || r.top_k.is_some() || r.top_p.is_some();
+        let stops = if r.ignore_eos {
+            Vec::new()
+        } else if chat {
+            self.end_of_turn_ids()
+        } else {
+            let mut ids = g.eos_token_ids.clone();
+            ids.extend(self.model.eos_token_ids());
+            ids
+        };
+        crate::generate::GenerationConfig {
+            max_new_tokens: r.max_new_tokens,
+            min_new_tokens: r.min_new_tokens,
+            do_sample: sample,
+            temperature: r
+                .temperature
+                .or(g.temperature.filter(|_| sample))
+                .unwrap_or(1.0),
+            top_k: r.top_k.or(g.top_k.filter(|_| sample)).unwrap_or(0),
+            top_p: r.top_p.or(g.top_p.filter(|_| sample)).unwrap_or(1.0),
+            repetition_penalty: r
+                .repetition_penalty
+                .or(g.repetition_penalty.filter(|_| sample))
+                .unwrap_or(1.0),
+            eos_token_id: stops.first().copied(),
+            stop_token_ids: stops,
+            stop_strings: r.stop_strings.clone(),
+            seed,
+        }
     }
 
     /// The chat template's text of `messages` and its token ids (transformers'

@@ -31,7 +31,7 @@ fn env_factory(
 
 /// Calls the user's `callback(row)` with each metrics row as a dict; a `False` return or a
 /// KeyboardInterrupt (Ctrl-C) stops the run after the update, with a checkpoint.
-struct PythonObserver {
+pub(crate) struct PythonObserver {
     callback: Option<Py<PyAny>>,
     columns: Vec<String>,
     rows: Vec<Vec<f64>>,
@@ -40,6 +40,20 @@ struct PythonObserver {
     /// the run stopped with its checkpoint.
     error: Option<PyErr>,
     interrupted: bool,
+}
+
+impl PythonObserver {
+    /// An observer calling `callback` with rows of `columns`.
+    pub(crate) fn new(callback: Option<Py<PyAny>>, columns: Vec<String>) -> Self {
+        Self {
+            callback,
+            columns,
+            rows: Vec::new(),
+            stop: false,
+            error: None,
+            interrupted: false,
+        }
+    }
 }
 
 impl Observer for PythonObserver {
@@ -86,7 +100,7 @@ impl Observer for PythonObserver {
 }
 
 /// What `train` returns to Python: `(run_dir, columns, rows, eval_json, ended)`.
-type TrainOutcome = (String, Vec<String>, Vec<Vec<f64>>, Option<String>, String);
+pub(crate) type TrainOutcome = (String, Vec<String>, Vec<Vec<f64>>, Option<String>, String);
 
 /// Trains `algo` on `env` (a new run in `runs_dir`, or `resume`, a run directory, continued
 /// exactly) through rein's run loop; returns `(run_dir, columns, rows, eval_json, ended)`
@@ -169,17 +183,13 @@ pub fn train(
             (agent, dir, false)
         }
     };
-    let mut observer = PythonObserver {
+    let mut observer = PythonObserver::new(
         callback,
-        columns: rein_train::Trainer::columns(&agent)
+        rein_train::Trainer::columns(&agent)
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        rows: Vec::new(),
-        stop: false,
-        error: None,
-        interrupted: false,
-    };
+    );
     let options = RunOptions {
         checkpoint_every: 0,
         checkpoint_seconds,
@@ -188,18 +198,31 @@ pub fn train(
         resumed,
     };
     let end = py.detach(|| rein_train::run(&mut agent, &dir, &options, &mut observer));
+    outcome(py, &dir, end, observer)
+}
+
+/// What a run of the loop gives Python: the callback's exception raised again (the run
+/// stopped after its update, with a checkpoint), KeyboardInterrupt after Ctrl-C, a run error
+/// as RuntimeError, else the run's outcome with every row of its metrics.csv.
+pub(crate) fn outcome(
+    py: Python<'_>,
+    dir: &Path,
+    end: Result<RunEnd, rein_train::RunError>,
+    mut observer: PythonObserver,
+) -> PyResult<TrainOutcome> {
+    let _ = py;
     if let Some(e) = observer.error.take() {
         return Err(e);
     }
     let end = end.map_err(runtime)?;
     if observer.interrupted {
         return Err(PyKeyboardInterrupt::new_err(format!(
-            "training stopped with a checkpoint; continue with rein.train(resume={:?})",
+            "training stopped with a checkpoint; continue with resume={:?}",
             dir.display().to_string()
         )));
     }
     // All rows of the run (a resumed run's earlier rows too), from its metrics.csv.
-    let rows = read_rows(&dir).unwrap_or(observer.rows);
+    let rows = read_rows(dir).unwrap_or(observer.rows);
     let (eval, ended) = match end {
         RunEnd::Finished(e) => (e.map(|e| e.json.to_string()), "finished"),
         RunEnd::MaxUpdates => (None, "max_updates"),

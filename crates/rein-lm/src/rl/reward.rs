@@ -89,6 +89,77 @@ impl PromptRecord {
     }
 }
 
+impl PromptRecord {
+    /// One row of an RL dataset (a JSON object, as a JSONL line or a Python dict): `prompt`
+    /// (text or messages), optional `answer`/`reference`/`references`, other columns kept.
+    /// `at` names the row in errors (`file:line`, `prompts[3]`).
+    pub fn from_row(v: &serde_json::Value, at: &str) -> Result<Self, LmError> {
+        let Some(obj) = v.as_object() else {
+            return Err(LmError::Format(format!("{at}: not a JSON object")));
+        };
+        let (prompt, messages) = match obj.get("prompt") {
+            Some(serde_json::Value::String(s)) => (s.clone(), None),
+            Some(list @ serde_json::Value::Array(_)) => {
+                let m = crate::chat::parse_conversation(list, true)
+                    .map_err(|e| LmError::Format(format!("{}: \"prompt\": {e}", at)))?;
+                (String::new(), Some(m))
+            }
+            Some(_) => {
+                return Err(LmError::Format(format!(
+                    "{}: \"prompt\" must be a string or a list of {{\"role\", \"content\"}} messages",
+                    at
+                )))
+            }
+            None if obj.contains_key("messages") => {
+                return Err(LmError::Format(format!(
+                    "{}: a \"messages\" row is an SFT example; RL prompts need \"prompt\" (text or messages)",
+                    at
+                )))
+            }
+            None => {
+                return Err(LmError::Format(format!(
+                    "{}: the row has neither \"prompt\" nor \"messages\"",
+                    at
+                )))
+            }
+        };
+        let mut references = Vec::new();
+        for key in ["answer", "reference"] {
+            if let Some(r) = v.get(key) {
+                let r = r.as_str().ok_or_else(|| {
+                    LmError::Format(format!("{}: \"{key}\" must be a string", at))
+                })?;
+                references.push(r.to_string());
+            }
+        }
+        if let Some(rs) = v.get("references") {
+            let list = rs.as_array().ok_or_else(|| {
+                LmError::Format(format!("{}: \"references\" must be a list of strings", at))
+            })?;
+            for r in list {
+                references.push(
+                    r.as_str()
+                        .ok_or_else(|| {
+                            LmError::Format(format!(
+                                "{}: \"references\" must be a list of strings",
+                                at
+                            ))
+                        })?
+                        .to_string(),
+                );
+            }
+        }
+        let mut columns = obj.clone();
+        columns.remove("prompt");
+        Ok(PromptRecord {
+            prompt,
+            references,
+            messages,
+            columns,
+        })
+    }
+}
+
 /// Reads JSONL prompts in TRL's two forms: standard `{"prompt": "text"}` and conversational
 /// `{"prompt": [{"role": "user", "content": ...}, ...]}` (rendered later, with the model's chat
 /// template, by [`render_conversations`]), with optional `"answer"`, `"reference"` (string) or
@@ -104,72 +175,7 @@ pub fn read_prompts(path: &std::path::Path) -> Result<Vec<PromptRecord>, LmError
         let at = || format!("{}:{}", path.display(), i + 1);
         let v: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| LmError::Format(format!("{}: not JSON: {e}", at())))?;
-        let Some(obj) = v.as_object() else {
-            return Err(LmError::Format(format!("{}: not a JSON object", at())));
-        };
-        let (prompt, messages) = match obj.get("prompt") {
-            Some(serde_json::Value::String(s)) => (s.clone(), None),
-            Some(list @ serde_json::Value::Array(_)) => {
-                let m = crate::chat::parse_conversation(list, true)
-                    .map_err(|e| LmError::Format(format!("{}: \"prompt\": {e}", at())))?;
-                (String::new(), Some(m))
-            }
-            Some(_) => {
-                return Err(LmError::Format(format!(
-                    "{}: \"prompt\" must be a string or a list of {{\"role\", \"content\"}} messages",
-                    at()
-                )))
-            }
-            None if obj.contains_key("messages") => {
-                return Err(LmError::Format(format!(
-                    "{}: a \"messages\" row is an SFT example; RL prompts need \"prompt\" (text or messages)",
-                    at()
-                )))
-            }
-            None => {
-                return Err(LmError::Format(format!(
-                    "{}: the row has neither \"prompt\" nor \"messages\"",
-                    at()
-                )))
-            }
-        };
-        let mut references = Vec::new();
-        for key in ["answer", "reference"] {
-            if let Some(r) = v.get(key) {
-                let r = r.as_str().ok_or_else(|| {
-                    LmError::Format(format!("{}: \"{key}\" must be a string", at()))
-                })?;
-                references.push(r.to_string());
-            }
-        }
-        if let Some(rs) = v.get("references") {
-            let list = rs.as_array().ok_or_else(|| {
-                LmError::Format(format!(
-                    "{}: \"references\" must be a list of strings",
-                    at()
-                ))
-            })?;
-            for r in list {
-                references.push(
-                    r.as_str()
-                        .ok_or_else(|| {
-                            LmError::Format(format!(
-                                "{}: \"references\" must be a list of strings",
-                                at()
-                            ))
-                        })?
-                        .to_string(),
-                );
-            }
-        }
-        let mut columns = obj.clone();
-        columns.remove("prompt");
-        out.push(PromptRecord {
-            prompt,
-            references,
-            messages,
-            columns,
-        });
+        out.push(PromptRecord::from_row(&v, &at())?);
     }
     if out.is_empty() {
         return Err(LmError::Format(format!(

@@ -88,8 +88,21 @@ impl RlTrainer {
         preset: Option<&TaskPreset>,
         overrides: &[(String, serde_json::Value)],
         model_dir: &Path,
-        mut prompts: Vec<crate::rl::reward::PromptRecord>,
+        prompts: Vec<crate::rl::reward::PromptRecord>,
         specs: &[RewardSpec],
+    ) -> Result<(Self, String, u64), LmError> {
+        let reward = crate::rl::rewards::build_reward(specs)?;
+        Self::build_with_reward(kind, preset, overrides, model_dir, prompts, reward)
+    }
+
+    /// [`RlTrainer::build`] with a reward of the caller's own (Python's reward functions).
+    pub fn build_with_reward(
+        kind: &str,
+        preset: Option<&TaskPreset>,
+        overrides: &[(String, serde_json::Value)],
+        model_dir: &Path,
+        mut prompts: Vec<crate::rl::reward::PromptRecord>,
+        reward: Box<dyn Reward>,
     ) -> Result<(Self, String, u64), LmError> {
         let p = crate::pretrained::Pretrained::load(model_dir)?;
         p.need_tokenizer()?;
@@ -120,7 +133,7 @@ impl RlTrainer {
         };
         let trainer = Self {
             method,
-            reward: crate::rl::rewards::build_reward(specs)?,
+            reward,
             tokenizer: tk,
             chat_template,
         };
@@ -149,12 +162,24 @@ impl RlTrainer {
     /// The trainer of a run directory written by [`RlTrainer::write_run_files`] and the run
     /// loop: its tokenizer, rewards and checkpoint.
     pub fn resume(run: &Path) -> Result<Self, LmError> {
-        let tk = Tokenizer::from_file(&run.join("tokenizer.json"))?;
         let path = run.join("reward.json");
         let text = std::fs::read_to_string(&path).map_err(|e| LmError::io(&path, e))?;
         let specs: Vec<RewardSpec> = serde_json::from_str(&text)
             .map_err(|e| LmError::Format(format!("{}: not a reward list: {e}", path.display())))?;
-        let reward = crate::rl::rewards::build_reward(&specs)?;
+        if specs.is_empty() {
+            return Err(LmError::Input(format!(
+                "{}: the run's rewards are Python functions; resume it from Python with \
+                 rein.lm.grpo/ppo(resume=..., reward_funcs=[...])",
+                run.display()
+            )));
+        }
+        Self::resume_with_reward(run, crate::rl::rewards::build_reward(&specs)?)
+    }
+
+    /// The trainer of a run directory with a reward of the caller's own (a run trained with
+    /// Python reward functions, whose `reward.json` is an empty list).
+    pub fn resume_with_reward(run: &Path, reward: Box<dyn Reward>) -> Result<Self, LmError> {
+        let tk = Tokenizer::from_file(&run.join("tokenizer.json"))?;
         let template = ChatTemplate::from_dir(run)?;
         Self::load(&run.join(files::CHECKPOINT), reward, tk, template)
     }
