@@ -56,3 +56,45 @@ def corpus_chrf(hyps: list[str], refs: list[list[str]]) -> float: ...
 def sentence_chrf(hyp: str, refs: list[str]) -> float: ...
 def rouge(target: str, prediction: str, use_stemmer: bool) -> str: ...
 def vader(text: str) -> str: ...
+
+class RustLm:
+    def __init__(self, path: str, adapter: Optional[str] = None) -> None: ...
+    def generate(
+        self,
+        prompts: list,
+        max_new_tokens: int,
+        min_new_tokens: int,
+        sample: bool,
+        temperature: Optional[float],
+        top_k: Optional[int],
+        top_p: Optional[float],
+        repetition_penalty: Optional[float],
+        stop: list[str],
+        seed: int,
+        batch_size: int,
+    ) -> list[tuple[str, list[float], list[int]]]: ...
+    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool) -> tuple[str, list[int]]: ...
+
+def lm_train(
+    kind: str,
+    model: Optional[str],
+    prompts: Any,
+    reward_funcs: list[Callable[..., Any]],
+    reward_weights: Optional[list[float]],
+    settings: dict,
+    runs_dir: str,
+    resume: Optional[str],
+    callback: Optional[Callable[[dict], Any]],
+    checkpoint_every: int,
+    max_updates: Optional[int],
+) -> tuple[str, list[str], list[list[float]], Optional[str], str]: ...
+
+def train_tabular(
+    algo: str,
+    env: str,
+    seed: Optional[int],
+    settings: dict,
+    env_options: dict,
+    runs_dir: str,
+    callback: Optional[Callable[[dict], Any]],
+) -> tuple[str, list[str], list[list[float]], Optional[str], str]: ...

@@ -9,7 +9,7 @@ import os
 from typing import Any, Callable, Iterable, Sequence, Union
 
 from . import _rein
-from .training import Run, _finish
+from .training import Run, _finish, _flatten_settings
 
 RewardFunc = Callable[..., Sequence[Union[float, None]]]
 
@@ -77,17 +77,7 @@ def _train(kind, model, prompts, reward_funcs, reward_weights, runs_dir, callbac
         prompts = str(prompts)
     elif prompts is not None:
         prompts = list(prompts)
-    flat: dict = {}
-
-    def put(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                put(f"{prefix}.{k}", v)
-        else:
-            flat[prefix] = value
-
-    for k, v in settings.items():
-        put(k, v)
+    flat = _flatten_settings(settings)
     return _finish(
         _rein.lm_train(
             kind,

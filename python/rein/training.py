@@ -15,6 +15,7 @@ from . import _rein
 from .spaces import space_from_json
 
 ALGORITHMS = ("ppo", "a2c", "reinforce", "dqn", "td3", "ddpg", "sac")
+TABULAR = ("qlearning", "sarsa", "expected_sarsa")
 
 
 @dataclass
@@ -42,28 +43,29 @@ def train(
     max_updates: int | None = None,
     **settings: Any,
 ) -> Run:
-    """Trains `algo` (ppo, a2c, reinforce, dqn, td3, ddpg, sac) on rein's `env` as
-    `rein train ALGO --env ENV` does: the env's preset first, then `settings` (the `--set`
-    keys; nested ones as dotted names or dicts), `seed`, `total_timesteps`. `callback(row)` is
+    """Trains `algo` (ppo, a2c, reinforce, dqn, td3, ddpg, sac; or the tabular qlearning,
+    sarsa, expected_sarsa with `episodes=`) on rein's `env` as `rein train ALGO --env ENV`
+    does: the env's preset first, then `settings` (the `--set` keys; nested ones as dotted
+    names or dicts), `seed`, `total_timesteps`. Tabular runs train in seconds and keep no
+    checkpoint: their callback only observes, and they cannot be resumed. `callback(row)` is
     called with each metrics row as a dict; returning False stops the run with a checkpoint.
     Ctrl-C (KeyboardInterrupt) stops it with a checkpoint too, then raises. `resume=run_dir`
     continues a run exactly (a larger `total_timesteps` trains it on). Training releases the
     GIL between callbacks."""
+    if algo in TABULAR:
+        if resume is not None or total_timesteps is not None:
+            raise ValueError(f"{algo} runs count episodes= and keep no checkpoint (no resume=, no total_timesteps=)")
+        return _finish(_rein.train_tabular(
+            algo, env, seed, _flatten_settings(settings), env_options or {}, str(runs_dir),
+            None if callback is None else _row_callback(callback),
+        ))
     if resume is None and algo not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algo!r}: expected one of {', '.join(ALGORITHMS)}")
+        raise ValueError(
+            f"unknown algorithm {algo!r}: expected one of {', '.join(ALGORITHMS + TABULAR)}"
+        )
     if resume is not None and (algo is not None or env is not None or settings or seed is not None):
         raise ValueError("resume= continues a run with its own settings: pass no algo, env, seed or settings")
-    flat: dict = {}
-
-    def put(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                put(f"{prefix}.{k}", v)
-        else:
-            flat[prefix] = value
-
-    for k, v in settings.items():
-        put(k, v)
+    flat = _flatten_settings(settings)
     return _finish(_rein.train(
         algo,
         env,
@@ -77,6 +79,23 @@ def train(
         float(checkpoint_seconds),
         max_updates,
     ))
+
+
+def _flatten_settings(settings: dict) -> dict:
+    """Keyword settings as the `--set` keys: nested dicts become dotted names
+    (`lora={"r": 8}` is `lora.r`)."""
+    flat: dict = {}
+
+    def put(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                put(f"{prefix}.{k}", v)
+        else:
+            flat[prefix] = value
+
+    for k, v in settings.items():
+        put(k, v)
+    return flat
 
 
 def _finish(outcome) -> Run:
@@ -109,12 +128,18 @@ class Policy:
         env_id, options = _rein.RustPolicy.run_env(self.run_dir)
         self.env_id = env_id
         self.env_options = json.loads(options)
+        self.tabular = os.path.exists(os.path.join(self.run_dir, "q_table.json"))
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
         """`(action, None)` for one observation, or `(actions, None)` for a batch (a leading
         axis), as Stable-Baselines3's `predict`. On-policy agents sample unless
-        `deterministic`; DQN, TD3/DDPG and SAC act with their greedy/deterministic policy."""
-        if np.ndim(observation) == len(self.observation_space.shape) + 1:
+        `deterministic`; DQN, TD3/DDPG and SAC act with their greedy/deterministic policy, a
+        tabular run greedily on its Q-table."""
+        shape = self.observation_space.shape  # None for Tuple spaces: one observation at a time
+        batch = shape is not None and np.ndim(observation) == len(shape) + 1
+        if batch and self.tabular:
+            return np.array([self._policy.act_one(o, deterministic) for o in observation], np.int64), None
+        if batch:
             from .spaces import flat_dim
 
             obs = np.asarray(observation)

@@ -114,3 +114,23 @@ def test_ctrl_c_stops_with_a_checkpoint_and_resume_continues(runs_dir):
     assert (run / "checkpoint.safetensors").exists()
     done = rein.train(resume=run)
     assert done.ended == "finished" and done.rows[-1]["global_step"] == 4096
+
+
+def test_tabular_agents_train_and_act_greedily(runs_dir):
+    rows = []
+    run = rein.train("qlearning", env="Taxi-v4", seed=0, episodes=3000, runs_dir=runs_dir, callback=rows.append)
+    d = Path(run.run_dir)
+    assert (d / "q_table.json").exists() and (d / "learning_curve.png").exists() and (d / "metrics.csv").exists()
+    assert rows and rows[-1]["episode"] == 3000 and len(run.rows) == len(rows)
+    assert run.evaluation["success_rate"] == 1.0
+    policy = rein.load(run.run_dir)
+    mean, _ = policy.evaluate(n_episodes=20)
+    assert mean > 5.0
+    actions, _ = policy.predict(np.array([0, 1, 2]))
+    assert actions.shape == (3,)
+    bj = rein.train("sarsa", env="Blackjack-v1", episodes=200, runs_dir=runs_dir)
+    assert rein.load(bj.run_dir).predict((14, 10, 0))[0] in (0, 1)
+    with pytest.raises(ValueError, match="episodes"):
+        rein.train("qlearning", env="Taxi-v4", total_timesteps=10, runs_dir=runs_dir)
+    with pytest.raises(ValueError, match="Discrete observations"):
+        rein.train("qlearning", env="CartPole-v1", runs_dir=runs_dir)

@@ -471,3 +471,92 @@ pub fn evaluate_policy(
         mean_length: lengths as f64 / n,
     })
 }
+
+/// The tabular algorithms of `rein train` (and Python's `rein.train`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TabularAlgo {
+    /// Q-learning (off-policy TD control).
+    QLearning,
+    /// SARSA (on-policy TD control).
+    Sarsa,
+    /// Expected SARSA.
+    ExpectedSarsa,
+}
+
+impl TabularAlgo {
+    /// The algorithm named `name` (`qlearning`, `sarsa`, `expected_sarsa`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "qlearning" => Some(Self::QLearning),
+            "sarsa" => Some(Self::Sarsa),
+            "expected_sarsa" => Some(Self::ExpectedSarsa),
+            _ => None,
+        }
+    }
+
+    /// Its name in run directories and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::QLearning => "qlearning",
+            Self::Sarsa => "sarsa",
+            Self::ExpectedSarsa => "expected_sarsa",
+        }
+    }
+}
+
+/// Trains `algo` on `env` (registered as `env_id`) into the run directory `dir`, the part of
+/// a tabular run that `rein train` and Python's `rein.train` share: `metrics.csv` (one row
+/// per log interval, each also given to `on_log`), `learning_curve.png` and `q_table.json`;
+/// then the greedy policy's evaluation over `eval_episodes` episodes seeded
+/// `1_000_000 + seed`. Tabular runs train in seconds and keep no checkpoint.
+pub fn run_tabular(
+    algo: TabularAlgo,
+    env_id: &str,
+    env: &mut dyn Env,
+    config: &TabularConfig,
+    dir: &std::path::Path,
+    on_log: &mut dyn FnMut(&TabularLog),
+) -> Result<(QTable, EvalStats), TabularError> {
+    let io = |what: &str, e: std::io::Error| {
+        TabularError::File(format!("{}: {e}", dir.join(what).display()))
+    };
+    let mut csv =
+        rein_core::metrics::CsvLogger::create(&dir.join("metrics.csv"), &TabularLog::COLUMNS)
+            .map_err(|e| io("metrics.csv", e))?;
+    let mut io_error = None;
+    let mut log = |l: &TabularLog| {
+        if let Err(e) = csv.log(&l.row()) {
+            io_error.get_or_insert(e);
+        }
+        on_log(l);
+    };
+    let q = match algo {
+        TabularAlgo::QLearning => crate::train_q_learning(env, config, &mut log)?,
+        TabularAlgo::Sarsa => crate::train_sarsa(env, config, crate::SarsaTarget::Sarsa, &mut log)?,
+        TabularAlgo::ExpectedSarsa => {
+            crate::train_sarsa(env, config, crate::SarsaTarget::Expected, &mut log)?
+        }
+    };
+    if let Some(e) = io_error {
+        return Err(io("metrics.csv", e));
+    }
+    drop(csv);
+    rein_train::plot::csv_curve(
+        dir,
+        "learning_curve.png",
+        ("episode", "return_mean_100"),
+        ("episodes", "episodic return"),
+    )
+    .map_err(|e| io("learning_curve.png", e))?;
+    let json = serde_json::to_string(&q).map_err(|e| TabularError::File(e.to_string()))?;
+    rein_core::metrics::write_atomic(&dir.join("q_table.json"), json.as_bytes())
+        .map_err(|e| io("q_table.json", e))?;
+    let stats = evaluate_policy(
+        env,
+        &q.policy(),
+        config.eval_episodes,
+        1_000_000 + config.seed,
+        SuccessRule::for_env(env_id),
+    )?;
+    Ok((q, stats))
+}

@@ -8,10 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rein_algos::agent::{self, Agent, RunConfig};
 use rein_algos::onpolicy::EnvFactory;
 use rein_algos::tabular::StateIndexer;
-use rein_algos::{
-    evaluate_policy, train_q_learning, train_sarsa, QTable, SarsaTarget, TabularConfig, TabularLog,
-};
-use rein_core::metrics::{write_atomic, CsvLogger};
+use rein_algos::tabular::{run_tabular, TabularAlgo};
+use rein_algos::{evaluate_policy, TabularConfig};
+use rein_core::metrics::write_atomic;
 use rein_envs::mdp::TabularMdp;
 use rein_train::settings::set_path;
 use rein_train::settings::{parse_override, parse_overrides, Sources};
@@ -298,7 +297,6 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     rc.write(&dir)?;
 
-    let mut csv = CsvLogger::create(&dir.join("metrics.csv"), &TabularLog::COLUMNS)?;
     let bar = if a.quiet {
         ProgressBar::hidden()
     } else {
@@ -310,43 +308,18 @@ pub fn run(a: TrainArgs) -> Result<()> {
         )
         .expect("valid template"),
     );
-    let mut io_error = None;
-    let mut on_log = |log: &TabularLog| {
-        if let Err(e) = csv.log(&log.row()) {
-            io_error.get_or_insert(e);
-        }
+    let tabular = TabularAlgo::from_name(algo.name()).expect("a tabular algorithm");
+    let (q, stats) = run_tabular(tabular, &env_id, env.as_mut(), &cfg, &dir, &mut |log| {
         bar.set_position(log.episode);
         bar.set_message(format!(
             "return(100) {:.3}  eps {:.3}",
             log.return_mean, log.epsilon
         ));
-    };
-    let q: QTable = match algo {
-        Algo::Qlearning => train_q_learning(env.as_mut(), &cfg, &mut on_log)?,
-        Algo::Sarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Sarsa, &mut on_log)?,
-        Algo::ExpectedSarsa => train_sarsa(env.as_mut(), &cfg, SarsaTarget::Expected, &mut on_log)?,
-        _ => unreachable!("deep agents are handled above"),
-    };
+    })?;
     bar.finish_and_clear();
-    if let Some(e) = io_error {
-        return Err(e).context("writing metrics.csv");
-    }
-    drop(csv);
-    rein_train::plot::csv_curve(
-        &dir,
-        "learning_curve.png",
-        ("episode", "return_mean_100"),
-        ("episodes", "episodic return"),
-    )?;
-    write_atomic(
-        &dir.join("q_table.json"),
-        serde_json::to_string(&q)?.as_bytes(),
-    )?;
-
     let policy = q.policy();
     let eval_seed = 1_000_000 + cfg.seed;
     let success = rein_algos::SuccessRule::for_env(&env_id);
-    let stats = evaluate_policy(env.as_mut(), &policy, cfg.eval_episodes, eval_seed, success)?;
     println!("run directory: {}", dir.display());
     println!(
         "greedy policy over {} episodes: return {:.4} +/- {:.4}, success rate {:.4}, length {:.1}",

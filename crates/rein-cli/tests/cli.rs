@@ -1878,7 +1878,7 @@ fn kill_9_soak(
 
 /// kill -9 at seeded random moments, `--resume` after each, for every kind of trainer: the
 /// on-policy agents (PPO, A2C), the off-policy ones (DQN; SAC on a continuous env) and the
-/// language-model trainers (pretraining, whose trainer SFT shares, and GRPO). Tabular runs
+/// language-model trainers (pretraining, whose trainer SFT shares, GRPO and PPO). Tabular runs
 /// train in seconds and keep no checkpoint, so there is nothing of theirs to resume.
 #[test]
 fn kill_9_at_random_points_then_resume_ends_byte_identical() {
@@ -2006,17 +2006,36 @@ fn kill_9_at_random_points_then_resume_ends_byte_identical() {
         17,
         12,
     );
+    let mut ppo = vec![
+        "lm",
+        "ppo",
+        "--model",
+        &model,
+        "--prompts",
+        &prompts,
+        "--set",
+        "max_steps=200",
+        "--set",
+        "prompts_per_step=2",
+        "--set",
+        "max_new_tokens=4",
+    ];
+    ppo.extend(lm_every);
+    kill_9_soak(
+        "lm ppo",
+        &base.join("lm-ppo"),
+        &ppo,
+        &["lm", "ppo", "--resume"],
+        &lm_every,
+        18,
+        12,
+    );
     std::fs::remove_dir_all(&base).ok();
 }
 
-/// A run directory that cannot be written (read-only for the user resuming it; as root, which
-/// ignores permissions, the resume runs as the user `nobody` over root's files): a clear error
-/// naming the file and the reason, no panic, the last checkpoint intact and still resumable.
-#[test]
-fn a_read_only_run_directory_is_a_clear_error_and_keeps_the_last_checkpoint() {
-    use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
-    let root = std::env::temp_dir().join(format!("rein-readonly-cli-{}", std::process::id()));
+/// A PPO CartPole run of two updates in `root`, for the failure tests: its directory, its
+/// checkpoint's path and bytes.
+fn two_update_ppo_run(root: &std::path::Path) -> (PathBuf, PathBuf, Vec<u8>) {
     let out = rein(&[
         "train",
         "ppo",
@@ -2031,9 +2050,34 @@ fn a_read_only_run_directory_is_a_clear_error_and_keeps_the_last_checkpoint() {
         root.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let run = only_run_dir(&root);
+    let run = only_run_dir(root);
     let ckpt = run.join("checkpoint.safetensors");
     let before = std::fs::read(&ckpt).unwrap();
+    (run, ckpt, before)
+}
+
+/// `rein train --resume RUN --max-updates 1` succeeds: the run still resumes.
+fn resume_one_update(run: &std::path::Path) {
+    let out = rein(&[
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--max-updates",
+        "1",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A run directory that cannot be written (read-only for the user resuming it; as root, which
+/// ignores permissions, the resume runs as the user `nobody` over root's files): a clear error
+/// naming the file and the reason, no panic, the last checkpoint intact and still resumable.
+#[test]
+fn a_read_only_run_directory_is_a_clear_error_and_keeps_the_last_checkpoint() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let root = std::env::temp_dir().join(format!("rein-readonly-cli-{}", std::process::id()));
+    let (run, ckpt, before) = two_update_ppo_run(&root);
     let set_mode = |dir_mode: u32, file_mode: u32| {
         for e in std::fs::read_dir(&run).unwrap() {
             let p = e.unwrap().path();
@@ -2071,15 +2115,7 @@ fn a_read_only_run_directory_is_a_clear_error_and_keeps_the_last_checkpoint() {
         "the checkpoint changed"
     );
     assert_eq!(temporaries(&run), Vec::<String>::new());
-    let out = rein(&[
-        "train",
-        "--resume",
-        run.to_str().unwrap(),
-        "--max-updates",
-        "1",
-        "--quiet",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    resume_one_update(&run);
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -2090,23 +2126,7 @@ fn a_read_only_run_directory_is_a_clear_error_and_keeps_the_last_checkpoint() {
 fn a_full_disk_during_a_checkpoint_is_a_clear_error_and_keeps_the_last_one() {
     use std::os::unix::process::CommandExt;
     let root = std::env::temp_dir().join(format!("rein-diskfull-cli-{}", std::process::id()));
-    let out = rein(&[
-        "train",
-        "ppo",
-        "--env",
-        "CartPole-v1",
-        "--total-timesteps",
-        "4096",
-        "--max-updates",
-        "2",
-        "--quiet",
-        "--runs-dir",
-        root.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let run = only_run_dir(&root);
-    let ckpt = run.join("checkpoint.safetensors");
-    let before = std::fs::read(&ckpt).unwrap();
+    let (run, ckpt, before) = two_update_ppo_run(&root);
     let limit = before.len() as u64 / 2;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rein"));
     cmd.args([
@@ -2145,14 +2165,6 @@ fn a_full_disk_during_a_checkpoint_is_a_clear_error_and_keeps_the_last_one() {
     );
     assert_eq!(temporaries(&run), Vec::<String>::new());
     // And the run still resumes from it.
-    let out = rein(&[
-        "train",
-        "--resume",
-        run.to_str().unwrap(),
-        "--max-updates",
-        "1",
-        "--quiet",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    resume_one_update(&run);
     std::fs::remove_dir_all(&root).ok();
 }

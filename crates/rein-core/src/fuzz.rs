@@ -3,6 +3,8 @@
 //! result on damaged input and never panics or hangs.
 
 use rand::Rng;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One seeded mutation of `valid`: a few flipped bits, a truncation, a chunk copied over
 /// another place, random bytes over a stretch, a number replaced by a huge, negative or
@@ -72,4 +74,63 @@ pub fn mutate(valid: &[u8], rng: &mut impl Rng) -> Vec<u8> {
         }
     }
     b
+}
+
+/// The most heap one loading attempt of a mutation test may add: the valid files are
+/// kilobytes, so anything near this is a size read from the damaged file and believed (a
+/// config with 10^20 layers).
+pub const ALLOCATION_BOUND: usize = 1 << 30;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The system allocator, counting live bytes and their high-water mark, so that a mutation
+/// test can hold each load to [`ALLOCATION_BOUND`]. A test binary installs it with
+/// `#[global_allocator] static A: rein_core::fuzz::CountingAllocator = CountingAllocator;`
+/// and measures with [`peak_allocation`].
+pub struct CountingAllocator;
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only counters are added.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is the system allocator's.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as above.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                let grow = new_size - layout.size();
+                let live = LIVE.fetch_add(grow, Ordering::Relaxed) + grow;
+                PEAK.fetch_max(live, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+/// Runs `f` and returns its result with the most bytes that were live at once during it
+/// beyond those live before it (0 unless [`CountingAllocator`] is the global allocator).
+/// Tests of one binary run in parallel, so the figure includes their allocations too: an
+/// upper bound, which is what a bound check needs.
+pub fn peak_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let out = f();
+    (out, PEAK.load(Ordering::Relaxed).saturating_sub(before))
 }

@@ -1,9 +1,13 @@
 //! Thousands of seeded mutations of valid MDP JSON files (both layouts): each loads or fails
 //! with an error naming the file, never panics, and a loaded one solves (or reports its
-//! divergence) within a bounded number of sweeps.
+//! divergence) within a bounded number of sweeps and under `ALLOCATION_BOUND` bytes.
 
+use rein_core::fuzz::{peak_allocation, CountingAllocator, ALLOCATION_BOUND};
 use rein_envs::mdp::TabularMdp;
 use std::time::{Duration, Instant};
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 #[test]
 fn mdp_files_survive_mutations() {
@@ -25,15 +29,21 @@ fn mdp_files_survive_mutations() {
             let bytes = rein_core::fuzz::mutate(text.as_bytes(), &mut rng);
             std::fs::write(&path, &bytes).unwrap();
             let t = Instant::now();
-            let r = std::panic::catch_unwind(|| {
-                if let Ok(m) = TabularMdp::read(&path) {
-                    let _ = m.value_iteration(1e-8, 100_000);
-                    let _ = m.policy_iteration(1000);
-                    true
-                } else {
-                    false
-                }
+            let (r, grew) = peak_allocation(|| {
+                std::panic::catch_unwind(|| {
+                    if let Ok(m) = TabularMdp::read(&path) {
+                        let _ = m.value_iteration(1e-8, 100_000);
+                        let _ = m.policy_iteration(1000);
+                        true
+                    } else {
+                        false
+                    }
+                })
             });
+            assert!(
+                grew < ALLOCATION_BOUND,
+                "mutation {k} allocated {grew} bytes"
+            );
             assert!(
                 r.is_ok(),
                 "mutation {k} panicked: {}",

@@ -1,10 +1,14 @@
 //! Seeded mutations of what `rein env rollout --state` and `--actions` read: every built-in
 //! env's own state JSON (as `get_state` writes it) and a valid action list, mutated thousands
 //! of times. Each mutation is refused with an error or restores a state the env then steps
-//! from; none panics, none hangs.
+//! from; none panics, none hangs, none allocates `ALLOCATION_BOUND` bytes.
 
+use rein_core::fuzz::{peak_allocation, CountingAllocator, ALLOCATION_BOUND};
 use rein_core::{Env, Space, Value};
 use std::time::{Duration, Instant};
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// Steps `env` with `actions`, stopping at the first error or episode end; never panics.
 fn step_all(env: &mut dyn Env, actions: &[Value]) {
@@ -56,22 +60,28 @@ fn env_states_and_action_lists_survive_mutations() {
             let state_bytes = rein_core::fuzz::mutate(state.as_bytes(), &mut rng);
             let action_bytes = rein_core::fuzz::mutate(actions_text.as_bytes(), &mut rng);
             let t = Instant::now();
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                env.reset(Some(k));
-                let mut ok = false;
-                if let Ok(json) = serde_json::from_slice::<serde_json::Value>(&state_bytes) {
-                    if env.set_state(&json).is_ok() {
-                        ok = true;
-                        step_all(env.as_mut(), &valid_actions);
+            let (r, grew) = peak_allocation(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    env.reset(Some(k));
+                    let mut ok = false;
+                    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(&state_bytes) {
+                        if env.set_state(&json).is_ok() {
+                            ok = true;
+                            step_all(env.as_mut(), &valid_actions);
+                        }
                     }
-                }
-                // A mutated action list, stepped from a fresh reset.
-                env.reset(Some(k));
-                if let Some(actions) = parse_actions(&space, &action_bytes) {
-                    step_all(env.as_mut(), &actions);
-                }
-                ok
-            }));
+                    // A mutated action list, stepped from a fresh reset.
+                    env.reset(Some(k));
+                    if let Some(actions) = parse_actions(&space, &action_bytes) {
+                        step_all(env.as_mut(), &actions);
+                    }
+                    ok
+                }))
+            });
+            assert!(
+                grew < ALLOCATION_BOUND,
+                "{id}: mutation {k} allocated {grew} bytes"
+            );
             match r {
                 Ok(ok) => restored += u32::from(ok),
                 Err(_) => panic!(

@@ -1,59 +1,18 @@
 //! Mutation tests of every language-model loader: thousands of seeded mutations of a valid
 //! file (bit flips, truncations, splices, random bytes, huge numbers, NaN, deep nesting) per
 //! run, each of which must load or fail with an error, never panic, finish quickly and
-//! allocate no more than [`ALLOCATION_BOUND`] bytes beyond what was live before it.
+//! allocate no more than `rein_core::fuzz::ALLOCATION_BOUND` bytes beyond what was live
+//! before it.
 
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use rein_core::fuzz::mutate;
-use std::alloc::{GlobalAlloc, Layout, System};
+use rein_core::fuzz::{peak_allocation, ALLOCATION_BOUND};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// The most heap one loading attempt may add: the fixtures are kilobytes, so anything near
-/// this is a size read from the damaged file and believed (the 10^20-layer config).
-const ALLOCATION_BOUND: usize = 1 << 30;
-
-/// The system allocator, counting live bytes and their high-water mark, so that each
-/// mutation's peak allocation is measured (tests of this binary run in parallel, so a peak
-/// includes the other tests' live bytes: the bound is generous for that).
-struct CountingAllocator;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator unchanged; only counters are added.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                let grow = new_size - layout.size();
-                let live = LIVE.fetch_add(grow, Ordering::Relaxed) + grow;
-                PEAK.fetch_max(live, Ordering::Relaxed);
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+static ALLOCATOR: rein_core::fuzz::CountingAllocator = rein_core::fuzz::CountingAllocator;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/decoders")
@@ -90,12 +49,11 @@ fn hammer(
     for k in 0..count {
         let bytes = mutate(&valid, &mut rng);
         std::fs::write(dir.join(name), &bytes).unwrap();
-        let before = LIVE.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
         let t = Instant::now();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load(&dir.join(name))));
+        let (r, grew) = peak_allocation(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load(&dir.join(name))))
+        });
         let elapsed = t.elapsed();
-        let grew = PEAK.load(Ordering::Relaxed).saturating_sub(before);
         assert!(
             grew < ALLOCATION_BOUND,
             "{what}: mutation {k} allocated {grew} bytes at its peak"

@@ -23,6 +23,7 @@ fn _rein(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lm::lm_train, m)?)?;
     m.add_function(wrap_pyfunction!(env::registry_json, m)?)?;
     m.add_function(wrap_pyfunction!(train::train, m)?)?;
+    m.add_function(wrap_pyfunction!(train::train_tabular, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::corpus_bleu, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::sentence_bleu, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::corpus_chrf, m)?)?;

@@ -419,13 +419,7 @@ pub fn lm_train(
             (t, run, false)
         }
     };
-    let mut observer = crate::train::PythonObserver::new(
-        callback,
-        rein_train::Trainer::columns(&trainer)
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    );
+    let mut observer = crate::train::PythonObserver::new(callback, &trainer);
     let options = RunOptions {
         checkpoint_every,
         checkpoint_seconds: 0.0,

@@ -43,11 +43,11 @@ pub(crate) struct PythonObserver {
 }
 
 impl PythonObserver {
-    /// An observer calling `callback` with rows of `columns`.
-    pub(crate) fn new(callback: Option<Py<PyAny>>, columns: Vec<String>) -> Self {
+    /// An observer calling `callback` with the rows of `trainer` (by its columns).
+    pub(crate) fn new(callback: Option<Py<PyAny>>, trainer: &dyn rein_train::Trainer) -> Self {
         Self {
             callback,
-            columns,
+            columns: trainer.columns().iter().map(|s| s.to_string()).collect(),
             rows: Vec::new(),
             stop: false,
             error: None,
@@ -183,13 +183,7 @@ pub fn train(
             (agent, dir, false)
         }
     };
-    let mut observer = PythonObserver::new(
-        callback,
-        rein_train::Trainer::columns(&agent)
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    );
+    let mut observer = PythonObserver::new(callback, &agent);
     let options = RunOptions {
         checkpoint_every: 0,
         checkpoint_seconds,
@@ -237,6 +231,105 @@ pub(crate) fn outcome(
     ))
 }
 
+/// Trains a tabular agent (`qlearning`, `sarsa`, `expected_sarsa`) on `env` as `rein train`
+/// does (the env's preset, then `settings`, `seed`), calling `callback(row)` per log row;
+/// writes the run directory (config.toml, metrics.csv, learning_curve.png, q_table.json,
+/// eval.json). Tabular runs train in seconds and keep no checkpoint, so a callback only
+/// observes. Returns what `train` returns.
+#[pyfunction]
+#[pyo3(signature = (algo, env, seed, settings, env_options, runs_dir, callback))]
+pub fn train_tabular(
+    py: Python<'_>,
+    algo: &str,
+    env: &str,
+    seed: Option<u64>,
+    settings: &Bound<'_, PyAny>,
+    env_options: &Bound<'_, PyAny>,
+    runs_dir: PathBuf,
+    callback: Option<Py<PyAny>>,
+) -> PyResult<TrainOutcome> {
+    use rein_algos::tabular::{run_tabular, StateIndexer, TabularAlgo, TabularLog};
+    let tabular = TabularAlgo::from_name(algo)
+        .ok_or_else(|| PyValueError::new_err(format!("{algo:?} is not a tabular algorithm")))?;
+    let options = match py_to_json(env_options)? {
+        serde_json::Value::Object(o) => o,
+        _ => Default::default(),
+    };
+    let mut env_box = rein_envs::make_with(env, &options).map_err(crate::env::env_err)?;
+    if StateIndexer::new(env_box.observation_space()).is_none() {
+        return Err(PyValueError::new_err(format!(
+            "{algo} is a tabular algorithm: it needs Discrete observations, and {env} has {}",
+            env_box.observation_space()
+        )));
+    }
+    let mut cfg = serde_json::to_value(rein_algos::TabularConfig::preset(env)).map_err(runtime)?;
+    let mut sources = Sources::default();
+    if let serde_json::Value::Object(s) = py_to_json(settings)? {
+        for (k, v) in s {
+            set_path(&mut cfg, &k, v)
+                .map_err(|e| PyValueError::new_err(format!("setting {k}: {e}")))?;
+            sources.record(&k, format!("the keyword argument {k}"));
+        }
+    }
+    if let Some(s) = seed {
+        cfg["seed"] = serde_json::json!(s);
+    }
+    let config: rein_algos::TabularConfig = rein_train::settings::deserialize(cfg, &sources)
+        .map_err(|e| PyValueError::new_err(format!("invalid settings: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| PyValueError::new_err(format!("invalid settings: {e}")))?;
+    let dir = rein_train::create_run_dir(&runs_dir, env, algo, config.seed).map_err(runtime)?;
+    RunConfig {
+        algo: algo.into(),
+        env: env.into(),
+        env_options: options,
+        config: serde_json::to_value(&config).map_err(runtime)?,
+    }
+    .write(&dir)
+    .map_err(runtime)?;
+    let mut rows = Vec::new();
+    let mut raised = None;
+    let result = run_tabular(
+        tabular,
+        env,
+        env_box.as_mut(),
+        &config,
+        &dir,
+        &mut |log: &TabularLog| {
+            let row = log.row().to_vec();
+            if let (Some(cb), None) = (&callback, &raised) {
+                let d = PyDict::new(py);
+                for (c, v) in TabularLog::COLUMNS.iter().zip(&row) {
+                    let _ = d.set_item(c, v);
+                }
+                if let Err(e) = cb.call1(py, (d,)) {
+                    raised = Some(e);
+                }
+            }
+            rows.push(row);
+        },
+    );
+    if let Some(e) = raised {
+        return Err(e);
+    }
+    let (_, stats) = result.map_err(runtime)?;
+    let eval = serde_json::json!({
+        "episodes": stats.episodes, "mean_return": stats.mean_return,
+        "std_return": stats.std_return, "success_rate": stats.success_rate,
+        "mean_length": stats.mean_length,
+    });
+    let text = serde_json::to_string_pretty(&eval).map_err(runtime)?;
+    rein_core::metrics::write_atomic(&dir.join(files::EVAL), text.as_bytes()).map_err(runtime)?;
+    Ok((
+        dir.display().to_string(),
+        TabularLog::COLUMNS.iter().map(|s| s.to_string()).collect(),
+        rows,
+        Some(eval.to_string()),
+        "finished".into(),
+    ))
+}
+
 /// The numeric rows of a run's metrics.csv.
 fn read_rows(dir: &Path) -> Option<Vec<Vec<f64>>> {
     let text = std::fs::read_to_string(dir.join(files::METRICS)).ok()?;
@@ -246,10 +339,20 @@ fn read_rows(dir: &Path) -> Option<Vec<Vec<f64>>> {
         .collect()
 }
 
-/// A trained deep agent loaded from its run directory, serving actions.
+/// What a policy acts with: a deep agent, or a tabular run's Q-table (greedy).
+enum Served {
+    Deep(Box<Agent>),
+    Tabular {
+        q: rein_algos::QTable,
+        states: rein_algos::tabular::StateIndexer,
+    },
+}
+
+/// A trained agent loaded from its run directory (a deep agent's checkpoint or a tabular
+/// run's q_table.json), serving actions.
 #[pyclass(module = "rein._rein")]
 pub struct RustPolicy {
-    agent: Agent,
+    served: Served,
     observation_space: Space,
     action_space: Space,
     rng: rein_core::ReinRng,
@@ -263,14 +366,23 @@ impl RustPolicy {
     fn new(run_dir: PathBuf) -> PyResult<Self> {
         let rc = RunConfig::read(&run_dir).map_err(runtime)?;
         let env = rein_envs::make_with(&rc.env, &rc.env_options).map_err(crate::env::env_err)?;
-        let agent = Agent::load(
-            &run_dir.join(files::CHECKPOINT),
-            env_factory(&rc.env, &rc.env_options)?,
-        )
-        .map_err(runtime)?;
+        let (served, seed) = if rein_algos::tabular::TabularAlgo::from_name(&rc.algo).is_some() {
+            let q = rein_algos::QTable::read(&run_dir.join("q_table.json")).map_err(runtime)?;
+            let states = rein_algos::tabular::StateIndexer::new(env.observation_space())
+                .ok_or_else(|| runtime("the run's env has no tabular states"))?;
+            (Served::Tabular { q, states }, 0)
+        } else {
+            let agent = Agent::load(
+                &run_dir.join(files::CHECKPOINT),
+                env_factory(&rc.env, &rc.env_options)?,
+            )
+            .map_err(runtime)?;
+            let seed = agent.seed();
+            (Served::Deep(Box::new(agent)), seed)
+        };
         Ok(Self {
-            rng: rein_core::rng_from_seed(agent.seed()),
-            agent,
+            rng: rein_core::rng_from_seed(seed),
+            served,
             observation_space: env.observation_space().clone(),
             action_space: env.action_space().clone(),
             flat: Vec::new(),
@@ -301,13 +413,19 @@ impl RustPolicy {
         deterministic: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let v = observation(obs, &self.observation_space)?;
-        self.flat.resize(self.observation_space.flat_dim(), 0.0);
-        self.observation_space
-            .flatten_into(&v, &mut self.flat)
-            .map_err(crate::env::env_err)?;
-        let a = self
-            .agent
-            .policy_action(&self.flat, deterministic, &mut self.rng);
+        let a = match &mut self.served {
+            Served::Tabular { q, states } => {
+                let s = states.index(&v).map_err(crate::env::env_err)?;
+                Value::Discrete(q.greedy(s) as i64)
+            }
+            Served::Deep(agent) => {
+                self.flat.resize(self.observation_space.flat_dim(), 0.0);
+                self.observation_space
+                    .flatten_into(&v, &mut self.flat)
+                    .map_err(crate::env::env_err)?;
+                agent.policy_action(&self.flat, deterministic, &mut self.rng)
+            }
+        };
         crate::convert::value_to_py(py, &a, &self.action_space)
     }
 
@@ -319,12 +437,17 @@ impl RustPolicy {
         obs: numpy::PyReadonlyArray2<'py, f32>,
         deterministic: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let Served::Deep(agent) = &mut self.served else {
+            return Err(runtime(
+                "a tabular policy acts on one observation at a time",
+            ));
+        };
         let a = obs.as_array();
         let mut discrete = Vec::new();
         let mut boxes = Vec::new();
         for row in a.rows() {
             let x: Vec<f32> = row.iter().copied().collect();
-            match self.agent.policy_action(&x, deterministic, &mut self.rng) {
+            match agent.policy_action(&x, deterministic, &mut self.rng) {
                 Value::Discrete(i) => discrete.push(i),
                 Value::Box(b) => boxes.extend_from_slice(&b),
                 other => return Err(runtime(format!("unexpected action {other:?}"))),

@@ -358,6 +358,9 @@ mod tests {
         assert_eq!(toml_line("ab = 1", "a"), None);
     }
 
+    #[global_allocator]
+    static ALLOCATOR: rein_core::fuzz::CountingAllocator = rein_core::fuzz::CountingAllocator;
+
     #[test]
     fn settings_files_survive_mutations() {
         let base = serde_json::json!({"learning_rate": 0.1, "max_steps": 3, "eps": {"end": 0.1}});
@@ -366,14 +369,20 @@ mod tests {
         for k in 0..3000 {
             let bytes = rein_core::fuzz::mutate(valid.as_bytes(), &mut rng);
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            let r = std::panic::catch_unwind(|| {
-                let mut v = base.clone();
-                let mut sources = Sources::default();
-                apply_toml(&mut v, &text, "m.toml", &mut sources)
-                    .and_then(|()| deserialize::<Cfg>(v, &sources).map(|_| ()))
-                    .is_ok()
+            let (r, grew) = rein_core::fuzz::peak_allocation(|| {
+                std::panic::catch_unwind(|| {
+                    let mut v = base.clone();
+                    let mut sources = Sources::default();
+                    apply_toml(&mut v, &text, "m.toml", &mut sources)
+                        .and_then(|()| deserialize::<Cfg>(v, &sources).map(|_| ()))
+                        .is_ok()
+                })
             });
             assert!(r.is_ok(), "mutation {k} panicked: {text:?}");
+            assert!(
+                grew < rein_core::fuzz::ALLOCATION_BOUND,
+                "mutation {k} allocated {grew} bytes"
+            );
         }
     }
 }
