@@ -238,6 +238,7 @@ pub(crate) fn outcome(
 /// observes. Returns what `train` returns.
 #[pyfunction]
 #[pyo3(signature = (algo, env, seed, settings, env_options, runs_dir, callback))]
+#[allow(clippy::too_many_arguments)]
 pub fn train_tabular(
     py: Python<'_>,
     algo: &str,
