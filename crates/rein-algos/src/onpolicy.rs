@@ -6,12 +6,12 @@ use crate::actor_critic::{ActionKind, ActorCritic};
 use crate::AlgoError;
 use rein_core::returns::compute_gae;
 use rein_core::wrappers::VecNormalize;
-use rein_core::{AutoresetMode, Env, EnvError, ReinRng, Space, Value, VectorEnv};
+use rein_core::{AutoresetMode, ReinRng, Space, Value, VectorEnv};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// Makes sub-env `i` of the vector env.
-pub type EnvFactory = Arc<dyn Fn(usize) -> Result<Box<dyn Env>, EnvError> + Send + Sync>;
+/// Makes sub-env `i` of the vector env (rein-core's type, named here for the agents).
+pub use rein_core::EnvFactory;
 
 /// Rollout storage, time-major (`t * num_envs + e`).
 #[derive(Debug, Default, Clone)]

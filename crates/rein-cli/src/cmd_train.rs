@@ -17,7 +17,6 @@ use rein_train::settings::{parse_override, parse_overrides, Sources};
 use rein_train::{files, RunEnd, RunOptions};
 use serde_json::{json, Map, Value as Json};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Algo {
@@ -176,9 +175,7 @@ fn effective_config(a: &TrainArgs, env: &str) -> Result<TabularConfig> {
 
 /// Makes the env of a run (with its options) for every sub-env.
 pub fn env_factory(env_id: &str, kwargs: &Map<String, Json>) -> Result<EnvFactory> {
-    rein_envs::make_with(env_id, kwargs)?; // fail early, with the registry's message
-    let (id, kw) = (env_id.to_string(), kwargs.clone());
-    Ok(Arc::new(move |_| rein_envs::make_with(&id, &kw)))
+    Ok(rein_envs::factory(env_id, kwargs)?)
 }
 
 /// `rein train ppo|a2c|reinforce|dqn|td3|ddpg|sac`: a new run of a deep agent.

@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 /// dict (for example `prob` for toy-text environments). Empty maps do not allocate.
 pub type Info = serde_json::Map<String, serde_json::Value>;
 
+/// Makes sub-env `i` of a run or vector env (Gymnasium's `env_fns`): what trainers hold to
+/// build their environments, and `rein_envs::factory` returns for a registered id.
+pub type EnvFactory = std::sync::Arc<dyn Fn(usize) -> Result<Box<dyn Env>, EnvError> + Send + Sync>;
+
 /// What `step` returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {

@@ -19,7 +19,7 @@ pub mod vector;
 pub mod wrappers;
 
 pub use checker::{check_env, CheckReport};
-pub use env::{Env, EnvSpec, Info, Render, RgbFrame, Step};
+pub use env::{Env, EnvFactory, EnvSpec, Info, Render, RgbFrame, Step};
 pub use error::EnvError;
 pub use rng::{rng_from_seed, EnvRng, ReinRng};
 pub use space::{Dtype, Space, Value};

@@ -93,6 +93,16 @@ pub fn make(id: &str) -> Result<Box<dyn Env>, EnvError> {
     make_with(id, &Map::new())
 }
 
+/// A maker of `id` with `kwargs` for every sub-env of a run (the env factories of trainers
+/// and vector envs, as Gymnasium's `env_fns`), its argument the sub-env index. The id and
+/// options are checked once here, so that a bad one fails with the registry's message before
+/// a run starts.
+pub fn factory(id: &str, kwargs: &Map<String, Json>) -> Result<rein_core::EnvFactory, EnvError> {
+    make_with(id, kwargs)?;
+    let (id, kwargs) = (id.to_string(), kwargs.clone());
+    Ok(std::sync::Arc::new(move |_| make_with(&id, &kwargs)))
+}
+
 /// Builds `id` with extra constructor options (Gymnasium's `**kwargs`, e.g.
 /// `{"map_name": "8x8", "is_slippery": false}` for FrozenLake-v1). The option
 /// `max_episode_steps` overrides the registered time limit (0: none), as in `gymnasium.make`.

@@ -207,3 +207,16 @@ pub fn py_to_json(obj: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
         .extract()?;
     serde_json::from_str(&text).map_err(|e| PyValueError::new_err(format!("not JSON: {e}")))
 }
+
+/// Gymnasium-style make kwargs (a dict, or None for none) as rein's env options.
+pub fn options_from_py(
+    obj: &Bound<'_, PyAny>,
+) -> PyResult<serde_json::Map<String, serde_json::Value>> {
+    match py_to_json(obj)? {
+        serde_json::Value::Object(o) => Ok(o),
+        serde_json::Value::Null => Ok(Default::default()),
+        other => Err(PyValueError::new_err(format!(
+            "options must be a dict, got {other}"
+        ))),
+    }
+}

@@ -1,6 +1,6 @@
 //! One built-in environment for Python (`rein.make` wraps it in a `gymnasium.Env`).
 
-use crate::convert::{dict_from_json, py_to_json, py_to_value, value_to_py};
+use crate::convert::{dict_from_json, py_to_value, value_to_py};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -33,15 +33,7 @@ impl RustEnv {
     /// Builds `id` with `options` (a dict of Gymnasium's make kwargs).
     #[new]
     fn new(id: &str, options: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let options = match py_to_json(options)? {
-            serde_json::Value::Object(o) => o,
-            serde_json::Value::Null => Default::default(),
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "options must be a dict, got {other}"
-                )))
-            }
-        };
+        let options = crate::convert::options_from_py(options)?;
         let env = rein_envs::make_with(id, &options).map_err(env_err)?;
         // What the env renders, seen on a reset copy (rendering needs a state).
         let mut probe = rein_envs::make_with(id, &options).map_err(env_err)?;

@@ -13,7 +13,6 @@ use rein_core::{Space, Value};
 use rein_train::settings::{set_path, Sources};
 use rein_train::{files, Observer, Progress, RunEnd, RunOptions};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 fn runtime(e: impl std::fmt::Display) -> PyErr {
     PyRuntimeError::new_err(e.to_string())
@@ -24,9 +23,7 @@ fn env_factory(
     env: &str,
     options: &serde_json::Map<String, serde_json::Value>,
 ) -> PyResult<EnvFactory> {
-    rein_envs::make_with(env, options).map_err(crate::env::env_err)?;
-    let (id, kw) = (env.to_string(), options.clone());
-    Ok(Arc::new(move |_| rein_envs::make_with(&id, &kw)))
+    rein_envs::factory(env, options).map_err(crate::env::env_err)
 }
 
 /// Calls the user's `callback(row)` with each metrics row as a dict; a `False` return or a
@@ -144,10 +141,7 @@ pub fn train(
                     "unknown algorithm {name:?}: expected one of ppo, a2c, reinforce, dqn, td3, ddpg, sac"
                 ))
             })?;
-            let options = match py_to_json(env_options)? {
-                serde_json::Value::Object(o) => o,
-                _ => Default::default(),
-            };
+            let options = crate::convert::options_from_py(env_options)?;
             let mut cfg = algo.settings(&env).map_err(runtime)?;
             let mut sources = Sources::default();
             if let serde_json::Value::Object(s) = py_to_json(settings)? {
@@ -252,10 +246,7 @@ pub fn train_tabular(
     use rein_algos::tabular::{run_tabular, StateIndexer, TabularAlgo, TabularLog};
     let tabular = TabularAlgo::from_name(algo)
         .ok_or_else(|| PyValueError::new_err(format!("{algo:?} is not a tabular algorithm")))?;
-    let options = match py_to_json(env_options)? {
-        serde_json::Value::Object(o) => o,
-        _ => Default::default(),
-    };
+    let options = crate::convert::options_from_py(env_options)?;
     let mut env_box = rein_envs::make_with(env, &options).map_err(crate::env::env_err)?;
     if StateIndexer::new(env_box.observation_space()).is_none() {
         return Err(PyValueError::new_err(format!(

@@ -49,26 +49,15 @@ impl RustVecEnv {
                 "num_envs and threads must be at least 1",
             ));
         }
-        let options = match crate::convert::py_to_json(options)? {
-            serde_json::Value::Object(o) => o,
-            serde_json::Value::Null => Default::default(),
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "options must be a dict, got {other}"
-                )))
-            }
-        };
-        rein_envs::make_with(id, &options).map_err(env_err)?; // the registry's message
-        let id = id.to_string();
+        let make =
+            rein_envs::factory(id, &crate::convert::options_from_py(options)?).map_err(env_err)?;
         let mode = if same_step {
             AutoresetMode::SameStep
         } else {
             AutoresetMode::NextStep
         };
-        let venv = VectorEnv::from_fn(num_envs, mode, threads.min(num_envs), move |_| {
-            rein_envs::make_with(&id, &options)
-        })
-        .map_err(env_err)?;
+        let venv = VectorEnv::from_fn(num_envs, mode, threads.min(num_envs), move |i| make(i))
+            .map_err(env_err)?;
         Ok(Self {
             actions: Vec::with_capacity(num_envs),
             action_space: venv.single_action_space().clone(),
