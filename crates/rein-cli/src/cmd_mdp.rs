@@ -50,7 +50,7 @@ pub struct SolveArgs {
     /// Stopping tolerance of value iteration (largest change of V in a sweep).
     #[arg(long, default_value_t = 1e-10)]
     tol: f64,
-    /// Print {"V": [...], "Q": [[...]], "policy": [...]}.
+    /// Print {"V": [...], "Q": [[...]], "policy": [...], "bellman_residual_v": ..., "bellman_residual_q": ...}.
     #[arg(long)]
     json: bool,
 }
@@ -90,8 +90,13 @@ fn solve(a: &SolveArgs) -> Result<()> {
         Method::ValueIteration => mdp.value_iteration(a.tol, 10_000_000)?,
         Method::PolicyIteration => mdp.policy_iteration(100_000)?,
     };
+    let (v_residual, q_residual) = mdp.bellman_residuals(&sol.v, &sol.q);
     if a.json {
-        println!("{}", json!({"V": sol.v, "Q": sol.q, "policy": sol.policy}));
+        println!(
+            "{}",
+            json!({"V": sol.v, "Q": sol.q, "policy": sol.policy,
+                   "bellman_residual_v": v_residual, "bellman_residual_q": q_residual})
+        );
         return Ok(());
     }
     let method = match a.method {
@@ -132,5 +137,9 @@ fn solve(a: &SolveArgs) -> Result<()> {
             q.join(", ")
         );
     }
+    println!(
+        "\nBellman optimality residuals: max_s |V - max_a backup(V)| = {v_residual:.1e}, \
+         max_s,a |Q - backup(max Q)| = {q_residual:.1e}"
+    );
     Ok(())
 }

@@ -252,8 +252,16 @@ fn mdp_solve_json_and_user_files() {
     let sol: Json = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
         sol.as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["Q", "V", "policy"]
+        [
+            "Q",
+            "V",
+            "bellman_residual_q",
+            "bellman_residual_v",
+            "policy"
+        ]
     );
+    assert!(sol["bellman_residual_v"].as_f64().unwrap() < 1e-9);
+    assert!(sol["bellman_residual_q"].as_f64().unwrap() < 1e-9);
     assert_eq!(sol["V"].as_array().unwrap().len(), 16);
     assert_eq!(sol["Q"][0].as_array().unwrap().len(), 4);
     let pi = rein(&[
