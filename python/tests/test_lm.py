@@ -111,8 +111,11 @@ def test_a_raising_reward_function_stops_with_its_traceback_and_the_checkpoint(t
     ],
 )
 def test_bad_reward_returns_are_clear_errors(tmp_path, func, says):
-    with pytest.raises(RuntimeError, match=says):
+    with pytest.raises(RuntimeError, match=says) as e:
         rein.lm.grpo(model=GGUF, prompts=PROMPTS, reward_funcs=func, runs_dir=tmp_path, **SETTINGS)
+    # It failed before its first checkpoint: nothing to resume, so the directory is gone.
+    assert "was removed" in str(e.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_settings_and_prompts_name_what_is_wrong(tmp_path):

@@ -114,19 +114,16 @@ pub fn run(
     Ok(end)
 }
 
-/// A new run that failed before its first checkpoint (a reward command that fails, a model
-/// that does not fit) leaves nothing to resume: its half-made run directory is removed, and
-/// the error says so. Resumed runs and runs with a checkpoint are kept as they are.
+/// A new run that failed before its first checkpoint leaves nothing to resume: its half-made
+/// run directory is removed ([`rein_train::discard_failed_start`]), and the error says so.
 fn discard_failed_start(dir: &Path, options: &RunOptions, e: anyhow::Error) -> anyhow::Error {
-    if options.resumed || dir.join(rein_train::files::CHECKPOINT).exists() {
-        return e;
-    }
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => anyhow::anyhow!(
+    if rein_train::discard_failed_start(dir, options.resumed) {
+        anyhow::anyhow!(
             "{e:#}\n(the run failed before its first checkpoint, so its directory {} was removed)",
             dir.display()
-        ),
-        Err(_) => e,
+        )
+    } else {
+        e
     }
 }
 

@@ -438,10 +438,10 @@ pub fn lm_train(
     match (end, raised) {
         (Err(e), Some(cause)) => {
             // The reward function's own exception, with its traceback, as the cause.
-            let err = runtime(e);
+            let err = crate::train::run_failed(&run, resumed, e);
             err.set_cause(py, Some(cause));
             Err(err)
         }
-        (end, _) => crate::train::outcome(py, &run, end, observer),
+        (end, _) => crate::train::outcome(&run, resumed, end, observer),
     }
 }

@@ -186,23 +186,35 @@ pub fn train(
         resumed,
     };
     let end = py.detach(|| rein_train::run(&mut agent, &dir, &options, &mut observer));
-    outcome(py, &dir, end, observer)
+    outcome(&dir, resumed, end, observer)
+}
+
+/// A run error as Python's RuntimeError; a new run that failed before its first checkpoint
+/// has its directory removed, as the CLI does, and the message says so.
+pub(crate) fn run_failed(dir: &Path, resumed: bool, e: rein_train::RunError) -> PyErr {
+    if rein_train::discard_failed_start(dir, resumed) {
+        runtime(format!(
+            "{e}\n(the run failed before its first checkpoint, so its directory {} was removed)",
+            dir.display()
+        ))
+    } else {
+        runtime(e)
+    }
 }
 
 /// What a run of the loop gives Python: the callback's exception raised again (the run
 /// stopped after its update, with a checkpoint), KeyboardInterrupt after Ctrl-C, a run error
 /// as RuntimeError, else the run's outcome with every row of its metrics.csv.
 pub(crate) fn outcome(
-    py: Python<'_>,
     dir: &Path,
+    resumed: bool,
     end: Result<RunEnd, rein_train::RunError>,
     mut observer: PythonObserver,
 ) -> PyResult<TrainOutcome> {
-    let _ = py;
     if let Some(e) = observer.error.take() {
         return Err(e);
     }
-    let end = end.map_err(runtime)?;
+    let end = end.map_err(|e| run_failed(dir, resumed, e))?;
     if observer.interrupted {
         return Err(PyKeyboardInterrupt::new_err(format!(
             "training stopped with a checkpoint; continue with resume={:?}",

@@ -21,7 +21,7 @@ mod trainer;
 
 pub use checkpoint::{Checkpoint, CheckpointError, F32View, ShapedF32, FORMAT_VERSION};
 pub use run::{
-    create_run_dir, files, remove_stale_temporaries, run, utc_timestamp, write_config, Observer,
-    RunEnd, RunError, RunOptions, Silent,
+    create_run_dir, discard_failed_start, files, remove_stale_temporaries, run, utc_timestamp,
+    write_config, Observer, RunEnd, RunError, RunOptions, Silent,
 };
 pub use trainer::{Curve, Evaluation, Progress, Trainer, TrainerError};

@@ -173,6 +173,16 @@ pub fn write_config(dir: &Path, text: &str) -> Result<(), RunError> {
     write_atomic(&path, text.as_bytes()).map_err(|source| RunError::Io { path, source })
 }
 
+/// A new run that failed before its first checkpoint (a reward that fails, a model that does
+/// not fit) leaves nothing to resume: removes its half-made run directory. Resumed runs and
+/// runs with a checkpoint are kept. Returns whether it was removed, for the caller's message.
+pub fn discard_failed_start(dir: &Path, resumed: bool) -> bool {
+    if resumed || dir.join(files::CHECKPOINT).exists() {
+        return false;
+    }
+    std::fs::remove_dir_all(dir).is_ok()
+}
+
 /// Removes the temporary files a killed writer left in a run directory and the folders it
 /// exports (`.checkpoint.safetensors.tmpPID`, [`rein_core::metrics::is_temporary`]): one run
 /// directory has one writer, so at resume every such file is debris.
