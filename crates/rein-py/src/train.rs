@@ -26,6 +26,20 @@ fn env_factory(
     rein_envs::factory(env, options).map_err(crate::env::env_err)
 }
 
+/// Applies Python's keyword settings (a dict of `--set` keys, nested ones dotted) over the
+/// preset `cfg`, refusing unknown keys by name; returns where each came from, so that a value
+/// of the wrong type names its keyword argument.
+fn apply_settings(cfg: &mut serde_json::Value, settings: &Bound<'_, PyAny>) -> PyResult<Sources> {
+    let mut sources = Sources::default();
+    if let serde_json::Value::Object(s) = py_to_json(settings)? {
+        for (k, v) in s {
+            set_path(cfg, &k, v).map_err(|e| PyValueError::new_err(format!("setting {k}: {e}")))?;
+            sources.record(&k, format!("the keyword argument {k}"));
+        }
+    }
+    Ok(sources)
+}
+
 /// Calls the user's `callback(row)` with each metrics row as a dict; a `False` return or a
 /// KeyboardInterrupt (Ctrl-C) stops the run after the update, with a checkpoint.
 pub(crate) struct PythonObserver {
@@ -143,14 +157,7 @@ pub fn train(
             })?;
             let options = crate::convert::options_from_py(env_options)?;
             let mut cfg = algo.settings(&env).map_err(runtime)?;
-            let mut sources = Sources::default();
-            if let serde_json::Value::Object(s) = py_to_json(settings)? {
-                for (k, v) in s {
-                    set_path(&mut cfg, &k, v)
-                        .map_err(|e| PyValueError::new_err(format!("setting {k}: {e}")))?;
-                    sources.record(&k, format!("the keyword argument {k}"));
-                }
-            }
+            let sources = apply_settings(&mut cfg, settings)?;
             if let Some(s) = seed {
                 cfg["seed"] = serde_json::json!(s);
             }
@@ -267,14 +274,7 @@ pub fn train_tabular(
         )));
     }
     let mut cfg = serde_json::to_value(rein_algos::TabularConfig::preset(env)).map_err(runtime)?;
-    let mut sources = Sources::default();
-    if let serde_json::Value::Object(s) = py_to_json(settings)? {
-        for (k, v) in s {
-            set_path(&mut cfg, &k, v)
-                .map_err(|e| PyValueError::new_err(format!("setting {k}: {e}")))?;
-            sources.record(&k, format!("the keyword argument {k}"));
-        }
-    }
+    let sources = apply_settings(&mut cfg, settings)?;
     if let Some(s) = seed {
         cfg["seed"] = serde_json::json!(s);
     }
