@@ -289,6 +289,16 @@ impl Agent {
         Ok(())
     }
 
+    /// Sets a resumed run's budget ([`Agent::set_total_timesteps`]) and records it in the run
+    /// directory's `config.toml`, which keeps the run's effective settings, so that feeding it
+    /// back with `--config` gives the new budget. Shared by `rein train --resume` and Python.
+    pub fn extend_run(&mut self, dir: &Path, total: u64) -> Result<(), AlgoError> {
+        self.set_total_timesteps(total)?;
+        let mut rc = RunConfig::read(dir)?;
+        rc.config["total_timesteps"] = serde_json::json!(total);
+        rc.write(dir)
+    }
+
     /// The policy and its observation normaliser, for the agents with an [`ActorCritic`]
     /// (PPO, A2C, REINFORCE): rendering episodes, inspection.
     pub fn actor_critic(

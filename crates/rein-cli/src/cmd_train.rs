@@ -229,12 +229,8 @@ fn resume(a: &TrainArgs, dir: &Path) -> Result<()> {
     let mut agent = Agent::load(&ckpt, env_factory(&rc.env, &rc.env_options)?)?;
     if let Some(total) = a.total_timesteps {
         agent
-            .set_total_timesteps(total)
+            .extend_run(dir, total)
             .with_context(|| format!("--total-timesteps {total} for {}", dir.display()))?;
-        // config.toml keeps the run's effective settings, so `--config` gives the new budget.
-        let mut rc = rc;
-        rc.config["total_timesteps"] = json!(total);
-        rc.write(dir)?;
     }
     eprintln!(
         "resuming {} at step {} of {}",

@@ -403,15 +403,6 @@ fn only_run_dir(root: &std::path::Path) -> PathBuf {
     dirs[0].clone()
 }
 
-/// metrics.csv without the (timing-dependent) sps column.
-fn metrics_without_sps(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-        .collect()
-}
-
 #[test]
 fn ppo_run_interrupted_and_resumed_matches_uninterrupted() {
     let base = std::env::temp_dir().join(format!("rein-ppo-cli-{}", std::process::id()));
@@ -454,8 +445,11 @@ fn ppo_run_interrupted_and_resumed_matches_uninterrupted() {
     let out = rein(&["train", "--resume", part.to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
-    assert_eq!(metrics_without_sps(&full), metrics_without_sps(&part));
-    assert_eq!(metrics_without_sps(&full).len(), 1 + 12);
+    assert_eq!(
+        metrics_without_wall_clock(&full),
+        metrics_without_wall_clock(&part)
+    );
+    assert_eq!(metrics_without_wall_clock(&full).len(), 1 + 12);
     let read = |d: &PathBuf| std::fs::read(d.join("checkpoint.safetensors")).unwrap();
     // Same weights, optimiser state, generator and env states: the files are identical.
     assert_eq!(read(&full), read(&part));
@@ -526,7 +520,10 @@ fn train_dqn_writes_a_run_directory_and_resumes_exactly() {
     assert!(out.status.success(), "{}", stderr(&out));
     let read = |d: &PathBuf| std::fs::read(d.join("checkpoint.safetensors")).unwrap();
     assert_eq!(read(&dir), read(&part));
-    assert_eq!(metrics_without_sps(&dir), metrics_without_sps(&part));
+    assert_eq!(
+        metrics_without_wall_clock(&dir),
+        metrics_without_wall_clock(&part)
+    );
 
     let out = rein(&[
         "train",
@@ -579,12 +576,12 @@ fn train_td3_and_ddpg_resume_exactly() {
         let read = |d: &PathBuf| std::fs::read(d.join("checkpoint.safetensors")).unwrap();
         assert_eq!(read(&full), read(&part), "{algo}");
         assert_eq!(
-            metrics_without_sps(&full),
-            metrics_without_sps(&part),
+            metrics_without_wall_clock(&full),
+            metrics_without_wall_clock(&part),
             "{algo}"
         );
         assert_eq!(
-            metrics_without_sps(&full).len(),
+            metrics_without_wall_clock(&full).len(),
             1 + 400,
             "{algo}: one row per env step"
         );
@@ -743,15 +740,11 @@ fn lm_pretrain_resumes_to_the_same_checkpoint_and_exports_a_loadable_model() {
         "resumed run differs from the uninterrupted one"
     );
     // Every column but the wall-clock tokens_per_second is identical.
-    let without_speed = |p: &std::path::Path| -> Vec<String> {
-        std::fs::read_to_string(p.join("metrics.csv"))
-            .unwrap()
-            .lines()
-            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-            .collect()
-    };
-    assert_eq!(without_speed(&full), without_speed(&part));
-    assert_eq!(without_speed(&full).len(), 7);
+    assert_eq!(
+        metrics_without_wall_clock(&full),
+        metrics_without_wall_clock(&part)
+    );
+    assert_eq!(metrics_without_wall_clock(&full).len(), 7);
     assert!(full.join("loss_curve.png").exists());
     // A finished run trains on with a larger max_steps; other settings and flags are refused.
     let full_s = full.to_str().unwrap();
@@ -762,7 +755,7 @@ fn lm_pretrain_resumes_to_the_same_checkpoint_and_exports_a_loadable_model() {
     };
     let o = resume(&["--set", "max_steps=8"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(without_speed(&full).len(), 9);
+    assert_eq!(metrics_without_wall_clock(&full).len(), 9);
     let config = std::fs::read_to_string(full.join("config.toml")).unwrap();
     assert!(config.contains("max_steps = 8"), "{config}");
     for (extra, says) in [
@@ -1556,7 +1549,10 @@ fn resume_with_a_larger_budget_trains_on_as_one_longer_run() {
         "{}",
         stdout(&out)
     );
-    assert_eq!(metrics_without_sps(&full), metrics_without_sps(&part));
+    assert_eq!(
+        metrics_without_wall_clock(&full),
+        metrics_without_wall_clock(&part)
+    );
     let read = |d: &PathBuf, f: &str| std::fs::read(d.join(f)).unwrap();
     assert_eq!(
         read(&full, "checkpoint.safetensors"),
@@ -2064,9 +2060,10 @@ fn two_update_ppo_run(root: &std::path::Path) -> (PathBuf, PathBuf, Vec<u8>) {
     (run, ckpt, before)
 }
 
-/// `rein train --resume RUN --max-updates 1` succeeds: the run still resumes.
-fn resume_one_update(run: &std::path::Path) {
-    let out = rein(&[
+/// `rein train --resume RUN --max-updates 1 --quiet`, to run as the failure tests need.
+fn resume_one_update_command(run: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rein"));
+    cmd.args([
         "train",
         "--resume",
         run.to_str().unwrap(),
@@ -2074,6 +2071,12 @@ fn resume_one_update(run: &std::path::Path) {
         "1",
         "--quiet",
     ]);
+    cmd
+}
+
+/// `rein train --resume RUN --max-updates 1` succeeds: the run still resumes.
+fn resume_one_update(run: &std::path::Path) {
+    let out = resume_one_update_command(run).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -2095,15 +2098,7 @@ fn a_read_only_run_directory_is_a_clear_error_and_keeps_the_last_checkpoint() {
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(dir_mode)).unwrap();
     };
     set_mode(0o555, 0o444);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rein"));
-    cmd.args([
-        "train",
-        "--resume",
-        run.to_str().unwrap(),
-        "--max-updates",
-        "1",
-        "--quiet",
-    ]);
+    let mut cmd = resume_one_update_command(&run);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         cmd.uid(65534).gid(65534);
@@ -2136,15 +2131,7 @@ fn a_full_disk_during_a_checkpoint_is_a_clear_error_and_keeps_the_last_one() {
     let root = std::env::temp_dir().join(format!("rein-diskfull-cli-{}", std::process::id()));
     let (run, ckpt, before) = two_update_ppo_run(&root);
     let limit = before.len() as u64 / 2;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rein"));
-    cmd.args([
-        "train",
-        "--resume",
-        run.to_str().unwrap(),
-        "--max-updates",
-        "1",
-        "--quiet",
-    ]);
+    let mut cmd = resume_one_update_command(&run);
     // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {

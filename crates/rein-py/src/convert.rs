@@ -220,3 +220,8 @@ pub fn options_from_py(
         ))),
     }
 }
+
+/// A failure that is not the caller's input (an I/O error, a run error) as `RuntimeError`.
+pub fn runtime(e: impl std::fmt::Display) -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err(e.to_string())
+}

@@ -3,7 +3,7 @@
 //! them: `fn(prompts=..., completions=..., **columns) -> list[float | None]`.
 
 use crate::convert::py_to_json;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use rein_lm::chat::Message;
@@ -16,9 +16,7 @@ use rein_train::RunOptions;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-fn runtime(e: impl std::fmt::Display) -> PyErr {
-    PyRuntimeError::new_err(e.to_string())
-}
+use crate::convert::runtime;
 
 /// A prompt given from Python: a string, or a list of `{"role", "content"}` messages.
 fn prompt_text(obj: &Bound<'_, PyAny>) -> PyResult<PromptText> {

@@ -4,7 +4,7 @@
 
 use crate::convert::{py_to_json, py_to_value};
 use numpy::{PyArray1, PyArrayMethods};
-use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rein_algos::agent::{Agent, Algo, RunConfig};
@@ -14,9 +14,7 @@ use rein_train::settings::{set_path, Sources};
 use rein_train::{files, Observer, Progress, RunEnd, RunOptions};
 use std::path::{Path, PathBuf};
 
-fn runtime(e: impl std::fmt::Display) -> PyErr {
-    PyRuntimeError::new_err(e.to_string())
-}
+use crate::convert::runtime;
 
 /// The env of a run, made for every sub-env.
 fn env_factory(
@@ -140,10 +138,7 @@ pub fn train(
             let mut agent =
                 Agent::load(&ckpt, env_factory(&rc.env, &rc.env_options)?).map_err(runtime)?;
             if let Some(total) = total_timesteps {
-                agent.set_total_timesteps(total).map_err(runtime)?;
-                let mut rc = rc;
-                rc.config["total_timesteps"] = serde_json::json!(total);
-                rc.write(dir).map_err(runtime)?;
+                agent.extend_run(dir, total).map_err(runtime)?;
             }
             (agent, dir.clone(), true)
         }
