@@ -27,12 +27,15 @@ def registry() -> list[dict]:
     return json.loads(_rein.registry_json())
 
 
-def _check_id(env_id: str) -> None:
-    ids = [s["id"] for s in registry()]
-    if env_id not in ids:
-        raise gym.error.NameNotFound(
-            f"rein has no environment {env_id!r}; its environments are: {', '.join(ids)}"
-        )
+def _spec(env_id: str) -> dict:
+    """The registration data of `env_id`; `gymnasium.error.NameNotFound` naming every id when
+    rein has no such environment."""
+    specs = registry()
+    for spec in specs:
+        if spec["id"] == env_id:
+            return spec
+    ids = ", ".join(s["id"] for s in specs)
+    raise gym.error.NameNotFound(f"rein has no environment {env_id!r}; its environments are: {ids}")
 
 
 class ReinEnv(gym.Env):
@@ -45,7 +48,7 @@ class ReinEnv(gym.Env):
     """
 
     def __init__(self, env_id: str, render_mode: str | None = None, **options: Any):
-        _check_id(env_id)
+        self._registration = _spec(env_id)
         self._env = _rein.RustEnv(env_id, options)
         self.env_id = env_id
         self.observation_space = space_from_json(self._env.observation_space_json())
@@ -147,7 +150,7 @@ def make(env_id: str, **options: Any) -> ReinEnv:
         env_id = env_id[len("rein/") :]
     render_mode = options.pop("render_mode", None)
     env = ReinEnv(env_id, render_mode=render_mode, **options)
-    spec = next(s for s in registry() if s["id"] == env_id)
+    spec = env._registration
     env.spec = gym.envs.registration.EnvSpec(
         id=f"rein/{env_id}",
         entry_point="rein.envs:_registered",

@@ -11,7 +11,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from . import _rein
-from .envs import _check_id
+from .envs import _spec
 from .spaces import flat_dim, space_from_json, unflatten_batch, unflatten_one
 
 
@@ -42,7 +42,7 @@ class ReinVectorEnv(VectorEnv):
     ):
         if env_id.startswith("rein/"):
             env_id = env_id[len("rein/") :]
-        _check_id(env_id)
+        _spec(env_id)
         mode = _mode(autoreset_mode)
         if mode == AutoresetMode.DISABLED:
             raise ValueError("autoreset_mode DISABLED is not supported; use NEXT_STEP or SAME_STEP")
