@@ -2062,7 +2062,12 @@ fn two_update_ppo_run(root: &std::path::Path) -> (PathBuf, PathBuf, Vec<u8>) {
 
 /// `rein train --resume RUN --max-updates 1 --quiet`, to run as the failure tests need.
 fn resume_one_update_command(run: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rein"));
+    resume_one_update_command_of(std::path::Path::new(env!("CARGO_BIN_EXE_rein")), run)
+}
+
+/// [`resume_one_update_command`] running the binary `exe`.
+fn resume_one_update_command_of(exe: &std::path::Path, run: &std::path::Path) -> Command {
+    let mut cmd = Command::new(exe);
     cmd.args([
         "train",
         "--resume",
@@ -2098,11 +2103,20 @@ fn a_read_only_run_directory_is_a_clear_error_and_keeps_the_last_checkpoint() {
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(dir_mode)).unwrap();
     };
     set_mode(0o555, 0o444);
-    let mut cmd = resume_one_update_command(&run);
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = if as_root {
+        // `nobody` may not reach the build's binary (a checkout under a 0700 directory), so it
+        // runs a copy in the test's own directory, which any user can read.
+        let exe = root.join("rein");
+        std::fs::copy(env!("CARGO_BIN_EXE_rein"), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut cmd = resume_one_update_command_of(&exe, &run);
         cmd.uid(65534).gid(65534);
-    }
+        cmd
+    } else {
+        resume_one_update_command(&run)
+    };
     let out = cmd.output().unwrap();
     set_mode(0o755, 0o644);
     assert!(!out.status.success());
