@@ -10,6 +10,8 @@ pub mod env;
 pub mod error;
 pub mod fuzz;
 pub mod metrics;
+pub mod numpy;
+pub mod options;
 pub mod replay;
 pub mod returns;
 pub mod rng;

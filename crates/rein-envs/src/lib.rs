@@ -37,7 +37,8 @@ pub fn registry() -> Vec<EnvSpec> {
         reward_threshold: threshold,
         kwargs: kwargs.as_object().cloned().unwrap_or_default(),
     };
-    vec![
+    #[allow(unused_mut)]
+    let mut specs = vec![
         spec("CartPole-v1", Some(500), Some(475.0), json!({})),
         spec("MountainCar-v0", Some(200), Some(-110.0), json!({})),
         spec("MountainCarContinuous-v0", Some(999), Some(90.0), json!({})),
@@ -69,7 +70,10 @@ pub fn registry() -> Vec<EnvSpec> {
             None,
             json!({"sab": true, "natural": false}),
         ),
-    ]
+    ];
+    #[cfg(feature = "mujoco")]
+    specs.extend(rein_mujoco::registry());
+    specs
 }
 
 /// The registration data of `id`.
@@ -129,6 +133,14 @@ pub fn make_with(id: &str, kwargs: &Map<String, Json>) -> Result<Box<dyn Env>, E
         kwargs: merged.clone(),
         ..spec
     };
+    #[cfg(feature = "mujoco")]
+    if let Some(env) = rein_mujoco::make(id, &merged, spec.clone()) {
+        let env = env?;
+        return Ok(match max_steps {
+            Some(n) => Box::new(TimeLimit::new(env, n)),
+            None => env,
+        });
+    }
     let env: Box<dyn Env> = match id {
         "CartPole-v1" => {
             check_keys(id, &merged, &["sutton_barto_reward"])?;
