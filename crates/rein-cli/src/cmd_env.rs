@@ -18,12 +18,12 @@ pub enum EnvCommand {
     /// Step an environment through given actions and print each transition as a JSON line
     /// with the keys obs, reward, terminated, truncated.
     #[command(
-        after_help = "Examples:\n  rein env rollout --env CartPole-v1 --seed 0 --actions '[0,1,1,0]'\n  rein env rollout --env CartPole-v1 --state '[0.01,0,0.02,0]' --actions '[1,1]'\n  rein env rollout --env Pendulum-v1 --state '[3.14,0]' --actions '[[2.0],[-5]]'\n  rein env rollout --env FrozenLake-v1 --option is_slippery=false --state 5 --actions '[2,1]'\n  rein env rollout --env Blackjack-v1 --state '{\"player\":[10,6],\"dealer\":[9,7]}' --actions '[0]'"
+        after_help = "Examples:\n  rein env rollout --env CartPole-v1 --seed 0 --actions '[0,1,1,0]'\n  rein env rollout --env CartPole-v1 --state '[0.01,0,0.02,0]' --actions '[1,1]'\n  rein env rollout --env Pendulum-v1 --state '[3.14,0]' --actions '[[2.0],[-5]]'\n  rein env rollout --env FrozenLake-v1 --option is_slippery=false --state 5 --actions '[2,1]'\n  rein env rollout --env Blackjack-v1 --state '{\"player\":[10,6],\"dealer\":[9,7]}' --actions '[0]'\n  rein env rollout --env HalfCheetah-v5 --actions '[[0.5,0,0,0,0,-0.5]]'\n  rein env rollout --env Hopper-v5 --state '{\"qpos\":[0,1.25,0,0,0,0],\"qvel\":[0,0,0,0,0,0]}' --actions '[[1,0,-1]]'\n  rein env rollout --env dm_control/cheetah-run-v0 --actions '[[0,0,0,0,0,0]]'"
     )]
     Rollout(RolloutArgs),
     /// Measure environment steps per second with random actions and auto-reset.
     #[command(
-        after_help = "Examples:\n  rein env bench --env CartPole-v1 --steps 10000000\n  rein env bench --env CartPole-v1 --steps 10000000 --num-envs 8 --threads 2"
+        after_help = "Examples:\n  rein env bench --env CartPole-v1 --steps 10000000\n  rein env bench --env CartPole-v1 --steps 10000000 --num-envs 8 --threads 2\n  rein env bench --env HalfCheetah-v5 --steps 200000"
     )]
     Bench(BenchArgs),
     /// Run the environment checker (API contract, determinism under seeding) on an env.
@@ -205,9 +205,15 @@ fn rollout(a: &RolloutArgs) -> Result<()> {
     }
     for (i, action) in actions.iter().enumerate() {
         let step = env.step(action).with_context(|| format!("step {i}"))?;
-        // Written by hand so that float32 observations keep their float32 text.
+        // Written by hand so that float32 observations keep their float32 text. `info` (the
+        // reward terms of the MuJoCo envs, `prob` of toy text) when the env gives one.
+        let info = if step.info.is_empty() {
+            String::new()
+        } else {
+            format!(",\"info\":{}", serde_json::Value::Object(step.info))
+        };
         println!(
-            "{{\"obs\":{},\"reward\":{},\"terminated\":{},\"truncated\":{}}}",
+            "{{\"obs\":{},\"reward\":{},\"terminated\":{},\"truncated\":{}{info}}}",
             step.obs.to_json_string(),
             rein_core::space::f64_to_json(step.reward),
             step.terminated,

@@ -816,8 +816,11 @@ impl DmControl {
         }
         arr.iter()
             .map(|v| match v.as_f64() {
-                Some(x) if x.is_finite() => Ok(x),
-                _ => Err(err(format!("expected finite numbers, got {v}"))),
+                Some(x) if x.abs() <= crate::sim::MAX_STATE_VALUE => Ok(x),
+                _ => Err(err(format!(
+                    "expected numbers within +-{:e} (MuJoCo resets larger states), got {v}",
+                    crate::sim::MAX_STATE_VALUE
+                ))),
             })
             .collect()
     }
@@ -874,12 +877,16 @@ impl Env for DmControl {
         if truncated {
             self.needs_reset = true;
         }
+        let mut info = Info::new();
+        if let Some(w) = self.sim.new_warning() {
+            info.insert("warning".into(), Json::String(w.into()));
+        }
         Ok(Step {
             obs: self.observation(),
             reward,
             terminated: false,
             truncated,
-            info: Info::new(),
+            info,
         })
     }
 
@@ -965,6 +972,7 @@ impl Env for DmControl {
         self.sim.qacc_warmstart_mut().copy_from_slice(&warm);
         self.sim.set_time(time);
         self.after_reset();
+        self.sim.new_warning();
         self.step_count = 0;
         self.needs_reset = false;
         Ok(self.observation())

@@ -155,8 +155,11 @@ impl GymMujoco {
         }
         arr.iter()
             .map(|v| match v.as_f64() {
-                Some(x) if x.is_finite() => Ok(x),
-                _ => Err(err(format!("expected finite numbers, got {v}"))),
+                Some(x) if x.abs() <= crate::sim::MAX_STATE_VALUE => Ok(x),
+                _ => Err(err(format!(
+                    "expected numbers within +-{:e} (MuJoCo resets larger states), got {v}",
+                    crate::sim::MAX_STATE_VALUE
+                ))),
             })
             .collect()
     }
@@ -220,6 +223,9 @@ impl Env for GymMujoco {
             &self.init_qpos,
             &mut info,
         );
+        if let Some(w) = self.sim.new_warning() {
+            info.insert("warning".into(), Json::String(w.into()));
+        }
         Ok(Step {
             obs: self.observation(),
             reward,
@@ -247,15 +253,18 @@ impl Env for GymMujoco {
             }
         }
         self.write_state(&qpos, &qvel);
+        self.sim.new_warning();
         self.reset_done = true;
         Ok(self.observation())
     }
 
     fn snapshot(&self) -> Result<Json, EnvError> {
         let s = &self.sim;
+        let (xpos, xipos) = s.body_kinematics();
         Ok(json!({
             "qpos": s.qpos(), "qvel": s.qvel(), "act": s.act(), "ctrl": s.ctrl(),
             "qacc_warmstart": s.qacc_warmstart(), "time": s.time(),
+            "xpos": xpos, "xipos": xipos,
             "reset_done": self.reset_done, "rng": self.rng,
         }))
     }
@@ -290,6 +299,14 @@ impl Env for GymMujoco {
         self.sim.forward();
         if self.robot.uses_contact_forces() {
             self.sim.rne_post_constraint();
+        }
+        let xpos: Vec<f64> = snapshot_field(&name, snap, "xpos")?;
+        let xipos: Vec<f64> = snapshot_field(&name, snap, "xipos")?;
+        if !self.sim.set_body_kinematics(&xpos, &xipos) {
+            return Err(EnvError::InvalidState {
+                env: name,
+                message: "snapshot body positions do not match the model's sizes".into(),
+            });
         }
         self.reset_done = snapshot_field(&name, snap, "reset_done")?;
         self.rng = snapshot_field(&name, snap, "rng")?;

@@ -23,6 +23,32 @@ pub struct ModelFiles {
 /// moves its target in the model at every reset).
 pub struct Simulation {
     data: MjData<Box<MjModel>>,
+    /// `mjData.warning[i].number` when last looked at (see [`Simulation::new_warning`]).
+    warnings_seen: [i32; 7],
+}
+
+/// MuJoCo's warning kinds (`mjtWarning`), in order.
+const WARNINGS: [&str; 7] = [
+    "bad inertia (mjWARN_INERTIA)",
+    "too many contacts (mjWARN_CONTACTFULL)",
+    "too many constraints (mjWARN_CNSTRFULL)",
+    "NaN, Inf or huge value in qpos: MuJoCo reset the simulation (mjWARN_BADQPOS)",
+    "NaN, Inf or huge value in qvel: MuJoCo reset the simulation (mjWARN_BADQVEL)",
+    "NaN, Inf or huge value in qacc: MuJoCo reset the simulation (mjWARN_BADQACC)",
+    "NaN, Inf or huge value in ctrl: MuJoCo zeroed the controls (mjWARN_BADCTRL)",
+];
+
+/// MuJoCo's bound on state values (`mjMAXVAL`): larger ones make it reset the simulation.
+pub const MAX_STATE_VALUE: f64 = 1e10;
+
+/// Routes MuJoCo's messages to the `log` crate (dropped unless the program installs a logger),
+/// once, before the first model: MuJoCo's default handler prints warnings to stdout and appends
+/// them to MUJOCO_LOG.TXT in the working directory, and library crates never print.
+fn quiet_mujoco() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: every MuJoCo call of this crate comes after this `Once` (models are only made by
+    // `Simulation`'s constructors), so no other thread uses MuJoCo while the hook is installed.
+    ONCE.call_once(|| unsafe { mujoco_rs::logging::install_logging_hook() });
 }
 
 /// The kinds of named objects environments look up.
@@ -51,6 +77,7 @@ impl Simulation {
     /// Compiles embedded model files (through MuJoCo's virtual file system, so includes resolve
     /// without touching the disk).
     pub fn from_files(env: &str, files: &ModelFiles) -> Result<Self, EnvError> {
+        quiet_mujoco();
         let mut vfs = MjVfs::new();
         vfs.add_from_buffer(files.name, files.xml.as_bytes())
             .map_err(|e| model_error(env, e))?;
@@ -65,6 +92,7 @@ impl Simulation {
 
     /// Compiles an MJCF file from disk (Gymnasium's `xml_file` option).
     pub fn from_path(env: &str, path: &std::path::Path) -> Result<Self, EnvError> {
+        quiet_mujoco();
         if !path.is_file() {
             return Err(model_error(
                 env,
@@ -79,7 +107,22 @@ impl Simulation {
     fn from_model(model: MjModel) -> Self {
         Self {
             data: MjData::new(Box::new(model)),
+            warnings_seen: [0; 7],
         }
+    }
+
+    /// The first kind of MuJoCo warning raised since the last call (for the step's `info`):
+    /// unstable simulations are reset by MuJoCo itself, as in Gymnasium and dm-control, and
+    /// this says so instead of printing.
+    pub fn new_warning(&mut self) -> Option<&'static str> {
+        let mut first = None;
+        for (i, stat) in self.data.ffi().warning.iter().enumerate() {
+            if stat.number != self.warnings_seen[i] {
+                self.warnings_seen[i] = stat.number;
+                first = first.or(Some(WARNINGS[i]));
+            }
+        }
+        first
     }
 
     /// The compiled model.
@@ -121,6 +164,7 @@ impl Simulation {
     /// `mj_resetData`: the model's initial state (qpos0, zero velocity, time 0, no warm start).
     pub fn reset(&mut self) {
         self.data.reset();
+        self.warnings_seen = [0; 7];
     }
 
     /// `mj_forward`: positions, velocities and accelerations of the current state.
@@ -355,5 +399,34 @@ impl Simulation {
             .zip(m.jnt_limited())
             .map(|(&t, &l)| (t as i32, l))
             .collect()
+    }
+}
+
+impl Simulation {
+    /// Body positions and centres of mass as the last step left them. After `mj_step` they
+    /// describe the state before its integration, and Gymnasium reads them as the "before"
+    /// position of the next step (Ant's `xpos`, Humanoid's mass centre), so an exact restore
+    /// writes them back after `mj_forward`.
+    pub fn body_kinematics(&self) -> (Vec<f64>, Vec<f64>) {
+        (
+            self.xpos().iter().flatten().copied().collect(),
+            self.xipos().iter().flatten().copied().collect(),
+        )
+    }
+
+    /// Writes back what [`Simulation::body_kinematics`] returned; `false` when the sizes do
+    /// not match the model.
+    pub fn set_body_kinematics(&mut self, xpos: &[f64], xipos: &[f64]) -> bool {
+        let n = self.xpos().len() * 3;
+        if xpos.len() != n || xipos.len() != n {
+            return false;
+        }
+        for (dst, src) in self.data.xpos_mut().iter_mut().zip(xpos.chunks_exact(3)) {
+            dst.copy_from_slice(src);
+        }
+        for (dst, src) in self.data.xipos_mut().iter_mut().zip(xipos.chunks_exact(3)) {
+            dst.copy_from_slice(src);
+        }
+        true
     }
 }
