@@ -5,13 +5,14 @@ with Python reward functions), its text metrics (`metrics`), and an SB3 vector e
 (`sb3.VecEnv`), on rein's compiled Rust core."""
 
 from . import lm, metrics, sb3
-from .envs import ReinEnv, make, register_all, registry
+from .envs import ReinEnv, gymnasium_id, make, register_all, registry
 from .training import Policy, Run, load, train
 from .vector import ReinVectorEnv, make_vec
 
 register_all()
 
 __all__ = [
+    "gymnasium_id",
     "ReinEnv",
     "ReinVectorEnv",
     "Policy",

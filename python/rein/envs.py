@@ -120,6 +120,15 @@ class ReinEnv(gym.Env):
         self._edit_snapshot("forced_cards", [int(c) for c in cards])
 
 
+def gymnasium_id(rein_id: str) -> str:
+    """The id rein's `rein_id` is registered under with Gymnasium: `rein/<id>`, or for the
+    namespaced DeepMind Control Suite ids `rein-dm_control/<task>` (a Gymnasium id has at most
+    one namespace)."""
+    if "/" in rein_id:
+        return f"rein-{rein_id}"
+    return f"rein/{rein_id}"
+
+
 def _registered(rein_id: str, render_mode: str | None = None, **options: Any) -> ReinEnv:
     """Entry point of `gymnasium.make("rein/<id>")`: Gymnasium's own TimeLimit applies the
     registered limit, so rein's is off here."""
@@ -128,9 +137,10 @@ def _registered(rein_id: str, render_mode: str | None = None, **options: Any) ->
 
 
 def register_all() -> None:
-    """Registers every built-in id with Gymnasium as `rein/<id>` (once)."""
+    """Registers every built-in id with Gymnasium as `rein/<id>` (`rein-dm_control/<task>` for
+    the suite tasks), once."""
     for spec in registry():
-        name = f"rein/{spec['id']}"
+        name = gymnasium_id(spec["id"])
         if name in gym.registry:
             continue
         gym.register(
@@ -145,14 +155,15 @@ def register_all() -> None:
 def make(env_id: str, **options: Any) -> ReinEnv:
     """rein's `env_id` as a `gymnasium.Env`, with its registered time limit and options
     (Gymnasium's make kwargs, e.g. `map_name="8x8"`, `render_mode="rgb_array"`,
-    `max_episode_steps`). A `rein/` prefix is accepted."""
-    if env_id.startswith("rein/"):
-        env_id = env_id[len("rein/") :]
+    `max_episode_steps`). A `rein/` or `rein-` prefix (as registered) is accepted."""
+    for prefix in ("rein/", "rein-"):
+        if env_id.startswith(prefix):
+            env_id = env_id[len(prefix) :]
     render_mode = options.pop("render_mode", None)
     env = ReinEnv(env_id, render_mode=render_mode, **options)
     spec = env._registration
     env.spec = gym.envs.registration.EnvSpec(
-        id=f"rein/{env_id}",
+        id=gymnasium_id(env_id),
         entry_point="rein.envs:_registered",
         reward_threshold=spec["reward_threshold"],
         max_episode_steps=options.get("max_episode_steps", spec["max_episode_steps"]) or None,
@@ -161,4 +172,4 @@ def make(env_id: str, **options: Any) -> ReinEnv:
     return env
 
 
-__all__ = ["ReinEnv", "make", "register_all", "registry"]
+__all__ = ["ReinEnv", "gymnasium_id", "make", "register_all", "registry"]

@@ -40,8 +40,9 @@ class ReinVectorEnv(VectorEnv):
         copy: bool = True,
         **options: Any,
     ):
-        if env_id.startswith("rein/"):
-            env_id = env_id[len("rein/") :]
+        for prefix in ("rein/", "rein-"):
+            if env_id.startswith(prefix):
+                env_id = env_id[len(prefix) :]
         _spec(env_id)
         mode = _mode(autoreset_mode)
         if mode == AutoresetMode.DISABLED:

@@ -7,6 +7,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 GYM_FIXTURES = REPO / "crates/rein-envs/tests/fixtures/gymnasium"
+MUJOCO_FIXTURES = REPO / "crates/rein-envs/tests/fixtures/mujoco"
+DM_CONTROL_FIXTURES = REPO / "crates/rein-envs/tests/fixtures/dm_control"
 METRIC_FIXTURES = REPO / "crates/rein-text/tests/fixtures/metrics"
 
 

@@ -26,7 +26,7 @@ SPACE_WARNINGS = (
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_every_env_passes_the_checker(env_id):
-    for make in (lambda: rein.make(env_id), lambda: gym.make(f"rein/{env_id}").unwrapped):
+    for make in (lambda: rein.make(env_id), lambda: gym.make(rein.gymnasium_id(env_id)).unwrapped):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             check_env(make())

@@ -121,6 +121,15 @@ const PRESETS: &[(&str, &str)] = &[
         "Pendulum-v1",
         include_str!("../presets/ppo/Pendulum-v1.toml"),
     ),
+    (
+        "HalfCheetah-v5",
+        include_str!("../presets/ppo/HalfCheetah-v5.toml"),
+    ),
+    ("Hopper-v5", include_str!("../presets/ppo/Hopper-v5.toml")),
+    (
+        "Walker2d-v5",
+        include_str!("../presets/ppo/Walker2d-v5.toml"),
+    ),
 ];
 
 impl PpoConfig {

@@ -122,6 +122,10 @@ impl SacConfig {
             "MountainCarContinuous-v0" => {
                 Some(include_str!("../presets/sac/MountainCarContinuous-v0.toml"))
             }
+            "HalfCheetah-v5" => Some(include_str!("../presets/sac/HalfCheetah-v5.toml")),
+            "dm_control/cheetah-run-v0" => Some(include_str!(
+                "../presets/sac/dm_control-cheetah-run-v0.toml"
+            )),
             _ => None,
         }
     }

@@ -173,6 +173,7 @@ impl Td3Config {
     pub fn preset_toml(algo: &str, env_id: &str) -> Option<&'static str> {
         match (algo, env_id) {
             ("td3", "Pendulum-v1") => Some(include_str!("../presets/td3/Pendulum-v1.toml")),
+            ("td3", "Hopper-v5") => Some(include_str!("../presets/td3/Hopper-v5.toml")),
             ("ddpg", "Pendulum-v1") => Some(include_str!("../presets/ddpg/Pendulum-v1.toml")),
             _ => None,
         }

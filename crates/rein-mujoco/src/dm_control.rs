@@ -890,6 +890,10 @@ impl Env for DmControl {
         })
     }
 
+    fn render(&self) -> Result<rein_core::Render, EnvError> {
+        Err(crate::render_unsupported(&self.name()))
+    }
+
     fn get_state(&self) -> Result<Json, EnvError> {
         let s = &self.sim;
         let mut state = json!({

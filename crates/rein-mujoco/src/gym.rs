@@ -235,6 +235,10 @@ impl Env for GymMujoco {
         })
     }
 
+    fn render(&self) -> Result<rein_core::Render, EnvError> {
+        Err(crate::render_unsupported(&self.name()))
+    }
+
     fn get_state(&self) -> Result<Json, EnvError> {
         Ok(json!({"qpos": self.sim.qpos(), "qvel": self.sim.qvel()}))
     }

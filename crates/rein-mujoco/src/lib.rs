@@ -50,3 +50,15 @@ pub fn make(
     }
     dm_control::make(id, kwargs).map(|env| env.map(|e| Box::new(e.with_spec(spec)) as Box<dyn Env>))
 }
+
+/// The error of `render` (and so of `rein eval --gif`): MuJoCo draws with OpenGL (EGL or OSMesa
+/// offscreen), which rein does not link, so that the binary runs on headless machines without
+/// GPU drivers or Mesa. Observations, states and `info` carry everything a plot needs.
+pub fn render_unsupported(env: &str) -> EnvError {
+    EnvError::Unsupported {
+        env: env.into(),
+        what: "rendering: MuJoCo draws with OpenGL (EGL or OSMesa), which rein does not link; \
+               record states with `rein env rollout` and render them with MuJoCo's own viewer"
+            .into(),
+    }
+}

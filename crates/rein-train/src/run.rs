@@ -144,8 +144,10 @@ pub fn utc_timestamp(t: SystemTime) -> String {
 }
 
 /// Creates a new run directory `root/<env>__<algo>__<seed>__<UTC timestamp>` (a `-k` suffix
-/// when that exists; never reusing one).
+/// when that exists; never reusing one). A `/` of a namespaced id (`dm_control/cheetah-run-v0`)
+/// becomes `-` in the name, so that every run is one directory under `root`.
 pub fn create_run_dir(root: &Path, env: &str, algo: &str, seed: u64) -> std::io::Result<PathBuf> {
+    let env = env.replace(['/', '\\'], "-");
     let base = format!(
         "{env}__{algo}__{seed}__{}",
         utc_timestamp(SystemTime::now())
