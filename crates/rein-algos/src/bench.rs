@@ -239,6 +239,20 @@ pub const LEARN_ROWS: &[LearnRow] = &[
         50_000,
         2,
     ),
+    // MuJoCo (issue 19): thresholds below the published returns of CleanRL and the zoo.
+    row(Algo::Ppo, "PPO", "HalfCheetah-v5", 1500.0, 1_000_000, 2),
+    row(Algo::Ppo, "PPO", "Hopper-v5", 2000.0, 1_000_000, 2),
+    row(Algo::Ppo, "PPO", "Walker2d-v5", 2000.0, 1_000_000, 2),
+    row(Algo::Sac, "SAC", "HalfCheetah-v5", 5000.0, 300_000, 2),
+    row(Algo::Td3, "TD3", "Hopper-v5", 2500.0, 300_000, 2),
+    row(
+        Algo::Sac,
+        "SAC",
+        "dm_control/cheetah-run-v0",
+        400.0,
+        300_000,
+        2,
+    ),
 ];
 
 /// Trains one learning-table run and returns its mean deterministic evaluation return (10

@@ -215,14 +215,17 @@ impl fmt::Display for Space {
                 low,
                 high,
             } => {
+                let one = |x: f64| match dtype {
+                    Dtype::Float32 => format!("{}", x as f32),
+                    Dtype::Float64 => format!("{x}"),
+                };
+                // Bounds that are all equal print as one number (as Gymnasium's `Box.__repr__`
+                // does), so that a 348-dimensional observation space stays one short line.
                 let fmt_b = |v: &[f64]| {
-                    let parts: Vec<String> = v
-                        .iter()
-                        .map(|&x| match dtype {
-                            Dtype::Float32 => format!("{}", x as f32),
-                            Dtype::Float64 => format!("{x}"),
-                        })
-                        .collect();
+                    if v.len() > 1 && v.iter().all(|&x| x.to_bits() == v[0].to_bits()) {
+                        return one(v[0]);
+                    }
+                    let parts: Vec<String> = v.iter().map(|&x| one(x)).collect();
                     format!("[{}]", parts.join(", "))
                 };
                 let dt = match dtype {

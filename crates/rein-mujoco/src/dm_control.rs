@@ -322,7 +322,7 @@ pub fn make(id: &str, kwargs: &Map<String, Json>) -> Option<Result<DmControl, En
     Some((|| {
         check_keys(id, kwargs, &["time_limit"])?;
         let time_limit = rein_core::options::f64_option(id, kwargs, "time_limit", spec.time_limit)?;
-        if !(time_limit > 0.0) {
+        if time_limit.is_nan() || time_limit <= 0.0 {
             return Err(rein_core::options::bad_option(
                 id,
                 "time_limit",
@@ -1015,5 +1015,34 @@ impl Env for DmControl {
         self.needs_reset = snapshot_field(&name, snap, "needs_reset")?;
         self.rng = snapshot_field(&name, snap, "rng")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerance_is_one_inside_and_value_at_margin_at_the_margin() {
+        for sigmoid in [Sigmoid::Gaussian, Sigmoid::Linear, Sigmoid::Quadratic] {
+            let v = if sigmoid == Sigmoid::Gaussian {
+                0.1
+            } else {
+                0.5
+            };
+            assert_eq!(tolerance(0.3, (0.0, 1.0), 2.0, sigmoid, v), 1.0);
+            let at = tolerance(3.0, (0.0, 1.0), 2.0, sigmoid, v);
+            assert!((at - v).abs() < 1e-12, "{sigmoid:?}: {at}");
+            let below = tolerance(-2.0, (0.0, 1.0), 2.0, sigmoid, v);
+            assert!((below - v).abs() < 1e-12, "{sigmoid:?}: {below}");
+        }
+        // margin 0: an indicator of the bounds.
+        assert_eq!(tolerance(1.5, (0.0, 1.0), 0.0, Sigmoid::Gaussian, 0.1), 0.0);
+        // Linear and quadratic reach 0 past the margin scaled by their value there.
+        assert_eq!(tolerance(5.0, (0.0, 0.0), 1.0, Sigmoid::Linear, 0.0), 0.0);
+        assert_eq!(
+            tolerance(0.5, (0.0, 0.0), 1.0, Sigmoid::Quadratic, 0.0),
+            0.75
+        );
     }
 }

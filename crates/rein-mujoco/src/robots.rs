@@ -477,10 +477,8 @@ impl Robot for Reacher {
         out.extend_from_slice(&v[..2]);
     }
     fn reset_noise(&mut self, rng: &mut ReinRng, qpos: &mut [f64], qvel: &mut [f64]) {
-        // `uniform(-0.1, 0.1, nq) + init_qpos`
-        for q in qpos.iter_mut() {
-            *q = uniform(rng, -0.1, 0.1) + *q;
-        }
+        // `uniform(-0.1, 0.1, nq) + init_qpos` (addition commutes exactly).
+        add_uniform(rng, qpos, 0.1);
         let goal = loop {
             let g = [uniform(rng, -0.2, 0.2), uniform(rng, -0.2, 0.2)];
             if norm(&g) < 0.2 {
