@@ -71,7 +71,9 @@ fn rollout_reproduces_gymnasium_episodes() {
             "{file}"
         );
         for (i, line) in lines.iter().enumerate() {
+            // `info` follows when the env gives one (toy text's transition probability).
             let keys: Vec<&String> = line.as_object().unwrap().keys().collect();
+            let keys: Vec<&String> = keys.into_iter().filter(|k| *k != "info").collect();
             assert_eq!(keys, ["obs", "reward", "terminated", "truncated"], "{file}");
             // Compare float32 observations as float32 (both sides are shortest f32 text).
             let as_f32 = |j: &Json| -> Vec<f32> {
@@ -230,8 +232,12 @@ fn envs_lists_every_id() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
-    assert_eq!(ids.len(), 11);
+    // 11 classic-control and toy-text envs, 11 Gymnasium MuJoCo robots, 15 suite tasks.
+    assert_eq!(ids.len(), 37);
     for id in [
+        "HalfCheetah-v5",
+        "Humanoid-v5",
+        "dm_control/cheetah-run-v0",
         "CartPole-v1",
         "FrozenLake8x8-v1",
         "Taxi-v4",
@@ -2176,4 +2182,99 @@ fn a_full_disk_during_a_checkpoint_is_a_clear_error_and_keeps_the_last_one() {
     // And the run still resumes from it.
     resume_one_update(&run);
     std::fs::remove_dir_all(&root).ok();
+}
+
+/// Issue 19's interface: `rein env rollout --env ID --state JSON --actions JSON` replays the
+/// first Gymnasium and dm-control episode of a few MuJoCo envs from their recorded states, with
+/// every observation, reward, flag and `info` reward term within 1e-9.
+#[test]
+fn rollout_replays_mujoco_episodes_from_their_states() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rein-envs/tests/fixtures");
+    let close = |a: f64, b: f64, what: &str| {
+        assert!(
+            (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+            "{what}: {a} vs {b}"
+        );
+    };
+    let nums = |j: &Json| -> Vec<f64> {
+        match j {
+            Json::Array(a) => a.iter().map(|x| x.as_f64().unwrap()).collect(),
+            x => vec![x.as_f64().unwrap()],
+        }
+    };
+    for (dir, name, id) in [
+        ("mujoco", "Hopper-v5", "Hopper-v5"),
+        ("mujoco", "Ant-v5", "Ant-v5"),
+        ("dm_control", "walker-walk", "dm_control/walker-walk-v0"),
+        ("dm_control", "reacher-easy", "dm_control/reacher-easy-v0"),
+    ] {
+        let text = std::fs::read_to_string(root.join(dir).join(format!("{name}.jsonl"))).unwrap();
+        let ep: Json = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        let mut state = serde_json::Map::new();
+        for k in ["qpos", "qvel", "act", "time", "qacc_warmstart", "model"] {
+            if let Some(v) = ep.get(k) {
+                state.insert(k.into(), v.clone());
+            }
+        }
+        let steps = ep["steps"].as_array().unwrap();
+        let actions: Vec<&Json> = steps.iter().map(|s| &s["action"]).collect();
+        let (state, actions) = (
+            Json::Object(state).to_string(),
+            serde_json::to_string(&actions).unwrap(),
+        );
+        let out = rein(&[
+            "env",
+            "rollout",
+            "--env",
+            id,
+            "--state",
+            &state,
+            "--actions",
+            &actions,
+        ]);
+        assert!(out.status.success(), "{id}: {}", stderr(&out));
+        let lines: Vec<Json> = stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), steps.len(), "{id}");
+        let keys = rein_mujoco_keys(id);
+        for (t, (line, want)) in lines.iter().zip(steps).enumerate() {
+            let want_obs: Vec<f64> = match want.get("obs") {
+                Some(o) => nums(o),
+                None => keys
+                    .iter()
+                    .flat_map(|k| nums(&want["observation"][*k]))
+                    .collect(),
+            };
+            for (g, w) in nums(&line["obs"]).iter().zip(&want_obs) {
+                close(*g, *w, &format!("{id} step {t} obs"));
+            }
+            close(
+                line["reward"].as_f64().unwrap(),
+                want["reward"].as_f64().unwrap(),
+                id,
+            );
+            let last = want.get("last").or(want.get("truncated")).unwrap();
+            assert_eq!(line["truncated"], *last, "{id} step {t}");
+            if let Some(info) = want.get("info").and_then(Json::as_object) {
+                for (k, v) in info {
+                    close(
+                        line["info"][k].as_f64().unwrap(),
+                        v.as_f64().unwrap(),
+                        &format!("{id} info {k}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// dm-control's observation keys in its order, for the tasks the rollout test replays.
+fn rein_mujoco_keys(id: &str) -> Vec<&'static str> {
+    match id {
+        "dm_control/walker-walk-v0" => vec!["orientations", "height", "velocity"],
+        "dm_control/reacher-easy-v0" => vec!["position", "to_target", "velocity"],
+        _ => vec![],
+    }
 }
