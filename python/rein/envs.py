@@ -54,10 +54,14 @@ class ReinEnv(gym.Env):
         self.observation_space = space_from_json(self._env.observation_space_json())
         self.action_space = space_from_json(self._env.action_space_json())
         text = self._env.renders_text()
+        cannot_render = self._env.render_error()
         self.metadata = {
-            "render_modes": ["ansi"] if text else ["rgb_array"],
+            # The MuJoCo envs declare no render mode (rein does not link OpenGL).
+            "render_modes": [] if cannot_render else ["ansi"] if text else ["rgb_array"],
             "render_fps": 4 if text else _RENDER_FPS.get(env_id, 30),
         }
+        if render_mode is not None and cannot_render:
+            raise ValueError(cannot_render)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"{env_id} renders {self.metadata['render_modes'][0]!r}, not {render_mode!r}"

@@ -26,6 +26,8 @@ pub struct RustEnv {
     observation_space: Space,
     action_space: Space,
     renders_text: bool,
+    /// Why the env cannot render (MuJoCo: no OpenGL), or None when it renders.
+    render_error: Option<String>,
 }
 
 #[pymethods]
@@ -38,9 +40,12 @@ impl RustEnv {
         // What the env renders, seen on a reset copy (rendering needs a state).
         let mut probe = rein_envs::make_with(id, &options).map_err(env_err)?;
         probe.reset(Some(0));
-        let renders_text = matches!(probe.render(), Ok(Render::Text(_)));
+        let rendered = probe.render();
+        let renders_text = matches!(rendered, Ok(Render::Text(_)));
+        let render_error = rendered.err().map(|e| e.to_string());
         Ok(Self {
             renders_text,
+            render_error,
             observation_space: env.observation_space().clone(),
             action_space: env.action_space().clone(),
             env: Mutex::new(env),
@@ -108,6 +113,11 @@ impl RustEnv {
     /// Whether the env renders text (`ansi`) rather than pictures (`rgb_array`).
     fn renders_text(&self) -> bool {
         self.renders_text
+    }
+
+    /// Why the env cannot render (the MuJoCo envs: rein does not link OpenGL), or None.
+    fn render_error(&self) -> Option<String> {
+        self.render_error.clone()
     }
 
     /// The env's state as `rein env rollout --state` takes it (JSON text).
