@@ -104,14 +104,17 @@ def test_ctrl_c_stops_with_a_checkpoint_and_resume_continues(runs_dir):
 
     def interrupt(row):
         if row["global_step"] >= 1024:
-            # SIGINT as Ctrl-C sends it, but to this thread: `os.kill` of the process lets the
-            # kernel pick any thread, and a busy machine can delay a worker thread's delivery
-            # past the end of this short run (seen under load).
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # as Ctrl-C in the terminal
 
-    with pytest.raises(KeyboardInterrupt, match="resume="):
-        rein.train("ppo", env="CartPole-v1", seed=5, total_timesteps=4096, runs_dir=runs_dir,
-                   callback=interrupt, n_steps=256, num_envs=2)
+    # Python installs its KeyboardInterrupt handler only when SIGINT is not ignored at start-up,
+    # and a shell ignores SIGINT in the jobs it starts in the background (`pytest ... &`).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="resume="):
+            rein.train("ppo", env="CartPole-v1", seed=5, total_timesteps=4096, runs_dir=runs_dir,
+                       callback=interrupt, n_steps=256, num_envs=2)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     (run,) = list(Path(runs_dir).iterdir())
     assert (run / "checkpoint.safetensors").exists()
     done = rein.train(resume=run)
