@@ -2117,6 +2117,13 @@ fn a_read_only_run_directory_is_a_clear_error_and_keeps_the_last_checkpoint() {
         let exe = root.join("rein");
         std::fs::copy(env!("CARGO_BIN_EXE_rein"), &exe).unwrap();
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // MuJoCo's library beside the copy (the binary's rpath includes $ORIGIN).
+        if let Some(dir) = option_env!("MUJOCO_DYNAMIC_LINK_DIR") {
+            let lib = std::path::Path::new(dir).join("libmujoco.so.3.17.0");
+            let copy = root.join("libmujoco.so.3.17.0");
+            std::fs::copy(&lib, &copy).unwrap();
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let mut cmd = resume_one_update_command_of(&exe, &run);
         cmd.uid(65534).gid(65534);
         cmd
