@@ -1,5 +1,5 @@
 //! What the off-policy agents (DQN, TD3, DDPG, SAC) share: the one env loop with its replay
-//! buffer and episode statistics ([`OffPolicyEnv`]), their checkpoint state, evaluation and
+//! buffer and episode statistics (`OffPolicyEnv`), their checkpoint state, evaluation and
 //! action scaling.
 
 use crate::onpolicy::EnvFactory;
@@ -20,7 +20,7 @@ pub struct OffPolicyState<C, A> {
     pub algo: A,
 }
 
-/// What a checkpoint keeps of an [`OffPolicyEnv`] besides the replay arrays.
+/// What a checkpoint keeps of an `OffPolicyEnv` besides the replay arrays.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OffPolicyEnvState {
     global_step: u64,

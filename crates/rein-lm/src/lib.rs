@@ -1,7 +1,7 @@
 //! Language models for rein: GPT-2 compatible with Hugging Face checkpoints (config.json,
 //! model.safetensors, tokenizer.json), batched generation with a KV cache, supervised training
 //! and the RL trainers for language models. Its parts: [`models`] (architectures), [`kernels`]
-//! (the CPU ops they run on), [`tokenizer`], [`generate`], [`train`] (pretraining/SFT), [`rl`]
+//! (the CPU ops they run on), [`tokenizer`], [`generate`](mod@generate), [`train`] (pretraining/SFT), [`rl`]
 //! (rewards, GRPO, PPO), [`checkpoint`] (Hugging Face directories and trainer checkpoints),
 //! [`evaluation`], and the task data of [`tasks`], [`quickstart`] and [`demo`].
 //!

@@ -1,7 +1,7 @@
 //! The DeepMind Control Suite (dm-control 1.0.50's `suite/*.py`) as Gymnasium-style
 //! environments, with ids as Shimmy names them (`dm_control/cheetah-run-v0`).
 //!
-//! [`DmControl`] is dm-control's `control.Environment` with one [`Task`]: `n_sub_steps` physics
+//! [`DmControl`] is dm-control's `control.Environment` with one task ([`TaskKind`]): `n_sub_steps` physics
 //! steps per control step in dm-control's legacy order (`mj_step2`, `mj_step` for the rest, then
 //! `mj_step1` so that observations see the new positions), the time limit in control steps
 //! (its end is `truncated`: dm-control's discount stays 1), observations flattened in

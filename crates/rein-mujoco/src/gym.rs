@@ -1,7 +1,7 @@
 //! Gymnasium 1.4's MuJoCo v5 environments (`gymnasium/envs/mujoco/*_v5.py`).
 //!
 //! [`GymMujoco`] is Gymnasium's `MujocoEnv`: it owns the [`Simulation`], the frame skip, the
-//! initial state and the reset generator; a [`Robot`] adds what one environment defines (its
+//! initial state and the reset generator; a robot (the private `Robot` trait of `robots.rs`) adds what one environment defines (its
 //! observation, reward terms, termination and reset noise). Arithmetic follows Gymnasium's
 //! numpy types: control costs of the float32 action are float32 (`np.sum(np.square(action))`
 //! with numpy's pairwise order, times the weight as float32 under NEP 50), the rest float64.
@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value as Json};
 /// The options every v5 environment accepts besides its own (`MujocoEnv.__init__`'s).
 pub const COMMON_OPTIONS: &[&str] = &["xml_file", "frame_skip"];
 
-/// A Gymnasium MuJoCo environment: `MujocoEnv` plus one [`Robot`].
+/// A Gymnasium MuJoCo environment: `MujocoEnv` plus one robot.
 pub struct GymMujoco {
     id: String,
     sim: Simulation,

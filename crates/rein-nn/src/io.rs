@@ -41,7 +41,7 @@ impl crate::mlp::Mlp {
         out
     }
 
-    /// Loads the tensors written by [`Mlp::to_tensors`], checking every shape.
+    /// Loads the tensors written by [`Mlp::to_tensors`](crate::mlp::Mlp::to_tensors), checking every shape.
     pub fn load_tensors(
         &mut self,
         prefix: &str,

@@ -343,7 +343,7 @@ fn linear_t_backward(
 /// written once (no zero fill) with its rows split into one single-threaded product per rayon
 /// thread. Why not candle's `matmul`: it zero-fills the output first and splits the product with
 /// gemm's own parallelism, which on these 2 cores runs below two independent one-thread
-/// products (see [`row_parallel_gemm`]); the backward passes of the linear layers and the LM
+/// products (see `row_parallel_gemm`); the backward passes of the linear layers and the LM
 /// head are most of a training step.
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     use candle_core::Storage;

@@ -6,7 +6,7 @@
 //!
 //! An adapter applies to the linear layers of the Llama family (`q_proj` ... `down_proj`);
 //! the frozen base weights are shared, never copied: the KL reference of the RL trainers is
-//! the same model with the adapter off ([`crate::Model::without_adapter`]), as TRL does with a
+//! the same model with the adapter off ([`Llama::without_adapter`](crate::models::llama::Llama::without_adapter)), as TRL does with a
 //! PEFT model. What PEFT can configure but rein does not compute (DoRA, per-module rank or
 //! alpha patterns, trainable biases, extra saved modules, ...) is refused by name when an
 //! adapter is read, never ignored.
