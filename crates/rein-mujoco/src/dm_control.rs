@@ -151,6 +151,9 @@ macro_rules! task {
     };
 }
 
+/// What a suite task's state holds, for error messages.
+const DM_STATE: &str = "qpos, qvel, act, time, qacc_warmstart";
+
 const WALKER_KEYS: &[(&str, usize)] = &[("orientations", 14), ("height", 1), ("velocity", 9)];
 const HOPPER_KEYS: &[(&str, usize)] = &[("position", 6), ("velocity", 7), ("touch", 2)];
 const REACHER_KEYS: &[(&str, usize)] = &[("position", 2), ("to_target", 2), ("velocity", 2)];
@@ -801,30 +804,6 @@ impl DmControl {
         }
     }
 
-    fn state_vec(&self, state: &Json, key: &str, n: usize) -> Result<Vec<f64>, EnvError> {
-        let err = |what: String| EnvError::InvalidState {
-            env: self.spec_data.id.into(),
-            message: format!("state field {key:?}: {what}"),
-        };
-        let arr = state
-            .get(key)
-            .ok_or_else(|| err("missing (expected qpos, qvel, act, time, qacc_warmstart)".into()))?
-            .as_array()
-            .ok_or_else(|| err(format!("expected an array of {n} numbers")))?;
-        if arr.len() != n {
-            return Err(err(format!("expected {n} numbers, got {}", arr.len())));
-        }
-        arr.iter()
-            .map(|v| match v.as_f64() {
-                Some(x) if x.abs() <= crate::sim::MAX_STATE_VALUE => Ok(x),
-                _ => Err(err(format!(
-                    "expected numbers within +-{:e} (MuJoCo resets larger states), got {v}",
-                    crate::sim::MAX_STATE_VALUE
-                ))),
-            })
-            .collect()
-    }
-
     fn reacher_target(&self) -> [f64; 2] {
         let p = self.sim.geom_pos(self.ids.geoms[0]);
         [p[0], p[1]]
@@ -921,15 +900,39 @@ impl Env for DmControl {
                 message: format!("unknown state field {k:?} (expected {})", known.join(", ")),
             });
         }
-        let qpos = self.state_vec(state, "qpos", self.sim.qpos().len())?;
-        let qvel = self.state_vec(state, "qvel", self.sim.qvel().len())?;
+        let qpos = crate::sim::state_numbers(
+            self.spec_data.id,
+            state,
+            "qpos",
+            self.sim.qpos().len(),
+            DM_STATE,
+        )?;
+        let qvel = crate::sim::state_numbers(
+            self.spec_data.id,
+            state,
+            "qvel",
+            self.sim.qvel().len(),
+            DM_STATE,
+        )?;
         let act = match state.get("act") {
             None => vec![0.0; self.sim.act().len()],
-            Some(_) => self.state_vec(state, "act", self.sim.act().len())?,
+            Some(_) => crate::sim::state_numbers(
+                self.spec_data.id,
+                state,
+                "act",
+                self.sim.act().len(),
+                DM_STATE,
+            )?,
         };
         let warm = match state.get("qacc_warmstart") {
             None => vec![0.0; self.sim.qvel().len()],
-            Some(_) => self.state_vec(state, "qacc_warmstart", self.sim.qvel().len())?,
+            Some(_) => crate::sim::state_numbers(
+                self.spec_data.id,
+                state,
+                "qacc_warmstart",
+                self.sim.qvel().len(),
+                DM_STATE,
+            )?,
         };
         let time = match state.get("time") {
             None => 0.0,
@@ -946,7 +949,15 @@ impl Env for DmControl {
             (None, _) => None,
             (Some(m), TaskKind::Reacher { .. }) => Some(
                 m.get("geom_pos.target.xy")
-                    .map(|v| self.state_vec(&json!({"xy": v}), "xy", 2))
+                    .map(|v| {
+                        crate::sim::state_numbers(
+                            self.spec_data.id,
+                            &json!({"xy": v}),
+                            "xy",
+                            2,
+                            DM_STATE,
+                        )
+                    })
                     .transpose()?
                     .ok_or_else(|| EnvError::InvalidState {
                         env: id.into(),

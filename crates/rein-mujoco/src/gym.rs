@@ -17,6 +17,9 @@ use rein_core::options::{bad_option, check_keys};
 use rein_core::{Env, EnvError, EnvRng, EnvSpec, Info, Space, Step, Value};
 use serde_json::{json, Map, Value as Json};
 
+/// What a Gymnasium MuJoCo state holds, for error messages.
+const QPOS_QVEL: &str = "{\"qpos\": [...], \"qvel\": [...]}";
+
 /// The options every v5 environment accepts besides its own (`MujocoEnv.__init__`'s).
 pub const COMMON_OPTIONS: &[&str] = &["xml_file", "frame_skip"];
 
@@ -139,30 +142,6 @@ impl GymMujoco {
         }
         Ok(())
     }
-
-    fn vector_field(&self, state: &Json, key: &str, n: usize) -> Result<Vec<f64>, EnvError> {
-        let err = |what: String| EnvError::InvalidState {
-            env: self.id.clone(),
-            message: format!("state field {key:?}: {what}"),
-        };
-        let arr = state
-            .get(key)
-            .ok_or_else(|| err("missing (expected {\"qpos\": [...], \"qvel\": [...]})".into()))?
-            .as_array()
-            .ok_or_else(|| err(format!("expected an array of {n} numbers")))?;
-        if arr.len() != n {
-            return Err(err(format!("expected {n} numbers, got {}", arr.len())));
-        }
-        arr.iter()
-            .map(|v| match v.as_f64() {
-                Some(x) if x.abs() <= crate::sim::MAX_STATE_VALUE => Ok(x),
-                _ => Err(err(format!(
-                    "expected numbers within +-{:e} (MuJoCo resets larger states), got {v}",
-                    crate::sim::MAX_STATE_VALUE
-                ))),
-            })
-            .collect()
-    }
 }
 
 /// `ctrl_cost_weight * np.sum(np.square(action))` for a float32 action, as numpy computes it
@@ -244,8 +223,10 @@ impl Env for GymMujoco {
     }
 
     fn set_state(&mut self, state: &Json) -> Result<Value, EnvError> {
-        let qpos = self.vector_field(state, "qpos", self.init_qpos.len())?;
-        let qvel = self.vector_field(state, "qvel", self.init_qvel.len())?;
+        let qpos =
+            crate::sim::state_numbers(&self.id, state, "qpos", self.init_qpos.len(), QPOS_QVEL)?;
+        let qvel =
+            crate::sim::state_numbers(&self.id, state, "qvel", self.init_qvel.len(), QPOS_QVEL)?;
         if let Some(obj) = state.as_object() {
             for k in obj.keys() {
                 if k != "qpos" && k != "qvel" {

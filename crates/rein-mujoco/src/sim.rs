@@ -430,3 +430,34 @@ impl Simulation {
         true
     }
 }
+
+/// Field `key` of a `set_state` argument: `n` numbers within [`MAX_STATE_VALUE`], or an error
+/// naming the env, the field and what a state holds (`expected`).
+pub(crate) fn state_numbers(
+    env: &str,
+    state: &serde_json::Value,
+    key: &str,
+    n: usize,
+    expected: &str,
+) -> Result<Vec<f64>, EnvError> {
+    let err = |what: String| EnvError::InvalidState {
+        env: env.into(),
+        message: format!("state field {key:?}: {what}"),
+    };
+    let arr = state
+        .get(key)
+        .ok_or_else(|| err(format!("missing (expected {expected})")))?
+        .as_array()
+        .ok_or_else(|| err(format!("expected an array of {n} numbers")))?;
+    if arr.len() != n {
+        return Err(err(format!("expected {n} numbers, got {}", arr.len())));
+    }
+    arr.iter()
+        .map(|v| match v.as_f64() {
+            Some(x) if x.abs() <= MAX_STATE_VALUE => Ok(x),
+            _ => Err(err(format!(
+                "expected numbers within +-{MAX_STATE_VALUE:e} (MuJoCo resets larger states), got {v}"
+            ))),
+        })
+        .collect()
+}
