@@ -10,7 +10,7 @@
 //! episode by setting its recorded physics state (`qpos`, `qvel`, `act`, `time`,
 //! `qacc_warmstart`, and `model` for reacher's target) with `set_state`.
 
-use crate::sim::{ModelFiles, Object, Simulation};
+use crate::sim::{norm, sub3, uniform, ModelFiles, Object, Simulation};
 use rand::Rng;
 use rand_distr::StandardNormal;
 use rein_core::env::{invalid_action, snapshot_field};
@@ -514,9 +514,9 @@ impl DmControl {
             // mjtJoint: 2 slide, 3 hinge.
             if limited && (kind == 2 || kind == 3) {
                 let (lo, hi) = sim.jnt_range(j);
-                sim.qpos_mut()[adr] = lo + (hi - lo) * rng.random::<f64>();
+                sim.qpos_mut()[adr] = uniform(rng, lo, hi);
             } else if !limited && kind == 3 {
-                sim.qpos_mut()[adr] = -PI + 2.0 * PI * rng.random::<f64>();
+                sim.qpos_mut()[adr] = uniform(rng, -PI, PI);
             }
         }
     }
@@ -525,7 +525,6 @@ impl DmControl {
     fn initialize_episode(&mut self) {
         let rng = self.rng.get();
         let sim = &mut self.sim;
-        let uniform = |rng: &mut ReinRng, lo: f64, hi: f64| lo + (hi - lo) * rng.random::<f64>();
         let normal = |rng: &mut ReinRng| -> f64 { rng.sample(StandardNormal) };
         match self.spec_data.kind {
             TaskKind::Cartpole { swing_up } => {
@@ -703,7 +702,7 @@ impl DmControl {
             }
             TaskKind::AcrobotSwingup => {
                 let (target, tip) = (self.ids.sites[0], self.ids.sites[1]);
-                let v = sub(sim.site_xpos()[target], sim.site_xpos()[tip]);
+                let v = sub3(sim.site_xpos()[target], sim.site_xpos()[tip]);
                 let radius = sim.site_size0(target);
                 tol(norm(&v), (0.0, radius), 1.0)
             }
@@ -770,7 +769,7 @@ impl DmControl {
                 let (t, p) = (self.ids.geoms[0], self.ids.geoms[1]);
                 let size = sim.geom_size0(t);
                 let near = tol(
-                    norm(&sub(sim.geom_xpos()[t], sim.geom_xpos()[p])),
+                    norm(&sub3(sim.geom_xpos()[t], sim.geom_xpos()[p])),
                     (0.0, size),
                     size,
                 );
@@ -808,14 +807,6 @@ impl DmControl {
         let p = self.sim.geom_pos(self.ids.geoms[0]);
         [p[0], p[1]]
     }
-}
-
-fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
 impl Env for DmControl {

@@ -3,7 +3,7 @@
 //! Defaults are Gymnasium 1.4's; the option names are its keyword arguments.
 
 use crate::gym::{check_options, control_cost_f32, do_simulation, GymMujoco};
-use crate::sim::{ModelFiles, Object, Simulation};
+use crate::sim::{norm, sub3, uniform, ModelFiles, Object, Simulation};
 use rand::Rng;
 use rand_distr::StandardNormal;
 use rein_core::numpy::square_pow;
@@ -42,11 +42,6 @@ pub(crate) trait Robot: Send {
     }
 }
 
-/// Uniform draw in `[low, high)` as numpy's `uniform`: `low + (high - low) * u`.
-fn uniform(rng: &mut ReinRng, low: f64, high: f64) -> f64 {
-    low + (high - low) * rng.random::<f64>()
-}
-
 fn add_uniform(rng: &mut ReinRng, x: &mut [f64], scale: f64) {
     for v in x {
         *v += uniform(rng, -scale, scale);
@@ -74,14 +69,6 @@ fn put_array(info: &mut Info, key: &str, values: &[f64]) {
                 .collect(),
         ),
     );
-}
-
-fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
-}
-
-fn sub3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
 fn clip(x: f64, low: f64, high: f64) -> f64 {
@@ -402,9 +389,9 @@ impl Robot for InvertedPendulum {
         info: &mut Info,
     ) -> (f64, bool) {
         do_simulation(sim, action, frame_skip, false);
-        let mut obs = Vec::with_capacity(4);
-        self.observation(sim, &mut obs);
-        let terminated = !obs.iter().all(|x| x.is_finite()) || obs[1].abs() > 0.2;
+        // The observation is qpos ++ qvel, so its element 1 is the pole's angle qpos[1].
+        let (qpos, qvel) = (sim.qpos(), sim.qvel());
+        let terminated = !qpos.iter().chain(qvel).all(|x| x.is_finite()) || qpos[1].abs() > 0.2;
         let reward = if terminated { 0.0 } else { 1.0 };
         put(info, "reward_survive", reward);
         (reward, terminated)

@@ -461,3 +461,20 @@ pub(crate) fn state_numbers(
         })
         .collect()
 }
+
+/// A uniform draw in `[low, high)` as numpy's `uniform` computes it: `low + (high - low) * u`
+/// (Gymnasium's reset noise and dm-control's initial states).
+pub(crate) fn uniform(rng: &mut rein_core::ReinRng, low: f64, high: f64) -> f64 {
+    use rand::Rng;
+    low + (high - low) * rng.random::<f64>()
+}
+
+/// The Euclidean norm (`np.linalg.norm` of a vector).
+pub(crate) fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// `a - b` of two 3-vectors (body, site or geom positions).
+pub(crate) fn sub3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
