@@ -210,7 +210,7 @@ impl A2c {
             policy,
             optimizers,
             collector,
-            rng,
+            rng: rein_core::collective::rank_rng(rng, config.seed),
             update: 0,
             started: Instant::now(),
             timing: UpdateTiming::default(),
@@ -277,6 +277,7 @@ impl A2c {
             })
             .collect();
         self.policy.backward(&grad_out, &grad_v);
+        self.policy.average_grads_over_ranks();
         let norm = self.policy.clip_grad_norm(cfg.max_grad_norm);
         if !norm.is_finite() {
             return Err(AlgoError::NonFinite(format!(
@@ -299,14 +300,14 @@ impl A2c {
         self.timing.grad_steps += 1;
         self.timing.rollout_secs += (t1 - t0).as_secs_f64();
         self.timing.optimize_secs += t1.elapsed().as_secs_f64();
-        let (ret_mean, len_mean) = self.collector.episode_stats();
+        let (ret_mean, len_mean, episodes) = self.collector.episode_stats();
         let _ = d;
         Ok(UpdateLog {
             global_step: self.global_step(),
             update: self.update,
             ep_return_mean: ret_mean,
             ep_len_mean: len_mean,
-            episodes: self.collector.episodes,
+            episodes,
             policy_loss: pg / m as f64,
             value_loss: vl / m as f64,
             entropy: ent / m as f64,

@@ -226,6 +226,21 @@ impl ActorCritic {
         out
     }
 
+    /// Averages the gradients of every parameter group over the MPI ranks, in one allreduce
+    /// (nothing without MPI): data-parallel ranks then take the same optimiser step.
+    pub fn average_grads_over_ranks(&mut self) {
+        let mut groups = self.param_groups();
+        let mut grads: Vec<&mut [f32]> = groups.iter_mut().map(|(_, g)| &mut **g).collect();
+        rein_core::collective::average_f32_groups(&mut grads);
+    }
+
+    /// A hash of every parameter ([`rein_core::collective::checksum_f32`]), which MPI ranks
+    /// compare.
+    pub fn parameter_checksum(&mut self) -> u64 {
+        let groups = self.param_groups();
+        rein_core::collective::checksum_f32(groups.iter().map(|(p, _)| &**p))
+    }
+
     /// Sizes of [`Self::param_groups`].
     pub fn param_group_sizes(&self) -> Vec<usize> {
         let mut out = Vec::new();

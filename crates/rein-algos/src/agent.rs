@@ -490,6 +490,20 @@ impl Trainer for Agent {
         Ok(())
     }
 
+    fn parameter_checksum(&self) -> Option<u64> {
+        let tensors = match &self.inner {
+            AgentImpl::Ppo(a) => a.policy.to_tensors(),
+            AgentImpl::A2c(a) => a.policy.to_tensors(),
+            AgentImpl::Reinforce(a) => a.policy.to_tensors(),
+            AgentImpl::Dqn(a) => a.network_tensors(),
+            AgentImpl::Td3(a) => a.network_tensors(),
+            AgentImpl::Sac(a) => a.network_tensors(),
+        };
+        Some(rein_core::collective::checksum_f32(
+            tensors.iter().map(|t| &t.data[..]),
+        ))
+    }
+
     fn curve(&self) -> Curve {
         Curve {
             file: "learning_curve.png",
@@ -538,7 +552,11 @@ impl RunConfig {
     pub fn read(dir: &Path) -> Result<Self, AlgoError> {
         let path = dir.join(rein_train::files::CONFIG);
         let bad = |m: String| AlgoError::Config(format!("{}: {m}", path.display()));
-        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+        // Under MPI every rank reads rank 0's file.
+        let bytes =
+            rein_core::collective::read_on_root(|| std::fs::read(&path).map_err(|e| e.to_string()))
+                .map_err(bad)?;
+        let text = String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
         toml::from_str(&text).map_err(|e| bad(format!("not a run's config.toml: {e}")))
     }
 }

@@ -9,18 +9,20 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Writes `tensors` and `state` of an agent of `kind` to `path`, atomically.
+/// Writes `tensors` and `state` of an agent of `kind` to `path`, atomically. Under MPI the
+/// replay arrays (`replay.*`) are each rank's own ([`Checkpoint::write_ranked`]'s local
+/// tensors); the networks are shared.
 pub(crate) fn save<S: Serialize>(
     path: &Path,
     kind: &str,
     state: &S,
     tensors: &[NamedTensor],
 ) -> Result<(), AlgoError> {
-    let views = tensors
+    let (local, shared): (Vec<_>, Vec<_>) = tensors
         .iter()
         .map(|t| (t.name.clone(), F32View::new(t.shape.clone(), &t.data)))
-        .collect();
-    Ok(Checkpoint::write(path, kind, state, views)?)
+        .partition(|(name, _)| name.starts_with("replay."));
+    Ok(Checkpoint::write_ranked(path, kind, state, shared, local)?)
 }
 
 /// A checkpoint read back: the agent's state and its tensors by name.

@@ -292,7 +292,7 @@ impl Dqn {
             q_target,
             env,
             n_actions,
-            rng,
+            rng: rein_core::collective::rank_rng(rng, config.seed),
             grad_steps: 0,
             cache: MlpCache::default(),
             target_cache: MlpCache::default(),
@@ -368,12 +368,12 @@ impl Dqn {
                 let obs = self.env.obs.clone();
                 self.greedy(&obs)
             };
+            let step_before = self.env.global_step;
             self.env.step(Value::Discrete(a as i64), &[a as f32])?;
-            if self
-                .env
-                .global_step
-                .is_multiple_of(cfg.target_update_interval.max(1))
-            {
+            // Each time global_step passes a multiple of the interval (one step of every
+            // rank under MPI may pass several steps at once).
+            let interval = cfg.target_update_interval.max(1);
+            if self.env.global_step / interval > step_before / interval {
                 if cfg.tau >= 1.0 {
                     self.q_target.copy_params_from(&self.q);
                 } else {
@@ -472,6 +472,7 @@ impl Dqn {
             grad
         };
         self.q.backward(&mut self.cache, &grad);
+        rein_core::collective::average_f32(&mut self.q.grads);
         let norm = clip_grad_norm(&mut [&mut self.q.grads], self.config.max_grad_norm);
         if !norm.is_finite() {
             return Err(AlgoError::NonFinite(format!(
@@ -492,14 +493,20 @@ impl Dqn {
         Ok(())
     }
 
-    /// Writes everything needed to continue exactly (both networks, the replay buffer as
-    /// tensors, optimiser moments, generator, env state) to one checkpoint, atomically.
-    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
+    /// The networks' tensors as the checkpoint names them (no replay arrays).
+    pub fn network_tensors(&self) -> Vec<rein_nn::io::NamedTensor> {
         let mut tensors = self.q.to_tensors("q");
         tensors.extend(self.q_target.to_tensors("q_target"));
         if let Some((_, net)) = &self.best {
             tensors.extend(net.to_tensors("q_best"));
         }
+        tensors
+    }
+
+    /// Writes everything needed to continue exactly (both networks, the replay buffer as
+    /// tensors, optimiser moments, generator, env state) to one checkpoint, atomically.
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
+        let mut tensors = self.network_tensors();
         tensors.extend(self.env.tensors());
         let state = OffPolicyState {
             config: self.config.clone(),

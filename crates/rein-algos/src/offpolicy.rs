@@ -4,6 +4,7 @@
 
 use crate::onpolicy::EnvFactory;
 use crate::AlgoError;
+use rein_core::collective;
 
 /// The checkpoint state of an off-policy agent: its settings, generator and env loop, and
 /// `algo`, what only that algorithm keeps (optimiser moments, noise, counters).
@@ -110,8 +111,12 @@ pub(crate) struct OffPolicyEnv {
     /// Current observation.
     pub obs: Vec<f32>,
     pub buffer: rein_core::replay::ReplayBuffer,
-    /// Environment steps so far.
+    /// Environment steps so far, of all ranks under MPI (each rank steps its own env once per
+    /// step, so `learning_starts`, `total_timesteps` and schedules count steps of the whole
+    /// run).
     pub global_step: u64,
+    /// MPI ranks (1 without MPI): what one step adds to `global_step`.
+    ranks: u64,
     ep_return: f64,
     recent: std::collections::VecDeque<f64>,
     episodes: u64,
@@ -129,13 +134,15 @@ impl OffPolicyEnv {
             rein_core::VectorEnv::from_fn(1, rein_core::AutoresetMode::SameStep, 1, move |i| {
                 make_env(i)
             })?;
-        let obs = venv.reset(Some(seed))?.to_vec();
+        // Each rank its own env (seeded `seed + rank`), replay buffer and episodes.
+        let obs = venv.reset(Some(collective::env_seed(seed, 1)))?.to_vec();
         let obs_dim = venv.obs_dim();
         Ok(Self {
             venv,
             obs,
             buffer: rein_core::replay::ReplayBuffer::new(buffer_size, obs_dim, stored_action_dim),
             global_step: 0,
+            ranks: collective::world().size() as u64,
             ep_return: 0.0,
             recent: Default::default(),
             episodes: 0,
@@ -180,21 +187,24 @@ impl OffPolicyEnv {
             self.episodes += 1;
         }
         self.obs = next;
-        self.global_step += 1;
+        self.global_step += self.ranks;
         Ok(done)
     }
 
-    /// Episodes finished.
+    /// Episodes finished (of every rank, under MPI: collective).
     pub fn episodes(&self) -> u64 {
-        self.episodes
+        collective::sum_f64(&[self.episodes as f64])[0] as u64
     }
 
-    /// Mean return of the last 100 episodes (NaN before the first one ends).
+    /// Mean return of the last 100 episodes (NaN before the first one ends); under MPI the
+    /// mean over every rank's last 100 (collective).
     pub fn recent_mean(&self) -> f64 {
-        if self.recent.is_empty() {
+        let sums =
+            collective::sum_f64(&[self.recent.iter().sum::<f64>(), self.recent.len() as f64]);
+        if sums[1] == 0.0 {
             f64::NAN
         } else {
-            self.recent.iter().sum::<f64>() / self.recent.len() as f64
+            sums[0] / sums[1]
         }
     }
 

@@ -4,6 +4,7 @@
 
 use crate::actor_critic::{ActionKind, ActorCritic};
 use crate::AlgoError;
+use rein_core::collective;
 use rein_core::returns::compute_gae;
 use rein_core::wrappers::VecNormalize;
 use rein_core::{AutoresetMode, ReinRng, Space, Value, VectorEnv};
@@ -46,8 +47,11 @@ pub struct Collector {
     recent: VecDeque<(f64, u64)>,
     /// Episodes finished so far.
     pub episodes: u64,
-    /// Environment steps so far.
+    /// Environment steps so far (of every rank under MPI: all ranks step `num_envs` envs at a
+    /// time, so `total_timesteps` and schedules count the whole run's steps).
     pub global_step: u64,
+    /// MPI ranks (1 without MPI).
+    ranks: usize,
     /// The last rollout.
     pub buf: Rollout,
 }
@@ -76,7 +80,10 @@ impl Collector {
         }
         let kind = ActionKind::from_space(venv.single_action_space())?;
         let obs_dim = venv.obs_dim();
-        let mut obs = venv.reset(Some(seed))?.to_vec();
+        // Under MPI rank r's envs are seeded as envs r*num_envs.. of one process.
+        let mut obs = venv
+            .reset(Some(collective::env_seed(seed, num_envs)))?
+            .to_vec();
         let (norm_obs, norm_reward) = normalize;
         let mut norm = (norm_obs || norm_reward)
             .then(|| VecNormalize::new(num_envs, obs_dim, norm_obs, norm_reward, gamma));
@@ -93,6 +100,7 @@ impl Collector {
                 recent: VecDeque::new(),
                 episodes: 0,
                 global_step: 0,
+                ranks: collective::world().size(),
                 buf: Rollout::default(),
             },
             obs_dim,
@@ -105,16 +113,23 @@ impl Collector {
         self.venv.num_envs()
     }
 
-    /// Mean return and length of the last 100 finished episodes (NaN before any).
-    pub fn episode_stats(&self) -> (f64, f64) {
-        if self.recent.is_empty() {
-            return (f64::NAN, f64::NAN);
+    /// Mean return and length of the last 100 finished episodes (NaN before any), and the
+    /// episodes finished so far. Under MPI: over every rank's last 100 and all ranks'
+    /// episodes (one allreduce; collective).
+    pub fn episode_stats(&self) -> (f64, f64, u64) {
+        let local = [
+            self.recent.iter().map(|r| r.0).sum::<f64>(),
+            self.recent.iter().map(|r| r.1 as f64).sum::<f64>(),
+            self.recent.len() as f64,
+            self.episodes as f64,
+        ];
+        let [ret, len, n, episodes] = collective::sum_f64(&local)[..] else {
+            unreachable!("four sums")
+        };
+        if n == 0.0 {
+            return (f64::NAN, f64::NAN, episodes as u64);
         }
-        let n = self.recent.len() as f64;
-        (
-            self.recent.iter().map(|r| r.0).sum::<f64>() / n,
-            self.recent.iter().map(|r| r.1 as f64).sum::<f64>() / n,
-        )
+        (ret / n, len / n, episodes as u64)
     }
 
     /// Collects `n_steps` steps of every env with actions sampled from `policy`. A truncated
@@ -208,7 +223,7 @@ impl Collector {
             b.terminated[base..base + n].copy_from_slice(&terminated);
             b.truncated[base..base + n].copy_from_slice(&truncated);
             self.obs = next_obs;
-            self.global_step += n as u64;
+            self.global_step += (n * self.ranks) as u64;
         }
         // V(s_{t+1}) for transitions that did not end an episode.
         let last = policy.values(&self.obs, n);

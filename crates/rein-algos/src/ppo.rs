@@ -18,6 +18,7 @@ use crate::actor_critic::ActorCritic;
 use crate::onpolicy::{load_on_policy, Collector, EnvFactory, OnPolicyState, UpdateTiming};
 use crate::AlgoError;
 use rand::seq::SliceRandom;
+use rein_core::collective;
 use rein_core::returns::explained_variance;
 use rein_core::schedule::Schedule;
 use rein_core::{rng_from_seed, ReinRng};
@@ -302,7 +303,7 @@ impl Ppo {
                 .collect(),
             policy,
             collector,
-            rng,
+            rng: rein_core::collective::rank_rng(rng, config.seed),
             update: 0,
             started: Instant::now(),
             timing: UpdateTiming::default(),
@@ -402,6 +403,11 @@ impl Ppo {
                         .head_backward(row, action, &lp, g_logp, g_entropy, g);
                 }
                 approx_kl = kl_sum / m as f64;
+                if cfg.target_kl > 0.0 && collective::is_distributed() {
+                    // Every rank stops at the same minibatch: the mean over ranks decides.
+                    let n = collective::world().size() as f64;
+                    approx_kl = collective::sum_f64(&[approx_kl])[0] / n;
+                }
                 if cfg.target_kl > 0.0 && approx_kl > 1.5 * cfg.target_kl {
                     break 'epochs;
                 }
@@ -426,6 +432,7 @@ impl Ppo {
                     grad_v[k] = (cfg.vf_coef * 2.0 * err * dpred / m as f64) as f32;
                 }
                 self.policy.backward(&grad_out[..m * out_dim], &grad_v[..m]);
+                self.policy.average_grads_over_ranks();
                 let norm = self.policy.clip_grad_norm(cfg.max_grad_norm);
                 if !norm.is_finite() {
                     return Err(AlgoError::NonFinite(format!(
@@ -451,13 +458,13 @@ impl Ppo {
         }
         self.update += 1;
         let c = count.max(1) as f64;
-        let (ret_mean, len_mean) = self.collector.episode_stats();
+        let (ret_mean, len_mean, episodes) = self.collector.episode_stats();
         Ok(PpoLog {
             global_step: self.global_step(),
             update: self.update,
             ep_return_mean: ret_mean,
             ep_len_mean: len_mean,
-            episodes: self.collector.episodes,
+            episodes,
             policy_loss: pg_sum / c,
             value_loss: v_sum / c,
             entropy: ent_sum / c,

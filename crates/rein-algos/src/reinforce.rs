@@ -172,7 +172,7 @@ impl Reinforce {
             opt_value: Adam::new(policy.critic.params.len(), config.value_learning_rate, 1e-8),
             policy,
             collector,
-            rng,
+            rng: rein_core::collective::rank_rng(rng, config.seed),
             open: vec![Trajectory::default(); config.num_envs],
             batch: Vec::new(),
             update: 0,
@@ -282,6 +282,7 @@ impl Reinforce {
         self.policy
             .actor
             .backward(&mut self.policy.actor_cache, &grad_out);
+        self.policy.average_grads_over_ranks();
         if cfg.max_grad_norm > 0.0 {
             clip_grad_norm(
                 &mut [&mut self.policy.actor.grads, &mut self.policy.log_std_grad],
@@ -308,13 +309,13 @@ impl Reinforce {
         }
         self.update += 1;
         self.timing.grad_steps += 1;
-        let (ret_mean, len_mean) = self.collector.episode_stats();
+        let (ret_mean, len_mean, episodes) = self.collector.episode_stats();
         Ok(UpdateLog {
             global_step: self.global_step(),
             update: self.update,
             ep_return_mean: ret_mean,
             ep_len_mean: len_mean,
-            episodes: self.collector.episodes,
+            episodes,
             policy_loss: pg / m as f64,
             value_loss: if cfg.use_baseline {
                 vl / m as f64

@@ -329,7 +329,7 @@ impl Sac {
             critic_targets,
             low,
             high,
-            rng,
+            rng: rein_core::collective::rank_rng(rng, config.seed),
             grad_steps: 0,
             caches: Default::default(),
             batch: ReplayBatch::default(),
@@ -452,7 +452,9 @@ impl Sac {
             let g = -(mean_logp + f64::from(self.target_entropy));
             alpha_loss = f64::from(self.log_alpha) * g;
             let mut p = [self.log_alpha];
-            self.opt_alpha.step(&mut p, &[g as f32]);
+            let mut g = [g as f32];
+            rein_core::collective::average_f32(&mut g);
+            self.opt_alpha.step(&mut p, &g);
             self.log_alpha = p[0];
         }
         // Critic targets from the target critics at a' ~ pi(.|s').
@@ -494,6 +496,7 @@ impl Sac {
                 })
                 .collect();
             c.backward(&mut self.caches[2], &g);
+            rein_core::collective::average_f32(&mut c.grads);
             opt.step(&mut c.params, &c.grads);
         }
         if !critic_loss.is_finite() {
@@ -552,6 +555,7 @@ impl Sac {
             }
         }
         self.actor.backward(&mut self.caches[0], &d_raw);
+        rein_core::collective::average_f32(&mut self.actor.grads);
         self.opt_actor
             .step(&mut self.actor.params, &self.actor.grads);
         self.grad_steps += 1;
@@ -573,13 +577,19 @@ impl Sac {
         Ok(())
     }
 
-    /// Writes everything needed to continue exactly to one checkpoint, atomically.
-    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
+    /// The networks' tensors as the checkpoint names them (no replay arrays).
+    pub fn network_tensors(&self) -> Vec<rein_nn::io::NamedTensor> {
         let mut tensors = self.actor.to_tensors("actor");
         for (i, (c, t)) in self.critics.iter().zip(&self.critic_targets).enumerate() {
             tensors.extend(c.to_tensors(&format!("critic{i}")));
             tensors.extend(t.to_tensors(&format!("critic_target{i}")));
         }
+        tensors
+    }
+
+    /// Writes everything needed to continue exactly to one checkpoint, atomically.
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
+        let mut tensors = self.network_tensors();
         tensors.extend(self.env.tensors());
         let state = OffPolicyState {
             config: self.config.clone(),

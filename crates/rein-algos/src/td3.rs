@@ -327,7 +327,7 @@ impl Td3 {
             critic_targets,
             low,
             high,
-            rng,
+            rng: rein_core::collective::rank_rng(rng, config.seed),
             critic_steps: 0,
             caches: Default::default(),
             batch: ReplayBatch::default(),
@@ -465,6 +465,7 @@ impl Td3 {
                 })
                 .collect();
             c.backward(&mut self.caches[3], &g);
+            rein_core::collective::average_f32(&mut c.grads);
             opt.step(&mut c.params, &c.grads);
         }
         self.critic_steps += 1;
@@ -496,6 +497,7 @@ impl Td3 {
             }
         }
         self.actor.backward(&mut self.caches[0], &d_pre);
+        rein_core::collective::average_f32(&mut self.actor.grads);
         self.opt_actor
             .step(&mut self.actor.params, &self.actor.grads);
         let tau = cfg.tau as f32;
@@ -515,15 +517,21 @@ impl Td3 {
         Ok(())
     }
 
-    /// Writes everything needed to continue exactly (networks, targets, optimisers, replay
-    /// buffer, generator, env) to one checkpoint, atomically.
-    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
+    /// The networks' tensors as the checkpoint names them (no replay arrays).
+    pub fn network_tensors(&self) -> Vec<rein_nn::io::NamedTensor> {
         let mut tensors = self.actor.to_tensors("actor");
         tensors.extend(self.actor_target.to_tensors("actor_target"));
         for (i, (c, t)) in self.critics.iter().zip(&self.critic_targets).enumerate() {
             tensors.extend(c.to_tensors(&format!("critic{i}")));
             tensors.extend(t.to_tensors(&format!("critic_target{i}")));
         }
+        tensors
+    }
+
+    /// Writes everything needed to continue exactly (networks, targets, optimisers, replay
+    /// buffer, generator, env) to one checkpoint, atomically.
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> Result<(), AlgoError> {
+        let mut tensors = self.network_tensors();
         tensors.extend(self.env.tensors());
         let state = OffPolicyState {
             config: self.config.clone(),

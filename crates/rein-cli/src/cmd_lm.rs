@@ -636,6 +636,7 @@ fn run_trainer(
         max_updates: common.max_updates,
         sample_every: 0,
         resumed,
+        check_weights_every: 100,
     };
     crate::session::run(&mut s, run, &options, common.quiet, &common.resume_command)?;
     Ok(s.trainer)

@@ -162,6 +162,7 @@ fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
         max_updates: a.max_updates,
         sample_every: a.sample_every,
         resumed,
+        check_weights_every: 100,
     };
     let resume_command = format!("rein lm {name} --resume");
     crate::session::run(&mut trainer, &run, &options, a.quiet, &resume_command)?;

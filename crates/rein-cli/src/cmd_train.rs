@@ -123,6 +123,10 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Under `mpirun` (a build with the `mpi` feature): compare the ranks' weights every this
+    /// many updates and stop every rank with an error if they differ (0: never).
+    #[arg(long, default_value_t = 100)]
+    pub check_weights_every: u64,
 }
 
 /// Applies, in order, a config file (TOML, or a run's config.toml) and the --set overrides to
@@ -226,18 +230,21 @@ fn resume(a: &TrainArgs, dir: &Path) -> Result<()> {
             ckpt.display()
         );
     }
+    rein_train::Checkpoint::check_resume_ranks(&ckpt)?;
     let mut agent = Agent::load(&ckpt, env_factory(&rc.env, &rc.env_options)?)?;
     if let Some(total) = a.total_timesteps {
         agent
             .extend_run(dir, total)
             .with_context(|| format!("--total-timesteps {total} for {}", dir.display()))?;
     }
-    eprintln!(
-        "resuming {} at step {} of {}",
-        dir.display(),
-        agent.global_step(),
-        agent.total_timesteps()
-    );
+    if rein_core::collective::is_root() {
+        eprintln!(
+            "resuming {} at step {} of {}",
+            dir.display(),
+            agent.global_step(),
+            agent.total_timesteps()
+        );
+    }
     run_agent(agent, dir, a, true)
 }
 
@@ -248,6 +255,7 @@ fn run_agent(mut agent: Agent, dir: &Path, a: &TrainArgs, resumed: bool) -> Resu
         max_updates: a.max_updates,
         sample_every: 0,
         resumed,
+        check_weights_every: a.check_weights_every,
     };
     if let RunEnd::Finished(Some(e)) =
         crate::session::run(&mut agent, dir, &options, a.quiet, "rein train --resume")?
@@ -269,6 +277,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     if a.total_timesteps.is_some() {
         bail!("--total-timesteps is for ppo; tabular agents count --episodes");
+    }
+    if rein_core::collective::is_distributed() {
+        bail!(
+            "{} is a tabular agent and trains in one process: run it without mpirun",
+            algo.name()
+        );
     }
     let kwargs = parse_overrides(&a.options)?;
     let mut env = rein_envs::make_with(&env_id, &kwargs)?;

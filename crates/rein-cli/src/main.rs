@@ -189,6 +189,14 @@ fn main() {
     keep_freed_memory();
     limit_candle_spinning();
     let cli = Cli::parse();
+    #[cfg(feature = "mpi")]
+    let mpi = match rein_mpi::start() {
+        Ok(session) => session,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
     let result = match cli.command {
         Command::Envs(a) => cmd_env::list(&a),
         Command::Env(c) => cmd_env::run(c),
@@ -215,10 +223,22 @@ fn main() {
         Command::Bench(BenchCommand::Gemm) => cmd_bench::bench_gemm(),
     };
     if let Err(e) = result {
-        eprintln!("error: {e}");
+        let world = rein_core::collective::world();
+        let rank = if world.size() > 1 {
+            format!(" (rank {} of {})", world.rank(), world.size())
+        } else {
+            String::new()
+        };
+        eprintln!("error{rank}: {e}");
         for cause in e.chain().skip(1) {
             eprintln!("  caused by: {cause}");
         }
+        if world.size() > 1 {
+            // The other ranks wait in a collective for this one: MPI_Abort ends them all.
+            world.abort(1);
+        }
         std::process::exit(1);
     }
+    #[cfg(feature = "mpi")]
+    drop(mpi);
 }

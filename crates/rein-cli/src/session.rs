@@ -67,7 +67,9 @@ pub fn run(
     resume_command: &str,
 ) -> Result<RunEnd> {
     install_interrupt_handler();
-    let bar = if quiet {
+    // Under MPI rank 0 speaks for the run; the other ranks train silently.
+    let root = rein_core::collective::is_root();
+    let bar = if quiet || !root {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(0)
@@ -95,6 +97,12 @@ pub fn run(
     );
     // What the run's wall time went to, so a cadence that costs more than it should shows.
     let total = clock.elapsed().as_secs_f64();
+    if !root {
+        if end == RunEnd::Interrupted {
+            std::process::exit(130);
+        }
+        return Ok(end);
+    }
     // On stderr, with the progress bar: stdout stays the results (some commands print JSON).
     eprintln!(
         "ran {:.2} s, of which {:.3} s writing {} checkpoints ({:.1}%)",
@@ -152,6 +160,7 @@ pub fn check_run_kind(dir: &Path, kinds: &[&str]) -> Result<()> {
         );
     }
     let kind = rein_train::Checkpoint::peek_kind(&ckpt)?;
+    rein_train::Checkpoint::check_resume_ranks(&ckpt)?;
     if !kinds.contains(&kind.as_str()) {
         let wanted: Vec<String> = kinds.iter().map(|k| command_of_kind(k)).collect();
         anyhow::bail!(

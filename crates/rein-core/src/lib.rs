@@ -6,6 +6,7 @@
 
 pub mod canvas;
 pub mod checker;
+pub mod collective;
 pub mod env;
 pub mod error;
 pub mod fuzz;

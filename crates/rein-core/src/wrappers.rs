@@ -677,7 +677,11 @@ impl VecNormalize {
         if d == 0 || obs.is_empty() {
             return;
         }
-        if self.training {
+        if self.training && crate::collective::is_distributed() {
+            // Every rank updates with the same batch, all ranks' rows: statistics stay equal.
+            let (mean, var, n) = crate::collective::batch_moments(obs, d);
+            rms.update_moments(&mean, &var, n);
+        } else if self.training {
             let n = (obs.len() / d) as f64;
             let mut mean = vec![0.0; d];
             for row in obs.chunks_exact(d) {
@@ -719,10 +723,15 @@ impl VecNormalize {
             for (r, &x) in self.returns.iter_mut().zip(rewards.iter()) {
                 *r = *r * self.gamma + x;
             }
-            let n = self.returns.len() as f64;
-            let mean = self.returns.iter().sum::<f64>() / n;
-            let var = self.returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
-            rms.update_moments(&[mean], &[var], n);
+            if crate::collective::is_distributed() {
+                let (mean, var, n) = crate::collective::batch_moments(&self.returns, 1);
+                rms.update_moments(&mean, &var, n);
+            } else {
+                let n = self.returns.len() as f64;
+                let mean = self.returns.iter().sum::<f64>() / n;
+                let var = self.returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+                rms.update_moments(&[mean], &[var], n);
+            }
         }
         let std = (rms.var[0] + self.epsilon).sqrt();
         for r in rewards.iter_mut() {

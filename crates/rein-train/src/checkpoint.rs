@@ -55,6 +55,36 @@ struct Header<S> {
     state: S,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     checksum: Option<String>,
+    /// Ranks of the MPI run that wrote it (absent: one process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    world_size: Option<usize>,
+    /// The states of ranks 1.. of an MPI run (`state` is rank 0's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    rank_states: Vec<S>,
+}
+
+/// Why a checkpoint of `written_by` ranks cannot continue in a run of `ranks`.
+fn mismatched_ranks(written_by: usize, ranks: usize) -> String {
+    format!(
+        "written by a run of {written_by} MPI rank(s); this run has {ranks}: resume it with the \
+         same number (mpirun -np {written_by})"
+    )
+}
+
+/// The name under which rank `rank` (>= 1) of an MPI run stores its rank-local tensor `name`
+/// (rank 0 stores it under `name`, as a single process does).
+fn rank_tensor_name(rank: usize, name: &str) -> String {
+    format!("rank{rank}/{name}")
+}
+
+/// The text the checksum covers: the state, then each further rank's state.
+fn states_text(state: &str, rank_states: &[&str]) -> String {
+    let mut text = state.to_string();
+    for r in rank_states {
+        text.push('\n');
+        text.push_str(r);
+    }
+    text
 }
 
 /// CRC-32 (crc32fast: the checksum gzip and PNG use) of the state's exact JSON text and of
@@ -161,15 +191,38 @@ pub struct Checkpoint {
     rein_version: String,
     state: serde_json::Value,
     bytes: Vec<u8>,
+    /// The MPI rank this process reads as (its state and rank-local tensors).
+    rank: usize,
 }
 
 impl Checkpoint {
     /// Writes `tensors` and `state` of a trainer of `kind` to `path`, atomically.
+    ///
+    /// Under MPI (more than one rank) every rank calls it: each rank's `state` and its
+    /// rank-local tensors are gathered to rank 0, which writes one file holding them all
+    /// (see [`Checkpoint::write_ranked`]); here all tensors are shared (equal on every rank).
     pub fn write<S: Serialize, V: safetensors::View>(
         path: &Path,
         kind: &str,
         state: &S,
         tensors: Vec<(String, V)>,
+    ) -> Result<(), CheckpointError> {
+        Self::write_ranked(path, kind, state, tensors, Vec::new())
+    }
+
+    /// [`Checkpoint::write`] with `local` tensors that differ between MPI ranks (a rank's own
+    /// replay buffer): rank 0 stores its own under their names, rank `r` under `rank{r}/NAME`,
+    /// and [`Checkpoint::f32_tensors`] gives each rank back its own under the plain names.
+    /// `shared` tensors (weights, optimiser moments: equal on every rank) are stored once.
+    /// Every rank's `state` is kept (rank 0's as the state, the others' in the header), so
+    /// `--resume` under the same number of ranks continues exactly; with one process it is
+    /// `write` of all the tensors.
+    pub fn write_ranked<S: Serialize, V: safetensors::View>(
+        path: &Path,
+        kind: &str,
+        state: &S,
+        shared: Vec<(String, V)>,
+        local: Vec<(String, V)>,
     ) -> Result<(), CheckpointError> {
         let invalid = |message: String| CheckpointError::Invalid {
             path: path.to_path_buf(),
@@ -177,23 +230,98 @@ impl Checkpoint {
         };
         let state_text = serde_json::to_string(state)
             .map_err(|e| invalid(format!("serialising the trainer state: {e}")))?;
+        let world = rein_core::collective::world();
+        if world.size() == 1 {
+            let mut tensors = shared;
+            tensors.extend(local);
+            return Self::write_file(path, kind, state_text, Vec::new(), tensors);
+        }
+        // One message per rank: its state's length, its state, its local tensors.
+        let local_blob = safetensors::serialize(local, None)
+            .map_err(|e| invalid(format!("serialising tensors: {e}")))?;
+        let mut message = (state_text.len() as u64).to_le_bytes().to_vec();
+        message.extend_from_slice(state_text.as_bytes());
+        message.extend_from_slice(&local_blob);
+        let gathered = world.gather_bytes(&message);
+        if world.rank() != 0 {
+            return Ok(());
+        }
+        let mut rank_states = Vec::new();
+        let mut blobs = Vec::new();
+        for (r, m) in gathered.iter().enumerate() {
+            let bad = || invalid(format!("rank {r} sent a malformed checkpoint part"));
+            let len =
+                u64::from_le_bytes(m.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+            let end = 8 + len as usize;
+            let text = std::str::from_utf8(m.get(8..end).ok_or_else(bad)?).map_err(|_| bad())?;
+            if r > 0 {
+                rank_states.push(text.to_string());
+            }
+            blobs.push((r, &m[end..]));
+        }
+        let mut owned: Vec<(String, OwnedView)> = Vec::new();
+        for (r, blob) in blobs {
+            let st = safetensors::SafeTensors::deserialize(blob)
+                .map_err(|e| invalid(format!("rank {r}'s tensors: {e}")))?;
+            for (name, view) in st.tensors() {
+                let name = if r == 0 {
+                    name
+                } else {
+                    rank_tensor_name(r, &name)
+                };
+                owned.push((
+                    name,
+                    OwnedView {
+                        dtype: view.dtype(),
+                        shape: view.shape().to_vec(),
+                        data: view.data().to_vec(),
+                    },
+                ));
+            }
+        }
+        let mut tensors: Vec<(String, AnyView<V>)> = shared
+            .into_iter()
+            .map(|(n, v)| (n, AnyView::Given(v)))
+            .collect();
+        tensors.extend(owned.into_iter().map(|(n, v)| (n, AnyView::Owned(v))));
+        Self::write_file(path, kind, state_text, rank_states, tensors)
+    }
+
+    /// Writes the file of [`Checkpoint::write_ranked`] (rank 0 only).
+    fn write_file<V: safetensors::View>(
+        path: &Path,
+        kind: &str,
+        state_text: String,
+        rank_states: Vec<String>,
+        tensors: Vec<(String, V)>,
+    ) -> Result<(), CheckpointError> {
+        let invalid = |message: String| CheckpointError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
         let datas: Vec<_> = tensors.iter().map(|(_, v)| v.data()).collect();
+        let ranks: Vec<&str> = rank_states.iter().map(String::as_str).collect();
         let sum = checksum(
-            &state_text,
+            &states_text(&state_text, &ranks),
             tensors
                 .iter()
                 .zip(&datas)
                 .map(|((n, v), d)| (n.as_str(), format!("{:?}", v.dtype()), v.shape(), &d[..])),
         );
         drop(datas);
-        let state = serde_json::value::RawValue::from_string(state_text)
-            .map_err(|e| invalid(format!("serialising the trainer state: {e}")))?;
+        let raw = |text: String| {
+            serde_json::value::RawValue::from_string(text)
+                .map_err(|e| invalid(format!("serialising the trainer state: {e}")))
+        };
+        let world_size = (!rank_states.is_empty()).then_some(rank_states.len() + 1);
         let header = Header {
             format: FORMAT_VERSION,
             kind: kind.to_string(),
             rein_version: env!("CARGO_PKG_VERSION").to_string(),
-            state,
+            state: raw(state_text)?,
             checksum: Some(sum),
+            world_size,
+            rank_states: rank_states.into_iter().map(raw).collect::<Result<_, _>>()?,
         };
         let json = serde_json::to_string(&header)
             .map_err(|e| invalid(format!("serialising the trainer state: {e}")))?;
@@ -207,11 +335,17 @@ impl Checkpoint {
     }
 
     /// Reads and checks a checkpoint: a safetensors file with a header of a known format.
+    ///
+    /// Under MPI, rank 0 reads the file and sends it to every rank (only rank 0 needs to see
+    /// the run directory); each rank gets its own state and rank-local tensors, and a file
+    /// written by another number of ranks is refused naming both numbers.
     pub fn read(path: &Path) -> Result<Self, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes =
+            rein_core::collective::read_on_root(|| std::fs::read(path).map_err(|e| e.to_string()))
+                .map_err(|message| CheckpointError::Io {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other(message),
+                })?;
         let invalid = |message: String| CheckpointError::Invalid {
             path: path.to_path_buf(),
             message,
@@ -235,8 +369,9 @@ impl Checkpoint {
             .map_err(|e| invalid(format!("damaged checkpoint header: {e}")))?;
         if let Some(stored) = &raw.checksum {
             let views = st.tensors();
+            let ranks: Vec<&str> = raw.rank_states.iter().map(|r| r.get()).collect();
             let found = checksum(
-                raw.state.get(),
+                &states_text(raw.state.get(), &ranks),
                 views
                     .iter()
                     .map(|(n, v)| (n.as_str(), format!("{:?}", v.dtype()), v.shape(), v.data())),
@@ -249,12 +384,26 @@ impl Checkpoint {
             }
         }
         drop(st);
+        let world = rein_core::collective::world();
+        let written_by = header.world_size.unwrap_or(1);
+        // One process (evaluation, inspection) reads rank 0's part of any run.
+        if world.size() > 1 && written_by != world.size() {
+            return Err(invalid(mismatched_ranks(written_by, world.size())));
+        }
+        let rank = world.rank();
+        let mut rank_states = header.rank_states;
+        let state = if rank == 0 {
+            header.state
+        } else {
+            std::mem::take(&mut rank_states[rank - 1])
+        };
         Ok(Self {
             path: path.to_path_buf(),
             kind: header.kind,
             rein_version: header.rein_version,
-            state: header.state,
+            state,
             bytes,
+            rank,
         })
     }
 
@@ -262,6 +411,52 @@ impl Checkpoint {
     /// replay buffer or a language model, are not read): for loaders that dispatch on the kind
     /// before reading the file once with [`Checkpoint::read_kind`].
     pub fn peek_kind(path: &Path) -> Result<String, CheckpointError> {
+        Ok(Self::peek(path)?.0)
+    }
+
+    /// Refuses to resume the checkpoint at `path` in a run of another number of MPI ranks
+    /// than wrote it (each rank continues its own environments), naming both numbers.
+    /// Reading it for evaluation needs no such match: one process reads rank 0's part.
+    pub fn check_resume_ranks(path: &Path) -> Result<(), CheckpointError> {
+        let written_by = Self::peek(path)?.1;
+        let ranks = rein_core::collective::world().size();
+        if written_by != ranks {
+            return Err(CheckpointError::Invalid {
+                path: path.to_path_buf(),
+                message: mismatched_ranks(written_by, ranks),
+            });
+        }
+        Ok(())
+    }
+
+    /// The kind and the number of ranks of the checkpoint at `path`, from its header. Under
+    /// MPI rank 0 reads it and every rank gets its answer (as in `read`).
+    fn peek(path: &Path) -> Result<(String, usize), CheckpointError> {
+        let mut error = None;
+        let found = rein_core::collective::read_on_root(|| match Self::peek_here(path) {
+            Ok((kind, ranks)) => Ok(format!("{ranks}\t{kind}").into_bytes()),
+            Err(e) => {
+                let message = e.to_string();
+                error = Some(e);
+                Err(message)
+            }
+        });
+        match (found, error) {
+            (Ok(text), _) => {
+                let text = String::from_utf8_lossy(&text).into_owned();
+                let (ranks, kind) = text.split_once('\t').unwrap_or(("1", &text));
+                Ok((kind.to_string(), ranks.parse().unwrap_or(1)))
+            }
+            (Err(_), Some(e)) => Err(e),
+            (Err(message), None) => Err(CheckpointError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("rank 0 could not read it: {message}"),
+            }),
+        }
+    }
+
+    /// [`Checkpoint::peek`] of this process's filesystem.
+    fn peek_here(path: &Path) -> Result<(String, usize), CheckpointError> {
         use std::io::Read;
         let invalid = |message: String| CheckpointError::Invalid {
             path: path.to_path_buf(),
@@ -304,7 +499,8 @@ impl Checkpoint {
         }
         let h: SafetensorsHeader =
             serde_json::from_slice(&text).map_err(|e| not_safetensors(e.to_string()))?;
-        Ok(check_header(path, &h.metadata)?.kind)
+        let header = check_header(path, &h.metadata)?;
+        Ok((header.kind, header.world_size.unwrap_or(1)))
     }
 
     /// Reads a checkpoint that must be of one of `kinds`.
@@ -350,7 +546,16 @@ impl Checkpoint {
         let st = safetensors::SafeTensors::deserialize(&self.bytes)
             .map_err(|e| self.invalid(format!("damaged tensor data: {e}")))?;
         let mut out = HashMap::new();
+        let own_prefix = format!("rank{}/", self.rank);
         for (name, view) in st.tensors() {
+            // Rank-local tensors of MPI runs: this rank's under their plain names.
+            let name = if let Some(plain) = name.strip_prefix(&own_prefix) {
+                plain.to_string()
+            } else if is_rank_tensor(&name) || (self.rank > 0 && st_has(&st, &own_prefix, &name)) {
+                continue;
+            } else {
+                name
+            };
             if view.dtype() != safetensors::Dtype::F32 {
                 return Err(self.invalid(format!(
                     "tensor {name} has dtype {:?}, expected F32",
@@ -404,6 +609,60 @@ impl safetensors::View for F32View {
     }
     fn data_len(&self) -> usize {
         self.bytes.len()
+    }
+}
+
+/// True for `rankR/NAME`, a rank-local tensor of rank `R >= 1`.
+fn is_rank_tensor(name: &str) -> bool {
+    name.strip_prefix("rank").is_some_and(|rest| {
+        rest.split_once('/')
+            .is_some_and(|(r, _)| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// True when rank-local tensor `name` of rank 0 has a twin `own_prefix + name` (so the
+/// reading rank takes its own instead).
+fn st_has(st: &safetensors::SafeTensors<'_>, own_prefix: &str, name: &str) -> bool {
+    st.tensor(&format!("{own_prefix}{name}")).is_ok()
+}
+
+/// A tensor received from another rank, owned.
+struct OwnedView {
+    dtype: safetensors::Dtype,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+/// A tensor rank 0 writes: one of its own (`Given`) or one gathered from a rank (`Owned`).
+enum AnyView<V> {
+    Given(V),
+    Owned(OwnedView),
+}
+
+impl<V: safetensors::View> safetensors::View for AnyView<V> {
+    fn dtype(&self) -> safetensors::Dtype {
+        match self {
+            Self::Given(v) => v.dtype(),
+            Self::Owned(v) => v.dtype,
+        }
+    }
+    fn shape(&self) -> &[usize] {
+        match self {
+            Self::Given(v) => v.shape(),
+            Self::Owned(v) => &v.shape,
+        }
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            Self::Given(v) => v.data(),
+            Self::Owned(v) => std::borrow::Cow::Borrowed(&v.data),
+        }
+    }
+    fn data_len(&self) -> usize {
+        match self {
+            Self::Given(v) => v.data_len(),
+            Self::Owned(v) => v.data.len(),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! libraries never print.
 
 use crate::trainer::{Evaluation, Progress, Trainer, TrainerError};
+use rein_core::collective;
 use rein_core::metrics::{write_atomic, CsvLogger};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,19 @@ pub enum RunError {
         checkpoint: PathBuf,
         /// The cause.
         source: TrainerError,
+    },
+    /// Under MPI, the ranks' parameters differ (they must stay equal: gradients are averaged).
+    #[error(
+        "the ranks' weights differ after update {update} (checksums {min:016x} to {max:016x}); \
+         data-parallel training lost its synchronisation"
+    )]
+    Diverged {
+        /// Updates done.
+        update: u64,
+        /// The smallest and largest checksum over the ranks.
+        min: u64,
+        /// See `min`.
+        max: u64,
     },
     /// Writing a checkpoint or export failed.
     #[error("{path}: {source}")]
@@ -116,6 +130,10 @@ pub struct RunOptions {
     /// The run directory already holds this run's `metrics.csv` (a resumed run): rows after
     /// the checkpoint's update count are dropped and rewritten.
     pub resumed: bool,
+    /// Under MPI with more than one rank: compare every rank's parameter checksum
+    /// ([`Trainer::parameter_checksum`]) every this many updates and stop every rank with
+    /// [`RunError::Diverged`] when they differ (0: never).
+    pub check_weights_every: u64,
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC (civil-from-days, Howard Hinnant's algorithm), so that run
@@ -145,8 +163,20 @@ pub fn utc_timestamp(t: SystemTime) -> String {
 
 /// Creates a new run directory `root/<env>__<algo>__<seed>__<UTC timestamp>` (a `-k` suffix
 /// when that exists; never reusing one). A `/` of a namespaced id (`dm_control/cheetah-run-v0`)
-/// becomes `-` in the name, so that every run is one directory under `root`.
+/// becomes `-` in the name, so that every run is one directory under `root`. Under MPI rank 0
+/// creates it and every rank gets its path.
 pub fn create_run_dir(root: &Path, env: &str, algo: &str, seed: u64) -> std::io::Result<PathBuf> {
+    let path = collective::read_on_root(|| {
+        create_run_dir_here(root, env, algo, seed)
+            .map(|p| p.to_string_lossy().into_owned().into_bytes())
+            .map_err(|e| e.to_string())
+    })
+    .map_err(std::io::Error::other)?;
+    Ok(PathBuf::from(String::from_utf8_lossy(&path).into_owned()))
+}
+
+/// [`create_run_dir`] in this process.
+fn create_run_dir_here(root: &Path, env: &str, algo: &str, seed: u64) -> std::io::Result<PathBuf> {
     let env = env.replace(['/', '\\'], "-");
     let base = format!(
         "{env}__{algo}__{seed}__{}",
@@ -169,8 +199,12 @@ pub fn create_run_dir(root: &Path, env: &str, algo: &str, seed: u64) -> std::io:
     unreachable!("some suffix is free")
 }
 
-/// Writes `config.toml` (every effective setting) into `dir`, atomically.
+/// Writes `config.toml` (every effective setting) into `dir`, atomically (under MPI, rank 0
+/// alone: the run directory is its).
 pub fn write_config(dir: &Path, text: &str) -> Result<(), RunError> {
+    if !collective::is_root() {
+        return Ok(());
+    }
     let path = dir.join(files::CONFIG);
     write_atomic(&path, text.as_bytes()).map_err(|source| RunError::Io { path, source })
 }
@@ -179,7 +213,7 @@ pub fn write_config(dir: &Path, text: &str) -> Result<(), RunError> {
 /// not fit) leaves nothing to resume: removes its half-made run directory. Resumed runs and
 /// runs with a checkpoint are kept. Returns whether it was removed, for the caller's message.
 pub fn discard_failed_start(dir: &Path, resumed: bool) -> bool {
-    if resumed || dir.join(files::CHECKPOINT).exists() {
+    if !collective::is_root() || resumed || dir.join(files::CHECKPOINT).exists() {
         return false;
     }
     std::fs::remove_dir_all(dir).is_ok()
@@ -210,6 +244,13 @@ pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<()> {
 /// Trains `trainer` in `dir` until it finishes, `max_updates` updates are done, or the
 /// observer stops it. Every way out but an error leaves a checkpoint from which the trainer's
 /// loader continues exactly; a finished run also gets its curve, export and `eval.json`.
+///
+/// Under MPI (`rein_core::collective::world` of more than one rank) every rank runs this loop
+/// with its own trainer; rank 0 alone writes the run directory (metrics, samples, curve,
+/// export, evaluation; checkpoints gather every rank's state there through
+/// [`crate::Checkpoint::write`]), and the decisions to checkpoint or stop are taken by all
+/// ranks together (a checkpoint falls due on any rank's clock, a stop on any rank's request),
+/// so every rank takes the same number of updates.
 pub fn run(
     trainer: &mut dyn Trainer,
     dir: &Path,
@@ -217,15 +258,23 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<RunEnd, RunError> {
     let io = |path: PathBuf| move |source| RunError::Io { path, source };
-    if options.resumed {
+    let root = collective::is_root();
+    if options.resumed && root {
         remove_stale_temporaries(dir).map_err(io(dir.to_path_buf()))?;
     }
     let csv_path = dir.join(files::METRICS);
-    let mut csv = if options.resumed {
-        CsvLogger::resume(&csv_path, trainer.columns(), trainer.updates() as usize)
+    let mut csv = if !root {
+        None
+    } else if options.resumed {
+        Some(CsvLogger::resume(
+            &csv_path,
+            trainer.columns(),
+            trainer.updates() as usize,
+        ))
     } else {
-        CsvLogger::create(&csv_path, trainer.columns())
+        Some(CsvLogger::create(&csv_path, trainer.columns()))
     }
+    .transpose()
     .map_err(io(csv_path.clone()))?;
     let ckpt = dir.join(files::CHECKPOINT);
     let samples_path = dir.join(files::SAMPLES);
@@ -237,10 +286,12 @@ pub fn run(
                 path: ckpt.clone(),
                 source,
             })?;
-        t.export(dir).map_err(|source| RunError::Checkpoint {
-            path: dir.join(files::MODEL),
-            source,
-        })?;
+        if collective::is_root() {
+            t.export(dir).map_err(|source| RunError::Checkpoint {
+                path: dir.join(files::MODEL),
+                source,
+            })?;
+        }
         observer.on_checkpoint(&ckpt, clock.elapsed().as_secs_f64());
         Ok(())
     };
@@ -253,11 +304,29 @@ pub fn run(
             checkpoint: ckpt.clone(),
             source,
         })?;
-        csv.log(&row).map_err(io(csv_path.clone()))?;
+        if let Some(csv) = csv.as_mut() {
+            csv.log(&row).map_err(io(csv_path.clone()))?;
+        }
         done_here += 1;
         let progress = trainer.progress();
         observer.on_update(progress, &row, &trainer.status(&row));
-        if options.sample_every > 0 && trainer.updates().is_multiple_of(options.sample_every) {
+        let check = options.check_weights_every;
+        if check > 0 && collective::is_distributed() && trainer.updates().is_multiple_of(check) {
+            if let Some(sum) = trainer.parameter_checksum() {
+                let (min, max) = collective::world().min_max_u64(sum);
+                if min != max {
+                    return Err(RunError::Diverged {
+                        update: trainer.updates(),
+                        min,
+                        max,
+                    });
+                }
+            }
+        }
+        if root
+            && options.sample_every > 0
+            && trainer.updates().is_multiple_of(options.sample_every)
+        {
             let lines = trainer.samples();
             if !lines.is_empty() {
                 let mut f = std::fs::OpenOptions::new()
@@ -276,8 +345,8 @@ pub fn run(
         let every = options.checkpoint_every;
         let secs = options.checkpoint_seconds;
         let due = (every > 0 && progress.done / every > before / every)
-            || (secs > 0.0 && last_save.elapsed().as_secs_f64() >= secs);
-        let stop = if observer.should_stop() {
+            || (secs > 0.0 && collective::any(last_save.elapsed().as_secs_f64() >= secs));
+        let stop = if collective::any(observer.should_stop()) {
             Some(RunEnd::Interrupted)
         } else if options.max_updates.is_some_and(|m| done_here >= m) {
             Some(RunEnd::MaxUpdates)
@@ -294,6 +363,9 @@ pub fn run(
     }
     drop(csv);
     save(trainer, observer)?;
+    if !root {
+        return Ok(RunEnd::Finished(None));
+    }
     let curve = trainer.curve();
     crate::plot::csv_curve(
         dir,

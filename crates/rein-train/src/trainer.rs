@@ -79,6 +79,12 @@ pub trait Trainer {
     fn samples(&self) -> Vec<serde_json::Value> {
         Vec::new()
     }
+    /// A hash of the trained parameters (`rein_core::collective::checksum_f32`), which the
+    /// run loop compares across MPI ranks: data-parallel ranks must hold equal weights. `None`
+    /// (the default): not checked.
+    fn parameter_checksum(&self) -> Option<u64> {
+        None
+    }
     /// The final evaluation, when the trainer has one.
     fn evaluate(&mut self) -> Result<Option<Evaluation>, TrainerError> {
         Ok(None)

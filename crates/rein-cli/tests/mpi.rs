@@ -1,0 +1,356 @@
+//! Data-parallel training under `mpirun` (the `mpi` feature): `cargo test -p rein-cli
+//! --features mpi --test mpi` with Open MPI installed (`.ci/run` does both). Every run here
+//! goes through `mpirun --allow-run-as-root --oversubscribe` on loopback.
+#![cfg(feature = "mpi")]
+
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const REIN: &str = env!("CARGO_BIN_EXE_rein");
+
+fn mpirun(np: usize, args: &[&str]) -> Output {
+    Command::new("mpirun")
+        .args([
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "-np",
+            &np.to_string(),
+            REIN,
+        ])
+        .args(args)
+        .output()
+        .expect("mpirun runs (apt-get install openmpi-bin)")
+}
+
+fn plain(args: &[&str]) -> Output {
+    Command::new(REIN).args(args).output().expect("rein runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rein-mpi-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The one run directory under `root`.
+fn run_dir(root: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "one run directory in {}: {dirs:?}",
+        root.display()
+    );
+    dirs[0].clone()
+}
+
+/// metrics.csv without its last column (`sps`, a wall-clock rate).
+fn metrics_without_sps(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+fn checkpoint(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("checkpoint.safetensors")).unwrap()
+}
+
+fn eval_mean(dir: &Path) -> f64 {
+    let j: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).unwrap()).unwrap();
+    j["mean_return"].as_f64().unwrap()
+}
+
+#[test]
+fn one_rank_equals_the_plain_run_bit_for_bit() {
+    let root = temp("one");
+    let args = |runs: &Path| {
+        vec![
+            "train".to_string(),
+            "ppo".into(),
+            "--env".into(),
+            "Pendulum-v1".into(),
+            "--seed".into(),
+            "5".into(),
+            "--total-timesteps".into(),
+            "4096".into(),
+            "--set".into(),
+            "normalize_obs=true".into(),
+            "--quiet".into(),
+            "--runs-dir".into(),
+            runs.display().to_string(),
+        ]
+    };
+    let a = root.join("plain");
+    let o = plain(&args(&a).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", text(&o));
+    let b = root.join("mpirun");
+    let o = mpirun(1, &args(&b).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", text(&o));
+    let (a, b) = (run_dir(&a), run_dir(&b));
+    assert_eq!(metrics_without_sps(&a), metrics_without_sps(&b));
+    assert_eq!(checkpoint(&a), checkpoint(&b), "checkpoints differ");
+}
+
+#[test]
+fn two_ranks_keep_equal_weights_and_resume_exactly() {
+    let root = temp("two");
+    let common = [
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--seed",
+        "3",
+        "--total-timesteps",
+        "12288",
+        "--set",
+        "normalize_obs=true",
+        "--check-weights-every",
+        "1",
+        "--quiet",
+        "--runs-dir",
+    ];
+    let whole = root.join("whole");
+    let mut args = common.to_vec();
+    args.push(whole.to_str().unwrap());
+    let o = mpirun(2, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let whole = run_dir(&whole);
+    // Global steps: both ranks' 8 envs x 32 steps per update.
+    let rows = metrics_without_sps(&whole);
+    assert!(rows[1].starts_with("512,1,"), "{}", rows[1]);
+    assert_eq!(rows.len() - 1, 24);
+
+    let parts = root.join("parts");
+    let mut args = common.to_vec();
+    args.extend([parts.to_str().unwrap(), "--max-updates", "7"]);
+    let o = mpirun(2, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let parts = run_dir(&parts);
+    let p = parts.to_str().unwrap();
+    // Another number of ranks is refused, naming both.
+    for o in [
+        plain(&["train", "--resume", p]),
+        mpirun(3, &["train", "--resume", p]),
+    ] {
+        assert!(!o.status.success());
+        assert!(
+            text(&o).contains("written by a run of 2 MPI rank(s)"),
+            "{}",
+            text(&o)
+        );
+    }
+    let o = mpirun(
+        2,
+        &[
+            "train",
+            "--resume",
+            p,
+            "--quiet",
+            "--check-weights-every",
+            "1",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(metrics_without_sps(&whole), metrics_without_sps(&parts));
+    assert_eq!(
+        checkpoint(&whole),
+        checkpoint(&parts),
+        "resumed checkpoint differs"
+    );
+    // rein eval reads the run as any other.
+    let o = plain(&["eval", whole.to_str().unwrap(), "--episodes", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn off_policy_ranks_keep_their_own_replay_buffers_and_resume_exactly() {
+    let root = temp("sac");
+    let common = [
+        "train",
+        "sac",
+        "--env",
+        "Pendulum-v1",
+        "--seed",
+        "2",
+        "--total-timesteps",
+        "1200",
+        "--set",
+        "learning_starts=400",
+        "--check-weights-every",
+        "1",
+        "--quiet",
+        "--runs-dir",
+    ];
+    let whole = root.join("whole");
+    let mut args = common.to_vec();
+    args.push(whole.to_str().unwrap());
+    let o = mpirun(2, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let whole = run_dir(&whole);
+    let parts = root.join("parts");
+    let mut args = common.to_vec();
+    args.extend([parts.to_str().unwrap(), "--max-updates", "250"]);
+    let o = mpirun(2, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let parts = run_dir(&parts);
+    let o = mpirun(
+        2,
+        &["train", "--resume", parts.to_str().unwrap(), "--quiet"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(metrics_without_sps(&whole), metrics_without_sps(&parts));
+    let bytes = checkpoint(&whole);
+    assert_eq!(bytes, checkpoint(&parts), "resumed checkpoint differs");
+    // Rank 1's replay buffer is in the checkpoint next to rank 0's.
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Json = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    for name in ["replay.obs", "rank1/replay.obs", "actor.0.weight"] {
+        assert!(header.get(name).is_some(), "{name} in the checkpoint");
+    }
+    assert!(
+        header.get("rank1/actor.0.weight").is_none(),
+        "weights are stored once"
+    );
+}
+
+#[test]
+fn a_killed_rank_ends_the_job_and_the_checkpoint_resumes() {
+    let root = temp("kill");
+    let mut job = Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np", "2", REIN])
+        .args([
+            "train",
+            "ppo",
+            "--env",
+            "CartPole-v1",
+            "--seed",
+            "1",
+            "--total-timesteps",
+            "100000000",
+            "--checkpoint-every",
+            "2048",
+            "--quiet",
+            "--runs-dir",
+        ])
+        .arg(&root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for a checkpoint, then kill rank 1.
+    let clock = Instant::now();
+    let dir = loop {
+        assert!(clock.elapsed() < Duration::from_secs(120), "no checkpoint");
+        if let Ok(mut entries) = std::fs::read_dir(&root) {
+            if let Some(Ok(e)) = entries.next() {
+                if e.path().join("checkpoint.safetensors").exists() {
+                    break e.path();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let rank1 = rank_pid(job.id(), 1).expect("rank 1 is a child of mpirun");
+    assert!(Command::new("kill")
+        .args(["-9", &rank1.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let clock = Instant::now();
+    let status = loop {
+        if let Some(s) = job.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            clock.elapsed() < Duration::from_secs(60),
+            "the job outlived its killed rank"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let o = job.wait_with_output().unwrap();
+    assert!(!status.success());
+    let t = text(&o);
+    assert!(t.contains("rank 1"), "the message names the rank: {t}");
+    // The last checkpoint is intact: the run resumes under 2 ranks.
+    let o = mpirun(
+        2,
+        &[
+            "train",
+            "--resume",
+            dir.to_str().unwrap(),
+            "--total-timesteps",
+            "16384",
+            "--quiet",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(dir.join("eval.json").exists());
+}
+
+/// The pid of MPI rank `rank` among the children of mpirun `parent`.
+fn rank_pid(parent: u32, rank: usize) -> Option<u32> {
+    let clock = Instant::now();
+    while clock.elapsed() < Duration::from_secs(30) {
+        for entry in std::fs::read_dir("/proc").ok()? {
+            let Ok(pid) = entry.ok()?.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid != Some(parent) {
+                continue;
+            }
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let want = format!("OMPI_COMM_WORLD_RANK={rank}");
+            if environ.split(|&b| b == 0).any(|v| v == want.as_bytes()) {
+                return Some(pid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+#[test]
+fn the_ppo_cartpole_preset_reaches_475_under_two_ranks() {
+    let root = temp("learn");
+    let o = mpirun(
+        2,
+        &[
+            "train",
+            "ppo",
+            "--env",
+            "CartPole-v1",
+            "--seed",
+            "7",
+            "--quiet",
+            "--runs-dir",
+            root.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = run_dir(&root);
+    let mean = eval_mean(&dir);
+    assert!(mean >= 475.0, "mean return {mean}");
+}

@@ -1,0 +1,119 @@
+//! rein's [`Communicator`] over MPI: Open MPI through the `mpi` crate (rsmpi), so that a run
+//! started with `mpirun -np N rein ...` trains data-parallel over `N` processes on one machine
+//! or many (a hostfile), as OpenAI Baselines' MPI PPO and Horovod did.
+//!
+//! The binary calls [`start`] first thing; it initialises MPI (`MPI_THREAD_FUNNELED`: only
+//! the main thread calls MPI) and, with more than one rank, installs the world communicator
+//! as [`rein_core::collective::world`]. With one rank (no `mpirun`, or `-np 1`) nothing is
+//! installed and every command runs exactly as a build without MPI.
+
+use mpi::collective::SystemOperation;
+use mpi::environment::Universe;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::{Communicator as _, CommunicatorCollectives, Destination, Root, Source};
+use rein_core::collective::{install_world, Communicator};
+use std::rc::Rc;
+
+/// The world communicator of an MPI job.
+pub struct MpiWorld {
+    comm: SimpleCommunicator,
+}
+
+impl Communicator for MpiWorld {
+    fn rank(&self) -> usize {
+        self.comm.rank() as usize
+    }
+
+    fn size(&self) -> usize {
+        self.comm.size() as usize
+    }
+
+    fn sum_f64(&self, values: &mut [f64]) {
+        let send = values.to_vec();
+        self.comm
+            .all_reduce_into(&send[..], values, SystemOperation::sum());
+    }
+
+    fn sum_f32(&self, values: &mut [f32]) {
+        let send = values.to_vec();
+        self.comm
+            .all_reduce_into(&send[..], values, SystemOperation::sum());
+    }
+
+    fn min_max_u64(&self, value: u64) -> (u64, u64) {
+        let (mut min, mut max) = (0u64, 0u64);
+        self.comm
+            .all_reduce_into(&value, &mut min, SystemOperation::min());
+        self.comm
+            .all_reduce_into(&value, &mut max, SystemOperation::max());
+        (min, max)
+    }
+
+    fn gather_bytes(&self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        // Point-to-point to rank 0, in rank order: the messages differ in length (a rank's
+        // environment states, its replay buffer) and are sent only at checkpoints.
+        if self.rank() == 0 {
+            let mut all = vec![bytes.to_vec()];
+            for r in 1..self.comm.size() {
+                let (message, _) = self.comm.process_at_rank(r).receive_vec::<u8>();
+                all.push(message);
+            }
+            all
+        } else {
+            self.comm.process_at_rank(0).send(bytes);
+            Vec::new()
+        }
+    }
+
+    fn broadcast_bytes(&self, bytes: &mut Vec<u8>) {
+        let root = self.comm.process_at_rank(0);
+        let mut len = bytes.len() as u64;
+        root.broadcast_into(&mut len);
+        bytes.resize(len as usize, 0);
+        root.broadcast_into(&mut bytes[..]);
+    }
+
+    fn abort(&self, code: i32) -> ! {
+        self.comm.abort(code)
+    }
+}
+
+/// MPI for the life of the binary: dropping it uninstalls the world and finalises MPI.
+pub struct MpiSession {
+    universe: Option<Universe>,
+    /// This process's rank.
+    pub rank: usize,
+    /// Number of ranks.
+    pub size: usize,
+}
+
+impl Drop for MpiSession {
+    fn drop(&mut self) {
+        install_world(None);
+        drop(self.universe.take());
+    }
+}
+
+/// MPI could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
+/// Initialises MPI and, with more than one rank, installs its world communicator for this
+/// (the main) thread.
+pub fn start() -> Result<MpiSession, StartError> {
+    let (universe, _) =
+        mpi::initialize_with_threading(mpi::Threading::Funneled).ok_or_else(|| {
+            StartError("MPI could not be initialised (was it initialised already?)".into())
+        })?;
+    let comm = universe.world();
+    let (rank, size) = (comm.rank() as usize, comm.size() as usize);
+    if size > 1 {
+        install_world(Some(Rc::new(MpiWorld { comm })));
+    }
+    Ok(MpiSession {
+        universe: Some(universe),
+        rank,
+        size,
+    })
+}
