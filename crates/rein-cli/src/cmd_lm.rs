@@ -535,6 +535,10 @@ pub struct TrainCommon {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Under `mpirun` (a build with the `mpi` feature): compare the ranks' weights every this
+    /// many steps and stop every rank with an error if they differ (0: never).
+    #[arg(long, default_value_t = 100)]
+    check_weights_every: u64,
     /// How a stopped run continues (set by the command).
     #[arg(skip)]
     resume_command: String,
@@ -636,7 +640,7 @@ fn run_trainer(
         max_updates: common.max_updates,
         sample_every: 0,
         resumed,
-        check_weights_every: 100,
+        check_weights_every: common.check_weights_every,
     };
     crate::session::run(&mut s, run, &options, common.quiet, &common.resume_command)?;
     Ok(s.trainer)
@@ -667,19 +671,26 @@ fn resume_lm(dir: &Path, common: &TrainCommon) -> Result<()> {
     let ckpt = dir.join(rein_train::files::CHECKPOINT);
     let max_steps = resumed_max_steps(&common.set, dir)?;
     let mut t = LmTrainer::load_checkpoint(&ckpt)?;
+    let root = rein_core::collective::is_root();
     if let Some(n) = max_steps {
         t.set_max_steps(n)?;
-        write_train_config(dir, &t.config)?;
+        if root {
+            write_train_config(dir, &t.config)?;
+        }
     }
-    eprintln!(
-        "resuming {} at step {} of {}",
-        dir.display(),
-        t.step,
-        t.config.max_steps
-    );
+    if root {
+        eprintln!(
+            "resuming {} at step {} of {}",
+            dir.display(),
+            t.step,
+            t.config.max_steps
+        );
+    }
     let tk_dir = dir.join("model");
     let t = run_trainer(t, dir, &tk_dir, common, true)?;
-    println!("step {}; model in {}", t.step, dir.join("model").display());
+    if root {
+        println!("step {}; model in {}", t.step, dir.join("model").display());
+    }
     Ok(())
 }
 
@@ -732,10 +743,13 @@ fn start_supervised(
     what: &str,
 ) -> Result<()> {
     let run = rein_train::create_run_dir(&common.runs_dir, "lm", kind, cfg.seed)?;
-    write_train_config(&run, &cfg)?;
-    std::fs::create_dir_all(run.join("model"))?;
-    tk.save(&run.join("model/tokenizer.json"))?;
-    println!("run directory: {} ({what})", run.display());
+    // Under MPI the run directory is rank 0's.
+    if rein_core::collective::is_root() {
+        write_train_config(&run, &cfg)?;
+        std::fs::create_dir_all(run.join("model"))?;
+        tk.save(&run.join("model/tokenizer.json"))?;
+        println!("run directory: {} ({what})", run.display());
+    }
     let t = LmTrainer::new(cfg, model, examples)?;
     let t = run_trainer(t, &run, &run.join("model"), common, false)?;
     report_end(&t)
@@ -748,7 +762,7 @@ fn write_train_config(run: &Path, cfg: &LmTrainConfig) -> Result<()> {
 }
 
 fn report_end(t: &LmTrainer) -> Result<()> {
-    if t.eval_len() > 0 {
+    if t.eval_len() > 0 && rein_core::collective::is_root() {
         let l = t.evaluate()?;
         println!(
             "eval loss {l:.4}, perplexity {:.3} ({} held-out examples)",
@@ -845,6 +859,7 @@ pub fn quickstart(a: &QuickstartArgs) -> Result<()> {
         checkpoint_seconds: 0.0,
         max_updates: None,
         quiet: a.quiet,
+        check_weights_every: 100,
         resume_command: String::new(),
     };
     let run = rein_train::create_run_dir(&work, "lm", "quickstart", a.seed)?;

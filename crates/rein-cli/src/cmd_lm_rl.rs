@@ -53,6 +53,10 @@ pub struct RlArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Under `mpirun` (a build with the `mpi` feature): compare the ranks' weights every this
+    /// many steps and stop every rank with an error if they differ (0: never).
+    #[arg(long, default_value_t = 100)]
+    check_weights_every: u64,
 }
 
 #[derive(Args)]
@@ -121,7 +125,7 @@ fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
                     a.preset.as_deref().unwrap_or(Path::new("")).display(),
                 );
             }
-            if !p.description.is_empty() {
+            if !p.description.is_empty() && rein_core::collective::is_root() {
                 println!("task: {}", p.description);
             }
         }
@@ -150,11 +154,15 @@ fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
         t.write_run_files(&run, &config_toml, &specs)?;
         (run, t, false)
     };
-    println!(
-        "run directory: {}; reward: {}",
-        run.display(),
-        trainer.reward.name()
-    );
+    // Under MPI rank 0 speaks for the run.
+    let root = rein_core::collective::is_root();
+    if root {
+        println!(
+            "run directory: {}; reward: {}",
+            run.display(),
+            trainer.reward.name()
+        );
+    }
     let mut trainer = trainer;
     let options = RunOptions {
         checkpoint_every: a.checkpoint_every,
@@ -162,10 +170,13 @@ fn rl_command(a: &RlArgs, kind: &str) -> Result<()> {
         max_updates: a.max_updates,
         sample_every: a.sample_every,
         resumed,
-        check_weights_every: 100,
+        check_weights_every: a.check_weights_every,
     };
     let resume_command = format!("rein lm {name} --resume");
     crate::session::run(&mut trainer, &run, &options, a.quiet, &resume_command)?;
+    if !root {
+        return Ok(());
+    }
     println!(
         "{} steps done; model in {}",
         rein_train::Trainer::updates(&trainer),

@@ -240,6 +240,50 @@ impl AdamW {
     }
 }
 
+/// How gradients of data-parallel ranks combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankReduction {
+    /// Summed: each rank's loss was already divided by the global normaliser (the token
+    /// count of all ranks), so the sum is the gradient of the whole batch's loss.
+    Sum,
+    /// Averaged: each rank's loss is a mean over its own rows (equal row counts).
+    Mean,
+}
+
+/// Combines the gradients `grads` (by parameter name) of every MPI rank in one allreduce,
+/// flattened into one buffer in name order (the same on every rank); nothing without MPI.
+/// Called between the backward pass and clipping, so that every rank clips and steps the same
+/// gradient and the weights stay equal.
+pub fn reduce_grads_over_ranks(
+    grads: &mut std::collections::HashMap<String, Tensor>,
+    how: RankReduction,
+) -> Result<(), LmError> {
+    let world = rein_core::collective::world();
+    if world.size() == 1 {
+        return Ok(());
+    }
+    let mut names: Vec<String> = grads.keys().cloned().collect();
+    names.sort();
+    let mut flat: Vec<f32> = Vec::new();
+    for n in &names {
+        flat.extend(grads[n].flatten_all()?.to_vec1::<f32>()?);
+    }
+    world.sum_f32(&mut flat);
+    if how == RankReduction::Mean {
+        let k = world.size() as f32;
+        flat.iter_mut().for_each(|v| *v /= k);
+    }
+    let mut at = 0;
+    for n in names {
+        let g = &grads[&n];
+        let count = g.elem_count();
+        let t = Tensor::from_slice(&flat[at..at + count], g.shape().clone(), g.device())?;
+        at += count;
+        grads.insert(n, t);
+    }
+    Ok(())
+}
+
 /// Global L2 norm of gradients (by name), and scaling of them to at most `max_norm`
 /// (`torch.nn.utils.clip_grad_norm_`); returns the norm before clipping.
 pub fn clip_grad_norm(

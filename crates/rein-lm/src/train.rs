@@ -8,7 +8,7 @@
 use crate::kernels::loss::{causal_lm_loss, LmBatch, IGNORE};
 use crate::models::common::Dropout;
 use crate::models::{CausalLm, Model};
-use crate::optim::{clip_grad_norm, AdamW};
+use crate::optim::{clip_grad_norm, reduce_grads_over_ranks, AdamW, RankReduction};
 use crate::tokenizer::Tokenizer;
 use crate::LmError;
 use candle_core::Tensor;
@@ -473,7 +473,8 @@ impl LmTrainer {
             eval,
             opt,
             model,
-            rng,
+            // Each rank its own dropout masks (the data order is rank 0's: `new_epoch`).
+            rng: rein_core::collective::rank_rng(rng, config.seed),
             tokens: 0,
             started: std::time::Instant::now(),
             config,
@@ -482,15 +483,35 @@ impl LmTrainer {
         Ok(t)
     }
 
+    /// A new shuffled order of the training examples. Under MPI rank 0's order is every
+    /// rank's (the ranks' generators part ways at their dropout masks).
     fn new_epoch(&mut self) {
         self.order = (0..self.train.len()).collect();
         self.order.shuffle(&mut self.rng);
         self.cursor = 0;
+        if rein_core::collective::is_distributed() {
+            let mut bytes: Vec<u8> = self
+                .order
+                .iter()
+                .flat_map(|&i| (i as u64).to_le_bytes())
+                .collect();
+            rein_core::collective::world().broadcast_bytes(&mut bytes);
+            self.order = bytes
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")) as usize)
+                .collect();
+        }
     }
 
+    /// The next micro-batch. Under MPI with `N` ranks every rank walks the order by
+    /// `N * batch_size` examples, as one process with that batch size, and collates its own
+    /// share (rank `r` the `r`-th `batch_size`).
     fn next_batch(&mut self) -> LmBatch {
-        let mut picked = Vec::with_capacity(self.config.batch_size);
-        while picked.len() < self.config.batch_size {
+        let world = rein_core::collective::world();
+        let (rank, ranks) = (world.rank(), world.size());
+        let b = self.config.batch_size;
+        let mut picked = Vec::with_capacity(b * ranks);
+        while picked.len() < b * ranks {
             if self.cursor == self.order.len() {
                 self.epoch += 1;
                 self.new_epoch();
@@ -498,7 +519,10 @@ impl LmTrainer {
             picked.push(self.order[self.cursor]);
             self.cursor += 1;
         }
-        let refs: Vec<&Example> = picked.iter().map(|&i| &self.train[i]).collect();
+        let refs: Vec<&Example> = picked[rank * b..(rank + 1) * b]
+            .iter()
+            .map(|&i| &self.train[i])
+            .collect();
         collate(&refs)
     }
 
@@ -527,13 +551,24 @@ impl LmTrainer {
         let mut loss_sum = 0f64;
         for _ in 0..cfg.grad_accum {
             let batch = self.next_batch();
-            self.tokens += batch.mask.iter().flatten().filter(|&&m| m == 1).count() as u64;
+            let tokens = batch.mask.iter().flatten().filter(|&&m| m == 1).count() as f64;
             let mut dropout = Dropout { rng: &mut self.rng };
-            let (loss, _) = causal_lm_loss(&self.model, &batch, Some(&mut dropout))?;
+            let (loss, terms) = causal_lm_loss(&self.model, &batch, Some(&mut dropout))?;
+            // Under MPI the mean is over every rank's target tokens (one allreduce), and the
+            // gradients are summed below: the update of one process with all ranks' examples.
+            let counts = rein_core::collective::sum_f64(&[terms as f64, tokens]);
+            self.tokens += counts[1] as u64;
+            let loss = if rein_core::collective::is_distributed() {
+                (loss * (terms as f64 / counts[0].max(1.0)))?
+            } else {
+                loss
+            };
             let loss = (loss / cfg.grad_accum as f64)?;
             loss_sum += f64::from(loss.to_scalar::<f32>()?);
             self.opt.accumulate(&mut acc, &loss.backward()?)?;
         }
+        let loss_sum = rein_core::collective::sum_f64(&[loss_sum])[0];
+        reduce_grads_over_ranks(&mut acc, RankReduction::Sum)?;
         if !loss_sum.is_finite() {
             return Err(LmError::Input(format!(
                 "training loss became {loss_sum} at step {}; the last checkpoint is intact",
@@ -669,6 +704,9 @@ impl rein_train::Trainer for SupervisedTrainer {
     }
     fn updates(&self) -> u64 {
         self.trainer.step
+    }
+    fn parameter_checksum(&self) -> Option<u64> {
+        crate::models::model::parameter_checksum(&self.trainer.model)
     }
     fn progress(&self) -> rein_train::Progress {
         rein_train::Progress {

@@ -424,6 +424,8 @@ pub fn lm_train(
         max_updates,
         sample_every: checkpoint_every.max(1),
         resumed,
+        // Python trains in one process.
+        check_weights_every: 0,
     };
     let detached = Detached(&mut trainer);
     let (run_ref, options_ref) = (&run, &options);

@@ -186,6 +186,8 @@ pub fn train(
         max_updates,
         sample_every: 0,
         resumed,
+        // Python trains in one process.
+        check_weights_every: 0,
     };
     let end = py.detach(|| rein_train::run(&mut agent, &dir, &options, &mut observer));
     outcome(&dir, resumed, end, observer)

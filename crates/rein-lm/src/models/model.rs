@@ -417,3 +417,22 @@ impl Model {
         self.config().num_parameters()
     }
 }
+
+/// A hash of `model`'s weights ([`rein_core::collective::checksum_f32`], in name order), which
+/// data-parallel ranks compare; `None` when a weight cannot be read as f32.
+pub fn parameter_checksum(model: &Model) -> Option<u64> {
+    let mut tensors = model.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let values: Vec<Vec<f32>> = tensors
+        .iter()
+        .map(|(_, t)| {
+            t.flatten_all()?
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec1::<f32>()
+        })
+        .collect::<Result<_, _>>()
+        .ok()?;
+    Some(rein_core::collective::checksum_f32(
+        values.iter().map(Vec::as_slice),
+    ))
+}

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use crate::models::lora::LoraSettings;
 use crate::models::{CausalLm, Model};
-use crate::optim::{clip_grad_norm, AdamW};
+use crate::optim::{clip_grad_norm, reduce_grads_over_ranks, AdamW, RankReduction};
 use crate::rl::advantages::{group_advantages, Baseline};
 use crate::rl::batch::mean_entropy;
 use crate::rl::kl::KlEstimator;
@@ -291,7 +291,10 @@ impl GrpoTrainer {
         let scores = &ro.scores;
         let adv = group_advantages(scores, g, c.baseline)?;
         let mask = batch.mask_tensor()?;
-        let n_tokens = batch.token_mask.iter().sum::<f32>().max(1.0);
+        // The loss is normalised by the response tokens of every rank (one allreduce), so that
+        // summed gradients of N ranks are those of one process with all their rows.
+        let local_tokens = f64::from(batch.token_mask.iter().sum::<f32>());
+        let n_tokens = rein_core::collective::sum_f64(&[local_tokens])[0].max(1.0) as f32;
         // The reference pass only when the loss has a KL term (TRL skips it at beta = 0 too);
         // objective/kl is then logged as 0.
         let clock = std::time::Instant::now();
@@ -357,7 +360,7 @@ impl GrpoTrainer {
                 * &mask)?
                 .sum_all()?
                 .to_scalar::<f32>()?;
-            clipfrac = f64::from(was_clipped / n_tokens);
+            clipfrac = f64::from(was_clipped) / local_tokens.max(1.0);
             times.logprobs += clock.elapsed().as_secs_f64();
             let clock = std::time::Instant::now();
             let grads = loss.backward()?;
@@ -366,6 +369,7 @@ impl GrpoTrainer {
             let mut by_name: HashMap<String, Tensor> = HashMap::new();
             self.opt.accumulate(&mut by_name, &grads)?;
             drop(grads);
+            reduce_grads_over_ranks(&mut by_name, RankReduction::Sum)?;
             if c.max_grad_norm > 0.0 {
                 clip_grad_norm(&mut by_name, c.max_grad_norm)?;
             }
@@ -375,15 +379,22 @@ impl GrpoTrainer {
         self.last_times = times;
         self.step += 1;
         self.last_samples = ro.scored_samples(&self.loader);
+        let means = ro.means_over_ranks();
+        // Entropy and KL as means over every rank's rows (equal numbers per rank).
+        let ranks = rein_core::collective::world().size() as f64;
+        let [entropy, kl] = rein_core::collective::sum_f64(&[entropy, kl])[..] else {
+            unreachable!("two sums")
+        };
+        let (entropy, kl) = (entropy / ranks, kl / ranks);
         Ok(GrpoLog {
             step: self.step,
-            scores: ro.mean_score(),
+            scores: means.0,
             kl,
             entropy,
             loss: loss_v,
             clipfrac,
-            response_length: ro.mean_length(),
-            eos_fraction: ro.eos_fraction(),
+            response_length: means.1,
+            eos_fraction: means.2,
             episodes_per_second: ro.len() as f64 / start.elapsed().as_secs_f64().max(1e-9),
             learning_rate: lr,
         })

@@ -33,7 +33,7 @@ use std::path::Path;
 
 use crate::models::gpt2::ScalarHead;
 use crate::models::{CausalLm, Model};
-use crate::optim::{clip_grad_norm, AdamW};
+use crate::optim::{clip_grad_norm, reduce_grads_over_ranks, AdamW, RankReduction};
 use crate::rl::advantages::{whiten, RunningMoments};
 use crate::rl::batch::{mean_entropy, ResponseBatch};
 use crate::rl::kl::{KlController, KlEstimator};
@@ -661,7 +661,11 @@ impl PpoLmTrainer {
             })
             .sum::<f64>()
             / n as f64;
-        let kl = kl_rows.iter().sum::<f64>() / n as f64;
+        // Under MPI the KL controller sees the mean over every rank's rows, so that beta stays
+        // equal on every rank.
+        let ranks = rein_core::collective::world().size() as f64;
+        let kl =
+            rein_core::collective::sum_f64(&[kl_rows.iter().sum::<f64>() / n as f64])[0] / ranks;
         drop((h, lp, logits, values));
 
         let lr = crate::rl::advantages::warmup_lr(
@@ -728,7 +732,8 @@ impl PpoLmTrainer {
                         * scalar(&masked_mean(&vf2.gt(&vf1)?.to_dtype(f32s)?, &mask, count)?)?;
                     let mean_ratio = scalar(&masked_mean(&ratio, &mask, count)?)?;
                     mb_stats[5] += share * mean_ratio;
-                    if mean_ratio > c.ratio_threshold {
+                    // Decided by all ranks together: every rank skips the same minibatches.
+                    if rein_core::collective::any(mean_ratio > c.ratio_threshold) {
                         skip = true;
                         break;
                     }
@@ -739,11 +744,13 @@ impl PpoLmTrainer {
                     continue;
                 }
                 if let Some(target) = c.early_stop_kl {
-                    if mb_stats[2] > 1.5 * target {
+                    if rein_core::collective::any(mb_stats[2] > 1.5 * target) {
                         early = true;
                         break 'epochs;
                     }
                 }
+                // Each rank's loss is a mean over its own rows (equal numbers on every rank).
+                reduce_grads_over_ranks(&mut acc, RankReduction::Mean)?;
                 if c.max_grad_norm > 0.0 {
                     clip_grad_norm(&mut acc, c.max_grad_norm)?;
                 }
@@ -757,6 +764,7 @@ impl PpoLmTrainer {
         self.kl_ctl.update(kl, n);
         self.step += 1;
         self.last_samples = ro.scored_samples(&self.loader);
+        let means = ro.means_over_ranks();
         let avg = |k: usize| sums[k] / n_mb.max(1) as f64;
         let mean_score = scores.iter().sum::<f64>() / n as f64;
         let non_score = -beta * kl;
@@ -777,8 +785,8 @@ impl PpoLmTrainer {
             kl_coef: beta,
             skipped_minibatches: skipped as f64,
             early_stopped: f64::from(u8::from(early)),
-            response_length: ro.mean_length(),
-            eos_fraction: ro.eos_fraction(),
+            response_length: means.1,
+            eos_fraction: means.2,
             episodes_per_second: n as f64 / start.elapsed().as_secs_f64().max(1e-9),
             learning_rate: lr,
         })

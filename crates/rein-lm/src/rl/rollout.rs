@@ -216,6 +216,12 @@ pub struct Rollout {
 impl Rollout {
     /// The opening of every RL step: the loader's next `n_prompts` prompts, `spec.per_prompt`
     /// scored samples of each ([`Rollout::sample`]), and the batch of their responses.
+    ///
+    /// Under MPI with `N` ranks, every rank draws the next `N * n_prompts` prompts and one
+    /// seed per row of all of them, exactly as one process with `N * n_prompts` prompts per
+    /// step would, and samples its own `n_prompts` of them (rank `r` the `r`-th share): the
+    /// loader and generator stay equal on every rank, each group stays on one rank, and the
+    /// rows are those of the single-process run.
     #[allow(clippy::too_many_arguments)]
     pub fn next_batch(
         policy: &Model,
@@ -226,8 +232,10 @@ impl Rollout {
         tk: &Tokenizer,
         reward: &mut dyn Reward,
     ) -> Result<(Self, crate::rl::batch::ResponseBatch), LmError> {
-        let picked = loader.next(n_prompts, rng);
-        let ro = Self::sample(policy, loader, &picked, spec, rng, tk, reward)?;
+        let world = rein_core::collective::world();
+        let picked = loader.next(n_prompts * world.size(), rng);
+        let share = (world.rank(), world.size());
+        let ro = Self::sample_share(policy, loader, &picked, share, spec, rng, tk, reward)?;
         let batch = crate::rl::batch::ResponseBatch::new(
             &ro.prompt_ids,
             &ro.responses,
@@ -249,6 +257,22 @@ impl Rollout {
         tk: &Tokenizer,
         reward: &mut dyn Reward,
     ) -> Result<Self, LmError> {
+        Self::sample_share(policy, loader, prompts, (0, 1), spec, rng, tk, reward)
+    }
+
+    /// [`Rollout::sample`] of share `rank` of `ranks` equal shares of `prompts`: the seeds of
+    /// every row are drawn from `rng`, the rows of the other shares are left to their ranks.
+    #[allow(clippy::too_many_arguments)]
+    fn sample_share(
+        policy: &Model,
+        loader: &PromptLoader,
+        prompts: &[usize],
+        (rank, ranks): (usize, usize),
+        spec: &SamplingSpec,
+        rng: &mut ReinRng,
+        tk: &Tokenizer,
+        reward: &mut dyn Reward,
+    ) -> Result<Self, LmError> {
         let per_prompt = spec.per_prompt;
         let gcfg = GenerationConfig {
             max_new_tokens: spec.max_new_tokens,
@@ -264,12 +288,16 @@ impl Rollout {
             stop_strings: spec.stop_strings.clone(),
             ..Default::default()
         };
-        let picked: Vec<usize> = prompts
+        let rows = prompts.len() * per_prompt;
+        let all_seeds: Vec<u64> = (0..rows).map(|_| rng.random()).collect();
+        let share = rows / ranks;
+        let seeds = all_seeds[rank * share..(rank + 1) * share].to_vec();
+        let picked: Vec<usize> = prompts[rank * (prompts.len() / ranks)..]
             .iter()
+            .take(prompts.len() / ranks)
             .flat_map(|&i| std::iter::repeat_n(i, per_prompt))
             .collect();
         let prompt_ids: Vec<Vec<u32>> = picked.iter().map(|&i| loader.ids[i].clone()).collect();
-        let seeds: Vec<u64> = (0..picked.len()).map(|_| rng.random()).collect();
         let gens = generate(policy, &prompt_ids, &gcfg, Some(&seeds), Some(tk))?;
         let texts: Vec<String> = gens
             .iter()
@@ -323,6 +351,19 @@ impl Rollout {
     /// Fraction of responses that ended with EOS or a stop string.
     pub fn eos_fraction(&self) -> f64 {
         self.finished.iter().filter(|&&f| f).count() as f64 / self.len().max(1) as f64
+    }
+
+    /// Mean score, mean response length and EOS fraction over the rows of every MPI rank
+    /// (one allreduce; collective), for the metrics row.
+    pub fn means_over_ranks(&self) -> (f64, f64, f64) {
+        let sums = rein_core::collective::sum_f64(&[
+            self.scores.iter().sum::<f64>(),
+            self.responses.iter().map(|r| r.len() as f64).sum::<f64>(),
+            self.finished.iter().filter(|&&f| f).count() as f64,
+            self.len() as f64,
+        ]);
+        let n = sums[3].max(1.0);
+        (sums[0] / n, sums[1] / n, sums[2] / n)
     }
 
     /// Mean score.

@@ -148,6 +148,10 @@ impl RlTrainer {
         config_toml: &str,
         specs: &[RewardSpec],
     ) -> Result<(), LmError> {
+        // Under MPI the run directory is rank 0's.
+        if !rein_core::collective::is_root() {
+            return Ok(());
+        }
         self.tokenizer.save(&run.join("tokenizer.json"))?;
         if let Some(t) = &self.chat_template {
             t.save(run)?;
@@ -242,6 +246,9 @@ impl Trainer for RlTrainer {
     }
     fn updates(&self) -> u64 {
         self.steps().0
+    }
+    fn parameter_checksum(&self) -> Option<u64> {
+        crate::models::model::parameter_checksum(self.policy())
     }
     fn progress(&self) -> Progress {
         let (done, total) = self.steps();
