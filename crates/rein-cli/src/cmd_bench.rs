@@ -34,18 +34,27 @@ pub fn bench_ppo(a: &BenchPpoArgs) -> Result<()> {
     let (secs, sps, flops) = (b.seconds, b.steps_per_second(), b.flops_per_grad_step);
     let ms_per_step = 1e3 * b.update_seconds / b.grad_steps.max(1) as f64;
     let gflops = flops * b.grad_steps as f64 / b.update_seconds.max(1e-9) / 1e9;
+    // Under mpirun: steps of all ranks, gradient steps of each (every one an allreduce).
+    let world = rein_core::collective::world();
+    let ranks = world.size();
+    if world.rank() != 0 {
+        return Ok(());
+    }
+    let grad_per_second = b.grad_steps as f64 / secs.max(1e-9);
     if a.json {
         println!(
             "{}",
             json!({"env": a.env, "steps": b.steps, "seconds": secs, "steps_per_second": sps,
-                   "grad_steps": b.grad_steps, "ms_per_grad_step": ms_per_step, "mflop_per_grad_step": flops / 1e6,
+                   "grad_steps": b.grad_steps, "grad_steps_per_second": grad_per_second,
+                   "ms_per_grad_step": ms_per_step, "mflop_per_grad_step": flops / 1e6,
                    "gflops": gflops, "rollout_seconds": b.rollout_seconds, "update_seconds": b.update_seconds,
-                   "eval_return": b.eval_return, "threads": 1})
+                   "eval_return": b.eval_return, "threads": 1, "ranks": ranks})
         );
     } else {
         println!(
-            "ppo {}: {} steps in {secs:.2} s = {sps:.0} steps/s (1 thread); {} gradient steps at {ms_per_step:.3} ms \
-             ({:.1} MFLOP each, {gflops:.1} GFLOP/s); rollouts {:.2} s, updates {:.2} s; final deterministic return {:.1}",
+            "ppo {}: {} steps in {secs:.2} s = {sps:.0} steps/s ({ranks} rank(s), 1 thread each); {} gradient steps \
+             ({grad_per_second:.1}/s) at {ms_per_step:.3} ms ({:.1} MFLOP each, {gflops:.1} GFLOP/s); rollouts {:.2} s, \
+             updates {:.2} s; final deterministic return {:.1}",
             a.env, b.steps, b.grad_steps, flops / 1e6, b.rollout_seconds, b.update_seconds, b.eval_return
         );
     }
@@ -370,9 +379,18 @@ pub fn bench_lm_rl(a: &BenchLmRlArgs) -> Result<()> {
     if a.save_model.is_none() {
         std::fs::remove_dir_all(&dir).ok();
     }
+    // Under mpirun every rank takes its share: 2 prompts x 4 completions per rank and step.
+    let world = rein_core::collective::world();
+    let ranks = world.size();
+    if world.rank() != 0 {
+        return Ok(());
+    }
+    let completions_per_second = (8 * ranks) as f64 / r.grpo_seconds_per_step;
     let out = json!({
         "model": "GPT-2 4 layers, 256 wide, 4 heads, vocab 8192 (random weights)",
         "threads": rayon_threads(),
+        "ranks": ranks,
+        "grpo_completions_per_second": completions_per_second,
         "grpo_seconds_per_step": r.grpo_seconds_per_step,
         "grpo_shape": "2 prompts x 4 completions x 32 tokens, 1 optimizer step",
         "ppo_seconds_per_step": r.ppo_seconds_per_step,
@@ -383,7 +401,8 @@ pub fn bench_lm_rl(a: &BenchLmRlArgs) -> Result<()> {
         println!("{out}");
     } else {
         println!(
-            "GRPO step (8 completions of 32 tokens): {:.4} s; PPO step (8 completions, 4 epochs): {:.4} s (median of {}, {} threads)",
+            "GRPO step (8 completions of 32 tokens per rank): {:.4} s = {completions_per_second:.1} completions/s; \
+             PPO step (8 completions, 4 epochs): {:.4} s (median of {}, {} threads, {ranks} rank(s))",
             r.grpo_seconds_per_step, r.ppo_seconds_per_step, r.steps, rayon_threads()
         );
     }

@@ -99,9 +99,30 @@ impl Drop for MpiSession {
 #[error("{0}")]
 pub struct StartError(String);
 
-/// Initialises MPI and, with more than one rank, installs its world communicator for this
-/// (the main) thread.
-pub fn start() -> Result<MpiSession, StartError> {
+/// Environment variables that MPI launchers set in the processes they start: Open MPI's
+/// `mpirun`, MPICH/Hydra and Intel MPI (`PMI_*`), PMIx launchers such as Slurm's `srun`.
+const LAUNCHER_VARIABLES: &[&str] = &["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"];
+
+/// True when this process was started by an MPI launcher.
+pub fn launched_by_mpirun() -> bool {
+    LAUNCHER_VARIABLES
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
+
+/// Initialises MPI when the process was started by an MPI launcher and, with more than one
+/// rank, installs its world communicator for this (the main) thread. Outside `mpirun` it does
+/// nothing (`None`): MPI is not initialised, so the binary behaves as one built without the
+/// feature (no MPI session files, no start-up cost).
+pub fn start() -> Result<Option<MpiSession>, StartError> {
+    if !launched_by_mpirun() {
+        return Ok(None);
+    }
+    start_mpi().map(Some)
+}
+
+/// Initialises MPI (see [`start`]).
+fn start_mpi() -> Result<MpiSession, StartError> {
     let (universe, _) =
         mpi::initialize_with_threading(mpi::Threading::Funneled).ok_or_else(|| {
             StartError("MPI could not be initialised (was it initialised already?)".into())
