@@ -408,3 +408,50 @@ pub fn bench_lm_rl(a: &BenchLmRlArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  mpirun -np 2 rein bench allreduce\n  mpirun -np 2 rein bench allreduce --floats 1000000 --repeats 50\n\nWithout --floats: the gradient sizes of PPO CartPole-v1 (9,155), PPO HalfCheetah-v5 (142,605),\nSAC HalfCheetah-v5 (217,871) and the benchmark GPT-2 of `rein bench lm-rl` (5,289,472)."
+)]
+pub struct BenchAllreduceArgs {
+    /// Buffer sizes in f32 values (repeat the flag for several).
+    #[arg(long)]
+    floats: Vec<usize>,
+    /// Allreduces per size (the time is their mean).
+    #[arg(long, default_value_t = 200)]
+    repeats: usize,
+}
+
+/// `rein bench allreduce`: times `rein_core::collective::average_f32`, what every optimiser
+/// step of a data-parallel run calls once.
+pub fn bench_allreduce(a: &BenchAllreduceArgs) -> Result<()> {
+    let world = rein_core::collective::world();
+    if world.size() == 1 {
+        bail!("rein bench allreduce measures MPI ranks: run it under mpirun -np N (a build with --features mpi)");
+    }
+    let sizes = if a.floats.is_empty() {
+        vec![9_155, 142_605, 217_871, 5_289_472]
+    } else {
+        a.floats.clone()
+    };
+    for n in sizes {
+        let mut buf = vec![1.0f32; n];
+        // Fewer repeats of the large buffers: about the same time per size.
+        let repeats = (a.repeats * 100_000 / n.max(100_000)).max(3);
+        rein_core::collective::any(false);
+        let clock = std::time::Instant::now();
+        for _ in 0..repeats {
+            rein_core::collective::average_f32(&mut buf);
+        }
+        let ms = 1e3 * clock.elapsed().as_secs_f64() / repeats as f64;
+        if world.rank() == 0 {
+            println!(
+                "allreduce of {n} f32 ({:.2} MB) over {} ranks: {ms:.3} ms ({:.2} GB/s of buffer)",
+                4.0 * n as f64 / 1e6,
+                world.size(),
+                4.0 * n as f64 / (ms * 1e6)
+            );
+        }
+    }
+    Ok(())
+}

@@ -137,6 +137,9 @@ enum BenchCommand {
     LmRl(cmd_bench::BenchLmRlArgs),
     /// This machine's one-thread sgemm throughput.
     Gemm,
+    /// Under mpirun: milliseconds per gradient allreduce of the presets' sizes (rein's
+    /// averaging of one flattened f32 buffer).
+    Allreduce(cmd_bench::BenchAllreduceArgs),
 }
 
 /// Keeps freed large buffers in the process: candle allocates a fresh buffer for every tensor
@@ -221,6 +224,7 @@ fn main() {
         Command::Bench(BenchCommand::Lm(a)) => cmd_bench::bench_lm(&a),
         Command::Bench(BenchCommand::LmRl(a)) => cmd_bench::bench_lm_rl(&a),
         Command::Bench(BenchCommand::Gemm) => cmd_bench::bench_gemm(),
+        Command::Bench(BenchCommand::Allreduce(a)) => cmd_bench::bench_allreduce(&a),
     };
     if let Err(e) = result {
         let world = rein_core::collective::world();
