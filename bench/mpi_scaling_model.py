@@ -18,7 +18,9 @@ with t_compute the seconds one rank spends per update, measured by `rein bench` 
 machine (pass your own with --compute). The parameter counts follow from the presets'
 networks (printed so they can be checked against a checkpoint's tensors).
 
-    python3 bench/mpi_scaling_model.py --measured-2-rank-efficiency ppo-cartpole=0.96
+    python3 bench/mpi_scaling_model.py --measured-2-rank-efficiency ppo-cartpole=0.90 \
+        --measured-2-rank-efficiency ppo-halfcheetah=0.79 --measured-2-rank-efficiency sac-halfcheetah=1.00 \
+        --measured-2-rank-efficiency grpo-gpt2-tiny=0.65
 """
 
 import argparse
@@ -79,12 +81,12 @@ def main():
     p.add_argument("--measured-2-rank-efficiency", action="append", default=[], metavar="PRESET=E",
                    help="measured 2-rank speed-up / 2 on one machine, printed next to the model")
     a = p.parse_args()
-    # Seconds per update on one rank of this machine (2026-12-02): rein bench ppo
-    # --env CartPole-v1 (392 updates in 3.0 s), rein bench ppo --env HalfCheetah-v5 --total-timesteps 20480
-    # (40 updates), rein bench sac (HalfCheetah, one gradient step ~ 13 ms),
-    # rein bench lm-rl (GRPO step 0.33 s).
-    compute = {"ppo-cartpole": 0.0077, "ppo-halfcheetah": 0.45, "sac-halfcheetah": 0.013,
-               "grpo-gpt2-tiny": 0.33}
+    # Seconds per update on one rank of this machine, from `bash bench/mpi_scaling.sh` and
+    # `rein bench sac --env HalfCheetah-v5 --total-timesteps 14000` on 2026-12-02: PPO CartPole
+    # 2.11 s for 391 updates, PPO HalfCheetah 14.72 s for 80 updates, SAC ~9.5 ms per env step
+    # with its gradient step, GRPO 0.2625 s per step.
+    compute = {"ppo-cartpole": 0.0054, "ppo-halfcheetah": 0.184, "sac-halfcheetah": 0.0095,
+               "grpo-gpt2-tiny": 0.2625}
     for kv in a.compute:
         k, v = kv.split("=")
         compute[k] = float(v)

@@ -170,7 +170,10 @@ pub fn bench_continuous(
     Ok(TrainingBench {
         steps,
         seconds: start.elapsed().as_secs_f64(),
-        grad_steps: steps.saturating_sub(warmup) / train_freq.max(1) * gradient_steps,
+        // Under MPI `steps` counts every rank's; each rank took its share of gradient steps.
+        grad_steps: steps.saturating_sub(warmup)
+            / (train_freq.max(1) * rein_core::collective::world().size() as u64)
+            * gradient_steps,
         flops_per_grad_step: flops,
         ..Default::default()
     })

@@ -175,7 +175,10 @@ pub fn bench_off_policy(algo: agent::Algo, a: &BenchOffPolicyArgs) -> Result<()>
         agent::Algo::Dqn => bench::bench_dqn(env, a.total_timesteps, factory)?,
         _ => bench::bench_continuous(algo, env, a.total_timesteps, factory)?,
     };
-    print_off_policy(algo, env, &b, a.json);
+    // Under mpirun rank 0 reports: steps of all ranks, gradient steps of each.
+    if rein_core::collective::is_root() {
+        print_off_policy(algo, env, &b, a.json);
+    }
     Ok(())
 }
 
