@@ -108,6 +108,43 @@ fn one_rank_equals_the_plain_run_bit_for_bit() {
     assert_eq!(checkpoint(&a), checkpoint(&b), "checkpoints differ");
 }
 
+/// Trains `common` (a `rein train` command line ending in `--runs-dir`) under 2 ranks in one
+/// go and again stopped after `stop_after` updates, calls `check_stopped` on the stopped run,
+/// resumes it under 2 ranks and asserts that both end with the same metrics and checkpoint.
+/// Returns the two run directories.
+fn whole_and_resumed(
+    root: &Path,
+    common: &[&str],
+    stop_after: &str,
+    check_stopped: impl FnOnce(&Path),
+) -> (PathBuf, PathBuf) {
+    let whole = root.join("whole");
+    let o = mpirun(2, &[common, &[whole.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let parts = root.join("parts");
+    let o = mpirun(
+        2,
+        &[
+            common,
+            &[parts.to_str().unwrap(), "--max-updates", stop_after],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let (whole, parts) = (run_dir(&whole), run_dir(&parts));
+    check_stopped(&parts);
+    let resume = ["train", "--resume", parts.to_str().unwrap(), "--quiet"];
+    let o = mpirun(2, &[&resume[..], &["--check-weights-every", "1"]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(metrics_without_sps(&whole), metrics_without_sps(&parts));
+    assert_eq!(
+        checkpoint(&whole),
+        checkpoint(&parts),
+        "resumed checkpoint differs"
+    );
+    (whole, parts)
+}
+
 #[test]
 fn two_ranks_keep_equal_weights_and_resume_exactly() {
     let root = temp("two");
@@ -127,54 +164,22 @@ fn two_ranks_keep_equal_weights_and_resume_exactly() {
         "--quiet",
         "--runs-dir",
     ];
-    let whole = root.join("whole");
-    let mut args = common.to_vec();
-    args.push(whole.to_str().unwrap());
-    let o = mpirun(2, &args);
-    assert!(o.status.success(), "{}", text(&o));
-    let whole = run_dir(&whole);
+    let (whole, _) = whole_and_resumed(&root, &common, "7", |parts| {
+        // Another number of ranks is refused, naming both.
+        let p = parts.to_str().unwrap();
+        for o in [
+            plain(&["train", "--resume", p]),
+            mpirun(3, &["train", "--resume", p]),
+        ] {
+            assert!(!o.status.success());
+            let t = text(&o);
+            assert!(t.contains("written by a run of 2 MPI rank(s)"), "{t}");
+        }
+    });
     // Global steps: both ranks' 8 envs x 32 steps per update.
     let rows = metrics_without_sps(&whole);
     assert!(rows[1].starts_with("512,1,"), "{}", rows[1]);
     assert_eq!(rows.len() - 1, 24);
-
-    let parts = root.join("parts");
-    let mut args = common.to_vec();
-    args.extend([parts.to_str().unwrap(), "--max-updates", "7"]);
-    let o = mpirun(2, &args);
-    assert!(o.status.success(), "{}", text(&o));
-    let parts = run_dir(&parts);
-    let p = parts.to_str().unwrap();
-    // Another number of ranks is refused, naming both.
-    for o in [
-        plain(&["train", "--resume", p]),
-        mpirun(3, &["train", "--resume", p]),
-    ] {
-        assert!(!o.status.success());
-        assert!(
-            text(&o).contains("written by a run of 2 MPI rank(s)"),
-            "{}",
-            text(&o)
-        );
-    }
-    let o = mpirun(
-        2,
-        &[
-            "train",
-            "--resume",
-            p,
-            "--quiet",
-            "--check-weights-every",
-            "1",
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(metrics_without_sps(&whole), metrics_without_sps(&parts));
-    assert_eq!(
-        checkpoint(&whole),
-        checkpoint(&parts),
-        "resumed checkpoint differs"
-    );
     // rein eval reads the run as any other.
     let o = plain(&["eval", whole.to_str().unwrap(), "--episodes", "2"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -199,26 +204,8 @@ fn off_policy_ranks_keep_their_own_replay_buffers_and_resume_exactly() {
         "--quiet",
         "--runs-dir",
     ];
-    let whole = root.join("whole");
-    let mut args = common.to_vec();
-    args.push(whole.to_str().unwrap());
-    let o = mpirun(2, &args);
-    assert!(o.status.success(), "{}", text(&o));
-    let whole = run_dir(&whole);
-    let parts = root.join("parts");
-    let mut args = common.to_vec();
-    args.extend([parts.to_str().unwrap(), "--max-updates", "250"]);
-    let o = mpirun(2, &args);
-    assert!(o.status.success(), "{}", text(&o));
-    let parts = run_dir(&parts);
-    let o = mpirun(
-        2,
-        &["train", "--resume", parts.to_str().unwrap(), "--quiet"],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(metrics_without_sps(&whole), metrics_without_sps(&parts));
+    let (whole, _) = whole_and_resumed(&root, &common, "250", |_| {});
     let bytes = checkpoint(&whole);
-    assert_eq!(bytes, checkpoint(&parts), "resumed checkpoint differs");
     // Rank 1's replay buffer is in the checkpoint next to rank 0's.
     let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: Json = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
@@ -558,4 +545,29 @@ fn language_model_ranks_match_one_process_with_the_whole_batch() {
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(run_dir(&runs).join("model/model.safetensors").exists());
+}
+
+/// Every deep agent runs under 2 ranks with its weights compared after every update (the run
+/// stops with an error if they ever differ) and writes one run directory.
+#[test]
+fn every_deep_agent_keeps_equal_weights_under_two_ranks() {
+    let root = temp("agents");
+    for (algo, env, steps) in [
+        ("a2c", "CartPole-v1", "2000"),
+        ("reinforce", "CartPole-v1", "2000"),
+        ("dqn", "CartPole-v1", "1500"),
+        ("td3", "Pendulum-v1", "600"),
+        ("ddpg", "Pendulum-v1", "600"),
+    ] {
+        let runs = root.join(algo);
+        let mut args = vec!["train", algo, "--env", env, "--total-timesteps", steps];
+        if !matches!(algo, "a2c" | "reinforce") {
+            args.extend(["--set", "learning_starts=200"]);
+        }
+        args.extend(["--check-weights-every", "1", "--quiet", "--runs-dir"]);
+        args.push(runs.to_str().unwrap());
+        let o = mpirun(2, &args);
+        assert!(o.status.success(), "{algo}: {}", text(&o));
+        assert!(run_dir(&runs).join("eval.json").exists(), "{algo}");
+    }
 }
