@@ -63,6 +63,19 @@ struct Header<S> {
     rank_states: Vec<S>,
 }
 
+/// What a rank sends rank 0 at a checkpoint: its state's length (8 bytes, little-endian), its
+/// state, its rank-local tensors as a safetensors blob.
+fn rank_message<V: safetensors::View>(
+    state_text: &str,
+    local: Vec<(String, V)>,
+) -> Result<Vec<u8>, safetensors::SafeTensorError> {
+    let blob = safetensors::serialize(local, None)?;
+    let mut message = (state_text.len() as u64).to_le_bytes().to_vec();
+    message.extend_from_slice(state_text.as_bytes());
+    message.extend_from_slice(&blob);
+    Ok(message)
+}
+
 /// Why a checkpoint of `written_by` ranks cannot continue in a run of `ranks`.
 fn mismatched_ranks(written_by: usize, ranks: usize) -> String {
     format!(
@@ -236,12 +249,8 @@ impl Checkpoint {
             tensors.extend(local);
             return Self::write_file(path, kind, state_text, Vec::new(), tensors);
         }
-        // One message per rank: its state's length, its state, its local tensors.
-        let local_blob = safetensors::serialize(local, None)
+        let message = rank_message(&state_text, local)
             .map_err(|e| invalid(format!("serialising tensors: {e}")))?;
-        let mut message = (state_text.len() as u64).to_le_bytes().to_vec();
-        message.extend_from_slice(state_text.as_bytes());
-        message.extend_from_slice(&local_blob);
         let gathered = world.gather_bytes(&message);
         if world.rank() != 0 {
             return Ok(());
@@ -395,7 +404,8 @@ impl Checkpoint {
         let state = if rank == 0 {
             header.state
         } else {
-            std::mem::take(&mut rank_states[rank - 1])
+            let missing = || invalid(format!("no state of rank {rank} (the file is damaged)"));
+            std::mem::take(rank_states.get_mut(rank - 1).ok_or_else(missing)?)
         };
         Ok(Self {
             path: path.to_path_buf(),
@@ -680,6 +690,112 @@ mod tests {
         let d = std::env::temp_dir().join(format!("rein-ckpt-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    /// A world of `size` ranks seen from `rank`, without MPI: rank 0's gather receives
+    /// `gathered` from the others, a broadcast delivers `broadcast` to the other ranks.
+    struct FakeWorld {
+        rank: usize,
+        size: usize,
+        gathered: Vec<Vec<u8>>,
+        broadcast: Vec<u8>,
+    }
+
+    impl rein_core::collective::Communicator for FakeWorld {
+        fn rank(&self) -> usize {
+            self.rank
+        }
+        fn size(&self) -> usize {
+            self.size
+        }
+        fn sum_f64(&self, _: &mut [f64]) {}
+        fn sum_f32(&self, _: &mut [f32]) {}
+        fn min_max_u64(&self, v: u64) -> (u64, u64) {
+            (v, v)
+        }
+        fn gather_bytes(&self, bytes: &[u8]) -> Vec<Vec<u8>> {
+            let mut all = vec![bytes.to_vec()];
+            all.extend(self.gathered.iter().cloned());
+            all
+        }
+        fn broadcast_bytes(&self, bytes: &mut Vec<u8>) {
+            if self.rank != 0 {
+                bytes.clone_from(&self.broadcast);
+            }
+        }
+        fn abort(&self, _: i32) -> ! {
+            unreachable!("no abort in these tests")
+        }
+    }
+
+    fn with_world<T>(world: FakeWorld, f: impl FnOnce() -> T) -> T {
+        rein_core::collective::install_world(Some(std::rc::Rc::new(world)));
+        let out = f();
+        rein_core::collective::install_world(None);
+        out
+    }
+
+    /// Rank 0 of two writes both ranks' states and rank-local tensors into one file; each rank
+    /// reads its own back, one process reads rank 0's, three ranks are refused.
+    #[test]
+    fn a_checkpoint_of_two_ranks_holds_both_and_gives_each_its_own() {
+        let p = dir().join("ranks.safetensors");
+        let state = |update| State { update, rate: 0.5 };
+        let rank1 = rank_message(
+            &serde_json::to_string(&state(1)).unwrap(),
+            vec![("replay.x".to_string(), F32View::new(vec![1], &[2.0]))],
+        )
+        .unwrap();
+        with_world(
+            FakeWorld {
+                rank: 0,
+                size: 2,
+                gathered: vec![rank1],
+                broadcast: Vec::new(),
+            },
+            || {
+                Checkpoint::write_ranked(
+                    &p,
+                    "test",
+                    &state(0),
+                    vec![("w".to_string(), F32View::new(vec![1], &[7.0]))],
+                    vec![("replay.x".to_string(), F32View::new(vec![1], &[1.0]))],
+                )
+                .unwrap()
+            },
+        );
+        let bytes = std::fs::read(&p).unwrap();
+        let read_as = |rank: usize, size: usize| {
+            let mut broadcast = bytes.clone();
+            broadcast.push(1); // read_on_root's "read succeeded" mark
+            with_world(
+                FakeWorld {
+                    rank,
+                    size,
+                    gathered: Vec::new(),
+                    broadcast,
+                },
+                || Checkpoint::read(&p),
+            )
+        };
+        for (rank, update, replay) in [(0, 0, 1.0), (1, 1, 2.0)] {
+            let c = read_as(rank, 2).unwrap();
+            assert_eq!(c.state::<State>().unwrap(), state(update));
+            let t = c.f32_tensors().unwrap();
+            assert_eq!(t.len(), 2, "{:?}", t.keys().collect::<Vec<_>>());
+            assert_eq!(t["w"].1, vec![7.0]);
+            assert_eq!(t["replay.x"].1, vec![replay]);
+        }
+        let one = Checkpoint::read(&p).unwrap();
+        assert_eq!(one.state::<State>().unwrap(), state(0));
+        assert_eq!(one.f32_tensors().unwrap()["replay.x"].1, vec![1.0]);
+        let e = read_as(0, 3).err().unwrap().to_string();
+        assert!(
+            e.contains("written by a run of 2 MPI rank(s); this run has 3"),
+            "{e}"
+        );
+        let e = Checkpoint::check_resume_ranks(&p).unwrap_err().to_string();
+        assert!(e.contains("this run has 1"), "{e}");
     }
 
     #[test]
