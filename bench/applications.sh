@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The book's Applications table (issue 21): summarisation, translation and dialogue on
+# SmolLM2-135M-Instruct with the shipped presets, trained briefly with a LoRA adapter, and the
+# task metric, KL to the start and the start's perplexity of the responses before and after
+# (`rein lm eval` on the preset's held-out prompts).
+#   bash bench/applications.sh SmolLM2-135M-Instruct.Q4_1.gguf        # ~40 minutes here
+set -euo pipefail
+cd "$(dirname "$0")/.."
+gguf=${1:?the SmolLM2-135M-Instruct GGUF file}
+rein=${REIN:-target/release/rein}
+out=${OUT:-runs/applications}
+steps=${STEPS:-20}
+limit=${LIMIT:-32}
+mkdir -p "$out"
+# The dialogue preset's reward model (models/dialogue-rm): a Bradley-Terry head on the same
+# base, trained on the shipped preference pairs.
+if [ ! -d models/dialogue-rm ]; then
+    "$rein" lm train-reward-model --model "$gguf" --data examples/lm/dialogue/preferences.jsonl \
+        --out models/dialogue-rm --quiet > "$out/reward-model.log"
+fi
+for task in summarization translation dialogue; do
+    preset=presets/lm/$task.toml
+    trainer=$(sed -n 's/^trainer = "\(.*\)"/\1/p' "$preset")
+    echo "$task before: $("$rein" lm eval --model "$gguf" --preset "$preset" --limit "$limit" --json)"
+    "$rein" lm "$trainer" --model "$gguf" --preset "$preset" --set max_steps="$steps" \
+        --set prompts_per_step=8 --set lora.enabled=true --set lora.r=16 \
+        --set lora.learning_rate=1e-3 --quiet --runs-dir "$out/$task" > /dev/null
+    run=$(ls -d "$out/$task"/*/ | head -1)
+    echo "$task after ($trainer, $steps steps): $("$rein" lm eval --model "$gguf" --adapter "$run/adapter" \
+        --preset "$preset" --limit "$limit" --json)"
+done
