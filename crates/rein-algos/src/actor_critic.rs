@@ -234,13 +234,6 @@ impl ActorCritic {
         rein_core::collective::average_f32_groups(&mut grads);
     }
 
-    /// A hash of every parameter ([`rein_core::collective::checksum_f32`]), which MPI ranks
-    /// compare.
-    pub fn parameter_checksum(&mut self) -> u64 {
-        let groups = self.param_groups();
-        rein_core::collective::checksum_f32(groups.iter().map(|(p, _)| &**p))
-    }
-
     /// Sizes of [`Self::param_groups`].
     pub fn param_group_sizes(&self) -> Vec<usize> {
         let mut out = Vec::new();

@@ -397,10 +397,11 @@ impl Dqn {
             }
         }
         self.maybe_evaluate(before)?;
+        let (ep_return_mean, episodes) = self.env.episode_stats();
         Ok(DqnLog {
             global_step: self.env.global_step,
-            episodes: self.env.episodes(),
-            ep_return_mean: self.env.recent_mean(),
+            episodes,
+            ep_return_mean,
             loss: if n > 0 { loss_sum / n as f64 } else { f64::NAN },
             q_mean: if n > 0 { q_sum / n as f64 } else { f64::NAN },
             epsilon,

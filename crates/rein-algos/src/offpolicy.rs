@@ -191,21 +191,20 @@ impl OffPolicyEnv {
         Ok(done)
     }
 
-    /// Episodes finished (of every rank, under MPI: collective).
-    pub fn episodes(&self) -> u64 {
-        collective::sum_f64(&[self.episodes as f64])[0] as u64
-    }
-
-    /// Mean return of the last 100 episodes (NaN before the first one ends); under MPI the
-    /// mean over every rank's last 100 (collective).
-    pub fn recent_mean(&self) -> f64 {
-        let sums =
-            collective::sum_f64(&[self.recent.iter().sum::<f64>(), self.recent.len() as f64]);
-        if sums[1] == 0.0 {
-            f64::NAN
-        } else {
-            sums[0] / sums[1]
-        }
+    /// Mean return of the last 100 episodes (NaN before the first one ends) and the episodes
+    /// finished so far; under MPI over every rank's last 100 and all ranks' episodes (one
+    /// allreduce; collective).
+    pub fn episode_stats(&self) -> (f64, u64) {
+        let local = [
+            self.recent.iter().sum::<f64>(),
+            self.recent.len() as f64,
+            self.episodes as f64,
+        ];
+        let [ret, n, episodes] = collective::sum_f64(&local)[..] else {
+            unreachable!("three sums")
+        };
+        let mean = if n == 0.0 { f64::NAN } else { ret / n };
+        (mean, episodes as u64)
     }
 
     /// Checkpoint state (the replay arrays go in [`OffPolicyEnv::tensors`]).

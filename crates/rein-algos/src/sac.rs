@@ -414,10 +414,11 @@ impl Sac {
                 f64::NAN
             }
         };
+        let (ep_return_mean, episodes) = self.env.episode_stats();
         Ok(SacLog {
             global_step: self.env.global_step,
-            episodes: self.env.episodes(),
-            ep_return_mean: self.env.recent_mean(),
+            episodes,
+            ep_return_mean,
             critic_loss: mean(0),
             actor_loss: mean(1),
             ent_coef: self.ent_coef(),

@@ -397,10 +397,11 @@ impl Td3 {
                 }
             }
         }
+        let (ep_return_mean, episodes) = self.env.episode_stats();
         Ok(Td3Log {
             global_step: self.env.global_step,
-            episodes: self.env.episodes(),
-            ep_return_mean: self.env.recent_mean(),
+            episodes,
+            ep_return_mean,
             critic_loss: if n_c > 0 { cl / n_c as f64 } else { f64::NAN },
             actor_loss: if n_a > 0 { al / n_a as f64 } else { f64::NAN },
             sps: self.env.global_step as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
