@@ -419,6 +419,32 @@ fn model_difference(a: &Path, b: &Path) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// `rein lm COMMAND common... RUNS` once in one process with `--set KEY=TOTAL` and once under
+/// 2 ranks with `KEY=TOTAL/2` each (the same global batch); returns their run directories.
+fn one_process_and_two_ranks(
+    root: &Path,
+    command: &str,
+    common: &[&str],
+    key: &str,
+    total: usize,
+) -> (PathBuf, PathBuf) {
+    let (one, two) = (
+        root.join(format!("{command}1")),
+        root.join(format!("{command}2")),
+    );
+    let base = [&["lm", command][..], common].concat();
+    let whole = format!("{key}={total}");
+    let half = format!("{key}={}", total / 2);
+    let o = plain(&[&base[..], &[one.to_str().unwrap(), "--set", &whole]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let o = mpirun(
+        2,
+        &[&base[..], &[two.to_str().unwrap(), "--set", &half]].concat(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    (run_dir(&one), run_dir(&two))
+}
+
 /// N ranks with B examples (prompts) each take the step of one process with N * B: the
 /// parameters after 3 steps agree within 1e-5 relative (SFT, then GRPO, whose groups stay on
 /// their rank and whose loss is normalised by every rank's tokens).
@@ -446,17 +472,8 @@ fn language_model_ranks_match_one_process_with_the_whole_batch() {
         "--quiet",
         "--runs-dir",
     ];
-    let (one, two) = (root.join("sft1"), root.join("sft2"));
-    let mut args = vec!["lm", "sft"];
-    args.extend(common);
-    let o = plain(&[&args[..], &[one.to_str().unwrap(), "--set", "batch_size=4"]].concat());
-    assert!(o.status.success(), "{}", text(&o));
-    let o = mpirun(
-        2,
-        &[&args[..], &[two.to_str().unwrap(), "--set", "batch_size=2"]].concat(),
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let d = model_difference(&run_dir(&one), &run_dir(&two));
+    let (one, two) = one_process_and_two_ranks(&root, "sft", &common, "batch_size", 4);
+    let d = model_difference(&one, &two);
     assert!(d < 1e-5, "SFT: relative difference {d}");
 
     let prompts = root.join("prompts.jsonl");
@@ -482,27 +499,7 @@ fn language_model_ranks_match_one_process_with_the_whole_batch() {
         "--quiet",
         "--runs-dir",
     ];
-    let (one, two) = (root.join("grpo1"), root.join("grpo2"));
-    let mut args = vec!["lm", "grpo"];
-    args.extend(common);
-    let o = plain(
-        &[
-            &args[..],
-            &[one.to_str().unwrap(), "--set", "prompts_per_step=4"],
-        ]
-        .concat(),
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let o = mpirun(
-        2,
-        &[
-            &args[..],
-            &[two.to_str().unwrap(), "--set", "prompts_per_step=2"],
-        ]
-        .concat(),
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let (one, two) = (run_dir(&one), run_dir(&two));
+    let (one, two) = one_process_and_two_ranks(&root, "grpo", &common, "prompts_per_step", 4);
     let d = model_difference(&one, &two);
     assert!(d < 1e-5, "GRPO: relative difference {d}");
     // The same samples were drawn: equal scores in every row.

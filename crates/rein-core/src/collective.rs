@@ -153,11 +153,17 @@ pub fn sum_f64(values: &[f64]) -> Vec<f64> {
 /// True on every rank when `flag` is true on any (one allreduce; a consistent decision, such
 /// as stopping, that must be taken by all ranks at the same update).
 pub fn any(flag: bool) -> bool {
-    let w = world();
-    if w.size() == 1 {
-        return flag;
+    any_each([flag])[0]
+}
+
+/// [`any`] of several flags at once, in one allreduce: element `i` is true on every rank when
+/// `flags[i]` is true on any.
+pub fn any_each<const N: usize>(flags: [bool; N]) -> [bool; N] {
+    if world().size() == 1 {
+        return flags;
     }
-    w.min_max_u64(u64::from(flag)).1 == 1
+    let counts = sum_f64(&flags.map(|f| f64::from(u8::from(f))));
+    std::array::from_fn(|i| counts[i] > 0.0)
 }
 
 /// Mean and (population) variance per column of the rows of all ranks, and their number:
@@ -241,6 +247,7 @@ mod tests {
         assert_eq!((g1, g2), (vec![1.0, 2.0], vec![3.0]));
         assert_eq!(sum_f64(&[1.5, 2.5]), vec![1.5, 2.5]);
         assert!(any(true) && !any(false));
+        assert_eq!(any_each([true, false]), [true, false]);
         assert_eq!(env_seed(7, 8), 7);
         assert_eq!(read_on_root(|| Ok(vec![4, 5])), Ok(vec![4, 5]));
         assert_eq!(read_on_root(|| Err("no".into())), Err("no".to_string()));

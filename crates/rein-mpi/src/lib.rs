@@ -41,12 +41,12 @@ impl Communicator for MpiWorld {
     }
 
     fn min_max_u64(&self, value: u64) -> (u64, u64) {
-        let (mut min, mut max) = (0u64, 0u64);
+        // One allreduce: the minimum is the complement of the maximum of the complements.
+        let send = [value, !value];
+        let mut max = [0u64; 2];
         self.comm
-            .all_reduce_into(&value, &mut min, SystemOperation::min());
-        self.comm
-            .all_reduce_into(&value, &mut max, SystemOperation::max());
-        (min, max)
+            .all_reduce_into(&send[..], &mut max[..], SystemOperation::max());
+        (!max[1], max[0])
     }
 
     fn gather_bytes(&self, bytes: &[u8]) -> Vec<Vec<u8>> {
@@ -79,12 +79,9 @@ impl Communicator for MpiWorld {
 }
 
 /// MPI for the life of the binary: dropping it uninstalls the world and finalises MPI.
+/// Rank and size are the world's (`rein_core::collective::world`).
 pub struct MpiSession {
     universe: Option<Universe>,
-    /// This process's rank.
-    pub rank: usize,
-    /// Number of ranks.
-    pub size: usize,
 }
 
 impl Drop for MpiSession {
@@ -128,13 +125,10 @@ fn start_mpi() -> Result<MpiSession, StartError> {
             StartError("MPI could not be initialised (was it initialised already?)".into())
         })?;
     let comm = universe.world();
-    let (rank, size) = (comm.rank() as usize, comm.size() as usize);
-    if size > 1 {
+    if comm.size() > 1 {
         install_world(Some(Rc::new(MpiWorld { comm })));
     }
     Ok(MpiSession {
         universe: Some(universe),
-        rank,
-        size,
     })
 }

@@ -344,9 +344,13 @@ pub fn run(
         }
         let every = options.checkpoint_every;
         let secs = options.checkpoint_seconds;
-        let due = (every > 0 && progress.done / every > before / every)
-            || (secs > 0.0 && collective::any(last_save.elapsed().as_secs_f64() >= secs));
-        let stop = if collective::any(observer.should_stop()) {
+        // Under MPI both clocks and Ctrl-C are each rank's: one allreduce decides for all.
+        let [time_due, interrupted] = collective::any_each([
+            secs > 0.0 && last_save.elapsed().as_secs_f64() >= secs,
+            observer.should_stop(),
+        ]);
+        let due = (every > 0 && progress.done / every > before / every) || time_due;
+        let stop = if interrupted {
             Some(RunEnd::Interrupted)
         } else if options.max_updates.is_some_and(|m| done_here >= m) {
             Some(RunEnd::MaxUpdates)

@@ -290,11 +290,10 @@ impl Rollout {
         };
         let rows = prompts.len() * per_prompt;
         let all_seeds: Vec<u64> = (0..rows).map(|_| rng.random()).collect();
-        let share = rows / ranks;
+        let (share, mine) = (rows / ranks, prompts.len() / ranks);
         let seeds = all_seeds[rank * share..(rank + 1) * share].to_vec();
-        let picked: Vec<usize> = prompts[rank * (prompts.len() / ranks)..]
+        let picked: Vec<usize> = prompts[rank * mine..(rank + 1) * mine]
             .iter()
-            .take(prompts.len() / ranks)
             .flat_map(|&i| std::iter::repeat_n(i, per_prompt))
             .collect();
         let prompt_ids: Vec<Vec<u32>> = picked.iter().map(|&i| loader.ids[i].clone()).collect();
