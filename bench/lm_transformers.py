@@ -40,7 +40,7 @@ for size in sizes:
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
     tr = []
-    for r in range(3):
+    for r in range(reps + 1):
         t = time.perf_counter()
         loss = model(ids, labels=ids).loss
         loss.backward()

@@ -26,7 +26,8 @@ pub struct LmBench {
     pub forward_8x128_seconds: f64,
     /// Greedy generation, batch 1, 16-token prompt, 64 new tokens.
     pub generate_tokens_per_second: f64,
-    /// Median seconds of forward + backward + AdamW on 8 x 128 tokens.
+    /// Median seconds of forward + backward + AdamW on 8 x 128 tokens (10 timed steps of tiny,
+    /// 3 of small, after one untimed).
     pub train_step_8x128_seconds: f64,
 }
 
@@ -135,7 +136,7 @@ pub fn bench_lm(size: &str) -> Result<LmBench, LmError> {
         };
         let mut opt = crate::optim::AdamW::new(model.named_vars(), 1e-4, 0.0)?;
         let mut train = Vec::new();
-        for r in 0..=2 {
+        for r in 0..=reps {
             let start = std::time::Instant::now();
             let (loss, _) = crate::kernels::loss::causal_lm_loss(&model, &batch, None)?;
             let grads = loss.backward()?;

@@ -6,7 +6,7 @@
 //! `transformer.` prefix (`wte.weight`, `h.0.attn.c_attn.weight`, ...), so that the same
 //! tensors serve inference, gradients and checkpoints.
 
-use crate::kernels::attention::{attention, AttentionMask};
+use crate::kernels::attention::{attention, packed_self_attention, AttentionMask};
 use crate::models::common::{
     checked_varmap, copied_tensors, sorted_vars, Dropout, ForwardInput, KvCache,
 };
@@ -84,6 +84,10 @@ struct Conv1D {
 
 impl Conv1D {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if x.rank() == 2 {
+            // Already `[rows, in]`: no reshape nodes (each costs a gradient pass backward).
+            return crate::kernels::ops::linear(x, &self.weight, &self.bias);
+        }
         let dims = x.dims().to_vec();
         let (rows, inp) = (x.elem_count() / dims[dims.len() - 1], dims[dims.len() - 1]);
         let y = crate::kernels::ops::linear(&x.reshape((rows, inp))?, &self.weight, &self.bias)?;
@@ -288,7 +292,16 @@ impl Gpt2 {
         let d = cfg.n_embd;
         let tok = self.wte.index_select(&input.ids.flatten_all()?, 0)?;
         let pos = self.wpe.index_select(&input.positions.flatten_all()?, 0)?;
-        let mut h = (tok + pos)?.reshape((b, t, d))?;
+        // Without a cache or attention dropout (training and scoring), heads are split and
+        // merged inside one op and the residual stream stays `[b * t, d]`: every reshape,
+        // narrow or transpose is a node whose gradient candle allocates and adds backward.
+        let attn_dropout = dropout.is_some() && cfg.attn_pdrop > 0.0;
+        let packed = cache.is_none() && !attn_dropout;
+        let mut h = tok + pos;
+        if !packed {
+            h = h?.reshape((b, t, d));
+        }
+        let mut h = h?;
         if let Some(dr) = dropout.as_mut() {
             h = dr.apply(&h, cfg.embd_pdrop)?;
         }
@@ -296,7 +309,6 @@ impl Gpt2 {
         let mask = AttentionMask::causal(b, t, past, input.mask, None);
         // Dropout on the attention probabilities needs them as a tensor: only then does the
         // composed (slower) path run.
-        let attn_dropout = dropout.is_some() && cfg.attn_pdrop > 0.0;
         let composed_mask = if attn_dropout {
             Some((
                 Tensor::from_vec(mask.bias.to_vec(), (b, 1, t, total), &dev)?,
@@ -311,21 +323,6 @@ impl Gpt2 {
         let (nh, hd) = (cfg.n_head, cfg.head_dim());
         let mut new_layers = Vec::with_capacity(self.blocks.len());
         for (li, blk) in self.blocks.iter().enumerate() {
-            let x = blk.ln_1.forward(&h)?;
-            let qkv = blk.c_attn.forward(&x)?;
-            let split = |i: usize| -> candle_core::Result<Tensor> {
-                qkv.narrow(2, i * d, d)?
-                    .reshape((b, t, nh, hd))?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
-            let (q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
-            if let Some(c) = cache.as_ref() {
-                if let Some(Some((pk, pv))) = c.layers.get(li) {
-                    k = Tensor::cat(&[pk, &k], 2)?;
-                    v = Tensor::cat(&[pv, &v], 2)?;
-                }
-            }
             let mut scale = 1.0;
             if cfg.scale_attn_weights {
                 scale /= (hd as f64).sqrt();
@@ -333,18 +330,43 @@ impl Gpt2 {
             if cfg.scale_attn_by_inverse_layer_idx {
                 scale /= (li + 1) as f64;
             }
-            let heads = match (&composed_mask, dropout.as_mut()) {
-                (Some((bias, row_ok)), Some(dr)) => {
-                    let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(bias)?;
-                    let mut probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
-                    if let Some(ok) = row_ok {
-                        probs = probs.broadcast_mul(ok)?;
+            let x = blk.ln_1.forward(&h)?;
+            let qkv = blk.c_attn.forward(&x)?;
+            let att = if packed {
+                packed_self_attention(&qkv, b, nh, &mask, scale)?
+            } else {
+                let split = |i: usize| -> candle_core::Result<Tensor> {
+                    qkv.narrow(2, i * d, d)?
+                        .reshape((b, t, nh, hd))?
+                        .transpose(1, 2)?
+                        .contiguous()
+                };
+                let (q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
+                if let Some(c) = cache.as_ref() {
+                    if let Some(Some((pk, pv))) = c.layers.get(li) {
+                        k = Tensor::cat(&[pk, &k], 2)?;
+                        v = Tensor::cat(&[pv, &v], 2)?;
                     }
-                    dr.apply(&probs, cfg.attn_pdrop)?.matmul(&v)?
                 }
-                _ => attention(&q, &k, &v, &mask, scale)?,
+                let heads = match (&composed_mask, dropout.as_mut()) {
+                    (Some((bias, row_ok)), Some(dr)) => {
+                        let scores =
+                            (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(bias)?;
+                        let mut probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+                        if let Some(ok) = row_ok {
+                            probs = probs.broadcast_mul(ok)?;
+                        }
+                        dr.apply(&probs, cfg.attn_pdrop)?.matmul(&v)?
+                    }
+                    _ => attention(&q, &k, &v, &mask, scale)?,
+                };
+                match cache.as_ref() {
+                    Some(c) if c.with_gradients => new_layers.push(Some((k, v))),
+                    Some(_) => new_layers.push(Some((k.detach(), v.detach()))),
+                    None => {}
+                }
+                heads.transpose(1, 2)?.contiguous()?.reshape((b, t, d))?
             };
-            let att = heads.transpose(1, 2)?.contiguous()?.reshape((b, t, d))?;
             let mut a = blk.attn_proj.forward(&att)?;
             if let Some(dr) = dropout.as_mut() {
                 a = dr.apply(&a, cfg.resid_pdrop)?;
@@ -358,16 +380,11 @@ impl Gpt2 {
                 m = dr.apply(&m, cfg.resid_pdrop)?;
             }
             h = (h + m)?;
-            match cache.as_ref() {
-                Some(c) if c.with_gradients => new_layers.push(Some((k, v))),
-                Some(_) => new_layers.push(Some((k.detach(), v.detach()))),
-                None => {}
-            }
         }
         if let Some(c) = cache.as_mut() {
             c.layers = new_layers;
         }
-        Ok(self.ln_f.forward(&h)?)
+        Ok(self.ln_f.forward(&h)?.reshape((b, t, d))?)
     }
 
     /// Logits `[batch, seq, vocab]` of hidden states (the LM head tied to `wte`).
