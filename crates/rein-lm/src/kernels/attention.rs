@@ -640,8 +640,18 @@ mod tests {
         let w = Tensor::from_vec(w, (b * t, width), &dev).unwrap();
         let flat = |x: &Tensor| x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(flat(&packed), flat(&reference));
-        let gp = (packed * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let gr = (reference * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (packed * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gr = (reference * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         assert_eq!(flat(gp.get(&qkv).unwrap()), flat(gr.get(&qkv).unwrap()));
         let err = packed_self_attention(qkv.as_tensor(), 4, h, &mask, 0.3).unwrap_err();
         assert!(err.to_string().contains("packed attention"), "{err}");
