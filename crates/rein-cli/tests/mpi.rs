@@ -319,27 +319,33 @@ fn rank_pid(parent: u32, rank: usize) -> Option<u32> {
     None
 }
 
+/// Most of five seeds (the learning table asks 2 of 3): one seed's outcome moves with the last
+/// bits of the products (gemm's AVX-512 and AVX2 kernels sum differently; seed 7 reaches 500 with
+/// one and 150.7 with the other), the majority does not.
 #[test]
 fn the_ppo_cartpole_preset_reaches_475_under_two_ranks() {
-    let root = temp("learn");
-    let o = mpirun(
-        2,
-        &[
-            "train",
-            "ppo",
-            "--env",
-            "CartPole-v1",
-            "--seed",
-            "7",
-            "--quiet",
-            "--runs-dir",
-            root.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let dir = run_dir(&root);
-    let mean = eval_mean(&dir);
-    assert!(mean >= 475.0, "mean return {mean}");
+    let mut means = Vec::new();
+    for seed in ["1", "2", "3", "4", "5"] {
+        let root = temp(&format!("learn{seed}"));
+        let o = mpirun(
+            2,
+            &[
+                "train",
+                "ppo",
+                "--env",
+                "CartPole-v1",
+                "--seed",
+                seed,
+                "--quiet",
+                "--runs-dir",
+                root.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        means.push(eval_mean(&run_dir(&root)));
+    }
+    let reached = means.iter().filter(|&&m| m >= 475.0).count();
+    assert!(reached >= 3, "mean returns of seeds 1 to 5: {means:?}");
 }
 
 /// The tiny Llama fixture as a Hugging Face directory, with SFT records and prompts.
