@@ -12,12 +12,13 @@ rein=${REIN:-target/release/rein}
 out=${OUT:-runs/applications}
 steps=${STEPS:-20}
 limit=${LIMIT:-32}
+tasks=${TASKS:-summarization translation dialogue}
 mkdir -p "$out"
 # The dialogue preset also needs its reward model (`models/dialogue-rm`, the path the preset
 # names): trained here with a LoRA backbone when missing (~100 s on SmolLM2), as
 # `rein lm train-reward-model --model M --data examples/lm/dialogue/preferences.jsonl --out
 # models/dialogue-rm --set lora.enabled=true`.
-case " ${TASKS:-summarization translation dialogue} " in
+case " $tasks " in
 *" dialogue "*)
     if [ ! -f models/dialogue-rm/config.toml ]; then
         "$rein" lm train-reward-model --model "$gguf" --data examples/lm/dialogue/preferences.jsonl \
@@ -25,7 +26,7 @@ case " ${TASKS:-summarization translation dialogue} " in
     fi
     ;;
 esac
-for task in ${TASKS:-summarization translation dialogue}; do
+for task in $tasks; do
     preset=presets/lm/$task.toml
     trainer=$(sed -n 's/^trainer = "\(.*\)"/\1/p' "$preset")
     echo "$task before: $("$rein" lm eval --model "$gguf" --preset "$preset" --limit "$limit" --json)"

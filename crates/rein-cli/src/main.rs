@@ -155,8 +155,8 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// the kernel. candle allocates a fresh buffer for every tensor operation; returned to the
 /// kernel (glibc for any buffer of 32 MB or more, whatever `mallopt` says; mimalloc after a
 /// second by default), each is page-faulted and zeroed again on the next step, and the unmapping
-/// flushes every core's TLB: 30,000 page faults per tiny GPT-2 training step, a third of it
-/// (`rein bench lm`: 0.35 -> 0.26 s). The cost is that the process keeps its peak memory, as
+/// flushes every core's TLB: 30,000 page faults per tiny GPT-2 training step, a quarter of it
+/// (that step alone in a loop, 2026-12-02: 0.35 -> 0.26 s). The cost is that the process keeps its peak memory, as
 /// PyTorch's caching allocators do. `MIMALLOC_PURGE_DELAY` set by the user wins.
 fn keep_freed_memory() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use crate::kernels::ops::contiguous_slice;
+use crate::kernels::ops::{contiguous_slice, with_f32_slice};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use rein_nn::kernels::{matmul, Mat};
@@ -90,7 +90,7 @@ pub struct Attention {
 /// resolution next to the maximum's `e^0 = 1` in any softmax sum, and returning it would be
 /// worse than useless: divided by the sum it becomes a subnormal number (masked attention
 /// entries did, at the clamp's `2^-126`), and subnormal operands slow every product that reads
-/// them by 2-4x on x86 (measured on the training step of `rein bench lm`: 0.69 -> 0.46 s). With
+/// them by 2-4x on x86 (measured on the tiny GPT-2 training step of `rein bench lm`: 0.69 -> 0.49 s). With
 /// the cut, a result divided by any sum below `2^26` stays a normal number.
 #[inline]
 pub(crate) fn fast_exp_nonpos(x: f32) -> f32 {
@@ -521,20 +521,21 @@ impl CustomOp1 for PackedSelfAttention {
 
     fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let dm = self.dims(qkv.layout())?;
-        let qkv_v = qkv.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let g = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let width = dm.h * dm.d;
-        let (q, k, v) = (
-            split_heads(&dm, &qkv_v, 3 * width, 0),
-            split_heads(&dm, &qkv_v, 3 * width, 1),
-            split_heads(&dm, &qkv_v, 3 * width, 2),
-        );
-        let go = split_heads(&dm, &g, width, 0);
+        let (q, k, v) = with_f32_slice(qkv, |x| {
+            Ok::<_, candle_core::Error>((
+                split_heads(&dm, x, 3 * width, 0),
+                split_heads(&dm, x, 3 * width, 1),
+                split_heads(&dm, x, 3 * width, 2),
+            ))
+        })?;
+        let go = with_f32_slice(grad, |g| {
+            Ok::<_, candle_core::Error>(split_heads(&dm, g, width, 0))
+        })?;
         let (dq, dk, dv) = self.attention.backward_pairs(&dm, (&q, &k, &v), &go);
-        let stride = 3 * width;
-        let mut dqkv = vec![0f32; qkv_v.len()];
+        let mut dqkv = vec![0f32; dm.b * dm.t * 3 * width];
         for (part, src) in [dq, dk, dv].iter().enumerate() {
-            merge_heads(&dm, src, &mut dqkv, stride, part);
+            merge_heads(&dm, src, &mut dqkv, 3 * width, part);
         }
         Ok(Some(Tensor::from_vec(dqkv, qkv.shape(), qkv.device())?))
     }

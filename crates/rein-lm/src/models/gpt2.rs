@@ -83,18 +83,10 @@ struct Conv1D {
 }
 
 impl Conv1D {
+    /// `x` `[rows, in]` (the residual stream is kept 2-D: a reshape is a graph node whose
+    /// gradient candle allocates and adds backward).
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if x.rank() == 2 {
-            // Already `[rows, in]`: no reshape nodes (each costs a gradient pass backward).
-            return crate::kernels::ops::linear(x, &self.weight, &self.bias);
-        }
-        let dims = x.dims().to_vec();
-        let (rows, inp) = (x.elem_count() / dims[dims.len() - 1], dims[dims.len() - 1]);
-        let y = crate::kernels::ops::linear(&x.reshape((rows, inp))?, &self.weight, &self.bias)?;
-        let mut out = dims;
-        let last = out.len() - 1;
-        out[last] = self.weight.dims()[1];
-        y.reshape(out)
+        crate::kernels::ops::linear(x, &self.weight, &self.bias)
     }
 }
 
@@ -292,16 +284,12 @@ impl Gpt2 {
         let d = cfg.n_embd;
         let tok = self.wte.index_select(&input.ids.flatten_all()?, 0)?;
         let pos = self.wpe.index_select(&input.positions.flatten_all()?, 0)?;
-        // Without a cache or attention dropout (training and scoring), heads are split and
-        // merged inside one op and the residual stream stays `[b * t, d]`: every reshape,
+        // The residual stream stays `[b * t, d]`, and without a cache or attention dropout
+        // (training and scoring) heads are split and merged inside one op: every reshape,
         // narrow or transpose is a node whose gradient candle allocates and adds backward.
         let attn_dropout = dropout.is_some() && cfg.attn_pdrop > 0.0;
         let packed = cache.is_none() && !attn_dropout;
-        let mut h = tok + pos;
-        if !packed {
-            h = h?.reshape((b, t, d));
-        }
-        let mut h = h?;
+        let mut h = (tok + pos)?;
         if let Some(dr) = dropout.as_mut() {
             h = dr.apply(&h, cfg.embd_pdrop)?;
         }
@@ -335,6 +323,7 @@ impl Gpt2 {
             let att = if packed {
                 packed_self_attention(&qkv, b, nh, &mask, scale)?
             } else {
+                let qkv = qkv.reshape((b, t, 3 * d))?;
                 let split = |i: usize| -> candle_core::Result<Tensor> {
                     qkv.narrow(2, i * d, d)?
                         .reshape((b, t, nh, hd))?
@@ -365,7 +354,7 @@ impl Gpt2 {
                     Some(_) => new_layers.push(Some((k.detach(), v.detach()))),
                     None => {}
                 }
-                heads.transpose(1, 2)?.contiguous()?.reshape((b, t, d))?
+                heads.transpose(1, 2)?.contiguous()?.reshape((b * t, d))?
             };
             let mut a = blk.attn_proj.forward(&att)?;
             if let Some(dr) = dropout.as_mut() {
