@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use crate::kernels::ops::{contiguous_slice, with_f32_slice};
+use crate::kernels::rotary::{rotate_heads, RotaryAngles};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use rein_nn::kernels::{matmul, Mat};
@@ -469,31 +470,36 @@ impl PackedSelfAttention {
     }
 }
 
-/// Gathers columns `part * h * d ..` of rows of `stride` floats (`[b * t, stride]`) into
-/// `[b, h, t, d]`: part 0, 1, 2 (queries, keys, values) of `qkv` (stride `3 h d`), or the
-/// merged heads' gradient (stride `h d`, part 0).
-fn split_heads(dm: &Dims, src: &[f32], stride: usize, part: usize) -> Vec<f32> {
-    let (t, d, width) = (dm.t, dm.d, dm.h * dm.d);
-    let mut out = vec![0f32; dm.b * dm.h * t * d];
+/// Gathers `heads` heads of `d` columns starting at column `offset` of rows of `stride`
+/// floats (`[b * t, stride]`) into `[b, heads, t, d]`: the queries, keys or values of a fused
+/// projection (GPT-2's `qkv`, offset `part * h * d`), of one projection (offset 0, stride
+/// `heads * d`), or the merged heads' gradient.
+fn split_heads(dm: &Dims, src: &[f32], (stride, offset, heads): (usize, usize, usize)) -> Vec<f32> {
+    let (t, d) = (dm.t, dm.d);
+    let mut out = vec![0f32; dm.b * heads * t * d];
     for (pair, o) in out.chunks_exact_mut(t * d).enumerate() {
-        let (bi, hi) = (pair / dm.h, pair % dm.h);
+        let (bi, hi) = (pair / heads, pair % heads);
         for (ti, orow) in o.chunks_exact_mut(d).enumerate() {
-            let at = (bi * t + ti) * stride + part * width + hi * d;
+            let at = (bi * t + ti) * stride + offset + hi * d;
             orow.copy_from_slice(&src[at..at + d]);
         }
     }
     out
 }
 
-/// Scatters `[b, h, t, d]` into columns `part * h * d ..` of rows of `stride` floats
-/// (`[b * t, stride]`): the inverse of [`split_heads`] (stride `3 h d`) and the merge of the
-/// output heads (stride `h d`, part 0).
-fn merge_heads(dm: &Dims, src: &[f32], dst: &mut [f32], stride: usize, part: usize) {
-    let (t, d, width) = (dm.t, dm.d, dm.h * dm.d);
+/// Scatters `[b, heads, t, d]` into the columns of rows of `stride` floats that
+/// [`split_heads`] with the same `(stride, offset, heads)` gathers them from.
+fn merge_heads(
+    dm: &Dims,
+    src: &[f32],
+    dst: &mut [f32],
+    (stride, offset, heads): (usize, usize, usize),
+) {
+    let (t, d) = (dm.t, dm.d);
     for (pair, s) in src.chunks_exact(t * d).enumerate() {
-        let (bi, hi) = (pair / dm.h, pair % dm.h);
+        let (bi, hi) = (pair / heads, pair % heads);
         for (ti, srow) in s.chunks_exact(d).enumerate() {
-            let at = (bi * t + ti) * stride + part * width + hi * d;
+            let at = (bi * t + ti) * stride + offset + hi * d;
             dst[at..at + d].copy_from_slice(srow);
         }
     }
@@ -508,34 +514,36 @@ impl CustomOp1 for PackedSelfAttention {
         let dm = self.dims(l1)?;
         let qkv = contiguous_slice::<f32>(s1, l1, self.name())?;
         let width = dm.h * dm.d;
+        let part = |i: usize| (3 * width, i * width, dm.h);
         let (q, k, v) = (
-            split_heads(&dm, qkv, 3 * width, 0),
-            split_heads(&dm, qkv, 3 * width, 1),
-            split_heads(&dm, qkv, 3 * width, 2),
+            split_heads(&dm, qkv, part(0)),
+            split_heads(&dm, qkv, part(1)),
+            split_heads(&dm, qkv, part(2)),
         );
         let heads = self.attention.forward_pairs(&dm, &q, &k, &v);
         let mut out = vec![0f32; dm.b * dm.t * width];
-        merge_heads(&dm, &heads, &mut out, width, 0);
+        merge_heads(&dm, &heads, &mut out, (width, 0, dm.h));
         Ok((CpuStorage::F32(out), Shape::from((dm.b * dm.t, width))))
     }
 
     fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let dm = self.dims(qkv.layout())?;
         let width = dm.h * dm.d;
+        let part = |i: usize| (3 * width, i * width, dm.h);
         let (q, k, v) = with_f32_slice(qkv, |x| {
             Ok::<_, candle_core::Error>((
-                split_heads(&dm, x, 3 * width, 0),
-                split_heads(&dm, x, 3 * width, 1),
-                split_heads(&dm, x, 3 * width, 2),
+                split_heads(&dm, x, part(0)),
+                split_heads(&dm, x, part(1)),
+                split_heads(&dm, x, part(2)),
             ))
         })?;
         let go = with_f32_slice(grad, |g| {
-            Ok::<_, candle_core::Error>(split_heads(&dm, g, width, 0))
+            Ok::<_, candle_core::Error>(split_heads(&dm, g, (width, 0, dm.h)))
         })?;
         let (dq, dk, dv) = self.attention.backward_pairs(&dm, (&q, &k, &v), &go);
         let mut dqkv = vec![0f32; dm.b * dm.t * 3 * width];
-        for (part, src) in [dq, dk, dv].iter().enumerate() {
-            merge_heads(&dm, src, &mut dqkv, 3 * width, part);
+        for (i, src) in [dq, dk, dv].iter().enumerate() {
+            merge_heads(&dm, src, &mut dqkv, part(i));
         }
         Ok(Some(Tensor::from_vec(dqkv, qkv.shape(), qkv.device())?))
     }
@@ -560,6 +568,163 @@ pub fn packed_self_attention(
         heads,
     };
     qkv.contiguous()?.apply_op1(op)
+}
+
+/// Grouped-query self-attention without a cache straight from the three projections of a
+/// Llama-family layer, with the rotary position embedding applied inside: `q` `[b * t, h * d]`,
+/// `k` and `v` `[b * t, kv_h * d]` to the merged heads `[b * t, h * d]` that `o_proj` reads.
+///
+/// Why one op: the unfused path (reshape, transpose and `contiguous` of each projection, two
+/// rotary ops, the attention, and transpose/`contiguous`/reshape of its output) made fifteen
+/// graph nodes per layer, each a gradient allocation, zero-fill and add in candle's backward
+/// pass. The backward pass here recomputes the rotated heads (cheaper than keeping them) and
+/// applies the transposed rotation to their gradients.
+struct PackedRotaryAttention {
+    attention: Attention,
+    angles: RotaryAngles,
+    heads: usize,
+    kv_heads: usize,
+}
+
+impl PackedRotaryAttention {
+    /// Shape of the problem, checked against the three layouts and the angles.
+    fn dims(&self, q: &Layout, k: &Layout, v: &Layout) -> Result<Dims> {
+        let a = &self.angles;
+        let (b, t, d) = (a.batch, a.t, 2 * a.half);
+        let (h, kv_h) = (self.heads, self.kv_heads);
+        let want_q = [b * t, h * d];
+        let want_kv = [b * t, kv_h * d];
+        if kv_h == 0
+            || h % kv_h != 0
+            || q.dims() != want_q
+            || k.dims() != want_kv
+            || v.dims() != want_kv
+        {
+            candle_core::bail!(
+                "packed rotary attention: q {:?}, k {:?}, v {:?} are not {want_q:?}, {want_kv:?}, {want_kv:?}",
+                q.shape(),
+                k.shape(),
+                v.shape()
+            );
+        }
+        let dims = Dims {
+            b,
+            h,
+            kv_h,
+            t,
+            total: t,
+            d,
+        };
+        self.attention.check_mask(&dims)?;
+        Ok(dims)
+    }
+
+    /// The rotated query and key heads and the value heads of the three projections.
+    fn heads(&self, dm: &Dims, q: &[f32], k: &[f32], v: &[f32]) -> [Vec<f32>; 3] {
+        let (h, kv_h, d) = (dm.h, dm.kv_h, dm.d);
+        let qh = split_heads(dm, q, (h * d, 0, h));
+        let kh = split_heads(dm, k, (kv_h * d, 0, kv_h));
+        let mut qr = vec![0f32; qh.len()];
+        let mut kr = vec![0f32; kh.len()];
+        rotate_heads(&self.angles, h, &qh, &mut qr, false);
+        rotate_heads(&self.angles, kv_h, &kh, &mut kr, false);
+        [qr, kr, split_heads(dm, v, (kv_h * d, 0, kv_h))]
+    }
+}
+
+impl CustomOp3 for PackedRotaryAttention {
+    fn name(&self) -> &'static str {
+        "rein-packed-rotary-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dm = self.dims(l1, l2, l3)?;
+        let [q, k, v] = self.heads(
+            &dm,
+            contiguous_slice::<f32>(s1, l1, self.name())?,
+            contiguous_slice::<f32>(s2, l2, self.name())?,
+            contiguous_slice::<f32>(s3, l3, self.name())?,
+        );
+        let out = self.attention.forward_pairs(&dm, &q, &k, &v);
+        let width = dm.h * dm.d;
+        let mut merged = vec![0f32; dm.b * dm.t * width];
+        merge_heads(&dm, &out, &mut merged, (width, 0, dm.h));
+        Ok((CpuStorage::F32(merged), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dm = self.dims(q.layout(), k.layout(), v.layout())?;
+        let (h, kv_h, d) = (dm.h, dm.kv_h, dm.d);
+        let [qh, kh, vh] = with_f32_slice(q, |qs| {
+            with_f32_slice(k, |ks| {
+                with_f32_slice(v, |vs| {
+                    Ok::<_, candle_core::Error>(self.heads(&dm, qs, ks, vs))
+                })
+            })
+        })?;
+        let go = with_f32_slice(grad, |g| {
+            Ok::<_, candle_core::Error>(split_heads(&dm, g, (h * d, 0, h)))
+        })?;
+        let (dq, dk, dv) = self.attention.backward_pairs(&dm, (&qh, &kh, &vh), &go);
+        // Back through the rotation: its transpose.
+        let mut dq_in = vec![0f32; dq.len()];
+        let mut dk_in = vec![0f32; dk.len()];
+        rotate_heads(&self.angles, h, &dq, &mut dq_in, true);
+        rotate_heads(&self.angles, kv_h, &dk, &mut dk_in, true);
+        let rows = dm.b * dm.t;
+        let mut gq = vec![0f32; rows * h * d];
+        let mut gk = vec![0f32; rows * kv_h * d];
+        let mut gv = vec![0f32; rows * kv_h * d];
+        merge_heads(&dm, &dq_in, &mut gq, (h * d, 0, h));
+        merge_heads(&dm, &dk_in, &mut gk, (kv_h * d, 0, kv_h));
+        merge_heads(&dm, &dv, &mut gv, (kv_h * d, 0, kv_h));
+        let dev = q.device();
+        Ok((
+            Some(Tensor::from_vec(gq, q.shape(), dev)?),
+            Some(Tensor::from_vec(gk, k.shape(), dev)?),
+            Some(Tensor::from_vec(gv, v.shape(), dev)?),
+        ))
+    }
+}
+
+/// Causal grouped-query self-attention of a Llama-family layer from its projections, with the
+/// rotary embedding applied inside: `q` `[b * t, heads * d]`, `k`, `v` `[b * t, kv_heads *
+/// d]` (no cache: `mask` is `AttentionMask::causal(b, t, 0, ..)`, `angles` those of the
+/// batch) to `[b * t, heads * d]`; the same numbers as rotating the split heads and calling
+/// [`attention`]; differentiable in all three.
+pub fn packed_rotary_attention(
+    (q, k, v): (&Tensor, &Tensor, &Tensor),
+    (heads, kv_heads): (usize, usize),
+    angles: &RotaryAngles,
+    mask: &AttentionMask,
+    scale: f64,
+) -> Result<Tensor> {
+    let op = PackedRotaryAttention {
+        attention: Attention {
+            mask: mask.clone(),
+            scale: scale as f32,
+        },
+        angles: angles.clone(),
+        heads,
+        kv_heads,
+    };
+    q.contiguous()?
+        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
 /// Attention output `[b, h, t, d]` of `q` `[b, h, t, d]` and `k`, `v` `[b, kv_h, T, d]` (`h` a
@@ -656,6 +821,87 @@ mod tests {
         assert_eq!(flat(gp.get(&qkv).unwrap()), flat(gr.get(&qkv).unwrap()));
         let err = packed_self_attention(qkv.as_tensor(), 4, h, &mask, 0.3).unwrap_err();
         assert!(err.to_string().contains("packed attention"), "{err}");
+    }
+
+    /// The Llama-family op against the unfused path (split heads, rotary ops, attention,
+    /// merged heads) with grouped-query heads and left padding: values and gradients of all
+    /// three projections bit-equal.
+    #[test]
+    fn packed_rotary_attention_matches_the_unfused_path() {
+        use crate::kernels::rotary::apply_rotary;
+        let dev = Device::Cpu;
+        let (b, h, kv_h, t, d) = (2, 6, 2, 29, 8);
+        let proj = |n: usize, seed: f32| {
+            let x: Vec<f32> = (0..b * t * n * d)
+                .map(|i| ((i as f32 + seed) * 0.173).sin())
+                .collect();
+            Var::from_vec(x, (b * t, n * d), &dev).unwrap()
+        };
+        let (q, k, v) = (proj(h, 0.0), proj(kv_h, 1.0), proj(kv_h, 2.0));
+        let mut pad = vec![vec![1u8; t]; b];
+        pad[1][..4].fill(0);
+        let positions: Vec<u32> = (0..b)
+            .flat_map(|r| (0..t as u32).map(move |i| if r == 1 { i.saturating_sub(4) } else { i }))
+            .collect();
+        let inv_freq: Vec<f32> = (0..d / 2)
+            .map(|i| 10000f32.powf(-(2.0 * i as f32) / d as f32))
+            .collect();
+        let angles = RotaryAngles::new(&positions, b, t, &inv_freq);
+        let mask = AttentionMask::causal(b, t, 0, Some(&pad), None);
+        let packed = packed_rotary_attention(
+            (q.as_tensor(), k.as_tensor(), v.as_tensor()),
+            (h, kv_h),
+            &angles,
+            &mask,
+            0.35,
+        )
+        .unwrap();
+        let heads = |x: &Tensor, n: usize| {
+            x.reshape((b, t, n, d))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+        };
+        let qr = apply_rotary(&heads(q.as_tensor(), h), &angles).unwrap();
+        let kr = apply_rotary(&heads(k.as_tensor(), kv_h), &angles).unwrap();
+        let reference = attention(&qr, &kr, &heads(v.as_tensor(), kv_h), &mask, 0.35)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .reshape((b * t, h * d))
+            .unwrap();
+        let flat = |x: &Tensor| x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(&packed), flat(&reference));
+        let w: Vec<f32> = (0..b * t * h * d).map(|i| ((i % 7) as f32) - 3.0).collect();
+        let w = Tensor::from_vec(w, (b * t, h * d), &dev).unwrap();
+        let gp = (packed * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gr = (reference * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for x in [&q, &k, &v] {
+            assert_eq!(flat(gp.get(x).unwrap()), flat(gr.get(x).unwrap()));
+        }
+        let err = packed_rotary_attention(
+            (q.as_tensor(), k.as_tensor(), v.as_tensor()),
+            (h, 4),
+            &angles,
+            &mask,
+            0.35,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("packed rotary attention"), "{err}");
     }
 
     /// Masked entries of the probabilities are exact zeros, so that no product of the

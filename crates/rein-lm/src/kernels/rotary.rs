@@ -51,6 +51,38 @@ impl RotaryAngles {
     }
 }
 
+/// Rotates `x` `[batch, heads, t, 2 * half]` by `angles` into `y` (same shape); with
+/// `transpose`, the transposed (inverse) rotation, which is the backward pass. The caller
+/// checks that the shapes agree with the angles.
+pub(crate) fn rotate_heads(
+    a: &RotaryAngles,
+    heads: usize,
+    x: &[f32],
+    y: &mut [f32],
+    transpose: bool,
+) {
+    let (t, half) = (a.t, a.half);
+    let d = 2 * half;
+    let sign = if transpose { -1.0 } else { 1.0 };
+    y.par_chunks_mut(t * d)
+        .zip(x.par_chunks(t * d))
+        .enumerate()
+        .for_each(|(i, (yc, xc))| {
+            let bi = i / heads;
+            for (r, (yr, xr)) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)).enumerate() {
+                let off = (bi * t + r) * half;
+                let (c, s) = (&a.cos[off..off + half], &a.sin[off..off + half]);
+                let (x1, x2) = xr.split_at(half);
+                let (y1, y2) = yr.split_at_mut(half);
+                for j in 0..half {
+                    let sj = sign * s[j];
+                    y1[j] = x1[j] * c[j] - x2[j] * sj;
+                    y2[j] = x2[j] * c[j] + x1[j] * sj;
+                }
+            }
+        });
+}
+
 struct Rotary {
     angles: RotaryAngles,
     /// Backward: apply the transposed rotation.
@@ -75,26 +107,8 @@ impl CustomOp1 for Rotary {
                 2 * a.half
             );
         }
-        let half = a.half;
-        let sign = if self.transpose { -1.0 } else { 1.0 };
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(t * d)
-            .zip(x.par_chunks(t * d))
-            .enumerate()
-            .for_each(|(i, (yc, xc))| {
-                let bi = i / h;
-                for (r, (yr, xr)) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)).enumerate() {
-                    let off = (bi * t + r) * half;
-                    let (c, s) = (&a.cos[off..off + half], &a.sin[off..off + half]);
-                    let (x1, x2) = xr.split_at(half);
-                    let (y1, y2) = yr.split_at_mut(half);
-                    for j in 0..half {
-                        let sj = sign * s[j];
-                        y1[j] = x1[j] * c[j] - x2[j] * sj;
-                        y2[j] = x2[j] * c[j] + x1[j] * sj;
-                    }
-                }
-            });
+        rotate_heads(a, h, x, &mut y, self.transpose);
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 

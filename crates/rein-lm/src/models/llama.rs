@@ -9,7 +9,7 @@
 //! linear weights in `nn.Linear`'s `[out, in]` layout, so that checkpoints, gradients and
 //! PEFT's adapter names line up without renaming.
 
-use crate::kernels::attention::{attention, AttentionMask};
+use crate::kernels::attention::{attention, packed_rotary_attention, AttentionMask};
 use crate::kernels::ops::{linear_t, swiglu, tied_head};
 use crate::kernels::rms_norm::rms_norm;
 use crate::kernels::rotary::{apply_rotary, RotaryAngles};
@@ -47,7 +47,13 @@ impl Linear {
     fn forward(&self, x: &Tensor, dropout: &mut Option<&mut Dropout>) -> Result<Tensor, LmError> {
         let dims = x.dims().to_vec();
         let inp = dims[dims.len() - 1];
-        let x2 = x.reshape((x.elem_count() / inp, inp))?;
+        // A 2-D input (the residual stream's layout) needs no reshape: each is a graph node,
+        // and every node costs a gradient allocation, zero-fill and add in the backward pass.
+        let x2 = if dims.len() == 2 {
+            x.clone()
+        } else {
+            x.reshape((x.elem_count() / inp, inp))?
+        };
         let mut y = linear_t(&x2, &self.weight, self.bias.as_ref())?;
         if let Some(l) = &self.lora {
             let xin = match dropout.as_deref_mut() {
@@ -56,6 +62,9 @@ impl Linear {
             };
             let low = (linear_t(&xin, &l.a, None)? * l.scale)?;
             y = (y + linear_t(&low, &l.b, None)?)?;
+        }
+        if dims.len() == 2 {
+            return Ok(y);
         }
         let mut out = dims;
         let last = out.len() - 1;
@@ -391,10 +400,10 @@ impl Llama {
             cfg.num_key_value_heads,
             cfg.head_dim,
         );
+        // The residual stream stays `[b * t, d]` (no reshape nodes around each projection).
         let mut h = self
             .embed_tokens
-            .index_select(&input.ids.flatten_all()?, 0)?
-            .reshape((b, t, d))?;
+            .index_select(&input.ids.flatten_all()?, 0)?;
         // A window at least as long as the sequence changes nothing.
         let window = cfg.sliding_window.filter(|&w| w < total);
         let mask = AttentionMask::causal(b, t, past, input.mask, window);
@@ -406,6 +415,23 @@ impl Llama {
         let mut new_layers = Vec::with_capacity(self.layers.len());
         for (li, layer) in self.layers.iter().enumerate() {
             let x = rms_norm(&h, &layer.input_layernorm, cfg.rms_norm_eps)?;
+            if cache.is_none() && layer.q_norm.is_none() {
+                // Training and scoring: one op from the projections to the merged heads.
+                let o = packed_rotary_attention(
+                    (
+                        &layer.q_proj.forward(&x, &mut dropout)?,
+                        &layer.k_proj.forward(&x, &mut dropout)?,
+                        &layer.v_proj.forward(&x, &mut dropout)?,
+                    ),
+                    (nh, nkv),
+                    &angles,
+                    &mask,
+                    scale,
+                )?;
+                h = (h + layer.o_proj.forward(&o, &mut dropout)?)?;
+                h = (&h + self.mlp(layer, &h, &mut dropout)?)?;
+                continue;
+            }
             let mut q = heads(layer.q_proj.forward(&x, &mut dropout)?, nh)?;
             let mut k = heads(layer.k_proj.forward(&x, &mut dropout)?, nkv)?;
             let mut v = heads(layer.v_proj.forward(&x, &mut dropout)?, nkv)?;
@@ -422,17 +448,9 @@ impl Llama {
                 }
             }
             let o = attention(&q, &k, &v, &mask, scale)?;
-            let o = o.transpose(1, 2)?.contiguous()?.reshape((b, t, nh * hd))?;
+            let o = o.transpose(1, 2)?.contiguous()?.reshape((b * t, nh * hd))?;
             h = (h + layer.o_proj.forward(&o, &mut dropout)?)?;
-            let x = rms_norm(&h, &layer.post_attention_layernorm, cfg.rms_norm_eps)?;
-            let gate = layer.gate_proj.forward(&x, &mut dropout)?;
-            let up = layer.up_proj.forward(&x, &mut dropout)?;
-            let gated = match self.act {
-                ActivationFunction::Silu => swiglu(&gate, &up)?,
-                other => (other.apply(&gate)? * up)?,
-            };
-            let m = layer.down_proj.forward(&gated, &mut dropout)?;
-            h = (h + m)?;
+            h = (&h + self.mlp(layer, &h, &mut dropout)?)?;
             match cache.as_ref() {
                 Some(c) if c.with_gradients => new_layers.push(Some((k, v))),
                 Some(_) => new_layers.push(Some((k.detach(), v.detach()))),
@@ -442,7 +460,25 @@ impl Llama {
         if let Some(c) = cache.as_mut() {
             c.layers = new_layers;
         }
-        Ok(rms_norm(&h, &self.norm, cfg.rms_norm_eps)?)
+        Ok(rms_norm(&h, &self.norm, cfg.rms_norm_eps)?.reshape((b, t, d))?)
+    }
+
+    /// The MLP half of a layer on the residual stream `h`: `down(act(gate(x)) * up(x))` of
+    /// `x = post_attention_layernorm(h)`.
+    fn mlp(
+        &self,
+        layer: &Layer,
+        h: &Tensor,
+        dropout: &mut Option<&mut Dropout>,
+    ) -> Result<Tensor, LmError> {
+        let x = rms_norm(h, &layer.post_attention_layernorm, self.config.rms_norm_eps)?;
+        let gate = layer.gate_proj.forward(&x, dropout)?;
+        let up = layer.up_proj.forward(&x, dropout)?;
+        let gated = match self.act {
+            ActivationFunction::Silu => swiglu(&gate, &up)?,
+            other => (other.apply(&gate)? * up)?,
+        };
+        layer.down_proj.forward(&gated, dropout)
     }
 
     /// Logits `[batch, seq, vocab]` of hidden states (an error for a sequence-classification
