@@ -768,6 +768,11 @@ mod tests {
 
     /// The packed op equals [`attention`] on heads split from the same projection, values and
     /// the projection's gradient, with a left-padded row (dead query rows included).
+    /// The gradients of `sum(out * w)`.
+    fn weighted_sum_grads(out: Tensor, w: &Tensor) -> candle_core::backprop::GradStore {
+        (out * w).unwrap().sum_all().unwrap().backward().unwrap()
+    }
+
     #[test]
     fn packed_self_attention_matches_split_heads() {
         let dev = Device::Cpu;
@@ -806,18 +811,10 @@ mod tests {
         let w = Tensor::from_vec(w, (b * t, width), &dev).unwrap();
         let flat = |x: &Tensor| x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(flat(&packed), flat(&reference));
-        let gp = (packed * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let gr = (reference * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let (gp, gr) = (
+            weighted_sum_grads(packed, &w),
+            weighted_sum_grads(reference, &w),
+        );
         assert_eq!(flat(gp.get(&qkv).unwrap()), flat(gr.get(&qkv).unwrap()));
         let err = packed_self_attention(qkv.as_tensor(), 4, h, &mask, 0.3).unwrap_err();
         assert!(err.to_string().contains("packed attention"), "{err}");
@@ -878,18 +875,10 @@ mod tests {
         assert_eq!(flat(&packed), flat(&reference));
         let w: Vec<f32> = (0..b * t * h * d).map(|i| ((i % 7) as f32) - 3.0).collect();
         let w = Tensor::from_vec(w, (b * t, h * d), &dev).unwrap();
-        let gp = (packed * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let gr = (reference * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let (gp, gr) = (
+            weighted_sum_grads(packed, &w),
+            weighted_sum_grads(reference, &w),
+        );
         for x in [&q, &k, &v] {
             assert_eq!(flat(gp.get(x).unwrap()), flat(gr.get(x).unwrap()));
         }
