@@ -415,70 +415,49 @@ impl Llama {
         let mut new_layers = Vec::with_capacity(self.layers.len());
         for (li, layer) in self.layers.iter().enumerate() {
             let x = rms_norm(&h, &layer.input_layernorm, cfg.rms_norm_eps)?;
-            if cache.is_none() && layer.q_norm.is_none() {
+            let q = layer.q_proj.forward(&x, &mut dropout)?;
+            let k = layer.k_proj.forward(&x, &mut dropout)?;
+            let v = layer.v_proj.forward(&x, &mut dropout)?;
+            let o = if cache.is_none() && layer.q_norm.is_none() {
                 // Training and scoring: one op from the projections to the merged heads.
-                let o = packed_rotary_attention(
-                    (
-                        &layer.q_proj.forward(&x, &mut dropout)?,
-                        &layer.k_proj.forward(&x, &mut dropout)?,
-                        &layer.v_proj.forward(&x, &mut dropout)?,
-                    ),
-                    (nh, nkv),
-                    &angles,
-                    &mask,
-                    scale,
-                )?;
-                h = (h + layer.o_proj.forward(&o, &mut dropout)?)?;
-                h = (&h + self.mlp(layer, &h, &mut dropout)?)?;
-                continue;
-            }
-            let mut q = heads(layer.q_proj.forward(&x, &mut dropout)?, nh)?;
-            let mut k = heads(layer.k_proj.forward(&x, &mut dropout)?, nkv)?;
-            let mut v = heads(layer.v_proj.forward(&x, &mut dropout)?, nkv)?;
-            if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
-                q = rms_norm(&q, qn, cfg.rms_norm_eps)?;
-                k = rms_norm(&k, kn, cfg.rms_norm_eps)?;
-            }
-            q = apply_rotary(&q, &angles)?;
-            k = apply_rotary(&k, &angles)?;
-            if let Some(c) = cache.as_ref() {
-                if let Some(Some((pk, pv))) = c.layers.get(li) {
-                    k = Tensor::cat(&[pk, &k], 2)?;
-                    v = Tensor::cat(&[pv, &v], 2)?;
+                packed_rotary_attention((&q, &k, &v), (nh, nkv), &angles, &mask, scale)?
+            } else {
+                let (mut q, mut k, mut v) = (heads(q, nh)?, heads(k, nkv)?, heads(v, nkv)?);
+                if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+                    q = rms_norm(&q, qn, cfg.rms_norm_eps)?;
+                    k = rms_norm(&k, kn, cfg.rms_norm_eps)?;
                 }
-            }
-            let o = attention(&q, &k, &v, &mask, scale)?;
-            let o = o.transpose(1, 2)?.contiguous()?.reshape((b * t, nh * hd))?;
+                q = apply_rotary(&q, &angles)?;
+                k = apply_rotary(&k, &angles)?;
+                if let Some(c) = cache.as_ref() {
+                    if let Some(Some((pk, pv))) = c.layers.get(li) {
+                        k = Tensor::cat(&[pk, &k], 2)?;
+                        v = Tensor::cat(&[pv, &v], 2)?;
+                    }
+                }
+                let o = attention(&q, &k, &v, &mask, scale)?;
+                match cache.as_ref() {
+                    Some(c) if c.with_gradients => new_layers.push(Some((k, v))),
+                    Some(_) => new_layers.push(Some((k.detach(), v.detach()))),
+                    None => {}
+                }
+                o.transpose(1, 2)?.contiguous()?.reshape((b * t, nh * hd))?
+            };
             h = (h + layer.o_proj.forward(&o, &mut dropout)?)?;
-            h = (&h + self.mlp(layer, &h, &mut dropout)?)?;
-            match cache.as_ref() {
-                Some(c) if c.with_gradients => new_layers.push(Some((k, v))),
-                Some(_) => new_layers.push(Some((k.detach(), v.detach()))),
-                None => {}
-            }
+            let x = rms_norm(&h, &layer.post_attention_layernorm, cfg.rms_norm_eps)?;
+            let gate = layer.gate_proj.forward(&x, &mut dropout)?;
+            let up = layer.up_proj.forward(&x, &mut dropout)?;
+            let gated = match self.act {
+                ActivationFunction::Silu => swiglu(&gate, &up)?,
+                other => (other.apply(&gate)? * up)?,
+            };
+            let m = layer.down_proj.forward(&gated, &mut dropout)?;
+            h = (h + m)?;
         }
         if let Some(c) = cache.as_mut() {
             c.layers = new_layers;
         }
         Ok(rms_norm(&h, &self.norm, cfg.rms_norm_eps)?.reshape((b, t, d))?)
-    }
-
-    /// The MLP half of a layer on the residual stream `h`: `down(act(gate(x)) * up(x))` of
-    /// `x = post_attention_layernorm(h)`.
-    fn mlp(
-        &self,
-        layer: &Layer,
-        h: &Tensor,
-        dropout: &mut Option<&mut Dropout>,
-    ) -> Result<Tensor, LmError> {
-        let x = rms_norm(h, &layer.post_attention_layernorm, self.config.rms_norm_eps)?;
-        let gate = layer.gate_proj.forward(&x, dropout)?;
-        let up = layer.up_proj.forward(&x, dropout)?;
-        let gated = match self.act {
-            ActivationFunction::Silu => swiglu(&gate, &up)?,
-            other => (other.apply(&gate)? * up)?,
-        };
-        layer.down_proj.forward(&gated, dropout)
     }
 
     /// Logits `[batch, seq, vocab]` of hidden states (an error for a sequence-classification
