@@ -102,8 +102,8 @@ pub fn kl_to_reference(
         let s = generate(policy, &ids, &cfg, None, Some(tk))?;
         let responses: Vec<Vec<u32>> = s.into_iter().map(|x| x.ids).collect();
         let b = ResponseBatch::new(&ids, &responses, policy.max_positions())?;
-        let (lp, _) = b.logprobs(policy, 1.0, None)?;
-        let (lr, _) = b.logprobs(reference, 1.0, None)?;
+        let (lp, _) = b.logprobs(policy, 1.0, None, false)?;
+        let (lr, _) = b.logprobs(reference, 1.0, None, false)?;
         total += crate::rl::grpo::sequence_kl(&lp, &lr, &b.token_mask, KlEstimator::K3)?
             * chunk.len() as f64;
     }
@@ -139,7 +139,7 @@ pub fn evaluate_task(
         len_sum += responses.iter().map(Vec::len).sum::<usize>();
         if responses.iter().any(|r| !r.is_empty()) {
             let b = ResponseBatch::new(&ids, &responses, n_pos)?;
-            let (lr, _) = b.logprobs(reference, 1.0, None)?;
+            let (lr, _) = b.logprobs(reference, 1.0, None, false)?;
             let lr = lr.flatten_all()?.to_vec1::<f32>()?;
             for (x, m) in lr.iter().zip(&b.token_mask) {
                 if *m > 0.0 {

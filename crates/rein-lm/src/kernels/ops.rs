@@ -24,20 +24,29 @@ fn gelu_grad(x: f32) -> f32 {
 
 // Generic over the function (not a `fn` pointer) so that it inlines and the loop vectorises.
 fn map_parallel<F: Fn(f32) -> f32 + Sync + Send + Copy>(src: &[f32], f: F) -> Vec<f32> {
+    map2_parallel(src, src, move |x, _| f(x))
+}
+
+/// `f(a_i, b_i)` for equal-length slices, split over rayon's pool when large.
+fn map2_parallel<F: Fn(f32, f32) -> f32 + Sync + Send + Copy>(
+    a: &[f32],
+    b: &[f32],
+    f: F,
+) -> Vec<f32> {
     use rayon::prelude::*;
-    let mut out = vec![0f32; src.len()];
+    let mut out = vec![0f32; a.len()];
     // rayon's pool is the one candle already runs its kernels on: no thread start-up per call.
     const CHUNK: usize = 1 << 15;
-    if src.len() < 2 * CHUNK {
-        for (o, &x) in out.iter_mut().zip(src) {
-            *o = f(x);
+    if a.len() < 2 * CHUNK {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = f(x, y);
         }
     } else {
         out.par_chunks_mut(CHUNK)
-            .zip(src.par_chunks(CHUNK))
-            .for_each(|(o, i)| {
-                for (o, &x) in o.iter_mut().zip(i) {
-                    *o = f(x);
+            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+            .for_each(|(o, (ia, ib))| {
+                for ((o, &x), &y) in o.iter_mut().zip(ia).zip(ib) {
+                    *o = f(x, y);
                 }
             });
     }
@@ -58,6 +67,42 @@ pub(crate) fn contiguous_slice<'a, T: candle_core::WithDType>(
     }
 }
 
+/// `sum_i a_i b_i` in eight independent lanes. A single running f32 sum is a chain of
+/// dependent additions the compiler may not reorder (float addition is not associative): one
+/// addition's latency per element. Eight lanes vectorise, and their pairwise total is also
+/// nearer PyTorch's blocked reductions than a sequential sum.
+#[inline]
+pub(crate) fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `sum_i a_i` in eight independent lanes (see [`lane_dot`]).
+#[inline]
+pub(crate) fn lane_sum(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let c = a.chunks_exact(8);
+    let tail: f32 = c.remainder().iter().sum();
+    for x in c {
+        for l in 0..8 {
+            acc[l] += x[l];
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
 struct GeluTanh;
 struct GeluTanhGrad;
 
@@ -73,20 +118,34 @@ impl CustomOp1 for GeluTanh {
         ))
     }
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let d = arg.apply_op1_no_bwd(&GeluTanhGrad)?;
-        Ok(Some((grad_res * d)?))
+        Ok(Some(arg.apply_op2_no_bwd(
+            &grad_res.contiguous()?,
+            &GeluTanhGrad,
+        )?))
     }
 }
 
-impl CustomOp1 for GeluTanhGrad {
+/// `dy * gelu'(x)` in one pass (not `gelu'(x)` and then candle's product: two passes and a
+/// temporary of the MLP's width).
+impl CustomOp2 for GeluTanhGrad {
     fn name(&self) -> &'static str {
         "gelu-tanh-fast-grad"
     }
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_slice::<f32>(storage, layout, self.name())?;
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_slice::<f32>(s1, l1, self.name())?;
+        let g = contiguous_slice::<f32>(s2, l2, self.name())?;
+        if x.len() != g.len() {
+            candle_core::bail!("gelu grad: x {:?} and dy {:?}", l1.shape(), l2.shape());
+        }
         Ok((
-            CpuStorage::F32(map_parallel(x, gelu_grad)),
-            layout.shape().clone(),
+            CpuStorage::F32(map2_parallel(x, g, |x, g| g * gelu_grad(x))),
+            l1.shape().clone(),
         ))
     }
 }
@@ -122,7 +181,7 @@ impl SendPtr {
 /// # Safety
 /// `dst` must be valid for writes of `m * n` floats (and initialised when `read_dst`), not
 /// aliasing `a` or `b`; `a.len() >= m * k`; `b` must cover `(k-1) * b_rs + (n-1) * b_cs`.
-unsafe fn row_parallel_gemm(
+pub(crate) unsafe fn row_parallel_gemm(
     (m, n, k): (usize, usize, usize),
     dst: *mut f32,
     read_dst: bool,
@@ -716,10 +775,14 @@ struct LayerNormOp {
 }
 
 /// `(mean, 1 / sqrt(var + eps))` of a row (population variance, as PyTorch).
-fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
+/// `scratch` (the row's length) receives `x - mean`.
+fn row_stats(x: &[f32], eps: f32, scratch: &mut [f32]) -> (f32, f32) {
     let n = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let mean = lane_sum(x) / n;
+    for (c, &v) in scratch.iter_mut().zip(x) {
+        *c = v - mean;
+    }
+    let var = lane_dot(scratch, scratch) / n;
     (mean, 1.0 / (var + eps).sqrt())
 }
 
@@ -756,9 +819,10 @@ impl CustomOp3 for LayerNormOp {
             .zip(x.par_chunks(d * 16))
             .for_each(|(yc, xc)| {
                 for (yr, xr) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)) {
-                    let (mean, rstd) = row_stats(xr, self.eps);
-                    for (((o, &v), &wv), &bv) in yr.iter_mut().zip(xr).zip(w).zip(b) {
-                        *o = (v - mean) * rstd * wv + bv;
+                    // y holds x - mean first, then the normalised row.
+                    let (_, rstd) = row_stats(xr, self.eps, yr);
+                    for ((o, &wv), &bv) in yr.iter_mut().zip(w).zip(b) {
+                        *o = *o * rstd * wv + bv;
                     }
                 }
             });
@@ -774,42 +838,44 @@ impl CustomOp3 for LayerNormOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         use rayon::prelude::*;
-        let xv = x.flatten_all()?.to_vec1::<f32>()?;
         let wv = w.to_vec1::<f32>()?;
-        let gv = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let d = wv.len();
-        let mut dx = vec![0f32; xv.len()];
-        let rows_per = 16;
-        let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
-            .par_chunks_mut(d * rows_per)
-            .zip(xv.par_chunks(d * rows_per))
-            .zip(gv.par_chunks(d * rows_per))
-            .map(|((dxc, xc), gc)| {
-                let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
-                let mut xh = vec![0f32; d];
-                for ((dxr, xr), gr) in dxc
-                    .chunks_exact_mut(d)
-                    .zip(xc.chunks_exact(d))
-                    .zip(gc.chunks_exact(d))
-                {
-                    let (mean, rstd) = row_stats(xr, self.eps);
-                    let (mut mg, mut mgx) = (0f32, 0f32);
-                    for j in 0..d {
-                        xh[j] = (xr[j] - mean) * rstd;
-                        let g = gr[j] * wv[j];
-                        mg += g;
-                        mgx += g * xh[j];
-                        dw[j] += gr[j] * xh[j];
-                        db[j] += gr[j];
-                    }
-                    let (mg, mgx) = (mg / d as f32, mgx / d as f32);
-                    for j in 0..d {
-                        dxr[j] = rstd * (gr[j] * wv[j] - mg - xh[j] * mgx);
-                    }
-                }
-                (dw, db)
+        let grad = grad.contiguous()?;
+        let (dx, partial) = with_f32_slice(x, |xv| {
+            with_f32_slice(&grad, |gv| {
+                let mut dx = vec![0f32; xv.len()];
+                let rows_per = 16;
+                let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
+                    .par_chunks_mut(d * rows_per)
+                    .zip(xv.par_chunks(d * rows_per))
+                    .zip(gv.par_chunks(d * rows_per))
+                    .map(|((dxc, xc), gc)| {
+                        let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
+                        let (mut xh, mut gw) = (vec![0f32; d], vec![0f32; d]);
+                        for ((dxr, xr), gr) in dxc
+                            .chunks_exact_mut(d)
+                            .zip(xc.chunks_exact(d))
+                            .zip(gc.chunks_exact(d))
+                        {
+                            let (_, rstd) = row_stats(xr, self.eps, &mut xh);
+                            for j in 0..d {
+                                xh[j] *= rstd;
+                                gw[j] = gr[j] * wv[j];
+                                dw[j] += gr[j] * xh[j];
+                                db[j] += gr[j];
+                            }
+                            let mg = lane_sum(&gw) / d as f32;
+                            let mgx = lane_dot(&gw, &xh) / d as f32;
+                            for j in 0..d {
+                                dxr[j] = rstd * (gw[j] - mg - xh[j] * mgx);
+                            }
+                        }
+                        (dw, db)
+                    })
+                    .collect();
+                Ok::<_, candle_core::Error>((dx, partial))
             })
-            .collect();
+        })?;
         let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
         for (pw, pb) in partial {
             for j in 0..d {

@@ -8,7 +8,7 @@
 //! Backward with `r = rsqrt(mean(x^2) + eps)`, `xh = x r`, `g = dy * w`:
 //! `dx = r (g - xh mean(g xh))`, `dw = sum_rows(dy xh)`.
 
-use crate::kernels::ops::contiguous_slice;
+use crate::kernels::ops::{contiguous_slice, lane_dot, with_f32_slice};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -21,7 +21,7 @@ struct RmsNorm {
 
 /// `rsqrt(mean(x^2) + eps)` of a row.
 fn inverse_rms(x: &[f32], eps: f32) -> f32 {
-    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let ms = lane_dot(x, x) / x.len() as f32;
     1.0 / (ms + eps).sqrt()
 }
 
@@ -68,37 +68,41 @@ impl CustomOp2 for RmsNorm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let xv = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let wv = w.to_vec1::<f32>()?;
-        let gv = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let d = wv.len();
-        let mut dx = vec![0f32; xv.len()];
-        let partial: Vec<Vec<f32>> = dx
-            .par_chunks_mut(d * ROWS_PER_TASK)
-            .zip(xv.par_chunks(d * ROWS_PER_TASK))
-            .zip(gv.par_chunks(d * ROWS_PER_TASK))
-            .map(|((dxc, xc), gc)| {
-                let mut dw = vec![0f32; d];
-                for ((dxr, xr), gr) in dxc
-                    .chunks_exact_mut(d)
-                    .zip(xc.chunks_exact(d))
-                    .zip(gc.chunks_exact(d))
-                {
-                    let r = inverse_rms(xr, self.eps);
-                    let mut mgx = 0f32;
-                    for j in 0..d {
-                        let xh = xr[j] * r;
-                        mgx += gr[j] * wv[j] * xh;
-                        dw[j] += gr[j] * xh;
-                    }
-                    let mgx = mgx / d as f32;
-                    for j in 0..d {
-                        dxr[j] = r * (gr[j] * wv[j] - xr[j] * r * mgx);
-                    }
-                }
-                dw
+        let (x, grad) = (x.contiguous()?, grad.contiguous()?);
+        let (dx, partial) = with_f32_slice(&x, |xv| {
+            with_f32_slice(&grad, |gv| {
+                let mut dx = vec![0f32; xv.len()];
+                let partial: Vec<Vec<f32>> = dx
+                    .par_chunks_mut(d * ROWS_PER_TASK)
+                    .zip(xv.par_chunks(d * ROWS_PER_TASK))
+                    .zip(gv.par_chunks(d * ROWS_PER_TASK))
+                    .map(|((dxc, xc), gc)| {
+                        let mut dw = vec![0f32; d];
+                        let (mut xh, mut gw) = (vec![0f32; d], vec![0f32; d]);
+                        for ((dxr, xr), gr) in dxc
+                            .chunks_exact_mut(d)
+                            .zip(xc.chunks_exact(d))
+                            .zip(gc.chunks_exact(d))
+                        {
+                            let r = inverse_rms(xr, self.eps);
+                            for j in 0..d {
+                                xh[j] = xr[j] * r;
+                                gw[j] = gr[j] * wv[j];
+                                dw[j] += gr[j] * xh[j];
+                            }
+                            let mgx = lane_dot(&gw, &xh) / d as f32;
+                            for j in 0..d {
+                                dxr[j] = r * (gw[j] - xh[j] * mgx);
+                            }
+                        }
+                        dw
+                    })
+                    .collect();
+                Ok::<_, candle_core::Error>((dx, partial))
             })
-            .collect();
+        })?;
         let mut dw = vec![0f32; d];
         for p in partial {
             for (a, b) in dw.iter_mut().zip(p) {

@@ -376,22 +376,14 @@ impl Gpt2 {
         Ok(self.ln_f.forward(&h)?.reshape((b, t, d))?)
     }
 
-    /// Logits `[batch, seq, vocab]` of hidden states (the LM head tied to `wte`).
-    pub fn lm_head(&self, hidden: &Tensor) -> Result<Tensor, LmError> {
-        let (b, t, d) = hidden.dims3()?;
-        Ok(
-            crate::kernels::ops::tied_head(&hidden.reshape((b * t, d))?, &self.wte)?.reshape((
-                b,
-                t,
-                self.config.vocab_size,
-            ))?,
-        )
+    /// The `[vocab, d]` LM head matrix: the token embedding `wte` (GPT-2 ties them).
+    pub fn lm_head_weight(&self) -> &Tensor {
+        &self.wte
     }
 
     /// Logits for a batch without cache or dropout.
     pub fn logits(&self, input: &ForwardInput) -> Result<Tensor, LmError> {
-        let h = self.hidden(input, None, None)?;
-        self.lm_head(&h)
+        crate::models::CausalLm::logits(self, input)
     }
 }
 

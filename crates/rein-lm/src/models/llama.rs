@@ -10,7 +10,7 @@
 //! PEFT's adapter names line up without renaming.
 
 use crate::kernels::attention::{attention, packed_rotary_attention, AttentionMask};
-use crate::kernels::ops::{linear_t, swiglu, tied_head};
+use crate::kernels::ops::{linear_t, swiglu};
 use crate::kernels::rms_norm::rms_norm;
 use crate::kernels::rotary::{apply_rotary, RotaryAngles};
 use crate::models::common::{
@@ -460,25 +460,18 @@ impl Llama {
         Ok(rms_norm(&h, &self.norm, cfg.rms_norm_eps)?.reshape((b, t, d))?)
     }
 
-    /// Logits `[batch, seq, vocab]` of hidden states (an error for a sequence-classification
-    /// backbone, which has no LM head).
-    pub fn lm_head(&self, hidden: &Tensor) -> Result<Tensor, LmError> {
-        let (b, t, d) = hidden.dims3()?;
-        let head = self.lm_head.as_ref().ok_or_else(|| {
+    /// The `[vocab, hidden]` LM head matrix (`lm_head.weight`, or the token embedding when
+    /// tied); an error for a sequence-classification backbone, which has no LM head.
+    pub fn lm_head_weight(&self) -> Result<&Tensor, LmError> {
+        self.lm_head.as_ref().ok_or_else(|| {
             LmError::Input(
                 "this is a sequence-classification (reward) checkpoint: it has no LM head to give logits".into(),
             )
-        })?;
-        Ok(tied_head(&hidden.reshape((b * t, d))?, head)?.reshape((
-            b,
-            t,
-            self.config.vocab_size,
-        ))?)
+        })
     }
 
     /// Logits for a batch without cache.
     pub fn logits(&self, input: &ForwardInput) -> Result<Tensor, LmError> {
-        let h = self.hidden(input, None, None)?;
-        self.lm_head(&h)
+        crate::models::CausalLm::logits(self, input)
     }
 }

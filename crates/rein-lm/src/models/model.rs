@@ -2,6 +2,8 @@
 //! decoder a command or trainer holds (GPT-2 or the Llama family), so that each trainer,
 //! generation and evaluation exist once for every architecture.
 
+use crate::kernels::loss::{head_logprobs, HeadLogProbs};
+use crate::kernels::ops::tied_head;
 use crate::models::common::{Dropout, ForwardInput, KvCache};
 use crate::models::config::Gpt2Config;
 use crate::models::gpt2::Gpt2;
@@ -26,8 +28,36 @@ pub trait CausalLm {
         dropout: Option<&mut Dropout>,
     ) -> Result<Tensor, LmError>;
 
-    /// Logits `[batch, seq, vocab]` of hidden states.
-    fn lm_head(&self, hidden: &Tensor) -> Result<Tensor, LmError>;
+    /// The `[vocab, hidden]` matrix of the LM head (`logits = h W^T`; the token embedding
+    /// where the model ties them).
+    fn lm_head_weight(&self) -> Result<&Tensor, LmError>;
+
+    /// Logits `[batch, seq, vocab]` of hidden states `[batch, seq, hidden]`.
+    fn lm_head(&self, hidden: &Tensor) -> Result<Tensor, LmError> {
+        let (b, t, d) = hidden.dims3()?;
+        let w = self.lm_head_weight()?;
+        Ok(tied_head(&hidden.reshape((b * t, d))?, w)?.reshape((b, t, w.dim(0)?))?)
+    }
+
+    /// Log-probabilities `[batch, seq]` of `targets` under the LM head at `temperature`, from
+    /// hidden states `[batch, seq, hidden]`, with each position's entropy when `entropy`: the
+    /// logits never become a graph node (see [`head_logprobs`]). What losses use instead of
+    /// [`CausalLm::lm_head`].
+    fn target_logprobs(
+        &self,
+        hidden: &Tensor,
+        targets: &Tensor,
+        temperature: f64,
+        entropy: bool,
+    ) -> Result<HeadLogProbs, LmError> {
+        head_logprobs(
+            hidden,
+            self.lm_head_weight()?,
+            targets,
+            temperature,
+            entropy,
+        )
+    }
 
     /// Logits of a batch without cache or dropout.
     fn logits(&self, input: &ForwardInput) -> Result<Tensor, LmError> {
@@ -60,8 +90,8 @@ impl CausalLm for Gpt2 {
     ) -> Result<Tensor, LmError> {
         Gpt2::hidden(self, input, cache, dropout)
     }
-    fn lm_head(&self, hidden: &Tensor) -> Result<Tensor, LmError> {
-        Gpt2::lm_head(self, hidden)
+    fn lm_head_weight(&self) -> Result<&Tensor, LmError> {
+        Ok(Gpt2::lm_head_weight(self))
     }
     fn named_vars(&self) -> Vec<(String, Var)> {
         Gpt2::named_vars(self)
@@ -89,8 +119,8 @@ impl CausalLm for Llama {
     ) -> Result<Tensor, LmError> {
         Llama::hidden(self, input, cache, dropout)
     }
-    fn lm_head(&self, hidden: &Tensor) -> Result<Tensor, LmError> {
-        Llama::lm_head(self, hidden)
+    fn lm_head_weight(&self) -> Result<&Tensor, LmError> {
+        Llama::lm_head_weight(self)
     }
     fn named_vars(&self) -> Vec<(String, Var)> {
         Llama::named_vars(self)
@@ -255,8 +285,8 @@ impl CausalLm for Model {
     ) -> Result<Tensor, LmError> {
         each!(self, m => m.hidden(input, cache, dropout))
     }
-    fn lm_head(&self, hidden: &Tensor) -> Result<Tensor, LmError> {
-        each!(self, m => m.lm_head(hidden))
+    fn lm_head_weight(&self) -> Result<&Tensor, LmError> {
+        each!(self, m => CausalLm::lm_head_weight(m))
     }
     fn named_vars(&self) -> Vec<(String, Var)> {
         each!(self, m => m.named_vars())

@@ -1,7 +1,6 @@
 //! The log-probabilities, hidden states and minibatches of sampled responses under a model
 //! ([`ResponseBatch`]), and their mean entropy.
 
-use crate::kernels::loss::gather_logprobs;
 use crate::models::common::{Dropout, ForwardInput};
 use crate::models::{CausalLm, Model};
 use crate::LmError;
@@ -87,16 +86,17 @@ impl ResponseBatch {
     }
 
     /// `[n, r]` log-probabilities of the response tokens under `model` at `temperature`
-    /// (differentiable when the model's variables are tracked), and the `[n, r]` logits slice
-    /// they came from (for the entropy).
+    /// (differentiable when the model's variables are tracked), and with `entropy` the mean
+    /// entropy of the policy over the response tokens.
     pub fn logprobs(
         &self,
         model: &Model,
         temperature: f64,
         dropout: Option<&mut Dropout>,
-    ) -> Result<(Tensor, Tensor), LmError> {
+        entropy: bool,
+    ) -> Result<(Tensor, Option<f64>), LmError> {
         let h = self.hidden(model, dropout)?;
-        self.logprobs_from_hidden(model, &h, temperature)
+        self.logprobs_from_hidden(model, &h, temperature, entropy)
     }
 
     /// `[n, r, d]` final hidden states of the states that predict each response token (the
@@ -206,20 +206,23 @@ impl ResponseBatch {
             .contiguous()?)
     }
 
-    /// Log-probabilities and logits from the states of [`ResponseBatch::hidden`].
+    /// Log-probabilities (and with `entropy` the mean entropy over the response tokens) from
+    /// the states of [`ResponseBatch::hidden`], as [`ResponseBatch::logprobs`].
     pub fn logprobs_from_hidden(
         &self,
         model: &Model,
         hidden: &Tensor,
         temperature: f64,
-    ) -> Result<(Tensor, Tensor), LmError> {
-        let logits = model.lm_head(hidden)?;
+        entropy: bool,
+    ) -> Result<(Tensor, Option<f64>), LmError> {
         let targets = Tensor::from_vec(
             self.targets.clone(),
             (self.n, self.response_len),
             &Device::Cpu,
         )?;
-        Ok((gather_logprobs(&logits, &targets, temperature)?, logits))
+        let out = model.target_logprobs(hidden, &targets, temperature, entropy)?;
+        let mean = out.entropy.map(|e| masked_mean(&e, &self.token_mask));
+        Ok((out.logprobs, mean))
     }
 
     /// The sub-batch of `rows` (same widths), for minibatches.
@@ -259,34 +262,21 @@ impl ResponseBatch {
     }
 }
 
-/// Mean per-token entropy of `softmax(logits / temperature)` over the tokens of `mask`:
-/// `H = log Z + m - sum_v p_v x_v` per row (`x = logits / T`, `m = max x`,
-/// `Z = sum exp(x - m)`), one pass per row in parallel (the composed candle version made seven
-/// passes over the largest tensor of a step).
-pub fn mean_entropy(logits: &Tensor, mask: &Tensor, temperature: f64) -> Result<f64, LmError> {
-    use rayon::prelude::*;
-    let logits = logits.detach().contiguous()?;
-    let v = *logits.dims().last().unwrap_or(&1);
-    let flat = logits.flatten_all()?.to_vec1::<f32>()?;
-    let m = mask.flatten_all()?.to_vec1::<f32>()?;
-    let inv_t = (1.0 / temperature) as f32;
-    let (sum, count) = flat
-        .par_chunks(v.max(1))
-        .zip(m.par_iter())
+/// The mean of `values` over the entries where `mask` is positive (0 when there are none): the
+/// mean entropy of a batch's response tokens from their per-token entropies.
+pub fn masked_mean(values: &[f32], mask: &[f32]) -> f64 {
+    let (sum, count) = values
+        .iter()
+        .zip(mask)
         .filter(|(_, &w)| w > 0.0)
-        .map(|(row, _)| {
-            let mx = row.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x * inv_t));
-            let (mut z, mut zx) = (0.0f64, 0.0f64);
-            for &x in row {
-                let xs = x * inv_t;
-                let e = f64::from((xs - mx).exp());
-                z += e;
-                zx += e * f64::from(xs);
-            }
-            (z.ln() + f64::from(mx) - zx / z, 1usize)
-        })
-        .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-    Ok(if count == 0 { 0.0 } else { sum / count as f64 })
+        .fold((0.0f64, 0usize), |(s, c), (&v, _)| {
+            (s + f64::from(v), c + 1)
+        });
+    if count == 0 {
+        0.0
+    } else {
+        sum / count as f64
+    }
 }
 
 #[cfg(test)]
@@ -402,16 +392,20 @@ mod tests {
     }
 
     #[test]
-    fn mean_entropy_matches_the_definition() {
-        let logits = Tensor::new(
+    fn head_entropy_matches_the_definition() {
+        // An identity head: the logits are the hidden states.
+        let dev = Device::Cpu;
+        let hidden = Tensor::new(
             &[
                 [[1.0f32, 2.0, 3.0], [0.0, 0.0, 0.0]],
                 [[5.0, -1.0, 0.5], [9.0, 9.0, 9.0]],
             ],
-            &Device::Cpu,
+            &dev,
         )
         .unwrap();
-        let mask = Tensor::new(&[[1.0f32, 1.0], [1.0, 0.0]], &Device::Cpu).unwrap();
+        let eye = Tensor::eye(3, candle_core::DType::F32, &dev).unwrap();
+        let targets = Tensor::zeros((2, 2), candle_core::DType::U32, &dev).unwrap();
+        let mask = [1.0f32, 1.0, 1.0, 0.0];
         let h = |row: [f64; 3], t: f64| {
             let z: f64 = row.iter().map(|x| (x / t).exp()).sum();
             -row.iter()
@@ -424,7 +418,9 @@ mod tests {
         for t in [1.0, 0.7] {
             let want =
                 (h([1.0, 2.0, 3.0], t) + h([0.0, 0.0, 0.0], t) + h([5.0, -1.0, 0.5], t)) / 3.0;
-            let got = mean_entropy(&logits, &mask, t).unwrap();
+            let out =
+                crate::kernels::loss::head_logprobs(&hidden, &eye, &targets, t, true).unwrap();
+            let got = masked_mean(&out.entropy.unwrap(), &mask);
             assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         }
     }

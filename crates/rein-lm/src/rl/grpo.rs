@@ -22,7 +22,6 @@ use crate::models::lora::LoraSettings;
 use crate::models::{CausalLm, Model};
 use crate::optim::{clip_grad_norm, reduce_grads_over_ranks, AdamW, RankReduction};
 use crate::rl::advantages::{group_advantages, Baseline};
-use crate::rl::batch::mean_entropy;
 use crate::rl::kl::KlEstimator;
 use crate::rl::reward::{PromptRecord, Reward};
 use crate::rl::rollout::{PromptLoader, RlState, Rollout, SamplingSpec, ScoredSample, StepTimes};
@@ -299,7 +298,7 @@ impl GrpoTrainer {
         // objective/kl is then logged as 0.
         let clock = std::time::Instant::now();
         let ref_lp = match (&self.reference, c.beta > 0.0) {
-            (Some(r), true) => Some(batch.logprobs(r, c.temperature, None)?.0.detach()),
+            (Some(r), true) => Some(batch.logprobs(r, c.temperature, None, false)?.0.detach()),
             _ => None,
         };
         times.reference_logprobs = clock.elapsed().as_secs_f64();
@@ -318,9 +317,10 @@ impl GrpoTrainer {
         let (mut loss_v, mut clipfrac, mut kl, mut entropy) = (0.0, 0.0, 0.0, 0.0);
         for pass in 0..c.epochs {
             let clock = std::time::Instant::now();
-            let (lp, logits) = batch.logprobs(&self.policy, c.temperature, None)?;
-            if pass == 0 {
-                entropy = mean_entropy(&logits, &mask, c.temperature)?;
+            let (lp, pass_entropy) =
+                batch.logprobs(&self.policy, c.temperature, None, pass == 0)?;
+            if let Some(e) = pass_entropy {
+                entropy = e;
                 if let Some(r) = &ref_lp {
                     kl = sequence_kl(&lp, r, &batch.token_mask, c.kl_estimator)?;
                 }

@@ -35,7 +35,7 @@ use crate::models::gpt2::ScalarHead;
 use crate::models::{CausalLm, Model};
 use crate::optim::{clip_grad_norm, reduce_grads_over_ranks, AdamW, RankReduction};
 use crate::rl::advantages::{whiten, RunningMoments};
-use crate::rl::batch::{mean_entropy, ResponseBatch};
+use crate::rl::batch::ResponseBatch;
 use crate::rl::kl::{KlController, KlEstimator};
 use crate::rl::reward::{PromptRecord, Reward};
 use crate::rl::rollout::{PromptLoader, RlState, Rollout, SamplingSpec, ScoredSample};
@@ -640,12 +640,12 @@ impl PpoLmTrainer {
         )?;
         let scores = shape_scores(&c, &mut self.score_moments, &ro.scores, &ro.finished);
         let (n, r) = (batch.n, batch.response_len);
-        let mask_all = batch.mask_tensor()?;
         let h = batch.hidden(&self.policy, None)?;
-        let (lp, logits) = batch.logprobs_from_hidden(&self.policy, &h, c.temperature)?;
-        let token_entropy = mean_entropy(&logits, &mask_all, c.temperature)?;
+        let (lp, token_entropy) =
+            batch.logprobs_from_hidden(&self.policy, &h, c.temperature, true)?;
+        let token_entropy = token_entropy.unwrap_or(0.0);
         let values = self.values(&batch, &h)?.detach();
-        let (ref_lp, _) = batch.logprobs(&self.reference, c.temperature, None)?;
+        let (ref_lp, _) = batch.logprobs(&self.reference, c.temperature, None, false)?;
         let lp_v = lp.detach().flatten_all()?.to_vec1::<f32>()?;
         let ref_v = ref_lp.flatten_all()?.to_vec1::<f32>()?;
         let val_v = values.flatten_all()?.to_vec1::<f32>()?;
@@ -666,7 +666,7 @@ impl PpoLmTrainer {
         let ranks = rein_core::collective::world().size() as f64;
         let kl =
             rein_core::collective::sum_f64(&[kl_rows.iter().sum::<f64>() / n as f64])[0] / ranks;
-        drop((h, lp, logits, values));
+        drop((h, lp, values));
 
         let lr = crate::rl::advantages::warmup_lr(
             c.lora.learning_rate_or(c.learning_rate),
@@ -694,7 +694,8 @@ impl PpoLmTrainer {
                     let adv = rows_tensor(&tg.advantages, rows, r)?;
                     let ret = rows_tensor(&tg.returns, rows, r)?;
                     let h = sub.hidden(&self.policy, None)?;
-                    let (new_lp, _) = sub.logprobs_from_hidden(&self.policy, &h, c.temperature)?;
+                    let (new_lp, _) =
+                        sub.logprobs_from_hidden(&self.policy, &h, c.temperature, false)?;
                     let vpred = self.values(&sub, &h)?;
                     let diff = (&new_lp - &old_lp)?;
                     let ratio = diff.exp()?;
