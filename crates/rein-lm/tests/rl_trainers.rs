@@ -44,7 +44,9 @@ fn response_logprobs_match_generation() {
         let gens = generate(&model, &prompts, &cfg, None, None).unwrap();
         let responses: Vec<Vec<u32>> = gens.iter().map(|g| g.ids.clone()).collect();
         let b = ResponseBatch::new(&prompts, &responses, 32).unwrap();
-        let (lp, _) = b.logprobs(&model, f64::from(temperature), None, false).unwrap();
+        let (lp, _) = b
+            .logprobs(&model, f64::from(temperature), None, false)
+            .unwrap();
         let lp = lp.to_vec2::<f32>().unwrap();
         for (i, g) in gens.iter().enumerate() {
             for (j, &want) in g.logprobs.iter().enumerate() {

@@ -114,8 +114,12 @@ pub fn matmul(a: Mat, b: Mat, out: &mut [f32], accumulate: bool) {
 /// Why: the binary targets baseline x86-64, so the element-wise loops (Adam, bias, activation
 /// and their gradients) vectorise to 4 lanes; on an AVX-512 machine Adam alone was a tenth of a
 /// SAC gradient step (it still is: its divisions bound it, and the measured gain of this
-/// dispatch on `rein bench sac` was within the machine's noise). `f` is inlined into a `#[target_feature]` function, so its loops are
-/// compiled for the wider unit. The results are bit-identical on every path: these loops are
+/// dispatch on `rein bench sac` was within the machine's noise). `f` must be inlined into the
+/// `#[target_feature]` functions for its loops to be compiled for the wider unit: pass it as
+/// `with_widest_simd(#[inline(always)] || ...)`, and mark the helpers it calls
+/// `#[inline(always)]`. A closure called from three places is otherwise too big to inline, and
+/// stays a baseline function (`perf` showed it so: the language-model kernels ran scalar or
+/// SSE2 until they were marked). The results are bit-identical on every path: these loops are
 /// lane-wise IEEE additions, products, divisions and square roots, and Rust never contracts a
 /// product and a sum into a fused multiply-add.
 #[inline(always)]
@@ -145,7 +149,7 @@ pub fn with_widest_simd<R>(f: impl FnOnce() -> R) -> R {
 /// tanh by a rational approximation (the minimax form Eigen uses for `float`), accurate to a
 /// few ulp and free of branches so that the loop vectorises; `std`'s `tanh` is a libm call per
 /// element and dominated the small-network step.
-#[inline]
+#[inline(always)]
 pub fn fast_tanh(x: f32) -> f32 {
     const CLAMP: f32 = 7.905_311;
     let x = x.clamp(-CLAMP, CLAMP);
@@ -167,33 +171,42 @@ pub fn fast_tanh(x: f32) -> f32 {
 
 /// Applies tanh in place.
 pub fn tanh_inplace(x: &mut [f32]) {
-    with_widest_simd(|| {
-        for v in x.iter_mut() {
-            *v = fast_tanh(*v);
-        }
-    })
+    with_widest_simd(
+        #[inline(always)]
+        || {
+            for v in x.iter_mut() {
+                *v = fast_tanh(*v);
+            }
+        },
+    )
 }
 
 /// Adds `bias` (length `cols`) to every row of the row-major `x`.
 pub fn add_row_bias(x: &mut [f32], bias: &[f32]) {
-    with_widest_simd(|| {
-        for row in x.chunks_exact_mut(bias.len()) {
-            for (v, b) in row.iter_mut().zip(bias) {
-                *v += b;
+    with_widest_simd(
+        #[inline(always)]
+        || {
+            for row in x.chunks_exact_mut(bias.len()) {
+                for (v, b) in row.iter_mut().zip(bias) {
+                    *v += b;
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// `acc[j] += sum_i x[i][j]`: the gradient of a bias.
 pub fn add_column_sums(x: &[f32], acc: &mut [f32]) {
-    with_widest_simd(|| {
-        for row in x.chunks_exact(acc.len()) {
-            for (a, v) in acc.iter_mut().zip(row) {
-                *a += v;
+    with_widest_simd(
+        #[inline(always)]
+        || {
+            for row in x.chunks_exact(acc.len()) {
+                for (a, v) in acc.iter_mut().zip(row) {
+                    *a += v;
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// This machine's one-thread sgemm throughput in GFLOP/s: five 1024^3 products through the

@@ -157,11 +157,14 @@ impl Mlp {
     /// Polyak averaging `p <- tau p_other + (1 - tau) p` (soft target update).
     pub fn polyak_from(&mut self, other: &Mlp, tau: f32) {
         assert_eq!(self.sizes, other.sizes, "target network shape differs");
-        crate::kernels::with_widest_simd(|| {
-            for (p, &q) in self.params.iter_mut().zip(&other.params) {
-                *p = tau * q + (1.0 - tau) * *p;
-            }
-        })
+        crate::kernels::with_widest_simd(
+            #[inline(always)]
+            || {
+                for (p, &q) in self.params.iter_mut().zip(&other.params) {
+                    *p = tau * q + (1.0 - tau) * *p;
+                }
+            },
+        )
     }
 
     /// Sets every gradient to zero.
@@ -201,9 +204,10 @@ impl Mlp {
             if self.activated(l) {
                 match self.activation {
                     Activation::Tanh => tanh_inplace(y),
-                    Activation::Relu => crate::kernels::with_widest_simd(|| {
-                        y.iter_mut().for_each(|v| *v = v.max(0.0))
-                    }),
+                    Activation::Relu => crate::kernels::with_widest_simd(
+                        #[inline(always)]
+                        || y.iter_mut().for_each(|v| *v = v.max(0.0)),
+                    ),
                 }
             }
         }
@@ -264,20 +268,23 @@ impl Mlp {
             // Through the activation of layer l (not after the last layer of a head).
             if self.activated(l) {
                 let y = &acts[l + 1];
-                crate::kernels::with_widest_simd(|| match self.activation {
-                    Activation::Tanh => {
-                        for (g, &t) in g.iter_mut().zip(y) {
-                            *g *= 1.0 - t * t;
+                crate::kernels::with_widest_simd(
+                    #[inline(always)]
+                    || match self.activation {
+                        Activation::Tanh => {
+                            for (g, &t) in g.iter_mut().zip(y) {
+                                *g *= 1.0 - t * t;
+                            }
                         }
-                    }
-                    Activation::Relu => {
-                        // A select, not a branch: the branchy form compiled to scalar
-                        // compare-and-store code that took a quarter of a SAC step.
-                        for (g, &t) in g.iter_mut().zip(y) {
-                            *g = if t <= 0.0 { 0.0 } else { *g };
+                        Activation::Relu => {
+                            // A select, not a branch: the branchy form compiled to scalar
+                            // compare-and-store code that took a quarter of a SAC step.
+                            for (g, &t) in g.iter_mut().zip(y) {
+                                *g = if t <= 0.0 { 0.0 } else { *g };
+                            }
                         }
-                    }
-                });
+                    },
+                );
             }
             let (wr, br) = self.layer_ranges(l);
             let x = &acts[l];

@@ -56,19 +56,22 @@ impl Adam {
         let step_size = (self.lr / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
         let eps = self.eps as f32;
-        crate::kernels::with_widest_simd(|| {
-            for (((p, &g), m), v) in params
-                .iter_mut()
-                .zip(grads)
-                .zip(&mut self.m)
-                .zip(&mut self.v)
-            {
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-                let denom = v.sqrt() / bc2_sqrt + eps;
-                *p -= step_size * *m / denom;
-            }
-        })
+        crate::kernels::with_widest_simd(
+            #[inline(always)]
+            || {
+                for (((p, &g), m), v) in params
+                    .iter_mut()
+                    .zip(grads)
+                    .zip(&mut self.m)
+                    .zip(&mut self.v)
+                {
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    let denom = v.sqrt() / bc2_sqrt + eps;
+                    *p -= step_size * *m / denom;
+                }
+            },
+        )
     }
 }
 

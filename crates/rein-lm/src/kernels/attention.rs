@@ -14,11 +14,12 @@
 
 use std::sync::Arc;
 
+use crate::kernels::ops::lane_dot;
 use crate::kernels::ops::{contiguous_slice, with_f32_slice};
 use crate::kernels::rotary::{rotate_heads, RotaryAngles};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
-use rein_nn::kernels::{matmul, Mat};
+use rein_nn::kernels::{matmul, with_widest_simd, Mat};
 
 /// The additive mask and dead-row markers shared by all layers of one forward pass.
 #[derive(Clone)]
@@ -93,7 +94,7 @@ pub struct Attention {
 /// entries did, at the clamp's `2^-126`), and subnormal operands slow every product that reads
 /// them by 2-4x on x86 (measured on the tiny GPT-2 training step of `rein bench lm`: 0.69 -> 0.49 s). With
 /// the cut, a result divided by any sum below `2^26` stays a normal number.
-#[inline]
+#[inline(always)]
 pub(crate) fn fast_exp_nonpos(x: f32) -> f32 {
     let y = x * std::f32::consts::LOG2_E;
     let negligible = y < EXP_CUTOFF_LOG2;
@@ -255,6 +256,19 @@ impl Attention {
             );
         }
         let bias = &self.mask.bias[bi * t * total..(bi + 1) * t * total];
+        // The exponentials are most of this loop: compiled for the widest vector unit (the
+        // same bits on every path, see `with_widest_simd`).
+        with_widest_simd(
+            #[inline(always)]
+            || self.softmax_rows(dm, bi, past, p, bias),
+        );
+    }
+
+    /// Row-wise `softmax(scale * s + bias)` of pair `i`'s scores `p` (`[t, total]`, only the
+    /// visible keys of each row's block), in place; masked rows become zero.
+    #[inline(always)]
+    fn softmax_rows(&self, dm: &Dims, bi: usize, past: usize, p: &mut [f32], bias: &[f32]) {
+        let (t, total) = (dm.t, dm.total);
         for (r, (row, brow)) in p
             .chunks_exact_mut(total)
             .zip(bias.chunks_exact(total))
@@ -274,22 +288,39 @@ impl Attention {
                 continue;
             }
             // Eight independent lanes so that the max and sum reductions vectorise.
-            let mut m8 = [f32::NEG_INFINITY; 8];
-            for (s8, b8) in row.chunks_mut(8).zip(brow.chunks(8)) {
+            let (scale, mut m8) = (self.scale, [f32::NEG_INFINITY; 8]);
+            let mut chunks = row.chunks_exact_mut(8);
+            let mut bchunks = brow.chunks_exact(8);
+            for (s8, b8) in (&mut chunks).zip(&mut bchunks) {
                 for ((s, &bv), m) in s8.iter_mut().zip(b8).zip(m8.iter_mut()) {
-                    *s = *s * self.scale + bv;
+                    *s = *s * scale + bv;
                     *m = if *s > *m { *s } else { *m };
                 }
+            }
+            for ((s, &bv), m) in chunks
+                .into_remainder()
+                .iter_mut()
+                .zip(bchunks.remainder())
+                .zip(m8.iter_mut())
+            {
+                *s = *s * scale + bv;
+                *m = if *s > *m { *s } else { *m };
             }
             let m = m8
                 .iter()
                 .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+            // Whole chunks of eight, then the tail: a loop of at most eight does not vectorise.
             let mut sum8 = [0f32; 8];
-            for s8 in row.chunks_mut(8) {
+            let mut chunks = row.chunks_exact_mut(8);
+            for s8 in &mut chunks {
                 for (s, acc) in s8.iter_mut().zip(sum8.iter_mut()) {
                     *s = fast_exp_nonpos(*s - m);
                     *acc += *s;
                 }
+            }
+            for (s, acc) in chunks.into_remainder().iter_mut().zip(sum8.iter_mut()) {
+                *s = fast_exp_nonpos(*s - m);
+                *acc += *s;
             }
             let sum: f32 = sum8.iter().sum();
             let inv = 1.0 / sum;
@@ -356,12 +387,20 @@ impl Attention {
                     let qi = &qv[i * t * d..(i + 1) * t * d];
                     matmul(Mat::new(p, t, total).t(), Mat::new(doi, t, d), dvi, false);
                     matmul(Mat::new(doi, t, d), Mat::new(vi, total, d).t(), dp, false);
-                    for (prow, dprow) in p.chunks_exact(total).zip(dp.chunks_exact_mut(total)) {
-                        let dot: f32 = prow.iter().zip(dprow.iter()).map(|(a, b)| a * b).sum();
-                        for (g, &pv) in dprow.iter_mut().zip(prow) {
-                            *g = pv * (*g - dot) * self.scale;
-                        }
-                    }
+                    // dS = P (dP - rowsum(P dP)) scale (softmax's Jacobian).
+                    with_widest_simd(
+                        #[inline(always)]
+                        || {
+                            for (prow, dprow) in
+                                p.chunks_exact(total).zip(dp.chunks_exact_mut(total))
+                            {
+                                let dot = lane_dot(prow, dprow);
+                                for (g, &pv) in dprow.iter_mut().zip(prow) {
+                                    *g = pv * (*g - dot) * self.scale;
+                                }
+                            }
+                        },
+                    );
                     matmul(Mat::new(dp, t, total), Mat::new(ki, total, d), dqi, false);
                     matmul(Mat::new(dp, t, total).t(), Mat::new(qi, t, d), dki, false);
                 },

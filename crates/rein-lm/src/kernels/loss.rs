@@ -7,6 +7,7 @@ use crate::models::{CausalLm, Model};
 use crate::LmError;
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
+use rein_nn::kernels::with_widest_simd;
 
 type Result<T> = candle_core::Result<T>;
 
@@ -36,6 +37,10 @@ pub struct HeadLogProbs {
 /// flow) with each row's `max + log sum exp`, and the backward pass turns them in place into
 /// `dL/dz = g (onehot(target) - softmax(z / T)) / T` before the two products
 /// `dh = dz W` and `dW = dz^T h`. A second backward pass over the same graph recomputes them.
+///
+/// The row passes (most of the op's time outside the products is the exponentials) run
+/// compiled for the widest vector unit; the results are the same bits on every path (see
+/// `rein_nn::kernels::with_widest_simd`).
 ///
 /// With `entropy`, each position's entropy `H = m + log Z - sum_v p_v x_v` (`x = z / T`,
 /// `m = max x`, `Z = sum exp(x - m)`) comes back too, from the same pass.
@@ -108,6 +113,7 @@ struct HeadLogProbsOp {
 }
 
 /// `(max, log sum exp)` of `x * inv_t` (eight lanes so that the loops vectorise).
+#[inline(always)]
 fn row_lse(x: &[f32], inv_t: f32) -> (f32, f32) {
     let mut m8 = [f32::NEG_INFINITY; 8];
     for c in x.chunks(8) {
@@ -130,6 +136,7 @@ fn row_lse(x: &[f32], inv_t: f32) -> (f32, f32) {
 
 /// `H = shift - sum_v p_v x_v` of one row (`x = z * inv_t`, `p = exp(x - shift)`), summed in
 /// f64 lanes: the entropy is a small difference of two large numbers at big vocabularies.
+#[inline(always)]
 fn row_entropy(z: &[f32], inv_t: f32, shift: f32) -> f32 {
     let mut acc = [0f64; 4];
     for c in z.chunks(4) {
@@ -207,22 +214,36 @@ impl CustomOp3 for HeadLogProbsOp {
             .zip(shift.par_chunks_mut(ROWS_PER_TASK))
             .enumerate()
             .for_each(|(c, (o, sh))| {
-                for (j, (o, sh)) in o.iter_mut().zip(sh.iter_mut()).enumerate() {
-                    let r = c * ROWS_PER_TASK + j;
-                    let row = &z[r * vocab..(r + 1) * vocab];
-                    let (m, lse) = row_lse(row, self.inv_t);
-                    *sh = m + lse;
-                    *o = row[targets[r] as usize] * self.inv_t - *sh;
-                }
+                with_widest_simd(
+                    #[inline(always)]
+                    || {
+                        for (j, (o, sh)) in o.iter_mut().zip(sh.iter_mut()).enumerate() {
+                            let r = c * ROWS_PER_TASK + j;
+                            let row = &z[r * vocab..(r + 1) * vocab];
+                            let (m, lse) = row_lse(row, self.inv_t);
+                            *sh = m + lse;
+                            *o = row[targets[r] as usize] * self.inv_t - *sh;
+                        }
+                    },
+                )
             });
         if want_entropy {
             ent.par_chunks_mut(ROWS_PER_TASK)
                 .enumerate()
                 .for_each(|(c, e)| {
-                    for (j, e) in e.iter_mut().enumerate() {
-                        let r = c * ROWS_PER_TASK + j;
-                        *e = row_entropy(&z[r * vocab..(r + 1) * vocab], self.inv_t, shift[r]);
-                    }
+                    with_widest_simd(
+                        #[inline(always)]
+                        || {
+                            for (j, e) in e.iter_mut().enumerate() {
+                                let r = c * ROWS_PER_TASK + j;
+                                *e = row_entropy(
+                                    &z[r * vocab..(r + 1) * vocab],
+                                    self.inv_t,
+                                    shift[r],
+                                );
+                            }
+                        },
+                    )
                 });
         }
         if let Some(slot) = &self.entropy {
@@ -281,18 +302,24 @@ impl CustomOp3 for HeadLogProbsOp {
         z.par_chunks_mut(ROWS_PER_TASK * vocab)
             .enumerate()
             .for_each(|(c, block)| {
-                for (j, row) in block.chunks_exact_mut(vocab).enumerate() {
-                    let r = c * ROWS_PER_TASK + j;
-                    if g[r] == 0.0 {
-                        row.fill(0.0);
-                        continue;
-                    }
-                    let k = -g[r] * self.inv_t;
-                    for v in row.iter_mut() {
-                        *v = k * fast_exp_nonpos(*v * self.inv_t - shift[r]);
-                    }
-                    row[tg[r] as usize] += g[r] * self.inv_t;
-                }
+                with_widest_simd(
+                    #[inline(always)]
+                    || {
+                        for (j, row) in block.chunks_exact_mut(vocab).enumerate() {
+                            let r = c * ROWS_PER_TASK + j;
+                            if g[r] == 0.0 {
+                                row.fill(0.0);
+                                continue;
+                            }
+                            // Locals, so that the loop neither reloads them nor fears aliasing.
+                            let (inv_t, sh, k) = (self.inv_t, shift[r], -g[r] * self.inv_t);
+                            for v in row.iter_mut() {
+                                *v = k * fast_exp_nonpos(*v * inv_t - sh);
+                            }
+                            row[tg[r] as usize] += g[r] * self.inv_t;
+                        }
+                    },
+                )
             });
         let dz = Tensor::from_vec(z, (rows, vocab), h.device())?;
         // A frozen head (under a LoRA adapter) takes no gradient: `[vocab, d]` is the largest

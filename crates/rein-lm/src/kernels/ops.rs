@@ -4,19 +4,19 @@
 //! rayon's pool.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
-use rein_nn::kernels::fast_tanh;
+use rein_nn::kernels::{fast_tanh, with_widest_simd};
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const COEF: f32 = 0.044_715;
 
 /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
-#[inline]
+#[inline(always)]
 fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + fast_tanh(SQRT_2_OVER_PI * x * (1.0 + COEF * x * x)))
 }
 
 /// d gelu / dx.
-#[inline]
+#[inline(always)]
 fn gelu_grad(x: f32) -> f32 {
     let t = fast_tanh(SQRT_2_OVER_PI * x * (1.0 + COEF * x * x));
     0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * COEF * x * x)
@@ -37,18 +37,23 @@ fn map2_parallel<F: Fn(f32, f32) -> f32 + Sync + Send + Copy>(
     let mut out = vec![0f32; a.len()];
     // rayon's pool is the one candle already runs its kernels on: no thread start-up per call.
     const CHUNK: usize = 1 << 15;
-    if a.len() < 2 * CHUNK {
-        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-            *o = f(x, y);
-        }
-    } else {
-        out.par_chunks_mut(CHUNK)
-            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(|(o, (ia, ib))| {
+    // Compiled for the widest vector unit (the same bits on every path: `with_widest_simd`).
+    let run = |o: &mut [f32], ia: &[f32], ib: &[f32]| {
+        with_widest_simd(
+            #[inline(always)]
+            || {
                 for ((o, &x), &y) in o.iter_mut().zip(ia).zip(ib) {
                     *o = f(x, y);
                 }
-            });
+            },
+        )
+    };
+    if a.len() < 2 * CHUNK {
+        run(&mut out, a, b);
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+            .for_each(|(o, (ia, ib))| run(o, ia, ib));
     }
     out
 }
@@ -71,7 +76,7 @@ pub(crate) fn contiguous_slice<'a, T: candle_core::WithDType>(
 /// dependent additions the compiler may not reorder (float addition is not associative): one
 /// addition's latency per element. Eight lanes vectorise, and their pairwise total is also
 /// nearer PyTorch's blocked reductions than a sequential sum.
-#[inline]
+#[inline(always)]
 pub(crate) fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -90,7 +95,7 @@ pub(crate) fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `sum_i a_i` in eight independent lanes (see [`lane_dot`]).
-#[inline]
+#[inline(always)]
 pub(crate) fn lane_sum(a: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let c = a.chunks_exact(8);
@@ -574,7 +579,7 @@ const ELEMENTWISE_CHUNK: usize = 1 << 14;
 /// `1 / (1 + e^-x)` with the branch-free exponential of the attention kernel on `-|x|`
 /// (relative error ~3e-7), so that the loops vectorise: libm's `expf` per element was the cost
 /// of this op.
-#[inline]
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
     let e = crate::kernels::attention::fast_exp_nonpos(-x.abs());
     let s = 1.0 / (1.0 + e);
@@ -638,9 +643,14 @@ impl CustomOp2 for SwiGlu {
                     .zip(u.par_chunks(ELEMENTWISE_CHUNK)),
             )
             .for_each(|(yc, (gc, uc))| {
-                for ((o, &gv), &uv) in yc.iter_mut().zip(gc).zip(uc) {
-                    *o = gv * sigmoid(gv) * uv;
-                }
+                with_widest_simd(
+                    #[inline(always)]
+                    || {
+                        for ((o, &gv), &uv) in yc.iter_mut().zip(gc).zip(uc) {
+                            *o = gv * sigmoid(gv) * uv;
+                        }
+                    },
+                )
             });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
@@ -666,18 +676,23 @@ impl CustomOp2 for SwiGlu {
                         .zip(du.par_chunks_mut(ELEMENTWISE_CHUNK))
                         .enumerate()
                         .for_each(|(c, (dgc, duc))| {
-                            let o = c * ELEMENTWISE_CHUNK;
-                            let (gc, uc, yc) = (
-                                &gv[o..o + dgc.len()],
-                                &uv[o..o + dgc.len()],
-                                &dy[o..o + dgc.len()],
-                            );
-                            for j in 0..dgc.len() {
-                                let (x, up, d) = (gc[j], uc[j], yc[j]);
-                                let s = sigmoid(x);
-                                dgc[j] = d * up * s * (1.0 + x * (1.0 - s));
-                                duc[j] = d * x * s;
-                            }
+                            with_widest_simd(
+                                #[inline(always)]
+                                || {
+                                    let o = c * ELEMENTWISE_CHUNK;
+                                    let (gc, uc, yc) = (
+                                        &gv[o..o + dgc.len()],
+                                        &uv[o..o + dgc.len()],
+                                        &dy[o..o + dgc.len()],
+                                    );
+                                    for j in 0..dgc.len() {
+                                        let (x, up, d) = (gc[j], uc[j], yc[j]);
+                                        let s = sigmoid(x);
+                                        dgc[j] = d * up * s * (1.0 + x * (1.0 - s));
+                                        duc[j] = d * x * s;
+                                    }
+                                },
+                            )
                         });
                     Ok(())
                 })
@@ -776,6 +791,7 @@ struct LayerNormOp {
 
 /// `(mean, 1 / sqrt(var + eps))` of a row (population variance, as PyTorch).
 /// `scratch` (the row's length) receives `x - mean`.
+#[inline(always)]
 fn row_stats(x: &[f32], eps: f32, scratch: &mut [f32]) -> (f32, f32) {
     let n = x.len() as f32;
     let mean = lane_sum(x) / n;
@@ -818,13 +834,18 @@ impl CustomOp3 for LayerNormOp {
         y.par_chunks_mut(d * 16)
             .zip(x.par_chunks(d * 16))
             .for_each(|(yc, xc)| {
-                for (yr, xr) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)) {
-                    // y holds x - mean first, then the normalised row.
-                    let (_, rstd) = row_stats(xr, self.eps, yr);
-                    for ((o, &wv), &bv) in yr.iter_mut().zip(w).zip(b) {
-                        *o = *o * rstd * wv + bv;
-                    }
-                }
+                with_widest_simd(
+                    #[inline(always)]
+                    || {
+                        for (yr, xr) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)) {
+                            // y holds x - mean first, then the normalised row.
+                            let (_, rstd) = row_stats(xr, self.eps, yr);
+                            for ((o, &wv), &bv) in yr.iter_mut().zip(w).zip(b) {
+                                *o = *o * rstd * wv + bv;
+                            }
+                        }
+                    },
+                )
             });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
@@ -850,27 +871,32 @@ impl CustomOp3 for LayerNormOp {
                     .zip(xv.par_chunks(d * rows_per))
                     .zip(gv.par_chunks(d * rows_per))
                     .map(|((dxc, xc), gc)| {
-                        let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
-                        let (mut xh, mut gw) = (vec![0f32; d], vec![0f32; d]);
-                        for ((dxr, xr), gr) in dxc
-                            .chunks_exact_mut(d)
-                            .zip(xc.chunks_exact(d))
-                            .zip(gc.chunks_exact(d))
-                        {
-                            let (_, rstd) = row_stats(xr, self.eps, &mut xh);
-                            for j in 0..d {
-                                xh[j] *= rstd;
-                                gw[j] = gr[j] * wv[j];
-                                dw[j] += gr[j] * xh[j];
-                                db[j] += gr[j];
-                            }
-                            let mg = lane_sum(&gw) / d as f32;
-                            let mgx = lane_dot(&gw, &xh) / d as f32;
-                            for j in 0..d {
-                                dxr[j] = rstd * (gw[j] - mg - xh[j] * mgx);
-                            }
-                        }
-                        (dw, db)
+                        with_widest_simd(
+                            #[inline(always)]
+                            || {
+                                let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
+                                let (mut xh, mut gw) = (vec![0f32; d], vec![0f32; d]);
+                                for ((dxr, xr), gr) in dxc
+                                    .chunks_exact_mut(d)
+                                    .zip(xc.chunks_exact(d))
+                                    .zip(gc.chunks_exact(d))
+                                {
+                                    let (_, rstd) = row_stats(xr, self.eps, &mut xh);
+                                    for j in 0..d {
+                                        xh[j] *= rstd;
+                                        gw[j] = gr[j] * wv[j];
+                                        dw[j] += gr[j] * xh[j];
+                                        db[j] += gr[j];
+                                    }
+                                    let mg = lane_sum(&gw) / d as f32;
+                                    let mgx = lane_dot(&gw, &xh) / d as f32;
+                                    for j in 0..d {
+                                        dxr[j] = rstd * (gw[j] - mg - xh[j] * mgx);
+                                    }
+                                }
+                                (dw, db)
+                            },
+                        )
                     })
                     .collect();
                 Ok::<_, candle_core::Error>((dx, partial))

@@ -11,6 +11,7 @@
 use crate::kernels::ops::{contiguous_slice, lane_dot, with_f32_slice};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+use rein_nn::kernels::with_widest_simd;
 
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 16;
@@ -20,6 +21,7 @@ struct RmsNorm {
 }
 
 /// `rsqrt(mean(x^2) + eps)` of a row.
+#[inline(always)]
 fn inverse_rms(x: &[f32], eps: f32) -> f32 {
     let ms = lane_dot(x, x) / x.len() as f32;
     1.0 / (ms + eps).sqrt()
@@ -51,12 +53,17 @@ impl CustomOp2 for RmsNorm {
         y.par_chunks_mut(d * ROWS_PER_TASK)
             .zip(x.par_chunks(d * ROWS_PER_TASK))
             .for_each(|(yc, xc)| {
-                for (yr, xr) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)) {
-                    let r = inverse_rms(xr, self.eps);
-                    for ((o, &v), &wv) in yr.iter_mut().zip(xr).zip(w) {
-                        *o = v * r * wv;
-                    }
-                }
+                with_widest_simd(
+                    #[inline(always)]
+                    || {
+                        for (yr, xr) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)) {
+                            let r = inverse_rms(xr, self.eps);
+                            for ((o, &v), &wv) in yr.iter_mut().zip(xr).zip(w) {
+                                *o = v * r * wv;
+                            }
+                        }
+                    },
+                )
             });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
@@ -79,25 +86,30 @@ impl CustomOp2 for RmsNorm {
                     .zip(xv.par_chunks(d * ROWS_PER_TASK))
                     .zip(gv.par_chunks(d * ROWS_PER_TASK))
                     .map(|((dxc, xc), gc)| {
-                        let mut dw = vec![0f32; d];
-                        let (mut xh, mut gw) = (vec![0f32; d], vec![0f32; d]);
-                        for ((dxr, xr), gr) in dxc
-                            .chunks_exact_mut(d)
-                            .zip(xc.chunks_exact(d))
-                            .zip(gc.chunks_exact(d))
-                        {
-                            let r = inverse_rms(xr, self.eps);
-                            for j in 0..d {
-                                xh[j] = xr[j] * r;
-                                gw[j] = gr[j] * wv[j];
-                                dw[j] += gr[j] * xh[j];
-                            }
-                            let mgx = lane_dot(&gw, &xh) / d as f32;
-                            for j in 0..d {
-                                dxr[j] = r * (gw[j] - xh[j] * mgx);
-                            }
-                        }
-                        dw
+                        with_widest_simd(
+                            #[inline(always)]
+                            || {
+                                let mut dw = vec![0f32; d];
+                                let (mut xh, mut gw) = (vec![0f32; d], vec![0f32; d]);
+                                for ((dxr, xr), gr) in dxc
+                                    .chunks_exact_mut(d)
+                                    .zip(xc.chunks_exact(d))
+                                    .zip(gc.chunks_exact(d))
+                                {
+                                    let r = inverse_rms(xr, self.eps);
+                                    for j in 0..d {
+                                        xh[j] = xr[j] * r;
+                                        gw[j] = gr[j] * wv[j];
+                                        dw[j] += gr[j] * xh[j];
+                                    }
+                                    let mgx = lane_dot(&gw, &xh) / d as f32;
+                                    for j in 0..d {
+                                        dxr[j] = r * (gw[j] - xh[j] * mgx);
+                                    }
+                                }
+                                dw
+                            },
+                        )
                     })
                     .collect();
                 Ok::<_, candle_core::Error>((dx, partial))
