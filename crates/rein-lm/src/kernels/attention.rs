@@ -82,6 +82,28 @@ pub struct Attention {
     pub mask: AttentionMask,
     /// Multiplier of `Q K^T`.
     pub scale: f32,
+    /// Where the forward pass keeps the probabilities `P` for the backward pass; `None` when
+    /// no gradient can flow. Kept only up to [`KEEP_PROBS_MAX_FLOATS`]: beyond, the backward
+    /// pass recomputes them (FlashAttention's trade, Dao et al. 2022), as it does when a second
+    /// backward pass finds them consumed.
+    saved_probs: Option<std::sync::Mutex<Option<Vec<f32>>>>,
+}
+
+/// Largest `P` (`b * h * t * T` floats, 32 MB) a layer keeps for its backward pass: at
+/// training lengths (a few hundred tokens) the backward pass then skips `Q K^T` and the
+/// softmax; at long ones the memory would grow with `T^2`.
+const KEEP_PROBS_MAX_FLOATS: usize = 8 << 20;
+
+impl Attention {
+    /// The op for `mask` and `scale`; `keep_probs` when a gradient can flow (an input
+    /// tracked by autograd).
+    pub fn new(mask: AttentionMask, scale: f32, keep_probs: bool) -> Self {
+        Self {
+            mask,
+            scale,
+            saved_probs: keep_probs.then(|| std::sync::Mutex::new(None)),
+        }
+    }
 }
 
 /// `exp` for `x <= 0` (softmax arguments after subtracting the maximum) by range reduction to
@@ -336,26 +358,47 @@ impl Attention {
     /// `[b, h, t, d]` and `k`, `v` `[b, kv_h, total, d]`.
     fn forward_pairs(&self, dm: &Dims, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f32> {
         let (t, total, d) = (dm.t, dm.total, dm.d);
-        let mut out = vec![0f32; dm.b * dm.h * t * d];
-        out.par_chunks_mut(t * d).enumerate().for_each_init(
-            || vec![0f32; t * total],
-            |p, (i, o)| {
-                self.probs(dm, i, q, k, p);
-                let kvi = dm.kv_pair(i);
-                let vi = &v[kvi * total * d..(kvi + 1) * total * d];
-                for r0 in (0..t).step_by(BLOCK) {
-                    let r1 = (r0 + BLOCK).min(t);
-                    let kv = visible_keys(total - t, r1, total);
-                    gemm_block(
-                        (r1 - r0, d, kv),
-                        &mut o[r0 * d..],
-                        d,
-                        (&p[r0 * total..], total),
-                        (vi, 1, d as isize),
-                    );
+        let pairs = dm.b * dm.h;
+        let mut out = vec![0f32; pairs * t * d];
+        let pv = |i: usize, p: &[f32], o: &mut [f32]| {
+            let kvi = dm.kv_pair(i);
+            let vi = &v[kvi * total * d..(kvi + 1) * total * d];
+            for r0 in (0..t).step_by(BLOCK) {
+                let r1 = (r0 + BLOCK).min(t);
+                let kv = visible_keys(total - t, r1, total);
+                gemm_block(
+                    (r1 - r0, d, kv),
+                    &mut o[r0 * d..],
+                    d,
+                    (&p[r0 * total..], total),
+                    (vi, 1, d as isize),
+                );
+            }
+        };
+        match &self.saved_probs {
+            Some(slot) if pairs * t * total <= KEEP_PROBS_MAX_FLOATS => {
+                let mut probs = vec![0f32; pairs * t * total];
+                out.par_chunks_mut(t * d)
+                    .zip(probs.par_chunks_mut(t * total))
+                    .enumerate()
+                    .for_each(|(i, (o, p))| {
+                        self.probs(dm, i, q, k, p);
+                        pv(i, p, o);
+                    });
+                if let Ok(mut slot) = slot.lock() {
+                    *slot = Some(probs);
                 }
-            },
-        );
+            }
+            _ => {
+                out.par_chunks_mut(t * d).enumerate().for_each_init(
+                    || vec![0f32; t * total],
+                    |p, (i, o)| {
+                        self.probs(dm, i, q, k, p);
+                        pv(i, p, o);
+                    },
+                );
+            }
+        }
         out
     }
 
@@ -372,14 +415,25 @@ impl Attention {
         // Per query head; the heads that share a key/value head are summed below.
         let mut dk = vec![0f32; dm.b * dm.h * total * d];
         let mut dv = vec![0f32; dm.b * dm.h * total * d];
+        // The forward pass's probabilities, else recomputed per pair.
+        let saved = self
+            .saved_probs
+            .as_ref()
+            .and_then(|slot| slot.lock().ok().and_then(|mut s| s.take()));
         dq.par_chunks_mut(t * d)
             .zip(dk.par_chunks_mut(total * d))
             .zip(dv.par_chunks_mut(total * d))
             .enumerate()
             .for_each_init(
                 || (vec![0f32; t * total], vec![0f32; t * total]),
-                |(p, dp), (i, ((dqi, dki), dvi))| {
-                    self.probs(dm, i, qv, kv, p);
+                |(scratch, dp), (i, ((dqi, dki), dvi))| {
+                    let p: &[f32] = match &saved {
+                        Some(all) => &all[i * t * total..(i + 1) * t * total],
+                        None => {
+                            self.probs(dm, i, qv, kv, scratch);
+                            scratch
+                        }
+                    };
                     let doi = &go[i * t * d..(i + 1) * t * d];
                     let kvi = dm.kv_pair(i);
                     let vi = &vv[kvi * total * d..(kvi + 1) * total * d];
@@ -599,10 +653,7 @@ pub fn packed_self_attention(
     scale: f64,
 ) -> Result<Tensor> {
     let op = PackedSelfAttention {
-        attention: Attention {
-            mask: mask.clone(),
-            scale: scale as f32,
-        },
+        attention: Attention::new(mask.clone(), scale as f32, qkv.track_op()),
         batch,
         heads,
     };
@@ -754,10 +805,11 @@ pub fn packed_rotary_attention(
     scale: f64,
 ) -> Result<Tensor> {
     let op = PackedRotaryAttention {
-        attention: Attention {
-            mask: mask.clone(),
-            scale: scale as f32,
-        },
+        attention: Attention::new(
+            mask.clone(),
+            scale as f32,
+            q.track_op() || k.track_op() || v.track_op(),
+        ),
         angles: angles.clone(),
         heads,
         kv_heads,
@@ -776,10 +828,11 @@ pub fn attention(
     mask: &AttentionMask,
     scale: f64,
 ) -> Result<Tensor> {
-    let op = Attention {
-        mask: mask.clone(),
-        scale: scale as f32,
-    };
+    let op = Attention::new(
+        mask.clone(),
+        scale as f32,
+        q.track_op() || k.track_op() || v.track_op(),
+    );
     q.contiguous()?
         .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
@@ -850,11 +903,19 @@ mod tests {
         let w = Tensor::from_vec(w, (b * t, width), &dev).unwrap();
         let flat = |x: &Tensor| x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(flat(&packed), flat(&reference));
-        let (gp, gr) = (
-            weighted_sum_grads(packed, &w),
+        // The first backward pass reads the probabilities the forward pass kept; a second
+        // one over the same graph finds them consumed and recomputes them: same gradients.
+        let loss = (&packed * &w).unwrap().sum_all().unwrap();
+        let (gp, gp_again, gr) = (
+            loss.backward().unwrap(),
+            loss.backward().unwrap(),
             weighted_sum_grads(reference, &w),
         );
         assert_eq!(flat(gp.get(&qkv).unwrap()), flat(gr.get(&qkv).unwrap()));
+        assert_eq!(
+            flat(gp_again.get(&qkv).unwrap()),
+            flat(gr.get(&qkv).unwrap())
+        );
         let err = packed_self_attention(qkv.as_tensor(), 4, h, &mask, 0.3).unwrap_err();
         assert!(err.to_string().contains("packed attention"), "{err}");
     }

@@ -362,9 +362,14 @@ impl Gpt2 {
             }
             h = (h + a)?;
             let x = blk.ln_2.forward(&h)?;
-            let mut m = blk
-                .mlp_proj
-                .forward(&self.act.apply(&blk.c_fc.forward(&x)?)?)?;
+            let up = match self.act {
+                // The product and the activation as one op (no graph node of the MLP's width).
+                ActivationFunction::GeluTanh => {
+                    crate::kernels::ops::linear_gelu(&x, &blk.c_fc.weight, &blk.c_fc.bias)?
+                }
+                act => act.apply(&blk.c_fc.forward(&x)?)?,
+            };
+            let mut m = blk.mlp_proj.forward(&up)?;
             if let Some(dr) = dropout.as_mut() {
                 m = dr.apply(&m, cfg.resid_pdrop)?;
             }
