@@ -14,8 +14,8 @@
 
 use std::sync::Arc;
 
-use crate::kernels::ops::lane_dot;
 use crate::kernels::ops::{contiguous_slice, with_f32_slice};
+use crate::kernels::ops::{lane_dot, KeptForBackward};
 use crate::kernels::rotary::{rotate_heads, RotaryAngles};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -86,7 +86,7 @@ pub struct Attention {
     /// no gradient can flow. Kept only up to [`KEEP_PROBS_MAX_FLOATS`]: beyond, the backward
     /// pass recomputes them (FlashAttention's trade, Dao et al. 2022), as it does when a second
     /// backward pass finds them consumed.
-    saved_probs: Option<std::sync::Mutex<Option<Vec<f32>>>>,
+    saved_probs: KeptForBackward<Vec<f32>>,
 }
 
 /// Largest `P` (`b * h * t * T` floats, 32 MB) a layer keeps for its backward pass: at
@@ -101,7 +101,7 @@ impl Attention {
         Self {
             mask,
             scale,
-            saved_probs: keep_probs.then(|| std::sync::Mutex::new(None)),
+            saved_probs: KeptForBackward::new(keep_probs),
         }
     }
 }
@@ -375,29 +375,24 @@ impl Attention {
                 );
             }
         };
-        match &self.saved_probs {
-            Some(slot) if pairs * t * total <= KEEP_PROBS_MAX_FLOATS => {
-                let mut probs = vec![0f32; pairs * t * total];
-                out.par_chunks_mut(t * d)
-                    .zip(probs.par_chunks_mut(t * total))
-                    .enumerate()
-                    .for_each(|(i, (o, p))| {
-                        self.probs(dm, i, q, k, p);
-                        pv(i, p, o);
-                    });
-                if let Ok(mut slot) = slot.lock() {
-                    *slot = Some(probs);
-                }
-            }
-            _ => {
-                out.par_chunks_mut(t * d).enumerate().for_each_init(
-                    || vec![0f32; t * total],
-                    |p, (i, o)| {
-                        self.probs(dm, i, q, k, p);
-                        pv(i, p, o);
-                    },
-                );
-            }
+        if self.saved_probs.wanted() && pairs * t * total <= KEEP_PROBS_MAX_FLOATS {
+            let mut probs = vec![0f32; pairs * t * total];
+            out.par_chunks_mut(t * d)
+                .zip(probs.par_chunks_mut(t * total))
+                .enumerate()
+                .for_each(|(i, (o, p))| {
+                    self.probs(dm, i, q, k, p);
+                    pv(i, p, o);
+                });
+            self.saved_probs.keep(probs);
+        } else {
+            out.par_chunks_mut(t * d).enumerate().for_each_init(
+                || vec![0f32; t * total],
+                |p, (i, o)| {
+                    self.probs(dm, i, q, k, p);
+                    pv(i, p, o);
+                },
+            );
         }
         out
     }
@@ -416,10 +411,7 @@ impl Attention {
         let mut dk = vec![0f32; dm.b * dm.h * total * d];
         let mut dv = vec![0f32; dm.b * dm.h * total * d];
         // The forward pass's probabilities, else recomputed per pair.
-        let saved = self
-            .saved_probs
-            .as_ref()
-            .and_then(|slot| slot.lock().ok().and_then(|mut s| s.take()));
+        let saved = self.saved_probs.take();
         dq.par_chunks_mut(t * d)
             .zip(dk.par_chunks_mut(total * d))
             .zip(dv.par_chunks_mut(total * d))

@@ -1,7 +1,7 @@
 //! Token log-probabilities and the causal language-modelling loss.
 
 use crate::kernels::attention::fast_exp_nonpos;
-use crate::kernels::ops::contiguous_slice;
+use crate::kernels::ops::{contiguous_slice, tied_head_product, KeptForBackward};
 use crate::models::common::ForwardInput;
 use crate::models::{CausalLm, Model};
 use crate::LmError;
@@ -69,9 +69,8 @@ pub fn head_logprobs(
     let entropies = entropy.then(|| std::sync::Arc::new(std::sync::Mutex::new(Vec::new())));
     let op = HeadLogProbsOp {
         inv_t: (1.0 / temperature) as f32,
-        keep_logits: hidden.track_op() || head.track_op(),
         entropy: entropies.clone(),
-        saved: std::sync::Mutex::new(None),
+        kept: KeptForBackward::new(hidden.track_op() || head.track_op()),
     };
     let lp = hidden.reshape((b * t, d))?.contiguous()?.apply_op3(
         &head.contiguous()?,
@@ -105,11 +104,10 @@ struct SavedLogits {
 
 struct HeadLogProbsOp {
     inv_t: f32,
-    /// Whether a gradient can flow (then the forward pass keeps the logits).
-    keep_logits: bool,
     /// Where the forward pass puts per-row entropies, when asked for.
     entropy: Option<std::sync::Arc<std::sync::Mutex<Vec<f32>>>>,
-    saved: std::sync::Mutex<Option<SavedLogits>>,
+    /// The logits, kept when a gradient can flow.
+    kept: KeptForBackward<SavedLogits>,
 }
 
 /// `(max, log sum exp)` of `x * inv_t` (eight lanes so that the loops vectorise).
@@ -155,28 +153,6 @@ fn check_targets(targets: &[u32], vocab: usize) -> Result<()> {
     Ok(())
 }
 
-impl HeadLogProbsOp {
-    /// The `[rows, vocab]` logits `h W^T` (`h` `[rows, d]`, `w` `[vocab, d]`, row-major).
-    fn logits(h: &[f32], w: &[f32], (rows, vocab, d): (usize, usize, usize)) -> Vec<f32> {
-        let n = rows * vocab;
-        let mut z: Vec<f32> = Vec::with_capacity(n);
-        // SAFETY: z has capacity rows x vocab; the product with read_dst = false writes every
-        // element (without reading) before set_len exposes them; h is [rows, d] and w
-        // [vocab, d], read transposed (column stride d, row stride 1); checked by the callers.
-        unsafe {
-            crate::kernels::ops::row_parallel_gemm(
-                (rows, vocab, d),
-                z.as_mut_ptr(),
-                false,
-                h,
-                (w, d as isize, 1),
-            );
-            z.set_len(n);
-        }
-        z
-    }
-}
-
 impl CustomOp3 for HeadLogProbsOp {
     fn name(&self) -> &'static str {
         "rein-head-logprobs"
@@ -205,11 +181,9 @@ impl CustomOp3 for HeadLogProbsOp {
             );
         }
         check_targets(targets, vocab)?;
-        let z = Self::logits(h, w, (rows, vocab, d));
+        let z = tied_head_product(h, w, (rows, vocab, d));
         let mut out = vec![0f32; rows];
         let mut shift = vec![0f32; rows];
-        let mut ent = vec![0f32; if self.entropy.is_some() { rows } else { 0 }];
-        let want_entropy = self.entropy.is_some();
         out.par_chunks_mut(ROWS_PER_TASK)
             .zip(shift.par_chunks_mut(ROWS_PER_TASK))
             .enumerate()
@@ -227,7 +201,8 @@ impl CustomOp3 for HeadLogProbsOp {
                     },
                 )
             });
-        if want_entropy {
+        if let Some(slot) = &self.entropy {
+            let mut ent = vec![0f32; rows];
             ent.par_chunks_mut(ROWS_PER_TASK)
                 .enumerate()
                 .for_each(|(c, e)| {
@@ -245,19 +220,11 @@ impl CustomOp3 for HeadLogProbsOp {
                         },
                     )
                 });
-        }
-        if let Some(slot) = &self.entropy {
             *slot
                 .lock()
                 .map_err(|_| candle_core::Error::Msg("entropy buffer poisoned".into()))? = ent;
         }
-        if self.keep_logits {
-            *self
-                .saved
-                .lock()
-                .map_err(|_| candle_core::Error::Msg("saved logits poisoned".into()))? =
-                Some(SavedLogits { logits: z, shift });
-        }
+        self.kept.keep(SavedLogits { logits: z, shift });
         Ok((CpuStorage::F32(out), l3.shape().clone()))
     }
 
@@ -271,22 +238,18 @@ impl CustomOp3 for HeadLogProbsOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (rows, d) = h.dims2()?;
         let vocab = w.dim(0)?;
-        let saved = self
-            .saved
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("saved logits poisoned".into()))?
-            .take();
+
         let tg = targets.to_vec1::<u32>()?;
         let SavedLogits {
             logits: mut z,
             shift,
-        } = match saved {
+        } = match self.kept.take() {
             Some(s) => s,
             // A second backward pass over the same graph: the first consumed the logits.
             None => {
                 let hv = h.flatten_all()?.to_vec1::<f32>()?;
                 let wv = w.flatten_all()?.to_vec1::<f32>()?;
-                let z = Self::logits(&hv, &wv, (rows, vocab, d));
+                let z = tied_head_product(&hv, &wv, (rows, vocab, d));
                 let shift = z
                     .par_chunks(vocab)
                     .map(|row| {

@@ -186,7 +186,7 @@ impl SendPtr {
 /// # Safety
 /// `dst` must be valid for writes of `m * n` floats (and initialised when `read_dst`), not
 /// aliasing `a` or `b`; `a.len() >= m * k`; `b` must cover `(k-1) * b_rs + (n-1) * b_cs`.
-pub(crate) unsafe fn row_parallel_gemm(
+unsafe fn row_parallel_gemm(
     (m, n, k): (usize, usize, usize),
     dst: *mut f32,
     read_dst: bool,
@@ -332,10 +332,19 @@ impl CustomOp3 for Linear {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dx = matmul(grad, &w.t()?)?;
-        let dw = matmul(&x.t()?, grad)?;
-        Ok((Some(dx), Some(dw), Some(bias_grad(grad)?)))
+        conv1d_backward(x, w, grad)
     }
+}
+
+/// `(dx, dW, db)` of `y = x W + b` (`W` `[in, out]`) for the output gradient `grad`.
+fn conv1d_backward(
+    x: &Tensor,
+    w: &Tensor,
+    grad: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    let dx = matmul(grad, &w.t()?)?;
+    let dw = matmul(&x.t()?, grad)?;
+    Ok((Some(dx), Some(dw), Some(bias_grad(grad)?)))
 }
 
 /// A bias's gradient, the column sums of `grad` (`[rows, out]` -> `[out]`), in one vectorised
@@ -357,8 +366,7 @@ fn bias_grad(grad: &Tensor) -> Result<Tensor> {
 /// zero-fill and add a gradient of the MLP's width for it. Backward:
 /// `dz = dy * gelu'(z)`, then `dx = dz W^T`, `dW = x^T dz`, `db = sum_rows(dz)`.
 struct LinearGelu {
-    keep_preactivation: bool,
-    saved: std::sync::Mutex<Option<Vec<f32>>>,
+    preactivation: KeptForBackward<Vec<f32>>,
 }
 
 impl CustomOp3 for LinearGelu {
@@ -380,13 +388,7 @@ impl CustomOp3 for LinearGelu {
             _ => candle_core::bail!("linear-gelu: the product is not f32"),
         };
         let y = map_parallel(&z, gelu);
-        if self.keep_preactivation {
-            *self
-                .saved
-                .lock()
-                .map_err(|_| candle_core::Error::Msg("saved pre-activation poisoned".into()))? =
-                Some(z);
-        }
+        self.preactivation.keep(z);
         Ok((CpuStorage::F32(y), shape))
     }
 
@@ -398,13 +400,8 @@ impl CustomOp3 for LinearGelu {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let saved = self
-            .saved
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("saved pre-activation poisoned".into()))?
-            .take();
         // A second backward pass over the same graph: the first consumed the pre-activation.
-        let z = match saved {
+        let z = match self.preactivation.take() {
             Some(z) => z,
             None => linear(&x.detach(), &w.detach(), &b.detach())?
                 .flatten_all()?
@@ -413,10 +410,7 @@ impl CustomOp3 for LinearGelu {
         let dz = with_f32_slice(&grad.contiguous()?, |g| {
             Ok::<_, candle_core::Error>(map2_parallel(&z, g, |z, g| g * gelu_grad(z)))
         })?;
-        let dz = Tensor::from_vec(dz, grad.shape(), grad.device())?;
-        let dx = matmul(&dz, &w.t()?)?;
-        let dw = matmul(&x.t()?, &dz)?;
-        Ok((Some(dx), Some(dw), Some(bias_grad(&dz)?)))
+        conv1d_backward(x, w, &Tensor::from_vec(dz, grad.shape(), grad.device())?)
     }
 }
 
@@ -424,8 +418,7 @@ impl CustomOp3 for LinearGelu {
 /// and `gelu_new` as one op); differentiable in all three.
 pub fn linear_gelu(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     let op = LinearGelu {
-        keep_preactivation: x.track_op() || w.track_op() || b.track_op(),
-        saved: std::sync::Mutex::new(None),
+        preactivation: KeptForBackward::new(x.track_op() || w.track_op() || b.track_op()),
     };
     x.contiguous()?
         .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
@@ -698,6 +691,42 @@ pub(crate) fn with_f32_slice<R, E: From<candle_core::Error>>(
     f(&copy)
 }
 
+/// A buffer an op's forward pass keeps for its backward pass (logits, a pre-activation,
+/// attention probabilities), only when a gradient can flow. The backward pass takes it; a
+/// second backward pass over the same graph finds it gone and recomputes it.
+pub(crate) struct KeptForBackward<T>(Option<std::sync::Mutex<Option<T>>>);
+
+impl<T> KeptForBackward<T> {
+    /// Keeps buffers when `wanted` (an input of the op is tracked by autograd).
+    pub(crate) fn new(wanted: bool) -> Self {
+        Self(wanted.then(|| std::sync::Mutex::new(None)))
+    }
+
+    /// Whether the forward pass should keep its buffer.
+    pub(crate) fn wanted(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Keeps `value` (dropped when not wanted).
+    pub(crate) fn keep(&self, value: T) {
+        if let Some(slot) = &self.0 {
+            // Nothing panics while the lock is held, so a poisoned lock still holds a valid slot.
+            *slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(value);
+        }
+    }
+
+    /// The kept buffer, if any (taking it).
+    pub(crate) fn take(&self) -> Option<T> {
+        self.0.as_ref().and_then(|slot| {
+            slot.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        })
+    }
+}
+
 impl CustomOp2 for SwiGlu {
     fn name(&self) -> &'static str {
         "rein-swiglu"
@@ -824,21 +853,7 @@ impl CustomOp2 for TiedHead {
                 l2.shape()
             );
         }
-        let n = rows * vocab;
-        let mut y: Vec<f32> = Vec::with_capacity(n);
-        // SAFETY: y has capacity rows x vocab; the product with read_dst = false writes every
-        // element (without reading) before set_len exposes them; x and e are the contiguous
-        // operands checked above (e used transposed: column stride d, row stride 1).
-        unsafe {
-            row_parallel_gemm(
-                (rows, vocab, d),
-                y.as_mut_ptr(),
-                false,
-                x,
-                (e, d as isize, 1),
-            );
-            y.set_len(n);
-        }
+        let y = tied_head_product(x, e, (rows, vocab, d));
         Ok((CpuStorage::F32(y), Shape::from((rows, vocab))))
     }
 
@@ -855,6 +870,31 @@ impl CustomOp2 for TiedHead {
         let de = e.track_op().then(|| matmul(&grad.t()?, x)).transpose()?;
         Ok((dx, de))
     }
+}
+
+/// `x E^T` (`x` `[rows, d]`, `E` `[vocab, d]`, both row-major and checked by the caller) into
+/// a fresh `[rows, vocab]` buffer, written once (no zero fill).
+pub(crate) fn tied_head_product(
+    x: &[f32],
+    e: &[f32],
+    (rows, vocab, d): (usize, usize, usize),
+) -> Vec<f32> {
+    let n = rows * vocab;
+    let mut y: Vec<f32> = Vec::with_capacity(n);
+    // SAFETY: y has capacity rows x vocab; the product with read_dst = false writes every
+    // element (without reading) before set_len exposes them; x is [rows, d] and e [vocab, d],
+    // e read transposed (column stride d, row stride 1).
+    unsafe {
+        row_parallel_gemm(
+            (rows, vocab, d),
+            y.as_mut_ptr(),
+            false,
+            x,
+            (e, d as isize, 1),
+        );
+        y.set_len(n);
+    }
+    y
 }
 
 /// `x E^T` for `x` `[rows, d]` and `E` `[vocab, d]`; differentiable in both.
