@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-20000000}
 cargo build --release -q -p rein-cli
+bench/machine.sh
 rein=target/release/rein
 gym=$(python3 bench/gymnasium_cartpole_bench.py 500000)
 single=$($rein env bench --env CartPole-v1 --steps "$steps" --json)

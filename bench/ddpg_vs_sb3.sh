@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-20000}
 cargo build --release -q -p rein-cli
+bench/machine.sh
 runs=$(mktemp -d)
 start=$(date +%s.%N)
 target/release/rein train ddpg --env Pendulum-v1 --total-timesteps "$steps" --checkpoint-every 0 --checkpoint-seconds 0 --quiet --runs-dir "$runs" > "$runs/out.txt"

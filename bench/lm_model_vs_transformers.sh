@@ -20,6 +20,7 @@ if [ -f "$model" ]; then
     "$rein" lm convert --model "$model" --out "$dir" >&2
 fi
 export RAYON_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
+"$here/bench/machine.sh"
 echo "== rein ($threads threads)"
 "$rein" bench lm --model "$dir" --json > /tmp/rein_lm_bench.$$.json
 echo "== transformers ($threads threads)"

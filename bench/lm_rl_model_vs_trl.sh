@@ -13,6 +13,7 @@ model=${1:?usage: bench/lm_rl_model_vs_trl.sh MODEL [STEPS]}
 steps=${2:-3}
 py=${PYTHON:-python3}
 cargo build --release -q -p rein-cli
+bench/machine.sh
 rein=target/release/rein
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT

@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-10}
 cargo build --release -q -p rein-cli
+bench/machine.sh
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 rein=$(RAYON_NUM_THREADS=2 target/release/rein bench lm-rl --steps "$steps" --save-model "$dir" --json)

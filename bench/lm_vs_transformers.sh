@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${1:-tiny,small}
 cargo build --release -q -p rein-cli
+bench/machine.sh
 rein=$(RAYON_NUM_THREADS=2 target/release/rein bench lm --sizes "$sizes" --json)
 echo "rein: $rein"
 if python3 -c "import transformers, torch" 2>/dev/null; then

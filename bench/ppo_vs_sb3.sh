@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-100000}
 cargo build --release -q -p rein-cli
+bench/machine.sh
 rein_json=$(target/release/rein bench ppo --env CartPole-v1 --total-timesteps "$steps" --json)
 if python3 -c "import stable_baselines3" 2>/dev/null; then
     sb3_json=$(python3 bench/ppo_sb3.py "$steps")

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 grad=${1:-2000}
 warmup=10000  # the preset's learning_starts (random steps; about 0.2 s of MuJoCo for rein)
 cargo build --release -q -p rein-cli
+bench/machine.sh
 PY=${PYTHON:-python3}
 target/release/rein bench sac --env HalfCheetah-v5 --total-timesteps $((warmup + grad)) \
     --json > /tmp/rein-sac-bench.json
