@@ -238,7 +238,6 @@ impl CustomOp3 for HeadLogProbsOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (rows, d) = h.dims2()?;
         let vocab = w.dim(0)?;
-
         let tg = targets.to_vec1::<u32>()?;
         let SavedLogits {
             logits: mut z,

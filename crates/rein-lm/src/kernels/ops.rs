@@ -145,14 +145,17 @@ impl CustomOp2 for GeluTanhGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_slice::<f32>(s1, l1, self.name())?;
         let g = contiguous_slice::<f32>(s2, l2, self.name())?;
-        if x.len() != g.len() {
-            candle_core::bail!("gelu grad: x {:?} and dy {:?}", l1.shape(), l2.shape());
-        }
-        Ok((
-            CpuStorage::F32(map2_parallel(x, g, |x, g| g * gelu_grad(x))),
-            l1.shape().clone(),
-        ))
+        Ok((CpuStorage::F32(gelu_backward(x, g)?), l1.shape().clone()))
     }
+}
+
+/// `dy * gelu'(x)` element by element: the backward pass of [`gelu_tanh`] and of
+/// [`linear_gelu`]'s activation.
+fn gelu_backward(x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+    if x.len() != dy.len() {
+        candle_core::bail!("gelu grad: x has {} elements and dy {}", x.len(), dy.len());
+    }
+    Ok(map2_parallel(x, dy, |x, g| g * gelu_grad(x)))
 }
 
 /// GPT-2's `gelu_new` on an f32 tensor, differentiable.
@@ -407,9 +410,7 @@ impl CustomOp3 for LinearGelu {
                 .flatten_all()?
                 .to_vec1::<f32>()?,
         };
-        let dz = with_f32_slice(&grad.contiguous()?, |g| {
-            Ok::<_, candle_core::Error>(map2_parallel(&z, g, |z, g| g * gelu_grad(z)))
-        })?;
+        let dz = with_f32_slice(&grad.contiguous()?, |g| gelu_backward(&z, g))?;
         conv1d_backward(x, w, &Tensor::from_vec(dz, grad.shape(), grad.device())?)
     }
 }
